@@ -1,0 +1,311 @@
+//! credtrail's BPF side: the CO-RE programs in `src/bpf/` and their loader.
+//!
+//! This is the one seam to the kernel. It hands out raw ring-buffer records
+//! (`&[u8]` holding a [`ct_event`]) and the kernel counters; decoding and
+//! everything after it live in `credtrail-recorder` and run without root.
+
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::time::Duration;
+
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder, TracepointCategory};
+
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/credtrail.skel.rs"));
+}
+
+pub use skel::types::{ct_counter, ct_creds, ct_event, ct_flag, ct_syscall};
+
+// SAFETY: ct_event is generated from a C struct of fixed-width integers and
+// arrays of them, with no padding holes (asserted below) and no pointers, so
+// every bit pattern is a valid value.
+unsafe impl plain::Plain for ct_event {}
+
+/// Size of `struct ct_event` in `credtrail.h`; a mismatch means the C header
+/// and this build disagree.
+pub const EVENT_SIZE: usize = 648;
+const _: () = assert!(std::mem::size_of::<ct_event>() == EVENT_SIZE);
+
+/// Layout version of `struct ct_event` (`CT_ABI_VERSION` in credtrail.h).
+pub const ABI_VERSION: u32 = 1;
+
+/// Where libbpf looks for tracefs first.
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// The ten credential-changing syscalls, in the order of the programs.
+pub const SYSCALLS: [&str; 10] = [
+    "setuid",
+    "setgid",
+    "setfsuid",
+    "setfsgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "capset",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum BpfError {
+    #[error(
+        "loading eBPF programs needs root, or CAP_BPF + CAP_PERFMON + CAP_DAC_READ_SEARCH (this process has CapEff {capeff:#x}); run credtrail-record with sudo"
+    )]
+    NotPrivileged { capeff: u64 },
+    #[error(
+        "tracefs is not mounted at {TRACEFS} and mounting it failed: {source}; mount it with `mount -t tracefs tracefs {TRACEFS}`"
+    )]
+    Tracefs {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the kernel has no tracepoint syscalls/{name} ({source}); credtrail needs CONFIG_FTRACE_SYSCALLS=y"
+    )]
+    MissingHook {
+        name: String,
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    #[error(
+        "the kernel refused the eBPF programs ({source}); credtrail needs a kernel with BTF (/sys/kernel/btf/vmlinux) and BPF ring buffers (5.8+); run with RUST_LOG=debug for libbpf's log"
+    )]
+    Load {
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    #[error("BPF map {map}: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: libbpf_rs::Error,
+    },
+}
+
+/// Loader settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Ring buffer size in bytes (a power of two, at least one page).
+    pub ring_buffer_bytes: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ring_buffer_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Kernel-side counters, summed over CPUs (see `enum ct_counter`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    pub exits: u64,
+    pub ringbuf_full: u64,
+    pub enter_store_failures: u64,
+    pub exit_without_enter: u64,
+}
+
+/// Loaded and attached programs.
+pub struct Tracer<'obj> {
+    skel: skel::CredtrailSkel<'obj>,
+    hooks: Vec<String>,
+    /// Interior mutability so `detach` works while a ring buffer borrows us.
+    links: std::cell::RefCell<Vec<Link>>,
+}
+
+/// Effective capability mask of this process, from /proc/self/status.
+pub fn effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Fails early, with the fix, when this process cannot load BPF programs.
+pub fn check_privileges() -> Result<(), BpfError> {
+    let capeff = effective_caps();
+    let has = |c: u32| capeff & (1 << c) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        Ok(())
+    } else {
+        Err(BpfError::NotPrivileged { capeff })
+    }
+}
+
+/// Mounts tracefs at [`TRACEFS`] when it is not mounted (fresh machines
+/// often lack it); returns whether we mounted it.
+pub fn ensure_tracefs() -> Result<bool, BpfError> {
+    let root = Path::new(TRACEFS);
+    if root.join("events").is_dir() {
+        return Ok(false);
+    }
+    let src = c"tracefs";
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: all pointers are NUL-terminated C strings that outlive the call;
+    // tracefs takes no mount data.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            src.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(BpfError::Tracefs {
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    tracing::info!("mounted tracefs at {TRACEFS}");
+    Ok(true)
+}
+
+/// Tries to lift RLIMIT_MEMLOCK. Kernels since 5.11 charge BPF memory to the
+/// memory cgroup instead, and without CAP_SYS_RESOURCE the bump fails: both
+/// are harmless, so a failure is only logged.
+pub fn bump_memlock() {
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads one valid rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        tracing::debug!(
+            "could not raise RLIMIT_MEMLOCK ({}); fine on kernels with memcg accounting",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn route_libbpf_logs() {
+    fn print(level: libbpf_rs::PrintLevel, msg: String) {
+        let msg = msg.trim_end();
+        match level {
+            libbpf_rs::PrintLevel::Warn => tracing::warn!(target: "libbpf", "{msg}"),
+            libbpf_rs::PrintLevel::Info => tracing::debug!(target: "libbpf", "{msg}"),
+            libbpf_rs::PrintLevel::Debug => tracing::trace!(target: "libbpf", "{msg}"),
+        }
+    }
+    libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, print)));
+}
+
+impl<'obj> Tracer<'obj> {
+    /// Checks privileges, mounts tracefs if needed, loads the programs and
+    /// attaches every hook. Any missing hook is an error naming it.
+    pub fn load(obj: &'obj mut MaybeUninit<OpenObject>, opts: &Options) -> Result<Self, BpfError> {
+        check_privileges()?;
+        ensure_tracefs()?;
+        bump_memlock();
+        route_libbpf_logs();
+
+        let builder = skel::CredtrailSkelBuilder::default();
+        let mut open = builder.open(obj).map_err(|source| BpfError::Load { source })?;
+        open.maps
+            .events
+            .set_max_entries(opts.ring_buffer_bytes)
+            .map_err(|source| BpfError::Map {
+                map: "events",
+                source,
+            })?;
+        let abi = open.maps.rodata_data.as_ref().map(|r| r.abi_version);
+        debug_assert_eq!(abi, Some(ABI_VERSION), "credtrail.h and lib.rs disagree on the ABI");
+        let skel = open.load().map_err(|source| BpfError::Load { source })?;
+
+        let mut links = Vec::new();
+        let mut hooks = Vec::new();
+        for prog in skel.object().progs_mut() {
+            let name = prog.name().to_string_lossy().into_owned();
+            let (dir, sys) = name
+                .split_once('_')
+                .expect("programs are named enter_<syscall> / exit_<syscall>");
+            let tp = format!("sys_{dir}_{sys}");
+            let link = prog
+                .attach_tracepoint(TracepointCategory::Syscalls, &tp)
+                .map_err(|source| BpfError::MissingHook {
+                    name: tp.clone(),
+                    source,
+                })?;
+            hooks.push(format!("syscalls/{tp}"));
+            links.push(link);
+        }
+        Ok(Tracer {
+            skel,
+            hooks,
+            links: std::cell::RefCell::new(links),
+        })
+    }
+
+    /// The tracepoints attached, e.g. `syscalls/sys_enter_setuid`.
+    pub fn hooks(&self) -> Vec<String> {
+        self.hooks.clone()
+    }
+
+    /// Detaches every hook: no new events after this returns, so a final
+    /// drain and counter read add up exactly.
+    pub fn detach(&self) {
+        self.links.borrow_mut().clear();
+    }
+
+    /// A ring buffer reader calling `on_record` with each raw record.
+    pub fn ring_buffer<'cb, F>(&'cb self, on_record: F) -> Result<RingBuffer<'cb>, BpfError>
+    where
+        F: FnMut(&[u8]) -> i32 + 'cb,
+    {
+        let mut b = RingBufferBuilder::new();
+        b.add(&self.skel.maps.events, on_record)
+            .map_err(|source| BpfError::Map {
+                map: "events",
+                source,
+            })?;
+        b.build().map_err(|source| BpfError::Map {
+            map: "events",
+            source,
+        })
+    }
+
+    /// Reads and sums the per-CPU counters.
+    pub fn counters(&self) -> Result<KernelCounters, BpfError> {
+        let map = &self.skel.maps.counters;
+        let read = |idx: ct_counter| -> Result<u64, BpfError> {
+            let per_cpu = map
+                .lookup_percpu(&idx.0.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|source| BpfError::Map {
+                    map: "counters",
+                    source,
+                })?
+                .unwrap_or_default();
+            Ok(per_cpu
+                .iter()
+                .map(|v| u64::from_ne_bytes(v[..8].try_into().expect("u64 values")))
+                .sum())
+        };
+        Ok(KernelCounters {
+            exits: read(ct_counter::CT_CNT_EXITS)?,
+            ringbuf_full: read(ct_counter::CT_CNT_RINGBUF_FULL)?,
+            enter_store_failures: read(ct_counter::CT_CNT_ENTER_STORE_FAIL)?,
+            exit_without_enter: read(ct_counter::CT_CNT_EXIT_NO_ENTER)?,
+        })
+    }
+}
+
+/// Polls `rb` for up to `timeout`; an interrupted poll (a signal) is not an error.
+pub fn poll(rb: &RingBuffer<'_>, timeout: Duration) -> Result<(), BpfError> {
+    match rb.poll_raw(timeout) {
+        n if n >= 0 || n == -libc::EINTR => Ok(()),
+        n => Err(BpfError::Map {
+            map: "events",
+            source: libbpf_rs::Error::from_raw_os_error(-n),
+        }),
+    }
+}

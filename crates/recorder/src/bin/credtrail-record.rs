@@ -1,0 +1,163 @@
+//! credtrail-record: capture every credential-changing syscall on this node.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use credtrail_recorder::capture::{Capture, Rotation};
+use credtrail_recorder::output::{PrintFormat, print_event};
+use credtrail_recorder::record::{RecordOptions, record};
+
+/// Record which processes change their UIDs, GIDs, groups or capabilities,
+/// with the full credentials before and after each call, into a capture
+/// directory of Parquet files (and/or print them live).
+#[derive(Parser, Debug)]
+#[command(name = "credtrail-record", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    record: RecordArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a capture's manifest summary and its events.
+    Inspect {
+        /// Capture directory.
+        dir: PathBuf,
+        /// How to print the events.
+        #[arg(long, value_enum, default_value = "compact")]
+        print: PrintFormat,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RecordArgs {
+    /// Capture directory to create (must be new or empty; made 0700).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    duration: Option<u64>,
+    /// Print each event to stdout as it happens.
+    #[arg(long, value_enum)]
+    print: Option<PrintFormat>,
+    /// Start a new events segment after this many seconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    rotate_seconds: u64,
+    /// Start a new events segment once the current one reaches this many bytes.
+    #[arg(long, default_value_t = 256 << 20, value_parser = clap::value_parser!(u64).range(4096..))]
+    rotate_bytes: u64,
+    /// Kernel ring buffer size in MiB (a power of two); raise it if ringbuf_full drops appear.
+    #[arg(long, default_value_t = 16, value_parser = parse_ring_mib)]
+    ring_buffer_mib: u32,
+    /// Node name stored with every event (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+}
+
+fn parse_ring_mib(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(1..=1024).contains(&v) || !v.is_power_of_two() {
+        return Err("must be a power of two from 1 to 1024".into());
+    }
+    Ok(v)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("credtrail-record: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Inspect { dir, print }) => inspect(&dir, print),
+        None => {
+            let a = cli.record;
+            if a.out.is_none() && a.print.is_none() {
+                anyhow::bail!("nothing to do: pass --out DIR to write a capture and/or --print json|compact");
+            }
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, Arc::clone(&stop))
+                    .context("cannot install signal handlers")?;
+            }
+            let opts = RecordOptions {
+                out: a.out,
+                duration: a.duration.map(Duration::from_secs),
+                print: a.print,
+                rotation: Rotation {
+                    max_age: Duration::from_secs(a.rotate_seconds),
+                    max_bytes: a.rotate_bytes,
+                },
+                ring_buffer_bytes: a.ring_buffer_mib << 20,
+                node_name: a.node_name,
+            };
+            let summary = record(&opts, &stop)?;
+            if let Some(m) = summary.manifest {
+                eprintln!(
+                    "credtrail-record: sealed {} segment(s), {} events, {} lost",
+                    m.segments.len(),
+                    m.counters.events_written,
+                    m.counters.lost()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
+    let cap = Capture::open(dir)?;
+    let m = &cap.manifest;
+    let c = &m.counters;
+    eprintln!(
+        "capture {} (format v{}, {:?}) node {} kernel {}\n  {} .. {}\n  events {} | kernel {} | lost {} (ringbuf_full {}, enter_store_failures {}, decode_errors {}) | exit_without_enter {}",
+        dir.display(),
+        m.format_version,
+        m.state,
+        m.node_name,
+        m.kernel_release,
+        m.start.time,
+        m.end.as_ref().map_or("(not sealed)", |e| e.time.as_str()),
+        c.events_written,
+        c.kernel_events,
+        c.lost(),
+        c.ringbuf_full,
+        c.enter_store_failures,
+        c.decode_errors,
+        c.exit_without_enter,
+    );
+    for s in &m.segments {
+        eprintln!("  {:<28} {:>8} rows {:>10} bytes sha256 {}", s.file, s.rows, s.bytes, &s.sha256[..16]);
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for ev in cap.events()? {
+        match print_event(&mut out, print, &ev) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            r => r.context("cannot write to stdout")?,
+        }
+    }
+    std::io::Write::flush(&mut out).or_else(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,478 @@
+//! Capture format v1: a directory of zstd Parquet segments plus a manifest.
+//! See `docs/capture-format.md`.
+//!
+//! The writer keeps one open segment per table. The open segment is named
+//! `part-NNNNN.parquet.open` and renamed on seal, so `events/*.parquet` only
+//! ever matches complete files, whatever happened to the recorder.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant as MonoInstant};
+
+use arrow::datatypes::FieldRef;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_arrow::ArrayBuilder;
+use serde_arrow::schema::{SchemaLike, TracingOptions};
+use sha2::{Digest, Sha256};
+
+use crate::error::CaptureError;
+use crate::event::Event;
+use crate::fsutil;
+use crate::manifest::{CaptureState, Counters, FORMAT_VERSION, Manifest, Segment};
+use crate::process::ProcessRow;
+
+pub const EVENTS: &str = "events";
+pub const PROCESSES: &str = "processes";
+
+/// A table's Arrow schema, traced from its Rust type so the struct is the
+/// single definition of the columns.
+pub trait Table: Serialize + DeserializeOwned {
+    const NAME: &'static str;
+    /// Columns stored with a type other than the traced one.
+    fn overrides(opts: TracingOptions) -> TracingOptions {
+        opts
+    }
+    /// Columns that are nearly sorted integers: delta encoding beats dictionaries.
+    const DELTA_COLUMNS: &'static [&'static str] = &[];
+    /// The boot-clock time of a row, for segment ranges.
+    fn ktime_ns(&self) -> u64;
+
+    fn fields() -> Vec<FieldRef> {
+        let opts = Self::overrides(TracingOptions::default().strings_as_large_utf8(false));
+        Vec::<FieldRef>::from_type::<Self>(opts).expect("table types trace to a schema")
+    }
+}
+
+impl Table for Event {
+    const NAME: &'static str = EVENTS;
+    const DELTA_COLUMNS: &'static [&'static str] = &["time", "ktime_ns"];
+    fn overrides(opts: TracingOptions) -> TracingOptions {
+        opts.overwrite(
+            "time",
+            serde_json::json!({
+                "name": "time",
+                "data_type": "Timestamp(Nanosecond, Some(\"UTC\"))",
+                "nullable": false,
+            }),
+        )
+        .expect("valid override")
+    }
+    fn ktime_ns(&self) -> u64 {
+        self.ktime_ns
+    }
+}
+
+impl Table for ProcessRow {
+    const NAME: &'static str = PROCESSES;
+    fn ktime_ns(&self) -> u64 {
+        self.snapshot_ktime_ns
+    }
+}
+
+/// When to close a segment and start the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_age: Duration,
+    pub max_bytes: u64,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            max_age: Duration::from_secs(300),
+            max_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Rows are written out (a Parquet row group) at least this often.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// ...or when this many rows are buffered, to bound memory under a storm.
+const FLUSH_ROWS: usize = 128 * 1024;
+
+fn writer_properties(table: &str, delta: &[&str]) -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new(
+                "credtrail.format_version".to_owned(),
+                FORMAT_VERSION.to_string(),
+            ),
+            KeyValue::new("credtrail.table".to_owned(), table.to_owned()),
+        ]))
+        .set_created_by(format!("credtrail {}", env!("CARGO_PKG_VERSION")));
+    for col in delta {
+        let path = ColumnPath::from(*col);
+        b = b
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+    }
+    b.build()
+}
+
+struct OpenSegment {
+    index: u32,
+    open_path: PathBuf,
+    final_rel: String,
+    writer: ArrowWriter<File>,
+    builder: ArrayBuilder,
+    buffered: usize,
+    rows: u64,
+    first_ktime_ns: u64,
+    last_ktime_ns: u64,
+    opened: MonoInstant,
+}
+
+/// Writes one table's segments.
+struct TableWriter<T: Table> {
+    dir: PathBuf,
+    fields: Vec<FieldRef>,
+    props: WriterProperties,
+    next_index: u32,
+    open: Option<OpenSegment>,
+    last_flush: MonoInstant,
+    _marker: std::marker::PhantomData<fn(T)>,
+}
+
+impl<T: Table> TableWriter<T> {
+    fn new(capture: &Path) -> Result<Self, CaptureError> {
+        let dir = capture.join(T::NAME);
+        fsutil::create_subdir(&dir)?;
+        Ok(TableWriter {
+            dir,
+            fields: T::fields(),
+            props: writer_properties(T::NAME, T::DELTA_COLUMNS),
+            next_index: 0,
+            open: None,
+            last_flush: MonoInstant::now(),
+            _marker: std::marker::PhantomData,
+        })
+    }
+
+    fn open_segment(&mut self) -> Result<&mut OpenSegment, CaptureError> {
+        if self.open.is_none() {
+            let index = self.next_index;
+            self.next_index += 1;
+            let name = format!("part-{index:05}.parquet");
+            let open_path = self.dir.join(format!("{name}.open"));
+            let file = fsutil::create_new(&open_path)?;
+            let schema = Arc::new(arrow::datatypes::Schema::new(self.fields.clone()));
+            let writer = ArrowWriter::try_new(file, schema, Some(self.props.clone())).map_err(
+                |source| CaptureError::Parquet {
+                    path: open_path.clone(),
+                    source,
+                },
+            )?;
+            let builder = ArrayBuilder::from_arrow(&self.fields).map_err(|e| schema_err(&open_path, e))?;
+            self.open = Some(OpenSegment {
+                index,
+                open_path,
+                final_rel: format!("{}/{name}", T::NAME),
+                writer,
+                builder,
+                buffered: 0,
+                rows: 0,
+                first_ktime_ns: 0,
+                last_ktime_ns: 0,
+                opened: MonoInstant::now(),
+            });
+        }
+        Ok(self.open.as_mut().expect("just opened"))
+    }
+
+    fn push(&mut self, row: &T) -> Result<(), CaptureError> {
+        let seg = self.open_segment()?;
+        seg.builder
+            .push(row)
+            .map_err(|e| schema_err(&seg.open_path, e))?;
+        let k = row.ktime_ns();
+        if seg.rows == 0 && seg.buffered == 0 {
+            seg.first_ktime_ns = k;
+        }
+        seg.first_ktime_ns = seg.first_ktime_ns.min(k);
+        seg.last_ktime_ns = seg.last_ktime_ns.max(k);
+        seg.buffered += 1;
+        if seg.buffered >= FLUSH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes buffered rows as a row group and pushes them to the kernel.
+    fn flush(&mut self) -> Result<(), CaptureError> {
+        self.last_flush = MonoInstant::now();
+        let Some(seg) = self.open.as_mut() else {
+            return Ok(());
+        };
+        if seg.buffered == 0 {
+            return Ok(());
+        }
+        let batch = seg
+            .builder
+            .to_record_batch()
+            .map_err(|e| schema_err(&seg.open_path, e))?;
+        let perr = |source| CaptureError::Parquet {
+            path: seg.open_path.clone(),
+            source,
+        };
+        seg.writer.write(&batch).map_err(perr)?;
+        seg.writer.flush().map_err(|source| CaptureError::Parquet {
+            path: seg.open_path.clone(),
+            source,
+        })?;
+        // Past parquet's own buffer into the kernel: a killed recorder keeps it.
+        seg.writer.sync().map_err(|source| CaptureError::Io {
+            path: seg.open_path.clone(),
+            op: "write",
+            source,
+        })?;
+        seg.rows += seg.buffered as u64;
+        seg.buffered = 0;
+        Ok(())
+    }
+
+    fn needs_flush(&self) -> bool {
+        self.open.as_ref().is_some_and(|s| s.buffered > 0)
+            && self.last_flush.elapsed() >= FLUSH_INTERVAL
+    }
+
+    fn needs_rotation(&self, rotation: &Rotation) -> bool {
+        self.open.as_ref().is_some_and(|s| {
+            s.rows > 0
+                && (s.opened.elapsed() >= rotation.max_age
+                    || s.writer.bytes_written() as u64 >= rotation.max_bytes)
+        })
+    }
+
+    /// Closes the open segment (if any) and describes it for the manifest.
+    fn seal(&mut self, capture: &Path) -> Result<Option<Segment>, CaptureError> {
+        self.flush()?;
+        let Some(seg) = self.open.take() else {
+            return Ok(None);
+        };
+        let file = seg.writer.into_inner().map_err(|source| CaptureError::Parquet {
+            path: seg.open_path.clone(),
+            source,
+        })?;
+        // into_inner writes the footer; make it durable before it is listed.
+        file.sync_all().map_err(|source| CaptureError::Io {
+            path: seg.open_path.clone(),
+            op: "sync",
+            source,
+        })?;
+        drop(file);
+        let final_path = capture.join(&seg.final_rel);
+        std::fs::rename(&seg.open_path, &final_path).map_err(|source| CaptureError::Io {
+            path: final_path.clone(),
+            op: "rename sealed segment to",
+            source,
+        })?;
+        fsutil::sync_dir(&self.dir)?;
+        let (bytes, sha256) = hash_file(&final_path)?;
+        let _ = seg.index;
+        Ok(Some(Segment {
+            table: T::NAME.to_owned(),
+            file: seg.final_rel,
+            rows: seg.rows,
+            bytes,
+            sha256,
+            first_ktime_ns: seg.first_ktime_ns,
+            last_ktime_ns: seg.last_ktime_ns,
+        }))
+    }
+}
+
+fn schema_err(path: &Path, e: serde_arrow::Error) -> CaptureError {
+    CaptureError::Schema {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// Size and sha256 of a file.
+pub fn hash_file(path: &Path) -> Result<(u64, String), CaptureError> {
+    let io = |op| {
+        move |source| CaptureError::Io {
+            path: path.to_owned(),
+            op,
+            source,
+        }
+    };
+    let mut r = BufReader::new(File::open(path).map_err(io("open"))?);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = r.read(&mut buf).map_err(io("read"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((total, hex::encode(hasher.finalize())))
+}
+
+/// Writes a capture directory.
+pub struct CaptureWriter {
+    dir: PathBuf,
+    manifest: Manifest,
+    rotation: Rotation,
+    events: TableWriter<Event>,
+}
+
+impl CaptureWriter {
+    /// Creates the capture directory (refusing anything that is not new or
+    /// empty) and writes the initial manifest, state `recording`.
+    pub fn create(dir: &Path, manifest: Manifest, rotation: Rotation) -> Result<Self, CaptureError> {
+        fsutil::create_capture_dir(dir)?;
+        let mut manifest = manifest;
+        manifest.state = CaptureState::Recording;
+        manifest.segments.clear();
+        manifest.write(dir)?;
+        Ok(CaptureWriter {
+            dir: dir.to_owned(),
+            events: TableWriter::new(dir)?,
+            manifest,
+            rotation,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Writes the /proc snapshot as one sealed segment.
+    pub fn write_processes(&mut self, rows: &[ProcessRow]) -> Result<(), CaptureError> {
+        let mut w = TableWriter::<ProcessRow>::new(&self.dir)?;
+        w.open_segment()?;
+        for row in rows {
+            w.push(row)?;
+        }
+        if let Some(seg) = w.seal(&self.dir)? {
+            self.manifest.segments.push(seg);
+        }
+        self.manifest.write(&self.dir)
+    }
+
+    pub fn push(&mut self, event: &Event) -> Result<(), CaptureError> {
+        self.events.push(event)?;
+        self.manifest.counters.events_written += 1;
+        Ok(())
+    }
+
+    /// Call regularly (e.g. after every poll): flushes at least once a second
+    /// and rotates segments by age and size.
+    pub fn tick(&mut self) -> Result<(), CaptureError> {
+        if self.events.needs_flush() {
+            self.events.flush()?;
+        }
+        if self.events.needs_rotation(&self.rotation) {
+            self.seal_events()?;
+        }
+        Ok(())
+    }
+
+    fn seal_events(&mut self) -> Result<(), CaptureError> {
+        if let Some(seg) = self.events.seal(&self.dir)? {
+            self.manifest.segments.push(seg);
+            self.manifest.write(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Updates the kernel-side counters (events_written is kept here).
+    pub fn set_counters(&mut self, counters: Counters) {
+        let written = self.manifest.counters.events_written;
+        self.manifest.counters = Counters {
+            events_written: written,
+            ..counters
+        };
+    }
+
+    /// Seals the open segment and the manifest. An events table always
+    /// exists afterwards, even if nothing happened.
+    pub fn finish(mut self, end: crate::manifest::Instant) -> Result<Manifest, CaptureError> {
+        if self.manifest.segments_of(EVENTS).next().is_none() {
+            self.events.open_segment()?;
+        }
+        self.seal_events()?;
+        self.manifest.end = Some(end);
+        self.manifest.state = CaptureState::Sealed;
+        self.manifest.write(&self.dir)?;
+        Ok(self.manifest)
+    }
+}
+
+/// Reads a capture directory.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Capture {
+    pub fn open(dir: &Path) -> Result<Capture, CaptureError> {
+        Ok(Capture {
+            dir: dir.to_owned(),
+            manifest: Manifest::read(dir)?,
+        })
+    }
+
+    /// Every row of a table, segment after segment in manifest order.
+    pub fn read<T: Table>(&self) -> Result<Vec<T>, CaptureError> {
+        let mut rows = Vec::new();
+        for seg in self.manifest.segments_of(T::NAME) {
+            rows.extend(read_segment::<T>(&self.dir.join(&seg.file))?);
+        }
+        Ok(rows)
+    }
+
+    pub fn events(&self) -> Result<Vec<Event>, CaptureError> {
+        self.read()
+    }
+
+    pub fn processes(&self) -> Result<Vec<ProcessRow>, CaptureError> {
+        self.read()
+    }
+}
+
+/// Reads one Parquet segment into rows, checking its columns against `T`.
+pub fn read_segment<T: Table>(path: &Path) -> Result<Vec<T>, CaptureError> {
+    let file = File::open(path).map_err(|source| CaptureError::Io {
+        path: path.to_owned(),
+        op: "open segment",
+        source,
+    })?;
+    let perr = |source| CaptureError::Parquet {
+        path: path.to_owned(),
+        source,
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(perr)?
+        .build()
+        .map_err(perr)?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| CaptureError::Parquet {
+            path: path.to_owned(),
+            source: e.into(),
+        })?;
+        let part: Vec<T> = serde_arrow::from_record_batch(&batch).map_err(|e| schema_err(path, e))?;
+        rows.extend(part);
+    }
+    Ok(rows)
+}

@@ -1,0 +1,208 @@
+//! Raw ring-buffer records to [`Event`]s. Pure: no kernel, no root.
+
+use credtrail_recorder_bpf::{EVENT_SIZE, ct_creds, ct_event, ct_flag};
+
+use crate::event::{Creds, Event, MAX_GROUPS, Syscall, flags};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record is {0} bytes, expected {EVENT_SIZE}")]
+    Size(usize),
+    #[error("unknown syscall id {0}")]
+    Syscall(u32),
+}
+
+/// What the decoder needs beyond the record itself.
+#[derive(Debug, Clone)]
+pub struct DecodeContext {
+    pub node_name: String,
+    /// CLOCK_REALTIME − CLOCK_BOOTTIME, ns.
+    pub realtime_offset_ns: i64,
+}
+
+fn groups(list: &[u32; MAX_GROUPS], n: u32) -> Vec<u32> {
+    list[..(n as usize).min(MAX_GROUPS)].to_vec()
+}
+
+fn creds(c: &ct_creds) -> Creds {
+    Creds {
+        uid: c.uid,
+        euid: c.euid,
+        suid: c.suid,
+        fsuid: c.fsuid,
+        gid: c.gid,
+        egid: c.egid,
+        sgid: c.sgid,
+        fsgid: c.fsgid,
+        cap_effective: c.cap_effective,
+        cap_permitted: c.cap_permitted,
+        cap_inheritable: c.cap_inheritable,
+        cap_bounding: c.cap_bounding,
+        cap_ambient: c.cap_ambient,
+        securebits: c.securebits,
+        groups: groups(&c.groups, c.ngroups),
+    }
+}
+
+fn comm(raw: &[i8; 16]) -> String {
+    let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Decodes one ring-buffer record.
+pub fn decode(bytes: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> {
+    if bytes.len() != EVENT_SIZE {
+        return Err(DecodeError::Size(bytes.len()));
+    }
+    let mut raw = ct_event::default();
+    plain::copy_from_bytes(&mut raw, bytes).map_err(|_| DecodeError::Size(bytes.len()))?;
+    decode_raw(&raw, ctx)
+}
+
+/// Decodes an already-copied record.
+pub fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError> {
+    let sys = Syscall::from_abi(raw.syscall).ok_or(DecodeError::Syscall(raw.syscall))?;
+    let has = |f: ct_flag| raw.flags & f.0 != 0;
+    let mut event_flags = Vec::new();
+    for (f, name) in [
+        (ct_flag::CT_FLAG_ARGS_FAULT, flags::ARGS_FAULT),
+        (ct_flag::CT_FLAG_REQ_GROUPS_TRUNC, flags::REQ_GROUPS_TRUNCATED),
+        (ct_flag::CT_FLAG_OLD_GROUPS_TRUNC, flags::OLD_GROUPS_TRUNCATED),
+        (ct_flag::CT_FLAG_NEW_GROUPS_TRUNC, flags::NEW_GROUPS_TRUNCATED),
+    ] {
+        if has(f) {
+            event_flags.push(name.to_owned());
+        }
+    }
+    let mut ev = Event {
+        time: ctx.realtime_offset_ns.saturating_add(raw.ktime_ns as i64),
+        ktime_ns: raw.ktime_ns,
+        node_name: ctx.node_name.clone(),
+        pid: raw.pid,
+        tid: raw.tid,
+        ppid: raw.ppid,
+        comm: comm(&raw.comm),
+        syscall: sys.name().to_owned(),
+        arg0: raw.args[0],
+        arg1: raw.args[1],
+        arg2: raw.args[2],
+        groups: (sys == Syscall::Setgroups).then(|| groups(&raw.req_groups, raw.req_ngroups)),
+        ret: raw.ret,
+        auid: raw.auid,
+        sessionid: raw.sessionid,
+        cgroup_id: raw.cgroup_id,
+        pid_ns: raw.pidns_inum,
+        ns_pid: raw.ns_pid,
+        event_flags,
+        ..Event::default()
+    };
+    ev.set_old(creds(&raw.old_creds));
+    ev.set_new(creds(&raw.new_creds));
+    ev.changed = ev.compute_changed();
+    Ok(ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> DecodeContext {
+        DecodeContext {
+            node_name: "node-a".into(),
+            realtime_offset_ns: 1_700_000_000_000_000_000,
+        }
+    }
+
+    fn as_bytes(raw: &ct_event) -> Vec<u8> {
+        // SAFETY: ct_event is plain data without padding (size asserted in
+        // credtrail-recorder-bpf), so viewing it as bytes is sound.
+        unsafe { plain::as_bytes(raw) }.to_vec()
+    }
+
+    fn sample() -> ct_event {
+        let mut raw = ct_event {
+            ktime_ns: 5_000_000_123,
+            pid: 4242,
+            tid: 4243,
+            ppid: 1,
+            syscall: Syscall::Setresuid as u32,
+            args: [1001, 1002, 1003],
+            ret: 0,
+            auid: 1000,
+            sessionid: 7,
+            cgroup_id: 99,
+            pidns_inum: 4026531836,
+            ns_pid: 12,
+            ..Default::default()
+        };
+        raw.comm[..2].copy_from_slice(&[b's' as i8, b'u' as i8]);
+        raw.old_creds.ngroups = 2;
+        raw.old_creds.groups[..2].copy_from_slice(&[10, 20]);
+        raw.old_creds.cap_effective = 0x1ff_ffff_ffff;
+        raw.new_creds = raw.old_creds;
+        raw.new_creds.uid = 1001;
+        raw.new_creds.euid = 1002;
+        raw.new_creds.suid = 1003;
+        raw.new_creds.fsuid = 1002;
+        raw.new_creds.cap_effective = 0;
+        raw
+    }
+
+    #[test]
+    fn decodes_every_field() {
+        let ev = decode(&as_bytes(&sample()), &ctx()).unwrap();
+        assert_eq!(ev.time, 1_700_000_005_000_000_123);
+        assert_eq!(ev.ktime_ns, 5_000_000_123);
+        assert_eq!((ev.pid, ev.tid, ev.ppid), (4242, 4243, 1));
+        assert_eq!(ev.comm, "su");
+        assert_eq!(ev.syscall, "setresuid");
+        assert_eq!((ev.arg0, ev.arg1, ev.arg2), (1001, 1002, 1003));
+        assert_eq!(ev.groups, None);
+        assert_eq!(ev.old_groups, vec![10, 20]);
+        assert_eq!(ev.old_cap_effective, 0x1ff_ffff_ffff);
+        assert_eq!((ev.new_uid, ev.new_euid, ev.new_suid, ev.new_fsuid), (1001, 1002, 1003, 1002));
+        assert_eq!(ev.new_cap_effective, 0);
+        assert_eq!((ev.auid, ev.sessionid, ev.cgroup_id), (1000, 7, 99));
+        assert_eq!((ev.pid_ns, ev.ns_pid), (4026531836, 12));
+        assert!(ev.changed);
+        assert!(ev.event_flags.is_empty());
+        assert_eq!(ev.node_name, "node-a");
+    }
+
+    #[test]
+    fn unchanged_credentials_are_not_changed() {
+        let mut raw = sample();
+        raw.new_creds = raw.old_creds;
+        raw.ret = -1;
+        let ev = decode(&as_bytes(&raw), &ctx()).unwrap();
+        assert!(!ev.changed);
+        assert_eq!(ev.outcome().to_string(), "EPERM");
+    }
+
+    #[test]
+    fn setgroups_keeps_requested_list_and_flags_truncation() {
+        let mut raw = sample();
+        raw.syscall = Syscall::Setgroups as u32;
+        raw.args = [40, 0, 0];
+        raw.req_ngroups = 40;
+        for (i, g) in raw.req_groups.iter_mut().enumerate() {
+            *g = 100 + i as u32;
+        }
+        raw.flags = ct_flag::CT_FLAG_REQ_GROUPS_TRUNC.0;
+        let ev = decode(&as_bytes(&raw), &ctx()).unwrap();
+        let groups = ev.groups.unwrap();
+        assert_eq!(groups.len(), MAX_GROUPS);
+        assert_eq!(groups[0], 100);
+        assert_eq!(ev.event_flags, vec!["groups_truncated".to_owned()]);
+    }
+
+    #[test]
+    fn rejects_wrong_sizes_and_unknown_syscalls() {
+        let bytes = as_bytes(&sample());
+        assert_eq!(decode(&bytes[..100], &ctx()), Err(DecodeError::Size(100)));
+        assert_eq!(decode(&[], &ctx()), Err(DecodeError::Size(0)));
+        let mut raw = sample();
+        raw.syscall = 77;
+        assert_eq!(decode(&as_bytes(&raw), &ctx()), Err(DecodeError::Syscall(77)));
+    }
+}

@@ -1,0 +1,54 @@
+//! Errors of the capture reader and writer. Each names the file and says
+//! what to do, because a responder reads them in the middle of an incident.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} exists and is not a directory; pass a directory path to --out", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("{} is a symbolic link; refusing to follow it for a capture (pass the real path)", path.display())]
+    Symlink { path: PathBuf },
+    #[error(
+        "{} is not empty and is not a credtrail capture; refusing to write into it (choose a new or empty directory)",
+        path.display()
+    )]
+    ForeignDirectory { path: PathBuf },
+    #[error(
+        "{} already holds a credtrail capture; refusing to overwrite evidence (choose a new directory)",
+        path.display()
+    )]
+    ExistingCapture { path: PathBuf },
+    #[error("{} is not a credtrail capture manifest (no \"format\": \"credtrail-capture\")", path.display())]
+    NotACapture { path: PathBuf },
+    #[error("{} is not valid manifest JSON: {source}", path.display())]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "{} has capture format version {found}, but this credtrail reads versions 1 to {supported}; upgrade credtrail",
+        path.display()
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("{}: not a readable Parquet segment: {source}", path.display())]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error("{}: {message}", path.display())]
+    Schema { path: PathBuf, message: String },
+}

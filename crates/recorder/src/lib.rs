@@ -1,0 +1,26 @@
+//! credtrail's recorder library.
+//!
+//! Without the `bpf` feature this is the event model, the capture format
+//! (writer and reader) and the printers: everything `query` and `replay`
+//! need, with no clang, libbpf or kernel. The `bpf` feature adds the decoder
+//! of raw kernel records and the live recording loop.
+
+pub mod capture;
+pub mod error;
+pub mod event;
+pub mod fsutil;
+pub mod host;
+pub mod manifest;
+pub mod output;
+pub mod process;
+pub mod workload;
+
+#[cfg(feature = "bpf")]
+pub mod decode;
+#[cfg(feature = "bpf")]
+pub mod record;
+
+pub use capture::{Capture, CaptureWriter, Rotation};
+pub use error::CaptureError;
+pub use event::{Creds, Event, Syscall};
+pub use manifest::{Counters, Manifest};

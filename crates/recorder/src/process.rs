@@ -1,0 +1,101 @@
+//! The process-tree snapshot taken from /proc when recording starts
+//! (`DIR/processes/`), so events of processes that started earlier have
+//! their ancestry.
+
+use serde::{Deserialize, Serialize};
+
+/// One process as /proc showed it at `snapshot_ktime_ns`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRow {
+    pub snapshot_ktime_ns: u64,
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    /// Target of /proc/PID/exe (empty for kernel threads or when unreadable).
+    pub exe: String,
+    pub cmdline: Vec<String>,
+    pub cwd: String,
+    /// Process start, CLOCK_BOOTTIME ns (stat field 22 × 1e9 / CLK_TCK).
+    pub start_ktime_ns: u64,
+    pub uid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub fsuid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub fsgid: u32,
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub cap_inheritable: u64,
+    pub cap_bounding: u64,
+    pub cap_ambient: u64,
+    pub groups: Vec<u32>,
+    /// Login uid (4294967295 = unset).
+    pub auid: u32,
+    pub sessionid: u32,
+    /// /proc/PID/cgroup lines, `hierarchy:controllers:path`.
+    pub cgroups: Vec<String>,
+}
+
+/// Reads every process in /proc. Processes that vanish mid-scan are skipped;
+/// fields that cannot be read (kernel threads have no exe) are left empty.
+pub fn snapshot(snapshot_ktime_ns: u64) -> std::io::Result<Vec<ProcessRow>> {
+    let ticks = procfs::ticks_per_second();
+    let all = procfs::process::all_processes().map_err(std::io::Error::other)?;
+    let mut rows = Vec::new();
+    for proc in all.flatten() {
+        let Ok(stat) = proc.stat() else { continue };
+        let Ok(status) = proc.status() else { continue };
+        let pid = proc.pid() as u32;
+        let read_u32 = |name: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/{name}"))
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .unwrap_or(u32::MAX)
+        };
+        let cgroups = proc
+            .cgroups()
+            .map(|cgs| {
+                cgs.0
+                    .iter()
+                    .map(|c| format!("{}:{}:{}", c.hierarchy, c.controllers.join(","), c.pathname))
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.push(ProcessRow {
+            snapshot_ktime_ns,
+            pid,
+            ppid: stat.ppid as u32,
+            comm: stat.comm.clone(),
+            exe: proc
+                .exe()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            cmdline: proc.cmdline().unwrap_or_default(),
+            cwd: proc
+                .cwd()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            start_ktime_ns: stat.starttime.saturating_mul(1_000_000_000 / ticks.max(1)),
+            uid: status.ruid,
+            euid: status.euid,
+            suid: status.suid,
+            fsuid: status.fuid,
+            gid: status.rgid,
+            egid: status.egid,
+            sgid: status.sgid,
+            fsgid: status.fgid,
+            cap_effective: status.capeff,
+            cap_permitted: status.capprm,
+            cap_inheritable: status.capinh,
+            cap_bounding: status.capbnd.unwrap_or(0),
+            cap_ambient: status.capamb.unwrap_or(0),
+            groups: status.groups.clone(),
+            auid: read_u32("loginuid"),
+            sessionid: read_u32("sessionid"),
+            cgroups,
+        });
+    }
+    Ok(rows)
+}

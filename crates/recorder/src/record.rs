@@ -1,0 +1,268 @@
+//! The live recording loop: BPF records → decode → capture and printer.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::mem::MaybeUninit;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant as MonoInstant};
+
+use anyhow::Context as _;
+use credtrail_recorder_bpf::{self as bpf, KernelCounters, Tracer};
+
+use crate::capture::{CaptureWriter, Rotation};
+use crate::decode::{DecodeContext, decode};
+use crate::event::Event;
+use crate::host;
+use crate::manifest::{self, CaptureState, Counters, FORMAT_NAME, FORMAT_VERSION, Manifest};
+use crate::output::{PrintFormat, print_event};
+
+/// What to record and where.
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    pub out: Option<PathBuf>,
+    pub duration: Option<Duration>,
+    pub print: Option<PrintFormat>,
+    pub rotation: Rotation,
+    pub ring_buffer_bytes: u32,
+    pub node_name: Option<String>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub counters: Counters,
+    pub manifest: Option<Manifest>,
+}
+
+fn counters_from(k: KernelCounters, decode_errors: u64, written: u64) -> Counters {
+    Counters {
+        events_written: written,
+        kernel_events: k.exits,
+        ringbuf_full: k.ringbuf_full,
+        enter_store_failures: k.enter_store_failures,
+        exit_without_enter: k.exit_without_enter,
+        decode_errors,
+    }
+}
+
+/// Stdout printing that stops quietly when the reader goes away (`| head`),
+/// while recording carries on.
+struct Printer {
+    format: PrintFormat,
+    out: io::BufWriter<io::Stdout>,
+    closed: bool,
+}
+
+impl Printer {
+    fn print(&mut self, ev: &Event) -> anyhow::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let r = print_event(&mut self.out, self.format, ev);
+        self.check(r)
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let r = self.out.flush();
+        self.check(r)
+    }
+
+    fn check(&mut self, r: io::Result<()>) -> anyhow::Result<()> {
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                tracing::info!("stdout closed; still recording");
+                self.closed = true;
+                Ok(())
+            }
+            r => r.context("cannot write events to stdout"),
+        }
+    }
+}
+
+/// Records until `stop` is set or the duration ends.
+pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary> {
+    if let Some(dir) = &opts.out {
+        // Refuse a bad --out before touching the kernel.
+        crate::fsutil::check_capture_dir(dir)?;
+    }
+    let mut obj = MaybeUninit::uninit();
+    let tracer = Tracer::load(
+        &mut obj,
+        &bpf::Options {
+            ring_buffer_bytes: opts.ring_buffer_bytes,
+        },
+    )?;
+    let start_ktime = host::boottime_ns();
+    let offset = host::realtime_offset_ns();
+    let (uname_node, kernel_release) = host::uname();
+    let node_name = opts.node_name.clone().unwrap_or(uname_node);
+    let ctx = DecodeContext {
+        node_name: node_name.clone(),
+        realtime_offset_ns: offset,
+    };
+    tracing::info!(
+        hooks = tracer.hooks().len(),
+        "recording credential changes on {node_name}{}",
+        opts.out
+            .as_ref()
+            .map(|d| format!(" into {}", d.display()))
+            .unwrap_or_default()
+    );
+
+    let mut writer = match &opts.out {
+        Some(dir) => {
+            let mut settings = BTreeMap::new();
+            settings.insert(
+                "rotate_seconds".into(),
+                opts.rotation.max_age.as_secs().into(),
+            );
+            settings.insert("rotate_bytes".into(), opts.rotation.max_bytes.into());
+            settings.insert("ring_buffer_bytes".into(), opts.ring_buffer_bytes.into());
+            let manifest = Manifest {
+                format: FORMAT_NAME.into(),
+                format_version: FORMAT_VERSION,
+                credtrail_version: env!("CARGO_PKG_VERSION").into(),
+                state: CaptureState::Recording,
+                node_name: node_name.clone(),
+                kernel_release,
+                boot_id: host::boot_id(),
+                realtime_offset_ns: offset,
+                start: manifest::Instant {
+                    time: host::rfc3339_ns(start_ktime as i64 + offset),
+                    ktime_ns: start_ktime,
+                },
+                end: None,
+                hooks: tracer.hooks(),
+                settings,
+                counters: Counters::default(),
+                segments: Vec::new(),
+            };
+            let mut w = CaptureWriter::create(dir, manifest, opts.rotation)?;
+            // After attaching, so a process starting now is either in the
+            // snapshot or (later) seen by the hooks.
+            let procs = crate::process::snapshot(host::boottime_ns())
+                .context("cannot read the process table from /proc")?;
+            w.write_processes(&procs)?;
+            Some(w)
+        }
+        None => None,
+    };
+    let mut printer = opts.print.map(|format| Printer {
+        format,
+        out: io::BufWriter::new(io::stdout()),
+        closed: false,
+    });
+
+    let pending: RefCell<Vec<Event>> = RefCell::new(Vec::with_capacity(4096));
+    let decode_errors = Cell::new(0u64);
+    let rb = tracer.ring_buffer(|bytes| {
+        match decode(bytes, &ctx) {
+            Ok(ev) => pending.borrow_mut().push(ev),
+            Err(e) => {
+                if decode_errors.get() == 0 {
+                    tracing::error!("undecodable BPF record: {e}");
+                }
+                decode_errors.set(decode_errors.get() + 1);
+            }
+        }
+        0
+    })?;
+
+    let started = MonoInstant::now();
+    let mut written = 0u64;
+    let mut last_counters = MonoInstant::now();
+    let mut reported_lost = 0u64;
+    let drain = |writer: &mut Option<CaptureWriter>,
+                     printer: &mut Option<Printer>,
+                     written: &mut u64|
+     -> anyhow::Result<()> {
+        let batch = std::mem::take(&mut *pending.borrow_mut());
+        for ev in &batch {
+            if let Some(w) = writer.as_mut() {
+                w.push(ev)?;
+            }
+            if let Some(p) = printer.as_mut() {
+                p.print(ev)?;
+            }
+        }
+        *written += batch.len() as u64;
+        // Hand the allocation back for the next poll.
+        let mut batch = batch;
+        batch.clear();
+        let mut p = pending.borrow_mut();
+        if p.is_empty() {
+            *p = batch;
+        }
+        Ok(())
+    };
+
+    loop {
+        let done = stop.load(Ordering::Relaxed)
+            || opts.duration.is_some_and(|d| started.elapsed() >= d);
+        if done {
+            // Stop new events first so the last drain and the counters agree.
+            tracer.detach();
+            // Let programs already running on other CPUs finish their submit.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // On stop, one last non-blocking pass drains what the kernel holds.
+        bpf::poll(&rb, if done { Duration::ZERO } else { Duration::from_millis(100) })?;
+        drain(&mut writer, &mut printer, &mut written)?;
+        if let Some(p) = printer.as_mut() {
+            p.flush()?;
+        }
+        if done || last_counters.elapsed() >= Duration::from_secs(1) {
+            last_counters = MonoInstant::now();
+            let c = counters_from(tracer.counters()?, decode_errors.get(), written);
+            if c.lost() > reported_lost {
+                tracing::warn!(
+                    ringbuf_full = c.ringbuf_full,
+                    enter_store_failures = c.enter_store_failures,
+                    decode_errors = c.decode_errors,
+                    "events lost so far: {} (raise --ring-buffer-mib if ringbuf_full grows)",
+                    c.lost()
+                );
+                reported_lost = c.lost();
+            }
+            if let Some(w) = writer.as_mut() {
+                w.set_counters(c);
+            }
+        }
+        if let Some(w) = writer.as_mut() {
+            w.tick()?;
+        }
+        if done {
+            break;
+        }
+    }
+
+    let counters = counters_from(tracer.counters()?, decode_errors.get(), written);
+    let manifest = match writer {
+        Some(mut w) => {
+            w.set_counters(counters.clone());
+            let end = host::boottime_ns();
+            Some(w.finish(manifest::Instant {
+                time: host::rfc3339_ns(end as i64 + offset),
+                ktime_ns: end,
+            })?)
+        }
+        None => None,
+    };
+    tracing::info!(
+        events = counters.events_written,
+        lost = counters.lost(),
+        ringbuf_full = counters.ringbuf_full,
+        enter_store_failures = counters.enter_store_failures,
+        decode_errors = counters.decode_errors,
+        "recording ended"
+    );
+    Ok(Summary {
+        counters,
+        manifest,
+    })
+}
