@@ -9,7 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder, TracepointCategory};
+use libbpf_rs::{
+    Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder, TracepointCategory,
+};
 
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/credtrail.skel.rs"));
@@ -210,7 +212,9 @@ impl<'obj> Tracer<'obj> {
         route_libbpf_logs();
 
         let builder = skel::CredtrailSkelBuilder::default();
-        let mut open = builder.open(obj).map_err(|source| BpfError::Load { source })?;
+        let mut open = builder
+            .open(obj)
+            .map_err(|source| BpfError::Load { source })?;
         open.maps
             .events
             .set_max_entries(opts.ring_buffer_bytes)
@@ -219,7 +223,11 @@ impl<'obj> Tracer<'obj> {
                 source,
             })?;
         let abi = open.maps.rodata_data.as_ref().map(|r| r.abi_version);
-        debug_assert_eq!(abi, Some(ABI_VERSION), "credtrail.h and lib.rs disagree on the ABI");
+        debug_assert_eq!(
+            abi,
+            Some(ABI_VERSION),
+            "credtrail.h and lib.rs disagree on the ABI"
+        );
         let skel = open.load().map_err(|source| BpfError::Load { source })?;
 
         let mut links = Vec::new();

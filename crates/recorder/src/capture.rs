@@ -47,7 +47,11 @@ pub trait Table: Serialize + DeserializeOwned {
     fn ktime_ns(&self) -> u64;
 
     fn fields() -> Vec<FieldRef> {
-        let opts = Self::overrides(TracingOptions::default().strings_as_large_utf8(false));
+        let opts = Self::overrides(
+            TracingOptions::default()
+                .strings_as_large_utf8(false)
+                .sequence_as_large_list(false),
+        );
         Vec::<FieldRef>::from_type::<Self>(opts).expect("table types trace to a schema")
     }
 }
@@ -101,7 +105,9 @@ const FLUSH_ROWS: usize = 128 * 1024;
 
 fn writer_properties(table: &str, delta: &[&str]) -> WriterProperties {
     let mut b = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid level"),
+        ))
         .set_key_value_metadata(Some(vec![
             KeyValue::new(
                 "credtrail.format_version".to_owned(),
@@ -166,13 +172,15 @@ impl<T: Table> TableWriter<T> {
             let open_path = self.dir.join(format!("{name}.open"));
             let file = fsutil::create_new(&open_path)?;
             let schema = Arc::new(arrow::datatypes::Schema::new(self.fields.clone()));
-            let writer = ArrowWriter::try_new(file, schema, Some(self.props.clone())).map_err(
-                |source| CaptureError::Parquet {
-                    path: open_path.clone(),
-                    source,
-                },
-            )?;
-            let builder = ArrayBuilder::from_arrow(&self.fields).map_err(|e| schema_err(&open_path, e))?;
+            let writer =
+                ArrowWriter::try_new(file, schema, Some(self.props.clone())).map_err(|source| {
+                    CaptureError::Parquet {
+                        path: open_path.clone(),
+                        source,
+                    }
+                })?;
+            let builder =
+                ArrayBuilder::from_arrow(&self.fields).map_err(|e| schema_err(&open_path, e))?;
             self.open = Some(OpenSegment {
                 index,
                 open_path,
@@ -259,10 +267,13 @@ impl<T: Table> TableWriter<T> {
         let Some(seg) = self.open.take() else {
             return Ok(None);
         };
-        let file = seg.writer.into_inner().map_err(|source| CaptureError::Parquet {
-            path: seg.open_path.clone(),
-            source,
-        })?;
+        let file = seg
+            .writer
+            .into_inner()
+            .map_err(|source| CaptureError::Parquet {
+                path: seg.open_path.clone(),
+                source,
+            })?;
         // into_inner writes the footer; make it durable before it is listed.
         file.sync_all().map_err(|source| CaptureError::Io {
             path: seg.open_path.clone(),
@@ -333,7 +344,11 @@ pub struct CaptureWriter {
 impl CaptureWriter {
     /// Creates the capture directory (refusing anything that is not new or
     /// empty) and writes the initial manifest, state `recording`.
-    pub fn create(dir: &Path, manifest: Manifest, rotation: Rotation) -> Result<Self, CaptureError> {
+    pub fn create(
+        dir: &Path,
+        manifest: Manifest,
+        rotation: Rotation,
+    ) -> Result<Self, CaptureError> {
         fsutil::create_capture_dir(dir)?;
         let mut manifest = manifest;
         manifest.state = CaptureState::Recording;
@@ -471,7 +486,8 @@ pub fn read_segment<T: Table>(path: &Path) -> Result<Vec<T>, CaptureError> {
             path: path.to_owned(),
             source: e.into(),
         })?;
-        let part: Vec<T> = serde_arrow::from_record_batch(&batch).map_err(|e| schema_err(path, e))?;
+        let part: Vec<T> =
+            serde_arrow::from_record_batch(&batch).map_err(|e| schema_err(path, e))?;
         rows.extend(part);
     }
     Ok(rows)

@@ -45,7 +45,11 @@ fn creds(c: &ct_creds) -> Creds {
 }
 
 fn comm(raw: &[i8; 16]) -> String {
-    let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = raw
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -66,9 +70,18 @@ pub fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeEr
     let mut event_flags = Vec::new();
     for (f, name) in [
         (ct_flag::CT_FLAG_ARGS_FAULT, flags::ARGS_FAULT),
-        (ct_flag::CT_FLAG_REQ_GROUPS_TRUNC, flags::REQ_GROUPS_TRUNCATED),
-        (ct_flag::CT_FLAG_OLD_GROUPS_TRUNC, flags::OLD_GROUPS_TRUNCATED),
-        (ct_flag::CT_FLAG_NEW_GROUPS_TRUNC, flags::NEW_GROUPS_TRUNCATED),
+        (
+            ct_flag::CT_FLAG_REQ_GROUPS_TRUNC,
+            flags::REQ_GROUPS_TRUNCATED,
+        ),
+        (
+            ct_flag::CT_FLAG_OLD_GROUPS_TRUNC,
+            flags::OLD_GROUPS_TRUNCATED,
+        ),
+        (
+            ct_flag::CT_FLAG_NEW_GROUPS_TRUNC,
+            flags::NEW_GROUPS_TRUNCATED,
+        ),
     ] {
         if has(f) {
             event_flags.push(name.to_owned());
@@ -96,8 +109,8 @@ pub fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeEr
         event_flags,
         ..Event::default()
     };
-    ev.set_old(creds(&raw.old_creds));
-    ev.set_new(creds(&raw.new_creds));
+    ev.set_old_creds(creds(&raw.old_creds));
+    ev.set_new_creds(creds(&raw.new_creds));
     ev.changed = ev.compute_changed();
     Ok(ev)
 }
@@ -160,7 +173,10 @@ mod tests {
         assert_eq!(ev.groups, None);
         assert_eq!(ev.old_groups, vec![10, 20]);
         assert_eq!(ev.old_cap_effective, 0x1ff_ffff_ffff);
-        assert_eq!((ev.new_uid, ev.new_euid, ev.new_suid, ev.new_fsuid), (1001, 1002, 1003, 1002));
+        assert_eq!(
+            (ev.new_uid, ev.new_euid, ev.new_suid, ev.new_fsuid),
+            (1001, 1002, 1003, 1002)
+        );
         assert_eq!(ev.new_cap_effective, 0);
         assert_eq!((ev.auid, ev.sessionid, ev.cgroup_id), (1000, 7, 99));
         assert_eq!((ev.pid_ns, ev.ns_pid), (4026531836, 12));
@@ -203,6 +219,9 @@ mod tests {
         assert_eq!(decode(&[], &ctx()), Err(DecodeError::Size(0)));
         let mut raw = sample();
         raw.syscall = 77;
-        assert_eq!(decode(&as_bytes(&raw), &ctx()), Err(DecodeError::Syscall(77)));
+        assert_eq!(
+            decode(&as_bytes(&raw), &ctx()),
+            Err(DecodeError::Syscall(77))
+        );
     }
 }

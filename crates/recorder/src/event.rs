@@ -95,6 +95,73 @@ pub struct Creds {
     pub groups: Vec<u32>,
 }
 
+/// Capability names by bit number (linux/capability.h).
+pub const CAP_NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The name of capability `bit` (`CAP_41` for bits newer than this table).
+pub fn cap_name(bit: u32) -> std::borrow::Cow<'static, str> {
+    match CAP_NAMES.get(bit as usize) {
+        Some(n) => (*n).into(),
+        None => format!("CAP_{bit}").into(),
+    }
+}
+
+/// `+CAP_X -CAP_Y` for the bits that differ between two masks.
+pub fn cap_diff(old: u64, new: u64) -> String {
+    let mut out = Vec::new();
+    for bit in 0..64 {
+        let m = 1u64 << bit;
+        match (old & m != 0, new & m != 0) {
+            (false, true) => out.push(format!("+{}", cap_name(bit))),
+            (true, false) => out.push(format!("-{}", cap_name(bit))),
+            _ => {}
+        }
+    }
+    out.join(" ")
+}
+
 /// Groups kept per list; equals `CT_MAX_GROUPS` in `credtrail.h`.
 pub const MAX_GROUPS: usize = 32;
 
@@ -180,13 +247,13 @@ macro_rules! creds_accessors {
 }
 
 impl Event {
-    creds_accessors!(old, set_old,
+    creds_accessors!(old_creds, set_old_creds,
         uid => old_uid, euid => old_euid, suid => old_suid, fsuid => old_fsuid,
         gid => old_gid, egid => old_egid, sgid => old_sgid, fsgid => old_fsgid,
         cap_effective => old_cap_effective, cap_permitted => old_cap_permitted,
         cap_inheritable => old_cap_inheritable, cap_bounding => old_cap_bounding,
         cap_ambient => old_cap_ambient, securebits => old_securebits, groups => old_groups);
-    creds_accessors!(new, set_new,
+    creds_accessors!(new_creds, set_new_creds,
         uid => new_uid, euid => new_euid, suid => new_suid, fsuid => new_fsuid,
         gid => new_gid, egid => new_egid, sgid => new_sgid, fsgid => new_fsgid,
         cap_effective => new_cap_effective, cap_permitted => new_cap_permitted,
@@ -195,7 +262,7 @@ impl Event {
 
     /// Whether any credential differs between before and after.
     pub fn compute_changed(&self) -> bool {
-        self.old() != self.new()
+        self.old_creds() != self.new_creds()
     }
 
     pub fn syscall_kind(&self) -> Option<Syscall> {

@@ -10,7 +10,10 @@ pub fn clock_ns(clock: libc::clockid_t) -> i64 {
     };
     // SAFETY: clock_gettime writes one timespec into the valid pointer we pass.
     let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    assert_eq!(rc, 0, "CLOCK_REALTIME and CLOCK_BOOTTIME always exist on Linux");
+    assert_eq!(
+        rc, 0,
+        "CLOCK_REALTIME and CLOCK_BOOTTIME always exist on Linux"
+    );
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 

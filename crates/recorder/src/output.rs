@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::event::{Event, Syscall};
+use crate::event::{Event, Syscall, cap_diff};
 use crate::host::rfc3339_ns;
 
 /// Output formats for events.
@@ -64,8 +64,8 @@ pub fn compact(ev: &Event) -> String {
         _ => ev.args().map(|a| a.to_string()).collect(),
     };
     let _ = write!(s, "{})", args.join(", "));
-    let old = ev.old();
-    let new = ev.new();
+    let old = ev.old_creds();
+    let new = ev.new_creds();
     let mut diffs = String::new();
     for (name, a, b) in [
         ("uid", old.uid, new.uid),
@@ -89,11 +89,20 @@ pub fn compact(ev: &Event) -> String {
         ("capamb", old.cap_ambient, new.cap_ambient),
     ] {
         if a != b {
-            let _ = write!(diffs, " {name} {a:#x}→{b:#x}");
+            // Name a few changed capabilities; show masks for sweeping changes.
+            if (a ^ b).count_ones() <= 3 {
+                let _ = write!(diffs, " {name} {}", cap_diff(a, b));
+            } else {
+                let _ = write!(diffs, " {name} {a:#x}→{b:#x}");
+            }
         }
     }
     if old.securebits != new.securebits {
-        let _ = write!(diffs, " securebits {:#x}→{:#x}", old.securebits, new.securebits);
+        let _ = write!(
+            diffs,
+            " securebits {:#x}→{:#x}",
+            old.securebits, new.securebits
+        );
     }
     if old.groups != new.groups {
         let _ = write!(diffs, " groups {:?}→{:?}", old.groups, new.groups);

@@ -86,6 +86,7 @@ impl Printer {
 
 /// Records until `stop` is set or the duration ends.
 pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary> {
+    bpf::check_privileges()?;
     if let Some(dir) = &opts.out {
         // Refuse a bad --out before touching the kernel.
         crate::fsutil::check_capture_dir(dir)?;
@@ -178,8 +179,8 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
     let mut last_counters = MonoInstant::now();
     let mut reported_lost = 0u64;
     let drain = |writer: &mut Option<CaptureWriter>,
-                     printer: &mut Option<Printer>,
-                     written: &mut u64|
+                 printer: &mut Option<Printer>,
+                 written: &mut u64|
      -> anyhow::Result<()> {
         let batch = std::mem::take(&mut *pending.borrow_mut());
         for ev in &batch {
@@ -202,8 +203,8 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
     };
 
     loop {
-        let done = stop.load(Ordering::Relaxed)
-            || opts.duration.is_some_and(|d| started.elapsed() >= d);
+        let done =
+            stop.load(Ordering::Relaxed) || opts.duration.is_some_and(|d| started.elapsed() >= d);
         if done {
             // Stop new events first so the last drain and the counters agree.
             tracer.detach();
@@ -211,7 +212,14 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
             std::thread::sleep(Duration::from_millis(20));
         }
         // On stop, one last non-blocking pass drains what the kernel holds.
-        bpf::poll(&rb, if done { Duration::ZERO } else { Duration::from_millis(100) })?;
+        bpf::poll(
+            &rb,
+            if done {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(100)
+            },
+        )?;
         drain(&mut writer, &mut printer, &mut written)?;
         if let Some(p) = printer.as_mut() {
             p.flush()?;
@@ -261,8 +269,5 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
         decode_errors = counters.decode_errors,
         "recording ended"
     );
-    Ok(Summary {
-        counters,
-        manifest,
-    })
+    Ok(Summary { counters, manifest })
 }

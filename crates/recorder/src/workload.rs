@@ -130,7 +130,13 @@ fn split(mask: u64) -> (u32, u32) {
 }
 
 /// Runs one raw call and records it.
-fn step(report: &mut Report, syscall: &str, args: Vec<i64>, groups: Option<Vec<u32>>, call: impl FnOnce() -> i64) -> std::io::Result<()> {
+fn step(
+    report: &mut Report,
+    syscall: &str,
+    args: Vec<i64>,
+    groups: Option<Vec<u32>>,
+    call: impl FnOnce() -> i64,
+) -> std::io::Result<()> {
     let before = Observed::current()?;
     let ret = call();
     let after = Observed::current()?;
@@ -157,34 +163,78 @@ pub fn single_thread_steps() -> std::io::Result<Report> {
     step(&mut r, "setgroups", vec![3], Some(groups.clone()), || {
         raw(libc::SYS_setgroups, g.len() as _, g.as_ptr() as _, 0)
     })?;
-    step(&mut r, "setresgid", vec![2001, 2002, 2003], None, || raw(libc::SYS_setresgid, 2001, 2002, 2003))?;
-    step(&mut r, "setregid", vec![2011, 2012], None, || raw(libc::SYS_setregid, 2011, 2012, 0))?;
-    step(&mut r, "setgid", vec![2021], None, || raw(libc::SYS_setgid, 2021, 0, 0))?;
-    step(&mut r, "setfsgid", vec![2031], None, || raw(libc::SYS_setfsgid, 2031, 0, 0))?;
+    step(&mut r, "setresgid", vec![2001, 2002, 2003], None, || {
+        raw(libc::SYS_setresgid, 2001, 2002, 2003)
+    })?;
+    step(&mut r, "setregid", vec![2011, 2012], None, || {
+        raw(libc::SYS_setregid, 2011, 2012, 0)
+    })?;
+    step(&mut r, "setgid", vec![2021], None, || {
+        raw(libc::SYS_setgid, 2021, 0, 0)
+    })?;
+    step(&mut r, "setfsgid", vec![2031], None, || {
+        raw(libc::SYS_setfsgid, 2031, 0, 0)
+    })?;
 
     // capset: drop CAP_NET_RAW from every set.
     let now = Observed::current()?;
     let drop = |m: u64| m & !(1u64 << CAP_NET_RAW);
-    let (e, p, i) = (drop(now.cap_effective), drop(now.cap_permitted), drop(now.cap_inheritable));
-    let hdr = CapHeader { version: CAP_V3, pid: 0 };
+    let (e, p, i) = (
+        drop(now.cap_effective),
+        drop(now.cap_permitted),
+        drop(now.cap_inheritable),
+    );
+    let hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
     let (e0, e1) = split(e);
     let (p0, p1) = split(p);
     let (i0, i1) = split(i);
     let data = [
-        CapData { effective: e0, permitted: p0, inheritable: i0 },
-        CapData { effective: e1, permitted: p1, inheritable: i1 },
+        CapData {
+            effective: e0,
+            permitted: p0,
+            inheritable: i0,
+        },
+        CapData {
+            effective: e1,
+            permitted: p1,
+            inheritable: i1,
+        },
     ];
-    step(&mut r, "capset", vec![e as i64, p as i64, i as i64], None, || {
-        raw(libc::SYS_capset, &hdr as *const _ as _, data.as_ptr() as _, 0)
-    })?;
+    step(
+        &mut r,
+        "capset",
+        vec![e as i64, p as i64, i as i64],
+        None,
+        || {
+            raw(
+                libc::SYS_capset,
+                &hdr as *const _ as _,
+                data.as_ptr() as _,
+                0,
+            )
+        },
+    )?;
 
-    step(&mut r, "setfsuid", vec![3001], None, || raw(libc::SYS_setfsuid, 3001, 0, 0))?;
-    step(&mut r, "setreuid", vec![-1, 4002], None, || raw(libc::SYS_setreuid, -1, 4002, 0))?;
+    step(&mut r, "setfsuid", vec![3001], None, || {
+        raw(libc::SYS_setfsuid, 3001, 0, 0)
+    })?;
+    step(&mut r, "setreuid", vec![-1, 4002], None, || {
+        raw(libc::SYS_setreuid, -1, 4002, 0)
+    })?;
     // Allowed without CAP_SETUID because the real uid is still 0.
-    step(&mut r, "setuid", vec![0], None, || raw(libc::SYS_setuid, 0, 0, 0))?;
-    step(&mut r, "setresuid", vec![1001, 1002, 1003], None, || raw(libc::SYS_setresuid, 1001, 1002, 1003))?;
+    step(&mut r, "setuid", vec![0], None, || {
+        raw(libc::SYS_setuid, 0, 0, 0)
+    })?;
+    step(&mut r, "setresuid", vec![1001, 1002, 1003], None, || {
+        raw(libc::SYS_setresuid, 1001, 1002, 1003)
+    })?;
     // Now unprivileged: refused with EPERM.
-    step(&mut r, "setuid", vec![0], None, || raw(libc::SYS_setuid, 0, 0, 0))?;
+    step(&mut r, "setuid", vec![0], None, || {
+        raw(libc::SYS_setuid, 0, 0, 0)
+    })?;
     Ok(r)
 }
 
@@ -211,7 +261,11 @@ pub fn broadcast_setuid(threads: usize, uid: u32) -> std::io::Result<Report> {
     ready.wait();
     // SAFETY: setuid has no memory preconditions; glibc signals every thread.
     let rc = unsafe { libc::setuid(uid) };
-    let ret = if rc == 0 { 0 } else { -(std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64) };
+    let ret = if rc == 0 {
+        0
+    } else {
+        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64)
+    };
     let pid = std::process::id();
     let mut tids = vec![gettid()];
     // Every thread is parked, so /proc shows its post-broadcast credentials.

@@ -89,7 +89,10 @@ impl Recorder {
                 let err = rec.stderr.join().unwrap();
                 panic!("credtrail-record exited early ({status}): {err}");
             }
-            assert!(Instant::now() < deadline, "recorder did not start within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "recorder did not start within 60 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         rec
@@ -127,19 +130,31 @@ fn assert_row(ev: &Event, step: &Step) {
     assert_eq!(ev.args().collect::<Vec<_>>(), step.args, "{ctx}");
     assert_eq!(ev.groups, step.groups, "{ctx}");
     assert_eq!(ev.ret, step.ret, "{ctx}");
-    assert_eq!(ev.old(), step.before.to_creds(), "old credentials: {ctx}");
-    assert_eq!(ev.new(), step.after.to_creds(), "new credentials: {ctx}");
+    assert_eq!(
+        ev.old_creds(),
+        step.before.to_creds(),
+        "old credentials: {ctx}"
+    );
+    assert_eq!(
+        ev.new_creds(),
+        step.after.to_creds(),
+        "new credentials: {ctx}"
+    );
     assert_eq!(ev.changed, step.before != step.after, "{ctx}");
     assert!(ev.event_flags.is_empty(), "{ctx}");
     assert_eq!(ev.comm, "credtrail-workl", "{ctx}");
 }
 
 fn creds(uid: [u32; 4], gid: [u32; 4]) -> (u32, u32, u32, u32, u32, u32, u32, u32) {
-    (uid[0], uid[1], uid[2], uid[3], gid[0], gid[1], gid[2], gid[3])
+    (
+        uid[0], uid[1], uid[2], uid[3], gid[0], gid[1], gid[2], gid[3],
+    )
 }
 
 fn ids(c: &Creds) -> (u32, u32, u32, u32, u32, u32, u32, u32) {
-    (c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid)
+    (
+        c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid,
+    )
 }
 
 #[test]
@@ -164,12 +179,18 @@ fn records_every_credential_syscall_with_exact_rows() {
         .filter(|e| pids.contains(&e.pid))
         .collect();
     rows.sort_by_key(|e| e.ktime_ns);
-    assert_eq!(rows.len(), report.steps.len(), "one row per call: {rows:#?}");
+    assert_eq!(
+        rows.len(),
+        report.steps.len(),
+        "one row per call: {rows:#?}"
+    );
 
     // The single-threaded steps come first and in order; the broadcast
     // child's four rows follow in whatever order its threads ran.
-    let (single, broadcast): (Vec<&Step>, Vec<&Step>) =
-        report.steps.iter().partition(|s| s.pid == report.steps[0].pid);
+    let (single, broadcast): (Vec<&Step>, Vec<&Step>) = report
+        .steps
+        .iter()
+        .partition(|s| s.pid == report.steps[0].pid);
     let (single_rows, bcast_rows): (Vec<&Event>, Vec<&Event>) =
         rows.iter().partition(|e| e.pid == report.steps[0].pid);
     assert_eq!(single.len(), 11);
@@ -181,21 +202,48 @@ fn records_every_credential_syscall_with_exact_rows() {
     let by = |i: usize| single_rows[i];
     assert_eq!(by(0).groups, Some(vec![1001, 1002, 1003]));
     assert_eq!(by(0).new_groups, vec![1001, 1002, 1003]);
-    assert_eq!(ids(&by(1).new()), creds([0, 0, 0, 0], [2001, 2002, 2003, 2002]));
-    assert_eq!(ids(&by(2).new()), creds([0, 0, 0, 0], [2011, 2012, 2012, 2012]));
-    assert_eq!(ids(&by(3).new()), creds([0, 0, 0, 0], [2021, 2021, 2021, 2021]));
-    assert_eq!((by(4).syscall.as_str(), by(4).ret, by(4).new_fsgid), ("setfsgid", 2021, 2031));
+    assert_eq!(
+        ids(&by(1).new_creds()),
+        creds([0, 0, 0, 0], [2001, 2002, 2003, 2002])
+    );
+    assert_eq!(
+        ids(&by(2).new_creds()),
+        creds([0, 0, 0, 0], [2011, 2012, 2012, 2012])
+    );
+    assert_eq!(
+        ids(&by(3).new_creds()),
+        creds([0, 0, 0, 0], [2021, 2021, 2021, 2021])
+    );
+    assert_eq!(
+        (by(4).syscall.as_str(), by(4).ret, by(4).new_fsgid),
+        ("setfsgid", 2021, 2031)
+    );
     let net_raw = 1u64 << 13;
-    assert_ne!(by(5).old_cap_effective & net_raw, 0, "CAP_NET_RAW before capset");
+    assert_ne!(
+        by(5).old_cap_effective & net_raw,
+        0,
+        "CAP_NET_RAW before capset"
+    );
     assert_eq!(by(5).new_cap_effective & net_raw, 0, "CAP_NET_RAW dropped");
     assert_eq!(by(5).new_cap_permitted & net_raw, 0);
     assert_eq!(by(5).arg0 as u64 & net_raw, 0);
     assert_eq!((by(6).ret, by(6).new_fsuid), (0, 3001));
-    assert_eq!((by(7).arg0, by(7).arg1, by(7).new_euid, by(7).new_cap_effective), (-1, 4002, 4002, 0));
-    let n = by(9).new();
+    assert_eq!(
+        (
+            by(7).arg0,
+            by(7).arg1,
+            by(7).new_euid,
+            by(7).new_cap_effective
+        ),
+        (-1, 4002, 4002, 0)
+    );
+    let n = by(9).new_creds();
     assert_eq!((n.uid, n.euid, n.suid, n.fsuid), (1001, 1002, 1003, 1002));
     assert_eq!(by(9).new_cap_permitted, 0);
-    assert_eq!((by(10).syscall.as_str(), by(10).ret, by(10).changed), ("setuid", -1, false));
+    assert_eq!(
+        (by(10).syscall.as_str(), by(10).ret, by(10).changed),
+        ("setuid", -1, false)
+    );
     assert_eq!(by(10).new_uid, 1001);
 
     // glibc setxid broadcast: one row per thread, told apart by tid.
@@ -209,7 +257,10 @@ fn records_every_credential_syscall_with_exact_rows() {
     for ev in &bcast_rows {
         let step = broadcast.iter().find(|s| s.tid == ev.tid).unwrap();
         assert_row(ev, step);
-        assert_eq!((ev.arg0, ev.old_uid, ev.new_uid, ev.new_euid), (5001, 0, 5001, 5001));
+        assert_eq!(
+            (ev.arg0, ev.old_uid, ev.new_uid, ev.new_euid),
+            (5001, 0, 5001, 5001)
+        );
     }
 
     // Identity fields the kernel filled in.
@@ -230,7 +281,10 @@ fn records_every_credential_syscall_with_exact_rows() {
     let c = &cap.manifest.counters;
     assert_eq!(c.lost(), 0, "{c:?}");
     assert_eq!(c.kernel_events, c.events_written, "{c:?}");
-    assert_eq!(cap.manifest.state, credtrail_recorder::manifest::CaptureState::Sealed);
+    assert_eq!(
+        cap.manifest.state,
+        credtrail_recorder::manifest::CaptureState::Sealed
+    );
     assert_eq!(cap.manifest.hooks.len(), 20);
 
     // The live JSON lines are the same rows.
@@ -241,7 +295,10 @@ fn records_every_credential_syscall_with_exact_rows() {
         .collect();
     assert_eq!(live_rows.len(), rows.len());
     for v in &live_rows {
-        let ev = rows.iter().find(|e| e.ktime_ns == v["ktime_ns"].as_u64().unwrap()).unwrap();
+        let ev = rows
+            .iter()
+            .find(|e| e.ktime_ns == v["ktime_ns"].as_u64().unwrap())
+            .unwrap();
         assert_eq!(v["syscall"], ev.syscall.as_str());
         assert_eq!(v["tid"], ev.tid);
         assert_eq!(v["new_euid"], ev.new_euid);
@@ -259,7 +316,10 @@ fn records_every_credential_syscall_with_exact_rows() {
     }
     // The /proc snapshot saw this test process.
     let procs = cap.processes().unwrap();
-    assert!(procs.iter().any(|p| p.pid == me), "snapshot lacks the test process");
+    assert!(
+        procs.iter().any(|p| p.pid == me),
+        "snapshot lacks the test process"
+    );
 }
 
 #[test]
@@ -289,8 +349,16 @@ fn storm_accounting_is_exact_and_segments_rotate() {
         .count() as u64;
     assert!(issued > 1000, "storm issued only {issued} calls");
     // Serial tests on a quiet machine: every loss counted is the storm's.
-    assert_eq!(ours + c.lost(), issued, "issued = captured + counted drops ({c:?})");
+    assert_eq!(
+        ours + c.lost(),
+        issued,
+        "issued = captured + counted drops ({c:?})"
+    );
     assert_eq!(c.kernel_events, c.events_written + c.ringbuf_full, "{c:?}");
     // Rotation by time produced several complete segments.
-    assert!(cap.manifest.segments_of("events").count() >= 2, "{:?}", cap.manifest.segments);
+    assert!(
+        cap.manifest.segments_of("events").count() >= 2,
+        "{:?}",
+        cap.manifest.segments
+    );
 }

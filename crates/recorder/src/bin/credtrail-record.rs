@@ -16,7 +16,11 @@ use credtrail_recorder::record::{RecordOptions, record};
 /// with the full credentials before and after each call, into a capture
 /// directory of Parquet files (and/or print them live).
 #[derive(Parser, Debug)]
-#[command(name = "credtrail-record", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "credtrail-record",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -93,7 +97,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         None => {
             let a = cli.record;
             if a.out.is_none() && a.print.is_none() {
-                anyhow::bail!("nothing to do: pass --out DIR to write a capture and/or --print json|compact");
+                anyhow::bail!(
+                    "nothing to do: pass --out DIR to write a capture and/or --print json|compact"
+                );
             }
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -147,7 +153,13 @@ fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
         c.exit_without_enter,
     );
     for s in &m.segments {
-        eprintln!("  {:<28} {:>8} rows {:>10} bytes sha256 {}", s.file, s.rows, s.bytes, &s.sha256[..16]);
+        eprintln!(
+            "  {:<28} {:>8} rows {:>10} bytes sha256 {}",
+            s.file,
+            s.rows,
+            s.bytes,
+            &s.sha256[..16]
+        );
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for ev in cap.events()? {
@@ -157,7 +169,11 @@ fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
         }
     }
     std::io::Write::flush(&mut out).or_else(|e| {
-        if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) }
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(e)
+        }
     })?;
     Ok(())
 }

@@ -65,17 +65,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Broadcast { threads, uid } => workload::broadcast_setuid(threads.into(), uid)?,
         Command::All => {
             // The broadcast needs a fresh root process: run it as a child.
-            let out = std::process::Command::new(std::env::current_exe().context("cannot find own binary")?)
-                .args(["broadcast", "--threads", "4", "--uid", "5001"])
-                .output()
-                .context("cannot run the broadcast child")?;
-            anyhow::ensure!(out.status.success(), "broadcast child failed: {}", String::from_utf8_lossy(&out.stderr));
-            let child: workload::Report = serde_json::from_slice(&out.stdout).context("broadcast child report")?;
+            let out = std::process::Command::new(
+                std::env::current_exe().context("cannot find own binary")?,
+            )
+            .args(["broadcast", "--threads", "4", "--uid", "5001"])
+            .output()
+            .context("cannot run the broadcast child")?;
+            anyhow::ensure!(
+                out.status.success(),
+                "broadcast child failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let child: workload::Report =
+                serde_json::from_slice(&out.stdout).context("broadcast child report")?;
             let mut report = workload::single_thread_steps()?;
             report.steps.extend(child.steps);
             report
         }
-        Command::Storm { threads, seconds, rate, uid } => {
+        Command::Storm {
+            threads,
+            seconds,
+            rate,
+            uid,
+        } => {
             let n = workload::storm(threads.into(), uid, Duration::from_secs(seconds), rate);
             println!(
                 "{{\"calls\": {n}, \"pid\": {}, \"threads\": {threads}, \"seconds\": {seconds}}}",
