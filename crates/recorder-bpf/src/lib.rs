@@ -9,45 +9,41 @@ use std::path::Path;
 use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{
-    Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder, TracepointCategory,
-};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/credtrail.skel.rs"));
 }
 
-pub use skel::types::{ct_counter, ct_creds, ct_event, ct_flag, ct_syscall};
+pub use skel::types::{
+    ct_counter, ct_creds, ct_event, ct_flag, ct_proc_event, ct_proc_flag, ct_proc_kind, ct_syscall,
+};
 
-// SAFETY: ct_event is generated from a C struct of fixed-width integers and
-// arrays of them, with no padding holes (asserted below) and no pointers, so
-// every bit pattern is a valid value.
+// SAFETY: ct_event and ct_proc_event are generated from C structs of
+// fixed-width integers and arrays of them, with no padding holes (sizes
+// asserted below) and no pointers, so every bit pattern is a valid value.
 unsafe impl plain::Plain for ct_event {}
+// SAFETY: as above.
+unsafe impl plain::Plain for ct_proc_event {}
 
 /// Size of `struct ct_event` in `credtrail.h`; a mismatch means the C header
 /// and this build disagree.
 pub const EVENT_SIZE: usize = 648;
 const _: () = assert!(std::mem::size_of::<ct_event>() == EVENT_SIZE);
+/// Size of a complete `struct ct_proc_event` (exec records).
+pub const PROC_EVENT_SIZE: usize = 3624;
+const _: () = assert!(std::mem::size_of::<ct_proc_event>() == PROC_EVENT_SIZE);
+/// Size of fork and exit records: `struct ct_proc_event` up to `filename`.
+pub const PROC_SHORT_SIZE: usize = std::mem::offset_of!(ct_proc_event, filename);
 
-/// Layout version of `struct ct_event` (`CT_ABI_VERSION` in credtrail.h).
-pub const ABI_VERSION: u32 = 1;
+/// Bytes of path kept in `ct_proc_event.cwd` (`CT_CWD_MAX`).
+pub const CWD_MAX: usize = 1024;
+
+/// Layout version of the records (`CT_ABI_VERSION` in credtrail.h).
+pub const ABI_VERSION: u32 = 2;
 
 /// Where libbpf looks for tracefs first.
 pub const TRACEFS: &str = "/sys/kernel/tracing";
-
-/// The ten credential-changing syscalls, in the order of the programs.
-pub const SYSCALLS: [&str; 10] = [
-    "setuid",
-    "setgid",
-    "setfsuid",
-    "setfsgid",
-    "setreuid",
-    "setregid",
-    "setresuid",
-    "setresgid",
-    "setgroups",
-    "capset",
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum BpfError {
@@ -63,7 +59,7 @@ pub enum BpfError {
         source: std::io::Error,
     },
     #[error(
-        "the kernel has no tracepoint syscalls/{name} ({source}); credtrail needs CONFIG_FTRACE_SYSCALLS=y"
+        "cannot attach {name} ({source}): the kernel lacks this hook; credtrail needs syscall and sched tracepoints (CONFIG_FTRACE_SYSCALLS=y) and BTF"
     )]
     MissingHook {
         name: String,
@@ -107,12 +103,16 @@ pub struct KernelCounters {
     pub ringbuf_full: u64,
     pub enter_store_failures: u64,
     pub exit_without_enter: u64,
+    pub proc_events: u64,
+    pub proc_ringbuf_full: u64,
+    pub exec_no_stash: u64,
 }
 
 /// Loaded and attached programs.
 pub struct Tracer<'obj> {
     skel: skel::CredtrailSkel<'obj>,
     hooks: Vec<String>,
+    missing_optional: Vec<String>,
     /// Interior mutability so `detach` works while a ring buffer borrows us.
     links: std::cell::RefCell<Vec<Link>>,
 }
@@ -132,6 +132,17 @@ pub fn effective_caps() -> u64 {
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
+
+/// Whether container cgroups live in cgroup v1 controllers: true unless
+/// /sys/fs/cgroup is a pure cgroup2 mount.
+pub fn cgroup_v1_hierarchies() -> bool {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    // SAFETY: statfs writes one struct into the valid pointer; the path is a
+    // NUL-terminated literal.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(c"/sys/fs/cgroup".as_ptr(), &mut st) };
+    !(rc == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC)
+}
 
 /// Fails early, with the fix, when this process cannot load BPF programs.
 pub fn check_privileges() -> Result<(), BpfError> {
@@ -222,36 +233,61 @@ impl<'obj> Tracer<'obj> {
                 map: "events",
                 source,
             })?;
-        let abi = open.maps.rodata_data.as_ref().map(|r| r.abi_version);
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .expect("the object has read-only data");
         debug_assert_eq!(
-            abi,
-            Some(ABI_VERSION),
-            "credtrail.h and lib.rs disagree on the ABI"
+            rodata.abi_version, ABI_VERSION,
+            "credtrail.h and lib.rs disagree"
         );
+        rodata.cgroup_v1 = u32::from(cgroup_v1_hierarchies());
+        // sched_prepare_exec (6.10+) is what lets exec credential changes be
+        // seen; without it everything else still works.
+        let mut missing = Vec::new();
+        if !Path::new(TRACEFS)
+            .join("events/sched/sched_prepare_exec")
+            .exists()
+        {
+            open.progs.prepare_exec.set_autoload(false);
+            missing.push("tp_btf/sched_prepare_exec".to_owned());
+            tracing::warn!(
+                "this kernel has no sched_prepare_exec tracepoint (Linux 6.10+): credential changes made by exec (setuid binaries) will not be recorded"
+            );
+        }
         let skel = open.load().map_err(|source| BpfError::Load { source })?;
 
         let mut links = Vec::new();
         let mut hooks = Vec::new();
         for prog in skel.object().progs_mut() {
-            let name = prog.name().to_string_lossy().into_owned();
-            let (dir, sys) = name
-                .split_once('_')
-                .expect("programs are named enter_<syscall> / exit_<syscall>");
-            let tp = format!("sys_{dir}_{sys}");
-            let link = prog
-                .attach_tracepoint(TracepointCategory::Syscalls, &tp)
-                .map_err(|source| BpfError::MissingHook {
-                    name: tp.clone(),
-                    source,
-                })?;
-            hooks.push(format!("syscalls/{tp}"));
+            if !prog.autoload() {
+                continue;
+            }
+            let section = prog.section().to_string_lossy().into_owned();
+            let hook = section
+                .strip_prefix("tracepoint/")
+                .unwrap_or(&section)
+                .to_owned();
+            // libbpf attaches by section name: tracepoint/CAT/NAME or tp_btf/NAME.
+            let link = prog.attach().map_err(|source| BpfError::MissingHook {
+                name: hook.clone(),
+                source,
+            })?;
+            hooks.push(hook);
             links.push(link);
         }
         Ok(Tracer {
             skel,
             hooks,
+            missing_optional: missing,
             links: std::cell::RefCell::new(links),
         })
+    }
+
+    /// Optional hooks this kernel lacks.
+    pub fn missing_optional_hooks(&self) -> &[String] {
+        &self.missing_optional
     }
 
     /// The tracepoints attached, e.g. `syscalls/sys_enter_setuid`.
@@ -303,6 +339,9 @@ impl<'obj> Tracer<'obj> {
             ringbuf_full: read(ct_counter::CT_CNT_RINGBUF_FULL)?,
             enter_store_failures: read(ct_counter::CT_CNT_ENTER_STORE_FAIL)?,
             exit_without_enter: read(ct_counter::CT_CNT_EXIT_NO_ENTER)?,
+            proc_events: read(ct_counter::CT_CNT_PROC_EVENTS)?,
+            proc_ringbuf_full: read(ct_counter::CT_CNT_PROC_RINGBUF_FULL)?,
+            exec_no_stash: read(ct_counter::CT_CNT_EXEC_NO_STASH)?,
         })
     }
 }

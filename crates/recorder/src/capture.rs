@@ -24,14 +24,18 @@ use serde_arrow::ArrayBuilder;
 use serde_arrow::schema::{SchemaLike, TracingOptions};
 use sha2::{Digest, Sha256};
 
+use crate::containers::ContainerRow;
 use crate::error::CaptureError;
 use crate::event::Event;
 use crate::fsutil;
+use crate::lifecycle::ProcEvent;
 use crate::manifest::{CaptureState, Counters, FORMAT_VERSION, Manifest, Segment};
 use crate::process::ProcessRow;
 
 pub const EVENTS: &str = "events";
 pub const PROCESSES: &str = "processes";
+pub const LIFECYCLE: &str = "lifecycle";
+pub const CONTAINERS: &str = "containers";
 
 /// A table's Arrow schema, traced from its Rust type so the struct is the
 /// single definition of the columns.
@@ -60,18 +64,52 @@ impl Table for Event {
     const NAME: &'static str = EVENTS;
     const DELTA_COLUMNS: &'static [&'static str] = &["time", "ktime_ns"];
     fn overrides(opts: TracingOptions) -> TracingOptions {
-        opts.overwrite(
-            "time",
-            serde_json::json!({
-                "name": "time",
-                "data_type": "Timestamp(Nanosecond, Some(\"UTC\"))",
-                "nullable": false,
-            }),
+        timestamps(
+            opts,
+            &[
+                ("time", false),
+                ("start_time", true),
+                ("parent_start_time", true),
+            ],
         )
-        .expect("valid override")
     }
     fn ktime_ns(&self) -> u64 {
         self.ktime_ns
+    }
+}
+
+/// Stores these i64 nanosecond columns as UTC timestamps.
+fn timestamps(mut opts: TracingOptions, cols: &[(&str, bool)]) -> TracingOptions {
+    for (name, nullable) in cols {
+        opts = opts
+            .overwrite(
+                *name,
+                serde_json::json!({
+                    "name": name,
+                    "data_type": "Timestamp(Nanosecond, Some(\"UTC\"))",
+                    "nullable": nullable,
+                }),
+            )
+            .expect("valid override");
+    }
+    opts
+}
+
+impl Table for ProcEvent {
+    const NAME: &'static str = LIFECYCLE;
+    const DELTA_COLUMNS: &'static [&'static str] = &["time", "ktime_ns"];
+    fn overrides(opts: TracingOptions) -> TracingOptions {
+        timestamps(opts, &[("time", false)])
+    }
+    fn ktime_ns(&self) -> u64 {
+        self.ktime_ns
+    }
+}
+
+impl Table for ContainerRow {
+    const NAME: &'static str = CONTAINERS;
+    fn ktime_ns(&self) -> u64 {
+        self.first_seen_ktime_ns
     }
 }
 
@@ -339,6 +377,8 @@ pub struct CaptureWriter {
     manifest: Manifest,
     rotation: Rotation,
     events: TableWriter<Event>,
+    lifecycle: TableWriter<ProcEvent>,
+    containers: TableWriter<ContainerRow>,
 }
 
 impl CaptureWriter {
@@ -357,6 +397,8 @@ impl CaptureWriter {
         Ok(CaptureWriter {
             dir: dir.to_owned(),
             events: TableWriter::new(dir)?,
+            lifecycle: TableWriter::new(dir)?,
+            containers: TableWriter::new(dir)?,
             manifest,
             rotation,
         })
@@ -389,42 +431,74 @@ impl CaptureWriter {
         Ok(())
     }
 
+    /// A lifecycle record (always written, whatever else is filtered).
+    pub fn push_lifecycle(&mut self, ev: &ProcEvent) -> Result<(), CaptureError> {
+        self.lifecycle.push(ev)?;
+        self.manifest.counters.lifecycle_written += 1;
+        Ok(())
+    }
+
+    /// Metadata of a container seen for the first time.
+    pub fn push_container(&mut self, row: &ContainerRow) -> Result<(), CaptureError> {
+        self.containers.push(row)
+    }
+
     /// Call regularly (e.g. after every poll): flushes at least once a second
-    /// and rotates segments by age and size.
+    /// and rotates segments by age and size (all tables together, so that a
+    /// segment number covers the same stretch of time in every table).
     pub fn tick(&mut self) -> Result<(), CaptureError> {
-        if self.events.needs_flush() {
+        if self.events.needs_flush()
+            || self.lifecycle.needs_flush()
+            || self.containers.needs_flush()
+        {
             self.events.flush()?;
+            self.lifecycle.flush()?;
+            self.containers.flush()?;
         }
-        if self.events.needs_rotation(&self.rotation) {
-            self.seal_events()?;
+        if self.events.needs_rotation(&self.rotation)
+            || self.lifecycle.needs_rotation(&self.rotation)
+        {
+            self.seal_all()?;
         }
         Ok(())
     }
 
-    fn seal_events(&mut self) -> Result<(), CaptureError> {
-        if let Some(seg) = self.events.seal(&self.dir)? {
-            self.manifest.segments.push(seg);
+    fn seal_all(&mut self) -> Result<(), CaptureError> {
+        let sealed = [
+            self.events.seal(&self.dir)?,
+            self.lifecycle.seal(&self.dir)?,
+            self.containers.seal(&self.dir)?,
+        ];
+        if sealed.iter().any(Option::is_some) {
+            self.manifest.segments.extend(sealed.into_iter().flatten());
             self.manifest.write(&self.dir)?;
         }
         Ok(())
     }
 
-    /// Updates the kernel-side counters (events_written is kept here).
+    /// Updates the kernel-side counters; the row counts are the writer's own.
     pub fn set_counters(&mut self, counters: Counters) {
-        let written = self.manifest.counters.events_written;
+        let c = &self.manifest.counters;
         self.manifest.counters = Counters {
-            events_written: written,
+            events_written: c.events_written,
+            lifecycle_written: c.lifecycle_written,
             ..counters
         };
     }
 
-    /// Seals the open segment and the manifest. An events table always
-    /// exists afterwards, even if nothing happened.
+    /// Seals the open segments and the manifest. Every table exists
+    /// afterwards, even if nothing happened.
     pub fn finish(mut self, end: crate::manifest::Instant) -> Result<Manifest, CaptureError> {
         if self.manifest.segments_of(EVENTS).next().is_none() {
             self.events.open_segment()?;
         }
-        self.seal_events()?;
+        if self.manifest.segments_of(LIFECYCLE).next().is_none() {
+            self.lifecycle.open_segment()?;
+        }
+        if self.manifest.segments_of(CONTAINERS).next().is_none() {
+            self.containers.open_segment()?;
+        }
+        self.seal_all()?;
         self.manifest.end = Some(end);
         self.manifest.state = CaptureState::Sealed;
         self.manifest.write(&self.dir)?;
@@ -461,6 +535,14 @@ impl Capture {
     }
 
     pub fn processes(&self) -> Result<Vec<ProcessRow>, CaptureError> {
+        self.read()
+    }
+
+    pub fn lifecycle(&self) -> Result<Vec<ProcEvent>, CaptureError> {
+        self.read()
+    }
+
+    pub fn containers(&self) -> Result<Vec<ContainerRow>, CaptureError> {
         self.read()
     }
 }

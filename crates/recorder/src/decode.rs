@@ -1,15 +1,161 @@
 //! Raw ring-buffer records to [`Event`]s. Pure: no kernel, no root.
 
-use credtrail_recorder_bpf::{EVENT_SIZE, ct_creds, ct_event, ct_flag};
+use credtrail_recorder_bpf::{
+    EVENT_SIZE, PROC_EVENT_SIZE, PROC_SHORT_SIZE, ct_creds, ct_event, ct_flag, ct_proc_event,
+    ct_proc_flag, ct_proc_kind,
+};
 
 use crate::event::{Creds, Event, MAX_GROUPS, Syscall, flags};
+use crate::lifecycle::{self, ProcEvent};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
-    #[error("record is {0} bytes, expected {EVENT_SIZE}")]
+    #[error(
+        "record is {0} bytes, expected {EVENT_SIZE} (credential) or {PROC_SHORT_SIZE}/{PROC_EVENT_SIZE} (lifecycle)"
+    )]
     Size(usize),
     #[error("unknown syscall id {0}")]
     Syscall(u32),
+    #[error("unknown lifecycle kind {0}")]
+    Kind(u32),
+}
+
+/// A decoded ring-buffer record.
+// Credential records dominate; boxing them would add an allocation each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Cred(Event),
+    Proc(ProcEvent),
+}
+
+/// Decodes any record: the two kinds differ in size.
+pub fn decode_record(bytes: &[u8], ctx: &DecodeContext) -> Result<Record, DecodeError> {
+    match bytes.len() {
+        EVENT_SIZE => decode(bytes, ctx).map(Record::Cred),
+        PROC_SHORT_SIZE | PROC_EVENT_SIZE => decode_proc(bytes, ctx).map(Record::Proc),
+        n => Err(DecodeError::Size(n)),
+    }
+}
+
+fn c_str(raw: &[i8]) -> String {
+    let bytes: Vec<u8> = raw
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn bytes_of(raw: &[i8]) -> &[u8] {
+    // SAFETY: i8 and u8 have the same size and alignment.
+    unsafe { std::slice::from_raw_parts(raw.as_ptr().cast::<u8>(), raw.len()) }
+}
+
+/// Decodes a lifecycle record (fork/exit records are the short prefix).
+pub fn decode_proc(bytes: &[u8], ctx: &DecodeContext) -> Result<ProcEvent, DecodeError> {
+    if bytes.len() != PROC_SHORT_SIZE && bytes.len() != PROC_EVENT_SIZE {
+        return Err(DecodeError::Size(bytes.len()));
+    }
+    // Short (fork/exit) records lack the tail: decode them zero-extended.
+    let mut full = [0u8; PROC_EVENT_SIZE];
+    full[..bytes.len()].copy_from_slice(bytes);
+    let mut raw = ct_proc_event::default();
+    plain::copy_from_bytes(&mut raw, &full).map_err(|_| DecodeError::Size(bytes.len()))?;
+    let kind = match ct_proc_kind(raw.kind) {
+        ct_proc_kind::CT_PROC_EXEC => "exec",
+        ct_proc_kind::CT_PROC_FORK => "fork",
+        ct_proc_kind::CT_PROC_EXIT => "exit",
+        _ => return Err(DecodeError::Kind(raw.kind)),
+    };
+    let has = |f: ct_proc_flag| raw.flags & f.0 != 0;
+    let mut proc_flags = Vec::new();
+    for (f, name) in [
+        (
+            ct_proc_flag::CT_PF_FILENAME_TRUNC,
+            lifecycle::flags::FILENAME_TRUNCATED,
+        ),
+        (
+            ct_proc_flag::CT_PF_ARGS_TRUNC,
+            lifecycle::flags::ARGS_TRUNCATED,
+        ),
+        (ct_proc_flag::CT_PF_ARGS_FAULT, lifecycle::flags::ARGS_FAULT),
+        (
+            ct_proc_flag::CT_PF_CWD_TRUNC,
+            lifecycle::flags::CWD_TRUNCATED,
+        ),
+        (ct_proc_flag::CT_PF_CWD_FAULT, lifecycle::flags::CWD_FAULT),
+        (
+            ct_proc_flag::CT_PF_GROUPS_TRUNC,
+            lifecycle::flags::GROUPS_TRUNCATED,
+        ),
+    ] {
+        if has(f) {
+            proc_flags.push(name.to_owned());
+        }
+    }
+    let exec = kind == "exec";
+    let args = if exec {
+        let n = (raw.args_len as usize).min(raw.args.len());
+        let mut parts: Vec<String> = bytes_of(&raw.args[..n])
+            .split(|&b| b == 0)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        // argv ends with a NUL; a truncated one may not.
+        if parts.last().is_some_and(String::is_empty) {
+            parts.pop();
+        }
+        parts
+    } else {
+        Vec::new()
+    };
+    let cwd = if exec && !proc_flags.iter().any(|f| f == lifecycle::flags::CWD_FAULT) {
+        let end = credtrail_recorder_bpf::CWD_MAX;
+        let off = (raw.cwd_off as usize).min(end);
+        if off == end {
+            "/".to_owned()
+        } else {
+            String::from_utf8_lossy(bytes_of(&raw.cwd[off..end])).into_owned()
+        }
+    } else {
+        String::new()
+    };
+    let filename = if exec {
+        let n = (raw.filename_len as usize).min(raw.filename.len());
+        String::from_utf8_lossy(bytes_of(&raw.filename[..n])).into_owned()
+    } else {
+        String::new()
+    };
+    let mut ev = ProcEvent {
+        time: ctx.realtime_offset_ns.saturating_add(raw.ktime_ns as i64),
+        ktime_ns: raw.ktime_ns,
+        node_name: ctx.node_name.clone(),
+        kind: kind.to_owned(),
+        pid: raw.pid,
+        tid: raw.tid,
+        ppid: raw.ppid,
+        old_tid: raw.old_tid,
+        comm: c_str(&raw.comm),
+        filename,
+        args,
+        cwd,
+        proc_flags,
+        exit_code: raw.exit_code,
+        auid: raw.auid,
+        sessionid: raw.sessionid,
+        cgroup_id: raw.cgroup_id,
+        pid_ns: raw.pidns_inum,
+        ns_pid: raw.ns_pid,
+        cgroup: raw
+            .cgroup
+            .iter()
+            .map(|c| c_str(c))
+            .take_while(|c| !c.is_empty())
+            .collect(),
+        ..ProcEvent::default()
+    };
+    ev.set_creds(creds(&raw.creds));
+    Ok(ev)
 }
 
 /// What the decoder needs beyond the record itself.
@@ -42,15 +188,6 @@ fn creds(c: &ct_creds) -> Creds {
         securebits: c.securebits,
         groups: groups(&c.groups, c.ngroups),
     }
-}
-
-fn comm(raw: &[i8; 16]) -> String {
-    let bytes: Vec<u8> = raw
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Decodes one ring-buffer record.
@@ -94,7 +231,7 @@ pub fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeEr
         pid: raw.pid,
         tid: raw.tid,
         ppid: raw.ppid,
-        comm: comm(&raw.comm),
+        comm: c_str(&raw.comm),
         syscall: sys.name().to_owned(),
         arg0: raw.args[0],
         arg1: raw.args[1],

@@ -20,10 +20,12 @@ pub enum Syscall {
     Setresgid = 8,
     Setgroups = 9,
     Capset = 10,
+    /// Credentials changed by exec (setuid/setgid bits, file capabilities).
+    Execve = 11,
 }
 
 impl Syscall {
-    pub const ALL: [Syscall; 10] = [
+    pub const ALL: [Syscall; 11] = [
         Syscall::Setuid,
         Syscall::Setgid,
         Syscall::Setfsuid,
@@ -34,6 +36,7 @@ impl Syscall {
         Syscall::Setresgid,
         Syscall::Setgroups,
         Syscall::Capset,
+        Syscall::Execve,
     ];
 
     pub fn from_abi(v: u32) -> Option<Self> {
@@ -52,6 +55,7 @@ impl Syscall {
             Syscall::Setresgid => "setresgid",
             Syscall::Setgroups => "setgroups",
             Syscall::Capset => "capset",
+            Syscall::Execve => "execve",
         }
     }
 
@@ -69,6 +73,7 @@ impl Syscall {
             | Syscall::Setfsgid
             | Syscall::Setgroups => 1,
             Syscall::Setreuid | Syscall::Setregid => 2,
+            Syscall::Execve => 0,
             Syscall::Setresuid | Syscall::Setresgid | Syscall::Capset => 3,
         }
     }
@@ -232,6 +237,46 @@ pub struct Event {
     pub pid_ns: u32,
     pub ns_pid: u32,
     pub event_flags: Vec<String>,
+
+    // Enrichment: the process, its parent and its container as they were at
+    // the time of the event (from the process cache). Null when unknown.
+    /// Tetragon-style process id: base64 of `node:ktime:pid`.
+    pub exec_id: Option<String>,
+    pub parent_exec_id: Option<String>,
+    /// Path passed to exec (made absolute with the cwd when relative).
+    pub binary: Option<String>,
+    /// argv[1..] joined by spaces.
+    pub arguments: Option<String>,
+    pub cwd: Option<String>,
+    /// Tetragon process flags, e.g. `execve rootcwd clone`.
+    pub flags: Option<String>,
+    /// When the process image started (exec, clone or /proc start time).
+    pub start_time: Option<i64>,
+    /// Effective uid when the image started (Tetragon's `process.uid`).
+    pub process_uid: Option<u32>,
+    pub parent_pid: Option<u32>,
+    pub parent_binary: Option<String>,
+    pub parent_arguments: Option<String>,
+    pub parent_cwd: Option<String>,
+    pub parent_flags: Option<String>,
+    pub parent_start_time: Option<i64>,
+    pub parent_parent_exec_id: Option<String>,
+    pub parent_uid: Option<u32>,
+    pub parent_auid: Option<u32>,
+    /// 64 hex characters.
+    pub container_id: Option<String>,
+    pub container_runtime: Option<String>,
+    /// The pid inside the container's pid namespace.
+    pub container_pid: Option<u32>,
+    pub parent_container_pid: Option<u32>,
+    pub pod_namespace: Option<String>,
+    pub pod_name: Option<String>,
+    pub pod_uid: Option<String>,
+    pub container_name: Option<String>,
+    pub image_name: Option<String>,
+    pub image_id: Option<String>,
+    /// `key=value`, sorted.
+    pub pod_labels: Vec<String>,
 }
 
 macro_rules! creds_accessors {

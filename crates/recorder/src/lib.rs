@@ -6,10 +6,13 @@
 //! of raw kernel records and the live recording loop.
 
 pub mod capture;
+pub mod containers;
+pub mod enrich;
 pub mod error;
 pub mod event;
 pub mod fsutil;
 pub mod host;
+pub mod lifecycle;
 pub mod manifest;
 pub mod output;
 pub mod process;

@@ -50,12 +50,26 @@ pub struct Counters {
     pub exit_without_enter: u64,
     /// Lost: ring buffer records userspace could not decode.
     pub decode_errors: u64,
+    /// Lifecycle rows written to `lifecycle/` segments.
+    pub lifecycle_written: u64,
+    /// Lifecycle records the kernel produced.
+    pub kernel_lifecycle: u64,
+    /// Lost: lifecycle records dropped because the ring buffer was full.
+    pub lifecycle_ringbuf_full: u64,
+    /// Execs whose pre-exec credentials were not stashed (exec already under
+    /// way at start): such an exec cannot yield an `execve` credential event.
+    pub exec_without_stash: u64,
 }
 
 impl Counters {
     /// Events known to be lost.
     pub fn lost(&self) -> u64 {
         self.ringbuf_full + self.enter_store_failures + self.decode_errors
+    }
+
+    /// Lifecycle records known to be lost.
+    pub fn lifecycle_lost(&self) -> u64 {
+        self.lifecycle_ringbuf_full
     }
 }
 

@@ -12,8 +12,8 @@ use anyhow::Context as _;
 use credtrail_recorder_bpf::{self as bpf, KernelCounters, Tracer};
 
 use crate::capture::{CaptureWriter, Rotation};
-use crate::decode::{DecodeContext, decode};
-use crate::event::Event;
+use crate::decode::{DecodeContext, Record, decode_record};
+use crate::enrich::{Enricher, NodePods};
 use crate::host;
 use crate::manifest::{self, CaptureState, Counters, FORMAT_NAME, FORMAT_VERSION, Manifest};
 use crate::output::{PrintFormat, print_event};
@@ -27,6 +27,8 @@ pub struct RecordOptions {
     pub rotation: Rotation,
     pub ring_buffer_bytes: u32,
     pub node_name: Option<String>,
+    /// `kubectl get pods -A -o json` output, for pod labels and image ids.
+    pub pods_file: Option<PathBuf>,
 }
 
 /// How a session ended.
@@ -36,7 +38,7 @@ pub struct Summary {
     pub manifest: Option<Manifest>,
 }
 
-fn counters_from(k: KernelCounters, decode_errors: u64, written: u64) -> Counters {
+fn counters_from(k: KernelCounters, decode_errors: u64, written: u64, lifecycle: u64) -> Counters {
     Counters {
         events_written: written,
         kernel_events: k.exits,
@@ -44,6 +46,10 @@ fn counters_from(k: KernelCounters, decode_errors: u64, written: u64) -> Counter
         enter_store_failures: k.enter_store_failures,
         exit_without_enter: k.exit_without_enter,
         decode_errors,
+        lifecycle_written: lifecycle,
+        kernel_lifecycle: k.proc_events,
+        lifecycle_ringbuf_full: k.proc_ringbuf_full,
+        exec_without_stash: k.exec_no_stash,
     }
 }
 
@@ -56,7 +62,7 @@ struct Printer {
 }
 
 impl Printer {
-    fn print(&mut self, ev: &Event) -> anyhow::Result<()> {
+    fn print(&mut self, ev: &crate::event::Event) -> anyhow::Result<()> {
         if self.closed {
             return Ok(());
         }
@@ -106,6 +112,25 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
         node_name: node_name.clone(),
         realtime_offset_ns: offset,
     };
+    let pods_file = match &opts.pods_file {
+        Some(path) => match crate::containers::read_pods_file(path) {
+            Ok(map) => map,
+            Err(e) => {
+                // Pod labels are a nicety; never lose the recording over them.
+                tracing::warn!("{e}; continuing without pod labels from it");
+                Default::default()
+            }
+        },
+        None => Default::default(),
+    };
+    let mut enricher = Enricher::new(
+        &node_name,
+        offset,
+        NodePods {
+            root: "/".into(),
+            pods_file,
+        },
+    );
     tracing::info!(
         hooks = tracer.hooks().len(),
         "recording credential changes on {node_name}{}",
@@ -143,27 +168,29 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
                 counters: Counters::default(),
                 segments: Vec::new(),
             };
-            let mut w = CaptureWriter::create(dir, manifest, opts.rotation)?;
-            // After attaching, so a process starting now is either in the
-            // snapshot or (later) seen by the hooks.
-            let procs = crate::process::snapshot(host::boottime_ns())
-                .context("cannot read the process table from /proc")?;
-            w.write_processes(&procs)?;
-            Some(w)
+            Some(CaptureWriter::create(dir, manifest, opts.rotation)?)
         }
         None => None,
     };
+    // After attaching, so a process starting now is either in the snapshot
+    // or seen by the lifecycle hooks.
+    let procs = crate::process::snapshot(host::boottime_ns())
+        .context("cannot read the process table from /proc")?;
+    enricher.seed(&procs);
+    if let Some(w) = writer.as_mut() {
+        w.write_processes(&procs)?;
+    }
     let mut printer = opts.print.map(|format| Printer {
         format,
         out: io::BufWriter::new(io::stdout()),
         closed: false,
     });
 
-    let pending: RefCell<Vec<Event>> = RefCell::new(Vec::with_capacity(4096));
+    let pending: RefCell<Vec<Record>> = RefCell::new(Vec::with_capacity(4096));
     let decode_errors = Cell::new(0u64);
     let rb = tracer.ring_buffer(|bytes| {
-        match decode(bytes, &ctx) {
-            Ok(ev) => pending.borrow_mut().push(ev),
+        match decode_record(bytes, &ctx) {
+            Ok(rec) => pending.borrow_mut().push(rec),
             Err(e) => {
                 if decode_errors.get() == 0 {
                     tracing::error!("undecodable BPF record: {e}");
@@ -176,25 +203,44 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
 
     let started = MonoInstant::now();
     let mut written = 0u64;
+    let mut lifecycle_written = 0u64;
     let mut last_counters = MonoInstant::now();
     let mut reported_lost = 0u64;
-    let drain = |writer: &mut Option<CaptureWriter>,
-                 printer: &mut Option<Printer>,
-                 written: &mut u64|
+    // Records are applied in ring-buffer order: a process's exec reaches the
+    // cache before any of its credential events.
+    let mut drain = |writer: &mut Option<CaptureWriter>,
+                     printer: &mut Option<Printer>,
+                     written: &mut u64,
+                     lifecycle_written: &mut u64|
      -> anyhow::Result<()> {
-        let batch = std::mem::take(&mut *pending.borrow_mut());
-        for ev in &batch {
-            if let Some(w) = writer.as_mut() {
-                w.push(ev)?;
-            }
-            if let Some(p) = printer.as_mut() {
-                p.print(ev)?;
+        let mut batch = std::mem::take(&mut *pending.borrow_mut());
+        for rec in batch.drain(..) {
+            match rec {
+                Record::Proc(p) => {
+                    enricher.on_proc(&p);
+                    if let Some(w) = writer.as_mut() {
+                        w.push_lifecycle(&p)?;
+                    }
+                    *lifecycle_written += 1;
+                }
+                Record::Cred(mut ev) => {
+                    enricher.enrich(&mut ev);
+                    if let Some(w) = writer.as_mut() {
+                        w.push(&ev)?;
+                    }
+                    if let Some(p) = printer.as_mut() {
+                        p.print(&ev)?;
+                    }
+                    *written += 1;
+                }
             }
         }
-        *written += batch.len() as u64;
+        for c in enricher.take_new_containers() {
+            if let Some(w) = writer.as_mut() {
+                w.push_container(&c)?;
+            }
+        }
         // Hand the allocation back for the next poll.
-        let mut batch = batch;
-        batch.clear();
         let mut p = pending.borrow_mut();
         if p.is_empty() {
             *p = batch;
@@ -220,22 +266,33 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
                 Duration::from_millis(100)
             },
         )?;
-        drain(&mut writer, &mut printer, &mut written)?;
+        drain(
+            &mut writer,
+            &mut printer,
+            &mut written,
+            &mut lifecycle_written,
+        )?;
         if let Some(p) = printer.as_mut() {
             p.flush()?;
         }
         if done || last_counters.elapsed() >= Duration::from_secs(1) {
             last_counters = MonoInstant::now();
-            let c = counters_from(tracer.counters()?, decode_errors.get(), written);
-            if c.lost() > reported_lost {
+            let c = counters_from(
+                tracer.counters()?,
+                decode_errors.get(),
+                written,
+                lifecycle_written,
+            );
+            if c.lost() + c.lifecycle_lost() > reported_lost {
                 tracing::warn!(
                     ringbuf_full = c.ringbuf_full,
                     enter_store_failures = c.enter_store_failures,
                     decode_errors = c.decode_errors,
+                    lifecycle_ringbuf_full = c.lifecycle_ringbuf_full,
                     "events lost so far: {} (raise --ring-buffer-mib if ringbuf_full grows)",
                     c.lost()
                 );
-                reported_lost = c.lost();
+                reported_lost = c.lost() + c.lifecycle_lost();
             }
             if let Some(w) = writer.as_mut() {
                 w.set_counters(c);
@@ -249,7 +306,12 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
         }
     }
 
-    let counters = counters_from(tracer.counters()?, decode_errors.get(), written);
+    let counters = counters_from(
+        tracer.counters()?,
+        decode_errors.get(),
+        written,
+        lifecycle_written,
+    );
     let manifest = match writer {
         Some(mut w) => {
             w.set_counters(counters.clone());

@@ -238,6 +238,12 @@ pub fn single_thread_steps() -> std::io::Result<Report> {
     Ok(r)
 }
 
+/// `setresuid(uid, uid, uid)`, as `su` does before exec'ing a shell.
+pub fn su_like(uid: u32) -> i64 {
+    let u = uid as libc::c_long;
+    raw(libc::SYS_setresuid, u, u, u)
+}
+
 /// Must run as root: starts `threads - 1` extra threads, then calls glibc's
 /// `setuid(uid)`, which makes every thread issue the syscall.
 pub fn broadcast_setuid(threads: usize, uid: u32) -> std::io::Result<Report> {

@@ -88,6 +88,34 @@ fn event(i: u64) -> Event {
         pid_ns: 4026531836,
         ns_pid: 12,
         event_flags: vec!["args_fault".into()],
+        exec_id: Some("bm9kZS1hOjE6NDI0Mg==".into()),
+        parent_exec_id: Some("bm9kZS1hOjE6MQ==".into()),
+        binary: Some("/bin/su".into()),
+        arguments: Some("root".into()),
+        cwd: Some("/".into()),
+        flags: Some("execve rootcwd clone".into()),
+        start_time: Some(1_699_999_999_000_000_000),
+        process_uid: Some(0),
+        parent_pid: Some(1),
+        parent_binary: Some("/bin/bash".into()),
+        parent_arguments: None,
+        parent_cwd: Some("/".into()),
+        parent_flags: Some("procFS rootcwd".into()),
+        parent_start_time: None,
+        parent_parent_exec_id: Some("bm9kZS1hOjE6MA==".into()),
+        parent_uid: Some(0),
+        parent_auid: Some(u32::MAX),
+        container_id: (i % 3 == 0).then(|| "a".repeat(64)),
+        container_runtime: Some("containerd".into()),
+        container_pid: Some(19),
+        parent_container_pid: Some(13),
+        pod_namespace: Some("default".into()),
+        pod_name: Some("xwing".into()),
+        pod_uid: None,
+        container_name: Some("spaceship".into()),
+        image_name: Some("docker.io/tgraf/netperf:latest".into()),
+        image_id: None,
+        pod_labels: vec!["class=xwing".into(), "org=alliance".into()],
     }
 }
 
@@ -145,6 +173,8 @@ fn every_event_column_round_trips_through_parquet() {
     assert_eq!(ty("old_cap_effective"), "UInt64");
     assert_eq!(ty("changed"), "Boolean");
     assert_eq!(ty("syscall"), "Utf8");
+    assert_eq!(ty("start_time"), "Timestamp(ns, \"UTC\")");
+    assert!(schema.field_with_name("start_time").unwrap().is_nullable());
     assert!(ty("groups").starts_with("List("), "{}", ty("groups"));
     let meta = builder.metadata().file_metadata();
     let kv = meta.key_value_metadata().unwrap();

@@ -285,7 +285,36 @@ fn records_every_credential_syscall_with_exact_rows() {
         cap.manifest.state,
         credtrail_recorder::manifest::CaptureState::Sealed
     );
-    assert_eq!(cap.manifest.hooks.len(), 20);
+    assert_eq!(cap.manifest.hooks.len(), 24, "{:?}", cap.manifest.hooks);
+    for hook in [
+        "syscalls/sys_enter_capset",
+        "sched/sched_process_exec",
+        "tp_btf/sched_process_fork",
+        "sched/sched_process_exit",
+        "tp_btf/sched_prepare_exec",
+    ] {
+        assert!(cap.manifest.hooks.iter().any(|h| h == hook), "{hook}");
+    }
+
+    // Who did it: the workload binary, started by this test.
+    let test_exe = std::env::current_exe().unwrap();
+    for ev in &single_rows {
+        assert_eq!(ev.binary.as_deref(), Some(WORKLOAD), "{ev:?}");
+        assert_eq!(ev.arguments.as_deref(), Some("all"));
+        assert_eq!(ev.flags.as_deref(), Some("execve clone"));
+        assert_eq!(ev.parent_pid, Some(me));
+        assert_eq!(ev.parent_binary.as_deref(), test_exe.to_str());
+    }
+    for ev in &bcast_rows {
+        assert_eq!(
+            ev.arguments.as_deref(),
+            Some("broadcast --threads 4 --uid 5001")
+        );
+        assert_eq!(
+            ev.parent_exec_id, single_rows[0].exec_id,
+            "child of the `all` process"
+        );
+    }
 
     // The live JSON lines are the same rows.
     let live_rows: Vec<serde_json::Value> = live
@@ -361,4 +390,158 @@ fn storm_accounting_is_exact_and_segments_rotate() {
         "{:?}",
         cap.manifest.segments
     );
+}
+
+fn decode_exec_id(id: &str) -> String {
+    use base64::Engine as _;
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(id)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn short_lived_process_is_identified() {
+    if !bpf_available() {
+        return;
+    }
+    let _serial = serial();
+    let rec = Recorder::start(true, &[]);
+    let cwd = tempfile::tempdir().unwrap();
+    let out = Command::new(WORKLOAD)
+        .args(["su-like", "--uid", "4242"])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pid = report["pid"].as_u64().unwrap() as u32;
+    let (live, _stderr, cap, _tmp) = rec.stop();
+
+    let rows: Vec<Event> = cap
+        .events()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.pid == pid)
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let ev = &rows[0];
+    assert_eq!(
+        (ev.syscall.as_str(), ev.arg0, ev.new_uid, ev.ret),
+        ("setresuid", 4242, 4242, 0)
+    );
+    assert_eq!(ev.binary.as_deref(), Some(WORKLOAD));
+    assert_eq!(ev.arguments.as_deref(), Some("su-like --uid 4242"));
+    let cwd_path = cwd.path().canonicalize().unwrap();
+    assert_eq!(ev.cwd.as_deref(), cwd_path.to_str());
+    assert_eq!(ev.flags.as_deref(), Some("execve clone"));
+    assert_eq!(ev.parent_pid, Some(std::process::id()));
+    let test_exe = std::env::current_exe().unwrap();
+    assert_eq!(ev.parent_binary.as_deref(), test_exe.to_str());
+
+    // exec_id is base64("node:ktime:pid") of the exec the lifecycle table holds.
+    let decoded = decode_exec_id(ev.exec_id.as_deref().unwrap());
+    let parts: Vec<&str> = decoded.rsplitn(3, ':').collect();
+    assert_eq!(parts[0], pid.to_string(), "{decoded}");
+    assert_eq!(parts[2], cap.manifest.node_name, "{decoded}");
+    let ktime: u64 = parts[1].parse().unwrap();
+    let life = cap.lifecycle().unwrap();
+    let exec = life
+        .iter()
+        .find(|l| l.kind == "exec" && l.pid == pid)
+        .expect("exec lifecycle row");
+    assert_eq!(exec.ktime_ns, ktime);
+    assert_eq!(exec.filename, WORKLOAD);
+    assert_eq!(exec.args, vec![WORKLOAD, "su-like", "--uid", "4242"]);
+    assert_eq!(exec.cwd, cwd_path.to_str().unwrap());
+    assert_eq!(
+        ev.start_time,
+        Some(ktime as i64 + cap.manifest.realtime_offset_ns)
+    );
+    // The fork before it and the exit after it are recorded too.
+    assert!(
+        life.iter()
+            .any(|l| l.kind == "fork" && l.pid == pid && l.ppid == std::process::id())
+    );
+    let exit = life
+        .iter()
+        .find(|l| l.kind == "exit" && l.pid == pid)
+        .expect("exit row");
+    assert_eq!(exit.exit_code, 0);
+    assert_eq!(exit.uid, 4242, "credentials at exit");
+    let c = &cap.manifest.counters;
+    assert_eq!(c.lifecycle_lost(), 0, "{c:?}");
+    assert_eq!(c.kernel_lifecycle, c.lifecycle_written, "{c:?}");
+
+    // Tetragon output of the same event.
+    let v = credtrail_recorder::output::tetragon(ev);
+    let k = &v["process_kprobe"];
+    assert_eq!(k["function_name"], "__x64_sys_setresuid");
+    assert_eq!(k["process"]["binary"], WORKLOAD);
+    assert_eq!(k["process"]["exec_id"], ev.exec_id.as_deref().unwrap());
+    assert_eq!(k["parent"]["pid"], std::process::id());
+    assert_eq!(k["return"]["int_arg"], 0);
+    assert_eq!(k["new_process_credentials"]["uid"], 4242);
+    assert!(live.contains(ev.exec_id.as_deref().unwrap()));
+}
+
+#[test]
+fn exec_of_a_setuid_binary_is_a_credential_event() {
+    if !bpf_available() {
+        return;
+    }
+    let _serial = serial();
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // A setuid-root copy of the workload, run by nobody.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let suid = dir.path().join("ct-suid");
+    std::fs::copy(WORKLOAD, &suid).unwrap();
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+
+    let rec = Recorder::start(false, &[]);
+    let out = Command::new(&suid)
+        .arg("noop")
+        .uid(65534)
+        .gid(65534)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pid = report["pid"].as_u64().unwrap() as u32;
+    let (_live, _stderr, cap, _tmp) = rec.stop();
+
+    let rows: Vec<Event> = cap
+        .events()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.pid == pid)
+        .collect();
+    let ev = rows
+        .iter()
+        .find(|e| e.syscall == "execve")
+        .unwrap_or_else(|| panic!("no execve event: {rows:#?}"));
+    assert_eq!(
+        (ev.old_uid, ev.old_euid, ev.old_suid),
+        (65534, 65534, 65534)
+    );
+    assert_eq!(
+        (ev.new_uid, ev.new_euid, ev.new_suid, ev.new_fsuid),
+        (65534, 0, 0, 0)
+    );
+    assert!(ev.changed);
+    assert_eq!(ev.ret, 0);
+    assert_eq!(ev.binary.as_deref(), suid.to_str());
+    assert_eq!(ev.arguments.as_deref(), Some("noop"));
+    assert_eq!(ev.flags.as_deref(), Some("execve rootcwd clone"));
+    assert_eq!(ev.cwd.as_deref(), Some("/"));
+    assert_eq!(ev.process_uid, Some(0), "euid of the new image");
 }

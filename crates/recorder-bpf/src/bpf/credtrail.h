@@ -15,7 +15,17 @@
 
 /* Bump when the layout of struct ct_event changes. Userspace refuses a
  * mismatched object, so a stale build cannot silently misdecode. */
-#define CT_ABI_VERSION 1
+#define CT_ABI_VERSION 2
+
+/* Lifecycle record bounds. Paths and argv longer than these are cut and
+ * flagged (CT_PF_*_TRUNC), never silently. */
+#define CT_FILENAME_MAX 512
+#define CT_ARGS_MAX 1024    /* power of two */
+#define CT_CWD_MAX 1024     /* power of two: path bytes kept */
+#define CT_NAME_MAX 256     /* one path component (NAME_MAX 255) */
+#define CT_CWD_DEPTH 48     /* path components walked */
+#define CT_CGROUP_NAME_MAX 128
+#define CT_CGROUP_LEVELS 4  /* cgroup path components kept, leaf first */
 
 enum ct_syscall {
 	CT_SYS_NONE = 0,
@@ -29,6 +39,26 @@ enum ct_syscall {
 	CT_SYS_SETRESGID = 8,
 	CT_SYS_SETGROUPS = 9,
 	CT_SYS_CAPSET = 10,
+	/* Credentials changed by exec (setuid/setgid bit, file capabilities). */
+	CT_SYS_EXECVE = 11,
+};
+
+/* Kind of a lifecycle record (struct ct_proc_event). */
+enum ct_proc_kind {
+	CT_PROC_EXEC = 1,
+	CT_PROC_FORK = 2,
+	CT_PROC_EXIT = 3,
+};
+
+/* Lifecycle record flags (bit set). */
+enum ct_proc_flag {
+	CT_PF_FILENAME_TRUNC = 1 << 0,
+	CT_PF_ARGS_TRUNC = 1 << 1,
+	CT_PF_ARGS_FAULT = 1 << 2,
+	/* cwd deeper than CT_CWD_DEPTH or longer than CT_CWD_MAX: the tail is kept. */
+	CT_PF_CWD_TRUNC = 1 << 3,
+	CT_PF_CWD_FAULT = 1 << 4,
+	CT_PF_GROUPS_TRUNC = 1 << 5,
 };
 
 /* Event flags (bit set). */
@@ -51,7 +81,13 @@ enum ct_counter {
 	CT_CNT_ENTER_STORE_FAIL = 2,
 	/* Exit with no remembered enter (started mid-call, or the store failed). */
 	CT_CNT_EXIT_NO_ENTER = 3,
-	CT_CNT_MAX = 4,
+	/* Lifecycle records produced, and lost to a full ring buffer. */
+	CT_CNT_PROC_EVENTS = 4,
+	CT_CNT_PROC_RINGBUF_FULL = 5,
+	/* Execs whose pre-exec credentials were not stashed (exec under way at
+	 * start, or the stash map was full): no execve credential event. */
+	CT_CNT_EXEC_NO_STASH = 6,
+	CT_CNT_MAX = 7,
 };
 
 /* The full credential set of a task at one instant. */
@@ -96,5 +132,38 @@ struct ct_event {
 	struct ct_creds new_creds;
 	char comm[CT_COMM_LEN];
 };
+
+/*
+ * Process lifecycle: exec, fork (processes only, not threads) and exit of a
+ * whole thread group. Fork and exit records stop before `filename`
+ * (CT_PROC_SHORT_SIZE bytes); exec records are complete.
+ */
+struct ct_proc_event {
+	__u32 kind;  /* enum ct_proc_kind */
+	__u32 flags; /* enum ct_proc_flag */
+	__u64 ktime_ns;
+	__u32 pid;     /* tgid (fork: the child's) */
+	__u32 tid;     /* exec: the exec'ing thread, now the leader */
+	__u32 ppid;    /* real parent's tgid (fork: the forking process) */
+	__u32 old_tid; /* exec: thread id before exec (differs if a non-leader exec'd) */
+	__u32 auid;
+	__u32 sessionid;
+	__u64 cgroup_id;
+	__u32 pidns_inum;
+	__u32 ns_pid;
+	__s32 exit_code; /* exit: task->exit_code (status << 8 | signal) */
+	__u32 filename_len;
+	__u32 args_len;
+	/* cwd is stored right-aligned: the path is cwd[cwd_off..CT_CWD_MAX]. */
+	__u32 cwd_off;
+	struct ct_creds creds;
+	char comm[CT_COMM_LEN];
+	char cgroup[CT_CGROUP_LEVELS][CT_CGROUP_NAME_MAX];
+	char filename[CT_FILENAME_MAX];
+	char args[CT_ARGS_MAX]; /* argv, NUL-separated */
+	char cwd[CT_CWD_MAX + CT_NAME_MAX];
+};
+
+#define CT_PROC_SHORT_SIZE __builtin_offsetof(struct ct_proc_event, filename)
 
 #endif /* CREDTRAIL_H */

@@ -63,6 +63,10 @@ struct RecordArgs {
     /// Node name stored with every event (default: the host name).
     #[arg(long)]
     node_name: Option<String>,
+    /// `kubectl get pods -A -o json` output: pod labels and image ids for
+    /// containers (pod names also come from the runtime's annotations).
+    #[arg(long, value_name = "FILE")]
+    pods: Option<PathBuf>,
 }
 
 fn parse_ring_mib(s: &str) -> Result<u32, String> {
@@ -116,6 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 ring_buffer_bytes: a.ring_buffer_mib << 20,
                 node_name: a.node_name,
+                pods_file: a.pods,
             };
             let summary = record(&opts, &stop)?;
             if let Some(m) = summary.manifest {

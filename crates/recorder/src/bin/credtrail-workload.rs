@@ -30,6 +30,13 @@ enum Command {
         #[arg(long, default_value_t = 5001)]
         uid: u32,
     },
+    /// Like `su`: setresuid(UID, UID, UID) and exit at once; prints its pid.
+    SuLike {
+        #[arg(long, default_value_t = 4242)]
+        uid: u32,
+    },
+    /// Do nothing (run as a setuid copy to make exec change credentials).
+    Noop,
     /// Toggle the euid of THREADS threads between 0 and UID; prints the
     /// exact number of calls issued.
     Storm {
@@ -57,7 +64,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !matches!(cli.command, Command::Noop) && unsafe { libc::geteuid() } != 0 {
         anyhow::bail!("must run as root: it changes credentials from root downwards");
     }
     let report = match cli.command {
@@ -81,6 +88,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut report = workload::single_thread_steps()?;
             report.steps.extend(child.steps);
             report
+        }
+        Command::Noop => {
+            println!("{{\"pid\": {}}}", std::process::id());
+            return Ok(());
+        }
+        Command::SuLike { uid } => {
+            let ret = workload::su_like(uid);
+            println!("{{\"pid\": {}, \"ret\": {ret}}}", std::process::id());
+            return Ok(());
         }
         Command::Storm {
             threads,

@@ -1,0 +1,540 @@
+//! Container and pod identity: container ids from cgroup paths, pod metadata
+//! from OCI bundle annotations and from `kubectl get pods -A -o json`.
+//! Every reader here treats its input as hostile: a missing or malformed
+//! source is a warning and an empty answer, never a panic.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A container credtrail saw, with whatever pod metadata was found.
+/// Stored in `DIR/containers/` so offline analysis needs no cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRow {
+    /// When it was first seen (boot clock).
+    pub first_seen_ktime_ns: u64,
+    /// 64 hex characters.
+    pub container_id: String,
+    /// `containerd`, `cri-o`, `docker`, `podman`, or empty when unknown.
+    pub runtime: String,
+    pub pod_namespace: Option<String>,
+    pub pod_name: Option<String>,
+    pub pod_uid: Option<String>,
+    pub container_name: Option<String>,
+    pub image_name: Option<String>,
+    pub image_id: Option<String>,
+    /// `key=value`, sorted.
+    pub pod_labels: Vec<String>,
+    /// Where the metadata came from (file paths), `;`-separated.
+    pub source: String,
+}
+
+fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The container a cgroup path belongs to: `(runtime, id)`. `components`
+/// run leaf first. Patterns: `cri-containerd-<id>.scope`, `crio-<id>.scope`
+/// (not `crio-conmon-`), `docker-<id>.scope`, `libpod-<id>[.scope]` (not
+/// `libpod-conmon-`), `/docker/<id>`, and a bare `<id>` (kubepods cgroupfs).
+pub fn container_from_components<S: AsRef<str>>(
+    components: &[S],
+) -> Option<(&'static str, String)> {
+    for (i, c) in components.iter().enumerate() {
+        let c = c.as_ref();
+        let c = c.strip_suffix(".scope").unwrap_or(c);
+        for (prefix, runtime) in [
+            ("cri-containerd-", "containerd"),
+            ("crio-", "cri-o"),
+            ("docker-", "docker"),
+            ("libpod-", "podman"),
+        ] {
+            if let Some(id) = c.strip_prefix(prefix).filter(|id| is_id(id)) {
+                return Some((runtime, id.to_owned()));
+            }
+        }
+        if is_id(c) {
+            let parent = components.get(i + 1).map(|p| p.as_ref());
+            let runtime = match parent {
+                Some("docker") => "docker",
+                _ => "",
+            };
+            return Some((runtime, c.to_owned()));
+        }
+    }
+    None
+}
+
+/// Same, for a whole path like `/kubepods/besteffort/pod<uid>/<id>`.
+pub fn container_from_path(path: &str) -> Option<(&'static str, String)> {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).rev().collect();
+    container_from_components(&comps)
+}
+
+/// Pod metadata for one container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodInfo {
+    pub runtime: Option<String>,
+    pub pod_namespace: Option<String>,
+    pub pod_name: Option<String>,
+    pub pod_uid: Option<String>,
+    pub container_name: Option<String>,
+    pub image_name: Option<String>,
+    pub image_id: Option<String>,
+    pub pod_labels: BTreeMap<String, String>,
+    pub source: Vec<String>,
+}
+
+impl PodInfo {
+    /// Fills what `self` lacks from `other` (labels merge; `other` wins on
+    /// image id, which annotations rarely carry).
+    pub fn merge(&mut self, other: PodInfo) {
+        fn fill(a: &mut Option<String>, b: Option<String>) {
+            if a.is_none() {
+                *a = b;
+            }
+        }
+        fill(&mut self.runtime, other.runtime);
+        fill(&mut self.pod_namespace, other.pod_namespace);
+        fill(&mut self.pod_name, other.pod_name);
+        fill(&mut self.pod_uid, other.pod_uid);
+        fill(&mut self.container_name, other.container_name);
+        fill(&mut self.image_name, other.image_name);
+        if other.image_id.is_some() {
+            self.image_id = other.image_id;
+        }
+        self.pod_labels.extend(other.pod_labels);
+        self.source.extend(other.source);
+    }
+}
+
+/// Pod fields from OCI `config.json` annotations (containerd's
+/// `io.kubernetes.cri.*` or CRI-O's `io.kubernetes.pod.*` / `cri-o.*`).
+pub fn pod_from_annotations(annotations: &BTreeMap<String, String>) -> PodInfo {
+    let get = |keys: &[&str]| keys.iter().find_map(|k| annotations.get(*k).cloned());
+    let mut labels = BTreeMap::new();
+    if let Some(json) = annotations.get("io.kubernetes.cri-o.Labels")
+        && let Ok(map) = serde_json::from_str::<BTreeMap<String, String>>(json)
+    {
+        // CRI-O mixes its own io.kubernetes.* keys into the pod's labels.
+        labels.extend(
+            map.into_iter()
+                .filter(|(k, _)| !k.starts_with("io.kubernetes.")),
+        );
+    }
+    let runtime = if annotations
+        .keys()
+        .any(|k| k.starts_with("io.kubernetes.cri-o."))
+    {
+        Some("cri-o".to_owned())
+    } else if annotations
+        .keys()
+        .any(|k| k.starts_with("io.kubernetes.cri."))
+    {
+        Some("containerd".to_owned())
+    } else {
+        None
+    };
+    PodInfo {
+        runtime,
+        pod_namespace: get(&[
+            "io.kubernetes.cri.sandbox-namespace",
+            "io.kubernetes.pod.namespace",
+        ]),
+        pod_name: get(&["io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"]),
+        pod_uid: get(&["io.kubernetes.cri.sandbox-uid", "io.kubernetes.pod.uid"]),
+        container_name: get(&[
+            "io.kubernetes.cri.container-name",
+            "io.kubernetes.container.name",
+        ]),
+        image_name: get(&[
+            "io.kubernetes.cri.image-name",
+            "io.kubernetes.cri-o.ImageName",
+            "io.kubernetes.cri-o.Image",
+        ]),
+        image_id: None,
+        pod_labels: labels,
+        source: Vec::new(),
+    }
+}
+
+#[derive(Deserialize)]
+struct OciConfig {
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// Where runtimes keep a container's OCI bundle `config.json`.
+pub fn bundle_candidates(root: &Path, id: &str) -> Vec<PathBuf> {
+    let mut v = vec![
+        root.join(format!(
+            "run/containers/storage/overlay-containers/{id}/userdata/config.json"
+        )),
+        root.join(format!(
+            "var/lib/containers/storage/overlay-containers/{id}/userdata/config.json"
+        )),
+    ];
+    // containerd: one directory per namespace (k8s.io, moby, default, ...).
+    if let Ok(nss) = std::fs::read_dir(root.join("run/containerd/io.containerd.runtime.v2.task")) {
+        let mut nss: Vec<_> = nss.flatten().map(|e| e.path()).collect();
+        nss.sort();
+        v.extend(nss.into_iter().map(|ns| ns.join(id).join("config.json")));
+    }
+    v
+}
+
+/// Limit on metadata files read: annotations files are small; anything
+/// bigger is not what we are looking for.
+const MAX_META_BYTES: u64 = 4 << 20;
+
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut buf = Vec::new();
+    f.take(MAX_META_BYTES + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_META_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_META_BYTES} bytes"
+        )));
+    }
+    Ok(buf)
+}
+
+/// Pod metadata from the first OCI bundle found for `id` under `root`
+/// (normally `/`). Unreadable or malformed files are logged and skipped.
+pub fn pod_from_bundles(root: &Path, id: &str) -> Option<PodInfo> {
+    for path in bundle_candidates(root, id) {
+        let bytes = match read_bounded(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                tracing::warn!("cannot read {}: {e}", path.display());
+                continue;
+            }
+        };
+        match serde_json::from_slice::<OciConfig>(&bytes) {
+            Ok(cfg) => {
+                let mut info = pod_from_annotations(&cfg.annotations);
+                if info.runtime.is_none() && path.to_string_lossy().contains("/containers/storage/")
+                {
+                    info.runtime = Some("podman".to_owned());
+                }
+                info.source.push(path.display().to_string());
+                return Some(info);
+            }
+            Err(e) => tracing::warn!("{} is not an OCI config: {e}", path.display()),
+        }
+    }
+    None
+}
+
+#[derive(Deserialize)]
+struct PodList {
+    items: Vec<Pod>,
+}
+
+#[derive(Deserialize)]
+struct Pod {
+    metadata: PodMeta,
+    #[serde(default)]
+    status: PodStatus,
+}
+
+#[derive(Deserialize)]
+struct PodMeta {
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PodStatus {
+    #[serde(default)]
+    container_statuses: Vec<ContainerStatus>,
+    #[serde(default)]
+    init_container_statuses: Vec<ContainerStatus>,
+    #[serde(default)]
+    ephemeral_container_statuses: Vec<ContainerStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerStatus {
+    name: String,
+    #[serde(default, rename = "containerID")]
+    container_id: Option<String>,
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default, rename = "imageID")]
+    image_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PodsFileError {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is not `kubectl get pods -A -o json` output: {source}",
+        path.display()
+    )]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Pod metadata by container id (64 hex), from `kubectl get pods -A -o json`.
+pub fn parse_pods(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, PodInfo>, PodsFileError> {
+    let list: PodList = serde_json::from_slice(bytes).map_err(|source| PodsFileError::Json {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut out = BTreeMap::new();
+    for pod in list.items {
+        let statuses = pod
+            .status
+            .container_statuses
+            .iter()
+            .chain(&pod.status.init_container_statuses)
+            .chain(&pod.status.ephemeral_container_statuses);
+        for cs in statuses {
+            let Some(full) = cs.container_id.as_deref() else {
+                continue;
+            };
+            let (runtime, id) = match full.split_once("://") {
+                Some((rt, id)) => (Some(rt.to_owned()), id),
+                None => (None, full),
+            };
+            if !is_id(id) {
+                continue;
+            }
+            out.insert(
+                id.to_owned(),
+                PodInfo {
+                    runtime,
+                    pod_namespace: pod.metadata.namespace.clone(),
+                    pod_name: Some(pod.metadata.name.clone()),
+                    pod_uid: pod.metadata.uid.clone(),
+                    container_name: Some(cs.name.clone()),
+                    image_name: cs.image.clone(),
+                    image_id: cs.image_id.clone(),
+                    pod_labels: pod.metadata.labels.clone(),
+                    source: vec![path.display().to_string()],
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a `--pods` file.
+pub fn read_pods_file(path: &Path) -> Result<BTreeMap<String, PodInfo>, PodsFileError> {
+    let bytes = std::fs::read(path).map_err(|source| PodsFileError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_pods(path, &bytes)
+}
+
+impl ContainerRow {
+    pub fn new(first_seen_ktime_ns: u64, runtime: &str, id: &str, info: Option<PodInfo>) -> Self {
+        let info = info.unwrap_or_default();
+        ContainerRow {
+            first_seen_ktime_ns,
+            container_id: id.to_owned(),
+            runtime: info.runtime.unwrap_or_else(|| runtime.to_owned()),
+            pod_namespace: info.pod_namespace,
+            pod_name: info.pod_name,
+            pod_uid: info.pod_uid,
+            container_name: info.container_name,
+            image_name: info.image_name,
+            image_id: info.image_id,
+            pod_labels: info
+                .pod_labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+            source: info.source.join(";"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "55936e548de63f77ceb595d64966dd8e267b391ff0ef63b26c17eb8c2f6510be";
+
+    #[test]
+    fn every_reference_cgroup_pattern() {
+        let cases = [
+            (
+                format!(
+                    "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0c5a5c0e_8d1f_4b5a.slice/cri-containerd-{ID}.scope"
+                ),
+                "containerd",
+            ),
+            (
+                format!("/kubepods/besteffort/pod0c5a5c0e-8d1f-4b5a/{ID}"),
+                "",
+            ),
+            (
+                format!(
+                    "/system.slice/docker-aaaa{}.scope/kubepods/besteffort/pod1/{ID}",
+                    &ID[4..]
+                ),
+                "",
+            ),
+            (format!("/system.slice/docker-{ID}.scope"), "docker"),
+            (format!("/docker/{ID}"), "docker"),
+            (format!("/machine.slice/libpod-{ID}.scope"), "podman"),
+            (
+                format!("/machine.slice/libpod-{ID}.scope/container"),
+                "podman",
+            ),
+            (format!("/libpod_parent/libpod-{ID}"), "podman"),
+            (
+                format!("/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope"),
+                "cri-o",
+            ),
+        ];
+        for (path, runtime) in &cases {
+            assert_eq!(
+                container_from_path(path),
+                Some((*runtime, ID.to_owned())),
+                "{path}"
+            );
+        }
+        // The kind/minikube nesting reports the innermost (pod) container.
+        let nested = format!(
+            "/system.slice/docker-{}.scope/kubepods/besteffort/pod1/{ID}",
+            "b".repeat(64)
+        );
+        assert_eq!(container_from_path(&nested).unwrap().1, ID);
+        for path in [
+            format!("/kubepods.slice/crio-conmon-{ID}.scope"),
+            format!("/machine.slice/libpod-conmon-{ID}.scope"),
+            "/user.slice/user-1000.slice/session-2.scope".to_owned(),
+            "/".to_owned(),
+            format!("/docker/{}", &ID[1..]),
+            format!("/docker/{}zz", &ID[2..]),
+        ] {
+            assert_eq!(container_from_path(&path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn containerd_and_crio_annotations() {
+        let ann: BTreeMap<String, String> = [
+            ("io.kubernetes.cri.sandbox-name", "xwing"),
+            ("io.kubernetes.cri.sandbox-namespace", "default"),
+            ("io.kubernetes.cri.sandbox-uid", "u-1"),
+            ("io.kubernetes.cri.container-name", "spaceship"),
+            (
+                "io.kubernetes.cri.image-name",
+                "docker.io/tgraf/netperf:latest",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let p = pod_from_annotations(&ann);
+        assert_eq!(p.runtime.as_deref(), Some("containerd"));
+        assert_eq!(
+            (p.pod_namespace.as_deref(), p.pod_name.as_deref()),
+            (Some("default"), Some("xwing"))
+        );
+        assert_eq!(p.container_name.as_deref(), Some("spaceship"));
+        assert_eq!(
+            p.image_name.as_deref(),
+            Some("docker.io/tgraf/netperf:latest")
+        );
+
+        let ann: BTreeMap<String, String> = [
+            ("io.kubernetes.pod.name", "xwing"),
+            ("io.kubernetes.pod.namespace", "default"),
+            ("io.kubernetes.container.name", "spaceship"),
+            (
+                "io.kubernetes.cri-o.ImageName",
+                "docker.io/tgraf/netperf:latest",
+            ),
+            (
+                "io.kubernetes.cri-o.Labels",
+                r#"{"class":"xwing","io.kubernetes.pod.name":"xwing","org":"alliance"}"#,
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let p = pod_from_annotations(&ann);
+        assert_eq!(p.runtime.as_deref(), Some("cri-o"));
+        assert_eq!(p.pod_labels.len(), 2, "{:?}", p.pod_labels);
+        assert_eq!(p.pod_labels["org"], "alliance");
+    }
+
+    #[test]
+    fn kubectl_pods_json_and_malformed_input() {
+        let json = serde_json::json!({
+            "apiVersion": "v1", "kind": "List",
+            "items": [{
+                "metadata": {"name": "xwing", "namespace": "default", "uid": "u-1",
+                              "labels": {"app.kubernetes.io/name": "xwing", "class": "xwing", "org": "alliance"}},
+                "status": {"containerStatuses": [{
+                    "name": "spaceship",
+                    "containerID": format!("containerd://{ID}"),
+                    "image": "docker.io/tgraf/netperf:latest",
+                    "imageID": "docker.io/tgraf/netperf@sha256:8e86f744bfea165fd4ce68caa05abc96500f40130b857773186401926af7e9e6"
+                }, {"name": "waiting"}]}
+            }, {"metadata": {"name": "pending"}}]
+        });
+        let pods = parse_pods(Path::new("pods.json"), json.to_string().as_bytes()).unwrap();
+        assert_eq!(pods.len(), 1);
+        let p = &pods[ID];
+        assert_eq!(p.runtime.as_deref(), Some("containerd"));
+        assert_eq!(p.pod_name.as_deref(), Some("xwing"));
+        assert_eq!(p.container_name.as_deref(), Some("spaceship"));
+        assert!(p.image_id.as_deref().unwrap().contains("@sha256:8e86"));
+        assert_eq!(p.pod_labels.len(), 3);
+
+        for bad in [&b"not json"[..], b"{}", b"{\"items\": 5}", b"[1,2]", b""] {
+            let err = parse_pods(Path::new("pods.json"), bad).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("pods.json is not `kubectl get pods"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn bundle_lookup_reads_podman_and_containerd_layouts() {
+        let root = tempfile::tempdir().unwrap();
+        let podman = root.path().join(format!(
+            "run/containers/storage/overlay-containers/{ID}/userdata"
+        ));
+        std::fs::create_dir_all(&podman).unwrap();
+        std::fs::write(
+            podman.join("config.json"),
+            r#"{"ociVersion":"1.0","annotations":{"io.kubernetes.pod.name":"xwing","io.kubernetes.pod.namespace":"default"}}"#,
+        )
+        .unwrap();
+        let p = pod_from_bundles(root.path(), ID).unwrap();
+        assert_eq!(p.pod_name.as_deref(), Some("xwing"));
+        assert_eq!(p.runtime.as_deref(), Some("podman"));
+        // Malformed: a warning and nothing, not a crash.
+        std::fs::write(podman.join("config.json"), b"{garbage").unwrap();
+        assert_eq!(pod_from_bundles(root.path(), ID), None);
+        assert_eq!(pod_from_bundles(root.path(), &"0".repeat(64)), None);
+    }
+}
