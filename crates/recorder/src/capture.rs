@@ -108,6 +108,9 @@ impl Table for ProcEvent {
 
 impl Table for ContainerRow {
     const NAME: &'static str = CONTAINERS;
+    fn overrides(opts: TracingOptions) -> TracingOptions {
+        timestamps(opts, &[("container_start_time", true)])
+    }
     fn ktime_ns(&self) -> u64 {
         self.first_seen_ktime_ns
     }
@@ -376,6 +379,7 @@ pub struct CaptureWriter {
     dir: PathBuf,
     manifest: Manifest,
     rotation: Rotation,
+    processes: TableWriter<ProcessRow>,
     events: TableWriter<Event>,
     lifecycle: TableWriter<ProcEvent>,
     containers: TableWriter<ContainerRow>,
@@ -396,6 +400,7 @@ impl CaptureWriter {
         manifest.write(dir)?;
         Ok(CaptureWriter {
             dir: dir.to_owned(),
+            processes: TableWriter::new(dir)?,
             events: TableWriter::new(dir)?,
             lifecycle: TableWriter::new(dir)?,
             containers: TableWriter::new(dir)?,
@@ -412,14 +417,14 @@ impl CaptureWriter {
         &self.manifest
     }
 
-    /// Writes the /proc snapshot as one sealed segment.
+    /// Writes a process snapshot as one sealed segment: the /proc scan at
+    /// start, then the process cache whenever a new segment begins.
     pub fn write_processes(&mut self, rows: &[ProcessRow]) -> Result<(), CaptureError> {
-        let mut w = TableWriter::<ProcessRow>::new(&self.dir)?;
-        w.open_segment()?;
+        self.processes.open_segment()?;
         for row in rows {
-            w.push(row)?;
+            self.processes.push(row)?;
         }
-        if let Some(seg) = w.seal(&self.dir)? {
+        if let Some(seg) = self.processes.seal(&self.dir)? {
             self.manifest.segments.push(seg);
         }
         self.manifest.write(&self.dir)
@@ -446,7 +451,9 @@ impl CaptureWriter {
     /// Call regularly (e.g. after every poll): flushes at least once a second
     /// and rotates segments by age and size (all tables together, so that a
     /// segment number covers the same stretch of time in every table).
-    pub fn tick(&mut self) -> Result<(), CaptureError> {
+    /// Returns true when segments were sealed: the caller then writes the
+    /// process snapshot that opens the next ones.
+    pub fn tick(&mut self) -> Result<bool, CaptureError> {
         if self.events.needs_flush()
             || self.lifecycle.needs_flush()
             || self.containers.needs_flush()
@@ -459,8 +466,9 @@ impl CaptureWriter {
             || self.lifecycle.needs_rotation(&self.rotation)
         {
             self.seal_all()?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     fn seal_all(&mut self) -> Result<(), CaptureError> {

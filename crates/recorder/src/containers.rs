@@ -26,6 +26,9 @@ pub struct ContainerRow {
     pub image_id: Option<String>,
     /// `key=value`, sorted.
     pub pod_labels: Vec<String>,
+    /// When the runtime started the container (ns since the epoch), from
+    /// the pods file's `startedAt` or the runtime's `Created` annotation.
+    pub container_start_time: Option<i64>,
     /// Where the metadata came from (file paths), `;`-separated.
     pub source: String,
 }
@@ -83,7 +86,15 @@ pub struct PodInfo {
     pub image_name: Option<String>,
     pub image_id: Option<String>,
     pub pod_labels: BTreeMap<String, String>,
+    pub start_time: Option<i64>,
     pub source: Vec<String>,
+}
+
+/// RFC 3339 text to ns since the epoch.
+fn parse_time(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
 }
 
 impl PodInfo {
@@ -104,6 +115,10 @@ impl PodInfo {
         if other.image_id.is_some() {
             self.image_id = other.image_id;
         }
+        // The orchestrator's start time beats the runtime's creation time.
+        if other.start_time.is_some() {
+            self.start_time = other.start_time;
+        }
         self.pod_labels.extend(other.pod_labels);
         self.source.extend(other.source);
     }
@@ -123,19 +138,17 @@ pub fn pod_from_annotations(annotations: &BTreeMap<String, String>) -> PodInfo {
                 .filter(|(k, _)| !k.starts_with("io.kubernetes.")),
         );
     }
-    let runtime = if annotations
-        .keys()
-        .any(|k| k.starts_with("io.kubernetes.cri-o."))
-    {
-        Some("cri-o".to_owned())
-    } else if annotations
-        .keys()
-        .any(|k| k.starts_with("io.kubernetes.cri."))
-    {
-        Some("containerd".to_owned())
-    } else {
-        None
-    };
+    // Podman also writes some io.kubernetes.cri-o.* keys: trust the
+    // manager annotation first.
+    let has_prefix = |p: &str| annotations.keys().any(|k| k.starts_with(p));
+    let runtime = match annotations.get("io.container.manager").map(String::as_str) {
+        Some("libpod") => Some("podman"),
+        Some("cri-o") => Some("cri-o"),
+        _ if has_prefix("io.kubernetes.cri-o.") => Some("cri-o"),
+        _ if has_prefix("io.kubernetes.cri.") => Some("containerd"),
+        _ => None,
+    }
+    .map(str::to_owned);
     PodInfo {
         runtime,
         pod_namespace: get(&[
@@ -155,6 +168,9 @@ pub fn pod_from_annotations(annotations: &BTreeMap<String, String>) -> PodInfo {
         ]),
         image_id: None,
         pod_labels: labels,
+        start_time: annotations
+            .get("io.kubernetes.cri-o.Created")
+            .and_then(|t| parse_time(t)),
         source: Vec::new(),
     }
 }
@@ -273,6 +289,24 @@ struct ContainerStatus {
     image: Option<String>,
     #[serde(default, rename = "imageID")]
     image_id: Option<String>,
+    #[serde(default)]
+    state: ContainerState,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ContainerState {
+    #[serde(default)]
+    running: Option<StartedAt>,
+    #[serde(default)]
+    terminated: Option<StartedAt>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartedAt {
+    #[serde(default)]
+    started_at: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -330,6 +364,13 @@ pub fn parse_pods(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, PodInfo>
                     image_name: cs.image.clone(),
                     image_id: cs.image_id.clone(),
                     pod_labels: pod.metadata.labels.clone(),
+                    start_time: cs
+                        .state
+                        .running
+                        .as_ref()
+                        .or(cs.state.terminated.as_ref())
+                        .and_then(|s| s.started_at.as_deref())
+                        .and_then(parse_time),
                     source: vec![path.display().to_string()],
                 },
             );
@@ -365,6 +406,7 @@ impl ContainerRow {
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect(),
+            container_start_time: info.start_time,
             source: info.source.join(";"),
         }
     }
@@ -494,7 +536,8 @@ mod tests {
                     "name": "spaceship",
                     "containerID": format!("containerd://{ID}"),
                     "image": "docker.io/tgraf/netperf:latest",
-                    "imageID": "docker.io/tgraf/netperf@sha256:8e86f744bfea165fd4ce68caa05abc96500f40130b857773186401926af7e9e6"
+                    "imageID": "docker.io/tgraf/netperf@sha256:8e86f744bfea165fd4ce68caa05abc96500f40130b857773186401926af7e9e6",
+                    "state": {"running": {"startedAt": "2023-07-05T18:45:16Z"}}
                 }, {"name": "waiting"}]}
             }, {"metadata": {"name": "pending"}}]
         });
@@ -506,6 +549,7 @@ mod tests {
         assert_eq!(p.container_name.as_deref(), Some("spaceship"));
         assert!(p.image_id.as_deref().unwrap().contains("@sha256:8e86"));
         assert_eq!(p.pod_labels.len(), 3);
+        assert_eq!(p.start_time, Some(1_688_582_716_000_000_000));
 
         for bad in [&b"not json"[..], b"{}", b"{\"items\": 5}", b"[1,2]", b""] {
             let err = parse_pods(Path::new("pods.json"), bad).unwrap_err();
@@ -526,7 +570,7 @@ mod tests {
         std::fs::create_dir_all(&podman).unwrap();
         std::fs::write(
             podman.join("config.json"),
-            r#"{"ociVersion":"1.0","annotations":{"io.kubernetes.pod.name":"xwing","io.kubernetes.pod.namespace":"default"}}"#,
+            r#"{"ociVersion":"1.0","annotations":{"io.container.manager":"libpod","io.kubernetes.cri-o.TTY":"false","io.kubernetes.pod.name":"xwing","io.kubernetes.pod.namespace":"default"}}"#,
         )
         .unwrap();
         let p = pod_from_bundles(root.path(), ID).unwrap();

@@ -206,6 +206,42 @@ impl<P: PodSource> Enricher<P> {
         }
     }
 
+    /// Fills the identity columns of /proc snapshot rows from the cache.
+    pub fn annotate(&self, rows: &mut [ProcessRow]) {
+        for r in rows {
+            if let Some(p) = self.procs.get(&r.pid) {
+                fill_identity(r, p);
+            }
+        }
+    }
+
+    /// The cache as snapshot rows (sorted by pid), written at the start of
+    /// every segment after the first.
+    pub fn snapshot(&self, ktime_ns: u64) -> Vec<ProcessRow> {
+        let mut rows: Vec<ProcessRow> = self
+            .procs
+            .values()
+            .map(|p| {
+                let mut r = ProcessRow {
+                    snapshot_ktime_ns: ktime_ns,
+                    source: "cache".into(),
+                    pid: p.pid,
+                    ppid: p.ppid,
+                    exe: p.binary.clone(),
+                    cwd: p.cwd.clone(),
+                    start_ktime_ns: p.ktime_ns,
+                    euid: p.uid,
+                    auid: p.auid,
+                    ..ProcessRow::default()
+                };
+                fill_identity(&mut r, p);
+                r
+            })
+            .collect();
+        rows.sort_by_key(|r| r.pid);
+        rows
+    }
+
     /// Applies one lifecycle record.
     pub fn on_proc(&mut self, ev: &ProcEvent) {
         match ev.kind.as_str() {
@@ -361,6 +397,7 @@ impl<P: PodSource> Enricher<P> {
             ev.image_name = row.image_name.clone();
             ev.image_id = row.image_id.clone();
             ev.pod_labels = row.pod_labels.clone();
+            ev.container_start_time = row.container_start_time;
         }
         if let Some(parent) = &p.parent
             && parent.container.is_some()
@@ -368,4 +405,13 @@ impl<P: PodSource> Enricher<P> {
             ev.parent_container_pid = Some(parent.ns_pid);
         }
     }
+}
+
+fn fill_identity(r: &mut ProcessRow, p: &ProcInfo) {
+    r.exec_id = Some(p.exec_id.clone());
+    r.parent_exec_id = Some(p.parent_exec_id.clone());
+    r.binary = Some(p.binary.clone());
+    r.arguments = Some(p.arguments.clone());
+    r.flags = Some(p.flags.clone());
+    r.container_id = p.container.as_ref().map(|(_, id)| id.clone());
 }

@@ -277,6 +277,8 @@ pub struct Event {
     pub image_id: Option<String>,
     /// `key=value`, sorted.
     pub pod_labels: Vec<String>,
+    /// When the container started (from the pods file or runtime annotations).
+    pub container_start_time: Option<i64>,
 }
 
 macro_rules! creds_accessors {

@@ -143,6 +143,12 @@ pub fn compact(ev: &Event) -> String {
     s
 }
 
+/// A protobuf Timestamp in JSON: UTC, with 0, 3, 6 or 9 fractional digits.
+fn proto_time(unix_ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(unix_ns)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// Tetragon prints bit 1 without its prefix (a known quirk we keep).
 fn tetragon_cap_name(bit: u32) -> String {
     if bit == 1 {
@@ -226,6 +232,9 @@ fn pod(ev: &Event, container_pid: Option<u32>) -> Option<Value> {
         if !img.is_empty() {
             c.insert("image".into(), img.into());
         }
+        if let Some(t) = ev.container_start_time {
+            c.insert("start_time".into(), proto_time(t).into());
+        }
         if let Some(pid) = container_pid {
             c.insert("pid".into(), pid.into());
         }
@@ -262,7 +271,7 @@ pub fn tetragon(ev: &Event) -> Value {
     put_str(&mut process, "arguments", ev.arguments.as_deref());
     put_str(&mut process, "flags", ev.flags.as_deref());
     if let Some(t) = ev.start_time {
-        process.insert("start_time".into(), rfc3339_ns(t).into());
+        process.insert("start_time".into(), proto_time(t).into());
     }
     process.insert("auid".into(), ev.auid.into());
     if let Some(p) = pod(ev, ev.container_pid) {
@@ -287,7 +296,7 @@ pub fn tetragon(ev: &Event) -> Value {
         put_str(&mut parent, "arguments", ev.parent_arguments.as_deref());
         put_str(&mut parent, "flags", ev.parent_flags.as_deref());
         if let Some(t) = ev.parent_start_time {
-            parent.insert("start_time".into(), rfc3339_ns(t).into());
+            parent.insert("start_time".into(), proto_time(t).into());
         }
         if let Some(auid) = ev.parent_auid {
             parent.insert("auid".into(), auid.into());
@@ -342,6 +351,6 @@ pub fn tetragon(ev: &Event) -> Value {
     let mut top = Map::new();
     top.insert("process_kprobe".into(), kprobe.into());
     top.insert("node_name".into(), ev.node_name.clone().into());
-    top.insert("time".into(), rfc3339_ns(ev.time).into());
+    top.insert("time".into(), proto_time(ev.time).into());
     top.into()
 }

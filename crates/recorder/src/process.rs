@@ -4,10 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One process as /proc showed it at `snapshot_ktime_ns`.
+/// One process at `snapshot_ktime_ns`: from /proc when recording starts
+/// (`source` = `procfs`), or from credtrail's process cache at the start of
+/// each later segment (`source` = `cache`, where only the identity columns
+/// and `uid`/`euid` are filled), so every segment can be read alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessRow {
     pub snapshot_ktime_ns: u64,
+    /// `procfs` or `cache`.
+    pub source: String,
     pub pid: u32,
     pub ppid: u32,
     pub comm: String,
@@ -36,6 +41,13 @@ pub struct ProcessRow {
     pub sessionid: u32,
     /// /proc/PID/cgroup lines, `hierarchy:controllers:path`.
     pub cgroups: Vec<String>,
+    // Identity as the enrichment knows it (see the events table).
+    pub exec_id: Option<String>,
+    pub parent_exec_id: Option<String>,
+    pub binary: Option<String>,
+    pub arguments: Option<String>,
+    pub flags: Option<String>,
+    pub container_id: Option<String>,
 }
 
 /// Reads every process in /proc. Processes that vanish mid-scan are skipped;
@@ -65,6 +77,7 @@ pub fn snapshot(snapshot_ktime_ns: u64) -> std::io::Result<Vec<ProcessRow>> {
             .unwrap_or_default();
         rows.push(ProcessRow {
             snapshot_ktime_ns,
+            source: "procfs".into(),
             pid,
             ppid: stat.ppid as u32,
             comm: stat.comm.clone(),
@@ -95,6 +108,7 @@ pub fn snapshot(snapshot_ktime_ns: u64) -> std::io::Result<Vec<ProcessRow>> {
             auid: read_u32("loginuid"),
             sessionid: read_u32("sessionid"),
             cgroups,
+            ..ProcessRow::default()
         });
     }
     Ok(rows)

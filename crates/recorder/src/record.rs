@@ -174,9 +174,10 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
     };
     // After attaching, so a process starting now is either in the snapshot
     // or seen by the lifecycle hooks.
-    let procs = crate::process::snapshot(host::boottime_ns())
+    let mut procs = crate::process::snapshot(host::boottime_ns())
         .context("cannot read the process table from /proc")?;
     enricher.seed(&procs);
+    enricher.annotate(&mut procs);
     if let Some(w) = writer.as_mut() {
         w.write_processes(&procs)?;
     }
@@ -208,10 +209,11 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
     let mut reported_lost = 0u64;
     // Records are applied in ring-buffer order: a process's exec reaches the
     // cache before any of its credential events.
-    let mut drain = |writer: &mut Option<CaptureWriter>,
-                     printer: &mut Option<Printer>,
-                     written: &mut u64,
-                     lifecycle_written: &mut u64|
+    let drain = |enricher: &mut Enricher<NodePods>,
+                 writer: &mut Option<CaptureWriter>,
+                 printer: &mut Option<Printer>,
+                 written: &mut u64,
+                 lifecycle_written: &mut u64|
      -> anyhow::Result<()> {
         let mut batch = std::mem::take(&mut *pending.borrow_mut());
         for rec in batch.drain(..) {
@@ -267,6 +269,7 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
             },
         )?;
         drain(
+            &mut enricher,
             &mut writer,
             &mut printer,
             &mut written,
@@ -298,8 +301,11 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
                 w.set_counters(c);
             }
         }
-        if let Some(w) = writer.as_mut() {
-            w.tick()?;
+        if let Some(w) = writer.as_mut()
+            && w.tick()?
+        {
+            // A new segment begins: open it with the cache so it reads alone.
+            w.write_processes(&enricher.snapshot(host::boottime_ns()))?;
         }
         if done {
             break;

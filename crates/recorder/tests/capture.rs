@@ -116,6 +116,7 @@ fn event(i: u64) -> Event {
         image_name: Some("docker.io/tgraf/netperf:latest".into()),
         image_id: None,
         pod_labels: vec!["class=xwing".into(), "org=alliance".into()],
+        container_start_time: None,
     }
 }
 
@@ -235,7 +236,7 @@ fn compact_line_shows_what_changed_and_the_outcome() {
     let line = output::compact(&e);
     assert_eq!(
         line,
-        "22:13:20.000000000 setresuid  pid 4242/4243 (su)  setresuid(1001, -1, 9223372036854775807)  uid 1000→0 euid 1001→0  ok"
+        "22:13:20.000000000 setresuid  pid 4242/4243 (su) /bin/su pod default/xwing/spaceship  setresuid(1001, -1, 9223372036854775807)  uid 1000→0 euid 1001→0  ok"
     );
     e.set_new_creds(e.old_creds());
     e.ret = -1;

@@ -545,3 +545,219 @@ fn exec_of_a_setuid_binary_is_a_credential_event() {
     assert_eq!(ev.cwd.as_deref(), Some("/"));
     assert_eq!(ev.process_uid, Some(0), "euid of the new image");
 }
+
+const IMAGE: &str = "localhost/credtrail-busybox:test";
+
+/// podman with runc and a busybox image built from busybox-static (no
+/// registry is needed). Fails under CI when podman cannot run.
+fn podman_ready() -> bool {
+    let fail = |why: String| {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("podman cannot run here, so the container test cannot: {why}");
+        }
+        eprintln!(
+            "SKIPPED container test: {why} (scripts/setup installs podman, runc, busybox-static)"
+        );
+        false
+    };
+    match Command::new("podman").arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            return fail(format!(
+                "podman --version: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+        Err(e) => return fail(format!("podman: {e}")),
+    }
+    let exists = Command::new("podman")
+        .args(["image", "exists", IMAGE])
+        .status()
+        .unwrap();
+    if exists.success() {
+        return true;
+    }
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.exists() {
+        return fail("/bin/busybox is missing".into());
+    }
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in ["bin", "etc", "tmp"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
+    for applet in ["sh", "su", "id", "cat", "ls", "sleep"] {
+        std::os::unix::fs::symlink("busybox", r.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        r.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(r.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    let tar = root.path().with_extension("tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(r)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = Command::new("podman")
+        .arg("import")
+        .arg(&tar)
+        .arg(IMAGE)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&tar);
+    if !o.status.success() {
+        return fail(format!(
+            "podman import: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    true
+}
+
+fn podman(args: &[&str]) -> String {
+    let o = Command::new("podman").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn su_in_a_real_container_carries_container_and_pod_identity() {
+    if !bpf_available() || !podman_ready() {
+        return;
+    }
+    let _serial = serial();
+    // CRI-O-style annotations, as a Kubernetes node's runtime would set them.
+    let id = podman(&[
+        "--runtime",
+        "runc",
+        "create",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "--annotation",
+        "io.kubernetes.pod.name=xwing",
+        "--annotation",
+        "io.kubernetes.pod.namespace=default",
+        "--annotation",
+        "io.kubernetes.pod.uid=8a0c9f1e-xwing",
+        "--annotation",
+        "io.kubernetes.container.name=spaceship",
+        IMAGE,
+        "sh",
+        "-c",
+        "cd /etc && /bin/su nobody -c id",
+    ]);
+    assert_eq!(id.len(), 64, "{id}");
+    // Labels and the image id come from `kubectl get pods -o json` output.
+    let pods = tempfile::NamedTempFile::new().unwrap();
+    let pods_json = serde_json::json!({"items": [{
+        "metadata": {"name": "xwing", "namespace": "default", "uid": "8a0c9f1e-xwing",
+                      "labels": {"app.kubernetes.io/name": "xwing", "class": "xwing", "org": "alliance"}},
+        "status": {"containerStatuses": [{
+            "name": "spaceship", "containerID": format!("cri-o://{id}"),
+            "image": "docker.io/tgraf/netperf:latest",
+            "imageID": "docker.io/tgraf/netperf@sha256:8e86f744bfea165fd4ce68caa05abc96500f40130b857773186401926af7e9e6"}]}
+    }]});
+    std::fs::write(pods.path(), pods_json.to_string()).unwrap();
+
+    let rec = Recorder::start(false, &["--pods", pods.path().to_str().unwrap()]);
+    let out = podman(&["start", "--attach", &id]);
+    let inspect_id = podman(&["inspect", "--format", "{{.Id}}", &id]);
+    let (_live, _stderr, cap, _tmp) = rec.stop();
+    podman(&["rm", "--force", &id]);
+    assert!(out.contains("uid=65534(nobody)"), "{out}");
+
+    let rows: Vec<Event> = cap
+        .events()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.container_id.as_deref() == Some(inspect_id.as_str()))
+        .collect();
+    let setuid = rows
+        .iter()
+        .find(|e| e.syscall == "setuid" && e.comm == "su")
+        .unwrap_or_else(|| panic!("no setuid from su in the container: {rows:#?}"));
+    assert_eq!(
+        (setuid.arg0, setuid.old_uid, setuid.new_uid, setuid.ret),
+        (65534, 0, 65534, 0)
+    );
+    assert!(
+        rows.iter()
+            .any(|e| e.syscall == "setgid" && e.arg0 == 65534)
+    );
+    assert_eq!(setuid.pod_namespace.as_deref(), Some("default"));
+    assert_eq!(setuid.pod_name.as_deref(), Some("xwing"));
+    assert_eq!(setuid.pod_uid.as_deref(), Some("8a0c9f1e-xwing"));
+    assert_eq!(setuid.container_name.as_deref(), Some("spaceship"));
+    assert_eq!(setuid.container_runtime.as_deref(), Some("podman"));
+    assert_eq!(
+        setuid.image_name.as_deref(),
+        Some("docker.io/tgraf/netperf:latest")
+    );
+    assert!(
+        setuid
+            .image_id
+            .as_deref()
+            .unwrap()
+            .ends_with("8e86f744bfea165fd4ce68caa05abc96500f40130b857773186401926af7e9e6")
+    );
+    assert_eq!(
+        setuid.pod_labels,
+        vec![
+            "app.kubernetes.io/name=xwing",
+            "class=xwing",
+            "org=alliance"
+        ]
+    );
+    // As the process sees itself inside the container.
+    assert_eq!(setuid.binary.as_deref(), Some("/bin/su"));
+    assert_eq!(setuid.arguments.as_deref(), Some("nobody -c id"));
+    assert_eq!(setuid.cwd.as_deref(), Some("/etc"));
+    assert_eq!(setuid.parent_binary.as_deref(), Some("/bin/sh"));
+    // `sh -c '... && /bin/su ...'` execs su in place of the shell, the
+    // container's first process: pid 1 inside, its parent the sh image.
+    let cpid = setuid.container_pid.unwrap();
+    assert_eq!(cpid, 1, "pid inside the container");
+    assert_ne!(setuid.pid, 1, "host pid");
+    assert_eq!(setuid.parent_pid, Some(setuid.pid), "exec without fork");
+
+    // Offline: the capture holds the container's metadata.
+    let containers = cap.containers().unwrap();
+    let c = containers
+        .iter()
+        .find(|c| c.container_id == inspect_id)
+        .expect("containers row");
+    assert_eq!(c.pod_name.as_deref(), Some("xwing"));
+    assert!(
+        c.source.contains("config.json") && c.source.contains(pods.path().to_str().unwrap()),
+        "{}",
+        c.source
+    );
+
+    // The Tetragon view names the container as Tetragon does.
+    let v = credtrail_recorder::output::tetragon(setuid);
+    let p = &v["process_kprobe"]["process"];
+    assert_eq!(
+        p["pod"]["container"]["id"],
+        format!("podman://{inspect_id}")
+    );
+    assert_eq!(p["pod"]["container"]["name"], "spaceship");
+    assert_eq!(p["pod"]["pod_labels"]["org"], "alliance");
+    assert_eq!(p["docker"], &inspect_id[..31]);
+    assert_eq!(p["pod"]["container"]["pid"], cpid);
+}
