@@ -62,7 +62,7 @@ pub trait Table: Serialize + DeserializeOwned {
 
 impl Table for Event {
     const NAME: &'static str = EVENTS;
-    const DELTA_COLUMNS: &'static [&'static str] = &["time", "ktime_ns"];
+    const DELTA_COLUMNS: &'static [&'static str] = &["time", "ktime_ns", "seq"];
     fn overrides(opts: TracingOptions) -> TracingOptions {
         timestamps(
             opts,
@@ -97,7 +97,7 @@ fn timestamps(mut opts: TracingOptions, cols: &[(&str, bool)]) -> TracingOptions
 
 impl Table for ProcEvent {
     const NAME: &'static str = LIFECYCLE;
-    const DELTA_COLUMNS: &'static [&'static str] = &["time", "ktime_ns"];
+    const DELTA_COLUMNS: &'static [&'static str] = &["time", "ktime_ns", "seq"];
     fn overrides(opts: TracingOptions) -> TracingOptions {
         timestamps(opts, &[("time", false)])
     }

@@ -188,6 +188,9 @@ pub mod flags {
 pub struct Event {
     pub time: i64,
     pub ktime_ns: u64,
+    /// Arrival order of kernel records (events and lifecycle share one
+    /// sequence): replay applies records in this order, exactly as live.
+    pub seq: u64,
     pub node_name: String,
     pub pid: u32,
     pub tid: u32,

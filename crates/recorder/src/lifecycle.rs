@@ -21,6 +21,8 @@ pub mod flags {
 pub struct ProcEvent {
     pub time: i64,
     pub ktime_ns: u64,
+    /// Arrival order, shared with the events table.
+    pub seq: u64,
     pub node_name: String,
     /// `exec`, `fork` or `exit`.
     pub kind: String,

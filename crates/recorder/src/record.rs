@@ -205,6 +205,7 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
     let started = MonoInstant::now();
     let mut written = 0u64;
     let mut lifecycle_written = 0u64;
+    let mut seq = 0u64;
     let mut last_counters = MonoInstant::now();
     let mut reported_lost = 0u64;
     // Records are applied in ring-buffer order: a process's exec reaches the
@@ -213,12 +214,15 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
                  writer: &mut Option<CaptureWriter>,
                  printer: &mut Option<Printer>,
                  written: &mut u64,
-                 lifecycle_written: &mut u64|
+                 lifecycle_written: &mut u64,
+                 seq: &mut u64|
      -> anyhow::Result<()> {
         let mut batch = std::mem::take(&mut *pending.borrow_mut());
         for rec in batch.drain(..) {
+            *seq += 1;
             match rec {
-                Record::Proc(p) => {
+                Record::Proc(mut p) => {
+                    p.seq = *seq;
                     enricher.on_proc(&p);
                     if let Some(w) = writer.as_mut() {
                         w.push_lifecycle(&p)?;
@@ -226,6 +230,7 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
                     *lifecycle_written += 1;
                 }
                 Record::Cred(mut ev) => {
+                    ev.seq = *seq;
                     enricher.enrich(&mut ev);
                     if let Some(w) = writer.as_mut() {
                         w.push(&ev)?;
@@ -274,6 +279,7 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
             &mut printer,
             &mut written,
             &mut lifecycle_written,
+            &mut seq,
         )?;
         if let Some(p) = printer.as_mut() {
             p.flush()?;

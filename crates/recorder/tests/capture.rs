@@ -40,6 +40,7 @@ fn event(i: u64) -> Event {
     Event {
         time: 1_700_000_000_000_000_000 + i as i64,
         ktime_ns: 1_000 + i,
+        seq: i + 1,
         node_name: "node-a".into(),
         pid: 4242,
         tid: 4243 + i as u32,
