@@ -529,13 +529,35 @@ impl Capture {
         })
     }
 
-    /// Every row of a table, segment after segment in manifest order.
+    /// Every row of a table, segment after segment in manifest order. Each
+    /// segment's size and sha256 are checked against the manifest first, so
+    /// a truncated or altered file is named as such, never half-read.
     pub fn read<T: Table>(&self) -> Result<Vec<T>, CaptureError> {
         let mut rows = Vec::new();
         for seg in self.manifest.segments_of(T::NAME) {
-            rows.extend(read_segment::<T>(&self.dir.join(&seg.file))?);
+            let path = self.dir.join(&seg.file);
+            check_segment(&path, seg)?;
+            let part = read_segment::<T>(&path)?;
+            if part.len() as u64 != seg.rows {
+                return Err(CaptureError::Integrity {
+                    path,
+                    message: format!("holds {} rows, the manifest says {}", part.len(), seg.rows),
+                });
+            }
+            rows.extend(part);
         }
         Ok(rows)
+    }
+
+    /// Fails unless the manifest lists at least one segment of `table`.
+    pub fn require_table(&self, table: &str) -> Result<(), CaptureError> {
+        if self.manifest.segments_of(table).next().is_none() {
+            return Err(CaptureError::MissingTable {
+                path: self.dir.join(crate::manifest::MANIFEST_FILE),
+                table: table.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     pub fn events(&self) -> Result<Vec<Event>, CaptureError> {
@@ -553,6 +575,30 @@ impl Capture {
     pub fn containers(&self) -> Result<Vec<ContainerRow>, CaptureError> {
         self.read()
     }
+}
+
+/// Checks a segment's size and sha256 against its manifest entry.
+pub fn check_segment(path: &Path, seg: &Segment) -> Result<(), CaptureError> {
+    let (bytes, sha) = hash_file(path)?;
+    if bytes != seg.bytes {
+        return Err(CaptureError::Integrity {
+            path: path.to_owned(),
+            message: format!(
+                "is {bytes} bytes, the manifest says {} (truncated or altered)",
+                seg.bytes
+            ),
+        });
+    }
+    if sha != seg.sha256 {
+        return Err(CaptureError::Integrity {
+            path: path.to_owned(),
+            message: format!(
+                "sha256 {sha} differs from the manifest's {} (the file was altered)",
+                seg.sha256
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Reads one Parquet segment into rows, checking its columns against `T`.
@@ -577,7 +623,10 @@ pub fn read_segment<T: Table>(path: &Path) -> Result<Vec<T>, CaptureError> {
             source: e.into(),
         })?;
         let part: Vec<T> =
-            serde_arrow::from_record_batch(&batch).map_err(|e| schema_err(path, e))?;
+            serde_arrow::from_record_batch(&batch).map_err(|e| CaptureError::Schema {
+                path: path.to_owned(),
+                message: format!("columns do not match credtrail's {} table: {e}", T::NAME),
+            })?;
         rows.extend(part);
     }
     Ok(rows)

@@ -20,14 +20,7 @@ pub enum DecodeError {
     Kind(u32),
 }
 
-/// A decoded ring-buffer record.
-// Credential records dominate; boxing them would add an allocation each.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    Cred(Event),
-    Proc(ProcEvent),
-}
+pub use crate::enrich::Record;
 
 /// Decodes any record: the two kinds differ in size.
 pub fn decode_record(bytes: &[u8], ctx: &DecodeContext) -> Result<Record, DecodeError> {

@@ -68,9 +68,48 @@ pub struct ProcInfo {
     pub fresh_clone: bool,
 }
 
-/// Where pod metadata comes from: the live node, or a capture's stored rows.
+/// A kernel record, in arrival order.
+// Credential records dominate; boxing them would add an allocation each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Cred(Event),
+    Proc(ProcEvent),
+}
+
+impl Record {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Record::Cred(e) => e.seq,
+            Record::Proc(p) => p.seq,
+        }
+    }
+}
+
+/// Where enriched records go: the capture writer and/or a printer.
+pub trait Sink {
+    fn lifecycle(&mut self, p: &ProcEvent) -> anyhow::Result<()>;
+    fn event(&mut self, e: &Event) -> anyhow::Result<()>;
+    fn container(&mut self, c: &ContainerRow) -> anyhow::Result<()>;
+}
+
+/// Where container metadata comes from: the live node, or a capture's
+/// stored rows (replay), so both produce the same row.
 pub trait PodSource {
-    fn lookup(&mut self, runtime: &str, id: &str) -> Option<PodInfo>;
+    fn container_row(&mut self, runtime: &str, id: &str, first_seen_ktime_ns: u64) -> ContainerRow;
+}
+
+/// Replay: the rows the recorder stored.
+#[derive(Debug, Default)]
+pub struct StoredPods(pub BTreeMap<String, ContainerRow>);
+
+impl PodSource for StoredPods {
+    fn container_row(&mut self, runtime: &str, id: &str, ktime: u64) -> ContainerRow {
+        self.0
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| ContainerRow::new(ktime, runtime, id, None))
+    }
 }
 
 /// Live node: OCI bundle annotations under `root`, then a `--pods` file.
@@ -81,16 +120,17 @@ pub struct NodePods {
 }
 
 impl PodSource for NodePods {
-    fn lookup(&mut self, _runtime: &str, id: &str) -> Option<PodInfo> {
+    fn container_row(&mut self, runtime: &str, id: &str, ktime: u64) -> ContainerRow {
         let bundle = containers::pod_from_bundles(&self.root, id);
         let listed = self.pods_file.get(id).cloned();
-        match (bundle, listed) {
+        let info = match (bundle, listed) {
             (Some(mut b), Some(l)) => {
                 b.merge(l);
                 Some(b)
             }
             (b, l) => b.or(l),
-        }
+        };
+        ContainerRow::new(ktime, runtime, id, info)
     }
 }
 
@@ -145,8 +185,7 @@ impl<P: PodSource> Enricher<P> {
     ) -> Option<(String, String)> {
         let (runtime, id) = containers::container_from_components(components)?;
         if !self.containers.contains_key(&id) {
-            let info = self.pods.lookup(runtime, &id);
-            let row = ContainerRow::new(ktime_ns, runtime, &id, info);
+            let row = self.pods.container_row(runtime, &id, ktime_ns);
             self.new_containers.push(row.clone());
             self.containers.insert(id.clone(), row);
         }
@@ -357,8 +396,28 @@ impl<P: PodSource> Enricher<P> {
         self.procs.insert(ev.pid, Arc::new(info));
     }
 
+    /// Applies one record and hands the results to `sink`: the one code path
+    /// of the live recorder and of replay.
+    pub fn apply(&mut self, rec: Record, sink: &mut dyn Sink) -> anyhow::Result<()> {
+        match rec {
+            Record::Proc(p) => {
+                self.on_proc(&p);
+                sink.lifecycle(&p)?;
+            }
+            Record::Cred(mut ev) => {
+                self.enrich(&mut ev);
+                sink.event(&ev)?;
+            }
+        }
+        for c in self.take_new_containers() {
+            sink.container(&c)?;
+        }
+        Ok(())
+    }
+
     /// Fills the event's process, parent, container and pod columns.
     pub fn enrich(&mut self, ev: &mut Event) {
+        ev.clear_enrichment();
         let Some(p) = self.procs.get(&ev.pid).cloned() else {
             ev.flags = Some("miss".into());
             return;

@@ -51,4 +51,8 @@ pub enum CaptureError {
     },
     #[error("{}: {message}", path.display())]
     Schema { path: PathBuf, message: String },
+    #[error("{} {message}; run credtrail-replay --verify on the capture", path.display())]
+    Integrity { path: PathBuf, message: String },
+    #[error("{} lists no {table} segments: the capture is incomplete (was the recorder killed? see `state`)", path.display())]
+    MissingTable { path: PathBuf, table: String },
 }

@@ -310,6 +310,38 @@ impl Event {
         cap_inheritable => new_cap_inheritable, cap_bounding => new_cap_bounding,
         cap_ambient => new_cap_ambient, securebits => new_securebits, groups => new_groups);
 
+    /// Resets the enriched columns: what remains is what the kernel reported.
+    pub fn clear_enrichment(&mut self) {
+        let (old, new) = (self.old_creds(), self.new_creds());
+        let raw = std::mem::take(self);
+        *self = Event {
+            time: raw.time,
+            ktime_ns: raw.ktime_ns,
+            seq: raw.seq,
+            node_name: raw.node_name,
+            pid: raw.pid,
+            tid: raw.tid,
+            ppid: raw.ppid,
+            comm: raw.comm,
+            syscall: raw.syscall,
+            arg0: raw.arg0,
+            arg1: raw.arg1,
+            arg2: raw.arg2,
+            groups: raw.groups,
+            ret: raw.ret,
+            changed: raw.changed,
+            auid: raw.auid,
+            sessionid: raw.sessionid,
+            cgroup_id: raw.cgroup_id,
+            pid_ns: raw.pid_ns,
+            ns_pid: raw.ns_pid,
+            event_flags: raw.event_flags,
+            ..Event::default()
+        };
+        self.set_old_creds(old);
+        self.set_new_creds(new);
+    }
+
     /// Whether any credential differs between before and after.
     pub fn compute_changed(&self) -> bool {
         self.old_creds() != self.new_creds()

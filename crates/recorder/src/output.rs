@@ -9,8 +9,7 @@ use crate::event::{Event, Syscall, cap_diff};
 use crate::host::rfc3339_ns;
 
 /// Output formats for events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "bpf", derive(clap::ValueEnum))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PrintFormat {
     /// One flat JSON object per line, keys equal to the capture's column names.
     Json,

@@ -12,9 +12,11 @@ use anyhow::Context as _;
 use credtrail_recorder_bpf::{self as bpf, KernelCounters, Tracer};
 
 use crate::capture::{CaptureWriter, Rotation};
+use crate::containers::ContainerRow;
 use crate::decode::{DecodeContext, Record, decode_record};
-use crate::enrich::{Enricher, NodePods};
+use crate::enrich::{Enricher, NodePods, Sink};
 use crate::host;
+use crate::lifecycle::ProcEvent;
 use crate::manifest::{self, CaptureState, Counters, FORMAT_NAME, FORMAT_VERSION, Manifest};
 use crate::output::{PrintFormat, print_event};
 
@@ -87,6 +89,42 @@ impl Printer {
             }
             r => r.context("cannot write events to stdout"),
         }
+    }
+}
+
+/// The live destination of enriched records.
+struct LiveSink {
+    writer: Option<CaptureWriter>,
+    printer: Option<Printer>,
+    written: u64,
+    lifecycle_written: u64,
+}
+
+impl Sink for LiveSink {
+    fn lifecycle(&mut self, p: &ProcEvent) -> anyhow::Result<()> {
+        if let Some(w) = self.writer.as_mut() {
+            w.push_lifecycle(p)?;
+        }
+        self.lifecycle_written += 1;
+        Ok(())
+    }
+
+    fn event(&mut self, e: &crate::event::Event) -> anyhow::Result<()> {
+        if let Some(w) = self.writer.as_mut() {
+            w.push(e)?;
+        }
+        if let Some(p) = self.printer.as_mut() {
+            p.print(e)?;
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    fn container(&mut self, c: &ContainerRow) -> anyhow::Result<()> {
+        if let Some(w) = self.writer.as_mut() {
+            w.push_container(c)?;
+        }
+        Ok(())
     }
 }
 
@@ -181,7 +219,7 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
     if let Some(w) = writer.as_mut() {
         w.write_processes(&procs)?;
     }
-    let mut printer = opts.print.map(|format| Printer {
+    let printer = opts.print.map(|format| Printer {
         format,
         out: io::BufWriter::new(io::stdout()),
         closed: false,
@@ -203,49 +241,29 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
     })?;
 
     let started = MonoInstant::now();
-    let mut written = 0u64;
-    let mut lifecycle_written = 0u64;
+    let mut sink = LiveSink {
+        writer,
+        printer,
+        written: 0,
+        lifecycle_written: 0,
+    };
     let mut seq = 0u64;
     let mut last_counters = MonoInstant::now();
     let mut reported_lost = 0u64;
     // Records are applied in ring-buffer order: a process's exec reaches the
     // cache before any of its credential events.
     let drain = |enricher: &mut Enricher<NodePods>,
-                 writer: &mut Option<CaptureWriter>,
-                 printer: &mut Option<Printer>,
-                 written: &mut u64,
-                 lifecycle_written: &mut u64,
+                 sink: &mut LiveSink,
                  seq: &mut u64|
      -> anyhow::Result<()> {
         let mut batch = std::mem::take(&mut *pending.borrow_mut());
-        for rec in batch.drain(..) {
+        for mut rec in batch.drain(..) {
             *seq += 1;
-            match rec {
-                Record::Proc(mut p) => {
-                    p.seq = *seq;
-                    enricher.on_proc(&p);
-                    if let Some(w) = writer.as_mut() {
-                        w.push_lifecycle(&p)?;
-                    }
-                    *lifecycle_written += 1;
-                }
-                Record::Cred(mut ev) => {
-                    ev.seq = *seq;
-                    enricher.enrich(&mut ev);
-                    if let Some(w) = writer.as_mut() {
-                        w.push(&ev)?;
-                    }
-                    if let Some(p) = printer.as_mut() {
-                        p.print(&ev)?;
-                    }
-                    *written += 1;
-                }
+            match &mut rec {
+                Record::Proc(p) => p.seq = *seq,
+                Record::Cred(e) => e.seq = *seq,
             }
-        }
-        for c in enricher.take_new_containers() {
-            if let Some(w) = writer.as_mut() {
-                w.push_container(&c)?;
-            }
+            enricher.apply(rec, sink)?;
         }
         // Hand the allocation back for the next poll.
         let mut p = pending.borrow_mut();
@@ -273,15 +291,8 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
                 Duration::from_millis(100)
             },
         )?;
-        drain(
-            &mut enricher,
-            &mut writer,
-            &mut printer,
-            &mut written,
-            &mut lifecycle_written,
-            &mut seq,
-        )?;
-        if let Some(p) = printer.as_mut() {
+        drain(&mut enricher, &mut sink, &mut seq)?;
+        if let Some(p) = sink.printer.as_mut() {
             p.flush()?;
         }
         if done || last_counters.elapsed() >= Duration::from_secs(1) {
@@ -289,8 +300,8 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
             let c = counters_from(
                 tracer.counters()?,
                 decode_errors.get(),
-                written,
-                lifecycle_written,
+                sink.written,
+                sink.lifecycle_written,
             );
             if c.lost() + c.lifecycle_lost() > reported_lost {
                 tracing::warn!(
@@ -303,11 +314,11 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
                 );
                 reported_lost = c.lost() + c.lifecycle_lost();
             }
-            if let Some(w) = writer.as_mut() {
+            if let Some(w) = sink.writer.as_mut() {
                 w.set_counters(c);
             }
         }
-        if let Some(w) = writer.as_mut()
+        if let Some(w) = sink.writer.as_mut()
             && w.tick()?
         {
             // A new segment begins: open it with the cache so it reads alone.
@@ -321,10 +332,10 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
     let counters = counters_from(
         tracer.counters()?,
         decode_errors.get(),
-        written,
-        lifecycle_written,
+        sink.written,
+        sink.lifecycle_written,
     );
-    let manifest = match writer {
+    let manifest = match sink.writer {
         Some(mut w) => {
             w.set_counters(counters.clone());
             let end = host::boottime_ns();

@@ -1,0 +1,346 @@
+//! Replay: a capture back through the recorder's own enrichment and printers.
+//!
+//! The process cache is rebuilt from the capture's /proc snapshot and its
+//! lifecycle rows, and every record is applied in the recorder's arrival
+//! order (`seq`) through [`Enricher::apply`], the function the live recorder
+//! calls. Nothing here reads the clock, /proc or the host name, and no
+//! output depends on hash order, so the same capture always gives the same
+//! bytes.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context as _;
+use clap::Parser;
+use credtrail_recorder::capture::{self, Capture, CaptureWriter, Rotation};
+use credtrail_recorder::containers::ContainerRow;
+use credtrail_recorder::enrich::{Enricher, Record, Sink, StoredPods};
+use credtrail_recorder::event::Event;
+use credtrail_recorder::lifecycle::ProcEvent;
+use credtrail_recorder::output::{PrintFormat, print_event};
+use credtrail_recorder::process::ProcessRow;
+
+/// Re-render captures through the same enrichment and printers as the live
+/// recorder, deterministically; or verify them.
+#[derive(Parser, Debug)]
+#[command(name = "credtrail-replay", version)]
+pub struct Cli {
+    /// Capture directories, replayed one after the other.
+    #[arg(required = true, value_name = "CAPTURE")]
+    pub captures: Vec<std::path::PathBuf>,
+    /// How to print events (default json, unless --out is given).
+    #[arg(long, value_enum)]
+    pub print: Option<PrintFormat>,
+    /// Write a re-enriched copy of the (single) capture into this new directory.
+    #[arg(long, value_name = "NEW_CAPTURE", conflicts_with = "verify")]
+    pub out: Option<std::path::PathBuf>,
+    /// Check every segment's checksum and recompute the enriched columns;
+    /// exit non-zero on any mismatch.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// What a replay produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub events: u64,
+    pub lifecycle: u64,
+    pub containers: u64,
+}
+
+/// Everything replay needs from a capture, in application order.
+pub struct Loaded {
+    pub procs: Vec<ProcessRow>,
+    pub records: Vec<Record>,
+    pub containers: BTreeMap<String, ContainerRow>,
+}
+
+/// Reads a capture's tables (checksums checked) and orders its records.
+pub fn load(cap: &Capture) -> anyhow::Result<Loaded> {
+    for table in [
+        capture::EVENTS,
+        capture::LIFECYCLE,
+        capture::CONTAINERS,
+        capture::PROCESSES,
+    ] {
+        cap.require_table(table)?;
+    }
+    // The first snapshot (/proc at start) seeds the cache; later ones only
+    // let a segment be read alone.
+    let procs: Vec<ProcessRow> = cap
+        .processes()?
+        .into_iter()
+        .filter(|p| p.source == "procfs")
+        .collect();
+    let containers = cap
+        .containers()?
+        .into_iter()
+        .map(|c| (c.container_id.clone(), c))
+        .collect();
+    let mut records: Vec<Record> = cap
+        .lifecycle()?
+        .into_iter()
+        .map(Record::Proc)
+        .chain(cap.events()?.into_iter().map(Record::Cred))
+        .collect();
+    records.sort_by_key(Record::seq);
+    Ok(Loaded {
+        procs,
+        records,
+        containers,
+    })
+}
+
+/// Where replayed records go.
+pub struct ReplaySink<'a> {
+    pub print: Option<(PrintFormat, &'a mut dyn Write)>,
+    pub writer: Option<CaptureWriter>,
+    pub stats: Stats,
+}
+
+impl Sink for ReplaySink<'_> {
+    fn lifecycle(&mut self, p: &ProcEvent) -> anyhow::Result<()> {
+        if let Some(w) = self.writer.as_mut() {
+            w.push_lifecycle(p)?;
+        }
+        self.stats.lifecycle += 1;
+        Ok(())
+    }
+
+    fn event(&mut self, e: &Event) -> anyhow::Result<()> {
+        if let Some(w) = self.writer.as_mut() {
+            w.push(e)?;
+        }
+        if let Some((format, out)) = self.print.as_mut() {
+            print_event(out, *format, e)?;
+        }
+        self.stats.events += 1;
+        Ok(())
+    }
+
+    fn container(&mut self, c: &ContainerRow) -> anyhow::Result<()> {
+        if let Some(w) = self.writer.as_mut() {
+            w.push_container(c)?;
+        }
+        self.stats.containers += 1;
+        Ok(())
+    }
+}
+
+/// Runs loaded records through the enrichment into `sink`.
+pub fn run_records(cap: &Capture, loaded: Loaded, sink: &mut dyn Sink) -> anyhow::Result<()> {
+    let m = &cap.manifest;
+    let mut enricher = Enricher::new(
+        &m.node_name,
+        m.realtime_offset_ns,
+        StoredPods(loaded.containers),
+    );
+    enricher.seed(&loaded.procs);
+    for rec in loaded.records {
+        enricher.apply(rec, sink)?;
+    }
+    Ok(())
+}
+
+/// Replays one capture: prints events in `format` to `out`, and/or writes a
+/// re-enriched copy to `new_capture`.
+pub fn replay(
+    cap: &Capture,
+    print: Option<(PrintFormat, &mut dyn Write)>,
+    new_capture: Option<&Path>,
+) -> anyhow::Result<Stats> {
+    let loaded = load(cap)?;
+    let writer = match new_capture {
+        Some(dir) => {
+            let mut w = CaptureWriter::create(dir, cap.manifest.clone(), Rotation::default())?;
+            w.write_processes(&loaded.procs)?;
+            Some(w)
+        }
+        None => None,
+    };
+    let mut sink = ReplaySink {
+        print,
+        writer,
+        stats: Stats::default(),
+    };
+    run_records(cap, loaded, &mut sink)?;
+    if let Some(mut w) = sink.writer.take() {
+        w.set_counters(cap.manifest.counters.clone());
+        let end = cap
+            .manifest
+            .end
+            .clone()
+            .unwrap_or_else(|| cap.manifest.start.clone());
+        w.finish(end)?;
+    }
+    Ok(sink.stats)
+}
+
+/// The outcome of `--verify`.
+#[derive(Debug, Default)]
+pub struct Verification {
+    pub segments: usize,
+    pub events: u64,
+    pub problems: Vec<String>,
+}
+
+/// Compares re-enriched events with the stored ones.
+struct CompareSink {
+    stored: BTreeMap<u64, Event>,
+    checked: u64,
+    problems: Vec<String>,
+}
+
+impl Sink for CompareSink {
+    fn lifecycle(&mut self, _p: &ProcEvent) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn event(&mut self, e: &Event) -> anyhow::Result<()> {
+        self.checked += 1;
+        match self.stored.get(&e.seq) {
+            Some(s) if s == e => {}
+            Some(s) => {
+                let a = serde_json::to_value(s)?;
+                let b = serde_json::to_value(e)?;
+                let cols: Vec<&String> = a
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, v)| b.get(k.as_str()) != Some(v))
+                    .map(|(k, _)| k)
+                    .collect();
+                self.problems.push(format!(
+                    "event seq {}: stored enrichment differs in {cols:?}",
+                    e.seq
+                ));
+            }
+            None => self
+                .problems
+                .push(format!("event seq {} is not stored", e.seq)),
+        }
+        Ok(())
+    }
+
+    fn container(&mut self, _c: &ContainerRow) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Checks every segment against the manifest (size, sha256, rows) and
+/// recomputes the enriched columns of every event.
+pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
+    let cap = Capture::open(dir)?;
+    let mut v = Verification::default();
+    for seg in &cap.manifest.segments {
+        v.segments += 1;
+        if let Err(e) = capture::check_segment(&dir.join(&seg.file), seg) {
+            v.problems.push(e.to_string());
+        }
+    }
+    let listed: std::collections::BTreeSet<String> = cap
+        .manifest
+        .segments
+        .iter()
+        .map(|s| s.file.clone())
+        .collect();
+    for table in [
+        capture::EVENTS,
+        capture::LIFECYCLE,
+        capture::CONTAINERS,
+        capture::PROCESSES,
+    ] {
+        let Ok(entries) = std::fs::read_dir(dir.join(table)) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".parquet"))
+            .collect();
+        names.sort();
+        for n in names {
+            let rel = format!("{table}/{n}");
+            if !listed.contains(&rel) {
+                v.problems.push(format!(
+                    "{}: not listed in the manifest",
+                    dir.join(&rel).display()
+                ));
+            }
+        }
+    }
+    if !v.problems.is_empty() {
+        return Ok(v);
+    }
+    let loaded = load(&cap)?;
+    let stored: BTreeMap<u64, Event> = loaded
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Cred(e) => Some((e.seq, e.clone())),
+            Record::Proc(_) => None,
+        })
+        .collect();
+    let mut sink = CompareSink {
+        stored,
+        checked: 0,
+        problems: Vec::new(),
+    };
+    run_records(&cap, loaded, &mut sink)?;
+    v.events = sink.checked;
+    v.problems.extend(sink.problems);
+    let c = &cap.manifest.counters;
+    if c.events_written != v.events {
+        v.problems.push(format!(
+            "{}: counters say {} events written, the segments hold {}",
+            dir.join("manifest.json").display(),
+            c.events_written,
+            v.events
+        ));
+    }
+    Ok(v)
+}
+
+/// The `credtrail-replay` command: returns whether everything verified.
+pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::Result<bool> {
+    if cli.verify {
+        let mut ok = true;
+        for dir in &cli.captures {
+            let v = verify(dir)?;
+            for p in &v.problems {
+                writeln!(stderr, "credtrail-replay: {p}")?;
+            }
+            writeln!(
+                stdout,
+                "{}: {} segments, {} events re-enriched: {}",
+                dir.display(),
+                v.segments,
+                v.events,
+                if v.problems.is_empty() {
+                    "OK".to_owned()
+                } else {
+                    format!("{} problem(s)", v.problems.len())
+                }
+            )?;
+            ok &= v.problems.is_empty();
+        }
+        return Ok(ok);
+    }
+    if cli.out.is_some() && cli.captures.len() != 1 {
+        anyhow::bail!("--out takes exactly one capture to re-enrich");
+    }
+    let format = match (cli.print, &cli.out) {
+        (Some(f), _) => Some(f),
+        (None, None) => Some(PrintFormat::Json),
+        (None, Some(_)) => None,
+    };
+    for dir in &cli.captures {
+        let cap = Capture::open(dir)?;
+        let print = format.map(|f| (f, &mut *stdout as &mut dyn Write));
+        replay(&cap, print, cli.out.as_deref())
+            .with_context(|| format!("replaying {}", dir.display()))?;
+    }
+    stdout.flush()?;
+    Ok(true)
+}
