@@ -98,15 +98,19 @@ fn parse_time(s: &str) -> Option<i64> {
 }
 
 impl PodInfo {
-    /// Fills what `self` lacks from `other` (labels merge; `other` wins on
-    /// image id, which annotations rarely carry).
+    /// Fills what `self` (annotations) lacks from `other` (a pods file):
+    /// labels merge; `other` wins on runtime, image id and start time.
     pub fn merge(&mut self, other: PodInfo) {
         fn fill(a: &mut Option<String>, b: Option<String>) {
             if a.is_none() {
                 *a = b;
             }
         }
-        fill(&mut self.runtime, other.runtime);
+        // The cluster's name for the runtime (kubectl's containerID prefix)
+        // is what users search by.
+        if other.runtime.is_some() {
+            self.runtime = other.runtime;
+        }
         fill(&mut self.pod_namespace, other.pod_namespace);
         fill(&mut self.pod_name, other.pod_name);
         fill(&mut self.pod_uid, other.pod_uid);

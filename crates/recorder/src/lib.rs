@@ -6,6 +6,7 @@
 //! of raw kernel records and the live recording loop.
 
 pub mod capture;
+pub mod cli;
 pub mod containers;
 pub mod enrich;
 pub mod error;

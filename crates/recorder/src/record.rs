@@ -57,13 +57,13 @@ fn counters_from(k: KernelCounters, decode_errors: u64, written: u64, lifecycle:
 
 /// Stdout printing that stops quietly when the reader goes away (`| head`),
 /// while recording carries on.
-struct Printer {
+struct Printer<'a> {
     format: PrintFormat,
-    out: io::BufWriter<io::Stdout>,
+    out: io::BufWriter<&'a mut dyn Write>,
     closed: bool,
 }
 
-impl Printer {
+impl Printer<'_> {
     fn print(&mut self, ev: &crate::event::Event) -> anyhow::Result<()> {
         if self.closed {
             return Ok(());
@@ -93,14 +93,14 @@ impl Printer {
 }
 
 /// The live destination of enriched records.
-struct LiveSink {
+struct LiveSink<'a> {
     writer: Option<CaptureWriter>,
-    printer: Option<Printer>,
+    printer: Option<Printer<'a>>,
     written: u64,
     lifecycle_written: u64,
 }
 
-impl Sink for LiveSink {
+impl Sink for LiveSink<'_> {
     fn lifecycle(&mut self, p: &ProcEvent) -> anyhow::Result<()> {
         if let Some(w) = self.writer.as_mut() {
             w.push_lifecycle(p)?;
@@ -128,8 +128,13 @@ impl Sink for LiveSink {
     }
 }
 
-/// Records until `stop` is set or the duration ends.
-pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary> {
+/// Records until `stop` is set or the duration ends, printing events to
+/// `out` when `opts.print` asks for it.
+pub fn record(
+    opts: &RecordOptions,
+    stop: &AtomicBool,
+    out: &mut dyn Write,
+) -> anyhow::Result<Summary> {
     bpf::check_privileges()?;
     if let Some(dir) = &opts.out {
         // Refuse a bad --out before touching the kernel.
@@ -221,7 +226,7 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> anyhow::Result<Summary
     }
     let printer = opts.print.map(|format| Printer {
         format,
-        out: io::BufWriter::new(io::stdout()),
+        out: io::BufWriter::new(out),
         closed: false,
     });
 

@@ -153,32 +153,28 @@ fn step(
     Ok(())
 }
 
-/// Must run as root in a single-threaded process: walks through every
-/// hooked syscall with distinctive values, ending unprivileged with a
-/// refused `setuid(0)`.
-pub fn single_thread_steps() -> std::io::Result<Report> {
-    let mut r = Report::default();
-    let groups = vec![1001u32, 1002, 1003];
-    let g = groups.clone();
-    step(&mut r, "setgroups", vec![3], Some(groups.clone()), || {
-        raw(libc::SYS_setgroups, g.len() as _, g.as_ptr() as _, 0)
-    })?;
-    step(&mut r, "setresgid", vec![2001, 2002, 2003], None, || {
-        raw(libc::SYS_setresgid, 2001, 2002, 2003)
-    })?;
-    step(&mut r, "setregid", vec![2011, 2012], None, || {
-        raw(libc::SYS_setregid, 2011, 2012, 0)
-    })?;
-    step(&mut r, "setgid", vec![2021], None, || {
-        raw(libc::SYS_setgid, 2021, 0, 0)
-    })?;
-    step(&mut r, "setfsgid", vec![2031], None, || {
-        raw(libc::SYS_setfsgid, 2031, 0, 0)
-    })?;
+fn setgroups_step(r: &mut Report, groups: &[u32]) -> std::io::Result<()> {
+    step(
+        r,
+        "setgroups",
+        vec![groups.len() as i64],
+        Some(groups.to_vec()),
+        || {
+            raw(
+                libc::SYS_setgroups,
+                groups.len() as _,
+                groups.as_ptr() as _,
+                0,
+            )
+        },
+    )
+}
 
-    // capset: drop CAP_NET_RAW from every set.
+/// capset dropping one capability from the effective, permitted and
+/// inheritable sets.
+fn capset_drop_step(r: &mut Report, cap: u32) -> std::io::Result<()> {
     let now = Observed::current()?;
-    let drop = |m: u64| m & !(1u64 << CAP_NET_RAW);
+    let drop = |m: u64| m & !(1u64 << cap);
     let (e, p, i) = (
         drop(now.cap_effective),
         drop(now.cap_permitted),
@@ -204,7 +200,7 @@ pub fn single_thread_steps() -> std::io::Result<Report> {
         },
     ];
     step(
-        &mut r,
+        r,
         "capset",
         vec![e as i64, p as i64, i as i64],
         None,
@@ -216,8 +212,28 @@ pub fn single_thread_steps() -> std::io::Result<Report> {
                 0,
             )
         },
-    )?;
+    )
+}
 
+/// Must run as root in a single-threaded process: walks through every
+/// hooked syscall with distinctive values, ending unprivileged with a
+/// refused `setuid(0)`.
+pub fn single_thread_steps() -> std::io::Result<Report> {
+    let mut r = Report::default();
+    setgroups_step(&mut r, &[1001, 1002, 1003])?;
+    step(&mut r, "setresgid", vec![2001, 2002, 2003], None, || {
+        raw(libc::SYS_setresgid, 2001, 2002, 2003)
+    })?;
+    step(&mut r, "setregid", vec![2011, 2012], None, || {
+        raw(libc::SYS_setregid, 2011, 2012, 0)
+    })?;
+    step(&mut r, "setgid", vec![2021], None, || {
+        raw(libc::SYS_setgid, 2021, 0, 0)
+    })?;
+    step(&mut r, "setfsgid", vec![2031], None, || {
+        raw(libc::SYS_setfsgid, 2031, 0, 0)
+    })?;
+    capset_drop_step(&mut r, CAP_NET_RAW)?;
     step(&mut r, "setfsuid", vec![3001], None, || {
         raw(libc::SYS_setfsuid, 3001, 0, 0)
     })?;
@@ -232,6 +248,33 @@ pub fn single_thread_steps() -> std::io::Result<Report> {
         raw(libc::SYS_setresuid, 1001, 1002, 1003)
     })?;
     // Now unprivileged: refused with EPERM.
+    step(&mut r, "setuid", vec![0], None, || {
+        raw(libc::SYS_setuid, 0, 0, 0)
+    })?;
+    Ok(r)
+}
+
+/// setgroups with `groups` (as root).
+pub fn setgroups_only(groups: &[u32]) -> std::io::Result<Report> {
+    let mut r = Report::default();
+    setgroups_step(&mut r, groups)?;
+    Ok(r)
+}
+
+/// capset dropping CAP_NET_RAW (as root).
+pub fn capset_drop() -> std::io::Result<Report> {
+    let mut r = Report::default();
+    capset_drop_step(&mut r, CAP_NET_RAW)?;
+    Ok(r)
+}
+
+/// Drops to `uid` with setresuid, then asks for root back: EPERM.
+pub fn denied_setuid(uid: u32) -> std::io::Result<Report> {
+    let mut r = Report::default();
+    let u = uid as i64;
+    step(&mut r, "setresuid", vec![u, u, u], None, || {
+        raw(libc::SYS_setresuid, u, u, u)
+    })?;
     step(&mut r, "setuid", vec![0], None, || {
         raw(libc::SYS_setuid, 0, 0, 0)
     })?;

@@ -704,7 +704,8 @@ fn su_in_a_real_container_carries_container_and_pod_identity() {
     assert_eq!(setuid.pod_name.as_deref(), Some("xwing"));
     assert_eq!(setuid.pod_uid.as_deref(), Some("8a0c9f1e-xwing"));
     assert_eq!(setuid.container_name.as_deref(), Some("spaceship"));
-    assert_eq!(setuid.container_runtime.as_deref(), Some("podman"));
+    // The pods file's `cri-o://` prefix (the cluster's view) beats podman's.
+    assert_eq!(setuid.container_runtime.as_deref(), Some("cri-o"));
     assert_eq!(
         setuid.image_name.as_deref(),
         Some("docker.io/tgraf/netperf:latest")
@@ -752,10 +753,7 @@ fn su_in_a_real_container_carries_container_and_pod_identity() {
     // The Tetragon view names the container as Tetragon does.
     let v = credtrail_recorder::output::tetragon(setuid);
     let p = &v["process_kprobe"]["process"];
-    assert_eq!(
-        p["pod"]["container"]["id"],
-        format!("podman://{inspect_id}")
-    );
+    assert_eq!(p["pod"]["container"]["id"], format!("cri-o://{inspect_id}"));
     assert_eq!(p["pod"]["container"]["name"], "spaceship");
     assert_eq!(p["pod"]["pod_labels"]["org"], "alliance");
     assert_eq!(p["docker"], &inspect_id[..31]);

@@ -1,81 +1,16 @@
 //! credtrail-record: capture every credential-changing syscall on this node.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use credtrail_recorder::capture::{Capture, Rotation};
+use credtrail_recorder::cli::record::{Cli, Command};
 use credtrail_recorder::output::{PrintFormat, print_event};
 use credtrail_recorder::record::{RecordOptions, record};
-
-/// Record which processes change their UIDs, GIDs, groups or capabilities,
-/// with the full credentials before and after each call, into a capture
-/// directory of Parquet files (and/or print them live).
-#[derive(Parser, Debug)]
-#[command(
-    name = "credtrail-record",
-    version,
-    args_conflicts_with_subcommands = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    record: RecordArgs,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Print a capture's manifest summary and its events.
-    Inspect {
-        /// Capture directory.
-        dir: PathBuf,
-        /// How to print the events.
-        #[arg(long, value_enum, default_value = "compact")]
-        print: PrintFormat,
-    },
-}
-
-#[derive(Args, Debug)]
-struct RecordArgs {
-    /// Capture directory to create (must be new or empty; made 0700).
-    #[arg(long, short)]
-    out: Option<PathBuf>,
-    /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    duration: Option<u64>,
-    /// Print each event to stdout as it happens.
-    #[arg(long, value_enum)]
-    print: Option<PrintFormat>,
-    /// Start a new events segment after this many seconds.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
-    rotate_seconds: u64,
-    /// Start a new events segment once the current one reaches this many bytes.
-    #[arg(long, default_value_t = 256 << 20, value_parser = clap::value_parser!(u64).range(4096..))]
-    rotate_bytes: u64,
-    /// Kernel ring buffer size in MiB (a power of two); raise it if ringbuf_full drops appear.
-    #[arg(long, default_value_t = 16, value_parser = parse_ring_mib)]
-    ring_buffer_mib: u32,
-    /// Node name stored with every event (default: the host name).
-    #[arg(long)]
-    node_name: Option<String>,
-    /// `kubectl get pods -A -o json` output: pod labels and image ids for
-    /// containers (pod names also come from the runtime's annotations).
-    #[arg(long, value_name = "FILE")]
-    pods: Option<PathBuf>,
-}
-
-fn parse_ring_mib(s: &str) -> Result<u32, String> {
-    let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
-    if !(1..=1024).contains(&v) || !v.is_power_of_two() {
-        return Err("must be a power of two from 1 to 1024".into());
-    }
-    Ok(v)
-}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -122,7 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 node_name: a.node_name,
                 pods_file: a.pods,
             };
-            let summary = record(&opts, &stop)?;
+            let summary = record(&opts, &stop, &mut std::io::stdout())?;
             if let Some(m) = summary.manifest {
                 eprintln!(
                     "credtrail-record: sealed {} segment(s), {} events, {} lost",

@@ -5,52 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use credtrail_recorder::cli::workload::{Cli, Command};
 use credtrail_recorder::workload;
-
-/// Make credential-changing syscalls with known values and report them as JSON.
-#[derive(Parser, Debug)]
-#[command(name = "credtrail-workload", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Every hooked syscall once with distinctive values, ending with a
-    /// refused setuid(0); then a 4-thread glibc setuid broadcast in a child.
-    All,
-    /// The single-threaded part of `all`.
-    Steps,
-    /// glibc setuid(UID) from a process with THREADS threads.
-    Broadcast {
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-        threads: u16,
-        #[arg(long, default_value_t = 5001)]
-        uid: u32,
-    },
-    /// Like `su`: setresuid(UID, UID, UID) and exit at once; prints its pid.
-    SuLike {
-        #[arg(long, default_value_t = 4242)]
-        uid: u32,
-    },
-    /// Do nothing (run as a setuid copy to make exec change credentials).
-    Noop,
-    /// Toggle the euid of THREADS threads between 0 and UID; prints the
-    /// exact number of calls issued.
-    Storm {
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
-        threads: u16,
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-        /// Calls per second per thread (0 = as fast as possible).
-        #[arg(long, default_value_t = 0)]
-        rate: u64,
-        #[arg(long, default_value_t = 1234)]
-        uid: u32,
-    },
-}
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -69,6 +26,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let report = match cli.command {
         Command::Steps => workload::single_thread_steps()?,
+        Command::Setgroups => workload::setgroups_only(&[1001, 1002, 1003])?,
+        Command::CapsetDrop => workload::capset_drop()?,
+        Command::DeniedSetuid { uid } => workload::denied_setuid(uid)?,
         Command::Broadcast { threads, uid } => workload::broadcast_setuid(threads.into(), uid)?,
         Command::All => {
             // The broadcast needs a fresh root process: run it as a child.

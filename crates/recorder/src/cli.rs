@@ -1,0 +1,135 @@
+//! The command lines of credtrail's recorder binaries, here so that tests
+//! can render their help exactly as the binaries print it.
+
+/// `credtrail-record`.
+pub mod record {
+    use std::path::PathBuf;
+
+    use clap::{Args, Parser, Subcommand};
+
+    use crate::output::PrintFormat;
+
+    /// Record which processes change their UIDs, GIDs, groups or capabilities,
+    /// with the full credentials before and after each call, into a capture
+    /// directory of Parquet files (and/or print them live).
+    #[derive(Parser, Debug)]
+    #[command(
+        name = "credtrail-record",
+        version,
+        args_conflicts_with_subcommands = true
+    )]
+    pub struct Cli {
+        #[command(subcommand)]
+        pub command: Option<Command>,
+        #[command(flatten)]
+        pub record: RecordArgs,
+    }
+
+    #[derive(Subcommand, Debug)]
+    pub enum Command {
+        /// Print a capture's manifest summary and its events.
+        Inspect {
+            /// Capture directory.
+            dir: PathBuf,
+            /// How to print the events.
+            #[arg(long, value_enum, default_value = "compact")]
+            print: PrintFormat,
+        },
+    }
+
+    #[derive(Args, Debug)]
+    pub struct RecordArgs {
+        /// Capture directory to create (must be new or empty; made 0700).
+        #[arg(long, short)]
+        pub out: Option<PathBuf>,
+        /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        pub duration: Option<u64>,
+        /// Print each event to stdout as it happens.
+        #[arg(long, value_enum)]
+        pub print: Option<PrintFormat>,
+        /// Start a new events segment after this many seconds.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+        pub rotate_seconds: u64,
+        /// Start a new events segment once the current one reaches this many bytes.
+        #[arg(long, default_value_t = 256 << 20, value_parser = clap::value_parser!(u64).range(4096..))]
+        pub rotate_bytes: u64,
+        /// Kernel ring buffer size in MiB (a power of two); raise it if ringbuf_full drops appear.
+        #[arg(long, default_value_t = 16, value_parser = parse_ring_mib)]
+        pub ring_buffer_mib: u32,
+        /// Node name stored with every event (default: the host name).
+        #[arg(long)]
+        pub node_name: Option<String>,
+        /// `kubectl get pods -A -o json` output: pod labels and image ids for
+        /// containers (pod names also come from the runtime's annotations).
+        #[arg(long, value_name = "FILE")]
+        pub pods: Option<PathBuf>,
+    }
+
+    pub fn parse_ring_mib(s: &str) -> Result<u32, String> {
+        let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
+        if !(1..=1024).contains(&v) || !v.is_power_of_two() {
+            return Err("must be a power of two from 1 to 1024".into());
+        }
+        Ok(v)
+    }
+}
+
+/// `credtrail-workload`.
+pub mod workload {
+    use clap::{Parser, Subcommand};
+
+    /// Make credential-changing syscalls with known values and report them as JSON.
+    #[derive(Parser, Debug)]
+    #[command(name = "credtrail-workload", version)]
+    pub struct Cli {
+        #[command(subcommand)]
+        pub command: Command,
+    }
+
+    #[derive(Subcommand, Debug)]
+    pub enum Command {
+        /// Every hooked syscall once with distinctive values, ending with a
+        /// refused setuid(0); then a 4-thread glibc setuid broadcast in a child.
+        All,
+        /// The single-threaded part of `all`.
+        Steps,
+        /// setgroups(3, [1001, 1002, 1003]).
+        Setgroups,
+        /// capset dropping CAP_NET_RAW from the effective, permitted and
+        /// inheritable sets.
+        CapsetDrop,
+        /// setresuid(UID, UID, UID), then setuid(0), refused with EPERM.
+        DeniedSetuid {
+            #[arg(long, default_value_t = 1000)]
+            uid: u32,
+        },
+        /// glibc setuid(UID) from a process with THREADS threads.
+        Broadcast {
+            #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+            threads: u16,
+            #[arg(long, default_value_t = 5001)]
+            uid: u32,
+        },
+        /// Like `su`: setresuid(UID, UID, UID) and exit at once; prints its pid.
+        SuLike {
+            #[arg(long, default_value_t = 4242)]
+            uid: u32,
+        },
+        /// Do nothing (run as a setuid copy to make exec change credentials).
+        Noop,
+        /// Toggle the euid of THREADS threads between 0 and UID; prints the
+        /// exact number of calls issued.
+        Storm {
+            #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+            threads: u16,
+            #[arg(long, default_value_t = 5)]
+            seconds: u64,
+            /// Calls per second per thread (0 = as fast as possible).
+            #[arg(long, default_value_t = 0)]
+            rate: u64,
+            #[arg(long, default_value_t = 1234)]
+            uid: u32,
+        },
+    }
+}

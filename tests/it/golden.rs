@@ -1,0 +1,100 @@
+use std::path::Path;
+
+use credtrail_recorder::capture::Capture;
+use credtrail_recorder::output::PrintFormat;
+
+pub const FORMATS: [(&str, PrintFormat); 3] = [
+    ("json", PrintFormat::Json),
+    ("compact", PrintFormat::Compact),
+    ("tetragon", PrintFormat::Tetragon),
+];
+
+pub fn replay_to_string(dir: &Path, format: PrintFormat) -> String {
+    let cap = Capture::open(dir).unwrap();
+    let mut out = Vec::new();
+    credtrail_replay::replay(&cap, Some((format, &mut out)), None).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn every_fixture_in_every_format() {
+    insta::glob!("../../fixtures", "*/manifest.json", |path| {
+        let dir = path.parent().unwrap();
+        for (name, format) in FORMATS {
+            let text = replay_to_string(dir, format);
+            assert!(!text.is_empty(), "{} has no events", dir.display());
+            insta::with_settings!({ omit_expression => true }, {
+                insta::assert_snapshot!(name, text);
+            });
+        }
+    });
+}
+
+#[test]
+fn replay_is_deterministic() {
+    // No clock, /proc, host name or hash order may leak into the output.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/k8s-xwing-su");
+    for (_, format) in FORMATS {
+        let a = replay_to_string(&dir, format);
+        let b = std::thread::spawn({
+            let dir = dir.clone();
+            move || replay_to_string(&dir, format)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn every_fixture_verifies() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("manifest.json").exists() {
+            continue;
+        }
+        let v = credtrail_replay::verify(&dir).unwrap();
+        assert!(v.problems.is_empty(), "{}: {:?}", dir.display(), v.problems);
+        assert!(v.events > 0);
+        n += 1;
+    }
+    assert!(n >= 9, "fixtures found: {n}");
+}
+
+/// A snapshot no test asserts any more is an error, not clutter.
+#[test]
+fn no_unreferenced_snapshots() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("it/snapshots");
+    let fixtures: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("manifest.json").exists())
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+    let mut expected: Vec<String> = fixtures
+        .iter()
+        .flat_map(|f| {
+            FORMATS
+                .iter()
+                .map(move |(fmt, _)| format!("it__golden__{fmt}@{f}__manifest.json.snap"))
+        })
+        .collect();
+    expected.extend(
+        crate::help::BINARIES
+            .iter()
+            .map(|b| format!("it__help__{b}.snap")),
+    );
+    for entry in std::fs::read_dir(&here).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".snap.new") {
+            continue; // pending review, never committed
+        }
+        assert!(
+            expected.contains(&name),
+            "unreferenced snapshot it/snapshots/{name}: delete it (or restore its test)"
+        );
+    }
+}

@@ -1,0 +1,21 @@
+use clap::CommandFactory;
+
+pub const BINARIES: [&str; 3] = ["credtrail-record", "credtrail-workload", "credtrail-replay"];
+
+fn long_help(mut cmd: clap::Command) -> String {
+    // A fixed width: the binaries wrap to the terminal, snapshots may not.
+    cmd = cmd.term_width(100);
+    cmd.render_long_help().to_string()
+}
+
+#[test]
+fn help_texts() {
+    let texts = [
+        long_help(credtrail_recorder::cli::record::Cli::command()),
+        long_help(credtrail_recorder::cli::workload::Cli::command()),
+        long_help(credtrail_replay::Cli::command()),
+    ];
+    for (name, text) in BINARIES.iter().zip(texts) {
+        insta::assert_snapshot!(*name, text);
+    }
+}

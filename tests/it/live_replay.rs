@@ -1,0 +1,103 @@
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use credtrail_recorder::capture::{Capture, Rotation};
+use credtrail_recorder::output::PrintFormat;
+use credtrail_recorder::record::{RecordOptions, record};
+
+fn bpf_available() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc_geteuid() } == 0;
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    if root && btf {
+        return true;
+    }
+    let why = if root {
+        "no kernel BTF"
+    } else {
+        "not running as root"
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("root eBPF test cannot run under CI: {why}");
+    }
+    eprintln!("SKIPPED root eBPF test: {why} (run as root: sudo scripts/test)");
+    false
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// Records in-process while `workload` runs; returns what was printed live.
+fn record_live(format: PrintFormat, dir: &Path) -> String {
+    let opts = RecordOptions {
+        out: Some(dir.to_owned()),
+        duration: None,
+        print: Some(format),
+        rotation: Rotation::default(),
+        ring_buffer_bytes: 16 << 20,
+        node_name: Some("live-replay-node".into()),
+        pods_file: None,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = std::thread::spawn({
+        let stop = Arc::clone(&stop);
+        move || {
+            let mut out = Vec::new();
+            record(&opts, &stop, &mut out).map(|_| out)
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.join("manifest.json").exists() {
+        assert!(!handle.is_finished(), "recorder stopped early");
+        assert!(Instant::now() < deadline, "recorder did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Real tools: capset, setresuid/gid, setgroups and an execve event
+    // (setpriv), setgid/setuid (su), with the fork/exec/exit around them.
+    for args in [
+        &[
+            "setpriv",
+            "--reuid=1000",
+            "--regid=1000",
+            "--clear-groups",
+            "/bin/true",
+        ][..],
+        &["su", "nobody", "-s", "/bin/sh", "-c", "true"][..],
+    ] {
+        let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
+        assert!(st.success(), "{args:?}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let out = handle.join().unwrap().unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn live_output_equals_replay_of_the_capture() {
+    if !bpf_available() {
+        return;
+    }
+    for (name, format) in crate::golden::FORMATS {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("capture");
+        let live = record_live(format, &dir);
+        assert!(
+            live.contains("setpriv")
+                || format == PrintFormat::Compact
+                || live.contains("setresuid")
+        );
+        assert!(live.lines().count() >= 6, "{name}: {live}");
+        let replayed = crate::golden::replay_to_string(&dir, format);
+        assert_eq!(live, replayed, "{name}: live and replay differ");
+        // And the capture verifies.
+        let v = credtrail_replay::verify(&dir).unwrap();
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
+        assert_eq!(Capture::open(&dir).unwrap().manifest.counters.lost(), 0);
+    }
+}

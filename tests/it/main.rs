@@ -1,0 +1,10 @@
+//! credtrail's cross-crate tests, one binary.
+
+// Every fixture capture replayed in every print format, against insta snapshots.
+mod golden;
+// Each binary's --help, as users see it.
+mod help;
+// Broken, tampered and foreign captures: one clear error, never a panic.
+mod bad_input;
+// Root: the live recorder's output equals the replay of what it wrote.
+mod live_replay;
