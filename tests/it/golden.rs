@@ -98,3 +98,73 @@ fn no_unreferenced_snapshots() {
         );
     }
 }
+
+/// The k8s-xwing-su fixture, printed as Tetragon JSON, is the guide's event
+/// in every field the guide shows, except what a real recording must change.
+#[test]
+fn xwing_fixture_matches_the_tetragon_guide() {
+    use serde_json::Value;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let guide: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            root.join("../crates/recorder/tests/data/tetragon-guide-setgid.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let text = replay_to_string(
+        &root.join("../fixtures/k8s-xwing-su"),
+        PrintFormat::Tetragon,
+    );
+    let ours: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| {
+            v["process_kprobe"]["process"]["binary"] == "/bin/su"
+                && v["process_kprobe"]["function_name"] == "__x64_sys_setgid"
+        })
+        .expect("su's setgid in the xwing fixture");
+    // Times, ids and pids differ in any real recording; Tetragon's refcnt
+    // (its cache reference count) has no credtrail equivalent.
+    const CHANGES: [&str; 8] = [
+        "exec_id",
+        "parent_exec_id",
+        "pid",
+        "tid",
+        "start_time",
+        "time",
+        "docker",
+        "refcnt",
+    ];
+    fn walk(want: &Value, got: &Value, path: &str, diffs: &mut Vec<String>) {
+        match want {
+            Value::Object(w) => {
+                for (k, wv) in w {
+                    let p = format!("{path}.{k}");
+                    if CHANGES.contains(&k.as_str()) || p.ends_with("container.id") {
+                        continue;
+                    }
+                    match got.get(k) {
+                        Some(gv) => walk(wv, gv, &p, diffs),
+                        None => diffs.push(format!("missing {p}")),
+                    }
+                }
+            }
+            Value::Array(w) => {
+                for (i, wv) in w.iter().enumerate() {
+                    walk(wv, &got[i], &format!("{path}[{i}]"), diffs);
+                }
+            }
+            _ if want != got => diffs.push(format!("{path}: guide {want}, ours {got}")),
+            _ => {}
+        }
+    }
+    let mut diffs = Vec::new();
+    walk(&guide, &ours, "", &mut diffs);
+    assert!(diffs.is_empty(), "{diffs:#?}");
+    // The container id keeps the guide's runtime prefix; only the hex differs.
+    let id = ours["process_kprobe"]["process"]["pod"]["container"]["id"]
+        .as_str()
+        .unwrap();
+    assert!(id.starts_with("containerd://") && id.len() == "containerd://".len() + 64);
+}
