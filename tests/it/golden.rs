@@ -87,6 +87,11 @@ fn no_unreferenced_snapshots() {
             .iter()
             .map(|b| format!("it__help__{b}.snap")),
     );
+    expected.extend(
+        crate::query::QUESTIONS
+            .iter()
+            .map(|q| format!("it__query__{q}.snap")),
+    );
     for entry in std::fs::read_dir(&here).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         if name.ends_with(".snap.new") {

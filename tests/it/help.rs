@@ -1,6 +1,11 @@
 use clap::CommandFactory;
 
-pub const BINARIES: [&str; 3] = ["credtrail-record", "credtrail-workload", "credtrail-replay"];
+pub const BINARIES: [&str; 4] = [
+    "credtrail-record",
+    "credtrail-workload",
+    "credtrail-replay",
+    "credtrail-query",
+];
 
 fn long_help(mut cmd: clap::Command) -> String {
     // A fixed width: the binaries wrap to the terminal, snapshots may not.
@@ -14,6 +19,7 @@ fn help_texts() {
         long_help(credtrail_recorder::cli::record::Cli::command()),
         long_help(credtrail_recorder::cli::workload::Cli::command()),
         long_help(credtrail_replay::Cli::command()),
+        long_help(credtrail_query::cli::Cli::command()),
     ];
     for (name, text) in BINARIES.iter().zip(texts) {
         insta::assert_snapshot!(*name, text);

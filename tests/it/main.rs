@@ -6,5 +6,7 @@ mod golden;
 mod help;
 // Broken, tampered and foreign captures: one clear error, never a panic.
 mod bad_input;
+// credtrail-query: built-in questions, errors, and DuckDB agreeing.
+mod query;
 // Root: the live recorder's output equals the replay of what it wrote.
 mod live_replay;

@@ -169,6 +169,11 @@ impl<P: PodSource> Enricher<P> {
         self.procs.get(&pid)
     }
 
+    /// The live process image with this exec id.
+    pub fn find(&self, exec_id: &str) -> Option<Arc<ProcInfo>> {
+        self.procs.values().find(|p| p.exec_id == exec_id).cloned()
+    }
+
     /// Containers first seen since the last call, for `DIR/containers/`.
     pub fn take_new_containers(&mut self) -> Vec<ContainerRow> {
         std::mem::take(&mut self.new_containers)

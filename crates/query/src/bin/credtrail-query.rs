@@ -1,0 +1,34 @@
+//! credtrail-query: SQL and built-in questions over credtrail captures.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use credtrail_query::cli::{Cli, run};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    // Tables fit the terminal: polars reads these at formatting time.
+    let width = credtrail_query::output::terminal_width().to_string();
+    // SAFETY: set before polars starts any thread; nothing else reads the
+    // environment concurrently at this point.
+    unsafe {
+        std::env::set_var("POLARS_TABLE_WIDTH", width);
+        std::env::set_var("POLARS_FMT_MAX_ROWS", "200");
+        std::env::set_var("POLARS_FMT_STR_LEN", "40");
+    }
+    let mut out = std::io::stdout().lock();
+    match run(cli, &mut out, &mut std::io::stderr()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("credtrail-query: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

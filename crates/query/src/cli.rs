@@ -1,0 +1,105 @@
+//! The `credtrail-query` command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use polars::prelude::DataFrame;
+
+use crate::output::{Format, write};
+use crate::questions::{self, Filters, TimelineArgs};
+use crate::{QueryError, discover, lossy, sql};
+
+/// Ask questions of credtrail captures: SQL over the tables `events`,
+/// `lifecycle`, `processes` and `containers` (each with a `capture` column),
+/// or one of the built-in questions.
+#[derive(Parser, Debug)]
+#[command(
+    name = "credtrail-query",
+    version,
+    subcommand_precedence_over_arg = true,
+    after_help = "Examples:\n  credtrail-query captures/ became-root\n  credtrail-query captures/ caps --pod default/xwing\n  credtrail-query captures/*/ --sql \"SELECT syscall, count(*) AS n FROM events GROUP BY 1\""
+)]
+pub struct Cli {
+    /// Captures, or folders holding captures (hive layouts like node=a/date=b/ too).
+    #[arg(required = true, value_name = "CAPTURE")]
+    pub paths: Vec<PathBuf>,
+    /// Run this SQL query (polars SQL) instead of a built-in question.
+    #[arg(long)]
+    pub sql: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    pub format: Format,
+    /// Write the answer to this file instead of stdout.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub filters: Filters,
+    #[command(subcommand)]
+    pub question: Option<Question>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Question {
+    /// Counts per node, syscall, result, pod and binary, and each capture's drop counters.
+    Summary,
+    /// Changes that made the effective or filesystem uid 0 from non-zero.
+    BecameRoot,
+    /// Capability changes, as capabilities gained (+) and lost (-) per set.
+    Caps,
+    /// Refused attempts (EPERM and friends): the clearest sign of probing.
+    Failed,
+    /// Credential and lifecycle events in time order.
+    Timeline(TimelineArgs),
+    /// The ancestry of a process as it was at that time.
+    Tree {
+        /// The process's exec_id.
+        exec_id: String,
+    },
+}
+
+/// Runs the command; writes answers to `out` and warnings to `err`.
+pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), QueryError> {
+    let caps = discover(&cli.paths)?;
+    // Every answer says when it rests on a capture that lost events.
+    for (c, counters) in lossy(&caps) {
+        let _ = writeln!(
+            err,
+            "credtrail-query: warning: {} lost {} events and {} lifecycle records while recording (ringbuf_full {}, enter_store_failures {}, decode_errors {}); answers may be incomplete",
+            c.name,
+            counters.lost(),
+            counters.lifecycle_lost(),
+            counters.ringbuf_full,
+            counters.enter_store_failures,
+            counters.decode_errors
+        );
+    }
+    let mut answers: Vec<DataFrame> = Vec::new();
+    match (&cli.sql, &cli.question) {
+        (Some(_), Some(_)) => {
+            return Err(QueryError::Invalid(
+                "give either --sql or a built-in question, not both".into(),
+            ));
+        }
+        (Some(q), None) => answers.push(sql(&caps, q)?),
+        (None, None) | (None, Some(Question::Summary)) => {
+            answers.push(questions::summary(&caps, &cli.filters)?);
+            if cli.format == Format::Table {
+                answers.push(questions::capture_counters(&caps)?);
+            }
+        }
+        (None, Some(Question::BecameRoot)) => {
+            answers.push(questions::became_root(&caps, &cli.filters)?)
+        }
+        (None, Some(Question::Caps)) => answers.push(questions::caps(&caps, &cli.filters)?),
+        (None, Some(Question::Failed)) => answers.push(questions::failed(&caps, &cli.filters)?),
+        (None, Some(Question::Timeline(t))) => {
+            answers.push(questions::timeline(&caps, &cli.filters, t)?)
+        }
+        (None, Some(Question::Tree { exec_id })) => answers.push(questions::tree(&caps, exec_id)?),
+    }
+    for mut df in answers {
+        write(&mut df, cli.format, cli.out.as_deref(), out)?;
+    }
+    Ok(())
+}

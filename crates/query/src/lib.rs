@@ -1,0 +1,195 @@
+//! credtrail-query: SQL and built-in questions over captures, with polars.
+//!
+//! Captures are found by their `manifest.json` (a capture directory, or any
+//! folder holding captures, hive layouts like `node=a/date=b/` included).
+//! Each table is a lazy scan of the sealed segments the manifests list, with
+//! a `capture` column, so polars pushes projections and predicates down to
+//! the Parquet reader: a query touching two columns reads about two columns.
+
+pub mod cli;
+pub mod output;
+pub mod questions;
+
+use std::path::{Path, PathBuf};
+
+use credtrail_recorder::capture::{CONTAINERS, EVENTS, LIFECYCLE, PROCESSES};
+use credtrail_recorder::manifest::{MANIFEST_FILE, Manifest};
+use credtrail_recorder::{CaptureError, Counters};
+use polars::prelude::*;
+
+/// The tables every capture holds.
+pub const TABLES: [&str; 4] = [EVENTS, LIFECYCLE, PROCESSES, CONTAINERS];
+
+/// How deep a folder of captures is searched (hive layouts nest 2-3 levels).
+const MAX_DEPTH: usize = 6;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("no credtrail capture found under {} (looked for {MANIFEST_FILE} up to {MAX_DEPTH} folders deep)", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    NoCapture { searched: Vec<PathBuf> },
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error("SQL error: {message}")]
+    Sql { message: String },
+    #[error("unknown column {column:?}; {table} has: {}", .available.join(", "))]
+    UnknownColumn {
+        column: String,
+        table: String,
+        available: Vec<String>,
+    },
+    #[error("{0}")]
+    Polars(#[from] PolarsError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One capture found on disk.
+#[derive(Debug, Clone)]
+pub struct CaptureInfo {
+    /// The path as found, used as the `capture` column.
+    pub name: String,
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl CaptureInfo {
+    pub fn lost(&self) -> u64 {
+        self.manifest.counters.lost() + self.manifest.counters.lifecycle_lost()
+    }
+}
+
+fn find_manifests(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    if dir.join(MANIFEST_FILE).is_file() {
+        out.push(dir.to_owned());
+        return;
+    }
+    if depth == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        find_manifests(&d, depth - 1, out);
+    }
+}
+
+/// Finds every capture under `paths` (captures themselves or folders of them).
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<CaptureInfo>, QueryError> {
+    let mut dirs = Vec::new();
+    for p in paths {
+        find_manifests(p, MAX_DEPTH, &mut dirs);
+    }
+    dirs.dedup();
+    if dirs.is_empty() {
+        return Err(QueryError::NoCapture {
+            searched: paths.to_vec(),
+        });
+    }
+    dirs.into_iter()
+        .map(|dir| {
+            let manifest = Manifest::read(&dir)?;
+            Ok(CaptureInfo {
+                name: dir.display().to_string(),
+                dir,
+                manifest,
+            })
+        })
+        .collect()
+}
+
+/// The lazy scan of one table over every capture (None when no capture
+/// lists a segment of it).
+pub fn table(caps: &[CaptureInfo], name: &str) -> Result<Option<LazyFrame>, QueryError> {
+    let mut frames = Vec::new();
+    for c in caps {
+        for seg in c.manifest.segments_of(name) {
+            let path = c.dir.join(&seg.file);
+            // Hive-style folders (node=a/date=b) only locate captures: the
+            // rows carry node_name and time already.
+            let args = ScanArgsParquet {
+                hive_options: HiveOptions {
+                    enabled: Some(false),
+                    ..HiveOptions::default()
+                },
+                ..ScanArgsParquet::default()
+            };
+            let lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)?
+            .with_column(lit(c.name.as_str()).alias("capture"));
+            frames.push(lf);
+        }
+    }
+    if frames.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(concat(frames, UnionArgs::default())?))
+}
+
+/// Column names of a table (from the first segment's schema).
+pub fn columns(caps: &[CaptureInfo], name: &str) -> Result<Vec<String>, QueryError> {
+    match table(caps, name)? {
+        Some(mut lf) => Ok(lf
+            .collect_schema()?
+            .iter_names()
+            .map(|n| n.to_string())
+            .collect()),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Runs SQL over the four tables.
+pub fn sql(caps: &[CaptureInfo], query: &str) -> Result<DataFrame, QueryError> {
+    let mut ctx = polars::sql::SQLContext::new();
+    for t in TABLES {
+        if let Some(lf) = table(caps, t)? {
+            ctx.register(t, lf);
+        }
+    }
+    let lf = ctx.execute(query).map_err(|e| sql_error(caps, query, e))?;
+    lf.collect().map_err(|e| sql_error(caps, query, e))
+}
+
+/// Turns polars' errors into the ones users can act on: the parser's
+/// message (with its position), or the columns of the table they queried.
+fn sql_error(caps: &[CaptureInfo], query: &str, e: PolarsError) -> QueryError {
+    if let PolarsError::ColumnNotFound(msg) = &e {
+        let column = msg.split('"').nth(1).unwrap_or(msg.as_ref()).to_owned();
+        let lower = query.to_lowercase();
+        let table = TABLES
+            .iter()
+            .find(|t| {
+                lower
+                    .split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .any(|w| w == **t)
+            })
+            .copied()
+            .unwrap_or(EVENTS);
+        let available = columns(caps, table).unwrap_or_default();
+        return QueryError::UnknownColumn {
+            column,
+            table: table.to_owned(),
+            available,
+        };
+    }
+    let text = e.to_string();
+    match e {
+        PolarsError::SQLSyntax(_) | PolarsError::SQLInterface(_) => {
+            QueryError::Sql { message: text }
+        }
+        other => QueryError::Polars(other),
+    }
+}
+
+/// Captures that lost events, for the warning every answer carries.
+pub fn lossy(caps: &[CaptureInfo]) -> Vec<(&CaptureInfo, &Counters)> {
+    caps.iter()
+        .filter(|c| c.lost() > 0)
+        .map(|c| (c, &c.manifest.counters))
+        .collect()
+}

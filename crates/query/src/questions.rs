@@ -1,0 +1,596 @@
+//! The questions responders ask, each a polars query over the capture
+//! tables (see `lib.rs`). Results are sorted so that the same captures
+//! always give the same answer.
+
+use std::collections::BTreeMap;
+
+use credtrail_recorder::event::{cap_diff, errno_name};
+use polars::prelude::*;
+
+use crate::{CaptureInfo, QueryError, table};
+
+/// Filters every question accepts.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Filters {
+    /// Only this node.
+    #[arg(long, global = true)]
+    pub node: Option<String>,
+    /// Only this pod, as NAMESPACE/NAME.
+    #[arg(long, global = true, value_name = "NS/NAME")]
+    pub pod: Option<String>,
+    /// Only this container: a container id prefix or a container name.
+    #[arg(long, global = true)]
+    pub container: Option<String>,
+    /// Only this binary: a full path, or a file name.
+    #[arg(long, global = true)]
+    pub binary: Option<String>,
+    /// Only this syscall (setuid, capset, execve, ...).
+    #[arg(long, global = true)]
+    pub syscall: Option<String>,
+    /// Only events at or after this time: RFC 3339, or a duration ago (15m, 2h, 1d).
+    #[arg(long, global = true, value_parser = parse_time)]
+    pub since: Option<i64>,
+    /// Only events before this time: RFC 3339, or a duration ago.
+    #[arg(long, global = true, value_parser = parse_time)]
+    pub until: Option<i64>,
+}
+
+/// RFC 3339, or `N[smhd]` before now, as ns since the epoch.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return t
+            .timestamp_nanos_opt()
+            .ok_or_else(|| format!("{s} is out of range"));
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is neither RFC 3339 nor a duration like 15m"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
+    };
+    let now = chrono::Utc::now()
+        .timestamp_nanos_opt()
+        .ok_or("clock out of range")?;
+    Ok(now - n * secs * 1_000_000_000)
+}
+
+fn time_ns() -> Expr {
+    col("time").cast(DataType::Int64)
+}
+
+impl Filters {
+    /// The predicate on the events table.
+    pub fn events_predicate(&self) -> Expr {
+        let mut p = lit(true);
+        if let Some(n) = &self.node {
+            p = p.and(col("node_name").eq(lit(n.as_str())));
+        }
+        if let Some(pod) = &self.pod {
+            match pod.split_once('/') {
+                Some((ns, name)) => {
+                    p = p.and(
+                        col("pod_namespace")
+                            .eq(lit(ns))
+                            .and(col("pod_name").eq(lit(name))),
+                    )
+                }
+                None => p = p.and(col("pod_name").eq(lit(pod.as_str()))),
+            }
+        }
+        if let Some(c) = &self.container {
+            p = p.and(
+                col("container_id")
+                    .str()
+                    .starts_with(lit(c.as_str()))
+                    .or(col("container_name").eq(lit(c.as_str()))),
+            );
+        }
+        if let Some(b) = &self.binary {
+            p = p.and(
+                col("binary")
+                    .eq(lit(b.as_str()))
+                    .or(col("binary").str().ends_with(lit(format!("/{b}")))),
+            );
+        }
+        if let Some(s) = &self.syscall {
+            p = p.and(col("syscall").eq(lit(s.as_str())));
+        }
+        if let Some(t) = self.since {
+            p = p.and(time_ns().gt_eq(lit(t)));
+        }
+        if let Some(t) = self.until {
+            p = p.and(time_ns().lt(lit(t)));
+        }
+        p
+    }
+}
+
+fn events(caps: &[CaptureInfo], f: &Filters) -> Result<LazyFrame, QueryError> {
+    let lf = table(caps, "events")?
+        .ok_or_else(|| QueryError::Invalid("the captures hold no events table".into()))?;
+    Ok(lf.filter(f.events_predicate()))
+}
+
+/// `ns/name` when the pod is known, else the first 12 characters of the
+/// container id, else null.
+fn pod_expr() -> Expr {
+    when(col("pod_name").is_not_null())
+        .then(concat_str(
+            [col("pod_namespace"), col("pod_name")],
+            "/",
+            true,
+        ))
+        .otherwise(col("container_id").str().slice(lit(0), lit(12)))
+        .alias("pod")
+}
+
+/// "ok" or "failed": setfsuid/setfsgid never fail, so for them a refused
+/// request is one that left the id unchanged.
+fn failed_expr() -> Expr {
+    let fs_refused = (col("syscall")
+        .eq(lit("setfsuid"))
+        .and(col("new_fsuid").cast(DataType::Int64).neq(col("arg0"))))
+    .or(col("syscall")
+        .eq(lit("setfsgid"))
+        .and(col("new_fsgid").cast(DataType::Int64).neq(col("arg0"))))
+    .and(col("arg0").neq(lit(-1i64)));
+    col("ret").lt(lit(0i64)).or(fs_refused)
+}
+
+/// One row per logical change: glibc's setxid broadcast makes one call per
+/// thread, all with the same process, call, arguments and result.
+fn logical_changes(lf: LazyFrame, extra: Vec<Expr>) -> LazyFrame {
+    let keys = [
+        "capture",
+        "node_name",
+        "pid",
+        "exec_id",
+        "syscall",
+        "arg0",
+        "arg1",
+        "arg2",
+        "ret",
+    ];
+    let mut aggs = vec![
+        col("time").min().alias("time"),
+        len().alias("calls"),
+        col("tid").n_unique().alias("threads"),
+        col("binary").first(),
+        col("arguments").first(),
+        col("parent_binary").first(),
+        col("pod").first(),
+        col("container_name").first(),
+    ];
+    aggs.extend(extra);
+    lf.with_column(pod_expr())
+        .group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
+        .agg(aggs)
+        .sort(["time", "pid"], SortMultipleOptions::default())
+}
+
+/// Counts per node, syscall, result, pod and binary.
+pub fn summary(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    let lf = events(caps, f)?
+        .with_columns([
+            pod_expr(),
+            when(failed_expr())
+                .then(lit("failed"))
+                .otherwise(lit("ok"))
+                .alias("result"),
+        ])
+        .group_by([
+            col("node_name"),
+            col("syscall"),
+            col("result"),
+            col("pod"),
+            col("binary"),
+        ])
+        .agg([
+            len().alias("events"),
+            col("pid").n_unique().alias("processes"),
+        ])
+        .sort(
+            ["events", "node_name", "syscall", "result", "pod", "binary"],
+            SortMultipleOptions::default()
+                .with_order_descending_multi([true, false, false, false, false, false])
+                .with_nulls_last(true),
+        );
+    Ok(lf.collect()?)
+}
+
+/// Per capture: what it covers and what it lost.
+pub fn capture_counters(caps: &[CaptureInfo]) -> Result<DataFrame, QueryError> {
+    let col_u64 = |name: &str, f: &dyn Fn(&CaptureInfo) -> u64| {
+        Column::new(name.into(), caps.iter().map(f).collect::<Vec<u64>>())
+    };
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new(
+            "capture".into(),
+            caps.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "node_name".into(),
+            caps.iter()
+                .map(|c| c.manifest.node_name.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "start".into(),
+            caps.iter()
+                .map(|c| c.manifest.start.time.clone())
+                .collect::<Vec<_>>(),
+        ),
+        col_u64("events", &|c| c.manifest.counters.events_written),
+        col_u64("lost", &|c| c.manifest.counters.lost()),
+        col_u64("ringbuf_full", &|c| c.manifest.counters.ringbuf_full),
+        col_u64("lifecycle_lost", &|c| c.manifest.counters.lifecycle_lost()),
+    ])?)
+}
+
+/// Changes whose new euid or fsuid is 0 and whose old one was not.
+pub fn became_root(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    let root = |old: &str, new: &str| col(new).eq(lit(0u32)).and(col(old).neq(lit(0u32)));
+    let lf =
+        events(caps, f)?.filter(root("old_euid", "new_euid").or(root("old_fsuid", "new_fsuid")));
+    let lf = logical_changes(
+        lf,
+        vec![
+            col("old_euid").first(),
+            col("new_euid").first(),
+            col("old_fsuid").first(),
+            col("new_fsuid").first(),
+        ],
+    )
+    .select([
+        col("time"),
+        col("node_name"),
+        col("pod"),
+        col("pid"),
+        col("binary"),
+        col("arguments"),
+        col("parent_binary"),
+        col("syscall"),
+        col("arg0"),
+        col("arg1"),
+        col("arg2"),
+        col("old_euid"),
+        col("new_euid"),
+        col("old_fsuid"),
+        col("new_fsuid"),
+        col("threads"),
+        col("calls"),
+        col("capture"),
+    ]);
+    Ok(lf.collect()?)
+}
+
+const CAP_SETS: [&str; 5] = [
+    "effective",
+    "permitted",
+    "inheritable",
+    "bounding",
+    "ambient",
+];
+
+/// Capability changes, as named capabilities gained and lost per set.
+pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    let changed = CAP_SETS
+        .iter()
+        .map(|s| col(format!("old_cap_{s}")).neq(col(format!("new_cap_{s}"))))
+        .reduce(|a, b| a.or(b))
+        .expect("five sets");
+    let firsts = CAP_SETS
+        .iter()
+        .flat_map(|s| {
+            [
+                col(format!("old_cap_{s}")).first(),
+                col(format!("new_cap_{s}")).first(),
+            ]
+        })
+        .collect();
+    let df = logical_changes(events(caps, f)?.filter(changed), firsts).collect()?;
+    // Naming bits is plain Rust over the (small) answer.
+    let mut out = df.select([
+        "time",
+        "node_name",
+        "pod",
+        "pid",
+        "binary",
+        "syscall",
+        "threads",
+        "calls",
+        "capture",
+    ])?;
+    for s in CAP_SETS {
+        let old = df.column(&format!("old_cap_{s}"))?.u64()?.clone();
+        let new = df.column(&format!("new_cap_{s}"))?.u64()?.clone();
+        let names: Vec<String> = old
+            .iter()
+            .zip(new.iter())
+            .map(|(a, b)| cap_diff(a.unwrap_or(0), b.unwrap_or(0)))
+            .collect();
+        out.with_column(Column::new(s.into(), names))?;
+    }
+    Ok(out)
+}
+
+/// Refused attempts (EPERM and friends): the clearest sign of probing.
+pub fn failed(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    let df = logical_changes(events(caps, f)?.filter(failed_expr()), vec![])
+        .select([
+            col("time"),
+            col("node_name"),
+            col("pod"),
+            col("pid"),
+            col("binary"),
+            col("arguments"),
+            col("syscall"),
+            col("arg0"),
+            col("arg1"),
+            col("arg2"),
+            col("ret"),
+            col("threads"),
+            col("calls"),
+            col("capture"),
+        ])
+        .collect()?;
+    let errors: Vec<String> = df
+        .column("ret")?
+        .i64()?
+        .iter()
+        .map(|r| match r {
+            Some(0) | None => "refused".to_owned(),
+            Some(r) => errno_name(r).map_or_else(|| r.to_string(), str::to_owned),
+        })
+        .collect();
+    let mut df = df;
+    df.with_column(Column::new("error".into(), errors))?;
+    Ok(df)
+}
+
+/// Selection for `timeline`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TimelineArgs {
+    /// Only this process id.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Only this process image (and its lifecycle rows).
+    #[arg(long)]
+    pub exec_id: Option<String>,
+}
+
+/// `node:ktime:pid` from an exec id.
+pub fn decode_exec_id(id: &str) -> Option<(String, u64, u32)> {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.decode(id).ok()?;
+    let text = String::from_utf8(text).ok()?;
+    let mut parts = text.rsplitn(3, ':');
+    let pid = parts.next()?.parse().ok()?;
+    let ktime = parts.next()?.parse().ok()?;
+    Some((parts.next()?.to_owned(), ktime, pid))
+}
+
+/// Every credential event and lifecycle event of the selected processes,
+/// in time order.
+pub fn timeline(
+    caps_: &[CaptureInfo],
+    f: &Filters,
+    t: &TimelineArgs,
+) -> Result<DataFrame, QueryError> {
+    let mut ev = events(caps_, f)?;
+    let mut pid = t.pid;
+    let mut since_ktime = None;
+    if let Some(id) = &t.exec_id {
+        let (_, ktime, p) = decode_exec_id(id).ok_or_else(|| {
+            QueryError::Invalid(format!(
+                "{id:?} is not an exec id (base64 of node:ktime:pid)"
+            ))
+        })?;
+        ev = ev.filter(col("exec_id").eq(lit(id.as_str())));
+        pid = Some(p);
+        since_ktime = Some(ktime);
+    }
+    if let Some(p) = t.pid {
+        ev = ev.filter(col("pid").eq(lit(p)));
+    }
+    let detail = concat_str(
+        [
+            lit("ret="),
+            col("ret").cast(DataType::String),
+            lit(" uid "),
+            col("old_uid").cast(DataType::String),
+            lit("→"),
+            col("new_uid").cast(DataType::String),
+            lit(" euid "),
+            col("old_euid").cast(DataType::String),
+            lit("→"),
+            col("new_euid").cast(DataType::String),
+        ],
+        "",
+        true,
+    );
+    let ev = ev.select([
+        col("time"),
+        col("seq"),
+        col("capture"),
+        col("node_name"),
+        col("syscall").alias("kind"),
+        col("pid"),
+        col("tid"),
+        col("binary"),
+        concat_str(
+            [
+                col("arg0").cast(DataType::String),
+                col("arg1").cast(DataType::String),
+                col("arg2").cast(DataType::String),
+            ],
+            ",",
+            true,
+        )
+        .alias("args"),
+        detail.alias("detail"),
+    ]);
+    let mut frames = vec![ev];
+    // Lifecycle rows carry no pod columns: take the processes the filtered
+    // events name, or the pid asked for.
+    if let Some(life) = table(caps_, "lifecycle")? {
+        let mut life = life;
+        if let Some(n) = &f.node {
+            life = life.filter(col("node_name").eq(lit(n.as_str())));
+        }
+        if let Some(s) = f.since {
+            life = life.filter(time_ns().gt_eq(lit(s)));
+        }
+        if let Some(u) = f.until {
+            life = life.filter(time_ns().lt(lit(u)));
+        }
+        if let Some(k) = since_ktime {
+            life = life.filter(col("ktime_ns").gt_eq(lit(k)));
+        }
+        let pids: Vec<u32> = match pid {
+            Some(p) => vec![p],
+            None => {
+                let df = frames[0]
+                    .clone()
+                    .select([col("pid")])
+                    .unique(None, UniqueKeepStrategy::First)
+                    .collect()?;
+                df.column("pid")?.u32()?.iter().flatten().collect()
+            }
+        };
+        let pids = Series::new("pids".into(), pids);
+        let life = life
+            .filter(col("pid").is_in(lit(pids).implode(false), false))
+            .select([
+                col("time"),
+                col("seq"),
+                col("capture"),
+                col("node_name"),
+                col("kind"),
+                col("pid"),
+                col("tid"),
+                col("filename").alias("binary"),
+                lit(NULL).cast(DataType::String).alias("args"),
+                concat_str(
+                    [
+                        lit("ppid="),
+                        col("ppid").cast(DataType::String),
+                        lit(" cwd="),
+                        col("cwd"),
+                        lit(" exit="),
+                        col("exit_code").cast(DataType::String),
+                    ],
+                    "",
+                    true,
+                )
+                .alias("detail"),
+            ]);
+        frames.push(life);
+    }
+    let lf = concat(frames, UnionArgs::default())?
+        .sort(["capture", "time", "seq"], SortMultipleOptions::default());
+    Ok(lf.drop(cols(["seq"])).collect()?)
+}
+
+/// The ancestry of a process image as it was when it existed, rebuilt by
+/// replaying the capture through the recorder's own process cache.
+pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryError> {
+    use credtrail_recorder::enrich::{Enricher, Record, StoredPods};
+    for c in caps_ {
+        let cap = credtrail_recorder::capture::Capture {
+            dir: c.dir.clone(),
+            manifest: c.manifest.clone(),
+        };
+        let loaded =
+            credtrail_replay::load(&cap).map_err(|e| QueryError::Invalid(format!("{e:#}")))?;
+        let m = &c.manifest;
+        let mut enricher = Enricher::new(
+            &m.node_name,
+            m.realtime_offset_ns,
+            StoredPods(loaded.containers),
+        );
+        enricher.seed(&loaded.procs);
+        let mut found = enricher.find(exec_id);
+        let mut sink = NullSink;
+        for rec in loaded.records {
+            if found.is_some() {
+                break;
+            }
+            let is_proc = matches!(rec, Record::Proc(_));
+            enricher
+                .apply(rec, &mut sink)
+                .map_err(|e| QueryError::Invalid(format!("{e:#}")))?;
+            if is_proc {
+                found = enricher.find(exec_id);
+            }
+        }
+        let Some(p) = found else { continue };
+        let mut rows: BTreeMap<usize, _> = BTreeMap::new();
+        let mut cur = Some(p);
+        let mut depth = 0usize;
+        while let Some(p) = cur {
+            rows.insert(depth, p.clone());
+            cur = p.parent.clone();
+            depth += 1;
+        }
+        let get = |f: &dyn Fn(&credtrail_recorder::enrich::ProcInfo) -> String| {
+            rows.values().map(|p| f(p)).collect::<Vec<String>>()
+        };
+        let df = DataFrame::new_infer_height(vec![
+            Column::new(
+                "depth".into(),
+                rows.keys().map(|d| *d as u32).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "pid".into(),
+                rows.values().map(|p| p.pid).collect::<Vec<_>>(),
+            ),
+            Column::new("binary".into(), get(&|p| p.binary.clone())),
+            Column::new("arguments".into(), get(&|p| p.arguments.clone())),
+            Column::new("cwd".into(), get(&|p| p.cwd.clone())),
+            Column::new("flags".into(), get(&|p| p.flags.clone())),
+            Column::new(
+                "start_time".into(),
+                get(&|p| {
+                    credtrail_recorder::host::rfc3339_ns(p.ktime_ns as i64 + m.realtime_offset_ns)
+                }),
+            ),
+            Column::new(
+                "container_id".into(),
+                get(&|p| {
+                    p.container
+                        .as_ref()
+                        .map(|(_, id)| id[..12].to_owned())
+                        .unwrap_or_default()
+                }),
+            ),
+            Column::new("exec_id".into(), get(&|p| p.exec_id.clone())),
+        ])?;
+        return Ok(df);
+    }
+    Err(QueryError::Invalid(format!(
+        "no process with exec_id {exec_id} in these captures"
+    )))
+}
+
+struct NullSink;
+
+impl credtrail_recorder::enrich::Sink for NullSink {
+    fn lifecycle(&mut self, _: &credtrail_recorder::lifecycle::ProcEvent) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn event(&mut self, _: &credtrail_recorder::event::Event) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn container(
+        &mut self,
+        _: &credtrail_recorder::containers::ContainerRow,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
