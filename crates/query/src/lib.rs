@@ -120,8 +120,9 @@ pub fn table(caps: &[CaptureInfo], name: &str) -> Result<Option<LazyFrame>, Quer
                 },
                 ..ScanArgsParquet::default()
             };
-            let lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)?
-            .with_column(lit(c.name.as_str()).alias("capture"));
+            let lf =
+                LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)?
+                    .with_column(lit(c.name.as_str()).alias("capture"));
             frames.push(lf);
         }
     }

@@ -1,0 +1,310 @@
+//! credtrail-bench: measured comparisons, written into BENCHMARKS.md.
+//!
+//! `credtrail-bench query` generates a capture of N synthetic events (through
+//! the recorder's own capture writer, so the files are exactly what a real
+//! capture holds), then times credtrail-query and DuckDB (from PyPI) on the
+//! same Parquet files, alternating runs so both see the same machine state.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use credtrail_recorder::capture::{CaptureWriter, Rotation};
+use credtrail_recorder::containers::ContainerRow;
+use credtrail_recorder::event::Event;
+use credtrail_recorder::manifest::{self, CaptureState, Counters, Manifest};
+
+/// Run credtrail's benchmarks and write their tables into BENCHMARKS.md.
+#[derive(Parser, Debug)]
+#[command(name = "credtrail-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand, Debug)]
+enum Bench {
+    /// credtrail-query vs DuckDB over a generated capture.
+    Query {
+        /// Events in the generated capture.
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Timed runs per query and tool.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Where the generated capture lives (reused when present).
+        #[arg(long, default_value = "/var/tmp/credtrail-bench/query-capture")]
+        dir: PathBuf,
+        /// Markdown file whose `query` section is replaced with the results.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("credtrail-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Bench::Query {
+            events,
+            runs,
+            dir,
+            markdown,
+        } => {
+            if !dir.join("manifest.json").exists() {
+                generate(&dir, events)?;
+            }
+            let section = bench_query(&dir, runs)?;
+            println!("{section}");
+            replace_section(&markdown, "query", &section)
+        }
+    }
+}
+
+/// A small deterministic generator (xorshift), so every run builds the same capture.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const SYSCALLS: [&str; 10] = [
+    "setuid",
+    "setgid",
+    "setfsuid",
+    "setfsgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "capset",
+];
+
+/// Writes `n` synthetic events: 2,000 processes of 40 binaries in 60 pods on
+/// one node, a realistic mix of syscalls and 3% refused calls.
+fn generate(dir: &Path, n: u64) -> anyhow::Result<()> {
+    eprintln!("generating {n} events into {}", dir.display());
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let m = Manifest {
+        format: manifest::FORMAT_NAME.into(),
+        format_version: manifest::FORMAT_VERSION,
+        credtrail_version: env!("CARGO_PKG_VERSION").into(),
+        state: CaptureState::Recording,
+        node_name: "bench-node".into(),
+        kernel_release: "synthetic".into(),
+        boot_id: "synthetic".into(),
+        realtime_offset_ns: 1_764_000_000_000_000_000,
+        start: manifest::Instant {
+            time: "2025-11-24T16:00:00Z".into(),
+            ktime_ns: 1_000_000_000,
+        },
+        end: None,
+        hooks: vec![],
+        settings: Default::default(),
+        counters: Counters::default(),
+        segments: vec![],
+    };
+    let mut w = CaptureWriter::create(dir, m.clone(), Rotation::default())?;
+    w.write_processes(&[])?;
+    let pods: Vec<(String, String)> = (0..60)
+        .map(|i| {
+            (
+                format!("{:064x}", 0xc0ffee_u64 * (i + 1)),
+                format!("app-{i}"),
+            )
+        })
+        .collect();
+    for (i, (id, name)) in pods.iter().enumerate() {
+        w.push_container(&ContainerRow {
+            first_seen_ktime_ns: 1_000_000_000 + i as u64,
+            container_id: id.clone(),
+            runtime: "containerd".into(),
+            pod_namespace: Some("default".into()),
+            pod_name: Some(name.clone()),
+            container_name: Some("main".into()),
+            ..ContainerRow::default()
+        })?;
+    }
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut ev = Event {
+        node_name: "bench-node".into(),
+        comm: "worker".into(),
+        ..Event::default()
+    };
+    for i in 0..n {
+        let pid = 1000 + rng.below(2000) as u32;
+        let pod = &pods[(pid % 60) as usize];
+        ev.ktime_ns = 1_000_000_000 + i * 1_000;
+        ev.time = m.realtime_offset_ns + ev.ktime_ns as i64;
+        ev.seq = i + 1;
+        ev.pid = pid;
+        ev.tid = pid;
+        ev.ppid = 1;
+        ev.syscall = SYSCALLS[rng.below(10) as usize].into();
+        let uid = 1000 + rng.below(50) as u32;
+        ev.arg0 = uid as i64;
+        ev.arg1 = -1;
+        ev.ret = if rng.below(100) < 3 { -1 } else { 0 };
+        ev.old_uid = uid;
+        ev.old_euid = if rng.below(20) == 0 { 1000 } else { 0 };
+        ev.new_euid = if ev.ret == 0 { uid } else { ev.old_euid };
+        ev.old_cap_effective = 0x1ff_ffff_ffff;
+        ev.new_cap_effective = if ev.new_euid == 0 { 0x1ff_ffff_ffff } else { 0 };
+        ev.changed = ev.old_euid != ev.new_euid;
+        ev.binary = Some(format!("/usr/bin/tool-{}", pid % 40));
+        ev.exec_id = Some(format!("exec-{pid}"));
+        ev.container_id = Some(pod.0.clone());
+        ev.pod_namespace = Some("default".into());
+        ev.pod_name = Some(pod.1.clone());
+        w.push(&ev)?;
+        if i % 1_000_000 == 999_999 {
+            w.tick()?;
+        }
+    }
+    let end = manifest::Instant {
+        time: "2025-11-24T16:00:10Z".into(),
+        ktime_ns: 1_000_000_000 + n * 1_000,
+    };
+    w.finish(end)?;
+    Ok(())
+}
+
+/// Wall time and peak RSS of one child process.
+fn measure(cmd: &mut Command) -> anyhow::Result<(Duration, u64)> {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let pid = child.id() as i32;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to our locals; pid is our child.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    if rc != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        bail!("{cmd:?} failed: {err}");
+    }
+    Ok((wall, usage.ru_maxrss as u64 * 1024))
+}
+
+fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[0], v[v.len() / 2], v[v.len() - 1])
+}
+
+fn bench_query(dir: &Path, runs: usize) -> anyhow::Result<String> {
+    let here = std::env::current_exe()?;
+    let query = here.with_file_name("credtrail-query");
+    let glob = format!("{}/events/*.parquet", dir.display());
+    let sql = "SELECT syscall, pod_name, count(*) AS n, count(DISTINCT pid) AS pids FROM events GROUP BY syscall, pod_name ORDER BY n DESC, syscall, pod_name";
+    // DuckDB's equivalent of `summary`'s grouping.
+    let summary_sql = "SELECT node_name, syscall, CASE WHEN ret < 0 THEN 'failed' ELSE 'ok' END AS result, coalesce(pod_namespace || '/' || pod_name, substr(container_id, 1, 12)) AS pod, binary, count(*) AS events, count(DISTINCT pid) AS processes FROM events GROUP BY ALL ORDER BY events DESC";
+    let duck = |q: &str| {
+        let script = format!(
+            "import duckdb\ncon = duckdb.connect()\ncon.execute(\"CREATE VIEW events AS SELECT * FROM read_parquet('{glob}')\")\ncon.execute(\"\"\"{q}\"\"\").fetchall()\n"
+        );
+        let mut c = Command::new("python3");
+        c.args(["-c", &script]);
+        c
+    };
+    let cases: Vec<(&str, Command, Command)> = vec![
+        (
+            "summary",
+            {
+                let mut c = Command::new(&query);
+                c.arg(dir).args(["summary", "--format", "csv"]);
+                c
+            },
+            duck(summary_sql),
+        ),
+        (
+            "group-by SQL",
+            {
+                let mut c = Command::new(&query);
+                c.arg(dir).args(["--sql", sql, "--format", "csv"]);
+                c
+            },
+            duck(sql),
+        ),
+    ];
+    let events: u64 = credtrail_recorder::Manifest::read(dir)?
+        .counters
+        .events_written;
+    let bytes: u64 = credtrail_recorder::Manifest::read(dir)?
+        .segments_of("events")
+        .map(|s| s.bytes)
+        .sum();
+    let mut md = format!(
+        "Capture: {events} synthetic events in {} events segments, {:.1} MiB on disk ({:.2} bytes/event). {runs} runs each, alternating tools; wall time of the whole process (DuckDB's includes starting Python, ~0.1 s).\n\n| query | tool | min s | median s | max s | peak RSS MiB | median ratio credtrail/DuckDB |\n|---|---|---|---|---|---|---|\n",
+        credtrail_recorder::Manifest::read(dir)?
+            .segments_of("events")
+            .count(),
+        bytes as f64 / (1 << 20) as f64,
+        bytes as f64 / events.max(1) as f64
+    );
+    for (name, mut ours, mut theirs) in cases {
+        let (mut a, mut b, mut ra, mut rb) = (Vec::new(), Vec::new(), 0u64, 0u64);
+        for _ in 0..runs {
+            let (t, r) = measure(&mut ours)?;
+            a.push(t.as_secs_f64());
+            ra = ra.max(r);
+            let (t, r) = measure(&mut theirs)?;
+            b.push(t.as_secs_f64());
+            rb = rb.max(r);
+        }
+        let (amin, amed, amax) = stats(a);
+        let (bmin, bmed, bmax) = stats(b);
+        md += &format!(
+            "| {name} | credtrail-query | {amin:.2} | {amed:.2} | {amax:.2} | {:.0} | {:.2} |\n| {name} | DuckDB | {bmin:.2} | {bmed:.2} | {bmax:.2} | {:.0} | |\n",
+            ra as f64 / (1 << 20) as f64,
+            amed / bmed,
+            rb as f64 / (1 << 20) as f64,
+        );
+    }
+    Ok(md)
+}
+
+/// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->`.
+fn replace_section(path: &Path, name: &str, body: &str) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (b, e) = (
+        format!("<!-- {name}:begin -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let (Some(i), Some(j)) = (text.find(&b), text.find(&e)) else {
+        bail!("{} has no {b} ... {e} section", path.display());
+    };
+    let new = format!("{}{b}\n{body}{}", &text[..i], &text[j..]);
+    std::fs::write(path, new).with_context(|| format!("cannot write {}", path.display()))
+}
