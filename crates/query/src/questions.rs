@@ -500,31 +500,25 @@ pub fn timeline(
 /// The ancestry of a process image as it was when it existed, rebuilt by
 /// replaying the capture through the recorder's own process cache.
 pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryError> {
-    use credtrail_recorder::enrich::{Enricher, Record, StoredPods};
+    use credtrail_recorder::enrich::Record;
     for c in caps_ {
         let cap = credtrail_recorder::capture::Capture {
             dir: c.dir.clone(),
             manifest: c.manifest.clone(),
         };
-        let loaded =
-            credtrail_replay::load(&cap).map_err(|e| QueryError::Invalid(format!("{e:#}")))?;
+        let invalid = |e: anyhow::Error| QueryError::Invalid(format!("{e:#}"));
+        let mut inputs = credtrail_replay::open(&cap).map_err(invalid)?;
+        let mut enricher = credtrail_replay::enricher(&cap, &mut inputs);
         let m = &c.manifest;
-        let mut enricher = Enricher::new(
-            &m.node_name,
-            m.realtime_offset_ns,
-            StoredPods(loaded.containers),
-        );
-        enricher.seed(&loaded.procs);
         let mut found = enricher.find(exec_id);
         let mut sink = NullSink;
-        for rec in loaded.records {
+        for rec in inputs.records {
             if found.is_some() {
                 break;
             }
+            let rec = rec.map_err(invalid)?;
             let is_proc = matches!(rec, Record::Proc(_));
-            enricher
-                .apply(rec, &mut sink)
-                .map_err(|e| QueryError::Invalid(format!("{e:#}")))?;
+            enricher.apply(rec, &mut sink).map_err(invalid)?;
             if is_proc {
                 found = enricher.find(exec_id);
             }

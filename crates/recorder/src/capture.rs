@@ -533,20 +533,12 @@ impl Capture {
     /// segment's size and sha256 are checked against the manifest first, so
     /// a truncated or altered file is named as such, never half-read.
     pub fn read<T: Table>(&self) -> Result<Vec<T>, CaptureError> {
-        let mut rows = Vec::new();
-        for seg in self.manifest.segments_of(T::NAME) {
-            let path = self.dir.join(&seg.file);
-            check_segment(&path, seg)?;
-            let part = read_segment::<T>(&path)?;
-            if part.len() as u64 != seg.rows {
-                return Err(CaptureError::Integrity {
-                    path,
-                    message: format!("holds {} rows, the manifest says {}", part.len(), seg.rows),
-                });
-            }
-            rows.extend(part);
-        }
-        Ok(rows)
+        self.stream().collect()
+    }
+
+    /// The rows of a table, streamed (see [`TableStream`]).
+    pub fn stream<T: Table>(&self) -> TableStream<T> {
+        TableStream::new(self)
     }
 
     /// Fails unless the manifest lists at least one segment of `table`.
@@ -599,6 +591,126 @@ pub fn check_segment(path: &Path, seg: &Segment) -> Result<(), CaptureError> {
         });
     }
     Ok(())
+}
+
+/// Streams a table's rows, segment after segment and record batch after
+/// record batch, so memory holds one batch, not the table. Each segment's
+/// checksum is verified before its rows are read, and its row count after.
+pub struct TableStream<T: Table> {
+    dir: PathBuf,
+    segments: std::vec::IntoIter<Segment>,
+    current: Option<(
+        PathBuf,
+        u64,
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+        u64,
+    )>,
+    buffered: std::vec::IntoIter<T>,
+    failed: bool,
+}
+
+impl<T: Table> TableStream<T> {
+    pub fn new(cap: &Capture) -> Self {
+        TableStream {
+            dir: cap.dir.clone(),
+            segments: cap
+                .manifest
+                .segments_of(T::NAME)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into_iter(),
+            current: None,
+            buffered: Vec::new().into_iter(),
+            failed: false,
+        }
+    }
+
+    fn open(&mut self, seg: Segment) -> Result<(), CaptureError> {
+        let path = self.dir.join(&seg.file);
+        check_segment(&path, &seg)?;
+        let file = File::open(&path).map_err(|source| CaptureError::Io {
+            path: path.clone(),
+            op: "open segment",
+            source,
+        })?;
+        let perr = |source| CaptureError::Parquet {
+            path: path.clone(),
+            source,
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(perr)?
+            .build()
+            .map_err(perr)?;
+        self.current = Some((path, seg.rows, reader, 0));
+        Ok(())
+    }
+
+    /// Loads the next batch of rows; Ok(false) at the end of the table.
+    fn refill(&mut self) -> Result<bool, CaptureError> {
+        loop {
+            let Some((path, want, reader, seen)) = self.current.as_mut() else {
+                match self.segments.next() {
+                    Some(seg) => {
+                        self.open(seg)?;
+                        continue;
+                    }
+                    None => return Ok(false),
+                }
+            };
+            match reader.next() {
+                Some(batch) => {
+                    let batch = batch.map_err(|e| CaptureError::Parquet {
+                        path: path.clone(),
+                        source: e.into(),
+                    })?;
+                    let rows: Vec<T> = serde_arrow::from_record_batch(&batch).map_err(|e| {
+                        CaptureError::Schema {
+                            path: path.clone(),
+                            message: format!(
+                                "columns do not match credtrail's {} table: {e}",
+                                T::NAME
+                            ),
+                        }
+                    })?;
+                    *seen += rows.len() as u64;
+                    self.buffered = rows.into_iter();
+                    return Ok(true);
+                }
+                None => {
+                    if *seen != *want {
+                        return Err(CaptureError::Integrity {
+                            path: path.clone(),
+                            message: format!("holds {seen} rows, the manifest says {want}"),
+                        });
+                    }
+                    self.current = None;
+                }
+            }
+        }
+    }
+}
+
+impl<T: Table> Iterator for TableStream<T> {
+    type Item = Result<T, CaptureError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            if let Some(row) = self.buffered.next() {
+                return Some(Ok(row));
+            }
+            match self.refill() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
 }
 
 /// Reads one Parquet segment into rows, checking its columns against `T`.

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use clap::Parser;
-use credtrail_recorder::capture::{self, Capture, CaptureWriter, Rotation};
+use credtrail_recorder::capture::{self, Capture, CaptureWriter, Rotation, TableStream};
 use credtrail_recorder::containers::ContainerRow;
 use credtrail_recorder::enrich::{Enricher, Record, Sink, StoredPods};
 use credtrail_recorder::event::Event;
@@ -49,15 +49,44 @@ pub struct Stats {
     pub containers: u64,
 }
 
-/// Everything replay needs from a capture, in application order.
-pub struct Loaded {
+/// A capture opened for replay: the small tables in memory, events and
+/// lifecycle streamed and merged in the recorder's arrival order (`seq`).
+pub struct Inputs {
     pub procs: Vec<ProcessRow>,
-    pub records: Vec<Record>,
     pub containers: BTreeMap<String, ContainerRow>,
+    pub records: Records,
 }
 
-/// Reads a capture's tables (checksums checked) and orders its records.
-pub fn load(cap: &Capture) -> anyhow::Result<Loaded> {
+/// Events and lifecycle rows merged by `seq`: each table is already in seq
+/// order, so memory holds one record batch per table, never the capture.
+pub struct Records {
+    events: std::iter::Peekable<TableStream<Event>>,
+    lifecycle: std::iter::Peekable<TableStream<ProcEvent>>,
+}
+
+impl Iterator for Records {
+    type Item = anyhow::Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let take_event = match (self.events.peek(), self.lifecycle.peek()) {
+            (None, None) => return None,
+            // Errors surface as soon as they are seen.
+            (Some(Err(_)), _) => true,
+            (_, Some(Err(_))) => false,
+            (Some(Ok(e)), Some(Ok(p))) => e.seq < p.seq,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+        };
+        Some(if take_event {
+            self.events.next()?.map(Record::Cred).map_err(Into::into)
+        } else {
+            self.lifecycle.next()?.map(Record::Proc).map_err(Into::into)
+        })
+    }
+}
+
+/// Opens a capture's tables (checksums are checked as each segment is read).
+pub fn open(cap: &Capture) -> anyhow::Result<Inputs> {
     for table in [
         capture::EVENTS,
         capture::LIFECYCLE,
@@ -68,28 +97,39 @@ pub fn load(cap: &Capture) -> anyhow::Result<Loaded> {
     }
     // The first snapshot (/proc at start) seeds the cache; later ones only
     // let a segment be read alone.
-    let procs: Vec<ProcessRow> = cap
-        .processes()?
-        .into_iter()
-        .filter(|p| p.source == "procfs")
-        .collect();
-    let containers = cap
-        .containers()?
-        .into_iter()
-        .map(|c| (c.container_id.clone(), c))
-        .collect();
-    let mut records: Vec<Record> = cap
-        .lifecycle()?
-        .into_iter()
-        .map(Record::Proc)
-        .chain(cap.events()?.into_iter().map(Record::Cred))
-        .collect();
-    records.sort_by_key(Record::seq);
-    Ok(Loaded {
+    let mut procs = Vec::new();
+    for p in cap.stream::<ProcessRow>() {
+        let p = p?;
+        if p.source == "procfs" {
+            procs.push(p);
+        }
+    }
+    let mut containers = BTreeMap::new();
+    for c in cap.stream::<ContainerRow>() {
+        let c = c?;
+        containers.insert(c.container_id.clone(), c);
+    }
+    Ok(Inputs {
         procs,
-        records,
         containers,
+        records: Records {
+            events: cap.stream::<Event>().peekable(),
+            lifecycle: cap.stream::<ProcEvent>().peekable(),
+        },
     })
+}
+
+/// The enricher replay starts from: seeded with the capture's /proc snapshot,
+/// container metadata from the capture.
+pub fn enricher(cap: &Capture, inputs: &mut Inputs) -> Enricher<StoredPods> {
+    let m = &cap.manifest;
+    let mut e = Enricher::new(
+        &m.node_name,
+        m.realtime_offset_ns,
+        StoredPods(std::mem::take(&mut inputs.containers)),
+    );
+    e.seed(&inputs.procs);
+    e
 }
 
 /// Where replayed records go.
@@ -128,17 +168,11 @@ impl Sink for ReplaySink<'_> {
     }
 }
 
-/// Runs loaded records through the enrichment into `sink`.
-pub fn run_records(cap: &Capture, loaded: Loaded, sink: &mut dyn Sink) -> anyhow::Result<()> {
-    let m = &cap.manifest;
-    let mut enricher = Enricher::new(
-        &m.node_name,
-        m.realtime_offset_ns,
-        StoredPods(loaded.containers),
-    );
-    enricher.seed(&loaded.procs);
-    for rec in loaded.records {
-        enricher.apply(rec, sink)?;
+/// Runs a capture's records through the enrichment into `sink`.
+pub fn run_records(cap: &Capture, mut inputs: Inputs, sink: &mut dyn Sink) -> anyhow::Result<()> {
+    let mut enricher = enricher(cap, &mut inputs);
+    for rec in inputs.records {
+        enricher.apply(rec?, sink)?;
     }
     Ok(())
 }
@@ -150,11 +184,11 @@ pub fn replay(
     print: Option<(PrintFormat, &mut dyn Write)>,
     new_capture: Option<&Path>,
 ) -> anyhow::Result<Stats> {
-    let loaded = load(cap)?;
+    let inputs = open(cap)?;
     let writer = match new_capture {
         Some(dir) => {
             let mut w = CaptureWriter::create(dir, cap.manifest.clone(), Rotation::default())?;
-            w.write_processes(&loaded.procs)?;
+            w.write_processes(&inputs.procs)?;
             Some(w)
         }
         None => None,
@@ -164,7 +198,7 @@ pub fn replay(
         writer,
         stats: Stats::default(),
     };
-    run_records(cap, loaded, &mut sink)?;
+    run_records(cap, inputs, &mut sink)?;
     if let Some(mut w) = sink.writer.take() {
         w.set_counters(cap.manifest.counters.clone());
         let end = cap
@@ -185,9 +219,9 @@ pub struct Verification {
     pub problems: Vec<String>,
 }
 
-/// Compares re-enriched events with the stored ones.
+/// Compares each re-enriched event with the stored one.
 struct CompareSink {
-    stored: BTreeMap<u64, Event>,
+    expected: Option<Event>,
     checked: u64,
     problems: Vec<String>,
 }
@@ -199,8 +233,8 @@ impl Sink for CompareSink {
 
     fn event(&mut self, e: &Event) -> anyhow::Result<()> {
         self.checked += 1;
-        match self.stored.get(&e.seq) {
-            Some(s) if s == e => {}
+        match self.expected.take() {
+            Some(s) if &s == e => {}
             Some(s) => {
                 let a = serde_json::to_value(s)?;
                 let b = serde_json::to_value(e)?;
@@ -208,7 +242,7 @@ impl Sink for CompareSink {
                     .as_object()
                     .into_iter()
                     .flatten()
-                    .filter(|(k, v)| b.get(k.as_str()) != Some(v))
+                    .filter(|(k, v)| b.get(k.as_str()) != Some(*v))
                     .map(|(k, _)| k)
                     .collect();
                 self.problems.push(format!(
@@ -273,21 +307,20 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
     if !v.problems.is_empty() {
         return Ok(v);
     }
-    let loaded = load(&cap)?;
-    let stored: BTreeMap<u64, Event> = loaded
-        .records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Cred(e) => Some((e.seq, e.clone())),
-            Record::Proc(_) => None,
-        })
-        .collect();
+    let mut inputs = open(&cap)?;
+    let mut enricher = enricher(&cap, &mut inputs);
     let mut sink = CompareSink {
-        stored,
+        expected: None,
         checked: 0,
         problems: Vec::new(),
     };
-    run_records(&cap, loaded, &mut sink)?;
+    for rec in inputs.records {
+        let rec = rec?;
+        if let Record::Cred(stored) = &rec {
+            sink.expected = Some(stored.clone());
+        }
+        enricher.apply(rec, &mut sink)?;
+    }
     v.events = sink.checked;
     v.problems.extend(sink.problems);
     let c = &cap.manifest.counters;
