@@ -228,7 +228,7 @@ fn bench_query(dir: &Path, runs: usize) -> anyhow::Result<String> {
     let glob = format!("{}/events/*.parquet", dir.display());
     let sql = "SELECT syscall, pod_name, count(*) AS n, count(DISTINCT pid) AS pids FROM events GROUP BY syscall, pod_name ORDER BY n DESC, syscall, pod_name";
     // DuckDB's equivalent of `summary`'s grouping.
-    let summary_sql = "SELECT node_name, syscall, CASE WHEN ret < 0 THEN 'failed' ELSE 'ok' END AS result, coalesce(pod_namespace || '/' || pod_name, substr(container_id, 1, 12)) AS pod, binary, count(*) AS events, count(DISTINCT pid) AS processes FROM events GROUP BY ALL ORDER BY events DESC";
+    let summary_sql = "SELECT node_name, syscall, CASE WHEN ret < 0 THEN 'failed' ELSE 'ok' END AS result, coalesce(pod_namespace || '/' || pod_name, substr(container_id, 1, 12)) AS pod, \"binary\", count(*) AS events, count(DISTINCT pid) AS processes FROM events GROUP BY ALL ORDER BY events DESC";
     let duck = |q: &str| {
         let script = format!(
             "import duckdb\ncon = duckdb.connect()\ncon.execute(\"CREATE VIEW events AS SELECT * FROM read_parquet('{glob}')\")\ncon.execute(\"\"\"{q}\"\"\").fetchall()\n"

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use credtrail_recorder::event::{cap_diff, errno_name};
 use polars::prelude::*;
 
-use crate::{CaptureInfo, QueryError, table};
+use crate::{CaptureInfo, QueryError, Streaming, table};
 
 /// Filters every question accepts.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -200,7 +200,7 @@ pub fn summary(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryErro
                 .with_order_descending_multi([true, false, false, false, false, false])
                 .with_nulls_last(true),
         );
-    Ok(lf.collect()?)
+    Ok(lf.collect_streaming()?)
 }
 
 /// Per capture: what it covers and what it lost.
@@ -266,7 +266,7 @@ pub fn became_root(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, Query
         col("calls"),
         col("capture"),
     ]);
-    Ok(lf.collect()?)
+    Ok(lf.collect_streaming()?)
 }
 
 const CAP_SETS: [&str; 5] = [
@@ -293,7 +293,7 @@ pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> 
             ]
         })
         .collect();
-    let df = logical_changes(events(caps, f)?.filter(changed), firsts).collect()?;
+    let df = logical_changes(events(caps, f)?.filter(changed), firsts).collect_streaming()?;
     // Naming bits is plain Rust over the (small) answer.
     let mut out = df.select([
         "time",
@@ -338,7 +338,7 @@ pub fn failed(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError
             col("calls"),
             col("capture"),
         ])
-        .collect()?;
+        .collect_streaming()?;
     let errors: Vec<String> = df
         .column("ret")?
         .i64()?
@@ -459,7 +459,7 @@ pub fn timeline(
                     .clone()
                     .select([col("pid")])
                     .unique(None, UniqueKeepStrategy::First)
-                    .collect()?;
+                    .collect_streaming()?;
                 df.column("pid")?.u32()?.iter().flatten().collect()
             }
         };
@@ -494,7 +494,7 @@ pub fn timeline(
     }
     let lf = concat(frames, UnionArgs::default())?
         .sort(["capture", "time", "seq"], SortMultipleOptions::default());
-    Ok(lf.drop(cols(["seq"])).collect()?)
+    Ok(lf.drop(cols(["seq"])).collect_streaming()?)
 }
 
 /// The ancestry of a process image as it was when it existed, rebuilt by

@@ -179,8 +179,9 @@ impl<P: PodSource> Enricher<P> {
         std::mem::take(&mut self.new_containers)
     }
 
-    fn kernel_exec_id(&self) -> String {
-        exec_id(&self.node, 1, 0)
+    /// The parent's exec id; an unknown parent is the kernel (`node:1:0`).
+    fn parent_exec_id(&self, parent: Option<&ProcInfo>) -> String {
+        parent.map_or_else(|| exec_id(&self.node, 1, 0), |p| p.exec_id.clone())
     }
 
     fn container<S: AsRef<str>>(
@@ -227,20 +228,12 @@ impl<P: PodSource> Enricher<P> {
                 ppid: r.ppid,
                 ktime_ns: r.start_ktime_ns,
                 binary: r.exe.clone(),
-                arguments: r
-                    .cmdline
-                    .iter()
-                    .skip(1)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                arguments: join_args(&r.cmdline),
                 cwd: r.cwd.clone(),
                 flags: flags_string(&flags),
                 uid: r.euid,
                 auid: r.auid,
-                parent_exec_id: parent
-                    .as_ref()
-                    .map_or_else(|| self.kernel_exec_id(), |p| p.exec_id.clone()),
+                parent_exec_id: self.parent_exec_id(parent.as_deref()),
                 parent,
                 container,
                 ns_pid: 0,
@@ -324,9 +317,7 @@ impl<P: PodSource> Enricher<P> {
             flags: flags_string(&flags),
             uid: ev.euid,
             auid: ev.auid,
-            parent_exec_id: parent
-                .as_ref()
-                .map_or_else(|| self.kernel_exec_id(), |p| p.exec_id.clone()),
+            parent_exec_id: self.parent_exec_id(parent.as_deref()),
             parent,
             container,
             ns_pid: ev.ns_pid,
@@ -379,20 +370,12 @@ impl<P: PodSource> Enricher<P> {
             ppid: ev.ppid,
             ktime_ns: ev.ktime_ns,
             binary,
-            arguments: ev
-                .args
-                .iter()
-                .skip(1)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" "),
+            arguments: join_args(&ev.args),
             cwd: ev.cwd.clone(),
             flags: flags_string(&flags),
             uid: ev.euid,
             auid: ev.auid,
-            parent_exec_id: parent
-                .as_ref()
-                .map_or_else(|| self.kernel_exec_id(), |p| p.exec_id.clone()),
+            parent_exec_id: self.parent_exec_id(parent.as_deref()),
             parent,
             container,
             ns_pid: ev.ns_pid,
@@ -469,6 +452,11 @@ impl<P: PodSource> Enricher<P> {
             ev.parent_container_pid = Some(parent.ns_pid);
         }
     }
+}
+
+/// argv[1..] joined by spaces, as Tetragon's `arguments`.
+fn join_args(argv: &[String]) -> String {
+    argv.get(1..).unwrap_or_default().join(" ")
 }
 
 fn fill_identity(r: &mut ProcessRow, p: &ProcInfo) {

@@ -284,9 +284,10 @@ pub struct Event {
     pub container_start_time: Option<i64>,
 }
 
+/// Getter and setter between a row's flat credential columns and [`Creds`].
 macro_rules! creds_accessors {
     ($get:ident, $set:ident, $($field:ident => $col:ident),* $(,)?) => {
-        /// The credential set on this side of the call.
+        /// The credential set these columns hold.
         pub fn $get(&self) -> Creds {
             Creds { $($field: self.$col.clone(),)* }
         }
@@ -295,6 +296,7 @@ macro_rules! creds_accessors {
         }
     };
 }
+pub(crate) use creds_accessors;
 
 impl Event {
     creds_accessors!(old_creds, set_old_creds,

@@ -66,3 +66,15 @@ pub fn rfc3339_ns(unix_ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(unix_ns)
         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
+
+/// Logs to stderr (colour only on a terminal); `RUST_LOG` overrides `default`.
+pub fn init_logging(default: &str) {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
+        .init();
+}

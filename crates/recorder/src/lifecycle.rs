@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Creds;
+use crate::event::{Creds, creds_accessors};
 
 /// Lifecycle record flags, as stored in `proc_flags`.
 pub mod flags {
@@ -68,43 +68,12 @@ pub struct ProcEvent {
 }
 
 impl ProcEvent {
-    pub fn creds(&self) -> Creds {
-        Creds {
-            uid: self.uid,
-            euid: self.euid,
-            suid: self.suid,
-            fsuid: self.fsuid,
-            gid: self.gid,
-            egid: self.egid,
-            sgid: self.sgid,
-            fsgid: self.fsgid,
-            cap_effective: self.cap_effective,
-            cap_permitted: self.cap_permitted,
-            cap_inheritable: self.cap_inheritable,
-            cap_bounding: self.cap_bounding,
-            cap_ambient: self.cap_ambient,
-            securebits: self.securebits,
-            groups: self.groups.clone(),
-        }
-    }
-
-    pub fn set_creds(&mut self, c: Creds) {
-        self.uid = c.uid;
-        self.euid = c.euid;
-        self.suid = c.suid;
-        self.fsuid = c.fsuid;
-        self.gid = c.gid;
-        self.egid = c.egid;
-        self.sgid = c.sgid;
-        self.fsgid = c.fsgid;
-        self.cap_effective = c.cap_effective;
-        self.cap_permitted = c.cap_permitted;
-        self.cap_inheritable = c.cap_inheritable;
-        self.cap_bounding = c.cap_bounding;
-        self.cap_ambient = c.cap_ambient;
-        self.securebits = c.securebits;
-        self.groups = c.groups;
-    }
+    creds_accessors!(creds, set_creds,
+        uid => uid, euid => euid, suid => suid, fsuid => fsuid,
+        gid => gid, egid => egid, sgid => sgid, fsgid => fsgid,
+        cap_effective => cap_effective, cap_permitted => cap_permitted,
+        cap_inheritable => cap_inheritable, cap_bounding => cap_bounding,
+        cap_ambient => cap_ambient, securebits => securebits, groups => groups);
 
     pub fn has_flag(&self, f: &str) -> bool {
         self.proc_flags.iter().any(|x| x == f)

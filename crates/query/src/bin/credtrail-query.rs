@@ -6,13 +6,7 @@ use clap::Parser;
 use credtrail_query::cli::{Cli, run};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    credtrail_recorder::host::init_logging("warn");
     let cli = Cli::parse();
     // Tables fit the terminal: polars reads these at formatting time.
     let width = credtrail_query::output::terminal_width().to_string();

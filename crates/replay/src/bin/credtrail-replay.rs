@@ -7,14 +7,7 @@ use clap::Parser;
 use credtrail_replay::{Cli, run};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    credtrail_recorder::host::init_logging("warn");
     let cli = Cli::parse();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let result = run(cli, &mut out, &mut std::io::stderr())
