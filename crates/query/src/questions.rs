@@ -64,26 +64,23 @@ fn time_ns() -> Expr {
 }
 
 impl Filters {
-    /// The predicate on the events table.
-    pub fn events_predicate(&self) -> Expr {
-        let mut p = lit(true);
+    /// The predicate on the events table (None: no filter at all, so the
+    /// scan needs no extra pass).
+    pub fn events_predicate(&self) -> Option<Expr> {
+        let mut preds = Vec::new();
         if let Some(n) = &self.node {
-            p = p.and(col("node_name").eq(lit(n.as_str())));
+            preds.push(col("node_name").eq(lit(n.as_str())));
         }
         if let Some(pod) = &self.pod {
-            match pod.split_once('/') {
-                Some((ns, name)) => {
-                    p = p.and(
-                        col("pod_namespace")
-                            .eq(lit(ns))
-                            .and(col("pod_name").eq(lit(name))),
-                    )
-                }
-                None => p = p.and(col("pod_name").eq(lit(pod.as_str()))),
-            }
+            preds.push(match pod.split_once('/') {
+                Some((ns, name)) => col("pod_namespace")
+                    .eq(lit(ns))
+                    .and(col("pod_name").eq(lit(name))),
+                None => col("pod_name").eq(lit(pod.as_str())),
+            });
         }
         if let Some(c) = &self.container {
-            p = p.and(
+            preds.push(
                 col("container_id")
                     .str()
                     .starts_with(lit(c.as_str()))
@@ -91,29 +88,32 @@ impl Filters {
             );
         }
         if let Some(b) = &self.binary {
-            p = p.and(
+            preds.push(
                 col("binary")
                     .eq(lit(b.as_str()))
                     .or(col("binary").str().ends_with(lit(format!("/{b}")))),
             );
         }
         if let Some(s) = &self.syscall {
-            p = p.and(col("syscall").eq(lit(s.as_str())));
+            preds.push(col("syscall").eq(lit(s.as_str())));
         }
         if let Some(t) = self.since {
-            p = p.and(time_ns().gt_eq(lit(t)));
+            preds.push(time_ns().gt_eq(lit(t)));
         }
         if let Some(t) = self.until {
-            p = p.and(time_ns().lt(lit(t)));
+            preds.push(time_ns().lt(lit(t)));
         }
-        p
+        preds.into_iter().reduce(Expr::and)
     }
 }
 
 fn events(caps: &[CaptureInfo], f: &Filters) -> Result<LazyFrame, QueryError> {
     let lf = table(caps, "events")?
         .ok_or_else(|| QueryError::Invalid("the captures hold no events table".into()))?;
-    Ok(lf.filter(f.events_predicate()))
+    Ok(match f.events_predicate() {
+        Some(p) => lf.filter(p),
+        None => lf,
+    })
 }
 
 /// `ns/name` when the pod is known, else the first 12 characters of the
