@@ -95,7 +95,9 @@ fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
         );
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for ev in cap.events()? {
+    // Streamed: an inspected capture may hold millions of events.
+    for ev in cap.stream::<credtrail_recorder::Event>() {
+        let ev = ev?;
         match print_event(&mut out, print, &ev) {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
             r => r.context("cannot write to stdout")?,
