@@ -141,8 +141,12 @@ impl Default for Rotation {
 
 /// Rows are written out (a Parquet row group) at least this often.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-/// ...or when this many rows are buffered, to bound memory under a storm.
-const FLUSH_ROWS: usize = 128 * 1024;
+/// Rows per row group at most (a storm fills one well within a second).
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows kept as Rust-side column builders before they are encoded into the
+/// row group in progress: encoded pages are far smaller than builders, so
+/// this bounds the recorder's memory under a storm.
+const BATCH_ROWS: usize = 8 * 1024;
 
 fn writer_properties(table: &str, delta: &[&str]) -> WriterProperties {
     let mut b = WriterProperties::builder()
@@ -156,7 +160,8 @@ fn writer_properties(table: &str, delta: &[&str]) -> WriterProperties {
             ),
             KeyValue::new("credtrail.table".to_owned(), table.to_owned()),
         ]))
-        .set_created_by(format!("credtrail {}", env!("CARGO_PKG_VERSION")));
+        .set_created_by(format!("credtrail {}", env!("CARGO_PKG_VERSION")))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     for col in delta {
         let path = ColumnPath::from(*col);
         b = b
@@ -172,11 +177,37 @@ struct OpenSegment {
     final_rel: String,
     writer: ArrowWriter<File>,
     builder: ArrayBuilder,
+    /// Rows in `builder`, not yet encoded.
     buffered: usize,
+    /// Rows encoded since the last flush to the file.
+    unflushed: bool,
     rows: u64,
     first_ktime_ns: u64,
     last_ktime_ns: u64,
     opened: MonoInstant,
+}
+
+impl OpenSegment {
+    /// Encodes the builders' rows into the row group in progress.
+    fn encode(&mut self) -> Result<(), CaptureError> {
+        if self.buffered == 0 {
+            return Ok(());
+        }
+        let batch = self
+            .builder
+            .to_record_batch()
+            .map_err(|e| schema_err(&self.open_path, e))?;
+        self.writer
+            .write(&batch)
+            .map_err(|source| CaptureError::Parquet {
+                path: self.open_path.clone(),
+                source,
+            })?;
+        self.rows += self.buffered as u64;
+        self.buffered = 0;
+        self.unflushed = true;
+        Ok(())
+    }
 }
 
 /// Writes one table's segments.
@@ -229,6 +260,7 @@ impl<T: Table> TableWriter<T> {
                 writer,
                 builder,
                 buffered: 0,
+                unflushed: false,
                 rows: 0,
                 first_ktime_ns: 0,
                 last_ktime_ns: 0,
@@ -250,30 +282,22 @@ impl<T: Table> TableWriter<T> {
         seg.first_ktime_ns = seg.first_ktime_ns.min(k);
         seg.last_ktime_ns = seg.last_ktime_ns.max(k);
         seg.buffered += 1;
-        if seg.buffered >= FLUSH_ROWS {
-            self.flush()?;
+        if seg.buffered >= BATCH_ROWS {
+            seg.encode()?;
         }
         Ok(())
     }
 
-    /// Writes buffered rows as a row group and pushes them to the kernel.
+    /// Closes the row group in progress and pushes it to the kernel.
     fn flush(&mut self) -> Result<(), CaptureError> {
         self.last_flush = MonoInstant::now();
         let Some(seg) = self.open.as_mut() else {
             return Ok(());
         };
-        if seg.buffered == 0 {
+        seg.encode()?;
+        if !seg.unflushed {
             return Ok(());
         }
-        let batch = seg
-            .builder
-            .to_record_batch()
-            .map_err(|e| schema_err(&seg.open_path, e))?;
-        let perr = |source| CaptureError::Parquet {
-            path: seg.open_path.clone(),
-            source,
-        };
-        seg.writer.write(&batch).map_err(perr)?;
         seg.writer.flush().map_err(|source| CaptureError::Parquet {
             path: seg.open_path.clone(),
             source,
@@ -284,13 +308,14 @@ impl<T: Table> TableWriter<T> {
             op: "write",
             source,
         })?;
-        seg.rows += seg.buffered as u64;
-        seg.buffered = 0;
+        seg.unflushed = false;
         Ok(())
     }
 
     fn needs_flush(&self) -> bool {
-        self.open.as_ref().is_some_and(|s| s.buffered > 0)
+        self.open
+            .as_ref()
+            .is_some_and(|s| s.buffered > 0 || s.unflushed)
             && self.last_flush.elapsed() >= FLUSH_INTERVAL
     }
 
