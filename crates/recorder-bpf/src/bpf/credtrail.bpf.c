@@ -142,30 +142,56 @@ static __always_inline void read_creds(struct task_struct *task, struct ct_creds
 	read_groups(cred, out, flags, trunc_flag);
 }
 
-static __always_inline void read_identity(struct task_struct *task, struct ct_event *e)
+/* Who a task is, beyond its pid: one reader for both record types. */
+struct ct_ids {
+	__u64 cgroup_id;
+	__u32 ppid;
+	__u32 auid;
+	__u32 sessionid;
+	__u32 ns_pid;
+	__u32 pidns_inum;
+};
+
+static __always_inline void read_ids(struct task_struct *task, struct ct_ids *ids)
 {
 	struct pid *tp;
 	struct upid up = {};
 	unsigned int level;
 
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	ids->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	if (bpf_core_field_exists(task->loginuid)) {
-		e->auid = BPF_CORE_READ(task, loginuid.val);
-		e->sessionid = BPF_CORE_READ(task, sessionid);
+		ids->auid = BPF_CORE_READ(task, loginuid.val);
+		ids->sessionid = BPF_CORE_READ(task, sessionid);
 	} else {
-		e->auid = (__u32)-1;
-		e->sessionid = (__u32)-1;
+		ids->auid = (__u32)-1;
+		ids->sessionid = (__u32)-1;
 	}
-	e->cgroup_id = bpf_get_current_cgroup_id();
+	/* The task's cgroup v2 id (what bpf_get_current_cgroup_id returns for current). */
+	ids->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 
 	/* The thread group's pid as seen from its own (innermost) pid namespace. */
 	tp = BPF_CORE_READ(task, group_leader, thread_pid);
 	level = BPF_CORE_READ(tp, level);
+	ids->ns_pid = 0;
+	ids->pidns_inum = 0;
 	if (level <= MAX_PID_NS_LEVEL) {
 		bpf_core_read(&up, sizeof(up), &tp->numbers[level]);
-		e->ns_pid = up.nr;
-		e->pidns_inum = BPF_CORE_READ(up.ns, ns.inum);
+		ids->ns_pid = up.nr;
+		ids->pidns_inum = BPF_CORE_READ(up.ns, ns.inum);
 	}
+}
+
+static __always_inline void read_identity(struct task_struct *task, struct ct_event *e)
+{
+	struct ct_ids ids;
+
+	read_ids(task, &ids);
+	e->ppid = ids.ppid;
+	e->auid = ids.auid;
+	e->sessionid = ids.sessionid;
+	e->cgroup_id = ids.cgroup_id;
+	e->ns_pid = ids.ns_pid;
+	e->pidns_inum = ids.pidns_inum;
 }
 
 static __always_inline __s64 sext32(unsigned long v)
@@ -450,9 +476,7 @@ static __always_inline struct ct_proc_event *proc_begin(__u32 kind, struct task_
 {
 	__u32 zero = 0;
 	struct ct_proc_event *e = bpf_map_lookup_elem(&proc_scratch, &zero);
-	struct pid *tp;
-	struct upid up = {};
-	unsigned int level;
+	struct ct_ids ids;
 
 	if (!e)
 		return NULL;
@@ -462,22 +486,13 @@ static __always_inline struct ct_proc_event *proc_begin(__u32 kind, struct task_
 	e->ktime_ns = bpf_ktime_get_boot_ns();
 	e->pid = BPF_CORE_READ(task, tgid);
 	e->tid = BPF_CORE_READ(task, pid);
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	if (bpf_core_field_exists(task->loginuid)) {
-		e->auid = BPF_CORE_READ(task, loginuid.val);
-		e->sessionid = BPF_CORE_READ(task, sessionid);
-	} else {
-		e->auid = (__u32)-1;
-		e->sessionid = (__u32)-1;
-	}
-	e->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
-	tp = BPF_CORE_READ(task, group_leader, thread_pid);
-	level = BPF_CORE_READ(tp, level);
-	if (level <= MAX_PID_NS_LEVEL) {
-		bpf_core_read(&up, sizeof(up), &tp->numbers[level]);
-		e->ns_pid = up.nr;
-		e->pidns_inum = BPF_CORE_READ(up.ns, ns.inum);
-	}
+	read_ids(task, &ids);
+	e->ppid = ids.ppid;
+	e->auid = ids.auid;
+	e->sessionid = ids.sessionid;
+	e->cgroup_id = ids.cgroup_id;
+	e->ns_pid = ids.ns_pid;
+	e->pidns_inum = ids.pidns_inum;
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
 	read_creds(task, &e->creds, &e->flags, CT_PF_GROUPS_TRUNC);
 	read_cgroup_names(task, e);
