@@ -292,6 +292,33 @@ impl<P: PodSource> Enricher<P> {
         }
     }
 
+    /// The fields a fork and an exec record fill alike; the caller sets
+    /// what the image runs (binary, arguments, cwd, flags).
+    fn image(
+        &self,
+        ev: &ProcEvent,
+        parent: Option<Arc<ProcInfo>>,
+        container: Option<(String, String)>,
+    ) -> ProcInfo {
+        ProcInfo {
+            exec_id: exec_id(&self.node, ev.ktime_ns, ev.pid),
+            pid: ev.pid,
+            ppid: ev.ppid,
+            ktime_ns: ev.ktime_ns,
+            binary: String::new(),
+            arguments: String::new(),
+            cwd: String::new(),
+            flags: String::new(),
+            uid: ev.euid,
+            auid: ev.auid,
+            parent_exec_id: self.parent_exec_id(parent.as_deref()),
+            parent,
+            container,
+            ns_pid: ev.ns_pid,
+            fresh_clone: false,
+        }
+    }
+
     fn on_fork(&mut self, ev: &ProcEvent) {
         let parent = self.procs.get(&ev.ppid).cloned();
         let container = self.container(&ev.cgroup, ev.ktime_ns);
@@ -307,21 +334,12 @@ impl<P: PodSource> Enricher<P> {
             flags.push("miss");
         }
         let info = ProcInfo {
-            exec_id: exec_id(&self.node, ev.ktime_ns, ev.pid),
-            pid: ev.pid,
-            ppid: ev.ppid,
-            ktime_ns: ev.ktime_ns,
             binary,
             arguments,
             cwd,
             flags: flags_string(&flags),
-            uid: ev.euid,
-            auid: ev.auid,
-            parent_exec_id: self.parent_exec_id(parent.as_deref()),
-            parent,
-            container,
-            ns_pid: ev.ns_pid,
             fresh_clone: true,
+            ..self.image(ev, parent, container)
         };
         self.procs.insert(ev.pid, Arc::new(info));
     }
@@ -365,21 +383,12 @@ impl<P: PodSource> Enricher<P> {
         };
         let container = self.container(&ev.cgroup, ev.ktime_ns);
         let info = ProcInfo {
-            exec_id: exec_id(&self.node, ev.ktime_ns, ev.pid),
-            pid: ev.pid,
-            ppid: ev.ppid,
-            ktime_ns: ev.ktime_ns,
             binary,
             arguments: join_args(&ev.args),
             cwd: ev.cwd.clone(),
             flags: flags_string(&flags),
-            uid: ev.euid,
-            auid: ev.auid,
-            parent_exec_id: self.parent_exec_id(parent.as_deref()),
-            parent,
-            container,
-            ns_pid: ev.ns_pid,
             fresh_clone: false,
+            ..self.image(ev, parent, container)
         };
         self.procs.insert(ev.pid, Arc::new(info));
     }

@@ -181,18 +181,18 @@ static __always_inline void read_ids(struct task_struct *task, struct ct_ids *id
 	}
 }
 
-static __always_inline void read_identity(struct task_struct *task, struct ct_event *e)
-{
-	struct ct_ids ids;
-
-	read_ids(task, &ids);
-	e->ppid = ids.ppid;
-	e->auid = ids.auid;
-	e->sessionid = ids.sessionid;
-	e->cgroup_id = ids.cgroup_id;
-	e->ns_pid = ids.ns_pid;
-	e->pidns_inum = ids.pidns_inum;
-}
+/* Fills the identity fields of either record type (they share the names). */
+#define read_identity(task, e)                                                 \
+	do {                                                                   \
+		struct ct_ids ids_;                                            \
+		read_ids(task, &ids_);                                         \
+		(e)->ppid = ids_.ppid;                                         \
+		(e)->auid = ids_.auid;                                         \
+		(e)->sessionid = ids_.sessionid;                               \
+		(e)->cgroup_id = ids_.cgroup_id;                               \
+		(e)->ns_pid = ids_.ns_pid;                                     \
+		(e)->pidns_inum = ids_.pidns_inum;                             \
+	} while (0)
 
 static __always_inline __s64 sext32(unsigned long v)
 {
@@ -476,7 +476,6 @@ static __always_inline struct ct_proc_event *proc_begin(__u32 kind, struct task_
 {
 	__u32 zero = 0;
 	struct ct_proc_event *e = bpf_map_lookup_elem(&proc_scratch, &zero);
-	struct ct_ids ids;
 
 	if (!e)
 		return NULL;
@@ -486,13 +485,7 @@ static __always_inline struct ct_proc_event *proc_begin(__u32 kind, struct task_
 	e->ktime_ns = bpf_ktime_get_boot_ns();
 	e->pid = BPF_CORE_READ(task, tgid);
 	e->tid = BPF_CORE_READ(task, pid);
-	read_ids(task, &ids);
-	e->ppid = ids.ppid;
-	e->auid = ids.auid;
-	e->sessionid = ids.sessionid;
-	e->cgroup_id = ids.cgroup_id;
-	e->ns_pid = ids.ns_pid;
-	e->pidns_inum = ids.pidns_inum;
+	read_identity(task, e);
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
 	read_creds(task, &e->creds, &e->flags, CT_PF_GROUPS_TRUNC);
 	read_cgroup_names(task, e);
