@@ -37,6 +37,8 @@ fn replay_error(dir: &Path) -> String {
         print: None,
         out: None,
         verify: false,
+        pubkey: None,
+        expect_head: None,
     };
     let mut out = Vec::new();
     let mut err = Vec::new();
@@ -47,7 +49,7 @@ fn replay_error(dir: &Path) -> String {
 }
 
 fn verify_problems(dir: &Path) -> Vec<String> {
-    credtrail_replay::verify(dir).unwrap().problems
+    credtrail_replay::verify(dir, None).unwrap().problems
 }
 
 fn events_segment(dir: &Path) -> PathBuf {

@@ -42,6 +42,9 @@ fn record_live(format: PrintFormat, dir: &Path) -> String {
         ring_buffer_bytes: 16 << 20,
         node_name: Some("live-replay-node".into()),
         pods_file: None,
+        retention: Default::default(),
+        sign_key: None,
+        redactor: Default::default(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let handle = std::thread::spawn({
@@ -96,7 +99,7 @@ fn live_output_equals_replay_of_the_capture() {
         let replayed = crate::golden::replay_to_string(&dir, format);
         assert_eq!(live, replayed, "{name}: live and replay differ");
         // And the capture verifies.
-        let v = credtrail_replay::verify(&dir).unwrap();
+        let v = credtrail_replay::verify(&dir, None).unwrap();
         assert!(v.problems.is_empty(), "{:?}", v.problems);
         assert_eq!(Capture::open(&dir).unwrap().manifest.counters.lost(), 0);
     }

@@ -125,6 +125,9 @@ fn generate(dir: &Path, n: u64) -> anyhow::Result<()> {
         settings: Default::default(),
         counters: Counters::default(),
         segments: vec![],
+        error: None,
+        recovery: None,
+        chain_head: None,
     };
     let mut w = CaptureWriter::create(dir, m.clone(), Rotation::default())?;
     w.write_processes(&[])?;

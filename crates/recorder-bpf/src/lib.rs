@@ -346,13 +346,42 @@ impl<'obj> Tracer<'obj> {
     }
 }
 
-/// Polls `rb` for up to `timeout`; an interrupted poll (a signal) is not an error.
-pub fn poll(rb: &RingBuffer<'_>, timeout: Duration) -> Result<(), BpfError> {
-    match rb.poll_raw(timeout) {
-        n if n >= 0 || n == -libc::EINTR => Ok(()),
+/// Consumes at most `max` records, waiting up to `timeout` for the first
+/// if none is ready; returns how many were consumed. Bounded batches keep
+/// the consumer's memory flat and its bookkeeping (checkpoints, rotation)
+/// on time under a storm, where `ring_buffer__poll` would keep consuming
+/// for as long as producers keep up. An interrupted wait is not an error.
+pub fn poll_batch(rb: &RingBuffer<'_>, max: usize, timeout: Duration) -> Result<usize, BpfError> {
+    let consume = || match rb.consume_raw_n(max) {
+        n if n >= 0 => Ok(n as usize),
         n => Err(BpfError::Map {
             map: "events",
             source: libbpf_rs::Error::from_raw_os_error(-n),
         }),
+    };
+    let n = consume()?;
+    if n > 0 || timeout.is_zero() {
+        return Ok(n);
     }
+    let mut ev = libc::epoll_event { events: 0, u64: 0 };
+    // SAFETY: epoll_wait on libbpf's own epoll fd, writing one event into
+    // a local we own.
+    let r = unsafe {
+        libc::epoll_wait(
+            rb.epoll_fd(),
+            &mut ev,
+            1,
+            timeout.as_millis().min(i32::MAX as u128) as i32,
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(BpfError::Map {
+                map: "events",
+                source: libbpf_rs::Error::from(e),
+            });
+        }
+    }
+    consume()
 }

@@ -15,9 +15,11 @@ use arrow::datatypes::FieldRef;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{
+    FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataWriter, RowGroupMetaData,
+};
 use parquet::file::properties::WriterProperties;
-use parquet::schema::types::ColumnPath;
+use parquet::schema::types::{ColumnPath, SchemaDescPtr};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_arrow::ArrayBuilder;
@@ -29,8 +31,9 @@ use crate::error::CaptureError;
 use crate::event::Event;
 use crate::fsutil;
 use crate::lifecycle::ProcEvent;
-use crate::manifest::{CaptureState, Counters, FORMAT_VERSION, Manifest, Segment};
+use crate::manifest::{CaptureState, Counters, FORMAT_VERSION, Manifest, Segment, SigningKey};
 use crate::process::ProcessRow;
+use crate::recover::{CHECKPOINT_SUFFIX, Checkpoint};
 
 pub const EVENTS: &str = "events";
 pub const PROCESSES: &str = "processes";
@@ -139,8 +142,9 @@ impl Default for Rotation {
     }
 }
 
-/// Rows are written out (a Parquet row group) at least this often.
-pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Rows are written out (a Parquet row group plus a checkpoint) at least
+/// this often: the most a killed recorder can lose, with the poll interval.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 /// Rows per row group at most (a storm fills one well within a second).
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Rows kept as Rust-side column builders before they are encoded into the
@@ -172,7 +176,6 @@ fn writer_properties(table: &str, delta: &[&str]) -> WriterProperties {
 }
 
 struct OpenSegment {
-    index: u32,
     open_path: PathBuf,
     final_rel: String,
     writer: ArrowWriter<File>,
@@ -199,14 +202,34 @@ impl OpenSegment {
             .map_err(|e| schema_err(&self.open_path, e))?;
         self.writer
             .write(&batch)
-            .map_err(|source| CaptureError::Parquet {
-                path: self.open_path.clone(),
-                source,
-            })?;
+            .map_err(|e| parquet_err(&self.open_path, e))?;
         self.rows += self.buffered as u64;
         self.buffered = 0;
         self.unflushed = true;
         Ok(())
+    }
+}
+
+/// A write error keeps its I/O cause visible (ENOSPC reads as such).
+fn parquet_err(path: &Path, e: parquet::errors::ParquetError) -> CaptureError {
+    match e {
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast::<std::io::Error>() {
+                Ok(io) => CaptureError::Io {
+                    path: path.to_owned(),
+                    op: "write",
+                    source: *io,
+                },
+                Err(inner) => CaptureError::Parquet {
+                    path: path.to_owned(),
+                    source: parquet::errors::ParquetError::External(inner),
+                },
+            }
+        }
+        source => CaptureError::Parquet {
+            path: path.to_owned(),
+            source,
+        },
     }
 }
 
@@ -215,7 +238,10 @@ struct TableWriter<T: Table> {
     dir: PathBuf,
     fields: Vec<FieldRef>,
     props: WriterProperties,
-    next_index: u32,
+    /// What a footer written at a checkpoint needs: the Parquet schema and
+    /// the key-value metadata (with the Arrow schema) the real footer gets.
+    schema_descr: SchemaDescPtr,
+    footer_kv: Option<Vec<KeyValue>>,
     open: Option<OpenSegment>,
     last_flush: MonoInstant,
     _marker: std::marker::PhantomData<fn(T)>,
@@ -225,36 +251,43 @@ impl<T: Table> TableWriter<T> {
     fn new(capture: &Path) -> Result<Self, CaptureError> {
         let dir = capture.join(T::NAME);
         fsutil::create_subdir(&dir)?;
+        let fields = T::fields();
+        let props = writer_properties(T::NAME, T::DELTA_COLUMNS);
+        let schema = arrow::datatypes::Schema::new(fields.clone());
+        let schema_descr = Arc::new(
+            parquet::arrow::ArrowSchemaConverter::new()
+                .with_coerce_types(props.coerce_types())
+                .convert(&schema)
+                .map_err(|source| CaptureError::Parquet {
+                    path: dir.clone(),
+                    source,
+                })?,
+        );
+        let mut with_schema = props.clone();
+        parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema, &mut with_schema);
         Ok(TableWriter {
             dir,
-            fields: T::fields(),
-            props: writer_properties(T::NAME, T::DELTA_COLUMNS),
-            next_index: 0,
+            fields,
+            footer_kv: with_schema.key_value_metadata().cloned(),
+            props,
+            schema_descr,
             open: None,
             last_flush: MonoInstant::now(),
             _marker: std::marker::PhantomData,
         })
     }
 
-    fn open_segment(&mut self) -> Result<&mut OpenSegment, CaptureError> {
+    fn open_segment(&mut self, epoch: u32) -> Result<&mut OpenSegment, CaptureError> {
         if self.open.is_none() {
-            let index = self.next_index;
-            self.next_index += 1;
-            let name = format!("part-{index:05}.parquet");
+            let name = format!("part-{epoch:05}.parquet");
             let open_path = self.dir.join(format!("{name}.open"));
             let file = fsutil::create_new(&open_path)?;
             let schema = Arc::new(arrow::datatypes::Schema::new(self.fields.clone()));
-            let writer =
-                ArrowWriter::try_new(file, schema, Some(self.props.clone())).map_err(|source| {
-                    CaptureError::Parquet {
-                        path: open_path.clone(),
-                        source,
-                    }
-                })?;
+            let writer = ArrowWriter::try_new(file, schema, Some(self.props.clone()))
+                .map_err(|e| parquet_err(&open_path, e))?;
             let builder =
                 ArrayBuilder::from_arrow(&self.fields).map_err(|e| schema_err(&open_path, e))?;
             self.open = Some(OpenSegment {
-                index,
                 open_path,
                 final_rel: format!("{}/{name}", T::NAME),
                 writer,
@@ -270,8 +303,8 @@ impl<T: Table> TableWriter<T> {
         Ok(self.open.as_mut().expect("just opened"))
     }
 
-    fn push(&mut self, row: &T) -> Result<(), CaptureError> {
-        let seg = self.open_segment()?;
+    fn push(&mut self, epoch: u32, row: &T) -> Result<(), CaptureError> {
+        let seg = self.open_segment(epoch)?;
         seg.builder
             .push(row)
             .map_err(|e| schema_err(&seg.open_path, e))?;
@@ -288,7 +321,8 @@ impl<T: Table> TableWriter<T> {
         Ok(())
     }
 
-    /// Closes the row group in progress and pushes it to the kernel.
+    /// Closes the row group in progress, pushes it to the kernel and writes
+    /// the checkpoint that lets `recover` seal the file as it is now.
     fn flush(&mut self) -> Result<(), CaptureError> {
         self.last_flush = MonoInstant::now();
         let Some(seg) = self.open.as_mut() else {
@@ -298,10 +332,9 @@ impl<T: Table> TableWriter<T> {
         if !seg.unflushed {
             return Ok(());
         }
-        seg.writer.flush().map_err(|source| CaptureError::Parquet {
-            path: seg.open_path.clone(),
-            source,
-        })?;
+        seg.writer
+            .flush()
+            .map_err(|e| parquet_err(&seg.open_path, e))?;
         // Past parquet's own buffer into the kernel: a killed recorder keeps it.
         seg.writer.sync().map_err(|source| CaptureError::Io {
             path: seg.open_path.clone(),
@@ -309,7 +342,22 @@ impl<T: Table> TableWriter<T> {
             source,
         })?;
         seg.unflushed = false;
-        Ok(())
+        let ck = Checkpoint {
+            ktime_ns: crate::host::boottime_ns(),
+            data_len: seg.writer.bytes_written() as u64,
+            rows: seg.rows,
+            first_ktime_ns: seg.first_ktime_ns,
+            last_ktime_ns: seg.last_ktime_ns,
+            footer: footer_bytes(
+                &self.props,
+                &self.schema_descr,
+                &self.footer_kv,
+                seg.writer.flushed_row_groups(),
+            )
+            .map_err(|e| parquet_err(&seg.open_path, e))?,
+        };
+        let name = checkpoint_name(&seg.open_path);
+        fsutil::replace_file(&self.dir, &name, &ck.encode(), false)
     }
 
     fn needs_flush(&self) -> bool {
@@ -321,10 +369,16 @@ impl<T: Table> TableWriter<T> {
 
     fn needs_rotation(&self, rotation: &Rotation) -> bool {
         self.open.as_ref().is_some_and(|s| {
-            s.rows > 0
+            s.rows + s.buffered as u64 > 0
                 && (s.opened.elapsed() >= rotation.max_age
                     || s.writer.bytes_written() as u64 >= rotation.max_bytes)
         })
+    }
+
+    fn open_bytes(&self) -> u64 {
+        self.open
+            .as_ref()
+            .map_or(0, |s| s.writer.bytes_written() as u64)
     }
 
     /// Closes the open segment (if any) and describes it for the manifest.
@@ -336,10 +390,7 @@ impl<T: Table> TableWriter<T> {
         let file = seg
             .writer
             .into_inner()
-            .map_err(|source| CaptureError::Parquet {
-                path: seg.open_path.clone(),
-                source,
-            })?;
+            .map_err(|e| parquet_err(&seg.open_path, e))?;
         // into_inner writes the footer; make it durable before it is listed.
         file.sync_all().map_err(|source| CaptureError::Io {
             path: seg.open_path.clone(),
@@ -353,9 +404,9 @@ impl<T: Table> TableWriter<T> {
             op: "rename sealed segment to",
             source,
         })?;
+        remove_checkpoint(&seg.open_path)?;
         fsutil::sync_dir(&self.dir)?;
         let (bytes, sha256) = hash_file(&final_path)?;
-        let _ = seg.index;
         Ok(Some(Segment {
             table: T::NAME.to_owned(),
             file: seg.final_rel,
@@ -364,8 +415,84 @@ impl<T: Table> TableWriter<T> {
             sha256,
             first_ktime_ns: seg.first_ktime_ns,
             last_ktime_ns: seg.last_ktime_ns,
+            recovered: false,
+            evicted: false,
+            chain: None,
         }))
     }
+
+    /// After a write error: drops the writer without touching the file and
+    /// seals what the last checkpoint covers, as `recover` would.
+    fn abandon(&mut self, capture: &Path) -> Salvage {
+        match self.open.take() {
+            None => Salvage::default(),
+            Some(seg) => {
+                drop(seg.writer);
+                crate::recover::salvage_open(capture, &seg.open_path, T::NAME)
+            }
+        }
+    }
+}
+
+/// What was made of an open segment after a crash or write error.
+#[derive(Debug, Default)]
+pub(crate) struct Salvage {
+    pub segment: Option<Segment>,
+    pub discarded: Option<String>,
+    pub checkpoint_ktime_ns: u64,
+    pub problem: Option<String>,
+}
+
+/// The sidecar holding an open segment's latest checkpoint.
+pub(crate) fn checkpoint_name(open_path: &Path) -> String {
+    format!(
+        "{}{CHECKPOINT_SUFFIX}",
+        open_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    )
+}
+
+pub(crate) fn remove_checkpoint(open_path: &Path) -> Result<(), CaptureError> {
+    let dir = open_path.parent().unwrap_or(Path::new("."));
+    let path = dir.join(checkpoint_name(open_path));
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(CaptureError::Io {
+            path,
+            op: "remove",
+            source,
+        }),
+    }
+}
+
+/// The Parquet footer (metadata, its length, magic) that makes the file's
+/// first `data_len` bytes, with `row_groups` flushed, a complete file.
+fn footer_bytes(
+    props: &WriterProperties,
+    schema_descr: &SchemaDescPtr,
+    kv: &Option<Vec<KeyValue>>,
+    row_groups: &[RowGroupMetaData],
+) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    let rows = row_groups.iter().map(|r| r.num_rows()).sum();
+    let meta = ParquetMetaData::new(
+        FileMetaData::new(
+            props.writer_version().as_num(),
+            rows,
+            Some(props.created_by().to_owned()),
+            kv.clone(),
+            schema_descr.clone(),
+            None,
+        ),
+        row_groups.to_vec(),
+    );
+    let mut buf = Vec::new();
+    ParquetMetaDataWriter::new(&mut buf, &meta)
+        .with_preserve_page_index_locations(false)
+        .finish()?;
+    Ok(buf)
 }
 
 fn schema_err(path: &Path, e: serde_arrow::Error) -> CaptureError {
@@ -399,15 +526,34 @@ pub fn hash_file(path: &Path) -> Result<(u64, String), CaptureError> {
     Ok((total, hex::encode(hasher.finalize())))
 }
 
+/// Room kept free from the start so that a full disk still leaves space
+/// for the final manifest that says what was lost.
+const RESERVE_FILE: &str = ".reserve";
+const RESERVE_BYTES: usize = 256 << 10;
+
+/// How the capture may use the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep the newest segments within this many bytes, deleting the oldest
+    /// (a ring), instead of growing without bound.
+    pub max_capture_bytes: Option<u64>,
+}
+
 /// Writes a capture directory.
 pub struct CaptureWriter {
     dir: PathBuf,
     manifest: Manifest,
     rotation: Rotation,
+    retention: Retention,
+    key: Option<SigningKey>,
+    /// Segment number shared by every table: `events/part-00003.parquet`
+    /// covers the same stretch of time as `lifecycle/part-00003.parquet`.
+    epoch: u32,
     processes: TableWriter<ProcessRow>,
     events: TableWriter<Event>,
     lifecycle: TableWriter<ProcEvent>,
     containers: TableWriter<ContainerRow>,
+    _lock: fsutil::DirLock,
 }
 
 impl CaptureWriter {
@@ -418,11 +564,47 @@ impl CaptureWriter {
         manifest: Manifest,
         rotation: Rotation,
     ) -> Result<Self, CaptureError> {
+        Self::create_with(dir, manifest, rotation, Retention::default(), None)
+    }
+
+    /// [`CaptureWriter::create`] with a disk budget and a signing key (each
+    /// manifest write is followed by `manifest.json.sig`).
+    pub fn create_with(
+        dir: &Path,
+        manifest: Manifest,
+        mut rotation: Rotation,
+        retention: Retention,
+        key: Option<SigningKey>,
+    ) -> Result<Self, CaptureError> {
         fsutil::create_capture_dir(dir)?;
+        let lock = fsutil::lock_dir(dir)?;
+        if let Some(max) = retention.max_capture_bytes {
+            // Eviction works in whole segments: keep several in the budget.
+            rotation.max_bytes = rotation.max_bytes.min((max / 4).max(4096));
+        }
         let mut manifest = manifest;
+        manifest.format_version = FORMAT_VERSION;
         manifest.state = CaptureState::Recording;
         manifest.segments.clear();
-        manifest.write(dir)?;
+        manifest.chain_head = None;
+        manifest.error = None;
+        manifest.recovery = None;
+        if let Some(max) = retention.max_capture_bytes {
+            manifest
+                .settings
+                .insert("max_capture_bytes".into(), max.into());
+        }
+        {
+            let mut f = fsutil::create_new(&dir.join(RESERVE_FILE))?;
+            std::io::Write::write_all(&mut f, &vec![0u8; RESERVE_BYTES]).map_err(|source| {
+                CaptureError::Io {
+                    path: dir.join(RESERVE_FILE),
+                    op: "write",
+                    source,
+                }
+            })?;
+        }
+        manifest.write(dir, key.as_ref())?;
         Ok(CaptureWriter {
             dir: dir.to_owned(),
             processes: TableWriter::new(dir)?,
@@ -431,6 +613,10 @@ impl CaptureWriter {
             containers: TableWriter::new(dir)?,
             manifest,
             rotation,
+            retention,
+            key,
+            epoch: 0,
+            _lock: lock,
         })
     }
 
@@ -445,39 +631,40 @@ impl CaptureWriter {
     /// Writes a process snapshot as one sealed segment: the /proc scan at
     /// start, then the process cache whenever a new segment begins.
     pub fn write_processes(&mut self, rows: &[ProcessRow]) -> Result<(), CaptureError> {
-        self.processes.open_segment()?;
+        self.processes.open_segment(self.epoch)?;
         for row in rows {
-            self.processes.push(row)?;
+            self.processes.push(self.epoch, row)?;
         }
         if let Some(seg) = self.processes.seal(&self.dir)? {
             self.manifest.segments.push(seg);
         }
-        self.manifest.write(&self.dir)
+        self.manifest.write(&self.dir, self.key.as_ref())
     }
 
     pub fn push(&mut self, event: &Event) -> Result<(), CaptureError> {
-        self.events.push(event)?;
+        self.events.push(self.epoch, event)?;
         self.manifest.counters.events_written += 1;
         Ok(())
     }
 
     /// A lifecycle record (always written, whatever else is filtered).
     pub fn push_lifecycle(&mut self, ev: &ProcEvent) -> Result<(), CaptureError> {
-        self.lifecycle.push(ev)?;
+        self.lifecycle.push(self.epoch, ev)?;
         self.manifest.counters.lifecycle_written += 1;
         Ok(())
     }
 
     /// Metadata of a container seen for the first time.
     pub fn push_container(&mut self, row: &ContainerRow) -> Result<(), CaptureError> {
-        self.containers.push(row)
+        self.containers.push(self.epoch, row)
     }
 
-    /// Call regularly (e.g. after every poll): flushes at least once a second
-    /// and rotates segments by age and size (all tables together, so that a
-    /// segment number covers the same stretch of time in every table).
-    /// Returns true when segments were sealed: the caller then writes the
-    /// process snapshot that opens the next ones.
+    /// Call regularly (e.g. after every poll): checkpoints at least every
+    /// [`FLUSH_INTERVAL`] (row groups flushed, footers and manifest
+    /// written, so a killed recorder loses at most that much), rotates
+    /// segments by age and size (all tables together) and keeps the disk
+    /// budget. Returns true when segments were sealed: the caller then
+    /// writes the process snapshot that opens the next ones.
     pub fn tick(&mut self) -> Result<bool, CaptureError> {
         if self.events.needs_flush()
             || self.lifecycle.needs_flush()
@@ -486,14 +673,81 @@ impl CaptureWriter {
             self.events.flush()?;
             self.lifecycle.flush()?;
             self.containers.flush()?;
+            self.manifest.checkpoint(&self.dir, self.key.as_ref())?;
         }
-        if self.events.needs_rotation(&self.rotation)
+        let over_budget = self.retention.max_capture_bytes.is_some_and(|max| {
+            self.evict_to(max);
+            self.disk_bytes() > max
+        });
+        if over_budget
+            || self.events.needs_rotation(&self.rotation)
             || self.lifecycle.needs_rotation(&self.rotation)
         {
             self.seal_all()?;
+            if let Some(max) = self.retention.max_capture_bytes {
+                self.evict_to(max);
+                self.manifest.write(&self.dir, self.key.as_ref())?;
+            }
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Bytes the capture's segments take now (sealed and open).
+    fn disk_bytes(&self) -> u64 {
+        let sealed: u64 = self
+            .manifest
+            .segments
+            .iter()
+            .filter(|s| !s.evicted)
+            .map(|s| s.bytes)
+            .sum();
+        sealed
+            + self.events.open_bytes()
+            + self.lifecycle.open_bytes()
+            + self.containers.open_bytes()
+    }
+
+    /// Deletes the oldest whole segments (all tables of the oldest sealed
+    /// epoch but container metadata, which later events still need) until
+    /// the capture fits in `max` bytes or only the newest epoch is left.
+    fn evict_to(&mut self, max: u64) {
+        while self.disk_bytes() > max {
+            let oldest = self
+                .manifest
+                .segments
+                .iter()
+                .filter(|s| !s.evicted && s.table != CONTAINERS)
+                .filter_map(|s| epoch_of(&s.file))
+                .filter(|e| *e < self.epoch)
+                .min();
+            let Some(oldest) = oldest else {
+                return;
+            };
+            for seg in &mut self.manifest.segments {
+                if seg.evicted || seg.table == CONTAINERS || epoch_of(&seg.file) != Some(oldest) {
+                    continue;
+                }
+                let path = self.dir.join(&seg.file);
+                if let Err(e) = std::fs::remove_file(&path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::error!("cannot evict {}: {e}", path.display());
+                        return;
+                    }
+                }
+                seg.evicted = true;
+                match seg.table.as_str() {
+                    EVENTS => self.manifest.counters.events_evicted += seg.rows,
+                    LIFECYCLE => self.manifest.counters.lifecycle_evicted += seg.rows,
+                    _ => {}
+                }
+                tracing::info!(
+                    "--max-capture-bytes: evicted {} ({} rows)",
+                    seg.file,
+                    seg.rows
+                );
+            }
+        }
     }
 
     fn seal_all(&mut self) -> Result<(), CaptureError> {
@@ -502,9 +756,10 @@ impl CaptureWriter {
             self.lifecycle.seal(&self.dir)?,
             self.containers.seal(&self.dir)?,
         ];
+        self.epoch += 1;
         if sealed.iter().any(Option::is_some) {
             self.manifest.segments.extend(sealed.into_iter().flatten());
-            self.manifest.write(&self.dir)?;
+            self.manifest.write(&self.dir, self.key.as_ref())?;
         }
         Ok(())
     }
@@ -515,6 +770,10 @@ impl CaptureWriter {
         self.manifest.counters = Counters {
             events_written: c.events_written,
             lifecycle_written: c.lifecycle_written,
+            events_evicted: c.events_evicted,
+            lifecycle_evicted: c.lifecycle_evicted,
+            events_lost_io: c.events_lost_io,
+            lifecycle_lost_io: c.lifecycle_lost_io,
             ..counters
         };
     }
@@ -523,20 +782,82 @@ impl CaptureWriter {
     /// afterwards, even if nothing happened.
     pub fn finish(mut self, end: crate::manifest::Instant) -> Result<Manifest, CaptureError> {
         if self.manifest.segments_of(EVENTS).next().is_none() {
-            self.events.open_segment()?;
+            self.events.open_segment(self.epoch)?;
         }
         if self.manifest.segments_of(LIFECYCLE).next().is_none() {
-            self.lifecycle.open_segment()?;
+            self.lifecycle.open_segment(self.epoch)?;
         }
-        if self.manifest.segments_of(CONTAINERS).next().is_none() {
-            self.containers.open_segment()?;
+        if self.manifest.segments.iter().all(|s| s.table != CONTAINERS) {
+            self.containers.open_segment(self.epoch)?;
         }
         self.seal_all()?;
         self.manifest.end = Some(end);
         self.manifest.state = CaptureState::Sealed;
-        self.manifest.write(&self.dir)?;
+        self.release_reserve();
+        self.manifest.write(&self.dir, self.key.as_ref())?;
         Ok(self.manifest)
     }
+
+    fn release_reserve(&self) {
+        let _ = std::fs::remove_file(self.dir.join(RESERVE_FILE));
+    }
+
+    /// Ends a capture after a write error (disk full, I/O error): the open
+    /// segments are sealed up to their last checkpoint (or set aside),
+    /// every event that reached the writer but not a sealed segment is
+    /// counted as lost, and the manifest says why recording stopped. The
+    /// space reserved at start makes room for that last manifest.
+    /// `delivered` is (events, lifecycle records) handed to the writer.
+    pub fn fail(
+        mut self,
+        error: &str,
+        delivered: (u64, u64),
+        end: crate::manifest::Instant,
+    ) -> Result<Manifest, CaptureError> {
+        self.release_reserve();
+        let salvaged = [
+            self.events.abandon(&self.dir),
+            self.lifecycle.abandon(&self.dir),
+            self.containers.abandon(&self.dir),
+        ];
+        for s in &salvaged {
+            if let Some(p) = &s.problem {
+                tracing::error!("{p}");
+            }
+        }
+        self.manifest
+            .segments
+            .extend(salvaged.into_iter().filter_map(|s| s.segment));
+        let durable = |t: &str| -> u64 {
+            self.manifest
+                .segments
+                .iter()
+                .filter(|s| s.table == t)
+                .map(|s| s.rows)
+                .sum()
+        };
+        let (events, lifecycle) = (durable(EVENTS), durable(LIFECYCLE));
+        let c = &mut self.manifest.counters;
+        c.events_written = events;
+        c.lifecycle_written = lifecycle;
+        c.events_lost_io = delivered.0.saturating_sub(events);
+        c.lifecycle_lost_io = delivered.1.saturating_sub(lifecycle);
+        self.manifest.state = CaptureState::Failed;
+        self.manifest.error = Some(error.to_owned());
+        self.manifest.end = Some(end);
+        self.manifest.write(&self.dir, self.key.as_ref())?;
+        Ok(self.manifest)
+    }
+}
+
+/// The segment number of `table/part-NNNNN.parquet`.
+fn epoch_of(file: &str) -> Option<u32> {
+    file.rsplit('/')
+        .next()?
+        .strip_prefix("part-")?
+        .strip_suffix(".parquet")?
+        .parse()
+        .ok()
 }
 
 /// Reads a capture directory.
@@ -548,9 +869,23 @@ pub struct Capture {
 
 impl Capture {
     pub fn open(dir: &Path) -> Result<Capture, CaptureError> {
+        let manifest = Manifest::read(dir)?;
+        match manifest.state {
+            CaptureState::Recording => tracing::warn!(
+                "{} is not sealed: its recorder is running or died; only its sealed segments are read (after a crash, run `credtrail-record recover {}`)",
+                dir.display(),
+                dir.display()
+            ),
+            CaptureState::Failed => tracing::warn!(
+                "{}: recording stopped early: {}",
+                dir.display(),
+                manifest.error.as_deref().unwrap_or("unknown error")
+            ),
+            CaptureState::Sealed | CaptureState::Recovered => {}
+        }
         Ok(Capture {
             dir: dir.to_owned(),
-            manifest: Manifest::read(dir)?,
+            manifest,
         })
     }
 

@@ -35,6 +35,16 @@ pub mod record {
             #[arg(long, value_enum, default_value = "compact")]
             print: PrintFormat,
         },
+        /// Seal a capture whose recorder died (kill -9, OOM, power loss):
+        /// each open segment is cut back to its last checkpoint (at most
+        /// half a second old) and listed in the manifest.
+        Recover {
+            /// Capture directory.
+            dir: PathBuf,
+            /// Re-sign the manifest with this ed25519 key (PKCS#8 PEM).
+            #[arg(long, value_name = "KEY_PEM")]
+            sign_key: Option<PathBuf>,
+        },
     }
 
     #[derive(Args, Debug)]
@@ -64,6 +74,21 @@ pub mod record {
         /// containers (pod names also come from the runtime's annotations).
         #[arg(long, value_name = "FILE")]
         pub pods: Option<PathBuf>,
+        /// Keep the capture within this many bytes by deleting its oldest
+        /// segments (a ring) instead of filling the disk; evictions are
+        /// counted in the manifest.
+        #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1 << 20..))]
+        pub max_capture_bytes: Option<u64>,
+        /// Sign every manifest written with this ed25519 private key
+        /// (PKCS#8 PEM, e.g. `openssl genpkey -algorithm ed25519`): a
+        /// detached `manifest.json.sig` for `credtrail-replay --verify --pubkey`.
+        #[arg(long, value_name = "KEY_PEM")]
+        pub sign_key: Option<PathBuf>,
+        /// Regular expression: in stored command lines, what follows a match
+        /// is replaced by `<redacted>` (the next argument, if the match ends
+        /// one). Repeatable, e.g. `--redact=--password= --redact='^-p$'`.
+        #[arg(long, value_name = "REGEX")]
+        pub redact: Vec<String>,
     }
 
     pub fn parse_ring_mib(s: &str) -> Result<u32, String> {

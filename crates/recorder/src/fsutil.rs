@@ -96,6 +96,18 @@ pub fn sync_dir(dir: &Path) -> Result<(), CaptureError> {
 
 /// Writes `dir/name` atomically: temp file, fsync, rename, fsync of `dir`.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), CaptureError> {
+    replace_file(dir, name, bytes, true)
+}
+
+/// Replaces `dir/name` by rename from a temp file, so readers and a killed
+/// writer only ever see a whole file; `durable` adds the fsyncs that make it
+/// survive power loss too.
+pub fn replace_file(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    durable: bool,
+) -> Result<(), CaptureError> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let dest = dir.join(name);
     // A stale temp file from a crash is ours to replace.
@@ -105,9 +117,42 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), CaptureE
         Err(e) => return Err(io(&tmp, "remove stale")(e)),
     }
     let mut f = create_new(&tmp)?;
-    f.write_all(bytes).map_err(io(&tmp, "write"))?;
-    f.sync_all().map_err(io(&tmp, "sync"))?;
+    if let Err(e) = f
+        .write_all(bytes)
+        .and_then(|()| if durable { f.sync_all() } else { Ok(()) })
+    {
+        // Leave no half-written temp file behind (a full disk needs the room).
+        drop(f);
+        let _ = fs::remove_file(&tmp);
+        return Err(io(&tmp, "write")(e));
+    }
     drop(f);
     fs::rename(&tmp, &dest).map_err(io(&dest, "rename into place"))?;
-    sync_dir(dir)
+    if durable {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// An exclusive advisory lock on a capture directory, held while a
+/// recorder writes it (released by the kernel if the recorder dies), so
+/// `recover` never touches a capture that is still being written.
+#[derive(Debug)]
+pub struct DirLock(#[allow(dead_code)] File);
+
+pub fn lock_dir(dir: &Path) -> Result<DirLock, CaptureError> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(dir).map_err(io(dir, "open"))?;
+    // SAFETY: flock on a descriptor we own; no memory is passed.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(CaptureError::Busy {
+                path: dir.to_owned(),
+            });
+        }
+        return Err(io(dir, "lock")(e));
+    }
+    Ok(DirLock(f))
 }

@@ -17,6 +17,9 @@ pub mod lifecycle;
 pub mod manifest;
 pub mod output;
 pub mod process;
+pub mod recover;
+pub mod redact;
+pub mod sign;
 pub mod workload;
 
 #[cfg(feature = "bpf")]

@@ -5,16 +5,21 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
+
 use crate::error::CaptureError;
 use crate::fsutil;
 
 /// The capture format this build writes. Readers accept every version up to it.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the hash chain, recovery and retention records.
+pub const FORMAT_VERSION: u32 = 2;
 /// Every format version this build reads.
 pub const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=FORMAT_VERSION;
 /// Marks a directory as a credtrail capture.
 pub const FORMAT_NAME: &str = "credtrail-capture";
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// Detached ed25519 signature of `manifest.json` (raw 64 bytes), with `--sign-key`.
+pub const SIGNATURE_FILE: &str = "manifest.json.sig";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -23,6 +28,12 @@ pub enum CaptureState {
     Recording,
     /// The recorder finished cleanly: every segment is listed and complete.
     Sealed,
+    /// The recorder died; `credtrail-record recover` sealed what it had
+    /// checkpointed (see `recovery`).
+    Recovered,
+    /// The recorder stopped on a write error (see `error`); every listed
+    /// segment is complete.
+    Failed,
 }
 
 /// An instant, as wall-clock text and as the kernel's boot clock.
@@ -59,17 +70,29 @@ pub struct Counters {
     /// Execs whose pre-exec credentials were not stashed (exec already under
     /// way at start): such an exec cannot yield an `execve` credential event.
     pub exec_without_stash: u64,
+    /// Lost: events decoded but never made durable because writing the
+    /// capture failed (disk full, I/O error): see the manifest's `error`.
+    #[serde(default)]
+    pub events_lost_io: u64,
+    /// Lost: lifecycle records never made durable (write failure).
+    #[serde(default)]
+    pub lifecycle_lost_io: u64,
+    /// Captured, then deleted by `--max-capture-bytes` (oldest first).
+    #[serde(default)]
+    pub events_evicted: u64,
+    #[serde(default)]
+    pub lifecycle_evicted: u64,
 }
 
 impl Counters {
     /// Events known to be lost.
     pub fn lost(&self) -> u64 {
-        self.ringbuf_full + self.enter_store_failures + self.decode_errors
+        self.ringbuf_full + self.enter_store_failures + self.decode_errors + self.events_lost_io
     }
 
     /// Lifecycle records known to be lost.
     pub fn lifecycle_lost(&self) -> u64 {
-        self.lifecycle_ringbuf_full
+        self.lifecycle_ringbuf_full + self.lifecycle_lost_io
     }
 }
 
@@ -87,6 +110,38 @@ pub struct Segment {
     /// Boot-clock range of the rows (events only; 0 when empty).
     pub first_ktime_ns: u64,
     pub last_ktime_ns: u64,
+    /// Sealed by `credtrail-record recover` from the last checkpoint.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recovered: bool,
+    /// Deleted by `--max-capture-bytes`; kept here so the chain and the
+    /// loss accounting stay whole. Readers skip it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub evicted: bool,
+    /// Hash chain link: sha256 of the previous link and this record (see
+    /// [`Manifest::link`]). Absent in format 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// What `credtrail-record recover` did to a capture whose recorder died.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovery {
+    /// When recovery ran (RFC 3339, UTC).
+    pub recovered_at: String,
+    /// Segments sealed from their last checkpoint.
+    pub segments: Vec<String>,
+    /// Rows in them.
+    pub rows: u64,
+    /// Open segments with no checkpoint (nothing flushed yet), renamed
+    /// `*.discarded` and not read.
+    pub discarded: Vec<String>,
+    /// Events that reached the recorder after its last checkpoint are lost
+    /// and cannot be counted; this bounds them in time.
+    pub last_checkpoint_ktime_ns: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,11 +164,168 @@ pub struct Manifest {
     pub settings: BTreeMap<String, serde_json::Value>,
     pub counters: Counters,
     pub segments: Vec<Segment>,
+    /// Why recording stopped early (state `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
+    /// sha256 chaining the header, every segment record and this manifest's
+    /// final state (state, end, counters, error, recovery). Format 2+.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_head: Option<String>,
+}
+
+/// The parts of a manifest fixed at start, hashed into the first link.
+#[derive(Serialize)]
+struct ChainHeader<'a> {
+    format: &'a str,
+    format_version: u32,
+    node_name: &'a str,
+    kernel_release: &'a str,
+    boot_id: &'a str,
+    realtime_offset_ns: i64,
+    start: &'a Instant,
+    hooks: &'a [String],
+    settings: &'a BTreeMap<String, serde_json::Value>,
+}
+
+/// A segment record as hashed: everything but the link itself and the
+/// eviction mark (set later, when the file is deleted).
+#[derive(Serialize)]
+struct ChainSegment<'a> {
+    table: &'a str,
+    file: &'a str,
+    rows: u64,
+    bytes: u64,
+    sha256: &'a str,
+    first_ktime_ns: u64,
+    last_ktime_ns: u64,
+    recovered: bool,
+}
+
+/// The final state, hashed into the head.
+#[derive(Serialize)]
+struct ChainTail<'a> {
+    state: CaptureState,
+    end: &'a Option<Instant>,
+    counters: &'a Counters,
+    error: &'a Option<String>,
+    recovery: &'a Option<Recovery>,
+    evicted: Vec<&'a str>,
+}
+
+fn sha256_hex(parts: &[&[u8]]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    hex::encode(h.finalize())
+}
+
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("manifest parts serialize")
 }
 
 impl Manifest {
+    /// The readable segments of a table (evicted ones are skipped).
     pub fn segments_of<'a>(&'a self, table: &'a str) -> impl Iterator<Item = &'a Segment> + 'a {
-        self.segments.iter().filter(move |s| s.table == table)
+        self.segments
+            .iter()
+            .filter(move |s| s.table == table && !s.evicted)
+    }
+
+    /// The chain's first link: sha256 of the fixed header.
+    pub fn genesis(&self) -> String {
+        let h = ChainHeader {
+            format: &self.format,
+            format_version: self.format_version,
+            node_name: &self.node_name,
+            kernel_release: &self.kernel_release,
+            boot_id: &self.boot_id,
+            realtime_offset_ns: self.realtime_offset_ns,
+            start: &self.start,
+            hooks: &self.hooks,
+            settings: &self.settings,
+        };
+        sha256_hex(&[b"credtrail-chain-v1\n", &json(&h)])
+    }
+
+    /// The link of `seg` after `prev`: sha256(prev || compact JSON of the
+    /// segment record without `chain` and `evicted`).
+    pub fn link(prev: &str, seg: &Segment) -> String {
+        let s = ChainSegment {
+            table: &seg.table,
+            file: &seg.file,
+            rows: seg.rows,
+            bytes: seg.bytes,
+            sha256: &seg.sha256,
+            first_ktime_ns: seg.first_ktime_ns,
+            last_ktime_ns: seg.last_ktime_ns,
+            recovered: seg.recovered,
+        };
+        sha256_hex(&[prev.as_bytes(), b"\n", &json(&s)])
+    }
+
+    fn head_after(&self, prev: &str) -> String {
+        let t = ChainTail {
+            state: self.state,
+            end: &self.end,
+            counters: &self.counters,
+            error: &self.error,
+            recovery: &self.recovery,
+            evicted: self
+                .segments
+                .iter()
+                .filter(|s| s.evicted)
+                .map(|s| s.file.as_str())
+                .collect(),
+        };
+        sha256_hex(&[prev.as_bytes(), b"\n", &json(&t)])
+    }
+
+    /// Links new segments onto the chain and recomputes the head. Links
+    /// already made are history and never recomputed.
+    pub fn extend_chain(&mut self) {
+        let mut prev = self.genesis();
+        for seg in &mut self.segments {
+            if seg.chain.is_none() {
+                seg.chain = Some(Manifest::link(&prev, seg));
+            }
+            prev = seg.chain.clone().unwrap_or_default();
+        }
+        self.chain_head = Some(self.head_after(&prev));
+    }
+
+    /// Recomputes the chain from the header: any edit, removal or reorder of
+    /// a segment record, or of the final state, breaks it. Returns the
+    /// problems found (none for a format-1 manifest, which has no chain).
+    pub fn check_chain(&self) -> Vec<String> {
+        if self.format_version < 2 {
+            return Vec::new();
+        }
+        let mut problems = Vec::new();
+        let mut prev = self.genesis();
+        for seg in &self.segments {
+            let want = Manifest::link(&prev, seg);
+            match &seg.chain {
+                Some(c) if *c == want => {}
+                Some(_) => problems.push(format!(
+                    "segment {}: hash chain broken (this record, an earlier one or the header was edited, removed or reordered)",
+                    seg.file
+                )),
+                None => problems.push(format!("segment {}: no hash chain link", seg.file)),
+            }
+            prev = seg.chain.clone().unwrap_or(want);
+        }
+        let head = self.head_after(&prev);
+        if self.chain_head.as_deref() != Some(head.as_str()) && problems.is_empty() {
+            problems.push(
+                "chain head differs: state, end, counters, error, recovery or evictions were edited"
+                    .to_owned(),
+            );
+        }
+        problems
     }
 
     /// Parses and checks a manifest. Versions newer than this build are refused
@@ -160,11 +372,36 @@ impl Manifest {
         Manifest::parse(&path, &text)
     }
 
-    /// Replaces `DIR/manifest.json` atomically (temp file, fsync, rename,
-    /// fsync of the directory): a crash leaves the old or the new manifest.
-    pub fn write(&self, dir: &Path) -> Result<(), CaptureError> {
+    /// Extends the chain, then replaces `DIR/manifest.json` atomically
+    /// (temp file, fsync, rename, fsync of the directory): a crash leaves the
+    /// old or the new manifest. With a key, `manifest.json.sig` follows.
+    pub fn write(&mut self, dir: &Path, key: Option<&SigningKey>) -> Result<(), CaptureError> {
+        self.write_with(dir, key, true)
+    }
+
+    /// Like [`Manifest::write`], without fsync: for the frequent checkpoints,
+    /// where the rename alone makes a killed recorder leave a whole file.
+    pub fn checkpoint(&mut self, dir: &Path, key: Option<&SigningKey>) -> Result<(), CaptureError> {
+        self.write_with(dir, key, false)
+    }
+
+    fn write_with(
+        &mut self,
+        dir: &Path,
+        key: Option<&SigningKey>,
+        durable: bool,
+    ) -> Result<(), CaptureError> {
+        if self.format_version >= 2 {
+            self.extend_chain();
+        }
         let mut text = serde_json::to_vec_pretty(self).expect("manifest serializes");
         text.push(b'\n');
-        fsutil::write_atomic(dir, MANIFEST_FILE, &text)
+        fsutil::replace_file(dir, MANIFEST_FILE, &text, durable)?;
+        if let Some(key) = key {
+            use ed25519_dalek::Signer;
+            let sig = key.sign(&text);
+            fsutil::replace_file(dir, SIGNATURE_FILE, &sig.to_bytes(), durable)?;
+        }
+        Ok(())
     }
 }

@@ -11,14 +11,20 @@ use std::time::{Duration, Instant as MonoInstant};
 use anyhow::Context as _;
 use credtrail_recorder_bpf::{self as bpf, KernelCounters, Tracer};
 
-use crate::capture::{CaptureWriter, Rotation};
+use crate::capture::{CaptureWriter, Retention, Rotation};
 use crate::containers::ContainerRow;
 use crate::decode::{DecodeContext, Record, decode_record};
 use crate::enrich::{Enricher, NodePods, Sink};
+use crate::error::CaptureError;
 use crate::host;
 use crate::lifecycle::ProcEvent;
+use crate::manifest::SigningKey;
 use crate::manifest::{self, CaptureState, Counters, FORMAT_NAME, FORMAT_VERSION, Manifest};
 use crate::output::{PrintFormat, print_event};
+use crate::redact::Redactor;
+
+/// Records taken from the ring buffer per loop at most.
+const POLL_BATCH: usize = 8192;
 
 /// What to record and where.
 #[derive(Debug, Clone)]
@@ -31,6 +37,12 @@ pub struct RecordOptions {
     pub node_name: Option<String>,
     /// `kubectl get pods -A -o json` output, for pod labels and image ids.
     pub pods_file: Option<PathBuf>,
+    /// Disk budget (`--max-capture-bytes`).
+    pub retention: Retention,
+    /// Signs every manifest written (`--sign-key`).
+    pub sign_key: Option<SigningKey>,
+    /// Blanks secrets in command lines before they are stored (`--redact`).
+    pub redactor: Redactor,
 }
 
 /// How a session ended.
@@ -52,6 +64,7 @@ fn counters_from(k: KernelCounters, decode_errors: u64, written: u64, lifecycle:
         kernel_lifecycle: k.proc_events,
         lifecycle_ringbuf_full: k.proc_ringbuf_full,
         exec_without_stash: k.exec_no_stash,
+        ..Counters::default()
     }
 }
 
@@ -95,24 +108,38 @@ impl Printer<'_> {
 /// The live destination of enriched records.
 struct LiveSink<'a> {
     writer: Option<CaptureWriter>,
+    /// The first write error: writing stops, recording winds down, and
+    /// everything delivered but not durable is counted as lost.
+    write_error: Option<CaptureError>,
     printer: Option<Printer<'a>>,
+    /// Events and lifecycle records delivered to this sink.
     written: u64,
     lifecycle_written: u64,
 }
 
+impl LiveSink<'_> {
+    fn write(&mut self, f: impl FnOnce(&mut CaptureWriter) -> Result<(), CaptureError>) {
+        if self.write_error.is_some() {
+            return;
+        }
+        if let Some(w) = self.writer.as_mut()
+            && let Err(e) = f(w)
+        {
+            tracing::error!("{e}; stopping the recording");
+            self.write_error = Some(e);
+        }
+    }
+}
+
 impl Sink for LiveSink<'_> {
     fn lifecycle(&mut self, p: &ProcEvent) -> anyhow::Result<()> {
-        if let Some(w) = self.writer.as_mut() {
-            w.push_lifecycle(p)?;
-        }
+        self.write(|w| w.push_lifecycle(p));
         self.lifecycle_written += 1;
         Ok(())
     }
 
     fn event(&mut self, e: &crate::event::Event) -> anyhow::Result<()> {
-        if let Some(w) = self.writer.as_mut() {
-            w.push(e)?;
-        }
+        self.write(|w| w.push(e));
         if let Some(p) = self.printer.as_mut() {
             p.print(e)?;
         }
@@ -121,11 +148,37 @@ impl Sink for LiveSink<'_> {
     }
 
     fn container(&mut self, c: &ContainerRow) -> anyhow::Result<()> {
-        if let Some(w) = self.writer.as_mut() {
-            w.push_container(c)?;
-        }
+        self.write(|w| w.push_container(c));
         Ok(())
     }
+}
+
+/// After the programs are attached the recorder needs no privilege but
+/// reading other users' files (container bundles, /proc); everything else
+/// goes, from every set, and no exec can regain it.
+fn drop_capabilities() -> anyhow::Result<()> {
+    use caps::{CapSet, Capability};
+    let keep = Capability::CAP_DAC_READ_SEARCH;
+    let all = caps::all();
+    // The bounding set first, while CAP_SETPCAP is still effective.
+    for cap in all.iter().filter(|c| **c != keep) {
+        if caps::has_cap(None, CapSet::Bounding, *cap).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, *cap)
+                .with_context(|| format!("cannot drop {cap} from the bounding set"))?;
+        }
+    }
+    caps::clear(None, CapSet::Ambient).context("cannot clear ambient capabilities")?;
+    caps::clear(None, CapSet::Inheritable).context("cannot clear inheritable capabilities")?;
+    let kept: caps::CapsHashSet = [keep].into_iter().collect();
+    let have = caps::read(None, CapSet::Permitted).context("cannot read capabilities")?;
+    let kept: caps::CapsHashSet = kept.intersection(&have).copied().collect();
+    caps::set(None, CapSet::Effective, &kept).context("cannot lower effective capabilities")?;
+    caps::set(None, CapSet::Permitted, &kept).context("cannot lower permitted capabilities")?;
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error()).context("cannot set no_new_privs");
+    }
+    Ok(())
 }
 
 /// Records until `stop` is set or the duration ends, printing events to
@@ -192,6 +245,12 @@ pub fn record(
             );
             settings.insert("rotate_bytes".into(), opts.rotation.max_bytes.into());
             settings.insert("ring_buffer_bytes".into(), opts.ring_buffer_bytes.into());
+            if !opts.redactor.is_empty() {
+                settings.insert("redact".into(), true.into());
+            }
+            if opts.sign_key.is_some() {
+                settings.insert("signed".into(), true.into());
+            }
             let manifest = Manifest {
                 format: FORMAT_NAME.into(),
                 format_version: FORMAT_VERSION,
@@ -210,8 +269,17 @@ pub fn record(
                 settings,
                 counters: Counters::default(),
                 segments: Vec::new(),
+                error: None,
+                recovery: None,
+                chain_head: None,
             };
-            Some(CaptureWriter::create(dir, manifest, opts.rotation)?)
+            Some(CaptureWriter::create_with(
+                dir,
+                manifest,
+                opts.rotation,
+                opts.retention,
+                opts.sign_key.clone(),
+            )?)
         }
         None => None,
     };
@@ -219,11 +287,17 @@ pub fn record(
     // or seen by the lifecycle hooks.
     let mut procs = crate::process::snapshot(host::boottime_ns())
         .context("cannot read the process table from /proc")?;
+    for p in &mut procs {
+        if opts.redactor.args(&mut p.cmdline) {
+            p.arguments = None;
+        }
+    }
     enricher.seed(&procs);
     enricher.annotate(&mut procs);
     if let Some(w) = writer.as_mut() {
         w.write_processes(&procs)?;
     }
+    drop_capabilities()?;
     let printer = opts.print.map(|format| Printer {
         format,
         out: io::BufWriter::new(out),
@@ -248,6 +322,7 @@ pub fn record(
     let started = MonoInstant::now();
     let mut sink = LiveSink {
         writer,
+        write_error: None,
         printer,
         written: 0,
         lifecycle_written: 0,
@@ -265,7 +340,10 @@ pub fn record(
         for mut rec in batch.drain(..) {
             *seq += 1;
             match &mut rec {
-                Record::Proc(p) => p.seq = *seq,
+                Record::Proc(p) => {
+                    p.seq = *seq;
+                    opts.redactor.args(&mut p.args);
+                }
                 Record::Cred(e) => e.seq = *seq,
             }
             enricher.apply(rec, sink)?;
@@ -278,19 +356,23 @@ pub fn record(
         Ok(())
     };
 
+    let mut stopping = false;
     loop {
-        let done =
-            stop.load(Ordering::Relaxed) || opts.duration.is_some_and(|d| started.elapsed() >= d);
-        if done {
+        let done = stop.load(Ordering::Relaxed)
+            || opts.duration.is_some_and(|d| started.elapsed() >= d)
+            || sink.write_error.is_some();
+        if done && !stopping {
+            stopping = true;
             // Stop new events first so the last drain and the counters agree.
             tracer.detach();
             // Let programs already running on other CPUs finish their submit.
             std::thread::sleep(Duration::from_millis(20));
         }
-        // On stop, one last non-blocking pass drains what the kernel holds.
-        bpf::poll(
+        // Once stopping, no waiting: drain what the kernel holds, batch by batch.
+        let n = bpf::poll_batch(
             &rb,
-            if done {
+            POLL_BATCH,
+            if stopping {
                 Duration::ZERO
             } else {
                 Duration::from_millis(100)
@@ -300,7 +382,8 @@ pub fn record(
         if let Some(p) = sink.printer.as_mut() {
             p.flush()?;
         }
-        if done || last_counters.elapsed() >= Duration::from_secs(1) {
+        let drained = stopping && n < POLL_BATCH;
+        if drained || last_counters.elapsed() >= Duration::from_secs(1) {
             last_counters = MonoInstant::now();
             let c = counters_from(
                 tracer.counters()?,
@@ -323,13 +406,17 @@ pub fn record(
                 w.set_counters(c);
             }
         }
-        if let Some(w) = sink.writer.as_mut()
-            && w.tick()?
-        {
+        let mut rotated = false;
+        sink.write(|w| {
+            rotated = w.tick()?;
+            Ok(())
+        });
+        if rotated {
             // A new segment begins: open it with the cache so it reads alone.
-            w.write_processes(&enricher.snapshot(host::boottime_ns()))?;
+            let procs = enricher.snapshot(host::boottime_ns());
+            sink.write(|w| w.write_processes(&procs));
         }
-        if done {
+        if drained {
             break;
         }
     }
@@ -340,16 +427,35 @@ pub fn record(
         sink.written,
         sink.lifecycle_written,
     );
-    let manifest = match sink.writer {
-        Some(mut w) => {
+    let end = host::boottime_ns();
+    let end = manifest::Instant {
+        time: host::rfc3339_ns(end as i64 + offset),
+        ktime_ns: end,
+    };
+    let manifest = match (sink.writer, sink.write_error) {
+        (Some(mut w), None) => {
             w.set_counters(counters.clone());
-            let end = host::boottime_ns();
-            Some(w.finish(manifest::Instant {
-                time: host::rfc3339_ns(end as i64 + offset),
-                ktime_ns: end,
-            })?)
+            Some(w.finish(end)?)
         }
-        None => None,
+        (Some(mut w), Some(err)) => {
+            w.set_counters(counters.clone());
+            let dir = w.dir().to_owned();
+            let m = w
+                .fail(
+                    &err.to_string(),
+                    (sink.written, sink.lifecycle_written),
+                    end,
+                )
+                .with_context(|| format!("after {err}, cannot even write the final manifest"))?;
+            anyhow::bail!(
+                "{err}. Recording stopped; {} keeps {} events up to the last checkpoint (state failed); {} events and {} lifecycle records not written are counted as lost (events_lost_io, lifecycle_lost_io). Free space, or pass --max-capture-bytes to keep the newest segments within a budget",
+                dir.display(),
+                m.counters.events_written,
+                m.counters.events_lost_io,
+                m.counters.lifecycle_lost_io,
+            );
+        }
+        (None, _) => None,
     };
     tracing::info!(
         events = counters.events_written,

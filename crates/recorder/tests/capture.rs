@@ -32,6 +32,9 @@ fn manifest() -> Manifest {
         settings: Default::default(),
         counters: Counters::default(),
         segments: vec![],
+        error: None,
+        recovery: None,
+        chain_head: None,
     }
 }
 
@@ -182,7 +185,7 @@ fn every_event_column_round_trips_through_parquet() {
     let kv = meta.key_value_metadata().unwrap();
     assert!(
         kv.iter()
-            .any(|k| k.key == "credtrail.format_version" && k.value.as_deref() == Some("1"))
+            .any(|k| k.key == "credtrail.format_version" && k.value.as_deref() == Some("2"))
     );
     let compression = builder.metadata().row_group(0).column(0).compression();
     assert!(
@@ -247,8 +250,8 @@ fn compact_line_shows_what_changed_and_the_outcome() {
 #[test]
 fn manifest_round_trips_and_rejects_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
-    let m = manifest();
-    m.write(tmp.path()).unwrap();
+    let mut m = manifest();
+    m.write(tmp.path(), None).unwrap();
     assert_eq!(Manifest::read(tmp.path()).unwrap(), m);
 
     let path = tmp.path().join("manifest.json");
@@ -264,7 +267,7 @@ fn manifest_round_trips_and_rejects_bad_input() {
     let err = Manifest::parse(&path, newer.to_string().as_bytes()).unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("version 99") && text.contains("versions 1 to 1"),
+        text.contains("version 99") && text.contains("versions 1 to 2"),
         "{text}"
     );
 

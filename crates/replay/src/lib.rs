@@ -18,8 +18,10 @@ use credtrail_recorder::containers::ContainerRow;
 use credtrail_recorder::enrich::{Enricher, Record, Sink, StoredPods};
 use credtrail_recorder::event::Event;
 use credtrail_recorder::lifecycle::ProcEvent;
+use credtrail_recorder::manifest::{self, CaptureState, VerifyingKey};
 use credtrail_recorder::output::{PrintFormat, print_event};
 use credtrail_recorder::process::ProcessRow;
+use credtrail_recorder::sign;
 
 /// Re-render captures through the same enrichment and printers as the live
 /// recorder, deterministically; or verify them.
@@ -39,6 +41,14 @@ pub struct Cli {
     /// exit non-zero on any mismatch.
     #[arg(long)]
     pub verify: bool,
+    /// With --verify: also check `manifest.json.sig` against this ed25519
+    /// public key (PEM).
+    #[arg(long, value_name = "PUBLIC_KEY_PEM", requires = "verify")]
+    pub pubkey: Option<std::path::PathBuf>,
+    /// With --verify: the chain head the recorder printed when it finished;
+    /// a manifest rewritten with a recomputed chain then no longer matches.
+    #[arg(long, value_name = "SHA256", requires = "verify")]
+    pub expect_head: Option<String>,
 }
 
 /// What a replay produced.
@@ -95,14 +105,20 @@ pub fn open(cap: &Capture) -> anyhow::Result<Inputs> {
     ] {
         cap.require_table(table)?;
     }
-    // The first snapshot (/proc at start) seeds the cache; later ones only
-    // let a segment be read alone.
+    // The first snapshot seeds the cache: /proc at start, or, when
+    // --max-capture-bytes evicted the oldest segments, the cache snapshot
+    // that opens the oldest one left. Later ones only let a segment be read
+    // alone.
     let mut procs = Vec::new();
     for p in cap.stream::<ProcessRow>() {
         let p = p?;
-        if p.source == "procfs" {
-            procs.push(p);
+        if procs
+            .first()
+            .is_some_and(|f: &ProcessRow| f.snapshot_ktime_ns != p.snapshot_ktime_ns)
+        {
+            break;
         }
+        procs.push(p);
     }
     let mut containers = BTreeMap::new();
     for c in cap.stream::<ContainerRow>() {
@@ -217,6 +233,11 @@ pub struct Verification {
     pub segments: usize,
     pub events: u64,
     pub problems: Vec<String>,
+    /// Facts worth saying that are not failures (format 1, evictions).
+    pub notes: Vec<String>,
+    /// The manifest's chain head, to compare with the one the recorder
+    /// printed when it finished.
+    pub chain_head: Option<String>,
 }
 
 /// Compares each re-enriched event with the stored one.
@@ -264,10 +285,45 @@ impl Sink for CompareSink {
 
 /// Checks every segment against the manifest (size, sha256, rows) and
 /// recomputes the enriched columns of every event.
-pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
+pub fn verify(dir: &Path, key: Option<&VerifyingKey>) -> anyhow::Result<Verification> {
     let cap = Capture::open(dir)?;
-    let mut v = Verification::default();
+    let mut v = Verification {
+        chain_head: cap.manifest.chain_head.clone(),
+        ..Verification::default()
+    };
+    let mpath = dir.join(manifest::MANIFEST_FILE);
+    if cap.manifest.format_version < 2 {
+        v.notes.push(format!(
+            "{}: format 1 has no hash chain; only segment checksums are checked",
+            mpath.display()
+        ));
+    }
+    for p in cap.manifest.check_chain() {
+        v.problems.push(format!("{}: {p}", mpath.display()));
+    }
+    if let Some(key) = key
+        && let Err(e) = sign::verify_manifest_signature(dir, key)
+    {
+        v.problems.push(e);
+    }
+    if cap.manifest.state == CaptureState::Recording {
+        v.problems.push(format!(
+            "{}: the capture is not sealed (recorder running or killed); run `credtrail-record recover {}`",
+            mpath.display(),
+            dir.display()
+        ));
+    }
+    let evicted = cap.manifest.segments.iter().filter(|s| s.evicted).count();
     for seg in &cap.manifest.segments {
+        if seg.evicted {
+            if dir.join(&seg.file).exists() {
+                v.problems.push(format!(
+                    "{}: listed as evicted but still present",
+                    dir.join(&seg.file).display()
+                ));
+            }
+            continue;
+        }
         v.segments += 1;
         if let Err(e) = capture::check_segment(&dir.join(&seg.file), seg) {
             v.problems.push(e.to_string());
@@ -277,6 +333,7 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
         .manifest
         .segments
         .iter()
+        .filter(|s| !s.evicted)
         .map(|s| s.file.clone())
         .collect();
     for table in [
@@ -307,6 +364,17 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
     if !v.problems.is_empty() {
         return Ok(v);
     }
+    if evicted > 0 {
+        // The stored enrichment came from a cache built since the start;
+        // replay can only rebuild it from the oldest snapshot left.
+        v.notes.push(format!(
+            "{evicted} oldest segment(s) were evicted by --max-capture-bytes; enrichment was not recomputed"
+        ));
+        for seg in cap.manifest.segments_of(capture::EVENTS) {
+            v.events += seg.rows;
+        }
+        return Ok(v);
+    }
     let mut inputs = open(&cap)?;
     let mut enricher = enricher(&cap, &mut inputs);
     let mut sink = CompareSink {
@@ -324,7 +392,7 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
     v.events = sink.checked;
     v.problems.extend(sink.problems);
     let c = &cap.manifest.counters;
-    if c.events_written != v.events {
+    if c.events_written - c.events_evicted.min(c.events_written) != v.events {
         v.problems.push(format!(
             "{}: counters say {} events written, the segments hold {}",
             dir.join("manifest.json").display(),
@@ -338,9 +406,26 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
 /// The `credtrail-replay` command: returns whether everything verified.
 pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::Result<bool> {
     if cli.verify {
+        let key = cli
+            .pubkey
+            .as_deref()
+            .map(sign::load_verifying_key)
+            .transpose()?;
         let mut ok = true;
         for dir in &cli.captures {
-            let v = verify(dir)?;
+            let mut v = verify(dir, key.as_ref())?;
+            if let Some(want) = &cli.expect_head
+                && v.chain_head.as_deref() != Some(want.as_str())
+            {
+                v.problems.push(format!(
+                    "{}: chain head {} is not the expected {want}",
+                    dir.join(manifest::MANIFEST_FILE).display(),
+                    v.chain_head.as_deref().unwrap_or("(none)")
+                ));
+            }
+            for n in &v.notes {
+                writeln!(stderr, "credtrail-replay: note: {n}")?;
+            }
             for p in &v.problems {
                 writeln!(stderr, "credtrail-replay: {p}")?;
             }

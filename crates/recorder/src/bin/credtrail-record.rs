@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use credtrail_recorder::capture::{Capture, Rotation};
+use credtrail_recorder::capture::{Capture, Retention, Rotation};
 use credtrail_recorder::cli::record::{Cli, Command};
 use credtrail_recorder::output::{PrintFormat, print_event};
 use credtrail_recorder::record::{RecordOptions, record};
+use credtrail_recorder::redact::Redactor;
+use credtrail_recorder::sign::load_signing_key;
 
 fn main() -> ExitCode {
     credtrail_recorder::host::init_logging("info");
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Inspect { dir, print }) => inspect(&dir, print),
+        Some(Command::Recover { dir, sign_key }) => recover(&dir, sign_key.as_deref()),
         None => {
             let a = cli.record;
             if a.out.is_none() && a.print.is_none() {
@@ -33,6 +36,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "nothing to do: pass --out DIR to write a capture and/or --print json|compact"
                 );
             }
+            let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
+            let redactor = Redactor::new(&a.redact).map_err(anyhow::Error::msg)?;
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -49,19 +54,52 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ring_buffer_bytes: a.ring_buffer_mib << 20,
                 node_name: a.node_name,
                 pods_file: a.pods,
+                retention: Retention {
+                    max_capture_bytes: a.max_capture_bytes,
+                },
+                sign_key,
+                redactor,
             };
             let summary = record(&opts, &stop, &mut std::io::stdout())?;
             if let Some(m) = summary.manifest {
                 eprintln!(
-                    "credtrail-record: sealed {} segment(s), {} events, {} lost",
+                    "credtrail-record: sealed {} segment(s), {} events, {} lost; chain head {} (note it: `credtrail-replay --verify --expect-head` checks it)",
                     m.segments.len(),
                     m.counters.events_written,
-                    m.counters.lost()
+                    m.counters.lost(),
+                    m.chain_head.as_deref().unwrap_or("-")
                 );
             }
             Ok(())
         }
     }
+}
+
+fn recover(dir: &std::path::Path, key: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let key = key.map(load_signing_key).transpose()?;
+    let r = credtrail_recorder::recover::recover(dir, key.as_ref())?;
+    if !r.changed {
+        eprintln!(
+            "credtrail-record: {} is complete (state {:?}); nothing to recover",
+            dir.display(),
+            r.manifest.state
+        );
+        return Ok(());
+    }
+    let rec = r.manifest.recovery.as_ref();
+    eprintln!(
+        "credtrail-record: recovered {}: {} segment(s) sealed from checkpoints ({} rows), {} set aside; {} events in all; chain head {}",
+        dir.display(),
+        rec.map_or(0, |r| r.segments.len()),
+        rec.map_or(0, |r| r.rows),
+        rec.map_or(0, |r| r.discarded.len()),
+        r.manifest.counters.events_written,
+        r.manifest.chain_head.as_deref().unwrap_or("-")
+    );
+    for p in &r.problems {
+        eprintln!("credtrail-record: warning: {p}");
+    }
+    Ok(())
 }
 
 fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {

@@ -1,0 +1,356 @@
+//! Crash recovery. While a segment is open the writer keeps, beside it, a
+//! checkpoint: the Parquet footer describing the row groups flushed so far
+//! and the file length they end at. After `kill -9`, OOM or a power cut,
+//! `credtrail-record recover DIR` cuts each open segment back to that
+//! length, appends the footer, checks the result reads back with the
+//! promised row count, and lists it in the manifest (marked `recovered`),
+//! extending the hash chain. Nothing is ever overwritten or deleted: an open
+//! segment without a usable checkpoint is renamed `*.discarded`.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use sha2::{Digest, Sha256};
+
+use crate::capture::{self, CONTAINERS, EVENTS, LIFECYCLE, PROCESSES, Salvage, hash_file};
+use crate::error::CaptureError;
+use crate::fsutil;
+use crate::manifest::{CaptureState, Manifest, Recovery, Segment, SigningKey};
+
+/// Suffix of an open segment's checkpoint file.
+pub const CHECKPOINT_SUFFIX: &str = ".ckpt";
+const MAGIC: &[u8; 8] = b"CTCKPT01";
+/// A footer larger than this is not one credtrail wrote.
+const MAX_FOOTER: usize = 64 << 20;
+const HEADER: usize = 8 + 5 * 8 + 4;
+
+/// An open segment's latest checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// CLOCK_BOOTTIME when it was written.
+    pub ktime_ns: u64,
+    /// The row groups flushed so far end at this offset.
+    pub data_len: u64,
+    pub rows: u64,
+    pub first_ktime_ns: u64,
+    pub last_ktime_ns: u64,
+    /// Parquet footer: metadata, its length, `PAR1`.
+    pub footer: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// `MAGIC, ktime, data_len, rows, first, last (u64 LE), footer length
+    /// (u32 LE), footer, sha256 of everything before`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(HEADER + self.footer.len() + 32);
+        b.extend_from_slice(MAGIC);
+        for v in [
+            self.ktime_ns,
+            self.data_len,
+            self.rows,
+            self.first_ktime_ns,
+            self.last_ktime_ns,
+        ] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&(self.footer.len() as u32).to_le_bytes());
+        b.extend_from_slice(&self.footer);
+        let sum = Sha256::digest(&b);
+        b.extend_from_slice(&sum);
+        b
+    }
+
+    /// Parses a checkpoint, refusing anything torn, altered or oversized.
+    pub fn decode(b: &[u8]) -> Result<Checkpoint, String> {
+        if b.len() < HEADER + 32 || &b[..8] != MAGIC {
+            return Err("not a credtrail checkpoint".into());
+        }
+        let (body, sum) = b.split_at(b.len() - 32);
+        if Sha256::digest(body).as_slice() != sum {
+            return Err("checkpoint checksum mismatch (torn or altered)".into());
+        }
+        let u64_at = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&body[8 + i * 8..16 + i * 8]);
+            u64::from_le_bytes(a)
+        };
+        let mut l = [0u8; 4];
+        l.copy_from_slice(&body[HEADER - 4..HEADER]);
+        let footer_len = u32::from_le_bytes(l) as usize;
+        if footer_len > MAX_FOOTER || HEADER + footer_len != body.len() {
+            return Err("checkpoint footer length is inconsistent".into());
+        }
+        let footer = body[HEADER..].to_vec();
+        if footer.len() < 8 || &footer[footer.len() - 4..] != b"PAR1" {
+            return Err("checkpoint holds no Parquet footer".into());
+        }
+        Ok(Checkpoint {
+            ktime_ns: u64_at(0),
+            data_len: u64_at(1),
+            rows: u64_at(2),
+            first_ktime_ns: u64_at(3),
+            last_ktime_ns: u64_at(4),
+            footer,
+        })
+    }
+}
+
+fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> CaptureError + 'a {
+    move |source| CaptureError::Io {
+        path: path.to_owned(),
+        op,
+        source,
+    }
+}
+
+/// Seals one open segment from its checkpoint, or sets it aside.
+pub(crate) fn salvage_open(capture_dir: &Path, open_path: &Path, table: &str) -> Salvage {
+    match seal_from_checkpoint(capture_dir, open_path, table) {
+        Ok(Some((seg, ktime))) => Salvage {
+            segment: Some(seg),
+            checkpoint_ktime_ns: ktime,
+            ..Salvage::default()
+        },
+        Ok(None) => set_aside(open_path, None),
+        Err(e) => set_aside(open_path, Some(e.to_string())),
+    }
+}
+
+fn set_aside(open_path: &Path, problem: Option<String>) -> Salvage {
+    let discarded = open_path.with_extension("discarded");
+    let mut s = Salvage {
+        problem,
+        ..Salvage::default()
+    };
+    if discarded.exists() {
+        s.problem
+            .get_or_insert_with(|| format!("{} already exists", discarded.display()));
+        return s;
+    }
+    match fs::rename(open_path, &discarded) {
+        Ok(()) => {
+            let _ = capture::remove_checkpoint(open_path);
+            s.discarded = Some(discarded.display().to_string());
+        }
+        Err(e) => {
+            s.problem = Some(format!("cannot set aside {}: {e}", open_path.display()));
+        }
+    }
+    s
+}
+
+/// Ok(None): nothing was checkpointed (no rows reached the file).
+fn seal_from_checkpoint(
+    capture_dir: &Path,
+    open_path: &Path,
+    table: &str,
+) -> Result<Option<(Segment, u64)>, CaptureError> {
+    let dir = open_path.parent().unwrap_or(Path::new("."));
+    let ck_path = dir.join(capture::checkpoint_name(open_path));
+    let bytes = match fs::read(&ck_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&ck_path, "read")(e)),
+    };
+    let ck = Checkpoint::decode(&bytes).map_err(|message| CaptureError::Recovery {
+        path: ck_path.clone(),
+        message,
+    })?;
+    if ck.rows == 0 {
+        return Ok(None);
+    }
+    let name = open_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".open"))
+        .ok_or_else(|| CaptureError::Recovery {
+            path: open_path.to_owned(),
+            message: "not an open segment name".into(),
+        })?
+        .to_owned();
+    let final_path = dir.join(&name);
+    if final_path.exists() {
+        return Err(CaptureError::Recovery {
+            path: final_path,
+            message: "already exists; refusing to overwrite it".into(),
+        });
+    }
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(open_path)
+        .map_err(io(open_path, "open"))?;
+    let len = f.metadata().map_err(io(open_path, "inspect"))?.len();
+    if len < ck.data_len {
+        return Err(CaptureError::Recovery {
+            path: open_path.to_owned(),
+            message: format!(
+                "is {len} bytes, shorter than its checkpoint's {} (truncated by someone else?)",
+                ck.data_len
+            ),
+        });
+    }
+    // Bytes past the checkpoint are a row group nobody described: cut them.
+    f.set_len(ck.data_len).map_err(io(open_path, "truncate"))?;
+    f.seek(SeekFrom::End(0)).map_err(io(open_path, "seek"))?;
+    f.write_all(&ck.footer).map_err(io(open_path, "write"))?;
+    f.sync_all().map_err(io(open_path, "sync"))?;
+    f.seek(SeekFrom::Start(0)).map_err(io(open_path, "seek"))?;
+    let rows = count_rows(f, open_path)?;
+    if rows != ck.rows {
+        return Err(CaptureError::Recovery {
+            path: open_path.to_owned(),
+            message: format!(
+                "reads back {rows} rows, its checkpoint promised {}",
+                ck.rows
+            ),
+        });
+    }
+    fs::rename(open_path, &final_path).map_err(io(&final_path, "rename recovered segment to"))?;
+    capture::remove_checkpoint(open_path)?;
+    fsutil::sync_dir(dir)?;
+    let (bytes, sha256) = hash_file(&final_path)?;
+    let rel = final_path
+        .strip_prefix(capture_dir)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| format!("{table}/{name}"));
+    Ok(Some((
+        Segment {
+            table: table.to_owned(),
+            file: rel,
+            rows: ck.rows,
+            bytes,
+            sha256,
+            first_ktime_ns: ck.first_ktime_ns,
+            last_ktime_ns: ck.last_ktime_ns,
+            recovered: true,
+            evicted: false,
+            chain: None,
+        },
+        ck.ktime_ns,
+    )))
+}
+
+/// Reads every row of a Parquet file: proves the recovered file decodes.
+fn count_rows(f: fs::File, path: &Path) -> Result<u64, CaptureError> {
+    let perr = |source| CaptureError::Parquet {
+        path: path.to_owned(),
+        source,
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(perr)?
+        .build()
+        .map_err(perr)?;
+    let mut rows = 0u64;
+    for batch in reader {
+        rows += batch
+            .map_err(|e| CaptureError::Parquet {
+                path: path.to_owned(),
+                source: e.into(),
+            })?
+            .num_rows() as u64;
+    }
+    Ok(rows)
+}
+
+/// What `recover` did.
+#[derive(Debug, Clone)]
+pub struct RecoverReport {
+    /// False when the capture was already complete.
+    pub changed: bool,
+    pub manifest: Manifest,
+    /// Open segments that could not be sealed, with the reason.
+    pub problems: Vec<String>,
+}
+
+/// Seals a capture whose recorder died. Refuses a capture a recorder still
+/// holds; leaves a complete capture untouched.
+pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, CaptureError> {
+    let _lock = fsutil::lock_dir(dir)?;
+    let mut manifest = Manifest::read(dir)?;
+    let mut open = Vec::new();
+    for table in [EVENTS, LIFECYCLE, CONTAINERS, PROCESSES] {
+        let tdir = dir.join(table);
+        let Ok(entries) = fs::read_dir(&tdir) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".parquet.open"))
+            .collect();
+        names.sort();
+        open.extend(names.into_iter().map(|n| (table, tdir.join(n))));
+    }
+    if open.is_empty() && manifest.state != CaptureState::Recording {
+        return Ok(RecoverReport {
+            changed: false,
+            manifest,
+            problems: Vec::new(),
+        });
+    }
+    let mut recovery = Recovery {
+        recovered_at: crate::host::rfc3339_ns(crate::host::clock_ns(libc::CLOCK_REALTIME)),
+        segments: Vec::new(),
+        rows: 0,
+        discarded: Vec::new(),
+        last_checkpoint_ktime_ns: 0,
+    };
+    let mut problems = Vec::new();
+    for (table, path) in open {
+        let s = salvage_open(dir, &path, table);
+        if let Some(seg) = s.segment {
+            recovery.segments.push(seg.file.clone());
+            recovery.rows += seg.rows;
+            manifest.segments.push(seg);
+        }
+        if let Some(d) = s.discarded {
+            recovery.discarded.push(d);
+        }
+        if let Some(p) = s.problem {
+            problems.push(p);
+        }
+        recovery.last_checkpoint_ktime_ns =
+            recovery.last_checkpoint_ktime_ns.max(s.checkpoint_ktime_ns);
+    }
+    // The rows the segments hold are the truth; the manifest's counters are
+    // from its last checkpoint and may lag them.
+    let rows = |t: &str| -> u64 {
+        manifest
+            .segments
+            .iter()
+            .filter(|s| s.table == t)
+            .map(|s| s.rows)
+            .sum()
+    };
+    manifest.counters.events_written = rows(EVENTS);
+    manifest.counters.lifecycle_written = rows(LIFECYCLE);
+    let last = manifest
+        .segments
+        .iter()
+        .map(|s| s.last_ktime_ns)
+        .chain([recovery.last_checkpoint_ktime_ns, manifest.start.ktime_ns])
+        .max()
+        .unwrap_or(0);
+    if manifest.end.is_none() {
+        manifest.end = Some(crate::manifest::Instant {
+            time: crate::host::rfc3339_ns(last as i64 + manifest.realtime_offset_ns),
+            ktime_ns: last,
+        });
+    }
+    if manifest.state == CaptureState::Recording {
+        manifest.state = CaptureState::Recovered;
+    }
+    manifest.recovery = Some(recovery);
+    let _ = fs::remove_file(dir.join(".reserve"));
+    manifest.write(dir, key)?;
+    Ok(RecoverReport {
+        changed: true,
+        manifest,
+        problems,
+    })
+}

@@ -1,0 +1,65 @@
+//! Detached ed25519 signatures of the manifest. Keys are the PEM files
+//! OpenSSL makes (`openssl genpkey -algorithm ed25519 -out key.pem`,
+//! `openssl pkey -in key.pem -pubout -out pub.pem`), and the signature file
+//! is the raw 64 bytes `openssl pkeyutl -verify -rawin` checks.
+
+use std::path::Path;
+
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use ed25519_dalek::{Signature, Verifier};
+
+use crate::error::CaptureError;
+use crate::manifest::{MANIFEST_FILE, SIGNATURE_FILE, SigningKey, VerifyingKey};
+
+fn read_pem(path: &Path) -> Result<String, CaptureError> {
+    let bytes = std::fs::read(path).map_err(|source| CaptureError::Io {
+        path: path.to_owned(),
+        op: "read key",
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|_| CaptureError::Key {
+        path: path.to_owned(),
+        message: "is not a PEM text file".into(),
+    })
+}
+
+/// An ed25519 private key, PKCS#8 PEM.
+pub fn load_signing_key(path: &Path) -> Result<SigningKey, CaptureError> {
+    SigningKey::from_pkcs8_pem(&read_pem(path)?).map_err(|e| CaptureError::Key {
+        path: path.to_owned(),
+        message: format!(
+            "is not an ed25519 private key in PKCS#8 PEM ({e}); make one with `openssl genpkey -algorithm ed25519 -out key.pem`"
+        ),
+    })
+}
+
+/// An ed25519 public key, SubjectPublicKeyInfo PEM.
+pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, CaptureError> {
+    VerifyingKey::from_public_key_pem(&read_pem(path)?).map_err(|e| CaptureError::Key {
+        path: path.to_owned(),
+        message: format!(
+            "is not an ed25519 public key in PEM ({e}); derive it with `openssl pkey -in key.pem -pubout -out pub.pem`"
+        ),
+    })
+}
+
+/// Checks `DIR/manifest.json.sig` against `DIR/manifest.json`.
+pub fn verify_manifest_signature(dir: &Path, key: &VerifyingKey) -> Result<(), String> {
+    let manifest = std::fs::read(dir.join(MANIFEST_FILE))
+        .map_err(|e| format!("{}: {e}", dir.join(MANIFEST_FILE).display()))?;
+    let sig_path = dir.join(SIGNATURE_FILE);
+    let sig = std::fs::read(&sig_path).map_err(|e| {
+        format!(
+            "{}: {e} (was the capture recorded with --sign-key?)",
+            sig_path.display()
+        )
+    })?;
+    let sig = Signature::from_slice(&sig)
+        .map_err(|_| format!("{}: not a 64-byte ed25519 signature", sig_path.display()))?;
+    key.verify(&manifest, &sig).map_err(|_| {
+        format!(
+            "{}: signature does not match manifest.json under this key (the manifest was edited, or signed by another key)",
+            sig_path.display()
+        )
+    })
+}
