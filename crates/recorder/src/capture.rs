@@ -404,7 +404,8 @@ impl<T: Table> TableWriter<T> {
             op: "rename sealed segment to",
             source,
         })?;
-        remove_checkpoint(&seg.open_path)?;
+        // The checkpoint stays until the manifest lists the segment: a crash
+        // in between leaves `recover` what it needs to adopt the file.
         fsutil::sync_dir(&self.dir)?;
         let (bytes, sha256) = hash_file(&final_path)?;
         Ok(Some(Segment {
@@ -635,10 +636,19 @@ impl CaptureWriter {
         for row in rows {
             self.processes.push(self.epoch, row)?;
         }
-        if let Some(seg) = self.processes.seal(&self.dir)? {
-            self.manifest.segments.push(seg);
+        let sealed = self.processes.seal(&self.dir)?;
+        self.list(sealed.into_iter().collect())
+    }
+
+    /// Lists sealed segments in the manifest, then drops their checkpoints.
+    fn list(&mut self, sealed: Vec<Segment>) -> Result<(), CaptureError> {
+        let files: Vec<String> = sealed.iter().map(|s| s.file.clone()).collect();
+        self.manifest.segments.extend(sealed);
+        self.manifest.write(&self.dir, self.key.as_ref())?;
+        for f in files {
+            remove_checkpoint(&self.dir.join(format!("{f}.open")))?;
         }
-        self.manifest.write(&self.dir, self.key.as_ref())
+        Ok(())
     }
 
     pub fn push(&mut self, event: &Event) -> Result<(), CaptureError> {
@@ -758,8 +768,7 @@ impl CaptureWriter {
         ];
         self.epoch += 1;
         if sealed.iter().any(Option::is_some) {
-            self.manifest.segments.extend(sealed.into_iter().flatten());
-            self.manifest.write(&self.dir, self.key.as_ref())?;
+            self.list(sealed.into_iter().flatten().collect())?;
         }
         Ok(())
     }

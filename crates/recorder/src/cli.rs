@@ -110,6 +110,9 @@ pub mod workload {
     pub struct Cli {
         #[command(subcommand)]
         pub command: Command,
+        /// Ignored: lets tests put known text (e.g. a fake secret) in argv.
+        #[arg(long, global = true, value_name = "TEXT")]
+        pub tag: Option<String>,
     }
 
     #[derive(Subcommand, Debug)]

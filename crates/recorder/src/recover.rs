@@ -235,6 +235,55 @@ fn seal_from_checkpoint(
     )))
 }
 
+/// Lists a segment that was sealed (complete file, renamed) but not yet in
+/// the manifest when the recorder died; its checkpoint describes it.
+fn adopt_sealed(
+    capture_dir: &Path,
+    open_path: &Path,
+    table: &str,
+) -> Result<(Segment, u64), CaptureError> {
+    let dir = open_path.parent().unwrap_or(Path::new("."));
+    let ck_path = dir.join(capture::checkpoint_name(open_path));
+    let ck = Checkpoint::decode(&fs::read(&ck_path).map_err(io(&ck_path, "read"))?).map_err(
+        |message| CaptureError::Recovery {
+            path: ck_path.clone(),
+            message,
+        },
+    )?;
+    let sealed = open_path.with_extension("");
+    let f = fs::File::open(&sealed).map_err(io(&sealed, "open"))?;
+    let rows = count_rows(f, &sealed)?;
+    if rows != ck.rows {
+        return Err(CaptureError::Recovery {
+            path: sealed,
+            message: format!(
+                "is not listed in the manifest and holds {rows} rows, its checkpoint {}; left as is",
+                ck.rows
+            ),
+        });
+    }
+    let (bytes, sha256) = hash_file(&sealed)?;
+    fs::remove_file(&ck_path).map_err(io(&ck_path, "remove"))?;
+    Ok((
+        Segment {
+            table: table.to_owned(),
+            file: sealed
+                .strip_prefix(capture_dir)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            rows,
+            bytes,
+            sha256,
+            first_ktime_ns: ck.first_ktime_ns,
+            last_ktime_ns: ck.last_ktime_ns,
+            recovered: true,
+            evicted: false,
+            chain: None,
+        },
+        ck.ktime_ns,
+    ))
+}
+
 /// Reads every row of a Parquet file: proves the recovered file decodes.
 fn count_rows(f: fs::File, path: &Path) -> Result<u64, CaptureError> {
     let perr = |source| CaptureError::Parquet {
@@ -272,7 +321,11 @@ pub struct RecoverReport {
 pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, CaptureError> {
     let _lock = fsutil::lock_dir(dir)?;
     let mut manifest = Manifest::read(dir)?;
+    let listed: std::collections::BTreeSet<String> =
+        manifest.segments.iter().map(|s| s.file.clone()).collect();
     let mut open = Vec::new();
+    let mut adopt = Vec::new();
+    let mut stale = Vec::new();
     for table in [EVENTS, LIFECYCLE, CONTAINERS, PROCESSES] {
         let tdir = dir.join(table);
         let Ok(entries) = fs::read_dir(&tdir) else {
@@ -281,12 +334,32 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
         let mut names: Vec<String> = entries
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".parquet.open"))
             .collect();
         names.sort();
-        open.extend(names.into_iter().map(|n| (table, tdir.join(n))));
+        for n in &names {
+            if n.ends_with(".parquet.open") {
+                open.push((table, tdir.join(n)));
+            } else if let Some(open_name) = n.strip_suffix(CHECKPOINT_SUFFIX) {
+                // A checkpoint whose segment was sealed: listed (stale) or
+                // not yet (the recorder died between rename and manifest).
+                let Some(sealed) = open_name.strip_suffix(".open") else {
+                    continue;
+                };
+                if names.iter().any(|m| m == open_name) {
+                    continue;
+                }
+                if listed.contains(&format!("{table}/{sealed}")) {
+                    stale.push(tdir.join(n));
+                } else if names.iter().any(|m| m == sealed) {
+                    adopt.push((table, tdir.join(open_name)));
+                }
+            }
+        }
     }
-    if open.is_empty() && manifest.state != CaptureState::Recording {
+    if open.is_empty() && adopt.is_empty() && manifest.state != CaptureState::Recording {
+        for p in stale {
+            let _ = fs::remove_file(p);
+        }
         return Ok(RecoverReport {
             changed: false,
             manifest,
@@ -301,6 +374,20 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
         last_checkpoint_ktime_ns: 0,
     };
     let mut problems = Vec::new();
+    for (table, open_path) in adopt {
+        match adopt_sealed(dir, &open_path, table) {
+            Ok((seg, ktime)) => {
+                recovery.segments.push(seg.file.clone());
+                recovery.rows += seg.rows;
+                recovery.last_checkpoint_ktime_ns = recovery.last_checkpoint_ktime_ns.max(ktime);
+                manifest.segments.push(seg);
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    for p in stale {
+        let _ = fs::remove_file(p);
+    }
     for (table, path) in open {
         let s = salvage_open(dir, &path, table);
         if let Some(seg) = s.segment {

@@ -432,3 +432,245 @@ fn inspect_names_the_broken_file() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Pushes events `from..to` to `w`.
+fn push_events(w: &mut CaptureWriter, from: u64, to: u64) -> Vec<Event> {
+    (from..to)
+        .map(|i| {
+            let e = event(i);
+            w.push(&e).unwrap();
+            e
+        })
+        .collect()
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_killed_writer_is_recovered_up_to_its_last_checkpoint() {
+    use credtrail_recorder::recover::recover;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cap");
+    let mut w = CaptureWriter::create(&dir, manifest(), Rotation::default()).unwrap();
+    let durable = push_events(&mut w, 0, 300);
+    std::thread::sleep(capture::FLUSH_INTERVAL);
+    w.tick().unwrap();
+    // After the checkpoint: never flushed, so lost with the process.
+    push_events(&mut w, 300, 400);
+    // While the writer lives, recovery keeps its hands off.
+    let busy = recover(&dir, None).unwrap_err().to_string();
+    assert!(busy.contains("locked by a running recorder"), "{busy}");
+    drop(w); // the crash: no seal, no footer, no final manifest
+    // A half-written row group past the checkpoint, as a crash leaves it.
+    let open = dir.join("events/part-00000.parquet.open");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&open)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[0xAB; 777]).unwrap();
+    drop(f);
+    assert!(dir.join("events/part-00000.parquet.open.ckpt").exists());
+
+    let r = recover(&dir, None).unwrap();
+    assert!(r.changed && r.problems.is_empty(), "{:?}", r.problems);
+    let m = &r.manifest;
+    assert_eq!(m.state, CaptureState::Recovered);
+    let rec = m.recovery.as_ref().unwrap();
+    assert_eq!(rec.segments, ["events/part-00000.parquet"]);
+    assert_eq!(rec.rows, 300);
+    assert!(rec.last_checkpoint_ktime_ns > 0);
+    assert_eq!(m.counters.events_written, 300);
+    assert!(m.check_chain().is_empty(), "{:?}", m.check_chain());
+    let cap = Capture::open(&dir).unwrap();
+    assert_eq!(cap.events().unwrap(), durable);
+    assert!(cap.manifest.segments[0].recovered);
+    // Nothing open or checkpointed is left; a second run changes nothing.
+    assert_eq!(names_in(&dir.join("events")), ["part-00000.parquet"]);
+    assert!(!recover(&dir, None).unwrap().changed);
+}
+
+#[test]
+fn a_corrupt_checkpoint_sets_the_segment_aside_without_panicking() {
+    use credtrail_recorder::recover::recover;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cap");
+    let mut w = CaptureWriter::create(&dir, manifest(), Rotation::default()).unwrap();
+    push_events(&mut w, 0, 50);
+    std::thread::sleep(capture::FLUSH_INTERVAL);
+    w.tick().unwrap();
+    drop(w);
+    let ck = dir.join("events/part-00000.parquet.open.ckpt");
+    let mut bytes = std::fs::read(&ck).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&ck, &bytes).unwrap();
+    let r = recover(&dir, None).unwrap();
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert!(
+        r.problems[0].contains("checksum mismatch"),
+        "{:?}",
+        r.problems
+    );
+    let rec = r.manifest.recovery.as_ref().unwrap();
+    assert_eq!(rec.rows, 0);
+    assert_eq!(rec.discarded.len(), 1);
+    // The bytes are kept, under a name no reader picks up.
+    assert_eq!(
+        names_in(&dir.join("events")),
+        ["part-00000.parquet.discarded"]
+    );
+    assert!(r.manifest.check_chain().is_empty());
+    // Every checkpoint byte string decodes or errors, never panics.
+    use credtrail_recorder::recover::Checkpoint;
+    for n in 0..bytes.len().min(200) {
+        let _ = Checkpoint::decode(&bytes[..n]);
+    }
+}
+
+#[test]
+fn the_hash_chain_detects_edited_removed_and_reordered_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cap");
+    let rotation = Rotation {
+        max_age: Duration::from_secs(3600),
+        max_bytes: 4096,
+    };
+    let mut w = CaptureWriter::create(&dir, manifest(), rotation).unwrap();
+    for round in 0..3 {
+        push_events(&mut w, round * 1000, round * 1000 + 300);
+        std::thread::sleep(capture::FLUSH_INTERVAL);
+        w.tick().unwrap();
+    }
+    let m = w.finish(end()).unwrap();
+    assert!(m.segments.len() >= 4, "{:?}", m.segments);
+    assert!(m.check_chain().is_empty());
+    assert!(m.segments.iter().all(|s| s.chain.is_some()));
+
+    let broken = |edit: &dyn Fn(&mut Manifest)| {
+        let mut t = m.clone();
+        edit(&mut t);
+        t.check_chain()
+    };
+    let p = broken(&|t| t.segments[1].rows += 1);
+    assert!(p[0].contains("hash chain broken"), "{p:?}");
+    assert!(
+        !broken(&|t| {
+            t.segments.remove(1);
+        })
+        .is_empty()
+    );
+    assert!(!broken(&|t| t.segments.swap(1, 2)).is_empty());
+    assert!(!broken(&|t| t.node_name = "elsewhere".into()).is_empty());
+    let p = broken(&|t| t.counters.ringbuf_full = 7);
+    assert!(p[0].contains("chain head differs"), "{p:?}");
+    assert!(!broken(&|t| t.state = CaptureState::Recovered).is_empty());
+    // A format-1 manifest has no chain to check.
+    assert!(broken(&|t| t.format_version = 1).is_empty());
+}
+
+#[test]
+fn max_capture_bytes_keeps_the_newest_segments_and_counts_the_rest() {
+    use credtrail_recorder::capture::Retention;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cap");
+    let budget = 96 << 10;
+    let mut w = CaptureWriter::create_with(
+        &dir,
+        manifest(),
+        Rotation::default(),
+        Retention {
+            max_capture_bytes: Some(budget),
+        },
+        None,
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    for round in 0..12u64 {
+        all.extend(push_events(&mut w, round * 10_000, round * 10_000 + 3000));
+        std::thread::sleep(capture::FLUSH_INTERVAL);
+        if w.tick().unwrap() {
+            w.write_processes(&[]).unwrap();
+        }
+    }
+    let m = w.finish(end()).unwrap();
+    let evicted: Vec<_> = m.segments.iter().filter(|s| s.evicted).collect();
+    assert!(!evicted.is_empty(), "{:?}", m.segments);
+    for s in &evicted {
+        assert!(!dir.join(&s.file).exists(), "{} still on disk", s.file);
+    }
+    let evicted_rows: u64 = evicted
+        .iter()
+        .filter(|s| s.table == "events")
+        .map(|s| s.rows)
+        .sum();
+    assert_eq!(m.counters.events_evicted, evicted_rows);
+    assert_eq!(m.counters.events_written, all.len() as u64);
+    let on_disk: u64 = m
+        .segments
+        .iter()
+        .filter(|s| !s.evicted)
+        .map(|s| s.bytes)
+        .sum();
+    assert!(on_disk <= budget, "{on_disk} bytes kept, budget {budget}");
+    assert_eq!(m.settings["max_capture_bytes"], budget);
+    assert!(m.check_chain().is_empty());
+    // What is left is the newest events, complete and in order.
+    let kept = Capture::open(&dir).unwrap().events().unwrap();
+    assert_eq!(kept.len() as u64, all.len() as u64 - evicted_rows);
+    assert_eq!(kept[..], all[all.len() - kept.len()..]);
+}
+
+#[test]
+fn manifests_are_signed_with_an_openssl_ed25519_key() {
+    use credtrail_recorder::sign;
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("key.pem");
+    let pubkey = tmp.path().join("pub.pem");
+    let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
+    ok(Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&key));
+    ok(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&pubkey));
+    let dir = tmp.path().join("cap");
+    let signing = sign::load_signing_key(&key).unwrap();
+    let mut w = CaptureWriter::create_with(
+        &dir,
+        manifest(),
+        Rotation::default(),
+        Default::default(),
+        Some(signing),
+    )
+    .unwrap();
+    push_events(&mut w, 0, 10);
+    w.finish(end()).unwrap();
+    let verifying = sign::load_verifying_key(&pubkey).unwrap();
+    sign::verify_manifest_signature(&dir, &verifying).unwrap();
+    // OpenSSL agrees: the signature is plain ed25519 over the file's bytes.
+    ok(Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-rawin", "-inkey"])
+        .arg(&pubkey)
+        .arg("-in")
+        .arg(dir.join("manifest.json"))
+        .arg("-sigfile")
+        .arg(dir.join("manifest.json.sig")));
+    // One changed byte in the manifest and the signature fails.
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("node-a", "node-b", 1)).unwrap();
+    let e = sign::verify_manifest_signature(&dir, &verifying).unwrap_err();
+    assert!(e.contains("signature does not match"), "{e}");
+    // Keys that are not ed25519 PEM are refused with the fix.
+    let e = sign::load_signing_key(&pubkey).unwrap_err().to_string();
+    assert!(e.contains("openssl genpkey -algorithm ed25519"), "{e}");
+}

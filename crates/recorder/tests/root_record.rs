@@ -3,114 +3,15 @@
 //! They skip (with a message) only where the kernel cannot run BPF or we are
 //! not root; under CI (CI=true) a skip is a failure, so they always run there.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use credtrail_recorder::capture::Capture;
 use credtrail_recorder::event::{Creds, Event};
 use credtrail_recorder::workload::{Report, Step};
 
-const RECORD: &str = env!("CARGO_BIN_EXE_credtrail-record");
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_credtrail-workload");
-
-/// Root tests run one at a time: each asserts on everything the kernel
-/// reported while it ran, so a concurrent test's calls would interfere.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Whether root BPF tests can run here; panics under CI when they cannot.
-fn bpf_available() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
-    let why = match (root, btf) {
-        (true, true) => return true,
-        (false, _) => "not running as root",
-        (true, false) => "the kernel has no BTF (/sys/kernel/btf/vmlinux)",
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("root eBPF test cannot run under CI: {why}");
-    }
-    eprintln!("SKIPPED root eBPF test: {why} (run as root: sudo scripts/test)");
-    false
-}
-
-struct Recorder {
-    child: Child,
-    dir: PathBuf,
-    stdout: std::thread::JoinHandle<String>,
-    stderr: std::thread::JoinHandle<String>,
-    _tmp: tempfile::TempDir,
-}
-
-/// Reads a pipe to the end on a thread, so the recorder never blocks on it.
-fn slurp(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        r.read_to_string(&mut s).unwrap();
-        s
-    })
-}
-
-impl Recorder {
-    /// Starts `credtrail-record` into a new capture (printing JSON live if
-    /// `print`) and waits until its hooks are attached: the manifest is
-    /// written only after attach.
-    fn start(print: bool, extra: &[&str]) -> Recorder {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("capture");
-        let mut cmd = Command::new(RECORD);
-        cmd.arg("--out").arg(&dir).args(extra);
-        if print {
-            cmd.args(["--print", "json"]);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn credtrail-record");
-        let stdout = slurp(child.stdout.take().unwrap());
-        let stderr = slurp(child.stderr.take().unwrap());
-        let mut rec = Recorder {
-            child,
-            dir,
-            stdout,
-            stderr,
-            _tmp: tmp,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !rec.dir.join("manifest.json").exists() {
-            if let Some(status) = rec.child.try_wait().unwrap() {
-                let err = rec.stderr.join().unwrap();
-                panic!("credtrail-record exited early ({status}): {err}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "recorder did not start within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        rec
-    }
-
-    /// SIGINT, wait, and return (live stdout, stderr, capture, the temp dir
-    /// guard that keeps the capture on disk).
-    fn stop(mut self) -> (String, String, Capture, tempfile::TempDir) {
-        // SAFETY: kill with a valid pid and signal.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let status = self.child.wait().unwrap();
-        let stdout = self.stdout.join().unwrap();
-        let stderr = self.stderr.join().unwrap();
-        assert!(status.success(), "recorder failed: {stderr}");
-        let cap = Capture::open(&self.dir).unwrap();
-        (stdout, stderr, cap, self._tmp)
-    }
-}
+mod common;
+use common::{Recorder, WORKLOAD, bpf_available, serial};
 
 fn run_workload(args: &[&str]) -> Report {
     let out = Command::new(WORKLOAD).args(args).output().unwrap();
@@ -357,7 +258,9 @@ fn storm_accounting_is_exact_and_segments_rotate() {
         return;
     }
     let _serial = serial();
-    let rec = Recorder::start(false, &["--rotate-seconds", "1"]);
+    // A deliberately tiny ring buffer: the storm overruns it, and every
+    // overrun must be counted.
+    let rec = Recorder::start(false, &["--rotate-seconds", "1", "--ring-buffer-mib", "1"]);
     let out = Command::new(WORKLOAD)
         .args(["storm", "--threads", "2", "--seconds", "2"])
         .output()
@@ -377,6 +280,10 @@ fn storm_accounting_is_exact_and_segments_rotate() {
         .filter(|e| e.pid == storm_pid && e.syscall == "setresuid")
         .count() as u64;
     assert!(issued > 1000, "storm issued only {issued} calls");
+    assert!(
+        c.ringbuf_full > 0,
+        "a 1 MiB ring under a storm must overflow: {c:?}"
+    );
     // Serial tests on a quiet machine: every loss counted is the storm's.
     assert_eq!(
         ours + c.lost(),
