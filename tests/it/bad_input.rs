@@ -154,7 +154,7 @@ fn newer_format_version_names_both_versions() {
     edit_manifest(&dir, |v| v["format_version"] = 7.into());
     let e = replay_error(&dir);
     assert!(
-        e.contains("format version 7") && e.contains("versions 1 to 1"),
+        e.contains("format version 7") && e.contains("versions 1 to 2"),
         "{e}"
     );
 }
@@ -224,4 +224,135 @@ fn not_a_capture_at_all() {
     let tmp = tempfile::tempdir().unwrap();
     let e = replay_error(tmp.path());
     assert!(e.contains("manifest.json"), "{e}");
+}
+
+/// A format-2 (hash-chained) copy of a fixture, re-enriched by replay.
+fn chained_capture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    let cap = credtrail_recorder::Capture::open(&fixture(name)).unwrap();
+    credtrail_replay::replay(&cap, None, Some(&dir)).unwrap();
+    (tmp, dir)
+}
+
+/// Runs `credtrail-replay --verify` with extra flags: (ok, stdout, stderr).
+fn verify_cli(dir: &Path, pubkey: Option<&Path>, head: Option<&str>) -> (bool, String, String) {
+    let cli = Cli {
+        captures: vec![dir.to_owned()],
+        print: None,
+        out: None,
+        verify: true,
+        pubkey: pubkey.map(Path::to_owned),
+        expect_head: head.map(str::to_owned),
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let ok = credtrail_replay::run(cli, &mut out, &mut err).unwrap();
+    (
+        ok,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn tampering_with_a_chained_capture_is_detected() {
+    let (_t, dir) = chained_capture("setxid-broadcast-4-threads");
+    let m = Manifest::read(&dir).unwrap();
+    let head = m.chain_head.clone().unwrap();
+    let (ok, out, err) = verify_cli(&dir, None, Some(&head));
+    assert!(ok, "{out}{err}");
+    assert!(out.contains(&head), "the head is shown: {out}");
+
+    // Editing the final state (a counter) breaks the head.
+    let (_t2, d) = chained_capture("setxid-broadcast-4-threads");
+    edit_manifest(&d, |v| v["counters"]["ringbuf_full"] = 0.into());
+    edit_manifest(&d, |v| v["counters"]["ringbuf_full"] = 5.into());
+    let (ok, _, err) = verify_cli(&d, None, None);
+    assert!(!ok && err.contains("chain head differs"), "{err}");
+
+    // Removing a segment (record and file) breaks the chain after it.
+    let (_t3, d) = chained_capture("setxid-broadcast-4-threads");
+    let mut removed = String::new();
+    edit_manifest(&d, |v| {
+        let segs = v["segments"].as_array_mut().unwrap();
+        let i = segs.iter().position(|s| s["table"] == "lifecycle").unwrap();
+        removed = segs.remove(i)["file"].as_str().unwrap().to_owned();
+    });
+    std::fs::remove_file(d.join(&removed)).unwrap();
+    let (ok, _, err) = verify_cli(&d, None, None);
+    assert!(!ok && err.contains("hash chain broken"), "{err}");
+
+    // An attacker who recomputes the whole chain still fails the head the
+    // recorder printed.
+    let (_t4, d) = chained_capture("setxid-broadcast-4-threads");
+    let mut m = Manifest::read(&d).unwrap();
+    m.kernel_release = "5.4.0-innocent".into();
+    for s in &mut m.segments {
+        s.chain = None;
+    }
+    m.write(&d, None).unwrap();
+    let (ok, _, _) = verify_cli(&d, None, None);
+    assert!(ok, "a consistent rewrite passes the chain alone");
+    let (ok, _, err) = verify_cli(&d, None, Some(&head));
+    assert!(!ok && err.contains("is not the expected"), "{err}");
+}
+
+#[test]
+fn a_signed_capture_verifies_and_an_edited_one_does_not() {
+    use credtrail_recorder::sign;
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, pubkey) = (tmp.path().join("k.pem"), tmp.path().join("p.pem"));
+    let run = |args: &[&std::ffi::OsStr]| {
+        assert!(
+            std::process::Command::new("openssl")
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    run(&[
+        "genpkey".as_ref(),
+        "-algorithm".as_ref(),
+        "ed25519".as_ref(),
+        "-out".as_ref(),
+        key.as_os_str(),
+    ]);
+    run(&[
+        "pkey".as_ref(),
+        "-pubout".as_ref(),
+        "-in".as_ref(),
+        key.as_os_str(),
+        "-out".as_ref(),
+        pubkey.as_os_str(),
+    ]);
+    let (_t, dir) = chained_capture("su-like");
+    let mut m = Manifest::read(&dir).unwrap();
+    m.write(&dir, Some(&sign::load_signing_key(&key).unwrap()))
+        .unwrap();
+    let (ok, out, err) = verify_cli(&dir, Some(&pubkey), None);
+    assert!(ok, "{out}{err}");
+    // Rewritten consistently (chain recomputed) but without the key.
+    m.kernel_release = "5.4.0-elsewhere".into();
+    for s in &mut m.segments {
+        s.chain = None;
+    }
+    m.write(&dir, None).unwrap();
+    let (ok, _, err) = verify_cli(&dir, Some(&pubkey), None);
+    assert!(!ok && err.contains("signature does not match"), "{err}");
+    // A key file that is not a key: one clear error.
+    let cli_err = credtrail_replay::run(
+        Cli {
+            captures: vec![dir.clone()],
+            print: None,
+            out: None,
+            verify: true,
+            pubkey: Some(dir.join("manifest.json")),
+            expect_head: None,
+        },
+        &mut Vec::new(),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(format!("{cli_err:#}").contains("not an ed25519 public key"));
 }

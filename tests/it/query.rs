@@ -166,13 +166,13 @@ fn errors_say_what_is_wrong() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("manifest.json"),
-        r#"{"format": "credtrail-capture", "format_version": 2}"#,
+        r#"{"format": "credtrail-capture", "format_version": 3}"#,
     )
     .unwrap();
     let (_, _, e) = query(&[tmp.path().to_str().unwrap(), "summary"]);
     let e = e.unwrap();
     assert!(
-        e.contains("format version 2") && e.contains("versions 1 to 1"),
+        e.contains("format version 3") && e.contains("versions 1 to 2"),
         "{e}"
     );
 }

@@ -590,6 +590,12 @@ impl CaptureWriter {
         manifest.chain_head = None;
         manifest.error = None;
         manifest.recovery = None;
+        // The row counts are this writer's own (a replay copy starts from
+        // its source's manifest).
+        let c = &mut manifest.counters;
+        (c.events_written, c.lifecycle_written) = (0, 0);
+        (c.events_evicted, c.lifecycle_evicted) = (0, 0);
+        (c.events_lost_io, c.lifecycle_lost_io) = (0, 0);
         if let Some(max) = retention.max_capture_bytes {
             manifest
                 .settings

@@ -431,10 +431,11 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::
             }
             writeln!(
                 stdout,
-                "{}: {} segments, {} events re-enriched: {}",
+                "{}: {} segments, {} events re-enriched, chain head {}: {}",
                 dir.display(),
                 v.segments,
                 v.events,
+                v.chain_head.as_deref().unwrap_or("(none, format 1)"),
                 if v.problems.is_empty() {
                     "OK".to_owned()
                 } else {

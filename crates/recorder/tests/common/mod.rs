@@ -91,6 +91,18 @@ impl Recorder {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Fully set up once it has dropped its capabilities (after the
+        // /proc snapshot): its own capset calls are then behind it.
+        let status = format!("/proc/{}/status", rec.child.id());
+        while std::fs::read_to_string(&status)
+            .is_ok_and(|s| !s.contains("CapEff:\t0000000000000004"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "recorder did not drop its capabilities within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         rec
     }
 
