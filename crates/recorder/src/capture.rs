@@ -145,6 +145,11 @@ impl Default for Rotation {
 /// Rows are written out (a Parquet row group plus a checkpoint) at least
 /// this often: the most a killed recorder can lose, with the poll interval.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// Row groups per segment at most. A steady trickle of events flushes a
+/// small row group every [`FLUSH_INTERVAL`], and each checkpoint rewrites
+/// the footer of all of them (≈ 9 KB each for the events table): this
+/// bounds that footer (and the segment) at ≈ 0.6 MB, 32 s of such a trickle.
+const MAX_ROW_GROUPS: usize = 64;
 /// Rows per row group at most (a storm fills one well within a second).
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Rows kept as Rust-side column builders before they are encoded into the
@@ -371,7 +376,8 @@ impl<T: Table> TableWriter<T> {
         self.open.as_ref().is_some_and(|s| {
             s.rows + s.buffered as u64 > 0
                 && (s.opened.elapsed() >= rotation.max_age
-                    || s.writer.bytes_written() as u64 >= rotation.max_bytes)
+                    || s.writer.bytes_written() as u64 >= rotation.max_bytes
+                    || s.writer.flushed_row_groups().len() >= MAX_ROW_GROUPS)
         })
     }
 

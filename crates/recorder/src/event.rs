@@ -406,7 +406,8 @@ impl std::fmt::Display for Outcome {
 
 /// Names of the errors these calls return.
 pub fn errno_name(ret: i64) -> Option<&'static str> {
-    Some(match -ret {
+    // wrapping: a hostile record may carry i64::MIN.
+    Some(match ret.wrapping_neg() {
         1 => "EPERM",
         11 => "EAGAIN",
         12 => "ENOMEM",

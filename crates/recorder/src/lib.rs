@@ -12,6 +12,8 @@ pub mod enrich;
 pub mod error;
 pub mod event;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host;
 pub mod lifecycle;
 pub mod manifest;

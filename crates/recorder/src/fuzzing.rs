@@ -1,0 +1,57 @@
+//! Entry points for the fuzz targets in `fuzz/` and for the regression test
+//! that replays their saved inputs: each parser of untrusted bytes, called
+//! the way credtrail calls it. Any panic here is a bug.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// `manifest.json` of a capture someone handed us.
+pub fn manifest(data: &[u8]) {
+    if let Ok(m) = crate::manifest::Manifest::parse(Path::new("fuzz/manifest.json"), data) {
+        let _ = m.check_chain();
+        let _ = m.segments_of(crate::capture::EVENTS).count();
+        let _ = m.counters.lost();
+    }
+}
+
+/// An open segment's checkpoint, read by `recover`.
+pub fn checkpoint(data: &[u8]) {
+    let _ = crate::recover::Checkpoint::decode(data);
+}
+
+/// `kubectl get pods -A -o json` output given to `--pods`.
+pub fn pods(data: &[u8]) {
+    let _ = crate::containers::parse_pods(Path::new("fuzz/pods.json"), data);
+}
+
+/// An OCI bundle's `config.json` annotations and a task's cgroup path.
+pub fn container_metadata(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = crate::containers::container_from_path(&text);
+    let comps: Vec<&str> = text.split('/').rev().collect();
+    let _ = crate::containers::container_from_components(&comps);
+    if let Ok(annotations) = serde_json::from_slice::<BTreeMap<String, String>>(data) {
+        let _ = crate::containers::pod_from_annotations(&annotations);
+    }
+}
+
+/// A raw ring buffer record, as the kernel side hands it over.
+#[cfg(feature = "bpf")]
+pub fn raw_record(data: &[u8]) {
+    let ctx = crate::decode::DecodeContext {
+        node_name: "fuzz".into(),
+        realtime_offset_ns: 1_700_000_000_000_000_000,
+    };
+    if let Ok(rec) = crate::decode::decode_record(data, &ctx) {
+        // Whatever decodes must also print without panicking.
+        if let crate::decode::Record::Cred(ev) = rec {
+            for format in [
+                crate::output::PrintFormat::Json,
+                crate::output::PrintFormat::Compact,
+                crate::output::PrintFormat::Tetragon,
+            ] {
+                let _ = crate::output::print_event(&mut std::io::sink(), format, &ev);
+            }
+        }
+    }
+}
