@@ -42,16 +42,14 @@ pub fn raw_record(data: &[u8]) {
         node_name: "fuzz".into(),
         realtime_offset_ns: 1_700_000_000_000_000_000,
     };
-    if let Ok(rec) = crate::decode::decode_record(data, &ctx) {
-        // Whatever decodes must also print without panicking.
-        if let crate::decode::Record::Cred(ev) = rec {
-            for format in [
-                crate::output::PrintFormat::Json,
-                crate::output::PrintFormat::Compact,
-                crate::output::PrintFormat::Tetragon,
-            ] {
-                let _ = crate::output::print_event(&mut std::io::sink(), format, &ev);
-            }
+    // Whatever decodes must also print without panicking.
+    if let Ok(crate::decode::Record::Cred(ev)) = crate::decode::decode_record(data, &ctx) {
+        for format in [
+            crate::output::PrintFormat::Json,
+            crate::output::PrintFormat::Compact,
+            crate::output::PrintFormat::Tetragon,
+        ] {
+            let _ = crate::output::print_event(&mut std::io::sink(), format, &ev);
         }
     }
 }
