@@ -59,6 +59,7 @@ fn container_metadata_inputs() {
     replay("container_metadata", fuzzing::container_metadata);
 }
 
+#[cfg(feature = "bpf")]
 #[test]
 fn raw_record_inputs() {
     replay("raw_record", fuzzing::raw_record);
