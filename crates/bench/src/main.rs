@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+mod soak;
+mod system;
+
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use credtrail_recorder::capture::{CaptureWriter, Rotation};
@@ -41,6 +44,62 @@ enum Bench {
         #[arg(long, default_value = "BENCHMARKS.md")]
         markdown: PathBuf,
     },
+    /// credtrail vs auditd vs bpftrace (root): syscall overhead, flat-out
+    /// throughput and loss, recorder CPU and memory, capture size, replay.
+    System {
+        /// Rounds of the overhead measurement.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Length of each flat-out storm.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value = "/var/tmp/credtrail-bench/system")]
+        work: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
+    /// The recorder for MINUTES under a storm plus fork/exec churn (root).
+    Soak {
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        /// Storm calls per second per thread (2 threads).
+        #[arg(long, default_value_t = 5000)]
+        rate: u64,
+        #[arg(long, default_value = "/var/tmp/credtrail-bench/system")]
+        work: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
+    /// Everything: system, query, then the soak (0 minutes skips it).
+    All {
+        #[arg(long, default_value_t = 30)]
+        soak_minutes: u64,
+        #[arg(long, default_value = "/var/tmp/credtrail-bench/system")]
+        work: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
+}
+
+fn system(runs: usize, seconds: u64, work: &Path, markdown: &Path) -> anyhow::Result<()> {
+    let t = system::Tools::new(work)?;
+    replace_section(markdown, "machine", &system::machine())?;
+    let md = system::overhead(&t, runs)?;
+    println!("{md}");
+    replace_section(markdown, "overhead", &md)?;
+    let (md, _) = system::throughput(&t, seconds)?;
+    println!("{md}");
+    replace_section(markdown, "throughput", &md)?;
+    let md = system::size_and_replay(&t)?;
+    println!("{md}");
+    replace_section(markdown, "size", &md)
+}
+
+fn soak(minutes: u64, rate: u64, work: &Path, markdown: &Path) -> anyhow::Result<()> {
+    let t = system::Tools::new(work)?;
+    let md = soak::soak(&t, minutes, rate)?;
+    println!("{md}");
+    replace_section(markdown, "soak", &md)
 }
 
 fn main() -> ExitCode {
@@ -67,6 +126,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let section = bench_query(&dir, runs)?;
             println!("{section}");
             replace_section(&markdown, "query", &section)
+        }
+        Bench::System {
+            runs,
+            seconds,
+            work,
+            markdown,
+        } => system(runs, seconds, &work, &markdown),
+        Bench::Soak {
+            minutes,
+            rate,
+            work,
+            markdown,
+        } => soak(minutes, rate, &work, &markdown),
+        Bench::All {
+            soak_minutes,
+            work,
+            markdown,
+        } => {
+            system(5, 30, &work, &markdown)?;
+            let dir = PathBuf::from("/var/tmp/credtrail-bench/query-capture");
+            if !dir.join("manifest.json").exists() {
+                generate(&dir, 10_000_000)?;
+            }
+            let section = bench_query(&dir, 3)?;
+            replace_section(&markdown, "query", &section)?;
+            if soak_minutes > 0 {
+                soak(soak_minutes, 5000, &work, &markdown)?;
+            }
+            Ok(())
         }
     }
 }

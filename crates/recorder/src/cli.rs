@@ -158,6 +158,18 @@ pub mod workload {
             rate: u64,
             #[arg(long, default_value_t = 1234)]
             uid: u32,
+            /// Which call each thread toggles.
+            #[arg(long, value_enum, default_value = "setresuid")]
+            call: crate::workload::Call,
+        },
+        /// Time CALLS calls on one thread; prints nanoseconds per call.
+        TimeCalls {
+            #[arg(long, value_enum, default_value = "setresuid")]
+            call: crate::workload::Call,
+            #[arg(long, default_value_t = 200_000)]
+            calls: u64,
+            #[arg(long, default_value_t = 1234)]
+            uid: u32,
         },
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::Creds;
 
 /// Credentials as /proc/PID/task/TID/status shows them (no securebits there).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observed {
     pub uid: [u32; 4],
     pub gid: [u32; 4],
@@ -348,14 +348,87 @@ pub fn broadcast_setuid(threads: usize, uid: u32) -> std::io::Result<Report> {
     Ok(report)
 }
 
-/// Storm mode: `threads` threads each toggle their own euid 0 ↔ `uid` with
-/// raw setresuid until `deadline`, at most `rate` calls/s per thread
+/// The call a storm or a timing loop makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Call {
+    /// setresuid(-1, euid, -1), euid toggling 0 ↔ UID: a real change each time.
+    Setresuid,
+    /// setresgid(-1, egid, -1), egid toggling 0 ↔ UID.
+    Setresgid,
+    /// capset toggling CAP_NET_RAW in the effective set.
+    Capset,
+    /// getpid: an unrelated syscall, to measure what tracing costs others.
+    Getpid,
+}
+
+/// Makes call number `n` of `call`: even calls move away from the start
+/// state, odd calls move back, so an even count leaves the thread as it began.
+fn make_call(call: Call, n: u64, uid: u32, caps: &[CapData; 2]) -> i64 {
+    let away = n % 2 == 0;
+    match call {
+        Call::Setresuid => raw(libc::SYS_setresuid, -1, if away { uid.into() } else { 0 }, -1),
+        Call::Setresgid => raw(libc::SYS_setresgid, -1, if away { uid.into() } else { 0 }, -1),
+        Call::Capset => {
+            let mut data = *caps;
+            if away {
+                data[0].effective &= !(1 << CAP_NET_RAW);
+            }
+            let hdr = CapHeader {
+                version: CAP_V3,
+                pid: 0,
+            };
+            raw(
+                libc::SYS_capset,
+                &hdr as *const CapHeader as libc::c_long,
+                data.as_ptr() as libc::c_long,
+                0,
+            )
+        }
+        // SAFETY: getpid has no preconditions.
+        Call::Getpid => unsafe { libc::getpid() }.into(),
+    }
+}
+
+/// The thread's capability sets now, in capset's layout.
+fn current_caps() -> [CapData; 2] {
+    let now = Observed::current().unwrap_or_default();
+    let (e0, e1) = split(now.cap_effective);
+    let (p0, p1) = split(now.cap_permitted);
+    let (i0, i1) = split(now.cap_inheritable);
+    [
+        CapData {
+            effective: e0,
+            permitted: p0,
+            inheritable: i0,
+        },
+        CapData {
+            effective: e1,
+            permitted: p1,
+            inheritable: i1,
+        },
+    ]
+}
+
+/// Storm mode: `threads` threads each make `call` (toggling their own
+/// credentials) until `deadline`, at most `rate` calls/s per thread
 /// (0 = flat out). Returns the exact number of calls issued.
 pub fn storm(threads: usize, uid: u32, duration: std::time::Duration, rate: u64) -> u64 {
+    storm_of(Call::Setresuid, threads, uid, duration, rate)
+}
+
+/// [`storm`] with any [`Call`].
+pub fn storm_of(
+    call: Call,
+    threads: usize,
+    uid: u32,
+    duration: std::time::Duration,
+    rate: u64,
+) -> u64 {
     let deadline = std::time::Instant::now() + duration;
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             std::thread::spawn(move || {
+                let caps = current_caps();
                 let start = std::time::Instant::now();
                 let mut n = 0u64;
                 loop {
@@ -370,13 +443,12 @@ pub fn storm(threads: usize, uid: u32, duration: std::time::Duration, rate: u64)
                             continue;
                         }
                     }
-                    let euid = if n % 2 == 0 { uid as libc::c_long } else { 0 };
-                    raw(libc::SYS_setresuid, -1, euid, -1);
+                    make_call(call, n, uid, &caps);
                     n += 1;
                 }
-                // Leave the thread as root, like it started.
+                // Leave the thread as it started.
                 if n % 2 == 1 {
-                    raw(libc::SYS_setresuid, -1, 0, -1);
+                    make_call(call, n, uid, &caps);
                     n += 1;
                 }
                 n
@@ -384,4 +456,19 @@ pub fn storm(threads: usize, uid: u32, duration: std::time::Duration, rate: u64)
         })
         .collect();
     handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+}
+
+/// Nanoseconds per call of `call`, over `calls` calls on this thread (after
+/// a tenth as many to warm up): the cost a tracer adds shows up here.
+pub fn time_calls(call: Call, calls: u64, uid: u32) -> f64 {
+    let caps = current_caps();
+    for n in 0..calls / 10 * 2 {
+        make_call(call, n, uid, &caps);
+    }
+    let calls = calls / 2 * 2;
+    let start = std::time::Instant::now();
+    for n in 0..calls {
+        make_call(call, n, uid, &caps);
+    }
+    start.elapsed().as_nanos() as f64 / calls.max(1) as f64
 }

@@ -58,13 +58,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{{\"pid\": {}, \"ret\": {ret}}}", std::process::id());
             return Ok(());
         }
+        Command::TimeCalls { call, calls, uid } => {
+            let ns = workload::time_calls(call, calls, uid);
+            println!("{{\"ns_per_call\": {ns:.1}, \"calls\": {calls}}}");
+            return Ok(());
+        }
         Command::Storm {
             threads,
             seconds,
             rate,
             uid,
+            call,
         } => {
-            let n = workload::storm(threads.into(), uid, Duration::from_secs(seconds), rate);
+            let n = workload::storm_of(
+                call,
+                threads.into(),
+                uid,
+                Duration::from_secs(seconds),
+                rate,
+            );
             println!(
                 "{{\"calls\": {n}, \"pid\": {}, \"threads\": {threads}, \"seconds\": {seconds}}}",
                 std::process::id()
