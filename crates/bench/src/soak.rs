@@ -105,7 +105,11 @@ pub fn soak(t: &Tools, minutes: u64, rate: u64) -> anyhow::Result<String> {
     let step = (samples.len() / 10).max(1);
     for (i, (s, r, f)) in samples.iter().enumerate() {
         if i % step == 0 || i + 1 == samples.len() {
-            md += &format!("| {:.1} | {:.1} | {f} |\n", *s as f64 / 60.0, *r as f64 / 1024.0);
+            md += &format!(
+                "| {:.1} | {:.1} | {f} |\n",
+                *s as f64 / 60.0,
+                *r as f64 / 1024.0
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

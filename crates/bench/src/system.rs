@@ -47,7 +47,8 @@ impl Tools {
                 );
             }
         }
-        std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
+        std::fs::create_dir_all(work)
+            .with_context(|| format!("cannot create {}", work.display()))?;
         Ok(t)
     }
 
@@ -319,7 +320,11 @@ pub fn overhead(t: &Tools, runs: usize) -> anyhow::Result<String> {
             eprintln!("overhead round {round}: {}", tool.name());
             let r = Running::start(*tool, t, "overhead")?;
             // auditd slows setresuid ~100×: fewer calls keep the round short.
-            let calls = if *tool == Tool::Auditd { 20_000 } else { 200_000 };
+            let calls = if *tool == Tool::Auditd {
+                20_000
+            } else {
+                200_000
+            };
             setres[i].push(t.ns_per_call("setresuid", calls)?);
             getpid[i].push(t.ns_per_call("getpid", 2_000_000)?);
             r.stop()?;
@@ -338,7 +343,11 @@ pub fn overhead(t: &Tools, runs: usize) -> anyhow::Result<String> {
             if i == 0 {
                 "–".to_owned()
             } else {
-                format!("+{:.0}% ({:+.0} ns)", (a1 / base.0 - 1.0) * 100.0, a1 - base.0)
+                format!(
+                    "+{:.0}% ({:+.0} ns)",
+                    (a1 / base.0 - 1.0) * 100.0,
+                    a1 - base.0
+                )
             },
             if i == 0 {
                 "–".to_owned()
@@ -367,7 +376,11 @@ pub fn throughput(t: &Tools, seconds: u64) -> anyhow::Result<(String, Option<Pat
     let mut capture = None;
     for tool in [Tool::None, Tool::Credtrail, Tool::Bpftrace, Tool::Auditd] {
         eprintln!("throughput: {}", tool.name());
-        let lost_before = if tool == Tool::Auditd { 0 } else { Auditd::lost() };
+        let lost_before = if tool == Tool::Auditd {
+            0
+        } else {
+            Auditd::lost()
+        };
         let r = Running::start(tool, t, "storm")?;
         let lost_before = if tool == Tool::Auditd {
             Auditd::lost()
@@ -499,7 +512,10 @@ pub fn size_and_replay(t: &Tools) -> anyhow::Result<String> {
     let mut replay_cap = None;
     for (name, mix) in [
         ("storm, 2 × 50,000 setresuid/s for 5 s", false),
-        ("mix: 300 × `credtrail-workload all` (every syscall, threads, fork/exec/exit)", true),
+        (
+            "mix: 300 × `credtrail-workload all` (every syscall, threads, fork/exec/exit)",
+            true,
+        ),
     ] {
         eprintln!("size: {name}");
         let r = Running::start(Tool::Credtrail, t, if mix { "mix" } else { "size" })?;
@@ -508,7 +524,15 @@ pub fn size_and_replay(t: &Tools) -> anyhow::Result<String> {
                 t.workload(&["all"])?;
             }
         } else {
-            t.workload(&["storm", "--threads", "2", "--seconds", "5", "--rate", "50000"])?;
+            t.workload(&[
+                "storm",
+                "--threads",
+                "2",
+                "--seconds",
+                "5",
+                "--rate",
+                "50000",
+            ])?;
         }
         std::thread::sleep(Duration::from_secs(1));
         let Stopped::Credtrail { dir, .. } = r.stop()? else {
@@ -578,7 +602,11 @@ pub fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let m = e.metadata()?;
-        total += if m.is_dir() { dir_bytes(&e.path())? } else { m.len() };
+        total += if m.is_dir() {
+            dir_bytes(&e.path())?
+        } else {
+            m.len()
+        };
     }
     Ok(total)
 }

@@ -19,6 +19,7 @@ use parquet::file::metadata::{
     FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataWriter, RowGroupMetaData,
 };
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::ChunkReader;
 use parquet::schema::types::{ColumnPath, SchemaDescPtr};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -1018,10 +1019,12 @@ impl<T: Table> TableStream<T> {
             path: path.clone(),
             source,
         };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(perr)?
-            .build()
-            .map_err(perr)?;
+        let reader = guard(&path, || {
+            ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(perr)?
+                .build()
+                .map_err(perr)
+        })?;
         self.current = Some((path, seg.rows, reader, 0));
         Ok(())
     }
@@ -1038,7 +1041,8 @@ impl<T: Table> TableStream<T> {
                     None => return Ok(false),
                 }
             };
-            match reader.next() {
+            let next = guard(path, || Ok(reader.next()))?;
+            match next {
                 Some(batch) => {
                     let batch = batch.map_err(|e| CaptureError::Parquet {
                         path: path.clone(),
@@ -1101,26 +1105,49 @@ pub fn read_segment<T: Table>(path: &Path) -> Result<Vec<T>, CaptureError> {
         op: "open segment",
         source,
     })?;
-    let perr = |source| CaptureError::Parquet {
-        path: path.to_owned(),
-        source,
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(perr)?
-        .build()
-        .map_err(perr)?;
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| CaptureError::Parquet {
+    decode_segment(path, file)
+}
+
+/// Decodes a whole Parquet file (any [`ChunkReader`]) into rows. A panic
+/// inside the Parquet reader on a malformed file becomes an error.
+pub fn decode_segment<T: Table, R: ChunkReader + 'static>(
+    path: &Path,
+    reader: R,
+) -> Result<Vec<T>, CaptureError> {
+    guard(path, || {
+        let perr = |source| CaptureError::Parquet {
             path: path.to_owned(),
-            source: e.into(),
-        })?;
-        let part: Vec<T> =
-            serde_arrow::from_record_batch(&batch).map_err(|e| CaptureError::Schema {
+            source,
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(reader)
+            .map_err(perr)?
+            .build()
+            .map_err(perr)?;
+        let mut rows = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|e| CaptureError::Parquet {
                 path: path.to_owned(),
-                message: format!("columns do not match credtrail's {} table: {e}", T::NAME),
+                source: e.into(),
             })?;
-        rows.extend(part);
-    }
-    Ok(rows)
+            let part: Vec<T> =
+                serde_arrow::from_record_batch(&batch).map_err(|e| CaptureError::Schema {
+                    path: path.to_owned(),
+                    message: format!("columns do not match credtrail's {} table: {e}", T::NAME),
+                })?;
+            rows.extend(part);
+        }
+        Ok(rows)
+    })
+}
+
+/// Runs `f`, turning a panic in a dependency's decoder into an error: a
+/// crafted file must not take the reader down.
+fn guard<R>(path: &Path, f: impl FnOnce() -> Result<R, CaptureError>) -> Result<R, CaptureError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(CaptureError::Schema {
+            path: path.to_owned(),
+            message: "malformed Parquet: the decoder failed on it (altered or crafted file?)"
+                .into(),
+        })
+    })
 }

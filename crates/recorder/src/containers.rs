@@ -207,18 +207,11 @@ pub fn bundle_candidates(root: &Path, id: &str) -> Vec<PathBuf> {
 /// Limit on metadata files read: annotations files are small; anything
 /// bigger is not what we are looking for.
 const MAX_META_BYTES: u64 = 4 << 20;
+/// `kubectl get pods -A -o json` of a large cluster runs to tens of MB.
+const MAX_PODS_BYTES: u64 = 512 << 20;
 
 fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let f = std::fs::File::open(path)?;
-    let mut buf = Vec::new();
-    f.take(MAX_META_BYTES + 1).read_to_end(&mut buf)?;
-    if buf.len() as u64 > MAX_META_BYTES {
-        return Err(std::io::Error::other(format!(
-            "larger than {MAX_META_BYTES} bytes"
-        )));
-    }
-    Ok(buf)
+    crate::fsutil::read_bounded(path, MAX_META_BYTES)
 }
 
 /// Pod metadata from the first OCI bundle found for `id` under `root`
@@ -385,10 +378,11 @@ pub fn parse_pods(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, PodInfo>
 
 /// Reads a `--pods` file.
 pub fn read_pods_file(path: &Path) -> Result<BTreeMap<String, PodInfo>, PodsFileError> {
-    let bytes = std::fs::read(path).map_err(|source| PodsFileError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes =
+        crate::fsutil::read_bounded(path, MAX_PODS_BYTES).map_err(|source| PodsFileError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
     parse_pods(path, &bytes)
 }
 

@@ -156,3 +156,18 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock, CaptureError> {
     }
     Ok(DirLock(f))
 }
+
+/// Reads a whole file of at most `max` bytes: untrusted input never makes
+/// us allocate without bound.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = File::open(path)?;
+    let mut buf = Vec::new();
+    f.take(max + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "larger than {max} bytes; not a file credtrail wrote"
+        )));
+    }
+    Ok(buf)
+}

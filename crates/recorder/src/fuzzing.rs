@@ -14,6 +14,14 @@ pub fn manifest(data: &[u8]) {
     }
 }
 
+/// A Parquet segment of a capture someone handed us, read as events.
+pub fn segment(data: &[u8]) {
+    let _ = crate::capture::decode_segment::<crate::event::Event, _>(
+        Path::new("fuzz/events.parquet"),
+        bytes::Bytes::copy_from_slice(data),
+    );
+}
+
 /// An open segment's checkpoint, read by `recover`.
 pub fn checkpoint(data: &[u8]) {
     let _ = crate::recover::Checkpoint::decode(data);

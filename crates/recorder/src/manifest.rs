@@ -364,7 +364,8 @@ impl Manifest {
 
     pub fn read(dir: &Path) -> Result<Manifest, CaptureError> {
         let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read(&path).map_err(|source| CaptureError::Io {
+        // A manifest lists segments: even a year of them is a few MB.
+        let text = fsutil::read_bounded(&path, 64 << 20).map_err(|source| CaptureError::Io {
             path: path.clone(),
             op: "read the manifest",
             source,

@@ -150,7 +150,7 @@ fn seal_from_checkpoint(
 ) -> Result<Option<(Segment, u64)>, CaptureError> {
     let dir = open_path.parent().unwrap_or(Path::new("."));
     let ck_path = dir.join(capture::checkpoint_name(open_path));
-    let bytes = match fs::read(&ck_path) {
+    let bytes = match fsutil::read_bounded(&ck_path, (MAX_FOOTER + HEADER + 32) as u64) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(&ck_path, "read")(e)),
@@ -244,12 +244,12 @@ fn adopt_sealed(
 ) -> Result<(Segment, u64), CaptureError> {
     let dir = open_path.parent().unwrap_or(Path::new("."));
     let ck_path = dir.join(capture::checkpoint_name(open_path));
-    let ck = Checkpoint::decode(&fs::read(&ck_path).map_err(io(&ck_path, "read"))?).map_err(
-        |message| CaptureError::Recovery {
-            path: ck_path.clone(),
-            message,
-        },
-    )?;
+    let bytes = fsutil::read_bounded(&ck_path, (MAX_FOOTER + HEADER + 32) as u64)
+        .map_err(io(&ck_path, "read"))?;
+    let ck = Checkpoint::decode(&bytes).map_err(|message| CaptureError::Recovery {
+        path: ck_path.clone(),
+        message,
+    })?;
     let sealed = open_path.with_extension("");
     let f = fs::File::open(&sealed).map_err(io(&sealed, "open"))?;
     let rows = count_rows(f, &sealed)?;

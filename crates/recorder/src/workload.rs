@@ -366,8 +366,18 @@ pub enum Call {
 fn make_call(call: Call, n: u64, uid: u32, caps: &[CapData; 2]) -> i64 {
     let away = n % 2 == 0;
     match call {
-        Call::Setresuid => raw(libc::SYS_setresuid, -1, if away { uid.into() } else { 0 }, -1),
-        Call::Setresgid => raw(libc::SYS_setresgid, -1, if away { uid.into() } else { 0 }, -1),
+        Call::Setresuid => raw(
+            libc::SYS_setresuid,
+            -1,
+            if away { uid.into() } else { 0 },
+            -1,
+        ),
+        Call::Setresgid => raw(
+            libc::SYS_setresgid,
+            -1,
+            if away { uid.into() } else { 0 },
+            -1,
+        ),
         Call::Capset => {
             let mut data = *caps;
             if away {

@@ -64,3 +64,8 @@ fn container_metadata_inputs() {
 fn raw_record_inputs() {
     replay("raw_record", fuzzing::raw_record);
 }
+
+#[test]
+fn segment_inputs() {
+    replay("segment", fuzzing::segment);
+}
