@@ -99,16 +99,22 @@ static __always_inline __u64 groups_bytes(int n)
 	return ((((__u64)n - 1) & (CT_MAX_GROUPS - 1)) + 1) * sizeof(__u32);
 }
 
+/*
+ * The readers below dereference BTF pointers (bpf_get_current_task_btf, or
+ * tp_btf arguments) directly: the verifier turns each load into an inline
+ * fault-safe load, where BPF_CORE_READ costs a helper call per field. On
+ * this path (every hooked syscall, twice) that was most of the overhead.
+ */
 static __always_inline void read_groups(const struct cred *cred, struct ct_creds *out,
 					__u32 *flags, __u32 trunc_flag)
 {
-	struct group_info *gi = BPF_CORE_READ(cred, group_info);
+	struct group_info *gi = cred->group_info;
 	int n;
 
 	out->ngroups = 0;
 	if (!gi)
 		return;
-	n = BPF_CORE_READ(gi, ngroups);
+	n = gi->ngroups;
 	if (n <= 0)
 		return;
 	out->ngroups = n;
@@ -123,22 +129,22 @@ static __always_inline void read_creds(struct task_struct *task, struct ct_creds
 				       __u32 *flags, __u32 trunc_flag)
 {
 	/* The objective credentials: what others see and what set*id changes. */
-	const struct cred *cred = BPF_CORE_READ(task, real_cred);
+	const struct cred *cred = task->real_cred;
 
-	out->uid = BPF_CORE_READ(cred, uid.val);
-	out->euid = BPF_CORE_READ(cred, euid.val);
-	out->suid = BPF_CORE_READ(cred, suid.val);
-	out->fsuid = BPF_CORE_READ(cred, fsuid.val);
-	out->gid = BPF_CORE_READ(cred, gid.val);
-	out->egid = BPF_CORE_READ(cred, egid.val);
-	out->sgid = BPF_CORE_READ(cred, sgid.val);
-	out->fsgid = BPF_CORE_READ(cred, fsgid.val);
-	out->cap_effective = BPF_CORE_READ(cred, cap_effective.val);
-	out->cap_permitted = BPF_CORE_READ(cred, cap_permitted.val);
-	out->cap_inheritable = BPF_CORE_READ(cred, cap_inheritable.val);
-	out->cap_bounding = BPF_CORE_READ(cred, cap_bset.val);
-	out->cap_ambient = BPF_CORE_READ(cred, cap_ambient.val);
-	out->securebits = BPF_CORE_READ(cred, securebits);
+	out->uid = cred->uid.val;
+	out->euid = cred->euid.val;
+	out->suid = cred->suid.val;
+	out->fsuid = cred->fsuid.val;
+	out->gid = cred->gid.val;
+	out->egid = cred->egid.val;
+	out->sgid = cred->sgid.val;
+	out->fsgid = cred->fsgid.val;
+	out->cap_effective = cred->cap_effective.val;
+	out->cap_permitted = cred->cap_permitted.val;
+	out->cap_inheritable = cred->cap_inheritable.val;
+	out->cap_bounding = cred->cap_bset.val;
+	out->cap_ambient = cred->cap_ambient.val;
+	out->securebits = cred->securebits;
 	read_groups(cred, out, flags, trunc_flag);
 }
 
@@ -158,23 +164,24 @@ static __always_inline void read_ids(struct task_struct *task, struct ct_ids *id
 	struct upid up = {};
 	unsigned int level;
 
-	ids->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	ids->ppid = task->real_parent->tgid;
 	if (bpf_core_field_exists(task->loginuid)) {
-		ids->auid = BPF_CORE_READ(task, loginuid.val);
-		ids->sessionid = BPF_CORE_READ(task, sessionid);
+		ids->auid = task->loginuid.val;
+		ids->sessionid = task->sessionid;
 	} else {
 		ids->auid = (__u32)-1;
 		ids->sessionid = (__u32)-1;
 	}
 	/* The task's cgroup v2 id (what bpf_get_current_cgroup_id returns for current). */
-	ids->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	ids->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
 
 	/* The thread group's pid as seen from its own (innermost) pid namespace. */
-	tp = BPF_CORE_READ(task, group_leader, thread_pid);
-	level = BPF_CORE_READ(tp, level);
+	tp = task->group_leader->thread_pid;
+	level = tp->level;
 	ids->ns_pid = 0;
 	ids->pidns_inum = 0;
 	if (level <= MAX_PID_NS_LEVEL) {
+		/* A variable index: one helper read rather than a variable-offset load. */
 		bpf_core_read(&up, sizeof(up), &tp->numbers[level]);
 		ids->ns_pid = up.nr;
 		ids->pidns_inum = BPF_CORE_READ(up.ns, ns.inum);
@@ -244,7 +251,7 @@ static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u32
 				    const int nargs)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 zero = 0;
 	struct ct_event *e = bpf_map_lookup_elem(&scratch, &zero);
 
@@ -285,7 +292,7 @@ static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u32
 static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct ct_event *pending, *e;
 
 	pending = bpf_map_lookup_elem(&inflight, &id);
@@ -528,7 +535,7 @@ int BPF_PROG(prepare_exec, struct task_struct *task, struct linux_binprm *bprm)
 SEC("tracepoint/sched/sched_process_exec")
 int sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 old_tid = ctx->old_pid;
 	struct ct_proc_event *e = proc_begin(CT_PROC_EXEC, task);
 	struct ct_creds *before;
@@ -597,7 +604,7 @@ int BPF_PROG(sched_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tracepoint/sched/sched_process_exit")
 int sched_exit(void *ctx)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct ct_proc_event *e;
 
 	/* Only when the whole thread group is gone. */
