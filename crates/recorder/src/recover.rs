@@ -213,26 +213,35 @@ fn seal_from_checkpoint(
     fs::rename(open_path, &final_path).map_err(io(&final_path, "rename recovered segment to"))?;
     capture::remove_checkpoint(open_path)?;
     fsutil::sync_dir(dir)?;
-    let (bytes, sha256) = hash_file(&final_path)?;
-    let rel = final_path
-        .strip_prefix(capture_dir)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| format!("{table}/{name}"));
     Ok(Some((
-        Segment {
-            table: table.to_owned(),
-            file: rel,
-            rows: ck.rows,
-            bytes,
-            sha256,
-            first_ktime_ns: ck.first_ktime_ns,
-            last_ktime_ns: ck.last_ktime_ns,
-            recovered: true,
-            evicted: false,
-            chain: None,
-        },
+        recovered_segment(capture_dir, &final_path, table, &ck)?,
         ck.ktime_ns,
     )))
+}
+
+/// The manifest record of a segment sealed by recovery.
+fn recovered_segment(
+    capture_dir: &Path,
+    path: &Path,
+    table: &str,
+    ck: &Checkpoint,
+) -> Result<Segment, CaptureError> {
+    let (bytes, sha256) = hash_file(path)?;
+    Ok(Segment {
+        table: table.to_owned(),
+        file: path
+            .strip_prefix(capture_dir)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| path.display().to_string()),
+        rows: ck.rows,
+        bytes,
+        sha256,
+        first_ktime_ns: ck.first_ktime_ns,
+        last_ktime_ns: ck.last_ktime_ns,
+        recovered: true,
+        evicted: false,
+        chain: None,
+    })
 }
 
 /// Lists a segment that was sealed (complete file, renamed) but not yet in
@@ -262,26 +271,9 @@ fn adopt_sealed(
             ),
         });
     }
-    let (bytes, sha256) = hash_file(&sealed)?;
+    let seg = recovered_segment(capture_dir, &sealed, table, &ck)?;
     fs::remove_file(&ck_path).map_err(io(&ck_path, "remove"))?;
-    Ok((
-        Segment {
-            table: table.to_owned(),
-            file: sealed
-                .strip_prefix(capture_dir)
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            rows,
-            bytes,
-            sha256,
-            first_ktime_ns: ck.first_ktime_ns,
-            last_ktime_ns: ck.last_ktime_ns,
-            recovered: true,
-            evicted: false,
-            chain: None,
-        },
-        ck.ktime_ns,
-    ))
+    Ok((seg, ck.ktime_ns))
 }
 
 /// Reads every row of a Parquet file: proves the recovered file decodes.

@@ -184,21 +184,7 @@ fn capset_drop_step(r: &mut Report, cap: u32) -> std::io::Result<()> {
         version: CAP_V3,
         pid: 0,
     };
-    let (e0, e1) = split(e);
-    let (p0, p1) = split(p);
-    let (i0, i1) = split(i);
-    let data = [
-        CapData {
-            effective: e0,
-            permitted: p0,
-            inheritable: i0,
-        },
-        CapData {
-            effective: e1,
-            permitted: p1,
-            inheritable: i1,
-        },
-    ];
+    let data = cap_data(e, p, i);
     step(
         r,
         "capset",
@@ -402,9 +388,14 @@ fn make_call(call: Call, n: u64, uid: u32, caps: &[CapData; 2]) -> i64 {
 /// The thread's capability sets now, in capset's layout.
 fn current_caps() -> [CapData; 2] {
     let now = Observed::current().unwrap_or_default();
-    let (e0, e1) = split(now.cap_effective);
-    let (p0, p1) = split(now.cap_permitted);
-    let (i0, i1) = split(now.cap_inheritable);
+    cap_data(now.cap_effective, now.cap_permitted, now.cap_inheritable)
+}
+
+/// 64-bit capability masks in capset's two 32-bit halves.
+fn cap_data(effective: u64, permitted: u64, inheritable: u64) -> [CapData; 2] {
+    let (e0, e1) = split(effective);
+    let (p0, p1) = split(permitted);
+    let (i0, i1) = split(inheritable);
     [
         CapData {
             effective: e0,
