@@ -142,6 +142,10 @@ pub struct Recovery {
     /// Events that reached the recorder after its last checkpoint are lost
     /// and cannot be counted; this bounds them in time.
     pub last_checkpoint_ktime_ns: u64,
+    /// Lost in the crash, at least: events the kernel had produced by the
+    /// last checkpoint that are neither in a segment nor counted as dropped.
+    #[serde(default)]
+    pub events_lost_at_least: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

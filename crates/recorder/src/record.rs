@@ -383,7 +383,9 @@ pub fn record(
             p.flush()?;
         }
         let drained = stopping && n < POLL_BATCH;
-        if drained || last_counters.elapsed() >= Duration::from_secs(1) {
+        // As often as checkpoints, so a recovered manifest's kernel counters
+        // are as fresh as its rows.
+        if drained || last_counters.elapsed() >= crate::capture::FLUSH_INTERVAL {
             last_counters = MonoInstant::now();
             let c = counters_from(
                 tracer.counters()?,

@@ -364,6 +364,7 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
         rows: 0,
         discarded: Vec::new(),
         last_checkpoint_ktime_ns: 0,
+        events_lost_at_least: 0,
     };
     let mut problems = Vec::new();
     for (table, open_path) in adopt {
@@ -408,6 +409,10 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     };
     manifest.counters.events_written = rows(EVENTS);
     manifest.counters.lifecycle_written = rows(LIFECYCLE);
+    let c = &manifest.counters;
+    recovery.events_lost_at_least = c
+        .kernel_events
+        .saturating_sub(c.events_written + c.ringbuf_full + c.decode_errors);
     let last = manifest
         .segments
         .iter()

@@ -105,9 +105,10 @@ fn sigkill_at_random_points_loses_at_most_a_second() {
             .unwrap();
         let window_ms = kill_ktime.saturating_sub(last) as f64 / 1e6;
         eprintln!(
-            "run {run}: killed {} ms after start, {} events kept, loss window {window_ms:.0} ms",
+            "run {run}: killed {} ms after start, {} events kept, loss window {window_ms:.0} ms, at least {} events lost in the crash",
             delay.as_millis(),
-            cap.manifest.counters.events_written
+            cap.manifest.counters.events_written,
+            cap.manifest.recovery.as_ref().unwrap().events_lost_at_least
         );
         assert!(
             window_ms <= 1000.0,

@@ -123,7 +123,23 @@ fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
         c.decode_errors,
         c.exit_without_enter,
     );
-    for s in &m.segments {
+    if let Some(e) = &m.error {
+        eprintln!("  stopped early: {e}");
+    }
+    if let Some(r) = &m.recovery {
+        eprintln!(
+            "  recovered {}: {} segment(s), {} rows sealed from checkpoints; {} set aside; at least {} events lost in the crash",
+            r.recovered_at,
+            r.segments.len(),
+            r.rows,
+            r.discarded.len(),
+            r.events_lost_at_least
+        );
+    }
+    if let Some(h) = &m.chain_head {
+        eprintln!("  chain head {h}");
+    }
+    for s in m.segments.iter().filter(|s| !s.evicted) {
         eprintln!(
             "  {:<28} {:>8} rows {:>10} bytes sha256 {}",
             s.file,
