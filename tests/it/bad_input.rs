@@ -356,3 +356,42 @@ fn a_signed_capture_verifies_and_an_edited_one_does_not() {
     .unwrap_err();
     assert!(format!("{cli_err:#}").contains("not an ed25519 public key"));
 }
+
+#[test]
+fn a_crafted_segment_is_one_error_line_in_replay_and_query() {
+    // Found by the `segment` fuzzer: metadata that makes both Parquet
+    // readers (parquet-rs, polars) panic. Checksums are made to match, as
+    // an attacker planting a capture would.
+    let crafted = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions/segment/crash-343aceb71e4dd17c03499aba9f781935d923a210");
+    let (_t, dir) = copy_fixture("su-like");
+    std::fs::copy(&crafted, events_segment(&dir)).unwrap();
+    let (bytes, sha) = hash_file(&events_segment(&dir)).unwrap();
+    edit_manifest(&dir, |v| {
+        for s in v["segments"].as_array_mut().unwrap() {
+            if s["file"] == "events/part-00000.parquet" {
+                s["bytes"] = bytes.into();
+                s["sha256"] = sha.clone().into();
+            }
+        }
+    });
+    let e = replay_error(&dir);
+    assert!(e.contains("malformed Parquet"), "{e}");
+
+    use clap::Parser as _;
+    let cli = credtrail_query::cli::Cli::try_parse_from([
+        "credtrail-query",
+        dir.to_str().unwrap(),
+        "summary",
+    ])
+    .unwrap();
+    let e = credtrail_recorder::host::run_guarded(|| {
+        credtrail_query::cli::run(cli, &mut Vec::new(), &mut Vec::new()).map_err(Into::into)
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        !e.contains('\n') && e.contains("credtrail-replay --verify"),
+        "{e}"
+    );
+}

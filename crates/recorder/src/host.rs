@@ -78,3 +78,31 @@ pub fn init_logging(default: &str) {
         )
         .init();
 }
+
+/// Runs a binary's `run`, turning a panic (a dependency's decoder failing on
+/// a crafted or damaged file) into one error line instead of a backtrace.
+/// The panic's own message is logged at debug level (`RUST_LOG=debug`).
+pub fn run_guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    static LAST: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.to_string();
+        tracing::debug!("panic: {msg}");
+        if let Ok(mut last) = LAST.lock() {
+            last.get_or_insert(msg);
+        }
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    result.unwrap_or_else(|_| {
+        let msg = LAST
+            .lock()
+            .ok()
+            .and_then(|mut l| l.take())
+            .unwrap_or_default()
+            .replace('\n', " ");
+        Err(anyhow::anyhow!(
+            "internal failure reading the input ({msg}); if it is a capture, check it with `credtrail-replay --verify`"
+        ))
+    })
+}

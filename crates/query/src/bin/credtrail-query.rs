@@ -18,7 +18,10 @@ fn main() -> ExitCode {
         std::env::set_var("POLARS_FMT_STR_LEN", "40");
     }
     let mut out = std::io::stdout().lock();
-    match run(cli, &mut out, &mut std::io::stderr()) {
+    let result = credtrail_recorder::host::run_guarded(|| {
+        run(cli, &mut out, &mut std::io::stderr()).map_err(anyhow::Error::from)
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("credtrail-query: error: {e}");

@@ -10,8 +10,10 @@ fn main() -> ExitCode {
     credtrail_recorder::host::init_logging("warn");
     let cli = Cli::parse();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let result = run(cli, &mut out, &mut std::io::stderr())
-        .and_then(|ok| out.flush().map(|()| ok).map_err(Into::into));
+    let result = credtrail_recorder::host::run_guarded(|| {
+        run(cli, &mut out, &mut std::io::stderr())
+            .and_then(|ok| out.flush().map(|()| ok).map_err(Into::into))
+    });
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
