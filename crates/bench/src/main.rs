@@ -282,30 +282,46 @@ fn generate(dir: &Path, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Wall time and peak RSS of one child process.
+/// Wall time and peak RSS of one child process. The peak comes from the
+/// child's own VmHWM, polled while it runs: `ru_maxrss` would report this
+/// (large) harness's RSS for any child it spawned, since Linux carries the
+/// parent's high-water mark through the child's exec.
 fn measure(cmd: &mut Command) -> anyhow::Result<(Duration, u64)> {
     let start = Instant::now();
-    let child = cmd
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {cmd:?}"))?;
-    let pid = child.id() as i32;
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers to our locals; pid is our child.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let pid = child.id();
+    let mut peak = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        peak = peak.max(vm_hwm(pid));
+        std::thread::sleep(Duration::from_millis(2));
+    };
     let wall = start.elapsed();
-    if rc != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+    if !status.success() {
         let mut err = String::new();
-        if let Some(mut e) = child.stderr {
+        if let Some(mut e) = child.stderr.take() {
             use std::io::Read;
             let _ = e.read_to_string(&mut err);
         }
         bail!("{cmd:?} failed: {err}");
     }
-    Ok((wall, usage.ru_maxrss as u64 * 1024))
+    Ok((wall, peak))
+}
+
+/// A live process's peak resident set (VmHWM), bytes; 0 once it is gone.
+pub(crate) fn vm_hwm(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
 }
 
 fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {

@@ -253,6 +253,9 @@ impl Running {
         match self {
             Running::None => Ok(Stopped::None),
             Running::Credtrail { child, dir } => {
+                // The recorder's own peak, before the harness reaps it
+                // (ru_maxrss would carry this harness's RSS; see measure()).
+                let hwm = crate::vm_hwm(child.id());
                 let pid = child.id() as i32;
                 // SAFETY: signalling and reaping our own child.
                 unsafe { libc::kill(pid, libc::SIGINT) };
@@ -264,7 +267,7 @@ impl Running {
                 Ok(Stopped::Credtrail {
                     dir,
                     cpu_s: cpu(usage.ru_utime) + cpu(usage.ru_stime),
-                    max_rss: usage.ru_maxrss as u64 * 1024,
+                    max_rss: hwm,
                 })
             }
             Running::Auditd(a) => Ok(Stopped::Auditd(a.stop()?)),
