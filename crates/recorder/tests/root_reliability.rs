@@ -288,3 +288,63 @@ fn recorder_drops_privileges_and_redacts_secrets() {
     assert!(!rows.contains("hunter2"));
     assert_eq!(cap.manifest.settings["redact"], true);
 }
+
+#[test]
+fn max_capture_bytes_keeps_a_ring_of_the_newest_segments() {
+    if !bpf_available() {
+        return;
+    }
+    let _serial = serial();
+    let budget: u64 = 1 << 20;
+    let rec = Recorder::start(false, &["--max-capture-bytes", &budget.to_string()]);
+    let out = Command::new(WORKLOAD)
+        .args([
+            "storm",
+            "--threads",
+            "2",
+            "--seconds",
+            "8",
+            "--rate",
+            "20000",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let (_live, stderr, cap, _tmp) = rec.stop();
+    let m = &cap.manifest;
+    let evicted: Vec<_> = m.segments.iter().filter(|s| s.evicted).collect();
+    assert!(!evicted.is_empty(), "nothing evicted: {stderr}");
+    assert_eq!(
+        m.counters.events_evicted,
+        evicted
+            .iter()
+            .filter(|s| s.table == "events")
+            .map(|s| s.rows)
+            .sum::<u64>()
+    );
+    assert!(m.counters.events_evicted > 0);
+    // The kept segments fit the budget; the evicted files are gone.
+    let kept: u64 = m
+        .segments
+        .iter()
+        .filter(|s| !s.evicted)
+        .map(|s| s.bytes)
+        .sum();
+    assert!(kept <= budget, "{kept} bytes kept, budget {budget}");
+    for s in &evicted {
+        assert!(!cap.dir.join(&s.file).exists(), "{}", s.file);
+    }
+    assert_eq!(m.settings["max_capture_bytes"], budget);
+    // Whole, and the newest events are the ones kept.
+    let cap = assert_whole(&cap.dir);
+    let events: Vec<Event> = cap.read().unwrap();
+    assert!(!events.is_empty());
+    let oldest_kept = events.iter().map(|e| e.ktime_ns).min().unwrap();
+    assert!(
+        evicted
+            .iter()
+            .filter(|s| s.table == "events")
+            .all(|s| s.last_ktime_ns <= oldest_kept)
+    );
+}
