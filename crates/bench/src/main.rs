@@ -314,13 +314,21 @@ fn measure(cmd: &mut Command) -> anyhow::Result<(Duration, u64)> {
     Ok((wall, peak))
 }
 
+/// The first word of a `/proc/PID/status` field (`VmRSS:` → KiB count);
+/// None once the process is gone.
+pub(crate) fn proc_status(pid: u32, key: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .map(str::to_owned)
+}
+
 /// A live process's peak resident set (VmHWM), bytes; 0 once it is gone.
 pub(crate) fn vm_hwm(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    proc_status(pid, "VmHWM:")
+        .and_then(|v| v.parse::<u64>().ok())
         .map_or(0, |kib| kib * 1024)
 }
 

@@ -6,19 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use credtrail_recorder::capture::Capture;
 
 use crate::system::Tools;
-
-fn status_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
 
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
@@ -26,19 +16,8 @@ fn open_fds(pid: u32) -> usize {
 
 pub fn soak(t: &Tools, minutes: u64, rate: u64) -> anyhow::Result<String> {
     let dir = t.work.join("soak-capture");
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut rec = Command::new(&t.record)
-        .arg("--out")
-        .arg(&dir)
-        .args(["--rotate-seconds", "120"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start credtrail-record")?;
+    let mut rec = t.start_recorder(&dir, &["--rotate-seconds", "120"])?;
     let pid = rec.id();
-    while status_kib(pid, "CapEff:") != 4 {
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let secs = minutes * 60;
     let storm = Command::new(&t.workload)
         .args(["storm", "--threads", "2", "--seconds", &secs.to_string()])
@@ -67,7 +46,9 @@ pub fn soak(t: &Tools, minutes: u64, rate: u64) -> anyhow::Result<String> {
         std::thread::sleep(Duration::from_secs(30).min(Duration::from_secs(secs)));
         samples.push((
             start.elapsed().as_secs(),
-            status_kib(pid, "VmRSS:"),
+            crate::proc_status(pid, "VmRSS:")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0),
             open_fds(pid),
         ));
         eprintln!("soak: {:?}", samples.last());

@@ -66,6 +66,29 @@ impl Tools {
         Ok(serde_json::from_slice(&out.stdout)?)
     }
 
+    /// Starts `credtrail-record --out DIR EXTRA...` into a fresh `dir` and
+    /// waits until it is ready: hooks attached, snapshot written,
+    /// privileges dropped (only CAP_DAC_READ_SEARCH left).
+    pub fn start_recorder(&self, dir: &Path, extra: &[&str]) -> anyhow::Result<Child> {
+        let _ = std::fs::remove_dir_all(dir);
+        let mut child = Command::new(&self.record)
+            .arg("--out")
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start credtrail-record")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while crate::proc_status(child.id(), "CapEff:").as_deref() != Some("0000000000000004") {
+            if child.try_wait()?.is_some() || Instant::now() > deadline {
+                bail!("credtrail-record did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(child)
+    }
+
     fn ns_per_call(&self, call: &str, calls: u64) -> anyhow::Result<f64> {
         let v = self.workload(&["time-calls", "--call", call, "--calls", &calls.to_string()])?;
         v["ns_per_call"].as_f64().context("no ns_per_call")
@@ -200,25 +223,7 @@ impl Running {
             Tool::None => Ok(Running::None),
             Tool::Credtrail => {
                 let dir = t.work.join(format!("capture-{tag}"));
-                let _ = std::fs::remove_dir_all(&dir);
-                let mut child = Command::new(&t.record)
-                    .arg("--out")
-                    .arg(&dir)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .context("cannot start credtrail-record")?;
-                let status = format!("/proc/{}/status", child.id());
-                let deadline = Instant::now() + Duration::from_secs(30);
-                // Ready: hooks attached, snapshot written, privileges dropped.
-                while !std::fs::read_to_string(&status)
-                    .is_ok_and(|s| s.contains("CapEff:\t0000000000000004"))
-                {
-                    if child.try_wait()?.is_some() || Instant::now() > deadline {
-                        bail!("credtrail-record did not start");
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
+                let child = t.start_recorder(&dir, &[])?;
                 Ok(Running::Credtrail { child, dir })
             }
             Tool::Auditd => Ok(Running::Auditd(Auditd::start(&t.work)?)),

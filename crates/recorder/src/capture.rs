@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as MonoInstant};
 
 use arrow::datatypes::FieldRef;
+use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{
     FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataWriter, RowGroupMetaData,
@@ -373,13 +374,20 @@ impl<T: Table> TableWriter<T> {
             && self.last_flush.elapsed() >= FLUSH_INTERVAL
     }
 
+    /// Whether the open segment holds any row (encoded or not).
+    fn holds_rows(&self) -> bool {
+        self.open
+            .as_ref()
+            .is_some_and(|s| s.rows + s.buffered as u64 > 0)
+    }
+
     fn needs_rotation(&self, rotation: &Rotation) -> bool {
-        self.open.as_ref().is_some_and(|s| {
-            s.rows + s.buffered as u64 > 0
-                && (s.opened.elapsed() >= rotation.max_age
+        self.holds_rows()
+            && self.open.as_ref().is_some_and(|s| {
+                s.opened.elapsed() >= rotation.max_age
                     || s.writer.bytes_written() as u64 >= rotation.max_bytes
-                    || s.writer.flushed_row_groups().len() >= MAX_ROW_GROUPS)
-        })
+                    || s.writer.flushed_row_groups().len() >= MAX_ROW_GROUPS
+            })
     }
 
     fn open_bytes(&self) -> u64 {
@@ -698,18 +706,23 @@ impl CaptureWriter {
             self.containers.flush()?;
             self.manifest.checkpoint(&self.dir, self.key.as_ref())?;
         }
-        let over_budget = self.retention.max_capture_bytes.is_some_and(|max| {
-            self.evict_to(max);
-            self.disk_bytes() > max
-        });
+        let max = self.retention.max_capture_bytes;
+        if let Some(max) = max {
+            self.evict_to(max)?;
+        }
+        // Still over budget with only the newest segments left: seal the
+        // open ones so that they can go next time (never empty ones).
+        let over_budget = max.is_some_and(|max| self.disk_bytes() > max)
+            && (self.events.holds_rows()
+                || self.lifecycle.holds_rows()
+                || self.containers.holds_rows());
         if over_budget
             || self.events.needs_rotation(&self.rotation)
             || self.lifecycle.needs_rotation(&self.rotation)
         {
             self.seal_all()?;
-            if let Some(max) = self.retention.max_capture_bytes {
-                self.evict_to(max);
-                self.manifest.write(&self.dir, self.key.as_ref())?;
+            if let Some(max) = max {
+                self.evict_to(max)?;
             }
             return Ok(true);
         }
@@ -734,7 +747,10 @@ impl CaptureWriter {
     /// Deletes the oldest whole segments (all tables of the oldest sealed
     /// epoch but container metadata, which later events still need) until
     /// the capture fits in `max` bytes or only the newest epoch is left.
-    fn evict_to(&mut self, max: u64) {
+    /// The manifest lists them as evicted before the files go, so a crash in
+    /// between leaves files `recover` deletes, never a listed file missing.
+    fn evict_to(&mut self, max: u64) -> Result<(), CaptureError> {
+        let mut victims = Vec::new();
         while self.disk_bytes() > max {
             let oldest = self
                 .manifest
@@ -745,18 +761,11 @@ impl CaptureWriter {
                 .filter(|e| *e < self.epoch)
                 .min();
             let Some(oldest) = oldest else {
-                return;
+                break;
             };
             for seg in &mut self.manifest.segments {
                 if seg.evicted || seg.table == CONTAINERS || epoch_of(&seg.file) != Some(oldest) {
                     continue;
-                }
-                let path = self.dir.join(&seg.file);
-                if let Err(e) = std::fs::remove_file(&path) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        tracing::error!("cannot evict {}: {e}", path.display());
-                        return;
-                    }
                 }
                 seg.evicted = true;
                 match seg.table.as_str() {
@@ -769,8 +778,15 @@ impl CaptureWriter {
                     seg.file,
                     seg.rows
                 );
+                victims.push(self.dir.join(&seg.file));
             }
         }
+        if victims.is_empty() {
+            return Ok(());
+        }
+        self.manifest.write(&self.dir, self.key.as_ref())?;
+        remove_evicted(&victims);
+        Ok(())
     }
 
     fn seal_all(&mut self) -> Result<(), CaptureError> {
@@ -850,15 +866,10 @@ impl CaptureWriter {
         self.manifest
             .segments
             .extend(salvaged.into_iter().filter_map(|s| s.segment));
-        let durable = |t: &str| -> u64 {
-            self.manifest
-                .segments
-                .iter()
-                .filter(|s| s.table == t)
-                .map(|s| s.rows)
-                .sum()
-        };
-        let (events, lifecycle) = (durable(EVENTS), durable(LIFECYCLE));
+        let (events, lifecycle) = (
+            self.manifest.rows_in(EVENTS),
+            self.manifest.rows_in(LIFECYCLE),
+        );
         let c = &mut self.manifest.counters;
         c.events_written = events;
         c.lifecycle_written = lifecycle;
@@ -869,6 +880,18 @@ impl CaptureWriter {
         self.manifest.end = Some(end);
         self.manifest.write(&self.dir, self.key.as_ref())?;
         Ok(self.manifest)
+    }
+}
+
+/// Deletes the files of evicted segments; one that cannot go is logged and
+/// left for `recover` (the manifest already says it is evicted).
+pub(crate) fn remove_evicted(paths: &[PathBuf]) {
+    for path in paths {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::error!("cannot evict {}: {e}", path.display()),
+        }
     }
 }
 
@@ -981,12 +1004,7 @@ pub fn check_segment(path: &Path, seg: &Segment) -> Result<(), CaptureError> {
 pub struct TableStream<T: Table> {
     dir: PathBuf,
     segments: std::vec::IntoIter<Segment>,
-    current: Option<(
-        PathBuf,
-        u64,
-        parquet::arrow::arrow_reader::ParquetRecordBatchReader,
-        u64,
-    )>,
+    current: Option<(PathBuf, u64, ParquetRecordBatchReader, u64)>,
     buffered: std::vec::IntoIter<T>,
     failed: bool,
 }
@@ -1010,21 +1028,7 @@ impl<T: Table> TableStream<T> {
     fn open(&mut self, seg: Segment) -> Result<(), CaptureError> {
         let path = self.dir.join(&seg.file);
         check_segment(&path, &seg)?;
-        let file = File::open(&path).map_err(|source| CaptureError::Io {
-            path: path.clone(),
-            op: "open segment",
-            source,
-        })?;
-        let perr = |source| CaptureError::Parquet {
-            path: path.clone(),
-            source,
-        };
-        let reader = guard(&path, || {
-            ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(perr)?
-                .build()
-                .map_err(perr)
-        })?;
+        let reader = batch_reader(&path, open_segment_file(&path)?)?;
         self.current = Some((path, seg.rows, reader, 0));
         Ok(())
     }
@@ -1041,22 +1045,9 @@ impl<T: Table> TableStream<T> {
                     None => return Ok(false),
                 }
             };
-            let next = guard(path, || Ok(reader.next()))?;
-            match next {
+            match next_batch(path, reader)? {
                 Some(batch) => {
-                    let batch = batch.map_err(|e| CaptureError::Parquet {
-                        path: path.clone(),
-                        source: e.into(),
-                    })?;
-                    let rows: Vec<T> = serde_arrow::from_record_batch(&batch).map_err(|e| {
-                        CaptureError::Schema {
-                            path: path.clone(),
-                            message: format!(
-                                "columns do not match credtrail's {} table: {e}",
-                                T::NAME
-                            ),
-                        }
-                    })?;
+                    let rows: Vec<T> = batch_rows(path, &batch)?;
                     *seen += rows.len() as u64;
                     self.buffered = rows.into_iter();
                     return Ok(true);
@@ -1100,12 +1091,7 @@ impl<T: Table> Iterator for TableStream<T> {
 
 /// Reads one Parquet segment into rows, checking its columns against `T`.
 pub fn read_segment<T: Table>(path: &Path) -> Result<Vec<T>, CaptureError> {
-    let file = File::open(path).map_err(|source| CaptureError::Io {
-        path: path.to_owned(),
-        op: "open segment",
-        source,
-    })?;
-    decode_segment(path, file)
+    decode_segment(path, open_segment_file(path)?)
 }
 
 /// Decodes a whole Parquet file (any [`ChunkReader`]) into rows. A panic
@@ -1114,29 +1100,63 @@ pub fn decode_segment<T: Table, R: ChunkReader + 'static>(
     path: &Path,
     reader: R,
 ) -> Result<Vec<T>, CaptureError> {
+    let mut reader = batch_reader(path, reader)?;
+    let mut rows = Vec::new();
+    while let Some(batch) = next_batch(path, &mut reader)? {
+        rows.extend(batch_rows::<T>(path, &batch)?);
+    }
+    Ok(rows)
+}
+
+fn open_segment_file(path: &Path) -> Result<File, CaptureError> {
+    File::open(path).map_err(|source| CaptureError::Io {
+        path: path.to_owned(),
+        op: "open segment",
+        source,
+    })
+}
+
+/// A record batch reader over a Parquet file; like every step of reading,
+/// guarded against decoder panics.
+pub(crate) fn batch_reader<R: ChunkReader + 'static>(
+    path: &Path,
+    reader: R,
+) -> Result<ParquetRecordBatchReader, CaptureError> {
     guard(path, || {
         let perr = |source| CaptureError::Parquet {
             path: path.to_owned(),
             source,
         };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(reader)
+        ParquetRecordBatchReaderBuilder::try_new(reader)
             .map_err(perr)?
             .build()
-            .map_err(perr)?;
-        let mut rows = Vec::new();
-        for batch in reader {
-            let batch = batch.map_err(|e| CaptureError::Parquet {
+            .map_err(perr)
+    })
+}
+
+/// The reader's next batch; None at the end.
+pub(crate) fn next_batch(
+    path: &Path,
+    reader: &mut ParquetRecordBatchReader,
+) -> Result<Option<RecordBatch>, CaptureError> {
+    guard(path, || {
+        reader
+            .next()
+            .transpose()
+            .map_err(|e| CaptureError::Parquet {
                 path: path.to_owned(),
                 source: e.into(),
-            })?;
-            let part: Vec<T> =
-                serde_arrow::from_record_batch(&batch).map_err(|e| CaptureError::Schema {
-                    path: path.to_owned(),
-                    message: format!("columns do not match credtrail's {} table: {e}", T::NAME),
-                })?;
-            rows.extend(part);
-        }
-        Ok(rows)
+            })
+    })
+}
+
+/// A batch's rows as `T`, refusing columns that are not `T`'s table.
+fn batch_rows<T: Table>(path: &Path, batch: &RecordBatch) -> Result<Vec<T>, CaptureError> {
+    guard(path, || {
+        serde_arrow::from_record_batch(batch).map_err(|e| CaptureError::Schema {
+            path: path.to_owned(),
+            message: format!("columns do not match credtrail's {} table: {e}", T::NAME),
+        })
     })
 }
 

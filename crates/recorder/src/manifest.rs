@@ -239,6 +239,15 @@ impl Manifest {
             .filter(move |s| s.table == table && !s.evicted)
     }
 
+    /// Rows ever written to a table's segments, evicted ones included.
+    pub fn rows_in(&self, table: &str) -> u64 {
+        self.segments
+            .iter()
+            .filter(|s| s.table == table)
+            .map(|s| s.rows)
+            .sum()
+    }
+
     /// The chain's first link: sha256 of the fixed header.
     pub fn genesis(&self) -> String {
         let h = ChainHeader {

@@ -12,7 +12,6 @@ use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
 
 use crate::capture::{self, CONTAINERS, EVENTS, LIFECYCLE, PROCESSES, Salvage, hash_file};
@@ -106,6 +105,23 @@ fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Ca
     }
 }
 
+/// The checkpoint of the open segment at `open_path`; None if it has none.
+fn read_checkpoint(open_path: &Path) -> Result<Option<Checkpoint>, CaptureError> {
+    let dir = open_path.parent().unwrap_or(Path::new("."));
+    let ck_path = dir.join(capture::checkpoint_name(open_path));
+    let bytes = match fsutil::read_bounded(&ck_path, (MAX_FOOTER + HEADER + 32) as u64) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&ck_path, "read")(e)),
+    };
+    Checkpoint::decode(&bytes)
+        .map(Some)
+        .map_err(|message| CaptureError::Recovery {
+            path: ck_path,
+            message,
+        })
+}
+
 /// Seals one open segment from its checkpoint, or sets it aside.
 pub(crate) fn salvage_open(capture_dir: &Path, open_path: &Path, table: &str) -> Salvage {
     match seal_from_checkpoint(capture_dir, open_path, table) {
@@ -149,16 +165,9 @@ fn seal_from_checkpoint(
     table: &str,
 ) -> Result<Option<(Segment, u64)>, CaptureError> {
     let dir = open_path.parent().unwrap_or(Path::new("."));
-    let ck_path = dir.join(capture::checkpoint_name(open_path));
-    let bytes = match fsutil::read_bounded(&ck_path, (MAX_FOOTER + HEADER + 32) as u64) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(&ck_path, "read")(e)),
+    let Some(ck) = read_checkpoint(open_path)? else {
+        return Ok(None);
     };
-    let ck = Checkpoint::decode(&bytes).map_err(|message| CaptureError::Recovery {
-        path: ck_path.clone(),
-        message,
-    })?;
     if ck.rows == 0 {
         return Ok(None);
     }
@@ -253,11 +262,9 @@ fn adopt_sealed(
 ) -> Result<(Segment, u64), CaptureError> {
     let dir = open_path.parent().unwrap_or(Path::new("."));
     let ck_path = dir.join(capture::checkpoint_name(open_path));
-    let bytes = fsutil::read_bounded(&ck_path, (MAX_FOOTER + HEADER + 32) as u64)
-        .map_err(io(&ck_path, "read"))?;
-    let ck = Checkpoint::decode(&bytes).map_err(|message| CaptureError::Recovery {
+    let ck = read_checkpoint(open_path)?.ok_or_else(|| CaptureError::Recovery {
         path: ck_path.clone(),
-        message,
+        message: "checkpoint vanished during recovery".into(),
     })?;
     let sealed = open_path.with_extension("");
     let f = fs::File::open(&sealed).map_err(io(&sealed, "open"))?;
@@ -278,22 +285,10 @@ fn adopt_sealed(
 
 /// Reads every row of a Parquet file: proves the recovered file decodes.
 fn count_rows(f: fs::File, path: &Path) -> Result<u64, CaptureError> {
-    let perr = |source| CaptureError::Parquet {
-        path: path.to_owned(),
-        source,
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
-        .map_err(perr)?
-        .build()
-        .map_err(perr)?;
+    let mut reader = capture::batch_reader(path, f)?;
     let mut rows = 0u64;
-    for batch in reader {
-        rows += batch
-            .map_err(|e| CaptureError::Parquet {
-                path: path.to_owned(),
-                source: e.into(),
-            })?
-            .num_rows() as u64;
+    while let Some(batch) = capture::next_batch(path, &mut reader)? {
+        rows += batch.num_rows() as u64;
     }
     Ok(rows)
 }
@@ -399,16 +394,8 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     }
     // The rows the segments hold are the truth; the manifest's counters are
     // from its last checkpoint and may lag them.
-    let rows = |t: &str| -> u64 {
-        manifest
-            .segments
-            .iter()
-            .filter(|s| s.table == t)
-            .map(|s| s.rows)
-            .sum()
-    };
-    manifest.counters.events_written = rows(EVENTS);
-    manifest.counters.lifecycle_written = rows(LIFECYCLE);
+    manifest.counters.events_written = manifest.rows_in(EVENTS);
+    manifest.counters.lifecycle_written = manifest.rows_in(LIFECYCLE);
     let c = &manifest.counters;
     recovery.events_lost_at_least = c
         .kernel_events
@@ -432,6 +419,15 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     manifest.recovery = Some(recovery);
     let _ = fs::remove_file(dir.join(".reserve"));
     manifest.write(dir, key)?;
+    // Evictions the recorder had listed but not carried out when it died.
+    let leftover: Vec<_> = manifest
+        .segments
+        .iter()
+        .filter(|s| s.evicted)
+        .map(|s| dir.join(&s.file))
+        .filter(|p| p.exists())
+        .collect();
+    capture::remove_evicted(&leftover);
     Ok(RecoverReport {
         changed: true,
         manifest,

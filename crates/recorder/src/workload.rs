@@ -413,12 +413,7 @@ fn cap_data(effective: u64, permitted: u64, inheritable: u64) -> [CapData; 2] {
 /// Storm mode: `threads` threads each make `call` (toggling their own
 /// credentials) until `deadline`, at most `rate` calls/s per thread
 /// (0 = flat out). Returns the exact number of calls issued.
-pub fn storm(threads: usize, uid: u32, duration: std::time::Duration, rate: u64) -> u64 {
-    storm_of(Call::Setresuid, threads, uid, duration, rate)
-}
-
-/// [`storm`] with any [`Call`].
-pub fn storm_of(
+pub fn storm(
     call: Call,
     threads: usize,
     uid: u32,

@@ -70,7 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             uid,
             call,
         } => {
-            let n = workload::storm_of(
+            let n = workload::storm(
                 call,
                 threads.into(),
                 uid,
