@@ -248,3 +248,81 @@ fn duckdb_agrees() {
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), ours);
 }
+
+/// A reader that went away, as `| head` does after its lines.
+struct ClosedPipe;
+
+impl std::io::Write for ClosedPipe {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::BrokenPipe.into())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::BrokenPipe.into())
+    }
+}
+
+#[test]
+fn a_closed_pipe_is_recognised_in_every_format() {
+    // The binaries exit 0 silently on exactly these errors.
+    for format in ["table", "csv", "json", "ndjson"] {
+        let cli = Cli::try_parse_from([
+            "credtrail-query",
+            "../fixtures/su-like",
+            "summary",
+            "--format",
+            format,
+        ])
+        .unwrap();
+        let e = run(cli, &mut ClosedPipe, &mut Vec::new()).expect_err(format);
+        assert!(
+            credtrail_recorder::host::is_broken_pipe(&e.into()),
+            "{format}"
+        );
+    }
+    // Other failures stay failures.
+    let cli = Cli::try_parse_from(["credtrail-query", "/nonexistent", "summary"]).unwrap();
+    let e = run(cli, &mut ClosedPipe, &mut Vec::new()).unwrap_err();
+    assert!(!credtrail_recorder::host::is_broken_pipe(&e.into()));
+}
+
+#[test]
+fn summary_in_pieces_is_the_same_answer() {
+    // Two copies of one capture: the same pids in both pieces. Merging the
+    // pieces must add events but count each pid once, and equal the
+    // one-piece answer.
+    use credtrail_query::questions::{Filters, summary_in_pieces};
+    let tmp = tempfile::tempdir().unwrap();
+    for copy in ["a", "b"] {
+        copy_dir(
+            Path::new("../fixtures/setxid-broadcast-4-threads"),
+            &tmp.path().join(copy),
+        );
+    }
+    let one = credtrail_query::discover(&[tmp.path().join("a")]).unwrap();
+    let two = credtrail_query::discover(&[tmp.path().to_owned()]).unwrap();
+    assert_eq!(
+        credtrail_query::table_pieces(&two, "events", 1)
+            .unwrap()
+            .len(),
+        2
+    );
+    let f = Filters::default();
+    let single = summary_in_pieces(&one, &f, u64::MAX).unwrap();
+    let whole = summary_in_pieces(&two, &f, u64::MAX).unwrap();
+    let split = summary_in_pieces(&two, &f, 1).unwrap();
+    assert!(whole.equals_missing(&split), "{whole} vs {split}");
+    assert_eq!(single.height(), split.height());
+    let column = |df: &polars::prelude::DataFrame, name: &str| -> Vec<u64> {
+        df.column(name)
+            .unwrap()
+            .cast(&polars::prelude::DataType::UInt64)
+            .unwrap()
+            .u64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    };
+    let doubled: Vec<u64> = column(&single, "events").iter().map(|n| n * 2).collect();
+    assert_eq!(column(&split, "events"), doubled);
+    assert_eq!(column(&split, "processes"), column(&single, "processes"));
+}

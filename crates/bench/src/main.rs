@@ -120,9 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
             markdown,
         } => {
-            if !dir.join("manifest.json").exists() {
-                generate(&dir, events)?;
-            }
+            ensure_capture(&dir, events)?;
             let section = bench_query(&dir, runs)?;
             println!("{section}");
             replace_section(&markdown, "query", &section)
@@ -146,9 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             system(5, 30, &work, &markdown)?;
             let dir = PathBuf::from("/var/tmp/credtrail-bench/query-capture");
-            if !dir.join("manifest.json").exists() {
-                generate(&dir, 10_000_000)?;
-            }
+            ensure_capture(&dir, 10_000_000)?;
             let section = bench_query(&dir, 3)?;
             replace_section(&markdown, "query", &section)?;
             if soak_minutes > 0 {
@@ -186,6 +182,18 @@ const SYSCALLS: [&str; 10] = [
     "setgroups",
     "capset",
 ];
+
+/// Reuses the generated capture only when today's writer would write the
+/// same: same format version, same number of events.
+fn ensure_capture(dir: &Path, n: u64) -> anyhow::Result<()> {
+    if let Ok(m) = Manifest::read(dir) {
+        if m.format_version == manifest::FORMAT_VERSION && m.counters.events_written == n {
+            return Ok(());
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    generate(dir, n)
+}
 
 /// Writes `n` synthetic events: 2,000 processes of 40 binaries in 60 pods on
 /// one node, a realistic mix of syscalls and 3% refused calls.
@@ -259,6 +267,9 @@ fn generate(dir: &Path, n: u64) -> anyhow::Result<()> {
         ev.arg1 = -1;
         ev.ret = if rng.below(100) < 3 { -1 } else { 0 };
         ev.old_uid = uid;
+        // setfsuid/setfsgid report a refusal only as an unchanged id.
+        ev.new_fsuid = if ev.ret == 0 { uid } else { 0 };
+        ev.new_fsgid = ev.new_fsuid;
         ev.old_euid = if rng.below(20) == 0 { 1000 } else { 0 };
         ev.new_euid = if ev.ret == 0 { uid } else { ev.old_euid };
         ev.old_cap_effective = 0x1ff_ffff_ffff;
@@ -332,6 +343,34 @@ pub(crate) fn vm_hwm(pid: u32) -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
+/// A timing means nothing if the tools disagree: both must print the same
+/// rows (credtrail-query's CSV header aside), in the same order.
+fn same_rows(name: &str, ours: &mut Command, theirs: &mut Command) -> anyhow::Result<()> {
+    let run = |c: &mut Command| -> anyhow::Result<Vec<String>> {
+        let out = c.output().with_context(|| format!("cannot run {c:?}"))?;
+        if !out.status.success() {
+            bail!("{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    };
+    let a = run(ours)?;
+    let b = run(theirs)?;
+    if a.get(1..) != Some(&b[..]) {
+        bail!(
+            "{name}: credtrail-query and DuckDB disagree ({} vs {} rows; first: {:?} vs {:?})",
+            a.len().saturating_sub(1),
+            b.len(),
+            a.get(1),
+            b.first()
+        );
+    }
+    eprintln!("{name}: both tools print the same {} rows", b.len());
+    Ok(())
+}
+
 fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
     (v[0], v[v.len() / 2], v[v.len() - 1])
@@ -342,11 +381,14 @@ fn bench_query(dir: &Path, runs: usize) -> anyhow::Result<String> {
     let query = here.with_file_name("credtrail-query");
     let glob = format!("{}/events/*.parquet", dir.display());
     let sql = "SELECT syscall, pod_name, count(*) AS n, count(DISTINCT pid) AS pids FROM events GROUP BY syscall, pod_name ORDER BY n DESC, syscall, pod_name";
-    // DuckDB's equivalent of `summary`'s grouping.
-    let summary_sql = "SELECT node_name, syscall, CASE WHEN ret < 0 THEN 'failed' ELSE 'ok' END AS result, coalesce(pod_namespace || '/' || pod_name, substr(container_id, 1, 12)) AS pod, \"binary\", count(*) AS events, count(DISTINCT pid) AS processes FROM events GROUP BY ALL ORDER BY events DESC";
+    // DuckDB's equivalent of `summary` (crates/query/src/questions.rs):
+    // the same result rule (setfsuid/setfsgid refusals included), pod label
+    // and order, so both tools must print the same rows (checked below).
+    let summary_sql = "SELECT node_name, syscall, CASE WHEN ret < 0 OR (arg0 <> -1 AND ((syscall = 'setfsuid' AND new_fsuid <> arg0) OR (syscall = 'setfsgid' AND new_fsgid <> arg0))) THEN 'failed' ELSE 'ok' END AS result, CASE WHEN pod_name IS NOT NULL THEN concat_ws('/', pod_namespace, pod_name) ELSE substr(container_id, 1, 12) END AS pod, \"binary\", count(*) AS events, count(DISTINCT pid) AS processes FROM events GROUP BY ALL ORDER BY events DESC, node_name, syscall, result, pod, \"binary\" NULLS LAST";
+    // Prints the rows as CSV without a header, nulls empty, as polars does.
     let duck = |q: &str| {
         let script = format!(
-            "import duckdb\ncon = duckdb.connect()\ncon.execute(\"CREATE VIEW events AS SELECT * FROM read_parquet('{glob}')\")\ncon.execute(\"\"\"{q}\"\"\").fetchall()\n"
+            "import duckdb\ncon = duckdb.connect()\ncon.execute(\"CREATE VIEW events AS SELECT * FROM read_parquet('{glob}')\")\nrows = con.execute(\"\"\"{q}\"\"\").fetchall()\nprint('\\n'.join(','.join('' if v is None else str(v) for v in r) for r in rows))\n"
         );
         let mut c = Command::new("python3");
         c.args(["-c", &script]);
@@ -388,6 +430,7 @@ fn bench_query(dir: &Path, runs: usize) -> anyhow::Result<String> {
         bytes as f64 / events.max(1) as f64
     );
     for (name, mut ours, mut theirs) in cases {
+        same_rows(name, &mut ours, &mut theirs)?;
         let (mut a, mut b, mut ra, mut rb) = (Vec::new(), Vec::new(), 0u64, 0u64);
         for _ in 0..runs {
             let (t, r) = measure(&mut ours)?;

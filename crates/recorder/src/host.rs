@@ -79,6 +79,15 @@ pub fn init_logging(default: &str) {
         .init();
 }
 
+/// True when the error comes from writing to a closed pipe: `| head` having
+/// read enough is not a failure of the tool writing.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Runs a binary's `run`, turning a panic (a dependency's decoder failing on
 /// a crafted or damaged file) into one error line instead of a backtrace.
 /// The panic's own message is logged at debug level (`RUST_LOG=debug`).

@@ -16,6 +16,14 @@ fn main() -> ExitCode {
         std::env::set_var("POLARS_TABLE_WIDTH", width);
         std::env::set_var("POLARS_FMT_MAX_ROWS", "200");
         std::env::set_var("POLARS_FMT_STR_LEN", "40");
+        // polars' streaming group-by keeps this many groups per thread in a
+        // table and spills the rest for a slower merge. Its default (4,096)
+        // is below what credential questions group by (pid x syscall x pod):
+        // 65,536 measured 0.51 -> 0.44 s and 1.07 -> 0.88 s on 10 M events,
+        // with half the memory. A user's own setting wins.
+        if std::env::var_os("POLARS_HOT_TABLE_SIZE").is_none() {
+            std::env::set_var("POLARS_HOT_TABLE_SIZE", "65536");
+        }
     }
     let mut out = std::io::stdout().lock();
     let result = credtrail_recorder::host::run_guarded(|| {
@@ -23,6 +31,8 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `| head` closing the pipe is not an error.
+        Err(e) if credtrail_recorder::host::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("credtrail-query: error: {e}");
             ExitCode::FAILURE
