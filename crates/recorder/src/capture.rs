@@ -1,4 +1,4 @@
-//! Capture format v1: a directory of zstd Parquet segments plus a manifest.
+//! Capture format (v2): a directory of zstd Parquet segments plus a manifest.
 //! See `docs/capture-format.md`.
 //!
 //! The writer keeps one open segment per table. The open segment is named
@@ -55,6 +55,12 @@ pub trait Table: Serialize + DeserializeOwned {
     /// The boot-clock time of a row, for segment ranges.
     fn ktime_ns(&self) -> u64;
 
+    /// The batch's rows read column by column, when its columns are exactly
+    /// this table's (None: read them through serde_arrow).
+    fn typed_rows(_batch: &RecordBatch) -> Option<Vec<Self>> {
+        None
+    }
+
     fn fields() -> Vec<FieldRef> {
         let opts = Self::overrides(
             TracingOptions::default()
@@ -80,6 +86,9 @@ impl Table for Event {
     }
     fn ktime_ns(&self) -> u64 {
         self.ktime_ns
+    }
+    fn typed_rows(batch: &RecordBatch) -> Option<Vec<Self>> {
+        crate::columnar::events_from_batch(batch)
     }
 }
 
@@ -1153,6 +1162,9 @@ pub(crate) fn next_batch(
 /// A batch's rows as `T`, refusing columns that are not `T`'s table.
 fn batch_rows<T: Table>(path: &Path, batch: &RecordBatch) -> Result<Vec<T>, CaptureError> {
     guard(path, || {
+        if let Some(rows) = T::typed_rows(batch) {
+            return Ok(rows);
+        }
         serde_arrow::from_record_batch(batch).map_err(|e| CaptureError::Schema {
             path: path.to_owned(),
             message: format!("columns do not match credtrail's {} table: {e}", T::NAME),
