@@ -28,6 +28,7 @@ use serde_arrow::ArrayBuilder;
 use serde_arrow::schema::{SchemaLike, TracingOptions};
 use sha2::{Digest, Sha256};
 
+use crate::columnar::Columns;
 use crate::containers::ContainerRow;
 use crate::error::CaptureError;
 use crate::event::Event;
@@ -61,6 +62,11 @@ pub trait Table: Serialize + DeserializeOwned {
         None
     }
 
+    /// Typed builders for this table's columns (None: serde_arrow's).
+    fn typed_columns() -> Option<Box<dyn Columns<Self>>> {
+        None
+    }
+
     fn fields() -> Vec<FieldRef> {
         let opts = Self::overrides(
             TracingOptions::default()
@@ -89,6 +95,9 @@ impl Table for Event {
     }
     fn typed_rows(batch: &RecordBatch) -> Option<Vec<Self>> {
         crate::columnar::events_from_batch(batch)
+    }
+    fn typed_columns() -> Option<Box<dyn Columns<Self>>> {
+        Some(Box::<crate::columnar::EventColumns>::default())
     }
 }
 
@@ -191,11 +200,52 @@ fn writer_properties(table: &str, delta: &[&str]) -> WriterProperties {
     b.build()
 }
 
-struct OpenSegment {
+/// Rows not yet encoded, in a table's typed builders or serde_arrow's.
+enum Builder<T> {
+    Typed(Box<dyn Columns<T>>),
+    Serde(ArrayBuilder),
+}
+
+impl<T: Table> Builder<T> {
+    fn new(fields: &[FieldRef], path: &Path) -> Result<Self, CaptureError> {
+        Ok(match T::typed_columns() {
+            Some(columns) => Builder::Typed(columns),
+            None => {
+                Builder::Serde(ArrayBuilder::from_arrow(fields).map_err(|e| schema_err(path, e))?)
+            }
+        })
+    }
+
+    fn push(&mut self, row: &T, path: &Path) -> Result<(), CaptureError> {
+        match self {
+            Builder::Typed(c) => c.push(row),
+            Builder::Serde(b) => b.push(row).map_err(|e| schema_err(path, e))?,
+        }
+        Ok(())
+    }
+
+    /// The rows pushed since the last call, as one batch.
+    fn take_batch(
+        &mut self,
+        fields: &[FieldRef],
+        path: &Path,
+    ) -> Result<RecordBatch, CaptureError> {
+        match self {
+            Builder::Typed(c) => c.finish(fields).map_err(|e| CaptureError::Schema {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }),
+            Builder::Serde(b) => b.to_record_batch().map_err(|e| schema_err(path, e)),
+        }
+    }
+}
+
+struct OpenSegment<T> {
     open_path: PathBuf,
     final_rel: String,
     writer: ArrowWriter<File>,
-    builder: ArrayBuilder,
+    fields: Vec<FieldRef>,
+    builder: Builder<T>,
     /// Rows in `builder`, not yet encoded.
     buffered: usize,
     /// Rows encoded since the last flush to the file.
@@ -206,16 +256,13 @@ struct OpenSegment {
     opened: MonoInstant,
 }
 
-impl OpenSegment {
+impl<T: Table> OpenSegment<T> {
     /// Encodes the builders' rows into the row group in progress.
     fn encode(&mut self) -> Result<(), CaptureError> {
         if self.buffered == 0 {
             return Ok(());
         }
-        let batch = self
-            .builder
-            .to_record_batch()
-            .map_err(|e| schema_err(&self.open_path, e))?;
+        let batch = self.builder.take_batch(&self.fields, &self.open_path)?;
         self.writer
             .write(&batch)
             .map_err(|e| parquet_err(&self.open_path, e))?;
@@ -258,7 +305,7 @@ struct TableWriter<T: Table> {
     /// the key-value metadata (with the Arrow schema) the real footer gets.
     schema_descr: SchemaDescPtr,
     footer_kv: Option<Vec<KeyValue>>,
-    open: Option<OpenSegment>,
+    open: Option<OpenSegment<T>>,
     last_flush: MonoInstant,
     _marker: std::marker::PhantomData<fn(T)>,
 }
@@ -293,7 +340,7 @@ impl<T: Table> TableWriter<T> {
         })
     }
 
-    fn open_segment(&mut self, epoch: u32) -> Result<&mut OpenSegment, CaptureError> {
+    fn open_segment(&mut self, epoch: u32) -> Result<&mut OpenSegment<T>, CaptureError> {
         if self.open.is_none() {
             let name = format!("part-{epoch:05}.parquet");
             let open_path = self.dir.join(format!("{name}.open"));
@@ -301,12 +348,12 @@ impl<T: Table> TableWriter<T> {
             let schema = Arc::new(arrow::datatypes::Schema::new(self.fields.clone()));
             let writer = ArrowWriter::try_new(file, schema, Some(self.props.clone()))
                 .map_err(|e| parquet_err(&open_path, e))?;
-            let builder =
-                ArrayBuilder::from_arrow(&self.fields).map_err(|e| schema_err(&open_path, e))?;
+            let builder = Builder::new(&self.fields, &open_path)?;
             self.open = Some(OpenSegment {
                 open_path,
                 final_rel: format!("{}/{name}", T::NAME),
                 writer,
+                fields: self.fields.clone(),
                 builder,
                 buffered: 0,
                 unflushed: false,
@@ -321,9 +368,7 @@ impl<T: Table> TableWriter<T> {
 
     fn push(&mut self, epoch: u32, row: &T) -> Result<(), CaptureError> {
         let seg = self.open_segment(epoch)?;
-        seg.builder
-            .push(row)
-            .map_err(|e| schema_err(&seg.open_path, e))?;
+        seg.builder.push(row, &seg.open_path)?;
         let k = row.ktime_ns();
         if seg.rows == 0 && seg.buffered == 0 {
             seg.first_ktime_ns = k;

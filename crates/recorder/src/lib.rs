@@ -7,7 +7,7 @@
 
 pub mod capture;
 pub mod cli;
-mod columnar;
+pub mod columnar;
 pub mod containers;
 pub mod enrich;
 pub mod error;
