@@ -25,6 +25,12 @@ use crate::redact::Redactor;
 
 /// Records taken from the ring buffer per loop at most.
 const POLL_BATCH: usize = 8192;
+/// The longest the consumer sleeps while the ring is empty. Records never
+/// wake it (see CT_SUBMIT_FLAGS in credtrail.bpf.c), so this is how late a
+/// quiet system's event is read; flat out, a 16 MiB ring takes ~40 ms to
+/// fill (a burst after a quiet spell fills ~5 MiB of it in 20 ms), and the
+/// consumer does not sleep while records wait.
+const POLL_PERIOD: Duration = Duration::from_millis(20);
 
 /// What to record and where.
 #[derive(Debug, Clone)]
@@ -375,7 +381,7 @@ pub fn record(
             if stopping {
                 Duration::ZERO
             } else {
-                Duration::from_millis(100)
+                POLL_PERIOD
             },
         )?;
         drain(&mut enricher, &mut sink, &mut seq)?;
