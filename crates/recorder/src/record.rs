@@ -31,6 +31,9 @@ const POLL_BATCH: usize = 8192;
 /// fill (a burst after a quiet spell fills ~5 MiB of it in 20 ms), and the
 /// consumer does not sleep while records wait.
 const POLL_PERIOD: Duration = Duration::from_millis(20);
+/// The same while records are flowing (the last poll found some), so a
+/// consumer that caught up does not leave a burst 20 ms to fill the ring.
+const BUSY_POLL_PERIOD: Duration = Duration::from_millis(1);
 
 /// What to record and where.
 #[derive(Debug, Clone)]
@@ -363,6 +366,7 @@ pub fn record(
     };
 
     let mut stopping = false;
+    let mut last_batch = 0;
     loop {
         let done = stop.load(Ordering::Relaxed)
             || opts.duration.is_some_and(|d| started.elapsed() >= d)
@@ -375,15 +379,15 @@ pub fn record(
             std::thread::sleep(Duration::from_millis(20));
         }
         // Once stopping, no waiting: drain what the kernel holds, batch by batch.
-        let n = bpf::poll_batch(
-            &rb,
-            POLL_BATCH,
-            if stopping {
-                Duration::ZERO
-            } else {
-                POLL_PERIOD
-            },
-        )?;
+        let wait = if stopping {
+            Duration::ZERO
+        } else if last_batch > 0 {
+            BUSY_POLL_PERIOD
+        } else {
+            POLL_PERIOD
+        };
+        let n = bpf::poll_batch(&rb, POLL_BATCH, wait)?;
+        last_batch = n;
         drain(&mut enricher, &mut sink, &mut seq)?;
         if let Some(p) = sink.printer.as_mut() {
             p.flush()?;
