@@ -250,7 +250,8 @@ pub fn summary_in_pieces(
             col("binary"),
         ])
         .agg([
-            col("events").sum().alias("events"),
+            // u64: per-piece counts are u32, their total need not fit.
+            col("events").cast(DataType::UInt64).sum().alias("events"),
             col("pid").n_unique().alias("processes"),
         ])
         .sort(
