@@ -384,7 +384,9 @@ impl<T: Table> TableWriter<T> {
 
     /// Closes the row group in progress, pushes it to the kernel and writes
     /// the checkpoint that lets `recover` seal the file as it is now.
-    fn flush(&mut self) -> Result<(), CaptureError> {
+    /// `durable`: the data, then the checkpoint, reach the disk first, so a
+    /// power cut or a kernel crash leaves a checkpoint whose bytes exist.
+    fn flush(&mut self, durable: bool) -> Result<(), CaptureError> {
         self.last_flush = MonoInstant::now();
         let Some(seg) = self.open.as_mut() else {
             return Ok(());
@@ -402,6 +404,16 @@ impl<T: Table> TableWriter<T> {
             op: "write",
             source,
         })?;
+        if durable {
+            seg.writer
+                .inner()
+                .sync_data()
+                .map_err(|source| CaptureError::Io {
+                    path: seg.open_path.clone(),
+                    op: "sync",
+                    source,
+                })?;
+        }
         seg.unflushed = false;
         let ck = Checkpoint {
             ktime_ns: crate::host::boottime_ns(),
@@ -418,7 +430,7 @@ impl<T: Table> TableWriter<T> {
             .map_err(|e| parquet_err(&seg.open_path, e))?,
         };
         let name = checkpoint_name(&seg.open_path);
-        fsutil::replace_file(&self.dir, &name, &ck.encode(), false)
+        fsutil::replace_file(&self.dir, &name, &ck.encode(), durable)
     }
 
     fn needs_flush(&self) -> bool {
@@ -452,7 +464,8 @@ impl<T: Table> TableWriter<T> {
 
     /// Closes the open segment (if any) and describes it for the manifest.
     fn seal(&mut self, capture: &Path) -> Result<Option<Segment>, CaptureError> {
-        self.flush()?;
+        // Sealing syncs the whole file itself.
+        self.flush(false)?;
         let Some(seg) = self.open.take() else {
             return Ok(None);
         };
@@ -607,6 +620,11 @@ pub struct Retention {
     /// Keep the newest segments within this many bytes, deleting the oldest
     /// (a ring), instead of growing without bound.
     pub max_capture_bytes: Option<u64>,
+    /// Checkpoints are written without fsync. A killed recorder still
+    /// loses at most the last half second; a power cut or kernel crash can
+    /// lose back to the last sealed segment. For storage where fsync is
+    /// slow (measured here: 0.2 ms each, ~8 per checkpoint).
+    pub no_fsync: bool,
 }
 
 /// Writes a capture directory.
@@ -669,6 +687,9 @@ impl CaptureWriter {
             manifest
                 .settings
                 .insert("max_capture_bytes".into(), max.into());
+        }
+        if retention.no_fsync {
+            manifest.settings.insert("no_fsync".into(), true.into());
         }
         {
             let mut f = fsutil::create_new(&dir.join(RESERVE_FILE))?;
@@ -755,10 +776,15 @@ impl CaptureWriter {
             || self.lifecycle.needs_flush()
             || self.containers.needs_flush()
         {
-            self.events.flush()?;
-            self.lifecycle.flush()?;
-            self.containers.flush()?;
-            self.manifest.checkpoint(&self.dir, self.key.as_ref())?;
+            let durable = !self.retention.no_fsync;
+            self.events.flush(durable)?;
+            self.lifecycle.flush(durable)?;
+            self.containers.flush(durable)?;
+            if durable {
+                self.manifest.write(&self.dir, self.key.as_ref())?;
+            } else {
+                self.manifest.checkpoint(&self.dir, self.key.as_ref())?;
+            }
         }
         let max = self.retention.max_capture_bytes;
         if let Some(max) = max {

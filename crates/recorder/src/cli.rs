@@ -79,6 +79,12 @@ pub mod record {
         /// counted in the manifest.
         #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1 << 20..))]
         pub max_capture_bytes: Option<u64>,
+        /// Do not fsync the checkpoints written every half second. A killed
+        /// recorder still loses at most that half second, but a power cut or
+        /// kernel crash may lose back to the last sealed segment. For slow
+        /// storage, where fsync stalls the recorder.
+        #[arg(long)]
+        pub no_fsync: bool,
         /// Sign every manifest written with this ed25519 private key
         /// (PKCS#8 PEM, e.g. `openssl genpkey -algorithm ed25519`): a
         /// detached `manifest.json.sig` for `credtrail-replay --verify --pubkey`.

@@ -455,10 +455,23 @@ fn names_in(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_killed_writer_is_recovered_up_to_its_last_checkpoint() {
+    // Durable checkpoints (the default) and `--no-fsync` ones recover alike.
+    for no_fsync in [false, true] {
+        killed_writer_is_recovered(no_fsync);
+    }
+}
+
+fn killed_writer_is_recovered(no_fsync: bool) {
+    use credtrail_recorder::capture::Retention;
     use credtrail_recorder::recover::recover;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cap");
-    let mut w = CaptureWriter::create(&dir, manifest(), Rotation::default()).unwrap();
+    let retention = Retention {
+        no_fsync,
+        ..Retention::default()
+    };
+    let mut w =
+        CaptureWriter::create_with(&dir, manifest(), Rotation::default(), retention, None).unwrap();
     let durable = push_events(&mut w, 0, 300);
     std::thread::sleep(capture::FLUSH_INTERVAL);
     w.tick().unwrap();
@@ -482,6 +495,10 @@ fn a_killed_writer_is_recovered_up_to_its_last_checkpoint() {
     assert!(r.changed && r.problems.is_empty(), "{:?}", r.problems);
     let m = &r.manifest;
     assert_eq!(m.state, CaptureState::Recovered);
+    assert_eq!(
+        m.settings.get("no_fsync"),
+        no_fsync.then_some(&serde_json::Value::Bool(true))
+    );
     let rec = m.recovery.as_ref().unwrap();
     assert_eq!(rec.segments, ["events/part-00000.parquet"]);
     assert_eq!(rec.rows, 300);
@@ -587,6 +604,7 @@ fn max_capture_bytes_keeps_the_newest_segments_and_counts_the_rest() {
         Rotation::default(),
         Retention {
             max_capture_bytes: Some(budget),
+            ..Retention::default()
         },
         None,
     )

@@ -56,6 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 pods_file: a.pods,
                 retention: Retention {
                     max_capture_bytes: a.max_capture_bytes,
+                    no_fsync: a.no_fsync,
                 },
                 sign_key,
                 redactor,
