@@ -54,9 +54,7 @@ macro_rules! required_primitive {
         impl<'a> Column<'a> for $name<'a> {
             type Value = $t;
             fn new(array: &'a ArrayRef) -> Option<Self> {
-                if array.null_count() > 0 {
-                    return None;
-                }
+                no_nulls(array)?;
                 Some(Self($values(array)?))
             }
             fn get(&self, row: usize) -> $t {
@@ -81,6 +79,11 @@ macro_rules! optional_primitive {
     };
 }
 
+/// Some when the column has no null (a required field's column).
+fn no_nulls(array: &ArrayRef) -> Option<()> {
+    (array.null_count() == 0).then_some(())
+}
+
 fn u64_values(array: &ArrayRef) -> Option<&[u64]> {
     Some(array.as_primitive_opt::<UInt64Type>()?.values())
 }
@@ -99,7 +102,7 @@ struct Bool<'a>(&'a BooleanArray);
 impl<'a> Column<'a> for Bool<'a> {
     type Value = bool;
     fn new(array: &'a ArrayRef) -> Option<Self> {
-        (array.null_count() == 0).then_some(())?;
+        no_nulls(array)?;
         Some(Self(array.as_boolean_opt()?))
     }
     fn get(&self, row: usize) -> bool {
@@ -111,7 +114,7 @@ struct Str<'a>(&'a StringArray);
 impl<'a> Column<'a> for Str<'a> {
     type Value = String;
     fn new(array: &'a ArrayRef) -> Option<Self> {
-        (array.null_count() == 0).then_some(())?;
+        no_nulls(array)?;
         Some(Self(array.as_string_opt::<i32>()?))
     }
     fn get(&self, row: usize) -> String {
@@ -139,7 +142,7 @@ struct List<'a, V> {
 impl<'a, V> List<'a, V> {
     fn of(array: &'a ArrayRef, items: impl FnOnce(&'a ArrayRef) -> Option<V>) -> Option<Self> {
         let list = array.as_list_opt::<i32>()?;
-        (list.values().null_count() == 0).then_some(())?;
+        no_nulls(list.values())?;
         Some(Self {
             list,
             items: items(list.values())?,
@@ -155,7 +158,7 @@ struct ListU32<'a>(List<'a, &'a [u32]>);
 impl<'a> Column<'a> for ListU32<'a> {
     type Value = Vec<u32>;
     fn new(array: &'a ArrayRef) -> Option<Self> {
-        (array.null_count() == 0).then_some(())?;
+        no_nulls(array)?;
         Some(Self(List::of(array, u32_values)?))
     }
     fn get(&self, row: usize) -> Vec<u32> {
@@ -181,7 +184,7 @@ struct ListStr<'a>(List<'a, &'a StringArray>);
 impl<'a> Column<'a> for ListStr<'a> {
     type Value = Vec<String>;
     fn new(array: &'a ArrayRef) -> Option<Self> {
-        (array.null_count() == 0).then_some(())?;
+        no_nulls(array)?;
         Some(Self(List::of(array, |v| v.as_string_opt::<i32>())?))
     }
     fn get(&self, row: usize) -> Vec<String> {
@@ -307,7 +310,6 @@ macro_rules! rows_from_batch {
             )
         }
 
-        #[allow(non_snake_case)]
         #[derive(Default)]
         pub(crate) struct $columns {
             $($field: <$kind<'static> as Kind>::Builder,)*
