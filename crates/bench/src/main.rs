@@ -414,18 +414,12 @@ fn bench_query(dir: &Path, runs: usize) -> anyhow::Result<String> {
             duck(sql),
         ),
     ];
-    let events: u64 = credtrail_recorder::Manifest::read(dir)?
-        .counters
-        .events_written;
-    let bytes: u64 = credtrail_recorder::Manifest::read(dir)?
-        .segments_of("events")
-        .map(|s| s.bytes)
-        .sum();
+    let m = Manifest::read(dir)?;
+    let events = m.counters.events_written;
+    let bytes: u64 = m.segments_of("events").map(|s| s.bytes).sum();
     let mut md = format!(
         "Capture: {events} synthetic events in {} events segments, {:.1} MiB on disk ({:.2} bytes/event). {runs} runs each, alternating tools; wall time of the whole process (DuckDB's includes starting Python, ~0.1 s).\n\n| query | tool | min s | median s | max s | peak RSS MiB | median ratio credtrail/DuckDB |\n|---|---|---|---|---|---|---|\n",
-        credtrail_recorder::Manifest::read(dir)?
-            .segments_of("events")
-            .count(),
+        m.segments_of("events").count(),
         bytes as f64 / (1 << 20) as f64,
         bytes as f64 / events.max(1) as f64
     );

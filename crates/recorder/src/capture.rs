@@ -244,7 +244,6 @@ struct OpenSegment<T> {
     open_path: PathBuf,
     final_rel: String,
     writer: ArrowWriter<File>,
-    fields: Vec<FieldRef>,
     builder: Builder<T>,
     /// Rows in `builder`, not yet encoded.
     buffered: usize,
@@ -257,12 +256,13 @@ struct OpenSegment<T> {
 }
 
 impl<T: Table> OpenSegment<T> {
-    /// Encodes the builders' rows into the row group in progress.
-    fn encode(&mut self) -> Result<(), CaptureError> {
+    /// Encodes the builders' rows (columns `fields`) into the row group in
+    /// progress.
+    fn encode(&mut self, fields: &[FieldRef]) -> Result<(), CaptureError> {
         if self.buffered == 0 {
             return Ok(());
         }
-        let batch = self.builder.take_batch(&self.fields, &self.open_path)?;
+        let batch = self.builder.take_batch(fields, &self.open_path)?;
         self.writer
             .write(&batch)
             .map_err(|e| parquet_err(&self.open_path, e))?;
@@ -353,7 +353,6 @@ impl<T: Table> TableWriter<T> {
                 open_path,
                 final_rel: format!("{}/{name}", T::NAME),
                 writer,
-                fields: self.fields.clone(),
                 builder,
                 buffered: 0,
                 unflushed: false,
@@ -377,7 +376,8 @@ impl<T: Table> TableWriter<T> {
         seg.last_ktime_ns = seg.last_ktime_ns.max(k);
         seg.buffered += 1;
         if seg.buffered >= BATCH_ROWS {
-            seg.encode()?;
+            let seg = self.open.as_mut().expect("opened above");
+            seg.encode(&self.fields)?;
         }
         Ok(())
     }
@@ -391,7 +391,7 @@ impl<T: Table> TableWriter<T> {
         let Some(seg) = self.open.as_mut() else {
             return Ok(());
         };
-        seg.encode()?;
+        seg.encode(&self.fields)?;
         if !seg.unflushed {
             return Ok(());
         }
@@ -811,14 +811,7 @@ impl CaptureWriter {
 
     /// Bytes the capture's segments take now (sealed and open).
     fn disk_bytes(&self) -> u64 {
-        let sealed: u64 = self
-            .manifest
-            .segments
-            .iter()
-            .filter(|s| !s.evicted)
-            .map(|s| s.bytes)
-            .sum();
-        sealed
+        self.manifest.kept_bytes()
             + self.events.open_bytes()
             + self.lifecycle.open_bytes()
             + self.containers.open_bytes()

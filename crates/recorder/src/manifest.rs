@@ -239,6 +239,15 @@ impl Manifest {
             .filter(move |s| s.table == table && !s.evicted)
     }
 
+    /// Bytes of the segments still on disk (evicted ones are gone).
+    pub fn kept_bytes(&self) -> u64 {
+        self.segments
+            .iter()
+            .filter(|s| !s.evicted)
+            .map(|s| s.bytes)
+            .sum()
+    }
+
     /// Rows ever written to a table's segments, evicted ones included.
     pub fn rows_in(&self, table: &str) -> u64 {
         self.segments

@@ -630,12 +630,7 @@ fn max_capture_bytes_keeps_the_newest_segments_and_counts_the_rest() {
         .sum();
     assert_eq!(m.counters.events_evicted, evicted_rows);
     assert_eq!(m.counters.events_written, all.len() as u64);
-    let on_disk: u64 = m
-        .segments
-        .iter()
-        .filter(|s| !s.evicted)
-        .map(|s| s.bytes)
-        .sum();
+    let on_disk = m.kept_bytes();
     assert!(on_disk <= budget, "{on_disk} bytes kept, budget {budget}");
     assert_eq!(m.settings["max_capture_bytes"], budget);
     assert!(m.check_chain().is_empty());

@@ -11,7 +11,7 @@ use credtrail_recorder::event::{Creds, Event};
 use credtrail_recorder::workload::{Report, Step};
 
 mod common;
-use common::{Recorder, WORKLOAD, bpf_available, serial};
+use common::{Recorder, WORKLOAD, bpf_available, serial, storm};
 
 fn run_workload(args: &[&str]) -> Report {
     let out = Command::new(WORKLOAD).args(args).output().unwrap();
@@ -261,10 +261,7 @@ fn storm_accounting_is_exact_and_segments_rotate() {
     // A deliberately tiny ring buffer: the storm overruns it, and every
     // overrun must be counted.
     let rec = Recorder::start(false, &["--rotate-seconds", "1", "--ring-buffer-mib", "1"]);
-    let out = Command::new(WORKLOAD)
-        .args(["storm", "--threads", "2", "--seconds", "2"])
-        .output()
-        .unwrap();
+    let out = storm(2, 2, 0).output().unwrap();
     assert!(out.status.success());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let issued = report["calls"].as_u64().unwrap();

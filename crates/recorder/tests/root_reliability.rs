@@ -12,7 +12,7 @@ use credtrail_recorder::manifest::CaptureState;
 use credtrail_recorder::process::ProcessRow;
 
 mod common;
-use common::{RECORD, Recorder, WORKLOAD, bpf_available, serial};
+use common::{RECORD, Recorder, WORKLOAD, bpf_available, serial, storm};
 
 fn boottime_ns() -> u64 {
     credtrail_recorder::host::boottime_ns()
@@ -65,19 +65,7 @@ fn sigkill_at_random_points_loses_at_most_a_second() {
     let mut worst_ms = 0.0f64;
     let mut recovered_rows = 0u64;
     for run in 0..20 {
-        let storm = Command::new(WORKLOAD)
-            .args([
-                "storm",
-                "--threads",
-                "2",
-                "--seconds",
-                "8",
-                "--rate",
-                "5000",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let storm = storm(2, 8, 5000).stdout(Stdio::null()).spawn().unwrap();
         // Rotation every second, so kills also land in and around seals.
         let mut rec = Recorder::start(false, &["--rotate-seconds", "1"]);
         let delay = Duration::from_millis(50 + lcg(&mut rng) % 2500);
@@ -172,19 +160,7 @@ fn a_full_disk_stops_cleanly_and_counts_what_was_lost() {
         s.f_bavail * s.f_frsize
     };
     std::fs::write(mnt.join("filler"), vec![1u8; (free - (48 << 10)) as usize]).unwrap();
-    let mut storm = Command::new(WORKLOAD)
-        .args([
-            "storm",
-            "--threads",
-            "2",
-            "--seconds",
-            "30",
-            "--rate",
-            "20000",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut storm = storm(2, 30, 20000).stdout(Stdio::null()).spawn().unwrap();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
@@ -297,18 +273,7 @@ fn max_capture_bytes_keeps_a_ring_of_the_newest_segments() {
     let _serial = serial();
     let budget: u64 = 1 << 20;
     let rec = Recorder::start(false, &["--max-capture-bytes", &budget.to_string()]);
-    let out = Command::new(WORKLOAD)
-        .args([
-            "storm",
-            "--threads",
-            "2",
-            "--seconds",
-            "8",
-            "--rate",
-            "20000",
-        ])
-        .output()
-        .unwrap();
+    let out = storm(2, 8, 20000).output().unwrap();
     assert!(out.status.success());
     std::thread::sleep(Duration::from_millis(300));
     let (_live, stderr, cap, _tmp) = rec.stop();
@@ -325,12 +290,7 @@ fn max_capture_bytes_keeps_a_ring_of_the_newest_segments() {
     );
     assert!(m.counters.events_evicted > 0);
     // The kept segments fit the budget; the evicted files are gone.
-    let kept: u64 = m
-        .segments
-        .iter()
-        .filter(|s| !s.evicted)
-        .map(|s| s.bytes)
-        .sum();
+    let kept = m.kept_bytes();
     assert!(kept <= budget, "{kept} bytes kept, budget {budget}");
     for s in &evicted {
         assert!(!cap.dir.join(&s.file).exists(), "{}", s.file);

@@ -11,6 +11,16 @@ use credtrail_recorder::capture::Capture;
 pub const RECORD: &str = env!("CARGO_BIN_EXE_credtrail-record");
 pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_credtrail-workload");
 
+/// `credtrail-workload storm`: `threads` threads toggling their euid for
+/// `seconds`, each at `rate` calls/s (0: as fast as it can).
+pub fn storm(threads: u32, seconds: u32, rate: u32) -> Command {
+    let mut c = Command::new(WORKLOAD);
+    c.args(["storm", "--threads", &threads.to_string()])
+        .args(["--seconds", &seconds.to_string()])
+        .args(["--rate", &rate.to_string()]);
+    c
+}
+
 /// Root tests run one at a time: each asserts on everything the kernel
 /// reported while it ran, so a concurrent test's calls would interfere.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
