@@ -8,29 +8,7 @@ use credtrail_recorder::capture::{Capture, Rotation};
 use credtrail_recorder::output::PrintFormat;
 use credtrail_recorder::record::{RecordOptions, record};
 
-fn bpf_available() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc_geteuid() } == 0;
-    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
-    if root && btf {
-        return true;
-    }
-    let why = if root {
-        "no kernel BTF"
-    } else {
-        "not running as root"
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("root eBPF test cannot run under CI: {why}");
-    }
-    eprintln!("SKIPPED root eBPF test: {why} (run as root: sudo scripts/test)");
-    false
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
+use crate::common::bpf_available;
 
 /// Records in-process while `workload` runs; returns what was printed live.
 fn record_live(format: PrintFormat, dir: &Path) -> String {

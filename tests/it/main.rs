@@ -10,3 +10,8 @@ mod bad_input;
 mod query;
 // Root: the live recorder's output equals the replay of what it wrote.
 mod live_replay;
+// Root: recorders killed with SIGKILL, recovered, read by every reader.
+mod recovery;
+// The recorder's root-test helpers (recorder, workload, podman).
+#[path = "../../crates/recorder/tests/common/mod.rs"]
+mod common;

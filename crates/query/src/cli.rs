@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use credtrail_recorder::manifest::CaptureState;
 use polars::prelude::DataFrame;
 
 use crate::output::{Format, write};
@@ -72,6 +73,24 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Que
             counters.ringbuf_full,
             counters.enter_store_failures,
             counters.decode_errors
+        );
+    }
+    for c in caps
+        .iter()
+        .filter(|c| c.manifest.state == CaptureState::Recovered)
+    {
+        let _ = writeln!(
+            err,
+            "credtrail-query: warning: {} was recovered after its recorder died: at least {} events lost, and what happened after {} may be missing",
+            c.name,
+            c.manifest
+                .recovery
+                .as_ref()
+                .map_or(0, |r| r.events_lost_at_least),
+            c.manifest
+                .end
+                .as_ref()
+                .map_or("its last checkpoint", |e| e.time.as_str())
         );
     }
     let mut answers: Vec<DataFrame> = Vec::new();

@@ -42,6 +42,10 @@ pub const EVENTS: &str = "events";
 pub const PROCESSES: &str = "processes";
 pub const LIFECYCLE: &str = "lifecycle";
 pub const CONTAINERS: &str = "containers";
+/// Every table of a capture. A finished capture (sealed, recovered or
+/// failed) lists at least one segment of each, empty if need be, so that
+/// readers of the files alone (DuckDB, Spark) find every table.
+pub const TABLES: [&str; 4] = [EVENTS, LIFECYCLE, CONTAINERS, PROCESSES];
 
 /// A table's Arrow schema, traced from its Rust type so the struct is the
 /// single definition of the columns.
@@ -521,7 +525,7 @@ impl<T: Table> TableWriter<T> {
 #[derive(Debug, Default)]
 pub(crate) struct Salvage {
     pub segment: Option<Segment>,
-    pub discarded: Option<String>,
+    pub discarded: Option<crate::manifest::DiscardedSegment>,
     pub checkpoint_ktime_ns: u64,
     pub problem: Option<String>,
 }
@@ -777,9 +781,12 @@ impl CaptureWriter {
             || self.containers.needs_flush()
         {
             let durable = !self.retention.no_fsync;
-            self.events.flush(durable)?;
-            self.lifecycle.flush(durable)?;
+            // Dependencies first: an event's enrichment rests on the
+            // container and lifecycle rows before it, so a crash between
+            // two of these never keeps an event without them.
             self.containers.flush(durable)?;
+            self.lifecycle.flush(durable)?;
+            self.events.flush(durable)?;
             if durable {
                 self.manifest.write(&self.dir, self.key.as_ref())?;
             } else {
@@ -864,9 +871,12 @@ impl CaptureWriter {
 
     fn seal_all(&mut self) -> Result<(), CaptureError> {
         let sealed = [
-            self.events.seal(&self.dir)?,
-            self.lifecycle.seal(&self.dir)?,
+            // In the order of `tick`'s flushes, for the same reason.
             self.containers.seal(&self.dir)?,
+            self.lifecycle.seal(&self.dir)?,
+            self.events.seal(&self.dir)?,
+            // Open only when `finish` makes an empty one.
+            self.processes.seal(&self.dir)?,
         ];
         self.epoch += 1;
         if sealed.iter().any(Option::is_some) {
@@ -892,14 +902,13 @@ impl CaptureWriter {
     /// Seals the open segments and the manifest. Every table exists
     /// afterwards, even if nothing happened.
     pub fn finish(mut self, end: crate::manifest::Instant) -> Result<Manifest, CaptureError> {
-        if self.manifest.segments_of(EVENTS).next().is_none() {
-            self.events.open_segment(self.epoch)?;
-        }
-        if self.manifest.segments_of(LIFECYCLE).next().is_none() {
-            self.lifecycle.open_segment(self.epoch)?;
-        }
-        if self.manifest.segments.iter().all(|s| s.table != CONTAINERS) {
-            self.containers.open_segment(self.epoch)?;
+        for table in missing_tables(&self.manifest) {
+            match table {
+                EVENTS => self.events.open_segment(self.epoch).map(drop)?,
+                LIFECYCLE => self.lifecycle.open_segment(self.epoch).map(drop)?,
+                CONTAINERS => self.containers.open_segment(self.epoch).map(drop)?,
+                _ => self.processes.open_segment(self.epoch).map(drop)?,
+            }
         }
         self.seal_all()?;
         self.manifest.end = Some(end);
@@ -939,6 +948,12 @@ impl CaptureWriter {
         self.manifest
             .segments
             .extend(salvaged.into_iter().filter_map(|s| s.segment));
+        // Best effort on a disk that just failed: readers of the manifest
+        // take a missing table as empty anyway.
+        match seal_missing_tables(&self.dir, &self.manifest, self.epoch + 1) {
+            Ok(empty) => self.manifest.segments.extend(empty),
+            Err(e) => tracing::warn!("cannot write the empty tables of the stopped capture: {e}"),
+        }
         let (events, lifecycle) = (
             self.manifest.rows_in(EVENTS),
             self.manifest.rows_in(LIFECYCLE),
@@ -954,6 +969,54 @@ impl CaptureWriter {
         self.manifest.write(&self.dir, self.key.as_ref())?;
         Ok(self.manifest)
     }
+}
+
+/// The tables the manifest lists no readable segment of.
+fn missing_tables(manifest: &Manifest) -> impl Iterator<Item = &'static str> + '_ {
+    TABLES
+        .into_iter()
+        .filter(|t| manifest.segments_of(t).next().is_none())
+}
+
+/// Seals an empty segment `part-{epoch}` of every table the manifest lists
+/// no readable segment of (after a crash or a write error; `finish` does
+/// the same with its own writers).
+pub(crate) fn seal_missing_tables(
+    dir: &Path,
+    manifest: &Manifest,
+    epoch: u32,
+) -> Result<Vec<Segment>, CaptureError> {
+    fn empty<T: Table>(dir: &Path, epoch: u32) -> Result<Option<Segment>, CaptureError> {
+        let mut w = TableWriter::<T>::new(dir)?;
+        w.open_segment(epoch)?;
+        w.seal(dir)
+    }
+    let mut sealed = Vec::new();
+    for table in missing_tables(manifest) {
+        let seg = match table {
+            EVENTS => empty::<Event>(dir, epoch)?,
+            LIFECYCLE => empty::<ProcEvent>(dir, epoch)?,
+            CONTAINERS => empty::<ContainerRow>(dir, epoch)?,
+            _ => empty::<ProcessRow>(dir, epoch)?,
+        };
+        sealed.extend(seg);
+    }
+    Ok(sealed)
+}
+
+/// The first segment number no file of the capture uses yet.
+pub(crate) fn next_free_epoch(dir: &Path) -> u32 {
+    TABLES
+        .iter()
+        .filter_map(|t| std::fs::read_dir(dir.join(t)).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter_map(|e| {
+            let name = e.file_name();
+            let n = name.to_str()?.strip_prefix("part-")?;
+            n.get(..n.find('.')?)?.parse::<u32>().ok()
+        })
+        .max()
+        .map_or(0, |e| e + 1)
 }
 
 /// Deletes the files of evicted segments; one that cannot go is logged and
@@ -999,7 +1062,18 @@ impl Capture {
                 dir.display(),
                 manifest.error.as_deref().unwrap_or("unknown error")
             ),
-            CaptureState::Sealed | CaptureState::Recovered => {}
+            CaptureState::Recovered => {
+                tracing::warn!(
+                    "{} was recovered after its recorder died: what happened after its last checkpoint ({}) may be missing; at least {} events lost",
+                    dir.display(),
+                    manifest.end.as_ref().map_or("unknown", |e| e.time.as_str()),
+                    manifest
+                        .recovery
+                        .as_ref()
+                        .map_or(0, |r| r.events_lost_at_least)
+                )
+            }
+            CaptureState::Sealed => {}
         }
         Ok(Capture {
             dir: dir.to_owned(),
@@ -1007,7 +1081,9 @@ impl Capture {
         })
     }
 
-    /// Every row of a table, segment after segment in manifest order. Each
+    /// Every row of a table, segment after segment in manifest order (a
+    /// table the manifest lists no segment of is empty: a capture recovered
+    /// or stopped before its first row, or one written by an older build). Each
     /// segment's size and sha256 are checked against the manifest first, so
     /// a truncated or altered file is named as such, never half-read.
     pub fn read<T: Table>(&self) -> Result<Vec<T>, CaptureError> {
@@ -1017,17 +1093,6 @@ impl Capture {
     /// The rows of a table, streamed (see [`TableStream`]).
     pub fn stream<T: Table>(&self) -> TableStream<T> {
         TableStream::new(self)
-    }
-
-    /// Fails unless the manifest lists at least one segment of `table`.
-    pub fn require_table(&self, table: &str) -> Result<(), CaptureError> {
-        if self.manifest.segments_of(table).next().is_none() {
-            return Err(CaptureError::MissingTable {
-                path: self.dir.join(crate::manifest::MANIFEST_FILE),
-                table: table.to_owned(),
-            });
-        }
-        Ok(())
     }
 
     pub fn events(&self) -> Result<Vec<Event>, CaptureError> {

@@ -53,8 +53,6 @@ pub enum CaptureError {
     Schema { path: PathBuf, message: String },
     #[error("{} {message}; run credtrail-replay --verify on the capture", path.display())]
     Integrity { path: PathBuf, message: String },
-    #[error("{} lists no {table} segments: the capture is incomplete (if the recorder was killed, run `credtrail-record recover` on it)", path.display())]
-    MissingTable { path: PathBuf, table: String },
     #[error("{} is locked by a running recorder; stop it first (or wait for it to finish)", path.display())]
     Busy { path: PathBuf },
     #[error("{}: {message}", path.display())]

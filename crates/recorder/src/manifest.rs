@@ -136,9 +136,9 @@ pub struct Recovery {
     pub segments: Vec<String>,
     /// Rows in them.
     pub rows: u64,
-    /// Open segments with no checkpoint (nothing flushed yet), renamed
-    /// `*.discarded` and not read.
-    pub discarded: Vec<String>,
+    /// Open segments that could not be sealed (no usable checkpoint),
+    /// renamed `*.discarded` and not read, with what they held.
+    pub discarded: Vec<Discarded>,
     /// Events that reached the recorder after its last checkpoint are lost
     /// and cannot be counted; this bounds them in time.
     pub last_checkpoint_ktime_ns: u64,
@@ -146,6 +146,35 @@ pub struct Recovery {
     /// last checkpoint that are neither in a segment nor counted as dropped.
     #[serde(default)]
     pub events_lost_at_least: u64,
+}
+
+/// An open segment `recover` set aside (renamed `*.discarded`) because it
+/// could not be sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Discarded {
+    Segment(DiscardedSegment),
+    /// The file name alone, as recoveries before these details wrote it;
+    /// kept as it was so that such a capture's hash chain still holds.
+    Legacy(String),
+}
+
+/// What a set-aside segment held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscardedSegment {
+    /// Path of the `*.discarded` file, relative to the capture directory.
+    pub file: String,
+    pub table: String,
+    pub bytes: u64,
+    /// Rows it held, at least: those its checkpoint promised, or those the
+    /// manifest had counted for the table that no segment holds, or 1 when
+    /// it holds data written after its last checkpoint (not countable).
+    /// Events among them are in `events_lost_at_least`.
+    pub rows_at_least: u64,
+    /// False when no row ever reached the file: nothing was lost with it.
+    pub held_data: bool,
+    /// Why it could not be sealed.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

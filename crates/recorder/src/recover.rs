@@ -14,10 +14,12 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::capture::{self, CONTAINERS, EVENTS, LIFECYCLE, PROCESSES, Salvage, hash_file};
+use crate::capture::{self, EVENTS, LIFECYCLE, Salvage, hash_file};
 use crate::error::CaptureError;
 use crate::fsutil;
-use crate::manifest::{CaptureState, Manifest, Recovery, Segment, SigningKey};
+use crate::manifest::{
+    CaptureState, Discarded, DiscardedSegment, Manifest, Recovery, Segment, SigningKey,
+};
 
 /// Suffix of an open segment's checkpoint file.
 pub const CHECKPOINT_SUFFIX: &str = ".ckpt";
@@ -124,53 +126,81 @@ fn read_checkpoint(open_path: &Path) -> Result<Option<Checkpoint>, CaptureError>
 
 /// Seals one open segment from its checkpoint, or sets it aside.
 pub(crate) fn salvage_open(capture_dir: &Path, open_path: &Path, table: &str) -> Salvage {
-    match seal_from_checkpoint(capture_dir, open_path, table) {
-        Ok(Some((seg, ktime))) => Salvage {
+    let aside =
+        |promised: u64, reason: String| set_aside(capture_dir, open_path, table, promised, reason);
+    let ck = match read_checkpoint(open_path) {
+        Ok(Some(ck)) if ck.rows > 0 => ck,
+        Ok(_) => return aside(0, "no checkpoint: no rows had been flushed to it".into()),
+        Err(e) => return aside(0, e.to_string()),
+    };
+    match seal_from_checkpoint(capture_dir, open_path, table, &ck) {
+        Ok(seg) => Salvage {
             segment: Some(seg),
-            checkpoint_ktime_ns: ktime,
+            checkpoint_ktime_ns: ck.ktime_ns,
             ..Salvage::default()
         },
-        Ok(None) => set_aside(open_path, None),
-        Err(e) => set_aside(open_path, Some(e.to_string())),
+        Err(e) => aside(ck.rows, e.to_string()),
     }
 }
 
-fn set_aside(open_path: &Path, problem: Option<String>) -> Salvage {
+/// Renames an open segment `*.discarded`, recording what it held. A file
+/// with more than Parquet's 4-byte magic held rows (or part of them).
+fn set_aside(
+    capture_dir: &Path,
+    open_path: &Path,
+    table: &str,
+    promised: u64,
+    reason: String,
+) -> Salvage {
     let discarded = open_path.with_extension("discarded");
-    let mut s = Salvage {
-        problem,
+    let held_problem = |problem: String| Salvage {
+        problem: Some(problem),
         ..Salvage::default()
     };
     if discarded.exists() {
-        s.problem
-            .get_or_insert_with(|| format!("{} already exists", discarded.display()));
-        return s;
+        return held_problem(format!(
+            "{}: {reason}; cannot set it aside: {} already exists",
+            open_path.display(),
+            discarded.display()
+        ));
     }
-    match fs::rename(open_path, &discarded) {
-        Ok(()) => {
-            let _ = capture::remove_checkpoint(open_path);
-            s.discarded = Some(discarded.display().to_string());
-        }
-        Err(e) => {
-            s.problem = Some(format!("cannot set aside {}: {e}", open_path.display()));
-        }
+    let bytes = fs::symlink_metadata(open_path).map_or(0, |m| m.len());
+    if let Err(e) = fs::rename(open_path, &discarded) {
+        return held_problem(format!("cannot set aside {}: {e}", open_path.display()));
     }
-    s
+    let _ = capture::remove_checkpoint(open_path);
+    let held_data = bytes > 4 || promised > 0;
+    Salvage {
+        // An empty file is no problem: nothing was lost with it.
+        problem: held_data.then(|| format!("{}: {reason}; set aside", open_path.display())),
+        discarded: Some(DiscardedSegment {
+            file: relative(capture_dir, &discarded),
+            table: table.to_owned(),
+            bytes,
+            rows_at_least: promised.max(u64::from(held_data)),
+            held_data,
+            reason,
+        }),
+        ..Salvage::default()
+    }
 }
 
-/// Ok(None): nothing was checkpointed (no rows reached the file).
+/// `path` relative to the capture directory, as the manifest names files.
+fn relative(capture_dir: &Path, path: &Path) -> String {
+    path.strip_prefix(capture_dir)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string())
+}
+
+/// Cuts the open segment back to its checkpoint, appends the footer,
+/// checks the rows read back and renames it to its sealed name.
 fn seal_from_checkpoint(
     capture_dir: &Path,
     open_path: &Path,
     table: &str,
-) -> Result<Option<(Segment, u64)>, CaptureError> {
+    ck: &Checkpoint,
+) -> Result<Segment, CaptureError> {
     let dir = open_path.parent().unwrap_or(Path::new("."));
-    let Some(ck) = read_checkpoint(open_path)? else {
-        return Ok(None);
-    };
-    if ck.rows == 0 {
-        return Ok(None);
-    }
     let name = open_path
         .file_name()
         .and_then(|n| n.to_str())
@@ -222,10 +252,7 @@ fn seal_from_checkpoint(
     fs::rename(open_path, &final_path).map_err(io(&final_path, "rename recovered segment to"))?;
     capture::remove_checkpoint(open_path)?;
     fsutil::sync_dir(dir)?;
-    Ok(Some((
-        recovered_segment(capture_dir, &final_path, table, &ck)?,
-        ck.ktime_ns,
-    )))
+    recovered_segment(capture_dir, &final_path, table, ck)
 }
 
 /// The manifest record of a segment sealed by recovery.
@@ -238,10 +265,7 @@ fn recovered_segment(
     let (bytes, sha256) = hash_file(path)?;
     Ok(Segment {
         table: table.to_owned(),
-        file: path
-            .strip_prefix(capture_dir)
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| path.display().to_string()),
+        file: relative(capture_dir, path),
         rows: ck.rows,
         bytes,
         sha256,
@@ -313,7 +337,7 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     let mut open = Vec::new();
     let mut adopt = Vec::new();
     let mut stale = Vec::new();
-    for table in [EVENTS, LIFECYCLE, CONTAINERS, PROCESSES] {
+    for table in capture::TABLES {
         let tdir = dir.join(table);
         let Ok(entries) = fs::read_dir(&tdir) else {
             continue;
@@ -362,6 +386,7 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
         events_lost_at_least: 0,
     };
     let mut problems = Vec::new();
+    let mut discarded: Vec<DiscardedSegment> = Vec::new();
     for (table, open_path) in adopt {
         match adopt_sealed(dir, &open_path, table) {
             Ok((seg, ktime)) => {
@@ -384,7 +409,7 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
             manifest.segments.push(seg);
         }
         if let Some(d) = s.discarded {
-            recovery.discarded.push(d);
+            discarded.push(d);
         }
         if let Some(p) = s.problem {
             problems.push(p);
@@ -393,13 +418,38 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
             recovery.last_checkpoint_ktime_ns.max(s.checkpoint_ktime_ns);
     }
     // The rows the segments hold are the truth; the manifest's counters are
-    // from its last checkpoint and may lag them.
+    // from its last checkpoint and may lag them. Rows it had counted that
+    // no segment holds were in the segment set aside.
+    let counted = [
+        (EVENTS, manifest.counters.events_written),
+        (LIFECYCLE, manifest.counters.lifecycle_written),
+    ];
+    for d in discarded.iter_mut().filter(|d| d.held_data) {
+        for (table, n) in counted {
+            if d.table == table {
+                d.rows_at_least = d
+                    .rows_at_least
+                    .max(n.saturating_sub(manifest.rows_in(table)));
+            }
+        }
+    }
     manifest.counters.events_written = manifest.rows_in(EVENTS);
     manifest.counters.lifecycle_written = manifest.rows_in(LIFECYCLE);
     let c = &manifest.counters;
+    let discarded_events: u64 = discarded
+        .iter()
+        .filter(|d| d.table == EVENTS)
+        .map(|d| d.rows_at_least)
+        .sum();
     recovery.events_lost_at_least = c
         .kernel_events
-        .saturating_sub(c.events_written + c.ringbuf_full + c.decode_errors);
+        .saturating_sub(c.events_written + c.ringbuf_full + c.decode_errors)
+        .max(discarded_events);
+    recovery.discarded = discarded.into_iter().map(Discarded::Segment).collect();
+    // A table that had no row before the crash reads as empty, as after a
+    // clean stop.
+    let empty = capture::seal_missing_tables(dir, &manifest, capture::next_free_epoch(dir))?;
+    manifest.segments.extend(empty);
     let last = manifest
         .segments
         .iter()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use credtrail_recorder::capture::{self, Capture, CaptureWriter, Rotation, Table};
 use credtrail_recorder::error::CaptureError;
 use credtrail_recorder::event::Event;
-use credtrail_recorder::manifest::{self, CaptureState, Counters, Manifest};
+use credtrail_recorder::manifest::{self, CaptureState, Counters, Discarded, Manifest};
 use credtrail_recorder::output::{self, PrintFormat};
 use credtrail_recorder::process::ProcessRow;
 
@@ -537,11 +537,27 @@ fn a_corrupt_checkpoint_sets_the_segment_aside_without_panicking() {
     );
     let rec = r.manifest.recovery.as_ref().unwrap();
     assert_eq!(rec.rows, 0);
-    assert_eq!(rec.discarded.len(), 1);
-    // The bytes are kept, under a name no reader picks up.
+    // The 50 rows the manifest had counted are accounted for as lost.
+    let [Discarded::Segment(d)] = &rec.discarded[..] else {
+        panic!("{:?}", rec.discarded)
+    };
+    assert_eq!(
+        (
+            d.file.as_str(),
+            d.table.as_str(),
+            d.rows_at_least,
+            d.held_data
+        ),
+        ("events/part-00000.parquet.discarded", "events", 50, true)
+    );
+    assert!(d.reason.contains("checksum mismatch"), "{}", d.reason);
+    assert_eq!(rec.events_lost_at_least, 50);
+    assert_eq!(r.manifest.counters.events_written, 0);
+    // The bytes are kept, under a name no reader picks up; the table reads
+    // as empty from a new empty segment.
     assert_eq!(
         names_in(&dir.join("events")),
-        ["part-00000.parquet.discarded"]
+        ["part-00000.parquet.discarded", "part-00001.parquet"]
     );
     assert!(r.manifest.check_chain().is_empty());
     // Every checkpoint byte string decodes or errors, never panics.
@@ -549,6 +565,44 @@ fn a_corrupt_checkpoint_sets_the_segment_aside_without_panicking() {
     for n in 0..bytes.len().min(200) {
         let _ = Checkpoint::decode(&bytes[..n]);
     }
+}
+
+/// Killed before the first checkpoint: the open segment is an empty file,
+/// set aside as such (no problem, nothing lost), and every table is listed
+/// afterwards, empty, so that every reader takes the capture.
+#[test]
+fn a_segment_killed_before_its_first_flush_is_set_aside_as_empty() {
+    use credtrail_recorder::recover::recover;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cap");
+    let mut w = CaptureWriter::create(&dir, manifest(), Rotation::default()).unwrap();
+    push_events(&mut w, 0, 10);
+    drop(w);
+    let r = recover(&dir, None).unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let rec = r.manifest.recovery.as_ref().unwrap();
+    let [Discarded::Segment(d)] = &rec.discarded[..] else {
+        panic!("{:?}", rec.discarded)
+    };
+    assert_eq!((d.rows_at_least, d.held_data), (0, false), "{d:?}");
+    assert_eq!(rec.events_lost_at_least, 0);
+    for table in capture::TABLES {
+        assert_eq!(
+            r.manifest.segments_of(table).count(),
+            1,
+            "{table}: {:?}",
+            r.manifest.segments
+        );
+    }
+    assert!(r.manifest.check_chain().is_empty());
+    let cap = Capture::open(&dir).unwrap();
+    assert!(cap.events().unwrap().is_empty());
+    assert!(cap.lifecycle().unwrap().is_empty());
+    // The empty segment takes the next free number, beside the one set aside.
+    assert_eq!(
+        names_in(&dir.join("events")),
+        ["part-00000.parquet.discarded", "part-00001.parquet"]
+    );
 }
 
 #[test]

@@ -11,10 +11,10 @@ use credtrail_recorder::event::{Creds, Event};
 use credtrail_recorder::workload::{Report, Step};
 
 mod common;
-use common::{Recorder, WORKLOAD, bpf_available, serial, storm};
+use common::{IMAGE, Recorder, bpf_available, podman, podman_ready, serial, storm, workload_bin};
 
 fn run_workload(args: &[&str]) -> Report {
-    let out = Command::new(WORKLOAD).args(args).output().unwrap();
+    let out = Command::new(workload_bin()).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "workload failed: {}",
@@ -200,7 +200,7 @@ fn records_every_credential_syscall_with_exact_rows() {
     // Who did it: the workload binary, started by this test.
     let test_exe = std::env::current_exe().unwrap();
     for ev in &single_rows {
-        assert_eq!(ev.binary.as_deref(), Some(WORKLOAD), "{ev:?}");
+        assert_eq!(ev.binary.as_deref(), Some(workload_bin()), "{ev:?}");
         assert_eq!(ev.arguments.as_deref(), Some("all"));
         assert_eq!(ev.flags.as_deref(), Some("execve clone"));
         assert_eq!(ev.parent_pid, Some(me));
@@ -314,7 +314,7 @@ fn short_lived_process_is_identified() {
     let _serial = serial();
     let rec = Recorder::start(true, &[]);
     let cwd = tempfile::tempdir().unwrap();
-    let out = Command::new(WORKLOAD)
+    let out = Command::new(workload_bin())
         .args(["su-like", "--uid", "4242"])
         .current_dir(cwd.path())
         .output()
@@ -336,7 +336,7 @@ fn short_lived_process_is_identified() {
         (ev.syscall.as_str(), ev.arg0, ev.new_uid, ev.ret),
         ("setresuid", 4242, 4242, 0)
     );
-    assert_eq!(ev.binary.as_deref(), Some(WORKLOAD));
+    assert_eq!(ev.binary.as_deref(), Some(workload_bin()));
     assert_eq!(ev.arguments.as_deref(), Some("su-like --uid 4242"));
     let cwd_path = cwd.path().canonicalize().unwrap();
     assert_eq!(ev.cwd.as_deref(), cwd_path.to_str());
@@ -357,8 +357,8 @@ fn short_lived_process_is_identified() {
         .find(|l| l.kind == "exec" && l.pid == pid)
         .expect("exec lifecycle row");
     assert_eq!(exec.ktime_ns, ktime);
-    assert_eq!(exec.filename, WORKLOAD);
-    assert_eq!(exec.args, vec![WORKLOAD, "su-like", "--uid", "4242"]);
+    assert_eq!(exec.filename, workload_bin());
+    assert_eq!(exec.args, vec![workload_bin(), "su-like", "--uid", "4242"]);
     assert_eq!(exec.cwd, cwd_path.to_str().unwrap());
     assert_eq!(
         ev.start_time,
@@ -383,7 +383,7 @@ fn short_lived_process_is_identified() {
     let v = credtrail_recorder::output::tetragon(ev);
     let k = &v["process_kprobe"];
     assert_eq!(k["function_name"], "__x64_sys_setresuid");
-    assert_eq!(k["process"]["binary"], WORKLOAD);
+    assert_eq!(k["process"]["binary"], workload_bin());
     assert_eq!(k["process"]["exec_id"], ev.exec_id.as_deref().unwrap());
     assert_eq!(k["parent"]["pid"], std::process::id());
     assert_eq!(k["return"]["int_arg"], 0);
@@ -403,7 +403,7 @@ fn exec_of_a_setuid_binary_is_a_credential_event() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let suid = dir.path().join("ct-suid");
-    std::fs::copy(WORKLOAD, &suid).unwrap();
+    std::fs::copy(workload_bin(), &suid).unwrap();
     std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
 
     let rec = Recorder::start(false, &[]);
@@ -448,92 +448,6 @@ fn exec_of_a_setuid_binary_is_a_credential_event() {
     assert_eq!(ev.flags.as_deref(), Some("execve rootcwd clone"));
     assert_eq!(ev.cwd.as_deref(), Some("/"));
     assert_eq!(ev.process_uid, Some(0), "euid of the new image");
-}
-
-const IMAGE: &str = "localhost/credtrail-busybox:test";
-
-/// podman with runc and a busybox image built from busybox-static (no
-/// registry is needed). Fails under CI when podman cannot run.
-fn podman_ready() -> bool {
-    let fail = |why: String| {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("podman cannot run here, so the container test cannot: {why}");
-        }
-        eprintln!(
-            "SKIPPED container test: {why} (scripts/setup installs podman, runc, busybox-static)"
-        );
-        false
-    };
-    match Command::new("podman").arg("--version").output() {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            return fail(format!(
-                "podman --version: {}",
-                String::from_utf8_lossy(&o.stderr)
-            ));
-        }
-        Err(e) => return fail(format!("podman: {e}")),
-    }
-    let exists = Command::new("podman")
-        .args(["image", "exists", IMAGE])
-        .status()
-        .unwrap();
-    if exists.success() {
-        return true;
-    }
-    let busybox = Path::new("/bin/busybox");
-    if !busybox.exists() {
-        return fail("/bin/busybox is missing".into());
-    }
-    let root = tempfile::tempdir().unwrap();
-    let r = root.path();
-    for d in ["bin", "etc", "tmp"] {
-        std::fs::create_dir_all(r.join(d)).unwrap();
-    }
-    std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
-    for applet in ["sh", "su", "id", "cat", "ls", "sleep"] {
-        std::os::unix::fs::symlink("busybox", r.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(
-        r.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
-    )
-    .unwrap();
-    std::fs::write(r.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    let tar = root.path().with_extension("tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(r)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let o = Command::new("podman")
-        .arg("import")
-        .arg(&tar)
-        .arg(IMAGE)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&tar);
-    if !o.status.success() {
-        return fail(format!(
-            "podman import: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ));
-    }
-    true
-}
-
-fn podman(args: &[&str]) -> String {
-    let o = Command::new("podman").args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "podman {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap().trim().to_owned()
 }
 
 #[test]

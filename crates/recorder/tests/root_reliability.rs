@@ -1,118 +1,16 @@
-//! Root reliability tests: SIGKILL at random points, a full disk, dropped
-//! privileges and redaction, against the real recorder binary.
+//! Root reliability tests: a full disk, dropped privileges and redaction,
+//! the disk budget, against the real recorder binary (SIGKILL recovery is
+//! in `tests/it/recovery.rs`, where replay and query read the result).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use credtrail_recorder::capture::{Capture, check_segment};
 use credtrail_recorder::event::Event;
-use credtrail_recorder::lifecycle::ProcEvent;
 use credtrail_recorder::manifest::CaptureState;
-use credtrail_recorder::process::ProcessRow;
 
 mod common;
-use common::{RECORD, Recorder, WORKLOAD, bpf_available, serial, storm};
-
-fn boottime_ns() -> u64 {
-    credtrail_recorder::host::boottime_ns()
-}
-
-/// Every listed segment matches its size, checksum and row count, the chain
-/// holds, and nothing open or unlisted is left.
-fn assert_whole(dir: &Path) -> Capture {
-    let cap = Capture::open(dir).unwrap();
-    let m = &cap.manifest;
-    assert!(m.check_chain().is_empty(), "{:?}", m.check_chain());
-    for seg in m.segments.iter().filter(|s| !s.evicted) {
-        check_segment(&dir.join(&seg.file), seg).unwrap();
-    }
-    let events: Vec<Event> = cap.read().unwrap();
-    assert_eq!(
-        events.len() as u64,
-        m.counters.events_written - m.counters.events_evicted
-    );
-    cap.read::<ProcEvent>().unwrap();
-    cap.read::<ProcessRow>().unwrap();
-    for table in ["events", "lifecycle", "containers", "processes"] {
-        for e in std::fs::read_dir(dir.join(table)).unwrap() {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            let rel = format!("{table}/{name}");
-            assert!(
-                m.segments.iter().any(|s| s.file == rel) || name.ends_with(".discarded"),
-                "left over: {rel}"
-            );
-        }
-    }
-    cap
-}
-
-/// A small deterministic pseudo-random sequence (no clock, reproducible).
-fn lcg(state: &mut u64) -> u64 {
-    *state = state
-        .wrapping_mul(6_364_136_223_846_793_005)
-        .wrapping_add(1_442_695_040_888_963_407);
-    *state >> 33
-}
-
-#[test]
-fn sigkill_at_random_points_loses_at_most_a_second() {
-    if !bpf_available() {
-        return;
-    }
-    let _serial = serial();
-    let mut rng = 0x5eed_u64;
-    let mut worst_ms = 0.0f64;
-    let mut recovered_rows = 0u64;
-    for run in 0..20 {
-        let storm = storm(2, 8, 5000).stdout(Stdio::null()).spawn().unwrap();
-        // Rotation every second, so kills also land in and around seals.
-        let mut rec = Recorder::start(false, &["--rotate-seconds", "1"]);
-        let delay = Duration::from_millis(50 + lcg(&mut rng) % 2500);
-        std::thread::sleep(delay);
-        let kill_ktime = boottime_ns();
-        rec.child.kill().unwrap();
-        rec.child.wait().unwrap();
-        let dir = rec.dir.clone();
-
-        let out = Command::new(RECORD)
-            .arg("recover")
-            .arg(&dir)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "run {run}: recover failed: {stderr}");
-        let cap = assert_whole(&dir);
-        assert_eq!(cap.manifest.state, CaptureState::Recovered, "run {run}");
-        let last = cap
-            .manifest
-            .segments_of("events")
-            .map(|s| s.last_ktime_ns)
-            .chain([cap.manifest.start.ktime_ns])
-            .max()
-            .unwrap();
-        let window_ms = kill_ktime.saturating_sub(last) as f64 / 1e6;
-        eprintln!(
-            "run {run}: killed {} ms after start, {} events kept, loss window {window_ms:.0} ms, at least {} events lost in the crash",
-            delay.as_millis(),
-            cap.manifest.counters.events_written,
-            cap.manifest.recovery.as_ref().unwrap().events_lost_at_least
-        );
-        assert!(
-            window_ms <= 1000.0,
-            "run {run}: lost {window_ms:.0} ms of events ({stderr})"
-        );
-        worst_ms = worst_ms.max(window_ms);
-        recovered_rows += cap.manifest.counters.events_written;
-        let mut storm = storm;
-        storm.kill().unwrap();
-        storm.wait().unwrap();
-    }
-    eprintln!(
-        "worst loss window over 20 kills: {worst_ms:.0} ms; {recovered_rows} events recovered"
-    );
-    assert!(recovered_rows > 0);
-}
+use common::{Recorder, assert_whole, bpf_available, record_bin, serial, storm, workload_bin};
 
 #[test]
 fn a_full_disk_stops_cleanly_and_counts_what_was_lost() {
@@ -138,7 +36,7 @@ fn a_full_disk_stops_cleanly_and_counts_what_was_lost() {
     let _unmount = Unmount(&mnt);
 
     let dir = mnt.join("capture");
-    let mut child = Command::new(RECORD)
+    let mut child = Command::new(record_bin())
         .arg("--out")
         .arg(&dir)
         .stdout(Stdio::null())
@@ -237,7 +135,7 @@ fn recorder_drops_privileges_and_redacts_secrets() {
     assert_eq!(status_field(pid, "CapAmb:"), "0000000000000000");
     assert_eq!(status_field(pid, "NoNewPrivs:"), "1");
 
-    let out = Command::new(WORKLOAD)
+    let out = Command::new(workload_bin())
         .args(["su-like", "--uid", "4243", "--tag=--password=hunter2"])
         .output()
         .unwrap();

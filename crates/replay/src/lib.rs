@@ -97,14 +97,6 @@ impl Iterator for Records {
 
 /// Opens a capture's tables (checksums are checked as each segment is read).
 pub fn open(cap: &Capture) -> anyhow::Result<Inputs> {
-    for table in [
-        capture::EVENTS,
-        capture::LIFECYCLE,
-        capture::CONTAINERS,
-        capture::PROCESSES,
-    ] {
-        cap.require_table(table)?;
-    }
     // The first snapshot seeds the cache: /proc at start, or, when
     // --max-capture-bytes evicted the oldest segments, the cache snapshot
     // that opens the oldest one left. Later ones only let a segment be read
@@ -336,12 +328,7 @@ pub fn verify(dir: &Path, key: Option<&VerifyingKey>) -> anyhow::Result<Verifica
         .filter(|s| !s.evicted)
         .map(|s| s.file.clone())
         .collect();
-    for table in [
-        capture::EVENTS,
-        capture::LIFECYCLE,
-        capture::CONTAINERS,
-        capture::PROCESSES,
-    ] {
+    for table in capture::TABLES {
         let Ok(entries) = std::fs::read_dir(dir.join(table)) else {
             continue;
         };

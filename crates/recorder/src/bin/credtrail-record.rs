@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use credtrail_recorder::capture::{Capture, Retention, Rotation};
 use credtrail_recorder::cli::record::{Cli, Command};
+use credtrail_recorder::manifest::Discarded;
 use credtrail_recorder::output::{PrintFormat, print_event};
 use credtrail_recorder::record::{RecordOptions, record};
 use credtrail_recorder::redact::Redactor;
@@ -89,14 +90,18 @@ fn recover(dir: &std::path::Path, key: Option<&std::path::Path>) -> anyhow::Resu
     }
     let rec = r.manifest.recovery.as_ref();
     eprintln!(
-        "credtrail-record: recovered {}: {} segment(s) sealed from checkpoints ({} rows), {} set aside; {} events in all; chain head {}",
+        "credtrail-record: recovered {}: {} segment(s) sealed from checkpoints ({} rows), {} set aside; {} events in all, at least {} lost in the crash; chain head {}",
         dir.display(),
         rec.map_or(0, |r| r.segments.len()),
         rec.map_or(0, |r| r.rows),
         rec.map_or(0, |r| r.discarded.len()),
         r.manifest.counters.events_written,
+        rec.map_or(0, |r| r.events_lost_at_least),
         r.manifest.chain_head.as_deref().unwrap_or("-")
     );
+    for d in rec.iter().flat_map(|r| &r.discarded) {
+        eprintln!("credtrail-record:   {}", discarded_line(d));
+    }
     for p in &r.problems {
         eprintln!("credtrail-record: warning: {p}");
     }
@@ -136,6 +141,9 @@ fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
             r.discarded.len(),
             r.events_lost_at_least
         );
+        for d in &r.discarded {
+            eprintln!("    {}", discarded_line(d));
+        }
     }
     if let Some(h) = &m.chain_head {
         eprintln!("  chain head {h}");
@@ -166,4 +174,19 @@ fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
         }
     })?;
     Ok(())
+}
+
+/// One line on a segment `recover` set aside: what it held, and why.
+fn discarded_line(d: &Discarded) -> String {
+    match d {
+        Discarded::Segment(d) if d.held_data => format!(
+            "set aside {} ({} bytes): at least {} {} row(s) lost ({})",
+            d.file, d.bytes, d.rows_at_least, d.table, d.reason
+        ),
+        Discarded::Segment(d) => format!(
+            "set aside {}: an empty file (no row had been flushed to it yet)",
+            d.file
+        ),
+        Discarded::Legacy(file) => format!("set aside {file} (rows not recorded)"),
+    }
 }

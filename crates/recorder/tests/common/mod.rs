@@ -6,15 +6,89 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use credtrail_recorder::capture::Capture;
+use credtrail_recorder::capture::{Capture, TABLES, check_segment};
+use credtrail_recorder::event::Event;
+use credtrail_recorder::lifecycle::ProcEvent;
+use credtrail_recorder::process::ProcessRow;
 
-pub const RECORD: &str = env!("CARGO_BIN_EXE_credtrail-record");
-pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_credtrail-workload");
+/// `credtrail-record`: Cargo names it for the recorder's own tests; the
+/// cross-crate tests (`tests/it`, which include this file) find it beside
+/// their own executable, where `cargo test --workspace` builds it.
+pub fn record_bin() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        bin(
+            option_env!("CARGO_BIN_EXE_credtrail-record"),
+            "credtrail-record",
+        )
+    })
+}
+
+/// `credtrail-workload`, found as [`record_bin`] is.
+pub fn workload_bin() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        bin(
+            option_env!("CARGO_BIN_EXE_credtrail-workload"),
+            "credtrail-workload",
+        )
+    })
+}
+
+fn bin(cargo_named: Option<&str>, name: &str) -> String {
+    if let Some(p) = cargo_named {
+        return p.to_owned();
+    }
+    // target/debug/deps/it-HASH -> target/debug/NAME
+    let exe = std::env::current_exe().expect("test executable path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join(name))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not built beside {}: run the tests with `cargo test --workspace`",
+                exe.display()
+            )
+        });
+    path.to_string_lossy().into_owned()
+}
+
+/// Every listed segment matches its size, checksum and row count, the chain
+/// holds, every table is listed, and nothing open or unlisted is left.
+pub fn assert_whole(dir: &Path) -> Capture {
+    let cap = Capture::open(dir).unwrap();
+    let m = &cap.manifest;
+    assert!(m.check_chain().is_empty(), "{:?}", m.check_chain());
+    for seg in m.segments.iter().filter(|s| !s.evicted) {
+        check_segment(&dir.join(&seg.file), seg).unwrap();
+    }
+    let events: Vec<Event> = cap.read().unwrap();
+    assert_eq!(
+        events.len() as u64,
+        m.counters.events_written - m.counters.events_evicted
+    );
+    cap.read::<ProcEvent>().unwrap();
+    cap.read::<ProcessRow>().unwrap();
+    for table in TABLES {
+        assert!(m.segments_of(table).next().is_some(), "{table} not listed");
+        for e in std::fs::read_dir(dir.join(table)).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let rel = format!("{table}/{name}");
+            assert!(
+                m.segments.iter().any(|s| s.file == rel) || name.ends_with(".discarded"),
+                "left over: {rel}"
+            );
+        }
+    }
+    cap
+}
 
 /// `credtrail-workload storm`: `threads` threads toggling their euid for
 /// `seconds`, each at `rate` calls/s (0: as fast as it can).
 pub fn storm(threads: u32, seconds: u32, rate: u32) -> Command {
-    let mut c = Command::new(WORKLOAD);
+    let mut c = Command::new(workload_bin());
     c.args(["storm", "--threads", &threads.to_string()])
         .args(["--seconds", &seconds.to_string()])
         .args(["--rate", &rate.to_string()]);
@@ -70,7 +144,7 @@ impl Recorder {
     pub fn start(print: bool, extra: &[&str]) -> Recorder {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("capture");
-        let mut cmd = Command::new(RECORD);
+        let mut cmd = Command::new(record_bin());
         cmd.arg("--out").arg(&dir).args(extra);
         if print {
             cmd.args(["--print", "json"]);
@@ -128,4 +202,90 @@ impl Recorder {
         let cap = Capture::open(&self.dir).unwrap();
         (stdout, stderr, cap, self._tmp)
     }
+}
+
+pub const IMAGE: &str = "localhost/credtrail-busybox:test";
+
+/// podman with runc and a busybox image built from busybox-static (no
+/// registry is needed). Fails under CI when podman cannot run.
+pub fn podman_ready() -> bool {
+    let fail = |why: String| {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("podman cannot run here, so the container test cannot: {why}");
+        }
+        eprintln!(
+            "SKIPPED container test: {why} (scripts/setup installs podman, runc, busybox-static)"
+        );
+        false
+    };
+    match Command::new("podman").arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            return fail(format!(
+                "podman --version: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+        Err(e) => return fail(format!("podman: {e}")),
+    }
+    let exists = Command::new("podman")
+        .args(["image", "exists", IMAGE])
+        .status()
+        .unwrap();
+    if exists.success() {
+        return true;
+    }
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.exists() {
+        return fail("/bin/busybox is missing".into());
+    }
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in ["bin", "etc", "tmp"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
+    for applet in ["sh", "su", "id", "cat", "ls", "sleep"] {
+        std::os::unix::fs::symlink("busybox", r.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        r.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(r.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    let tar = root.path().with_extension("tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(r)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = Command::new("podman")
+        .arg("import")
+        .arg(&tar)
+        .arg(IMAGE)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&tar);
+    if !o.status.success() {
+        return fail(format!(
+            "podman import: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    true
+}
+
+pub fn podman(args: &[&str]) -> String {
+    let o = Command::new("podman").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
 }
