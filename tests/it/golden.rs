@@ -55,7 +55,7 @@ fn every_fixture_verifies() {
         if !dir.join("manifest.json").exists() {
             continue;
         }
-        let v = credtrail_replay::verify(&dir, None).unwrap();
+        let v = credtrail_replay::verify(&dir, Default::default()).unwrap();
         assert!(v.problems.is_empty(), "{}: {:?}", dir.display(), v.problems);
         assert!(v.events > 0);
         n += 1;

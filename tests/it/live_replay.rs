@@ -77,7 +77,7 @@ fn live_output_equals_replay_of_the_capture() {
         let replayed = crate::golden::replay_to_string(&dir, format);
         assert_eq!(live, replayed, "{name}: live and replay differ");
         // And the capture verifies.
-        let v = credtrail_replay::verify(&dir, None).unwrap();
+        let v = credtrail_replay::verify(&dir, Default::default()).unwrap();
         assert!(v.problems.is_empty(), "{:?}", v.problems);
         assert_eq!(Capture::open(&dir).unwrap().manifest.counters.lost(), 0);
     }

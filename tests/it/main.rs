@@ -12,6 +12,8 @@ mod query;
 mod live_replay;
 // Root: recorders killed with SIGKILL, recovered, read by every reader.
 mod recovery;
+// Hostile captures and processes against the real binaries.
+mod hostile;
 // The recorder's root-test helpers (recorder, workload, podman).
 #[path = "../../crates/recorder/tests/common/mod.rs"]
 mod common;

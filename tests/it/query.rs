@@ -298,8 +298,8 @@ fn summary_in_pieces_is_the_same_answer() {
             &tmp.path().join(copy),
         );
     }
-    let one = credtrail_query::discover(&[tmp.path().join("a")]).unwrap();
-    let two = credtrail_query::discover(&[tmp.path().to_owned()]).unwrap();
+    let one = credtrail_query::discover(&[tmp.path().join("a")], Default::default()).unwrap();
+    let two = credtrail_query::discover(&[tmp.path().to_owned()], Default::default()).unwrap();
     assert_eq!(
         credtrail_query::table_pieces(&two, "events", 1)
             .unwrap()

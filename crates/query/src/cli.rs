@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use credtrail_recorder::manifest::CaptureState;
+use credtrail_recorder::term::safe;
 use polars::prelude::DataFrame;
 
 use crate::output::{Format, write};
 use crate::questions::{self, Filters, TimelineArgs};
-use crate::{QueryError, discover, lossy, sql};
+use crate::{QueryError, Trust, discover, lossy, refuse_file_functions, sql};
 
 /// Ask questions of credtrail captures: SQL over the tables `events`,
 /// `lifecycle`, `processes` and `containers` (each with a `capture` column),
@@ -28,6 +29,15 @@ pub struct Cli {
     /// Run this SQL query (polars SQL) instead of a built-in question.
     #[arg(long)]
     pub sql: Option<String>,
+    /// Let --sql read other files with read_csv, read_parquet, read_json or
+    /// read_ipc (off: a query over captures reads only the captures).
+    #[arg(long, requires = "sql")]
+    pub sql_file_access: bool,
+    /// Skip checking each segment's sha256 against its manifest before
+    /// reading it (the decoding bounds are still checked). Faster; a file
+    /// altered or swapped for another is then read as if it belonged.
+    #[arg(long, global = true)]
+    pub no_verify: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "table", global = true)]
     pub format: Format,
@@ -61,13 +71,23 @@ pub enum Question {
 
 /// Runs the command; writes answers to `out` and warnings to `err`.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), QueryError> {
-    let caps = discover(&cli.paths)?;
+    let trust = if cli.no_verify {
+        Trust::BoundsOnly
+    } else {
+        Trust::Verify
+    };
+    if let Some(q) = &cli.sql
+        && !cli.sql_file_access
+    {
+        refuse_file_functions(q)?;
+    }
+    let caps = discover(&cli.paths, trust)?;
     // Every answer says when it rests on a capture that lost events.
     for (c, counters) in lossy(&caps) {
         let _ = writeln!(
             err,
             "credtrail-query: warning: {} lost {} events and {} lifecycle records while recording (ringbuf_full {}, enter_store_failures {}, decode_errors {}); answers may be incomplete",
-            c.name,
+            safe(&c.name),
             counters.lost(),
             counters.lifecycle_lost(),
             counters.ringbuf_full,
@@ -82,15 +102,17 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Que
         let _ = writeln!(
             err,
             "credtrail-query: warning: {} was recovered after its recorder died: at least {} events lost, and what happened after {} may be missing",
-            c.name,
+            safe(&c.name),
             c.manifest
                 .recovery
                 .as_ref()
                 .map_or(0, |r| r.events_lost_at_least),
-            c.manifest
-                .end
-                .as_ref()
-                .map_or("its last checkpoint", |e| e.time.as_str())
+            safe(
+                c.manifest
+                    .end
+                    .as_ref()
+                    .map_or("its last checkpoint", |e| e.time.as_str())
+            )
         );
     }
     let mut answers: Vec<DataFrame> = Vec::new();

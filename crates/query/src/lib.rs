@@ -11,8 +11,10 @@ pub mod output;
 pub mod questions;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use credtrail_recorder::capture::{CONTAINERS, EVENTS, LIFECYCLE, PROCESSES};
+use credtrail_recorder::bounds;
+use credtrail_recorder::capture::{CONTAINERS, CaptureFiles, EVENTS, LIFECYCLE, PROCESSES};
 use credtrail_recorder::manifest::{MANIFEST_FILE, Manifest, Segment};
 use credtrail_recorder::{CaptureError, Counters};
 use polars::prelude::*;
@@ -50,6 +52,9 @@ pub struct CaptureInfo {
     pub name: String,
     pub dir: PathBuf,
     pub manifest: Manifest,
+    /// The capture's folders, opened once: polars reads each segment
+    /// through these handles, by a checked name.
+    pub files: Arc<CaptureFiles>,
 }
 
 impl CaptureInfo {
@@ -80,8 +85,21 @@ fn find_manifests(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Finds every capture under `paths` (captures themselves or folders of them).
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<CaptureInfo>, QueryError> {
+/// How much of each segment is checked before polars reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Trust {
+    /// Size, sha256 against the manifest, and the decoding bounds.
+    #[default]
+    Verify,
+    /// The decoding bounds only (`--no-verify`): faster on captures whose
+    /// files are known intact; a file swapped for another capture's is read.
+    BoundsOnly,
+}
+
+/// Finds every capture under `paths` (captures themselves or folders of
+/// them; paths are taken literally, never as globs) and checks every
+/// segment their manifests list, as `trust` says.
+pub fn discover(paths: &[PathBuf], trust: Trust) -> Result<Vec<CaptureInfo>, QueryError> {
     let mut dirs = Vec::new();
     for p in paths {
         find_manifests(p, MAX_DEPTH, &mut dirs);
@@ -94,14 +112,33 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<CaptureInfo>, QueryError> {
     }
     dirs.into_iter()
         .map(|dir| {
-            let manifest = Manifest::read(&dir)?;
+            let files = CaptureFiles::open(&dir)?;
+            let manifest = Manifest::read_in(files.root())?;
+            files.check_listing(&manifest)?;
+            for seg in manifest.segments.iter().filter(|s| !s.evicted) {
+                check_segment(&files, seg, trust)?;
+            }
             Ok(CaptureInfo {
                 name: dir.display().to_string(),
                 dir,
                 manifest,
+                files: Arc::new(files),
             })
         })
         .collect()
+}
+
+/// Checks one listed segment before polars is given it.
+fn check_segment(files: &CaptureFiles, seg: &Segment, trust: Trust) -> Result<(), QueryError> {
+    let (path, file) = match trust {
+        Trust::Verify => files.open_checked(seg)?,
+        Trust::BoundsOnly => {
+            let (dir, name) = files.locate(seg)?;
+            (dir.child(name), dir.open_file(name)?)
+        }
+    };
+    bounds::check(&file).map_err(|message| CaptureError::Bounds { path, message })?;
+    Ok(())
 }
 
 /// The lazy scan of one table over every capture (None when no capture
@@ -154,14 +191,19 @@ fn segments<'a>(
 fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, QueryError> {
     let mut frames = Vec::new();
     for (c, seg) in segments {
-        let path = c.dir.join(&seg.file);
+        // Through the table folder's handle, by the name checked when the
+        // capture was found: no path in a manifest reaches outside.
+        let (dir, name) = c.files.locate(seg)?;
+        let path = dir.fd_path(name);
         // Hive-style folders (node=a/date=b) only locate captures: the
-        // rows carry node_name and time already.
+        // rows carry node_name and time already. A `*` or `[` in a capture's
+        // path is a character, not a pattern.
         let args = ScanArgsParquet {
             hive_options: HiveOptions {
                 enabled: Some(false),
                 ..HiveOptions::default()
             },
+            glob: false,
             ..ScanArgsParquet::default()
         };
         let lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)?
@@ -184,6 +226,38 @@ pub fn columns(caps: &[CaptureInfo], name: &str) -> Result<Vec<String>, QueryErr
             .collect()),
         None => Ok(Vec::new()),
     }
+}
+
+/// polars SQL's table functions, which read any file (or URL) named.
+const FILE_FUNCTIONS: [&str; 4] = ["read_csv", "read_parquet", "read_json", "read_ipc"];
+
+/// Refuses SQL that calls a table function reading files: queries over a
+/// capture read the capture. Tokenized, so the names inside strings and
+/// comments do not count.
+pub fn refuse_file_functions(query: &str) -> Result<(), QueryError> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let dialect = sqlparser::dialect::GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, query)
+        .tokenize()
+        .map_err(|e| QueryError::Sql {
+            message: e.to_string(),
+        })?;
+    let mut significant = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .peekable();
+    while let Some(t) = significant.next() {
+        if let Token::Word(w) = t
+            && FILE_FUNCTIONS.contains(&w.value.to_lowercase().as_str())
+            && significant.peek() == Some(&&Token::LParen)
+        {
+            return Err(QueryError::Invalid(format!(
+                "--sql calls {}(), which reads files outside the captures; add --sql-file-access to allow it",
+                w.value
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Runs SQL over the four tables.

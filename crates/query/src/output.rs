@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
+use credtrail_recorder::fsutil::Dir;
+use credtrail_recorder::term::safe;
 use polars::prelude::*;
 
 use crate::QueryError;
@@ -28,24 +30,25 @@ pub fn write(
     to: Option<&Path>,
     out: &mut dyn Write,
 ) -> Result<(), QueryError> {
-    let mut file;
-    let w: &mut dyn Write = match to {
+    match to {
         Some(path) => {
-            file = std::fs::File::create(path).map_err(|e| {
-                QueryError::Invalid(format!("cannot create {}: {e}", path.display()))
-            })?;
-            &mut file
+            let mut f = AnswerFile::create(path)?;
+            write_as(df, format, &mut f.file)?;
+            f.commit()
         }
-        None if format == Format::Parquet => {
-            return Err(QueryError::Invalid(
-                "--format parquet writes a file: add --out FILE".into(),
-            ));
-        }
-        None => out,
-    };
+        None if format == Format::Parquet => Err(QueryError::Invalid(
+            "--format parquet writes a file: add --out FILE".into(),
+        )),
+        None => write_as(df, format, out),
+    }
+}
+
+fn write_as(df: &mut DataFrame, format: Format, w: &mut dyn Write) -> Result<(), QueryError> {
     match format {
         Format::Table => {
-            writeln!(w, "{df}").map_err(io)?;
+            // Cells came from processes and captures: escapes stay text
+            // (and an elided cell can no longer cut one in half).
+            writeln!(w, "{}", terminal_safe(df)?).map_err(io)?;
         }
         Format::Csv => CsvWriter::new(w).finish(df).map_err(nested(df))?,
         Format::Json => {
@@ -64,6 +67,75 @@ pub fn write(
         }
     }
     Ok(())
+}
+
+/// `--out FILE`: written as a new 0600 temp file beside it, then renamed
+/// over it, so a symlink planted at FILE is replaced, never followed, and
+/// a failed write leaves the old file.
+struct AnswerFile {
+    dir: Dir,
+    tmp: String,
+    name: String,
+    file: std::fs::File,
+}
+
+impl AnswerFile {
+    fn create(path: &Path) -> Result<AnswerFile, QueryError> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| {
+                QueryError::Invalid(format!("--out {}: not a file name", path.display()))
+            })?
+            .to_owned();
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let dir = Dir::open(parent.unwrap_or(Path::new(".")))?;
+        let tmp = format!(".{name}.{}.tmp", std::process::id());
+        dir.remove(&tmp)?;
+        let file = dir.create_new(&tmp)?;
+        Ok(AnswerFile {
+            dir,
+            tmp,
+            name,
+            file,
+        })
+    }
+
+    fn commit(self) -> Result<(), QueryError> {
+        self.file.sync_all().map_err(io)?;
+        self.dir.rename_over(&self.tmp, &self.name)?;
+        Ok(())
+    }
+}
+
+impl Drop for AnswerFile {
+    fn drop(&mut self) {
+        // Gone after a successful rename; after a failure, not left behind.
+        let _ = self.dir.remove(&self.tmp);
+    }
+}
+
+/// `df` with every text cell (and text in lists) made safe for a terminal.
+fn terminal_safe(df: &DataFrame) -> PolarsResult<DataFrame> {
+    fn safe_series(s: &Series) -> PolarsResult<Series> {
+        Ok(match s.dtype() {
+            DataType::String => s
+                .str()?
+                .apply_values(|v| safe(v).into_owned().into())
+                .into_series(),
+            DataType::List(inner) if **inner == DataType::String => s
+                .list()?
+                .apply_to_inner(&|inner| safe_series(&inner))?
+                .into_series(),
+            _ => s.clone(),
+        })
+    }
+    let columns = df
+        .columns()
+        .iter()
+        .map(|c| Ok(safe_series(c.as_materialized_series())?.into_column()))
+        .collect::<PolarsResult<Vec<_>>>()?;
+    DataFrame::new(df.height(), columns)
 }
 
 fn io(e: std::io::Error) -> QueryError {

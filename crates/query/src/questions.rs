@@ -565,6 +565,7 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
         let cap = credtrail_recorder::capture::Capture {
             dir: c.dir.clone(),
             manifest: c.manifest.clone(),
+            files: std::sync::Arc::clone(&c.files),
         };
         let invalid = |e: anyhow::Error| QueryError::Invalid(format!("{e:#}"));
         let mut inputs = credtrail_replay::open(&cap).map_err(invalid)?;

@@ -32,7 +32,7 @@ use crate::columnar::Columns;
 use crate::containers::ContainerRow;
 use crate::error::CaptureError;
 use crate::event::Event;
-use crate::fsutil;
+use crate::fsutil::{self, Dir};
 use crate::lifecycle::ProcEvent;
 use crate::manifest::{CaptureState, Counters, FORMAT_VERSION, Manifest, Segment, SigningKey};
 use crate::process::ProcessRow;
@@ -245,8 +245,12 @@ impl<T: Table> Builder<T> {
 }
 
 struct OpenSegment<T> {
+    /// `part-NNNNN.parquet.open`, in the table's folder.
+    open_name: String,
+    /// For messages.
     open_path: PathBuf,
-    final_rel: String,
+    /// `part-NNNNN.parquet`.
+    final_name: String,
     writer: ArrowWriter<File>,
     builder: Builder<T>,
     /// Rows in `builder`, not yet encoded.
@@ -302,7 +306,7 @@ fn parquet_err(path: &Path, e: parquet::errors::ParquetError) -> CaptureError {
 
 /// Writes one table's segments.
 struct TableWriter<T: Table> {
-    dir: PathBuf,
+    dir: Dir,
     fields: Vec<FieldRef>,
     props: WriterProperties,
     /// What a footer written at a checkpoint needs: the Parquet schema and
@@ -315,9 +319,8 @@ struct TableWriter<T: Table> {
 }
 
 impl<T: Table> TableWriter<T> {
-    fn new(capture: &Path) -> Result<Self, CaptureError> {
-        let dir = capture.join(T::NAME);
-        fsutil::create_subdir(&dir)?;
+    fn new(capture: &Dir) -> Result<Self, CaptureError> {
+        let dir = capture.create_subdir(T::NAME)?;
         let fields = T::fields();
         let props = writer_properties(T::NAME, T::DELTA_COLUMNS);
         let schema = arrow::datatypes::Schema::new(fields.clone());
@@ -326,7 +329,7 @@ impl<T: Table> TableWriter<T> {
                 .with_coerce_types(props.coerce_types())
                 .convert(&schema)
                 .map_err(|source| CaptureError::Parquet {
-                    path: dir.clone(),
+                    path: dir.path().to_owned(),
                     source,
                 })?,
         );
@@ -346,16 +349,18 @@ impl<T: Table> TableWriter<T> {
 
     fn open_segment(&mut self, epoch: u32) -> Result<&mut OpenSegment<T>, CaptureError> {
         if self.open.is_none() {
-            let name = format!("part-{epoch:05}.parquet");
-            let open_path = self.dir.join(format!("{name}.open"));
-            let file = fsutil::create_new(&open_path)?;
+            let final_name = format!("part-{epoch:05}.parquet");
+            let open_name = format!("{final_name}.open");
+            let open_path = self.dir.child(&open_name);
+            let file = self.dir.create_new(&open_name)?;
             let schema = Arc::new(arrow::datatypes::Schema::new(self.fields.clone()));
             let writer = ArrowWriter::try_new(file, schema, Some(self.props.clone()))
                 .map_err(|e| parquet_err(&open_path, e))?;
             let builder = Builder::new(&self.fields, &open_path)?;
             self.open = Some(OpenSegment {
+                open_name,
                 open_path,
-                final_rel: format!("{}/{name}", T::NAME),
+                final_name,
                 writer,
                 builder,
                 buffered: 0,
@@ -433,8 +438,8 @@ impl<T: Table> TableWriter<T> {
             )
             .map_err(|e| parquet_err(&seg.open_path, e))?,
         };
-        let name = checkpoint_name(&seg.open_path);
-        fsutil::replace_file(&self.dir, &name, &ck.encode(), durable)
+        self.dir
+            .replace_file(&checkpoint_name(&seg.open_name), &ck.encode(), durable)
     }
 
     fn needs_flush(&self) -> bool {
@@ -467,7 +472,7 @@ impl<T: Table> TableWriter<T> {
     }
 
     /// Closes the open segment (if any) and describes it for the manifest.
-    fn seal(&mut self, capture: &Path) -> Result<Option<Segment>, CaptureError> {
+    fn seal(&mut self) -> Result<Option<Segment>, CaptureError> {
         // Sealing syncs the whole file itself.
         self.flush(false)?;
         let Some(seg) = self.open.take() else {
@@ -484,19 +489,14 @@ impl<T: Table> TableWriter<T> {
             source,
         })?;
         drop(file);
-        let final_path = capture.join(&seg.final_rel);
-        std::fs::rename(&seg.open_path, &final_path).map_err(|source| CaptureError::Io {
-            path: final_path.clone(),
-            op: "rename sealed segment to",
-            source,
-        })?;
+        self.dir.rename(&seg.open_name, &seg.final_name)?;
         // The checkpoint stays until the manifest lists the segment: a crash
         // in between leaves `recover` what it needs to adopt the file.
-        fsutil::sync_dir(&self.dir)?;
-        let (bytes, sha256) = hash_file(&final_path)?;
+        self.dir.sync()?;
+        let (bytes, sha256) = hash_file(&self.dir, &seg.final_name)?;
         Ok(Some(Segment {
             table: T::NAME.to_owned(),
-            file: seg.final_rel,
+            file: format!("{}/{}", T::NAME, seg.final_name),
             rows: seg.rows,
             bytes,
             sha256,
@@ -510,12 +510,12 @@ impl<T: Table> TableWriter<T> {
 
     /// After a write error: drops the writer without touching the file and
     /// seals what the last checkpoint covers, as `recover` would.
-    fn abandon(&mut self, capture: &Path) -> Salvage {
+    fn abandon(&mut self) -> Salvage {
         match self.open.take() {
             None => Salvage::default(),
             Some(seg) => {
                 drop(seg.writer);
-                crate::recover::salvage_open(capture, &seg.open_path, T::NAME)
+                crate::recover::salvage_open(&self.dir, &seg.open_name, T::NAME)
             }
         }
     }
@@ -531,28 +531,8 @@ pub(crate) struct Salvage {
 }
 
 /// The sidecar holding an open segment's latest checkpoint.
-pub(crate) fn checkpoint_name(open_path: &Path) -> String {
-    format!(
-        "{}{CHECKPOINT_SUFFIX}",
-        open_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    )
-}
-
-pub(crate) fn remove_checkpoint(open_path: &Path) -> Result<(), CaptureError> {
-    let dir = open_path.parent().unwrap_or(Path::new("."));
-    let path = dir.join(checkpoint_name(open_path));
-    match std::fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(CaptureError::Io {
-            path,
-            op: "remove",
-            source,
-        }),
-    }
+pub(crate) fn checkpoint_name(open_name: &str) -> String {
+    format!("{open_name}{CHECKPOINT_SUFFIX}")
 }
 
 /// The Parquet footer (metadata, its length, magic) that makes the file's
@@ -589,8 +569,13 @@ fn schema_err(path: &Path, e: serde_arrow::Error) -> CaptureError {
     }
 }
 
-/// Size and sha256 of a file.
-pub fn hash_file(path: &Path) -> Result<(u64, String), CaptureError> {
+/// Size and sha256 of the file `name` in `dir`.
+pub fn hash_file(dir: &Dir, name: &str) -> Result<(u64, String), CaptureError> {
+    hash_open_file(&dir.child(name), dir.open_file(name)?)
+}
+
+/// Size and sha256 of an open file (`path` names it in errors).
+pub fn hash_open_file(path: &Path, f: File) -> Result<(u64, String), CaptureError> {
     let io = |op| {
         move |source| CaptureError::Io {
             path: path.to_owned(),
@@ -598,7 +583,7 @@ pub fn hash_file(path: &Path) -> Result<(u64, String), CaptureError> {
             source,
         }
     };
-    let mut r = BufReader::new(File::open(path).map_err(io("open"))?);
+    let mut r = BufReader::new(f);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;
@@ -615,7 +600,7 @@ pub fn hash_file(path: &Path) -> Result<(u64, String), CaptureError> {
 
 /// Room kept free from the start so that a full disk still leaves space
 /// for the final manifest that says what was lost.
-const RESERVE_FILE: &str = ".reserve";
+pub(crate) const RESERVE_FILE: &str = ".reserve";
 const RESERVE_BYTES: usize = 256 << 10;
 
 /// How the capture may use the disk.
@@ -633,7 +618,8 @@ pub struct Retention {
 
 /// Writes a capture directory.
 pub struct CaptureWriter {
-    dir: PathBuf,
+    /// The capture's folder, opened once: every file is created through it.
+    root: Dir,
     manifest: Manifest,
     rotation: Rotation,
     retention: Retention,
@@ -668,8 +654,8 @@ impl CaptureWriter {
         retention: Retention,
         key: Option<SigningKey>,
     ) -> Result<Self, CaptureError> {
-        fsutil::create_capture_dir(dir)?;
-        let lock = fsutil::lock_dir(dir)?;
+        let root = fsutil::create_capture_dir(dir)?;
+        let lock = root.lock()?;
         if let Some(max) = retention.max_capture_bytes {
             // Eviction works in whole segments: keep several in the budget.
             rotation.max_bytes = rotation.max_bytes.min((max / 4).max(4096));
@@ -696,22 +682,22 @@ impl CaptureWriter {
             manifest.settings.insert("no_fsync".into(), true.into());
         }
         {
-            let mut f = fsutil::create_new(&dir.join(RESERVE_FILE))?;
+            let mut f = root.create_new(RESERVE_FILE)?;
             std::io::Write::write_all(&mut f, &vec![0u8; RESERVE_BYTES]).map_err(|source| {
                 CaptureError::Io {
-                    path: dir.join(RESERVE_FILE),
+                    path: root.child(RESERVE_FILE),
                     op: "write",
                     source,
                 }
             })?;
         }
-        manifest.write(dir, key.as_ref())?;
+        manifest.write(&root, key.as_ref())?;
         Ok(CaptureWriter {
-            dir: dir.to_owned(),
-            processes: TableWriter::new(dir)?,
-            events: TableWriter::new(dir)?,
-            lifecycle: TableWriter::new(dir)?,
-            containers: TableWriter::new(dir)?,
+            processes: TableWriter::new(&root)?,
+            events: TableWriter::new(&root)?,
+            lifecycle: TableWriter::new(&root)?,
+            containers: TableWriter::new(&root)?,
+            root,
             manifest,
             rotation,
             retention,
@@ -722,7 +708,7 @@ impl CaptureWriter {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.root.path()
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -736,7 +722,7 @@ impl CaptureWriter {
         for row in rows {
             self.processes.push(self.epoch, row)?;
         }
-        let sealed = self.processes.seal(&self.dir)?;
+        let sealed = self.processes.seal()?;
         self.list(sealed.into_iter().collect())
     }
 
@@ -744,9 +730,13 @@ impl CaptureWriter {
     fn list(&mut self, sealed: Vec<Segment>) -> Result<(), CaptureError> {
         let files: Vec<String> = sealed.iter().map(|s| s.file.clone()).collect();
         self.manifest.segments.extend(sealed);
-        self.manifest.write(&self.dir, self.key.as_ref())?;
+        self.manifest.write(&self.root, self.key.as_ref())?;
         for f in files {
-            remove_checkpoint(&self.dir.join(format!("{f}.open")))?;
+            let (table, name) = f
+                .split_once('/')
+                .expect("the writer names files table/part");
+            self.table_dir(table)
+                .remove(&checkpoint_name(&format!("{name}.open")))?;
         }
         Ok(())
     }
@@ -788,9 +778,9 @@ impl CaptureWriter {
             self.lifecycle.flush(durable)?;
             self.events.flush(durable)?;
             if durable {
-                self.manifest.write(&self.dir, self.key.as_ref())?;
+                self.manifest.write(&self.root, self.key.as_ref())?;
             } else {
-                self.manifest.checkpoint(&self.dir, self.key.as_ref())?;
+                self.manifest.checkpoint(&self.root, self.key.as_ref())?;
             }
         }
         let max = self.retention.max_capture_bytes;
@@ -830,6 +820,11 @@ impl CaptureWriter {
     /// The manifest lists them as evicted before the files go, so a crash in
     /// between leaves files `recover` deletes, never a listed file missing.
     fn evict_to(&mut self, max: u64) -> Result<(), CaptureError> {
+        self.evict_before(max, self.epoch)
+    }
+
+    /// [`Self::evict_to`], keeping every epoch from `keep` on.
+    fn evict_before(&mut self, max: u64, keep: u32) -> Result<(), CaptureError> {
         let mut victims = Vec::new();
         while self.disk_bytes() > max {
             let oldest = self
@@ -838,7 +833,7 @@ impl CaptureWriter {
                 .iter()
                 .filter(|s| !s.evicted && s.table != CONTAINERS)
                 .filter_map(|s| epoch_of(&s.file))
-                .filter(|e| *e < self.epoch)
+                .filter(|e| *e < keep)
                 .min();
             let Some(oldest) = oldest else {
                 break;
@@ -858,25 +853,30 @@ impl CaptureWriter {
                     seg.file,
                     seg.rows
                 );
-                victims.push(self.dir.join(&seg.file));
+                victims.push(seg.file.clone());
             }
         }
         if victims.is_empty() {
             return Ok(());
         }
-        self.manifest.write(&self.dir, self.key.as_ref())?;
-        remove_evicted(&victims);
+        self.manifest.write(&self.root, self.key.as_ref())?;
+        for file in victims {
+            let (table, name) = file
+                .split_once('/')
+                .expect("the writer names files table/part");
+            remove_evicted(self.table_dir(table), name);
+        }
         Ok(())
     }
 
     fn seal_all(&mut self) -> Result<(), CaptureError> {
         let sealed = [
             // In the order of `tick`'s flushes, for the same reason.
-            self.containers.seal(&self.dir)?,
-            self.lifecycle.seal(&self.dir)?,
-            self.events.seal(&self.dir)?,
+            self.containers.seal()?,
+            self.lifecycle.seal()?,
+            self.events.seal()?,
             // Open only when `finish` makes an empty one.
-            self.processes.seal(&self.dir)?,
+            self.processes.seal()?,
         ];
         self.epoch += 1;
         if sealed.iter().any(Option::is_some) {
@@ -911,15 +911,31 @@ impl CaptureWriter {
             }
         }
         self.seal_all()?;
+        // The last seal can take the capture over its budget (a final drain
+        // writes without ticks): the budget holds for the sealed capture
+        // too, the newest segments always kept.
+        if let Some(max) = self.retention.max_capture_bytes {
+            self.evict_before(max, self.epoch.saturating_sub(1))?;
+        }
         self.manifest.end = Some(end);
         self.manifest.state = CaptureState::Sealed;
         self.release_reserve();
-        self.manifest.write(&self.dir, self.key.as_ref())?;
+        self.manifest.write(&self.root, self.key.as_ref())?;
         Ok(self.manifest)
     }
 
     fn release_reserve(&self) {
-        let _ = std::fs::remove_file(self.dir.join(RESERVE_FILE));
+        let _ = self.root.remove(RESERVE_FILE);
+    }
+
+    /// The folder of one of the writer's tables.
+    fn table_dir(&self, table: &str) -> &Dir {
+        match table {
+            EVENTS => &self.events.dir,
+            LIFECYCLE => &self.lifecycle.dir,
+            CONTAINERS => &self.containers.dir,
+            _ => &self.processes.dir,
+        }
     }
 
     /// Ends a capture after a write error (disk full, I/O error): the open
@@ -936,9 +952,9 @@ impl CaptureWriter {
     ) -> Result<Manifest, CaptureError> {
         self.release_reserve();
         let salvaged = [
-            self.events.abandon(&self.dir),
-            self.lifecycle.abandon(&self.dir),
-            self.containers.abandon(&self.dir),
+            self.events.abandon(),
+            self.lifecycle.abandon(),
+            self.containers.abandon(),
         ];
         for s in &salvaged {
             if let Some(p) = &s.problem {
@@ -950,7 +966,7 @@ impl CaptureWriter {
             .extend(salvaged.into_iter().filter_map(|s| s.segment));
         // Best effort on a disk that just failed: readers of the manifest
         // take a missing table as empty anyway.
-        match seal_missing_tables(&self.dir, &self.manifest, self.epoch + 1) {
+        match seal_missing_tables(&self.root, &self.manifest, self.epoch + 1) {
             Ok(empty) => self.manifest.segments.extend(empty),
             Err(e) => tracing::warn!("cannot write the empty tables of the stopped capture: {e}"),
         }
@@ -966,7 +982,7 @@ impl CaptureWriter {
         self.manifest.state = CaptureState::Failed;
         self.manifest.error = Some(error.to_owned());
         self.manifest.end = Some(end);
-        self.manifest.write(&self.dir, self.key.as_ref())?;
+        self.manifest.write(&self.root, self.key.as_ref())?;
         Ok(self.manifest)
     }
 }
@@ -982,52 +998,47 @@ fn missing_tables(manifest: &Manifest) -> impl Iterator<Item = &'static str> + '
 /// no readable segment of (after a crash or a write error; `finish` does
 /// the same with its own writers).
 pub(crate) fn seal_missing_tables(
-    dir: &Path,
+    root: &Dir,
     manifest: &Manifest,
     epoch: u32,
 ) -> Result<Vec<Segment>, CaptureError> {
-    fn empty<T: Table>(dir: &Path, epoch: u32) -> Result<Option<Segment>, CaptureError> {
-        let mut w = TableWriter::<T>::new(dir)?;
+    fn empty<T: Table>(root: &Dir, epoch: u32) -> Result<Option<Segment>, CaptureError> {
+        let mut w = TableWriter::<T>::new(root)?;
         w.open_segment(epoch)?;
-        w.seal(dir)
+        w.seal()
     }
     let mut sealed = Vec::new();
     for table in missing_tables(manifest) {
         let seg = match table {
-            EVENTS => empty::<Event>(dir, epoch)?,
-            LIFECYCLE => empty::<ProcEvent>(dir, epoch)?,
-            CONTAINERS => empty::<ContainerRow>(dir, epoch)?,
-            _ => empty::<ProcessRow>(dir, epoch)?,
+            EVENTS => empty::<Event>(root, epoch)?,
+            LIFECYCLE => empty::<ProcEvent>(root, epoch)?,
+            CONTAINERS => empty::<ContainerRow>(root, epoch)?,
+            _ => empty::<ProcessRow>(root, epoch)?,
         };
         sealed.extend(seg);
     }
     Ok(sealed)
 }
 
-/// The first segment number no file of the capture uses yet.
-pub(crate) fn next_free_epoch(dir: &Path) -> u32 {
-    TABLES
-        .iter()
-        .filter_map(|t| std::fs::read_dir(dir.join(t)).ok())
-        .flat_map(|entries| entries.flatten())
-        .filter_map(|e| {
-            let name = e.file_name();
-            let n = name.to_str()?.strip_prefix("part-")?;
+/// The first segment number no file in `tables` uses yet.
+pub(crate) fn next_free_epoch<'a>(tables: impl IntoIterator<Item = &'a Dir>) -> u32 {
+    tables
+        .into_iter()
+        .filter_map(|d| d.names().ok())
+        .flatten()
+        .filter_map(|name| {
+            let n = name.strip_prefix("part-")?;
             n.get(..n.find('.')?)?.parse::<u32>().ok()
         })
         .max()
         .map_or(0, |e| e + 1)
 }
 
-/// Deletes the files of evicted segments; one that cannot go is logged and
-/// left for `recover` (the manifest already says it is evicted).
-pub(crate) fn remove_evicted(paths: &[PathBuf]) {
-    for path in paths {
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::error!("cannot evict {}: {e}", path.display()),
-        }
+/// Deletes the file of an evicted segment; one that cannot go is logged
+/// and left for `recover` (the manifest already says it is evicted).
+pub(crate) fn remove_evicted(dir: &Dir, name: &str) {
+    if let Err(e) = dir.remove(name) {
+        tracing::error!("cannot evict: {e}");
     }
 }
 
@@ -1041,16 +1052,198 @@ fn epoch_of(file: &str) -> Option<u32> {
         .ok()
 }
 
+/// Where a manifest record's file is: its table and its name in the
+/// table's folder. The only names credtrail writes, `TABLE/part-N.parquet`
+/// with TABLE the record's table, are accepted: an absolute path, `..`, a
+/// glob or any other name in a manifest is refused, so no reader and no
+/// `recover` ever reaches a file outside the capture's table folders.
+pub fn segment_location(seg: &Segment) -> Result<(&'static str, &str), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "manifest record {:?} (table {:?}): {why}; refusing to touch it",
+            seg.file, seg.table
+        ))
+    };
+    let Some((table, name)) = seg.file.split_once('/') else {
+        return bad("not TABLE/part-N.parquet");
+    };
+    let Some(table) = TABLES.into_iter().find(|t| *t == table) else {
+        return bad("not in a table folder of the capture");
+    };
+    if table != seg.table {
+        return bad("its folder is not its table");
+    }
+    let digits = name
+        .strip_prefix("part-")
+        .and_then(|n| n.strip_suffix(".parquet"));
+    match digits {
+        Some(d) if !d.is_empty() && d.len() <= 10 && d.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok((table, name))
+        }
+        _ => bad("not a segment name credtrail writes (part-N.parquet)"),
+    }
+}
+
+/// A capture's folders, opened once: the root and each table folder
+/// present. A table folder that is a symlink is refused; every segment is
+/// reached from these handles by a checked name ([`segment_location`]).
+#[derive(Debug)]
+pub struct CaptureFiles {
+    root: Dir,
+    tables: Vec<(&'static str, Dir)>,
+}
+
+impl CaptureFiles {
+    pub fn open(dir: &Path) -> Result<CaptureFiles, CaptureError> {
+        let root = Dir::open(dir)?;
+        let mut tables = Vec::new();
+        for t in TABLES {
+            if root.exists(t) {
+                tables.push((t, root.subdir(t)?));
+            }
+        }
+        Ok(CaptureFiles { root, tables })
+    }
+
+    pub fn root(&self) -> &Dir {
+        &self.root
+    }
+
+    /// A table's folder, if present.
+    pub fn table(&self, table: &str) -> Option<&Dir> {
+        self.tables
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map(|(_, d)| d)
+    }
+
+    /// The folder and name of a manifest record's file, checked.
+    pub fn locate<'a>(&'a self, seg: &'a Segment) -> Result<(&'a Dir, &'a str), CaptureError> {
+        let manifest_path = || self.root.child(crate::manifest::MANIFEST_FILE);
+        let (table, name) = segment_location(seg).map_err(|message| CaptureError::Unsafe {
+            path: manifest_path(),
+            message,
+        })?;
+        let dir = self.table(table).ok_or_else(|| CaptureError::Io {
+            path: self.root.child(table),
+            op: "open the table folder of a listed segment",
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
+        Ok((dir, name))
+    }
+
+    /// Opens a listed segment and checks its size and sha256 against the
+    /// record (the size first: nothing is hashed that is not the promised
+    /// length). The file is returned at offset 0, the very bytes checked.
+    pub fn open_checked(&self, seg: &Segment) -> Result<(PathBuf, File), CaptureError> {
+        use std::io::Seek;
+        let (dir, name) = self.locate(seg)?;
+        let path = dir.child(name);
+        let f = dir.open_file(name)?;
+        let len = f
+            .metadata()
+            .map_err(|source| CaptureError::Io {
+                path: path.clone(),
+                op: "inspect",
+                source,
+            })?
+            .len();
+        if len != seg.bytes {
+            return Err(CaptureError::Integrity {
+                path,
+                message: format!(
+                    "is {len} bytes, the manifest says {} (truncated or altered)",
+                    seg.bytes
+                ),
+            });
+        }
+        let (_, sha) = hash_open_file(
+            &path,
+            f.try_clone().map_err(|source| CaptureError::Io {
+                path: path.clone(),
+                op: "open",
+                source,
+            })?,
+        )?;
+        if sha != seg.sha256 {
+            return Err(CaptureError::Integrity {
+                path,
+                message: format!(
+                    "sha256 {sha} differs from the manifest's {} (the file was altered)",
+                    seg.sha256
+                ),
+            });
+        }
+        let mut f = f;
+        f.rewind().map_err(|source| CaptureError::Io {
+            path: path.clone(),
+            op: "read",
+            source,
+        })?;
+        Ok((path, f))
+    }
+
+    /// Checks a listed segment's size and sha256.
+    pub fn check_segment(&self, seg: &Segment) -> Result<(), CaptureError> {
+        self.open_checked(seg).map(drop)
+    }
+
+    /// Refuses a manifest that lists more readable segments of a table than
+    /// its folder holds files (a crafted manifest of many thousand records
+    /// would otherwise make every reader work, and allocate, per record),
+    /// naming the first listed file that is missing.
+    pub fn check_listing(&self, m: &Manifest) -> Result<(), CaptureError> {
+        for table in TABLES {
+            let listed = m.segments_of(table).count();
+            if listed == 0 {
+                continue;
+            }
+            let present: std::collections::BTreeSet<String> = match self.table(table) {
+                Some(d) => d
+                    .names()?
+                    .into_iter()
+                    .filter(|n| n.ends_with(".parquet"))
+                    .collect(),
+                None => Default::default(),
+            };
+            if listed > present.len() {
+                let missing = m
+                    .segments_of(table)
+                    .find(|s| segment_location(s).is_ok_and(|(_, n)| !present.contains(n)))
+                    .map_or("", |s| s.file.as_str());
+                return Err(CaptureError::Unsafe {
+                    path: self.root.child(crate::manifest::MANIFEST_FILE),
+                    message: format!(
+                        "lists {listed} {table} segments, but {table}/ holds {} ({missing} is missing): files were removed or the manifest was crafted",
+                        present.len()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Reads a capture directory.
 #[derive(Debug, Clone)]
 pub struct Capture {
     pub dir: PathBuf,
     pub manifest: Manifest,
+    pub files: Arc<CaptureFiles>,
 }
 
 impl Capture {
     pub fn open(dir: &Path) -> Result<Capture, CaptureError> {
-        let manifest = Manifest::read(dir)?;
+        let cap = Capture::open_unchecked(dir)?;
+        cap.files.check_listing(&cap.manifest)?;
+        Ok(cap)
+    }
+
+    /// [`Capture::open`] without [`CaptureFiles::check_listing`], for
+    /// `--verify`, which reports it among its problems.
+    pub fn open_unchecked(dir: &Path) -> Result<Capture, CaptureError> {
+        let files = CaptureFiles::open(dir)?;
+        let manifest = Manifest::read_in(files.root())?;
         match manifest.state {
             CaptureState::Recording => tracing::warn!(
                 "{} is not sealed: its recorder is running or died; only its sealed segments are read (after a crash, run `credtrail-record recover {}`)",
@@ -1078,14 +1271,16 @@ impl Capture {
         Ok(Capture {
             dir: dir.to_owned(),
             manifest,
+            files: Arc::new(files),
         })
     }
 
     /// Every row of a table, segment after segment in manifest order (a
     /// table the manifest lists no segment of is empty: a capture recovered
-    /// or stopped before its first row, or one written by an older build). Each
-    /// segment's size and sha256 are checked against the manifest first, so
-    /// a truncated or altered file is named as such, never half-read.
+    /// or stopped before its first row, or one written by an older build).
+    /// Each segment's size and sha256 are checked against the manifest
+    /// first, so a truncated or altered file is named as such, never
+    /// half-read.
     pub fn read<T: Table>(&self) -> Result<Vec<T>, CaptureError> {
         self.stream().collect()
     }
@@ -1093,6 +1288,11 @@ impl Capture {
     /// The rows of a table, streamed (see [`TableStream`]).
     pub fn stream<T: Table>(&self) -> TableStream<T> {
         TableStream::new(self)
+    }
+
+    /// Checks a listed segment's size and sha256.
+    pub fn check_segment(&self, seg: &Segment) -> Result<(), CaptureError> {
+        self.files.check_segment(seg)
     }
 
     pub fn events(&self) -> Result<Vec<Event>, CaptureError> {
@@ -1112,35 +1312,11 @@ impl Capture {
     }
 }
 
-/// Checks a segment's size and sha256 against its manifest entry.
-pub fn check_segment(path: &Path, seg: &Segment) -> Result<(), CaptureError> {
-    let (bytes, sha) = hash_file(path)?;
-    if bytes != seg.bytes {
-        return Err(CaptureError::Integrity {
-            path: path.to_owned(),
-            message: format!(
-                "is {bytes} bytes, the manifest says {} (truncated or altered)",
-                seg.bytes
-            ),
-        });
-    }
-    if sha != seg.sha256 {
-        return Err(CaptureError::Integrity {
-            path: path.to_owned(),
-            message: format!(
-                "sha256 {sha} differs from the manifest's {} (the file was altered)",
-                seg.sha256
-            ),
-        });
-    }
-    Ok(())
-}
-
 /// Streams a table's rows, segment after segment and record batch after
 /// record batch, so memory holds one batch, not the table. Each segment's
 /// checksum is verified before its rows are read, and its row count after.
 pub struct TableStream<T: Table> {
-    dir: PathBuf,
+    files: Arc<CaptureFiles>,
     segments: std::vec::IntoIter<Segment>,
     current: Option<(PathBuf, u64, ParquetRecordBatchReader, u64)>,
     buffered: std::vec::IntoIter<T>,
@@ -1150,7 +1326,7 @@ pub struct TableStream<T: Table> {
 impl<T: Table> TableStream<T> {
     pub fn new(cap: &Capture) -> Self {
         TableStream {
-            dir: cap.dir.clone(),
+            files: Arc::clone(&cap.files),
             segments: cap
                 .manifest
                 .segments_of(T::NAME)
@@ -1164,9 +1340,8 @@ impl<T: Table> TableStream<T> {
     }
 
     fn open(&mut self, seg: Segment) -> Result<(), CaptureError> {
-        let path = self.dir.join(&seg.file);
-        check_segment(&path, &seg)?;
-        let reader = batch_reader(&path, open_segment_file(&path)?)?;
+        let (path, f) = self.files.open_checked(&seg)?;
+        let reader = batch_reader(&path, f)?;
         self.current = Some((path, seg.rows, reader, 0));
         Ok(())
     }
@@ -1227,11 +1402,6 @@ impl<T: Table> Iterator for TableStream<T> {
     }
 }
 
-/// Reads one Parquet segment into rows, checking its columns against `T`.
-pub fn read_segment<T: Table>(path: &Path) -> Result<Vec<T>, CaptureError> {
-    decode_segment(path, open_segment_file(path)?)
-}
-
 /// Decodes a whole Parquet file (any [`ChunkReader`]) into rows. A panic
 /// inside the Parquet reader on a malformed file becomes an error.
 pub fn decode_segment<T: Table, R: ChunkReader + 'static>(
@@ -1246,20 +1416,18 @@ pub fn decode_segment<T: Table, R: ChunkReader + 'static>(
     Ok(rows)
 }
 
-fn open_segment_file(path: &Path) -> Result<File, CaptureError> {
-    File::open(path).map_err(|source| CaptureError::Io {
-        path: path.to_owned(),
-        op: "open segment",
-        source,
-    })
-}
-
-/// A record batch reader over a Parquet file; like every step of reading,
-/// guarded against decoder panics.
+/// A record batch reader over a Parquet file. The file's footer and page
+/// headers are checked against credtrail's bounds first (see
+/// [`crate::bounds`]), so no decoder allocates what a crafted file asks;
+/// like every step of reading, guarded against decoder panics.
 pub(crate) fn batch_reader<R: ChunkReader + 'static>(
     path: &Path,
     reader: R,
 ) -> Result<ParquetRecordBatchReader, CaptureError> {
+    crate::bounds::check(&reader).map_err(|message| CaptureError::Bounds {
+        path: path.to_owned(),
+        message,
+    })?;
     guard(path, || {
         let perr = |source| CaptureError::Parquet {
             path: path.to_owned(),

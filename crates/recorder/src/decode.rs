@@ -343,6 +343,14 @@ mod tests {
     }
 
     #[test]
+    fn argv_bytes_kept_match_the_proc_snapshot() {
+        assert_eq!(
+            ct_proc_event::default().args.len(),
+            crate::process::ARGS_MAX
+        );
+    }
+
+    #[test]
     fn rejects_wrong_sizes_and_unknown_syscalls() {
         let bytes = as_bytes(&sample());
         assert_eq!(decode(&bytes[..100], &ctx()), Err(DecodeError::Size(100)));

@@ -53,6 +53,10 @@ pub enum CaptureError {
     Schema { path: PathBuf, message: String },
     #[error("{} {message}; run credtrail-replay --verify on the capture", path.display())]
     Integrity { path: PathBuf, message: String },
+    #[error("{}: {message}", path.display())]
+    Unsafe { path: PathBuf, message: String },
+    #[error("{}: exceeds what credtrail ever writes: {message}; refusing to decode it (crafted or damaged file?)", path.display())]
+    Bounds { path: PathBuf, message: String },
     #[error("{} is locked by a running recorder; stop it first (or wait for it to finish)", path.display())]
     Busy { path: PathBuf },
     #[error("{}: {message}", path.display())]

@@ -1,14 +1,18 @@
-//! Careful file creation: captures hold sensitive data and are evidence, so
-//! directories are 0700, files 0600, symlinks are never followed and nothing
-//! existing is overwritten.
+//! Careful file handling: captures hold sensitive data and are evidence,
+//! and captures handed to us may be crafted. Every file of a capture is
+//! reached through a [`Dir`] handle opened once (`openat`-style), by a plain
+//! name (no `/`, no `..`), never following a symlink; directories are 0700,
+//! files 0600, and nothing existing is overwritten.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, RenameFlags};
 
 use crate::error::CaptureError;
-use crate::manifest::MANIFEST_FILE;
 
 fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> CaptureError + 'a {
     move |source| CaptureError::Io {
@@ -18,150 +22,325 @@ fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Ca
     }
 }
 
-/// Checks that `dir` can become a new capture without touching anything:
-/// it must be absent, or an empty directory. Returns whether it exists.
-pub fn check_capture_dir(dir: &Path) -> Result<bool, CaptureError> {
-    match fs::symlink_metadata(dir) {
-        Ok(meta) if meta.file_type().is_symlink() => Err(CaptureError::Symlink {
-            path: dir.to_owned(),
-        }),
-        Ok(meta) if !meta.is_dir() => Err(CaptureError::NotADirectory {
-            path: dir.to_owned(),
-        }),
-        Ok(_) => {
-            let mut entries = fs::read_dir(dir).map_err(io(dir, "list"))?;
-            if entries.next().is_none() {
-                Ok(true)
-            } else if dir.join(MANIFEST_FILE).exists() {
-                Err(CaptureError::ExistingCapture {
-                    path: dir.to_owned(),
-                })
-            } else {
-                Err(CaptureError::ForeignDirectory {
-                    path: dir.to_owned(),
-                })
+fn errno<'a>(
+    path: &'a Path,
+    op: &'static str,
+) -> impl FnOnce(rustix::io::Errno) -> CaptureError + 'a {
+    move |e| io(path, op)(e.into())
+}
+
+const DIR_MODE: u32 = 0o700;
+const FILE_MODE: u32 = 0o600;
+
+/// A directory handle; every file below it is reached by name from it.
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+    /// For messages only: operations never resolve it again.
+    path: PathBuf,
+}
+
+impl Dir {
+    /// Opens a directory the user named (symlinks in the path they typed
+    /// are theirs to follow).
+    pub fn open(path: &Path) -> Result<Dir, CaptureError> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno(path, "open directory"))?;
+        Ok(Dir {
+            fd,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The subdirectory `name`, which must be a real directory, not a
+    /// symlink.
+    pub fn subdir(&self, name: &str) -> Result<Dir, CaptureError> {
+        let path = self.child(name);
+        check_name(&path, name)?;
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| refused(&path, e, "open directory"))?;
+        Ok(Dir { fd, path })
+    }
+
+    /// Creates the subdirectory `name` (0700) unless it exists, then opens it.
+    pub fn create_subdir(&self, name: &str) -> Result<Dir, CaptureError> {
+        let path = self.child(name);
+        check_name(&path, name)?;
+        match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(DIR_MODE)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(errno(&path, "create")(e)),
+        }
+        self.subdir(name)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of `name` in this directory, for messages.
+    pub fn child(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    fn stat(&self) -> Result<rustix::fs::Stat, CaptureError> {
+        rustix::fs::fstat(&self.fd).map_err(errno(&self.path, "inspect"))
+    }
+
+    /// Creates a new file `name` (0600), failing if anything, even a
+    /// dangling symlink, is already there.
+    pub fn create_new(&self, name: &str) -> Result<File, CaptureError> {
+        let path = self.child(name);
+        check_name(&path, name)?;
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(FILE_MODE),
+        )
+        .map_err(errno(&path, "create"))?;
+        Ok(File::from(fd))
+    }
+
+    /// Opens `name` for reading: a regular file, not a symlink (a FIFO or a
+    /// device is refused without blocking on it).
+    pub fn open_file(&self, name: &str) -> Result<File, CaptureError> {
+        self.open_regular(name, OFlags::RDONLY, false)
+    }
+
+    /// Opens `name` for repair (truncate, append): a regular file with a
+    /// single link, so that nothing outside the capture can be changed
+    /// through a hard link to it.
+    pub fn open_for_repair(&self, name: &str) -> Result<File, CaptureError> {
+        self.open_regular(name, OFlags::RDWR, true)
+    }
+
+    fn open_regular(
+        &self,
+        name: &str,
+        mode: OFlags,
+        single_link: bool,
+    ) -> Result<File, CaptureError> {
+        let path = self.child(name);
+        check_name(&path, name)?;
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            mode | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| refused(&path, e, "open"))?;
+        let st = rustix::fs::fstat(&fd).map_err(errno(&path, "inspect"))?;
+        check_regular(&path, &st, single_link)?;
+        // Regular files ignore O_NONBLOCK; it only kept a FIFO from blocking.
+        Ok(File::from(fd))
+    }
+
+    /// The length of the regular file `name` (not a symlink; with
+    /// `single_link`, not a hard link to a file elsewhere either).
+    pub fn file_len(&self, name: &str, single_link: bool) -> Result<u64, CaptureError> {
+        let path = self.child(name);
+        check_name(&path, name)?;
+        let st = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(errno(&path, "inspect"))?;
+        check_regular(&path, &st, single_link)?;
+        Ok(st.st_size as u64)
+    }
+
+    /// Whether an entry `name` exists (of any type, symlinks not followed).
+    pub fn exists(&self, name: &str) -> bool {
+        check_name(&self.child(name), name).is_ok()
+            && rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+    }
+
+    /// Renames `from` to `to` within this directory, never replacing `to`.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), CaptureError> {
+        let path = self.child(to);
+        check_name(&self.child(from), from)?;
+        check_name(&path, to)?;
+        rustix::fs::renameat_with(&self.fd, from, &self.fd, to, RenameFlags::NOREPLACE)
+            .map_err(errno(&path, "rename into place"))
+    }
+
+    /// Renames `from` to `to` within this directory, replacing `to` (the
+    /// entry itself, never what a symlink there points to).
+    pub fn rename_over(&self, from: &str, to: &str) -> Result<(), CaptureError> {
+        let path = self.child(to);
+        check_name(&self.child(from), from)?;
+        check_name(&path, to)?;
+        rustix::fs::renameat(&self.fd, from, &self.fd, to)
+            .map_err(errno(&path, "rename into place"))
+    }
+
+    /// Removes the file `name` (not a directory); a missing file is fine.
+    pub fn remove(&self, name: &str) -> Result<(), CaptureError> {
+        let path = self.child(name);
+        check_name(&path, name)?;
+        match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(errno(&path, "remove")(e)),
+        }
+    }
+
+    /// Flushes a directory entry change (create, rename) to disk.
+    pub fn sync(&self) -> Result<(), CaptureError> {
+        rustix::fs::fsync(&self.fd).map_err(errno(&self.path, "sync"))
+    }
+
+    /// The names in this directory, sorted (`.` and `..` left out).
+    pub fn names(&self) -> Result<Vec<String>, CaptureError> {
+        let mut dir = rustix::fs::Dir::read_from(&self.fd).map_err(errno(&self.path, "list"))?;
+        let mut names = Vec::new();
+        while let Some(entry) = dir.read() {
+            let entry = entry.map_err(errno(&self.path, "list"))?;
+            let n = entry.file_name();
+            if n != c"." && n != c".." {
+                names.push(lossy(n));
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io(dir, "inspect")(e)),
+        names.sort();
+        Ok(names)
     }
-}
 
-/// Creates `dir` (mode 0700) for a new capture, or takes it if it exists and
-/// is empty. Refuses files, symlinks, foreign non-empty directories and
-/// existing captures, touching none of them.
-pub fn create_capture_dir(dir: &Path) -> Result<(), CaptureError> {
-    if check_capture_dir(dir)? {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(io(dir, "set permissions on"))?;
-    } else {
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(io(parent, "create"))?;
+    /// Writes `name` atomically: temp file, fsync, rename, fsync of the
+    /// directory.
+    pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), CaptureError> {
+        self.replace_file(name, bytes, true)
+    }
+
+    /// Replaces `name` by rename from a temp file, so readers and a killed
+    /// writer only ever see a whole file; `durable` adds the fsyncs that
+    /// make it survive power loss too.
+    pub fn replace_file(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        durable: bool,
+    ) -> Result<(), CaptureError> {
+        let tmp = format!(".{name}.tmp");
+        // A stale temp file from a crash is ours to replace.
+        self.remove(&tmp)?;
+        let mut f = self.create_new(&tmp)?;
+        if let Err(e) = f
+            .write_all(bytes)
+            .and_then(|()| if durable { f.sync_all() } else { Ok(()) })
+        {
+            // Leave no half-written temp file behind (a full disk needs the room).
+            drop(f);
+            let _ = self.remove(&tmp);
+            return Err(io(&self.child(&tmp), "write")(e));
         }
-        DirBuilder::new()
-            .mode(0o700)
-            .create(dir)
-            .map_err(io(dir, "create"))?;
-    }
-    Ok(())
-}
-
-/// Creates a table subdirectory (`events/`, `processes/`) with mode 0700.
-pub fn create_subdir(dir: &Path) -> Result<(), CaptureError> {
-    match DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
-        Err(e) => Err(io(dir, "create")(e)),
-    }
-}
-
-/// Creates a new file, mode 0600, failing if anything (even a dangling
-/// symlink) is already at `path`.
-pub fn create_new(path: &Path) -> Result<File, CaptureError> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(io(path, "create"))
-}
-
-/// Flushes a directory entry change (create, rename) to disk.
-pub fn sync_dir(dir: &Path) -> Result<(), CaptureError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir, "sync"))
-}
-
-/// Writes `dir/name` atomically: temp file, fsync, rename, fsync of `dir`.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), CaptureError> {
-    replace_file(dir, name, bytes, true)
-}
-
-/// Replaces `dir/name` by rename from a temp file, so readers and a killed
-/// writer only ever see a whole file; `durable` adds the fsyncs that make it
-/// survive power loss too.
-pub fn replace_file(
-    dir: &Path,
-    name: &str,
-    bytes: &[u8],
-    durable: bool,
-) -> Result<(), CaptureError> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let dest = dir.join(name);
-    // A stale temp file from a crash is ours to replace.
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(&tmp, "remove stale")(e)),
-    }
-    let mut f = create_new(&tmp)?;
-    if let Err(e) = f
-        .write_all(bytes)
-        .and_then(|()| if durable { f.sync_all() } else { Ok(()) })
-    {
-        // Leave no half-written temp file behind (a full disk needs the room).
         drop(f);
-        let _ = fs::remove_file(&tmp);
-        return Err(io(&tmp, "write")(e));
+        self.rename_over(&tmp, name)?;
+        if durable {
+            self.sync()?;
+        }
+        Ok(())
     }
-    drop(f);
-    fs::rename(&tmp, &dest).map_err(io(&dest, "rename into place"))?;
-    if durable {
-        sync_dir(dir)?;
+
+    /// Reads the whole file `name` if it is at most `max` bytes: untrusted
+    /// input never makes us allocate without bound.
+    pub fn read_bounded(&self, name: &str, max: u64) -> Result<Vec<u8>, CaptureError> {
+        let f = self.open_file(name)?;
+        read_limited(f, max).map_err(io(&self.child(name), "read"))
+    }
+
+    /// An exclusive advisory lock on this directory, held while a recorder
+    /// writes it (released by the kernel if the recorder dies), so that
+    /// `recover` never touches a capture that is still being written.
+    pub fn lock(&self) -> Result<DirLock, CaptureError> {
+        let fd = self.fd.try_clone().map_err(io(&self.path, "lock"))?;
+        match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(DirLock(fd)),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(CaptureError::Busy {
+                path: self.path.clone(),
+            }),
+            Err(e) => Err(errno(&self.path, "lock")(e)),
+        }
+    }
+
+    /// A path that reaches `name` through this handle, for a library that
+    /// takes paths (polars): resolution starts at the handle, so a renamed
+    /// or symlinked parent cannot redirect it. Valid while `self` lives.
+    pub fn fd_path(&self, name: &str) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!(
+            "/proc/self/fd/{}/{name}",
+            self.fd.as_fd().as_raw_fd()
+        ))
+    }
+}
+
+/// A regular file (and, with `single_link`, not a hard link to a file
+/// elsewhere), or an error naming what it is instead.
+fn check_regular(
+    path: &Path,
+    st: &rustix::fs::Stat,
+    single_link: bool,
+) -> Result<(), CaptureError> {
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(CaptureError::Unsafe {
+            path: path.to_owned(),
+            message: "is not a regular file; refusing to use it".into(),
+        });
+    }
+    if single_link && st.st_nlink != 1 {
+        return Err(CaptureError::Unsafe {
+            path: path.to_owned(),
+            message: format!(
+                "has {} hard links (a link to a file outside the capture?); refusing to change it",
+                st.st_nlink
+            ),
+        });
     }
     Ok(())
 }
 
-/// An exclusive advisory lock on a capture directory, held while a
-/// recorder writes it (released by the kernel if the recorder dies), so
-/// `recover` never touches a capture that is still being written.
+/// An exclusive `flock` on a directory, released when dropped.
 #[derive(Debug)]
-pub struct DirLock(#[allow(dead_code)] File);
+pub struct DirLock(#[allow(dead_code)] OwnedFd);
 
-pub fn lock_dir(dir: &Path) -> Result<DirLock, CaptureError> {
-    use std::os::fd::AsRawFd;
-    let f = File::open(dir).map_err(io(dir, "open"))?;
-    // SAFETY: flock on a descriptor we own; no memory is passed.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(CaptureError::Busy {
-                path: dir.to_owned(),
-            });
-        }
-        return Err(io(dir, "lock")(e));
-    }
-    Ok(DirLock(f))
+fn lossy(n: &CStr) -> String {
+    String::from_utf8_lossy(n.to_bytes()).into_owned()
 }
 
-/// Reads a whole file of at most `max` bytes: untrusted input never makes
-/// us allocate without bound.
-pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let f = File::open(path)?;
+/// A plain file name: not empty, not `.` or `..`, no `/` or NUL.
+fn check_name(path: &Path, name: &str) -> Result<(), CaptureError> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        return Err(CaptureError::Unsafe {
+            path: path.to_owned(),
+            message: "is not a plain file name inside the capture".into(),
+        });
+    }
+    Ok(())
+}
+
+/// An open refused because of what is there: a symlink (ELOOP with
+/// O_NOFOLLOW) or a file where a directory should be.
+fn refused(path: &Path, e: rustix::io::Errno, op: &'static str) -> CaptureError {
+    match e {
+        rustix::io::Errno::LOOP => CaptureError::Unsafe {
+            path: path.to_owned(),
+            message: "is a symbolic link; refusing to follow it".into(),
+        },
+        rustix::io::Errno::NOTDIR => CaptureError::Unsafe {
+            path: path.to_owned(),
+            message: "is not a directory (or is a symbolic link); refusing to follow it".into(),
+        },
+        e => errno(path, op)(e),
+    }
+}
+
+/// Reads a whole file of at most `max` bytes.
+fn read_limited(f: File, max: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     f.take(max + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > max {
@@ -170,4 +349,110 @@ pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
         )));
     }
     Ok(buf)
+}
+
+/// Reads a whole file the user named (a key, a pods file) of at most `max`
+/// bytes.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    read_limited(File::open(path)?, max)
+}
+
+/// Takes `dir` as a new capture directory, or creates it (0700): absent,
+/// or an empty directory that is not a symlink, owned by us and writable by
+/// nobody else (a directory someone else prepared could be renamed or
+/// relinked under the recorder). Refuses files, foreign non-empty
+/// directories and existing captures, touching none of them. Returns the
+/// handle every file of the capture is then created through.
+pub fn create_capture_dir(dir: &Path) -> Result<Dir, CaptureError> {
+    let existed = check_capture_dir(dir)?;
+    if !existed {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io(parent, "create"))?;
+        }
+        match std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), DIR_MODE)
+            .create(dir)
+        {
+            Ok(()) => {}
+            // Someone made it between the check and now: check it again.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                check_capture_dir(dir)?;
+            }
+            Err(e) => return Err(io(dir, "create")(e)),
+        }
+    }
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| refused(dir, e, "open directory"))?;
+    let d = Dir {
+        fd,
+        path: dir.to_owned(),
+    };
+    let st = d.stat()?;
+    let me = rustix::process::geteuid().as_raw();
+    if st.st_uid != me {
+        return Err(CaptureError::Unsafe {
+            path: dir.to_owned(),
+            message: format!(
+                "is owned by uid {}, not by the recorder's uid {me}; its owner could rename or relink the capture while it records (remove it, or let credtrail-record create it)",
+                st.st_uid
+            ),
+        });
+    }
+    if !d.names()?.is_empty() {
+        return Err(CaptureError::ForeignDirectory {
+            path: dir.to_owned(),
+        });
+    }
+    rustix::fs::fchmod(&d.fd, Mode::from_raw_mode(DIR_MODE))
+        .map_err(errno(dir, "set permissions on"))?;
+    Ok(d)
+}
+
+/// Checks that `dir` can become a new capture without touching anything:
+/// it must be absent, or an empty directory (not a symlink) owned by us
+/// and not writable by group or others. Returns whether it exists.
+pub fn check_capture_dir(dir: &Path) -> Result<bool, CaptureError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(dir, "inspect")(e)),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(CaptureError::Symlink {
+            path: dir.to_owned(),
+        });
+    }
+    if !meta.is_dir() {
+        return Err(CaptureError::NotADirectory {
+            path: dir.to_owned(),
+        });
+    }
+    let mut entries = std::fs::read_dir(dir).map_err(io(dir, "list"))?;
+    if entries.next().is_some() {
+        return Err(if dir.join(crate::manifest::MANIFEST_FILE).exists() {
+            CaptureError::ExistingCapture {
+                path: dir.to_owned(),
+            }
+        } else {
+            CaptureError::ForeignDirectory {
+                path: dir.to_owned(),
+            }
+        });
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(CaptureError::Unsafe {
+            path: dir.to_owned(),
+            message: format!(
+                "was made by uid {} with mode {:o}: only an empty directory owned by the recorder's uid {me} and writable by nobody else is taken (its owner could rename or relink the capture while it records); remove it, or let credtrail-record create it",
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+        });
+    }
+    Ok(true)
 }

@@ -70,13 +70,33 @@ pub fn rfc3339_ns(unix_ns: i64) -> String {
 /// Logs to stderr (colour only on a terminal); `RUST_LOG` overrides `default`.
 pub fn init_logging(default: &str) {
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Log lines carry names from processes and captures: no raw escapes
+        // (and so no colours of our own either).
+        .with_writer(|| crate::term::SafeWriter(std::io::stderr()))
+        .with_ansi(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .init();
+}
+
+/// The one line a binary prints for an error: the message and each cause
+/// it does not already say (errors that name their cause also chain it),
+/// made safe for a terminal.
+pub fn error_line(program: &str, e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    format!("{program}: error: {}", crate::term::safe(&line))
 }
 
 /// True when the error comes from writing to a closed pipe: `| head` having

@@ -5,6 +5,7 @@
 //! need, with no clang, libbpf or kernel. The `bpf` feature adds the decoder
 //! of raw kernel records and the live recording loop.
 
+pub mod bounds;
 pub mod capture;
 pub mod cli;
 pub mod columnar;
@@ -23,6 +24,7 @@ pub mod process;
 pub mod recover;
 pub mod redact;
 pub mod sign;
+pub mod term;
 pub mod workload;
 
 #[cfg(feature = "bpf")]

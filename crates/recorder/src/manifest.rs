@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::error::CaptureError;
-use crate::fsutil;
+use crate::fsutil::Dir;
 
 /// The capture format this build writes. Readers accept every version up to it.
 /// Version 2 added the hash chain, recovery and retention records.
@@ -18,6 +18,9 @@ pub const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=FORMAT_VERSION;
 /// Marks a directory as a credtrail capture.
 pub const FORMAT_NAME: &str = "credtrail-capture";
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// The largest manifest read: ~160,000 segment records, 139 days of
+/// 5-minute segments.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// Detached ed25519 signature of `manifest.json` (raw 64 bytes), with `--sign-key`.
 pub const SIGNATURE_FILE: &str = "manifest.json.sig";
 
@@ -353,6 +356,14 @@ impl Manifest {
     /// problems found (none for a format-1 manifest, which has no chain).
     pub fn check_chain(&self) -> Vec<String> {
         if self.format_version < 2 {
+            if self.chain_head.is_some() || self.segments.iter().any(|s| s.chain.is_some()) {
+                // Format 1 has no chain: one claiming it carries links was
+                // lowered to skip this check.
+                return vec![format!(
+                    "format_version {} yet it carries hash chain links: the version was lowered to skip the chain check",
+                    self.format_version
+                )];
+            }
             return Vec::new();
         }
         let mut problems = Vec::new();
@@ -377,6 +388,20 @@ impl Manifest {
             );
         }
         problems
+    }
+
+    /// The chain head recomputed from the header and every record, as
+    /// `--expect-head` needs it; None when the manifest has no chain
+    /// (format 1) or its chain is broken.
+    pub fn recomputed_head(&self) -> Option<String> {
+        if self.format_version < 2 || !self.check_chain().is_empty() {
+            return None;
+        }
+        let mut prev = self.genesis();
+        for seg in &self.segments {
+            prev = Manifest::link(&prev, seg);
+        }
+        Some(self.head_after(&prev))
     }
 
     /// Parses and checks a manifest. Versions newer than this build are refused
@@ -413,33 +438,34 @@ impl Manifest {
         })
     }
 
+    /// Reads `DIR/manifest.json`.
     pub fn read(dir: &Path) -> Result<Manifest, CaptureError> {
-        let path = dir.join(MANIFEST_FILE);
-        // A manifest lists segments: even a year of them is a few MB.
-        let text = fsutil::read_bounded(&path, 64 << 20).map_err(|source| CaptureError::Io {
-            path: path.clone(),
-            op: "read the manifest",
-            source,
-        })?;
-        Manifest::parse(&path, &text)
+        Manifest::read_in(&Dir::open(dir)?)
+    }
+
+    /// Reads the manifest of the capture folder `dir` (a regular file, not
+    /// a symlink, of bounded size).
+    pub fn read_in(dir: &Dir) -> Result<Manifest, CaptureError> {
+        let text = dir.read_bounded(MANIFEST_FILE, MAX_MANIFEST_BYTES)?;
+        Manifest::parse(&dir.child(MANIFEST_FILE), &text)
     }
 
     /// Extends the chain, then replaces `DIR/manifest.json` atomically
     /// (temp file, fsync, rename, fsync of the directory): a crash leaves the
     /// old or the new manifest. With a key, `manifest.json.sig` follows.
-    pub fn write(&mut self, dir: &Path, key: Option<&SigningKey>) -> Result<(), CaptureError> {
+    pub fn write(&mut self, dir: &Dir, key: Option<&SigningKey>) -> Result<(), CaptureError> {
         self.write_with(dir, key, true)
     }
 
     /// Like [`Manifest::write`], without fsync: for the frequent checkpoints,
     /// where the rename alone makes a killed recorder leave a whole file.
-    pub fn checkpoint(&mut self, dir: &Path, key: Option<&SigningKey>) -> Result<(), CaptureError> {
+    pub fn checkpoint(&mut self, dir: &Dir, key: Option<&SigningKey>) -> Result<(), CaptureError> {
         self.write_with(dir, key, false)
     }
 
     fn write_with(
         &mut self,
-        dir: &Path,
+        dir: &Dir,
         key: Option<&SigningKey>,
         durable: bool,
     ) -> Result<(), CaptureError> {
@@ -448,11 +474,11 @@ impl Manifest {
         }
         let mut text = serde_json::to_vec_pretty(self).expect("manifest serializes");
         text.push(b'\n');
-        fsutil::replace_file(dir, MANIFEST_FILE, &text, durable)?;
+        dir.replace_file(MANIFEST_FILE, &text, durable)?;
         if let Some(key) = key {
             use ed25519_dalek::Signer;
             let sig = key.sign(&text);
-            fsutil::replace_file(dir, SIGNATURE_FILE, &sig.to_bytes(), durable)?;
+            dir.replace_file(SIGNATURE_FILE, &sig.to_bytes(), durable)?;
         }
         Ok(())
     }

@@ -159,7 +159,11 @@ pub fn compact(ev: &Event) -> String {
     if !ev.event_flags.is_empty() {
         let _ = write!(s, " [{}]", ev.event_flags.join(","));
     }
-    s
+    // Names and arguments are the caller's choice: escapes stay text.
+    match crate::term::safe(&s) {
+        std::borrow::Cow::Borrowed(_) => s,
+        std::borrow::Cow::Owned(safe) => safe,
+    }
 }
 
 /// A protobuf Timestamp in JSON: UTC, with 0, 3, 6 or 9 fractional digits.

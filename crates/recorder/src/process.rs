@@ -50,6 +50,36 @@ pub struct ProcessRow {
     pub container_id: Option<String>,
 }
 
+/// Bytes of argv kept, NUL-separated: what the kernel side keeps of an
+/// exec's arguments (`CT_ARGS_MAX` in credtrail.h; a test in `decode`
+/// holds them equal), so a process found in /proc is stored like one seen
+/// starting, and no capture value is longer than readers accept.
+pub const ARGS_MAX: usize = 1024;
+
+/// The first [`ARGS_MAX`] bytes of `argv` (arguments and their NULs), the
+/// last one cut if need be, as the kernel side keeps them.
+pub fn truncate_args(argv: Vec<String>) -> Vec<String> {
+    let mut left = ARGS_MAX;
+    let mut kept = Vec::new();
+    for mut a in argv {
+        if left == 0 {
+            break;
+        }
+        if a.len() >= left {
+            let mut cut = left;
+            while !a.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            a.truncate(cut);
+            kept.push(a);
+            break;
+        }
+        left -= a.len() + 1;
+        kept.push(a);
+    }
+    kept
+}
+
 /// Reads every process in /proc. Processes that vanish mid-scan are skipped;
 /// fields that cannot be read (kernel threads have no exe) are left empty.
 pub fn snapshot(snapshot_ktime_ns: u64) -> std::io::Result<Vec<ProcessRow>> {
@@ -85,7 +115,7 @@ pub fn snapshot(snapshot_ktime_ns: u64) -> std::io::Result<Vec<ProcessRow>> {
                 .exe()
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            cmdline: proc.cmdline().unwrap_or_default(),
+            cmdline: truncate_args(proc.cmdline().unwrap_or_default()),
             cwd: proc
                 .cwd()
                 .map(|p| p.to_string_lossy().into_owned())
@@ -112,4 +142,23 @@ pub fn snapshot(snapshot_ktime_ns: u64) -> std::io::Result<Vec<ProcessRow>> {
         });
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ARGS_MAX, truncate_args};
+
+    #[test]
+    fn args_are_cut_like_the_kernel_side_cuts_them() {
+        let short = vec!["su".to_owned(), "-".to_owned()];
+        assert_eq!(truncate_args(short.clone()), short);
+        let long = vec!["x".repeat(1000), "y".repeat(100), "z".to_owned()];
+        let kept = truncate_args(long);
+        assert_eq!(kept, vec!["x".repeat(1000), "y".repeat(ARGS_MAX - 1001)]);
+        // Never inside a UTF-8 character.
+        let kept = truncate_args(vec!["é".repeat(ARGS_MAX)]);
+        assert_eq!(kept[0].len(), ARGS_MAX);
+        let kept = truncate_args(vec!["a".to_owned() + &"é".repeat(ARGS_MAX)]);
+        assert_eq!(kept[0].len(), ARGS_MAX - 1);
+    }
 }

@@ -7,18 +7,18 @@
 //! extending the hash chain. Nothing is ever overwritten or deleted: an open
 //! segment without a usable checkpoint is renamed `*.discarded`.
 
-use std::fs::{self, OpenOptions};
+use std::collections::BTreeSet;
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use crate::capture::{self, EVENTS, LIFECYCLE, Salvage, hash_file};
 use crate::error::CaptureError;
-use crate::fsutil;
+use crate::fsutil::Dir;
 use crate::manifest::{
-    CaptureState, Discarded, DiscardedSegment, Manifest, Recovery, Segment, SigningKey,
+    CaptureState, Discarded, DiscardedSegment, MANIFEST_FILE, Manifest, Recovery, Segment,
+    SigningKey,
 };
 
 /// Suffix of an open segment's checkpoint file.
@@ -107,33 +107,32 @@ fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Ca
     }
 }
 
-/// The checkpoint of the open segment at `open_path`; None if it has none.
-fn read_checkpoint(open_path: &Path) -> Result<Option<Checkpoint>, CaptureError> {
-    let dir = open_path.parent().unwrap_or(Path::new("."));
-    let ck_path = dir.join(capture::checkpoint_name(open_path));
-    let bytes = match fsutil::read_bounded(&ck_path, (MAX_FOOTER + HEADER + 32) as u64) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(&ck_path, "read")(e)),
-    };
+/// The checkpoint of the open segment `open_name` in `dir`; None if it has
+/// none.
+fn read_checkpoint(dir: &Dir, open_name: &str) -> Result<Option<Checkpoint>, CaptureError> {
+    let name = capture::checkpoint_name(open_name);
+    if !dir.exists(&name) {
+        return Ok(None);
+    }
+    let bytes = dir.read_bounded(&name, (MAX_FOOTER + HEADER + 32) as u64)?;
     Checkpoint::decode(&bytes)
         .map(Some)
         .map_err(|message| CaptureError::Recovery {
-            path: ck_path,
+            path: dir.child(&name),
             message,
         })
 }
 
-/// Seals one open segment from its checkpoint, or sets it aside.
-pub(crate) fn salvage_open(capture_dir: &Path, open_path: &Path, table: &str) -> Salvage {
-    let aside =
-        |promised: u64, reason: String| set_aside(capture_dir, open_path, table, promised, reason);
-    let ck = match read_checkpoint(open_path) {
+/// Seals the open segment `open_name` of `table` from its checkpoint, or
+/// sets it aside.
+pub(crate) fn salvage_open(dir: &Dir, open_name: &str, table: &str) -> Salvage {
+    let aside = |promised: u64, reason: String| set_aside(dir, open_name, table, promised, reason);
+    let ck = match read_checkpoint(dir, open_name) {
         Ok(Some(ck)) if ck.rows > 0 => ck,
         Ok(_) => return aside(0, "no checkpoint: no rows had been flushed to it".into()),
         Err(e) => return aside(0, e.to_string()),
     };
-    match seal_from_checkpoint(capture_dir, open_path, table, &ck) {
+    match seal_from_checkpoint(dir, open_name, table, &ck) {
         Ok(seg) => Salvage {
             segment: Some(seg),
             checkpoint_ktime_ns: ck.ktime_ns,
@@ -145,36 +144,28 @@ pub(crate) fn salvage_open(capture_dir: &Path, open_path: &Path, table: &str) ->
 
 /// Renames an open segment `*.discarded`, recording what it held. A file
 /// with more than Parquet's 4-byte magic held rows (or part of them).
-fn set_aside(
-    capture_dir: &Path,
-    open_path: &Path,
-    table: &str,
-    promised: u64,
-    reason: String,
-) -> Salvage {
-    let discarded = open_path.with_extension("discarded");
-    let held_problem = |problem: String| Salvage {
+fn set_aside(dir: &Dir, open_name: &str, table: &str, promised: u64, reason: String) -> Salvage {
+    let base = open_name.strip_suffix(".open").unwrap_or(open_name);
+    let discarded = format!("{base}.discarded");
+    let problem = |problem: String| Salvage {
         problem: Some(problem),
         ..Salvage::default()
     };
-    if discarded.exists() {
-        return held_problem(format!(
-            "{}: {reason}; cannot set it aside: {} already exists",
-            open_path.display(),
-            discarded.display()
-        ));
+    let bytes = match dir.file_len(open_name, true) {
+        Ok(len) => len,
+        Err(e) => return problem(format!("{reason}; left as is: {e}")),
+    };
+    if let Err(e) = dir.rename(open_name, &discarded) {
+        return problem(format!("{reason}; cannot set it aside: {e}"));
     }
-    let bytes = fs::symlink_metadata(open_path).map_or(0, |m| m.len());
-    if let Err(e) = fs::rename(open_path, &discarded) {
-        return held_problem(format!("cannot set aside {}: {e}", open_path.display()));
-    }
-    let _ = capture::remove_checkpoint(open_path);
+    let _ = dir.remove(&capture::checkpoint_name(open_name));
     let held_data = bytes > 4 || promised > 0;
     Salvage {
         // An empty file is no problem: nothing was lost with it.
-        problem: held_data.then(|| format!("{}: {reason}; set aside", open_path.display())),
+        problem: held_data
+            .then(|| format!("{}: {reason}; set aside", dir.child(open_name).display())),
         discarded: Some(DiscardedSegment {
-            file: relative(capture_dir, &discarded),
+            file: format!("{table}/{discarded}"),
             table: table.to_owned(),
             bytes,
             rows_at_least: promised.max(u64::from(held_data)),
@@ -185,48 +176,34 @@ fn set_aside(
     }
 }
 
-/// `path` relative to the capture directory, as the manifest names files.
-fn relative(capture_dir: &Path, path: &Path) -> String {
-    path.strip_prefix(capture_dir)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| path.display().to_string())
-}
-
 /// Cuts the open segment back to its checkpoint, appends the footer,
-/// checks the rows read back and renames it to its sealed name.
+/// checks the rows read back and renames it to its sealed name. The file
+/// must be a regular file with one link: nothing outside the capture is
+/// ever truncated or written through it.
 fn seal_from_checkpoint(
-    capture_dir: &Path,
-    open_path: &Path,
+    dir: &Dir,
+    open_name: &str,
     table: &str,
     ck: &Checkpoint,
 ) -> Result<Segment, CaptureError> {
-    let dir = open_path.parent().unwrap_or(Path::new("."));
-    let name = open_path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_suffix(".open"))
+    let open_path = dir.child(open_name);
+    let name = open_name
+        .strip_suffix(".open")
         .ok_or_else(|| CaptureError::Recovery {
-            path: open_path.to_owned(),
+            path: open_path.clone(),
             message: "not an open segment name".into(),
-        })?
-        .to_owned();
-    let final_path = dir.join(&name);
-    if final_path.exists() {
+        })?;
+    if dir.exists(name) {
         return Err(CaptureError::Recovery {
-            path: final_path,
+            path: dir.child(name),
             message: "already exists; refusing to overwrite it".into(),
         });
     }
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(open_path)
-        .map_err(io(open_path, "open"))?;
-    let len = f.metadata().map_err(io(open_path, "inspect"))?.len();
+    let mut f = dir.open_for_repair(open_name)?;
+    let len = f.metadata().map_err(io(&open_path, "inspect"))?.len();
     if len < ck.data_len {
         return Err(CaptureError::Recovery {
-            path: open_path.to_owned(),
+            path: open_path,
             message: format!(
                 "is {len} bytes, shorter than its checkpoint's {} (truncated by someone else?)",
                 ck.data_len
@@ -234,38 +211,38 @@ fn seal_from_checkpoint(
         });
     }
     // Bytes past the checkpoint are a row group nobody described: cut them.
-    f.set_len(ck.data_len).map_err(io(open_path, "truncate"))?;
-    f.seek(SeekFrom::End(0)).map_err(io(open_path, "seek"))?;
-    f.write_all(&ck.footer).map_err(io(open_path, "write"))?;
-    f.sync_all().map_err(io(open_path, "sync"))?;
-    f.seek(SeekFrom::Start(0)).map_err(io(open_path, "seek"))?;
-    let rows = count_rows(f, open_path)?;
+    f.set_len(ck.data_len).map_err(io(&open_path, "truncate"))?;
+    f.seek(SeekFrom::End(0)).map_err(io(&open_path, "seek"))?;
+    f.write_all(&ck.footer).map_err(io(&open_path, "write"))?;
+    f.sync_all().map_err(io(&open_path, "sync"))?;
+    f.seek(SeekFrom::Start(0)).map_err(io(&open_path, "seek"))?;
+    let rows = count_rows(f, &open_path)?;
     if rows != ck.rows {
         return Err(CaptureError::Recovery {
-            path: open_path.to_owned(),
+            path: open_path,
             message: format!(
                 "reads back {rows} rows, its checkpoint promised {}",
                 ck.rows
             ),
         });
     }
-    fs::rename(open_path, &final_path).map_err(io(&final_path, "rename recovered segment to"))?;
-    capture::remove_checkpoint(open_path)?;
-    fsutil::sync_dir(dir)?;
-    recovered_segment(capture_dir, &final_path, table, ck)
+    dir.rename(open_name, name)?;
+    dir.remove(&capture::checkpoint_name(open_name))?;
+    dir.sync()?;
+    recovered_segment(dir, name, table, ck)
 }
 
 /// The manifest record of a segment sealed by recovery.
 fn recovered_segment(
-    capture_dir: &Path,
-    path: &Path,
+    dir: &Dir,
+    name: &str,
     table: &str,
     ck: &Checkpoint,
 ) -> Result<Segment, CaptureError> {
-    let (bytes, sha256) = hash_file(path)?;
+    let (bytes, sha256) = hash_file(dir, name)?;
     Ok(Segment {
         table: table.to_owned(),
-        file: relative(capture_dir, path),
+        file: format!("{table}/{name}"),
         rows: ck.rows,
         bytes,
         sha256,
@@ -279,36 +256,30 @@ fn recovered_segment(
 
 /// Lists a segment that was sealed (complete file, renamed) but not yet in
 /// the manifest when the recorder died; its checkpoint describes it.
-fn adopt_sealed(
-    capture_dir: &Path,
-    open_path: &Path,
-    table: &str,
-) -> Result<(Segment, u64), CaptureError> {
-    let dir = open_path.parent().unwrap_or(Path::new("."));
-    let ck_path = dir.join(capture::checkpoint_name(open_path));
-    let ck = read_checkpoint(open_path)?.ok_or_else(|| CaptureError::Recovery {
-        path: ck_path.clone(),
+fn adopt_sealed(dir: &Dir, open_name: &str, table: &str) -> Result<(Segment, u64), CaptureError> {
+    let ck_name = capture::checkpoint_name(open_name);
+    let ck = read_checkpoint(dir, open_name)?.ok_or_else(|| CaptureError::Recovery {
+        path: dir.child(&ck_name),
         message: "checkpoint vanished during recovery".into(),
     })?;
-    let sealed = open_path.with_extension("");
-    let f = fs::File::open(&sealed).map_err(io(&sealed, "open"))?;
-    let rows = count_rows(f, &sealed)?;
+    let sealed = open_name.strip_suffix(".open").unwrap_or(open_name);
+    let rows = count_rows(dir.open_file(sealed)?, &dir.child(sealed))?;
     if rows != ck.rows {
         return Err(CaptureError::Recovery {
-            path: sealed,
+            path: dir.child(sealed),
             message: format!(
                 "is not listed in the manifest and holds {rows} rows, its checkpoint {}; left as is",
                 ck.rows
             ),
         });
     }
-    let seg = recovered_segment(capture_dir, &sealed, table, &ck)?;
-    fs::remove_file(&ck_path).map_err(io(&ck_path, "remove"))?;
+    let seg = recovered_segment(dir, sealed, table, &ck)?;
+    dir.remove(&ck_name)?;
     Ok((seg, ck.ktime_ns))
 }
 
 /// Reads every row of a Parquet file: proves the recovered file decodes.
-fn count_rows(f: fs::File, path: &Path) -> Result<u64, CaptureError> {
+fn count_rows(f: std::fs::File, path: &Path) -> Result<u64, CaptureError> {
     let mut reader = capture::batch_reader(path, f)?;
     let mut rows = 0u64;
     while let Some(batch) = capture::next_batch(path, &mut reader)? {
@@ -327,49 +298,97 @@ pub struct RecoverReport {
     pub problems: Vec<String>,
 }
 
-/// Seals a capture whose recorder died. Refuses a capture a recorder still
-/// holds; leaves a complete capture untouched.
-pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, CaptureError> {
-    let _lock = fsutil::lock_dir(dir)?;
-    let mut manifest = Manifest::read(dir)?;
-    let listed: std::collections::BTreeSet<String> =
-        manifest.segments.iter().map(|s| s.file.clone()).collect();
-    let mut open = Vec::new();
-    let mut adopt = Vec::new();
-    let mut stale = Vec::new();
-    for table in capture::TABLES {
-        let tdir = dir.join(table);
-        let Ok(entries) = fs::read_dir(&tdir) else {
-            continue;
-        };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        for n in &names {
-            if n.ends_with(".parquet.open") {
-                open.push((table, tdir.join(n)));
-            } else if let Some(open_name) = n.strip_suffix(CHECKPOINT_SUFFIX) {
-                // A checkpoint whose segment was sealed: listed (stale) or
-                // not yet (the recorder died between rename and manifest).
-                let Some(sealed) = open_name.strip_suffix(".open") else {
-                    continue;
-                };
-                if names.iter().any(|m| m == open_name) {
-                    continue;
-                }
-                if listed.contains(&format!("{table}/{sealed}")) {
-                    stale.push(tdir.join(n));
-                } else if names.iter().any(|m| m == sealed) {
-                    adopt.push((table, tdir.join(open_name)));
-                }
+/// What recovery finds in one table folder.
+#[derive(Default)]
+struct Found {
+    /// `.open` segments to seal from their checkpoints.
+    open: Vec<String>,
+    /// Sealed but unlisted segments to adopt (their `.open` names).
+    adopt: Vec<String>,
+    /// Checkpoints of segments the manifest lists.
+    stale: Vec<String>,
+}
+
+fn survey(dir: &Dir, table: &str, listed: &BTreeSet<&str>) -> Result<Found, CaptureError> {
+    let names = dir.names()?;
+    let mut found = Found::default();
+    for n in &names {
+        if n.ends_with(".parquet.open") {
+            found.open.push(n.clone());
+        } else if let Some(open_name) = n.strip_suffix(CHECKPOINT_SUFFIX) {
+            // A checkpoint whose segment was sealed: listed (stale) or
+            // not yet (the recorder died between rename and manifest).
+            let Some(sealed) = open_name.strip_suffix(".open") else {
+                continue;
+            };
+            if names.iter().any(|m| m == open_name) {
+                continue;
+            }
+            if listed.contains(format!("{table}/{sealed}").as_str()) {
+                found.stale.push(n.clone());
+            } else if names.iter().any(|m| m == sealed) {
+                found.adopt.push(open_name.to_owned());
             }
         }
     }
-    if open.is_empty() && adopt.is_empty() && manifest.state != CaptureState::Recording {
-        for p in stale {
-            let _ = fs::remove_file(p);
+    Ok(found)
+}
+
+/// Seals a capture whose recorder died. Refuses a capture a recorder still
+/// holds; leaves a complete capture untouched. Every file is reached through
+/// the capture's folder handles by a checked name: a manifest naming a file
+/// outside its table folders, a table folder that is a symlink, or an open
+/// segment that is a link to another file stops recovery (or that segment)
+/// with one error, before anything is changed.
+pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, CaptureError> {
+    let root = Dir::open(dir)?;
+    let _lock = root.lock()?;
+    let mut manifest = Manifest::read_in(&root)?;
+    for seg in &manifest.segments {
+        capture::segment_location(seg).map_err(|message| CaptureError::Unsafe {
+            path: root.child(MANIFEST_FILE),
+            message,
+        })?;
+    }
+    let mut tables = Vec::new();
+    for table in capture::TABLES {
+        if root.exists(table) {
+            tables.push((table, root.subdir(table)?));
+        }
+    }
+    let listed: BTreeSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
+    let mut found = Vec::new();
+    for (table, tdir) in &tables {
+        let f = survey(tdir, table, &listed)?;
+        // Everything recovery would open, cut, rename or remove is a plain
+        // file of the capture (not a symlink, not a hard link to a file
+        // elsewhere), or nothing is done at all.
+        for open_name in &f.open {
+            tdir.file_len(open_name, true)?;
+        }
+        for open_name in &f.adopt {
+            tdir.file_len(open_name.trim_end_matches(".open"), true)?;
+        }
+        let checkpoints = f
+            .open
+            .iter()
+            .chain(&f.adopt)
+            .map(|n| capture::checkpoint_name(n));
+        for name in checkpoints.chain(f.stale.iter().cloned()) {
+            if tdir.exists(&name) {
+                tdir.file_len(&name, true)?;
+            }
+        }
+        found.push(f);
+    }
+    let nothing_open = found
+        .iter()
+        .all(|f| f.open.is_empty() && f.adopt.is_empty());
+    if nothing_open && manifest.state != CaptureState::Recording {
+        for ((_, tdir), f) in tables.iter().zip(&found) {
+            for n in &f.stale {
+                let _ = tdir.remove(n);
+            }
         }
         return Ok(RecoverReport {
             changed: false,
@@ -387,35 +406,40 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     };
     let mut problems = Vec::new();
     let mut discarded: Vec<DiscardedSegment> = Vec::new();
-    for (table, open_path) in adopt {
-        match adopt_sealed(dir, &open_path, table) {
-            Ok((seg, ktime)) => {
+    for ((table, tdir), f) in tables.iter().zip(&found) {
+        for open_name in &f.adopt {
+            match adopt_sealed(tdir, open_name, table) {
+                Ok((seg, ktime)) => {
+                    recovery.segments.push(seg.file.clone());
+                    recovery.rows += seg.rows;
+                    recovery.last_checkpoint_ktime_ns =
+                        recovery.last_checkpoint_ktime_ns.max(ktime);
+                    manifest.segments.push(seg);
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        for n in &f.stale {
+            let _ = tdir.remove(n);
+        }
+    }
+    for ((table, tdir), f) in tables.iter().zip(&found) {
+        for open_name in &f.open {
+            let s = salvage_open(tdir, open_name, table);
+            if let Some(seg) = s.segment {
                 recovery.segments.push(seg.file.clone());
                 recovery.rows += seg.rows;
-                recovery.last_checkpoint_ktime_ns = recovery.last_checkpoint_ktime_ns.max(ktime);
                 manifest.segments.push(seg);
             }
-            Err(e) => problems.push(e.to_string()),
+            if let Some(d) = s.discarded {
+                discarded.push(d);
+            }
+            if let Some(p) = s.problem {
+                problems.push(p);
+            }
+            recovery.last_checkpoint_ktime_ns =
+                recovery.last_checkpoint_ktime_ns.max(s.checkpoint_ktime_ns);
         }
-    }
-    for p in stale {
-        let _ = fs::remove_file(p);
-    }
-    for (table, path) in open {
-        let s = salvage_open(dir, &path, table);
-        if let Some(seg) = s.segment {
-            recovery.segments.push(seg.file.clone());
-            recovery.rows += seg.rows;
-            manifest.segments.push(seg);
-        }
-        if let Some(d) = s.discarded {
-            discarded.push(d);
-        }
-        if let Some(p) = s.problem {
-            problems.push(p);
-        }
-        recovery.last_checkpoint_ktime_ns =
-            recovery.last_checkpoint_ktime_ns.max(s.checkpoint_ktime_ns);
     }
     // The rows the segments hold are the truth; the manifest's counters are
     // from its last checkpoint and may lag them. Rows it had counted that
@@ -448,7 +472,8 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     recovery.discarded = discarded.into_iter().map(Discarded::Segment).collect();
     // A table that had no row before the crash reads as empty, as after a
     // clean stop.
-    let empty = capture::seal_missing_tables(dir, &manifest, capture::next_free_epoch(dir))?;
+    let epoch = capture::next_free_epoch(tables.iter().map(|(_, d)| d));
+    let empty = capture::seal_missing_tables(&root, &manifest, epoch)?;
     manifest.segments.extend(empty);
     let last = manifest
         .segments
@@ -467,17 +492,17 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
         manifest.state = CaptureState::Recovered;
     }
     manifest.recovery = Some(recovery);
-    let _ = fs::remove_file(dir.join(".reserve"));
-    manifest.write(dir, key)?;
-    // Evictions the recorder had listed but not carried out when it died.
-    let leftover: Vec<_> = manifest
-        .segments
-        .iter()
-        .filter(|s| s.evicted)
-        .map(|s| dir.join(&s.file))
-        .filter(|p| p.exists())
-        .collect();
-    capture::remove_evicted(&leftover);
+    let _ = root.remove(capture::RESERVE_FILE);
+    manifest.write(&root, key)?;
+    // Evictions the recorder had listed but not carried out when it died
+    // (names checked above: only files in the table folders).
+    for seg in manifest.segments.iter().filter(|s| s.evicted) {
+        if let Ok((table, name)) = capture::segment_location(seg)
+            && let Some((_, tdir)) = tables.iter().find(|(t, _)| *t == table)
+        {
+            capture::remove_evicted(tdir, name);
+        }
+    }
     Ok(RecoverReport {
         changed: true,
         manifest,

@@ -9,7 +9,10 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use ed25519_dalek::{Signature, Verifier};
 
 use crate::error::CaptureError;
-use crate::manifest::{MANIFEST_FILE, SIGNATURE_FILE, SigningKey, VerifyingKey};
+use crate::fsutil::Dir;
+use crate::manifest::{
+    MANIFEST_FILE, MAX_MANIFEST_BYTES, SIGNATURE_FILE, SigningKey, VerifyingKey,
+};
 
 fn read_pem(path: &Path) -> Result<String, CaptureError> {
     let bytes = std::fs::read(path).map_err(|source| CaptureError::Io {
@@ -44,16 +47,14 @@ pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, CaptureError> {
 }
 
 /// Checks `DIR/manifest.json.sig` against `DIR/manifest.json`.
-pub fn verify_manifest_signature(dir: &Path, key: &VerifyingKey) -> Result<(), String> {
-    let manifest = std::fs::read(dir.join(MANIFEST_FILE))
-        .map_err(|e| format!("{}: {e}", dir.join(MANIFEST_FILE).display()))?;
-    let sig_path = dir.join(SIGNATURE_FILE);
-    let sig = std::fs::read(&sig_path).map_err(|e| {
-        format!(
-            "{}: {e} (was the capture recorded with --sign-key?)",
-            sig_path.display()
-        )
-    })?;
+pub fn verify_manifest_signature(dir: &Dir, key: &VerifyingKey) -> Result<(), String> {
+    let manifest = dir
+        .read_bounded(MANIFEST_FILE, MAX_MANIFEST_BYTES)
+        .map_err(|e| e.to_string())?;
+    let sig_path = dir.child(SIGNATURE_FILE);
+    let sig = dir
+        .read_bounded(SIGNATURE_FILE, 64)
+        .map_err(|e| format!("{e} (was the capture recorded with --sign-key?)"))?;
     let sig = Signature::from_slice(&sig)
         .map_err(|_| format!("{}: not a 64-byte ed25519 signature", sig_path.display()))?;
     key.verify(&manifest, &sig).map_err(|_| {

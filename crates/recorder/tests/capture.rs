@@ -7,6 +7,7 @@ use std::time::Duration;
 use credtrail_recorder::capture::{self, Capture, CaptureWriter, Rotation, Table};
 use credtrail_recorder::error::CaptureError;
 use credtrail_recorder::event::Event;
+use credtrail_recorder::fsutil::Dir;
 use credtrail_recorder::manifest::{self, CaptureState, Counters, Discarded, Manifest};
 use credtrail_recorder::output::{self, PrintFormat};
 use credtrail_recorder::process::ProcessRow;
@@ -251,7 +252,7 @@ fn compact_line_shows_what_changed_and_the_outcome() {
 fn manifest_round_trips_and_rejects_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let mut m = manifest();
-    m.write(tmp.path(), None).unwrap();
+    m.write(&Dir::open(tmp.path()).unwrap(), None).unwrap();
     assert_eq!(Manifest::read(tmp.path()).unwrap(), m);
 
     let path = tmp.path().join("manifest.json");
@@ -304,9 +305,11 @@ fn rotation_by_size_produces_complete_segments() {
         assert_eq!(seg.file, format!("events/part-{i:05}.parquet"));
         // Each segment reads alone, and its checksum and size match.
         let path = dir.join(&seg.file);
-        let part = capture::read_segment::<Event>(&path).unwrap();
+        let part: Vec<Event> =
+            capture::decode_segment(&path, std::fs::File::open(&path).unwrap()).unwrap();
         assert_eq!(part.len() as u64, seg.rows);
-        let (bytes, sha) = capture::hash_file(&path).unwrap();
+        let (bytes, sha) =
+            capture::hash_open_file(&path, std::fs::File::open(&path).unwrap()).unwrap();
         assert_eq!((bytes, sha.as_str()), (seg.bytes, seg.sha256.as_str()));
         assert_eq!(
             seg.first_ktime_ns,
@@ -642,8 +645,18 @@ fn the_hash_chain_detects_edited_removed_and_reordered_records() {
     let p = broken(&|t| t.counters.ringbuf_full = 7);
     assert!(p[0].contains("chain head differs"), "{p:?}");
     assert!(!broken(&|t| t.state = CaptureState::Recovered).is_empty());
-    // A format-1 manifest has no chain to check.
-    assert!(broken(&|t| t.format_version = 1).is_empty());
+    // Lowering the version to format 1 (which has no chain) is seen; a
+    // genuine format-1 manifest, without links, has no chain to check.
+    let p = broken(&|t| t.format_version = 1);
+    assert!(p[0].contains("version was lowered"), "{p:?}");
+    assert!(
+        broken(&|t| {
+            t.format_version = 1;
+            t.chain_head = None;
+            t.segments.iter_mut().for_each(|s| s.chain = None);
+        })
+        .is_empty()
+    );
 }
 
 #[test]
@@ -722,7 +735,7 @@ fn manifests_are_signed_with_an_openssl_ed25519_key() {
     push_events(&mut w, 0, 10);
     w.finish(end()).unwrap();
     let verifying = sign::load_verifying_key(&pubkey).unwrap();
-    sign::verify_manifest_signature(&dir, &verifying).unwrap();
+    sign::verify_manifest_signature(&Dir::open(&dir).unwrap(), &verifying).unwrap();
     // OpenSSL agrees: the signature is plain ed25519 over the file's bytes.
     ok(Command::new("openssl")
         .args(["pkeyutl", "-verify", "-pubin", "-rawin", "-inkey"])
@@ -735,7 +748,7 @@ fn manifests_are_signed_with_an_openssl_ed25519_key() {
     let path = dir.join("manifest.json");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replacen("node-a", "node-b", 1)).unwrap();
-    let e = sign::verify_manifest_signature(&dir, &verifying).unwrap_err();
+    let e = sign::verify_manifest_signature(&Dir::open(&dir).unwrap(), &verifying).unwrap_err();
     assert!(e.contains("signature does not match"), "{e}");
     // Keys that are not ed25519 PEM are refused with the fix.
     let e = sign::load_signing_key(&pubkey).unwrap_err().to_string();

@@ -69,3 +69,13 @@ fn raw_record_inputs() {
 fn segment_inputs() {
     replay("segment", fuzzing::segment);
 }
+
+#[test]
+fn bounds_inputs() {
+    replay("bounds", fuzzing::bounds);
+}
+
+#[test]
+fn segment_location_inputs() {
+    replay("segment_location", fuzzing::segment_location);
+}

@@ -22,6 +22,7 @@ use credtrail_recorder::manifest::{self, CaptureState, VerifyingKey};
 use credtrail_recorder::output::{PrintFormat, print_event};
 use credtrail_recorder::process::ProcessRow;
 use credtrail_recorder::sign;
+use credtrail_recorder::term::safe;
 
 /// Re-render captures through the same enrichment and printers as the live
 /// recorder, deterministically; or verify them.
@@ -219,6 +220,9 @@ pub fn replay(
     Ok(sink.stats)
 }
 
+/// Problems `--verify` prints at most, per capture.
+const MAX_PROBLEM_LINES: usize = 20;
+
 /// The outcome of `--verify`.
 #[derive(Debug, Default)]
 pub struct Verification {
@@ -230,6 +234,8 @@ pub struct Verification {
     /// The manifest's chain head, to compare with the one the recorder
     /// printed when it finished.
     pub chain_head: Option<String>,
+    /// What the checks that passed prove, for the OK line.
+    pub proved: Vec<&'static str>,
 }
 
 /// Compares each re-enriched event with the stored one.
@@ -275,81 +281,136 @@ impl Sink for CompareSink {
     }
 }
 
-/// Checks every segment against the manifest (size, sha256, rows) and
-/// recomputes the enriched columns of every event.
-pub fn verify(dir: &Path, key: Option<&VerifyingKey>) -> anyhow::Result<Verification> {
-    let cap = Capture::open(dir)?;
+/// What `--verify` checks beyond the capture itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expect<'a> {
+    /// Check `manifest.json.sig` under this key.
+    pub key: Option<&'a VerifyingKey>,
+    /// The chain head the recorder printed: the chain is recomputed and
+    /// must end there.
+    pub head: Option<&'a str>,
+}
+
+/// Checks every segment against the manifest (size, sha256, rows), the hash
+/// chain, what `expect` asks, and recomputes the enriched columns of every
+/// event.
+pub fn verify(dir: &Path, expect: Expect) -> anyhow::Result<Verification> {
+    let cap = Capture::open_unchecked(dir)?;
+    let m = &cap.manifest;
     let mut v = Verification {
-        chain_head: cap.manifest.chain_head.clone(),
+        chain_head: m.chain_head.clone(),
         ..Verification::default()
     };
     let mpath = dir.join(manifest::MANIFEST_FILE);
-    if cap.manifest.format_version < 2 {
+    let root = cap.files.root();
+    if m.format_version < 2 {
         v.notes.push(format!(
             "{}: format 1 has no hash chain; only segment checksums are checked",
             mpath.display()
         ));
     }
-    for p in cap.manifest.check_chain() {
+    for p in m.check_chain() {
         v.problems.push(format!("{}: {p}", mpath.display()));
     }
-    if let Some(key) = key
-        && let Err(e) = sign::verify_manifest_signature(dir, key)
-    {
-        v.problems.push(e);
+    if let Some(want) = expect.head {
+        // Recomputed, never the stored string: a manifest rewritten with
+        // its old head, or lowered to format 1, does not pass.
+        match m.recomputed_head() {
+            Some(head) if head == want => {}
+            Some(head) => v.problems.push(format!(
+                "{}: chain head {head} is not the expected {want}",
+                mpath.display()
+            )),
+            None => v.problems.push(format!(
+                "{}: --expect-head cannot be checked: the manifest has no intact hash chain (format {}); this capture is not the one that head was printed for",
+                mpath.display(),
+                m.format_version
+            )),
+        }
     }
-    if cap.manifest.state == CaptureState::Recording {
+    let signed = root.exists(manifest::SIGNATURE_FILE) || m.settings.contains_key("signed");
+    match expect.key {
+        Some(key) => {
+            if let Err(e) = sign::verify_manifest_signature(root, key) {
+                v.problems.push(e);
+            }
+        }
+        None if signed => v.notes.push(format!(
+            "{}: the capture is signed, but the signature was NOT checked (pass --pubkey PUB.pem)",
+            mpath.display()
+        )),
+        None => {}
+    }
+    if m.state == CaptureState::Recording {
         v.problems.push(format!(
             "{}: the capture is not sealed (recorder running or killed); run `credtrail-record recover {}`",
             mpath.display(),
             dir.display()
         ));
     }
-    let evicted = cap.manifest.segments.iter().filter(|s| s.evicted).count();
-    for seg in &cap.manifest.segments {
+    if let Err(e) = cap.files.check_listing(m) {
+        // Not worth a check per record.
+        v.problems.push(e.to_string());
+        return Ok(v);
+    }
+    let evicted = m.segments.iter().filter(|s| s.evicted).count();
+    for seg in &m.segments {
         if seg.evicted {
-            if dir.join(&seg.file).exists() {
-                v.problems.push(format!(
+            match cap.files.locate(seg) {
+                Ok((tdir, name)) if tdir.exists(name) => v.problems.push(format!(
                     "{}: listed as evicted but still present",
-                    dir.join(&seg.file).display()
-                ));
+                    tdir.child(name).display()
+                )),
+                Ok(_) => {}
+                Err(e) => v.problems.push(e.to_string()),
             }
             continue;
         }
         v.segments += 1;
-        if let Err(e) = capture::check_segment(&dir.join(&seg.file), seg) {
+        if let Err(e) = cap.files.check_segment(seg) {
             v.problems.push(e.to_string());
         }
     }
-    let listed: std::collections::BTreeSet<String> = cap
-        .manifest
+    let listed: std::collections::BTreeSet<&str> = m
         .segments
         .iter()
         .filter(|s| !s.evicted)
-        .map(|s| s.file.clone())
+        .map(|s| s.file.as_str())
         .collect();
     for table in capture::TABLES {
-        let Ok(entries) = std::fs::read_dir(dir.join(table)) else {
+        let Some(tdir) = cap.files.table(table) else {
             continue;
         };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+        for n in tdir
+            .names()?
+            .into_iter()
             .filter(|n| n.ends_with(".parquet"))
-            .collect();
-        names.sort();
-        for n in names {
-            let rel = format!("{table}/{n}");
-            if !listed.contains(&rel) {
+        {
+            if !listed.contains(format!("{table}/{n}").as_str()) {
                 v.problems.push(format!(
                     "{}: not listed in the manifest",
-                    dir.join(&rel).display()
+                    tdir.child(&n).display()
                 ));
             }
         }
     }
+    v.proved.push("every listed file, by size and sha256");
+    if m.format_version >= 2 {
+        v.proved.push("hash chain");
+    }
+    if expect.head.is_some() {
+        v.proved.push("the expected chain head");
+    }
+    match (expect.key, signed) {
+        (Some(_), _) => v.proved.push("signature"),
+        (None, true) => v.proved.push("signature NOT checked"),
+        (None, false) => {}
+    }
     if !v.problems.is_empty() {
         return Ok(v);
+    }
+    if evicted == 0 {
+        v.proved.push("enrichment recomputed");
     }
     if evicted > 0 {
         // The stored enrichment came from a cache built since the start;
@@ -399,36 +460,40 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::
             .map(sign::load_verifying_key)
             .transpose()?;
         let mut ok = true;
+        let expect = Expect {
+            key: key.as_ref(),
+            head: cli.expect_head.as_deref(),
+        };
         for dir in &cli.captures {
-            let mut v = verify(dir, key.as_ref())?;
-            if let Some(want) = &cli.expect_head
-                && v.chain_head.as_deref() != Some(want.as_str())
-            {
-                v.problems.push(format!(
-                    "{}: chain head {} is not the expected {want}",
-                    dir.join(manifest::MANIFEST_FILE).display(),
-                    v.chain_head.as_deref().unwrap_or("(none)")
-                ));
-            }
+            let v = verify(dir, expect)?;
             for n in &v.notes {
-                writeln!(stderr, "credtrail-replay: note: {n}")?;
+                writeln!(stderr, "credtrail-replay: note: {}", safe(n))?;
             }
-            for p in &v.problems {
-                writeln!(stderr, "credtrail-replay: {p}")?;
+            // A crafted manifest can list thousands of bad records: the
+            // first ones say what is wrong.
+            for p in v.problems.iter().take(MAX_PROBLEM_LINES) {
+                writeln!(stderr, "credtrail-replay: {}", safe(p))?;
             }
-            writeln!(
-                stdout,
+            if v.problems.len() > MAX_PROBLEM_LINES {
+                writeln!(
+                    stderr,
+                    "credtrail-replay: … and {} more problems",
+                    v.problems.len() - MAX_PROBLEM_LINES
+                )?;
+            }
+            let line = format!(
                 "{}: {} segments, {} events re-enriched, chain head {}: {}",
                 dir.display(),
                 v.segments,
                 v.events,
                 v.chain_head.as_deref().unwrap_or("(none, format 1)"),
                 if v.problems.is_empty() {
-                    "OK".to_owned()
+                    format!("OK ({})", v.proved.join(", "))
                 } else {
                     format!("{} problem(s)", v.problems.len())
                 }
-            )?;
+            );
+            writeln!(stdout, "{}", safe(&line))?;
             ok &= v.problems.is_empty();
         }
         return Ok(ok);

@@ -34,7 +34,10 @@ fn main() -> ExitCode {
         // `| head` closing the pipe is not an error.
         Err(e) if credtrail_recorder::host::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("credtrail-query: error: {e}");
+            eprintln!(
+                "{}",
+                credtrail_recorder::host::error_line("credtrail-query", &e)
+            );
             ExitCode::FAILURE
         }
     }

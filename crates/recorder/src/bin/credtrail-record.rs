@@ -14,13 +14,17 @@ use credtrail_recorder::output::{PrintFormat, print_event};
 use credtrail_recorder::record::{RecordOptions, record};
 use credtrail_recorder::redact::Redactor;
 use credtrail_recorder::sign::load_signing_key;
+use credtrail_recorder::term::safe;
 
 fn main() -> ExitCode {
     credtrail_recorder::host::init_logging("info");
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("credtrail-record: error: {e:#}");
+            eprintln!(
+                "{}",
+                credtrail_recorder::host::error_line("credtrail-record", &e)
+            );
             ExitCode::FAILURE
         }
     }
@@ -100,10 +104,10 @@ fn recover(dir: &std::path::Path, key: Option<&std::path::Path>) -> anyhow::Resu
         r.manifest.chain_head.as_deref().unwrap_or("-")
     );
     for d in rec.iter().flat_map(|r| &r.discarded) {
-        eprintln!("credtrail-record:   {}", discarded_line(d));
+        eprintln!("credtrail-record:   {}", safe(&discarded_line(d)));
     }
     for p in &r.problems {
-        eprintln!("credtrail-record: warning: {p}");
+        eprintln!("credtrail-record: warning: {}", safe(p));
     }
     Ok(())
 }
@@ -112,50 +116,64 @@ fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
     let cap = Capture::open(dir)?;
     let m = &cap.manifest;
     let c = &m.counters;
-    eprintln!(
-        "capture {} (format v{}, {:?}) node {} kernel {}\n  {} .. {}\n  events {} | kernel {} | lost {} (ringbuf_full {}, enter_store_failures {}, decode_errors {}) | exit_without_enter {}",
-        dir.display(),
-        m.format_version,
-        m.state,
-        m.node_name,
-        m.kernel_release,
-        m.start.time,
-        m.end.as_ref().map_or("(not sealed)", |e| e.time.as_str()),
-        c.events_written,
-        c.kernel_events,
-        c.lost(),
-        c.ringbuf_full,
-        c.enter_store_failures,
-        c.decode_errors,
-        c.exit_without_enter,
-    );
+    // Every field here came from a file someone handed us: through safe().
+    let mut head = vec![
+        format!(
+            "capture {} (format v{}, {:?}) node {} kernel {}",
+            dir.display(),
+            m.format_version,
+            m.state,
+            m.node_name,
+            m.kernel_release
+        ),
+        format!(
+            "  {} .. {}",
+            m.start.time,
+            m.end.as_ref().map_or("(not sealed)", |e| e.time.as_str())
+        ),
+        format!(
+            "  events {} | kernel {} | lost {} (ringbuf_full {}, enter_store_failures {}, decode_errors {}) | exit_without_enter {}",
+            c.events_written,
+            c.kernel_events,
+            c.lost(),
+            c.ringbuf_full,
+            c.enter_store_failures,
+            c.decode_errors,
+            c.exit_without_enter,
+        ),
+    ];
     if let Some(e) = &m.error {
-        eprintln!("  stopped early: {e}");
+        head.push(format!("  stopped early: {e}"));
     }
     if let Some(r) = &m.recovery {
-        eprintln!(
+        head.push(format!(
             "  recovered {}: {} segment(s), {} rows sealed from checkpoints; {} set aside; at least {} events lost in the crash",
             r.recovered_at,
             r.segments.len(),
             r.rows,
             r.discarded.len(),
             r.events_lost_at_least
+        ));
+        head.extend(
+            r.discarded
+                .iter()
+                .map(|d| format!("    {}", discarded_line(d))),
         );
-        for d in &r.discarded {
-            eprintln!("    {}", discarded_line(d));
-        }
     }
     if let Some(h) = &m.chain_head {
-        eprintln!("  chain head {h}");
+        head.push(format!("  chain head {h}"));
     }
     for s in m.segments.iter().filter(|s| !s.evicted) {
-        eprintln!(
+        head.push(format!(
             "  {:<28} {:>8} rows {:>10} bytes sha256 {}",
             s.file,
             s.rows,
             s.bytes,
-            &s.sha256[..16]
-        );
+            s.sha256.chars().take(16).collect::<String>()
+        ));
+    }
+    for line in head {
+        eprintln!("{}", safe(&line));
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // Streamed: an inspected capture may hold millions of events.

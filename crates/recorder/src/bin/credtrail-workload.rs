@@ -13,7 +13,10 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("credtrail-workload: error: {e:#}");
+            eprintln!(
+                "{}",
+                credtrail_recorder::host::error_line("credtrail-workload", &e)
+            );
             ExitCode::FAILURE
         }
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use credtrail_recorder::capture::{Capture, TABLES, check_segment};
+use credtrail_recorder::capture::{Capture, TABLES};
 use credtrail_recorder::event::Event;
 use credtrail_recorder::lifecycle::ProcEvent;
 use credtrail_recorder::process::ProcessRow;
@@ -33,6 +33,18 @@ pub fn workload_bin() -> &'static str {
             "credtrail-workload",
         )
     })
+}
+
+/// `credtrail-replay` (built for the replay crate's own CLI tests).
+pub fn replay_bin() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| bin(None, "credtrail-replay"))
+}
+
+/// `credtrail-query` (built for the query crate's own CLI tests).
+pub fn query_bin() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| bin(None, "credtrail-query"))
 }
 
 fn bin(cargo_named: Option<&str>, name: &str) -> String {
@@ -62,7 +74,7 @@ pub fn assert_whole(dir: &Path) -> Capture {
     let m = &cap.manifest;
     assert!(m.check_chain().is_empty(), "{:?}", m.check_chain());
     for seg in m.segments.iter().filter(|s| !s.evicted) {
-        check_segment(&dir.join(&seg.file), seg).unwrap();
+        cap.check_segment(seg).unwrap();
     }
     let events: Vec<Event> = cap.read().unwrap();
     assert_eq!(

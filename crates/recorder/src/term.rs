@@ -1,0 +1,99 @@
+//! Text made safe for a terminal. Binary names, arguments, paths, pod
+//! names and manifest fields come from processes and captures an attacker
+//! may control; raw, an escape sequence in them could retitle the window,
+//! clear the screen, plant a hyperlink or hide the rest of a line. Every
+//! printer for people (compact lines, tables, errors, logs) passes text
+//! through [`safe`]; JSON output stays exact (JSON escapes them itself).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// `s` with every control character, escape sequence introducer and
+/// bidirectional override shown escaped (`\e`, `\x07`, `\u{202e}`), and
+/// backslashes doubled so that the result is unambiguous. Text without them
+/// is returned as is, without copying.
+pub fn safe(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\x1b' => out.push_str("\\e"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x80 && needs_escape(c) => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// C0 controls, DEL, C1 controls (8-bit CSI, OSC…), the bidirectional
+/// overrides and isolates that reorder what follows, and the backslash
+/// that introduces our escapes.
+fn needs_escape(c: char) -> bool {
+    matches!(c,
+        '\0'..='\x1f' | '\x7f' | '\u{80}'..='\u{9f}' | '\\'
+        | '\u{061c}' | '\u{200e}' | '\u{200f}'
+        | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A writer that makes everything written through it safe, line by line,
+/// for logs: the log's own line ends stay.
+#[derive(Debug)]
+pub struct SafeWriter<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for SafeWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let mut out = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            match line.strip_suffix('\n') {
+                Some(l) => {
+                    out.push_str(&safe(l));
+                    out.push('\n');
+                }
+                None => out.push_str(&safe(line)),
+            }
+        }
+        self.0.write_all(out.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe;
+
+    #[test]
+    fn escapes_what_a_terminal_would_act_on() {
+        assert_eq!(safe("/usr/bin/su"), "/usr/bin/su");
+        assert!(matches!(
+            safe("plain → text"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(safe("\x1b]0;T\x07\x1b[2Jx"), "\\e]0;T\\x07\\e[2Jx");
+        assert_eq!(
+            safe("\x1b]8;;http://x\x07link\x1b]8;;\x07"),
+            "\\e]8;;http://x\\x07link\\e]8;;\\x07"
+        );
+        assert_eq!(
+            safe("a\nb\r\t\u{9b}2J\u{202e}"),
+            "a\\nb\\r\\t\\u{9b}2J\\u{202e}"
+        );
+        assert_eq!(safe("C:\\x"), "C:\\\\x");
+        assert_eq!(safe("\x7f\0"), "\\x7f\\x00");
+    }
+}
