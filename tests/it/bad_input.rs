@@ -1,41 +1,11 @@
 use std::path::{Path, PathBuf};
 
-use credtrail_recorder::capture::hash_open_file;
-use credtrail_recorder::fsutil::Dir;
-use credtrail_recorder::manifest::Manifest;
-use credtrail_recorder::output::PrintFormat;
+use credtrail_core::capture::hash_open_file;
+use credtrail_core::capture::manifest::Manifest;
+use credtrail_core::fs::Dir;
+use credtrail_core::print::PrintFormat;
 use credtrail_replay::Cli;
-
-pub(crate) fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures")
-        .join(name)
-}
-
-/// A private copy of a fixture to damage.
-pub(crate) fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join(name);
-    copy_fixture_to(name, &dir);
-    (tmp, dir)
-}
-
-/// Copies a fixture to `to`.
-pub(crate) fn copy_fixture_to(name: &str, to: &Path) {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            let dest = to.join(e.file_name());
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &dest);
-            } else {
-                std::fs::copy(e.path(), dest).unwrap();
-            }
-        }
-    }
-    copy(&fixture(name), to);
-}
+use credtrail_testkit::{copy_fixture, edit_manifest, fixture};
 
 /// Replays `dir` expecting failure: returns the one error line.
 fn replay_error(dir: &Path) -> String {
@@ -132,13 +102,6 @@ fn manifest_that_is_not_json() {
         e.contains("manifest.json is not valid manifest JSON"),
         "{e}"
     );
-}
-
-pub(crate) fn edit_manifest(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
-    let path = dir.join("manifest.json");
-    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    f(&mut v);
-    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
 }
 
 /// A table the manifest lists no segment of reads as empty (a recorder
@@ -258,7 +221,7 @@ fn not_a_capture_at_all() {
 fn chained_capture(name: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join(name);
-    let cap = credtrail_recorder::Capture::open(&fixture(name)).unwrap();
+    let cap = credtrail_core::capture::Capture::open(&fixture(name)).unwrap();
     credtrail_replay::replay(&cap, None, Some(&dir)).unwrap();
     (tmp, dir)
 }
@@ -327,7 +290,7 @@ fn tampering_with_a_chained_capture_is_detected() {
 
 #[test]
 fn a_signed_capture_verifies_and_an_edited_one_does_not() {
-    use credtrail_recorder::sign;
+    use credtrail_core::capture::sign;
     let tmp = tempfile::tempdir().unwrap();
     let (key, pubkey) = (tmp.path().join("k.pem"), tmp.path().join("p.pem"));
     let run = |args: &[&std::ffi::OsStr]| {
@@ -426,7 +389,7 @@ fn a_crafted_segment_is_one_error_line_in_replay_and_query() {
         "summary",
     ])
     .unwrap();
-    let e = credtrail_recorder::host::run_guarded(|| {
+    let e = credtrail_core::host::run_guarded(|| {
         credtrail_query::cli::run(cli, &mut Vec::new(), &mut Vec::new()).map_err(Into::into)
     })
     .unwrap_err()

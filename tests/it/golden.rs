@@ -1,7 +1,7 @@
 use std::path::Path;
 
-use credtrail_recorder::capture::Capture;
-use credtrail_recorder::output::PrintFormat;
+use credtrail_core::capture::Capture;
+use credtrail_core::print::PrintFormat;
 
 pub const FORMATS: [(&str, PrintFormat); 3] = [
     ("json", PrintFormat::Json),
@@ -111,10 +111,8 @@ fn xwing_fixture_matches_the_tetragon_guide() {
     use serde_json::Value;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let guide: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            root.join("../crates/recorder/tests/data/tetragon-guide-setgid.json"),
-        )
-        .unwrap(),
+        &std::fs::read_to_string(root.join("../crates/core/tests/data/tetragon-guide-setgid.json"))
+            .unwrap(),
     )
     .unwrap();
     let text = replay_to_string(

@@ -16,8 +16,8 @@ fn long_help(mut cmd: clap::Command) -> String {
 #[test]
 fn help_texts() {
     let texts = [
-        long_help(credtrail_recorder::cli::record::Cli::command()),
-        long_help(credtrail_recorder::cli::workload::Cli::command()),
+        long_help(credtrail_recorder::cli::Cli::command()),
+        long_help(credtrail_workload::cli::Cli::command()),
         long_help(credtrail_replay::Cli::command()),
         long_help(credtrail_query::cli::Cli::command()),
     ];

@@ -9,14 +9,14 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use credtrail_recorder::capture::hash_open_file;
-use credtrail_recorder::fsutil::Dir;
-use credtrail_recorder::manifest::Manifest;
+use credtrail_core::capture::hash_open_file;
+use credtrail_core::capture::manifest::Manifest;
+use credtrail_core::fs::Dir;
 
-use crate::bad_input::{copy_fixture, edit_manifest};
-use crate::common::{
+use credtrail_testkit::{
     Recorder, bpf_available, query_bin, record_bin, replay_bin, serial, workload_bin,
 };
+use credtrail_testkit::{copy_fixture, edit_manifest};
 
 fn run(bin: &str, args: &[&str]) -> Output {
     Command::new(bin).args(args).output().unwrap()
@@ -58,7 +58,7 @@ fn chained(fixture: &str) -> (tempfile::TempDir, PathBuf) {
     let o = run(
         replay_bin(),
         &[
-            crate::bad_input::fixture(fixture).to_str().unwrap(),
+            credtrail_testkit::fixture(fixture).to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
         ],
@@ -69,9 +69,9 @@ fn chained(fixture: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// A capture whose recorder died with an open, checkpointed events segment.
 fn crashed(root: &Path) -> PathBuf {
-    use credtrail_recorder::capture::{CaptureWriter, FLUSH_INTERVAL, Rotation};
+    use credtrail_core::capture::{CaptureWriter, FLUSH_INTERVAL, Rotation};
     let src =
-        credtrail_recorder::capture::Capture::open(&crate::bad_input::fixture("su-like")).unwrap();
+        credtrail_core::capture::Capture::open(&credtrail_testkit::fixture("su-like")).unwrap();
     let dir = root.join("crashed");
     let mut w = CaptureWriter::create(&dir, src.manifest.clone(), Rotation::default()).unwrap();
     for e in src.events().unwrap() {
@@ -195,7 +195,7 @@ fn verification_cannot_be_downgraded() {
     // A signed capture verified without --pubkey says the signature was
     // not checked, on the OK line itself.
     let (_t2, dir) = chained("setgroups");
-    let key = credtrail_recorder::manifest::SigningKey::from_bytes(&[7u8; 32]);
+    let key = credtrail_core::capture::manifest::SigningKey::from_bytes(&[7u8; 32]);
     let mut m = Manifest::read(&dir).unwrap();
     m.write(&Dir::open(&dir).unwrap(), Some(&key)).unwrap();
     let o = run(replay_bin(), &["--verify", dir.to_str().unwrap()]);
@@ -260,7 +260,7 @@ fn readers_never_leave_the_capture() {
     // even a reader trusting the record would decode it.
     let secret = outside.path().join("secret.parquet");
     std::fs::copy(
-        crate::bad_input::fixture("setgroups").join("events/part-00000.parquet"),
+        credtrail_testkit::fixture("setgroups").join("events/part-00000.parquet"),
         &secret,
     )
     .unwrap();
@@ -301,7 +301,7 @@ fn readers_never_leave_the_capture() {
 
     // A capture path with a wildcard is a path, not a pattern.
     let holder = tempfile::tempdir().unwrap();
-    crate::bad_input::copy_fixture_to("su-like", &holder.path().join("cap"));
+    credtrail_testkit::copy_fixture_to("su-like", &holder.path().join("cap"));
     let pattern = holder.path().join("*");
     let line = one_error_line(&run(query_bin(), &[pattern.to_str().unwrap(), "summary"]));
     assert!(line.contains("no credtrail capture found"), "{line}");

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use credtrail_recorder::capture::{Capture, Rotation};
-use credtrail_recorder::output::PrintFormat;
-use credtrail_recorder::record::{RecordOptions, record};
+use credtrail_core::capture::{Capture, Rotation};
+use credtrail_core::print::PrintFormat;
+use credtrail_recorder::session::{RecordOptions, record};
 
-use crate::common::bpf_available;
+use credtrail_testkit::bpf_available;
 
 /// Records in-process while `workload` runs; returns what was printed live.
 fn record_live(format: PrintFormat, dir: &Path) -> String {

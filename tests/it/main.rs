@@ -14,6 +14,3 @@ mod live_replay;
 mod recovery;
 // Hostile captures and processes against the real binaries.
 mod hostile;
-// The recorder's root-test helpers (recorder, workload, podman).
-#[path = "../../crates/recorder/tests/common/mod.rs"]
-mod common;

@@ -274,15 +274,12 @@ fn a_closed_pipe_is_recognised_in_every_format() {
         ])
         .unwrap();
         let e = run(cli, &mut ClosedPipe, &mut Vec::new()).expect_err(format);
-        assert!(
-            credtrail_recorder::host::is_broken_pipe(&e.into()),
-            "{format}"
-        );
+        assert!(credtrail_core::host::is_broken_pipe(&e.into()), "{format}");
     }
     // Other failures stay failures.
     let cli = Cli::try_parse_from(["credtrail-query", "/nonexistent", "summary"]).unwrap();
     let e = run(cli, &mut ClosedPipe, &mut Vec::new()).unwrap_err();
-    assert!(!credtrail_recorder::host::is_broken_pipe(&e.into()));
+    assert!(!credtrail_core::host::is_broken_pipe(&e.into()));
 }
 
 #[test]

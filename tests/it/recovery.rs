@@ -9,17 +9,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use credtrail_recorder::capture::{Capture, TABLES};
-use credtrail_recorder::event::Event;
-use credtrail_recorder::manifest::{CaptureState, Manifest};
-use credtrail_recorder::output::PrintFormat;
+use credtrail_core::capture::manifest::{CaptureState, Manifest};
+use credtrail_core::capture::{Capture, TABLES};
+use credtrail_core::model::event::Event;
+use credtrail_core::print::PrintFormat;
 
-use crate::common::{
+use credtrail_testkit::{
     IMAGE, Recorder, assert_whole, bpf_available, podman, podman_ready, record_bin, serial, storm,
 };
 
 fn boottime_ns() -> u64 {
-    credtrail_recorder::host::boottime_ns()
+    credtrail_core::host::boottime_ns()
 }
 
 /// SIGKILL, then `credtrail-record recover`; returns recover's stderr.

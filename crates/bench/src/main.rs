@@ -14,10 +14,10 @@ mod system;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use credtrail_recorder::capture::{CaptureWriter, Rotation};
-use credtrail_recorder::containers::ContainerRow;
-use credtrail_recorder::event::Event;
-use credtrail_recorder::manifest::{self, CaptureState, Counters, Manifest};
+use credtrail_core::capture::manifest::{self, CaptureState, Counters, Manifest};
+use credtrail_core::capture::{CaptureWriter, Rotation};
+use credtrail_core::model::ContainerRow;
+use credtrail_core::model::event::Event;
 
 /// Run credtrail's benchmarks and write their tables into BENCHMARKS.md.
 #[derive(Parser, Debug)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use credtrail_recorder::capture::Capture;
+use credtrail_core::capture::Capture;
 
 use crate::system::Tools;
 

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use credtrail_recorder::manifest::CaptureState;
-use credtrail_recorder::term::safe;
+use credtrail_core::capture::manifest::CaptureState;
+use credtrail_core::print::term::safe;
 use polars::prelude::DataFrame;
 
 use crate::output::{Format, write};

@@ -13,10 +13,11 @@ pub mod questions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use credtrail_recorder::bounds;
-use credtrail_recorder::capture::{CONTAINERS, CaptureFiles, EVENTS, LIFECYCLE, PROCESSES};
-use credtrail_recorder::manifest::{MANIFEST_FILE, Manifest, Segment};
-use credtrail_recorder::{CaptureError, Counters};
+use credtrail_core::CaptureError;
+use credtrail_core::capture::bounds;
+use credtrail_core::capture::manifest::Counters;
+use credtrail_core::capture::manifest::{MANIFEST_FILE, Manifest, Segment};
+use credtrail_core::capture::{CONTAINERS, CaptureFiles, EVENTS, LIFECYCLE, PROCESSES};
 use polars::prelude::*;
 
 /// The tables every capture holds.

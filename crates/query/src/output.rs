@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use credtrail_recorder::fsutil::Dir;
-use credtrail_recorder::term::safe;
+use credtrail_core::fs::Dir;
+use credtrail_core::print::term::safe;
 use polars::prelude::*;
 
 use crate::QueryError;

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use credtrail_recorder::event::{cap_diff, errno_name};
+use credtrail_core::model::creds::cap_diff;
+use credtrail_core::model::event::errno_name;
 use polars::prelude::*;
 
 use crate::{CaptureInfo, QueryError, Streaming, table, table_pieces};
@@ -560,16 +561,16 @@ pub fn timeline(
 /// The ancestry of a process image as it was when it existed, rebuilt by
 /// replaying the capture through the recorder's own process cache.
 pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryError> {
-    use credtrail_recorder::enrich::Record;
+    use credtrail_core::enrich::Record;
     for c in caps_ {
-        let cap = credtrail_recorder::capture::Capture {
+        let cap = credtrail_core::capture::Capture {
             dir: c.dir.clone(),
             manifest: c.manifest.clone(),
             files: std::sync::Arc::clone(&c.files),
         };
         let invalid = |e: anyhow::Error| QueryError::Invalid(format!("{e:#}"));
-        let mut inputs = credtrail_replay::open(&cap).map_err(invalid)?;
-        let mut enricher = credtrail_replay::enricher(&cap, &mut inputs);
+        let mut inputs = credtrail_core::replay::open(&cap).map_err(invalid)?;
+        let mut enricher = credtrail_core::replay::enricher(&cap, &mut inputs);
         let m = &c.manifest;
         let mut found = enricher.find(exec_id);
         let mut sink = NullSink;
@@ -593,7 +594,7 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
             cur = p.parent.clone();
             depth += 1;
         }
-        let get = |f: &dyn Fn(&credtrail_recorder::enrich::ProcInfo) -> String| {
+        let get = |f: &dyn Fn(&credtrail_core::enrich::ProcInfo) -> String| {
             rows.values().map(|p| f(p)).collect::<Vec<String>>()
         };
         let df = DataFrame::new_infer_height(vec![
@@ -612,7 +613,7 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
             Column::new(
                 "start_time".into(),
                 get(&|p| {
-                    credtrail_recorder::host::rfc3339_ns(p.ktime_ns as i64 + m.realtime_offset_ns)
+                    credtrail_core::host::rfc3339_ns(p.ktime_ns as i64 + m.realtime_offset_ns)
                 }),
             ),
             Column::new(
@@ -635,17 +636,14 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
 
 struct NullSink;
 
-impl credtrail_recorder::enrich::Sink for NullSink {
-    fn lifecycle(&mut self, _: &credtrail_recorder::lifecycle::ProcEvent) -> anyhow::Result<()> {
+impl credtrail_core::enrich::Sink for NullSink {
+    fn lifecycle(&mut self, _: &credtrail_core::model::lifecycle::ProcEvent) -> anyhow::Result<()> {
         Ok(())
     }
-    fn event(&mut self, _: &credtrail_recorder::event::Event) -> anyhow::Result<()> {
+    fn event(&mut self, _: &credtrail_core::model::event::Event) -> anyhow::Result<()> {
         Ok(())
     }
-    fn container(
-        &mut self,
-        _: &credtrail_recorder::containers::ContainerRow,
-    ) -> anyhow::Result<()> {
+    fn container(&mut self, _: &credtrail_core::model::ContainerRow) -> anyhow::Result<()> {
         Ok(())
     }
 }

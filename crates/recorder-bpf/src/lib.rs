@@ -9,12 +9,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBufferBuilder};
 
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/credtrail.skel.rs"));
 }
 
+pub use libbpf_rs::RingBuffer;
 pub use skel::types::{
     ct_counter, ct_creds, ct_event, ct_flag, ct_proc_event, ct_proc_flag, ct_proc_kind, ct_syscall,
 };

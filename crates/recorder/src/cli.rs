@@ -1,181 +1,104 @@
-//! The command lines of credtrail's recorder binaries, here so that tests
-//! can render their help exactly as the binaries print it.
+//! The `credtrail-record` command line, here so that tests can render its
+//! help exactly as the binary prints it.
 
-/// `credtrail-record`.
-pub mod record {
-    use std::path::PathBuf;
+use std::path::PathBuf;
 
-    use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-    use crate::output::PrintFormat;
+use credtrail_core::print::PrintFormat;
 
-    /// Record which processes change their UIDs, GIDs, groups or capabilities,
-    /// with the full credentials before and after each call, into a capture
-    /// directory of Parquet files (and/or print them live).
-    #[derive(Parser, Debug)]
-    #[command(
-        name = "credtrail-record",
-        version,
-        args_conflicts_with_subcommands = true
-    )]
-    pub struct Cli {
-        #[command(subcommand)]
-        pub command: Option<Command>,
-        #[command(flatten)]
-        pub record: RecordArgs,
-    }
-
-    #[derive(Subcommand, Debug)]
-    pub enum Command {
-        /// Print a capture's manifest summary and its events.
-        Inspect {
-            /// Capture directory.
-            dir: PathBuf,
-            /// How to print the events.
-            #[arg(long, value_enum, default_value = "compact")]
-            print: PrintFormat,
-        },
-        /// Seal a capture whose recorder died (kill -9, OOM, power loss):
-        /// each open segment is cut back to its last checkpoint (at most
-        /// half a second old) and listed in the manifest.
-        Recover {
-            /// Capture directory.
-            dir: PathBuf,
-            /// Re-sign the manifest with this ed25519 key (PKCS#8 PEM).
-            #[arg(long, value_name = "KEY_PEM")]
-            sign_key: Option<PathBuf>,
-        },
-    }
-
-    #[derive(Args, Debug)]
-    pub struct RecordArgs {
-        /// Capture directory to create (must be new or empty; made 0700).
-        #[arg(long, short)]
-        pub out: Option<PathBuf>,
-        /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-        pub duration: Option<u64>,
-        /// Print each event to stdout as it happens.
-        #[arg(long, value_enum)]
-        pub print: Option<PrintFormat>,
-        /// Start a new events segment after this many seconds.
-        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
-        pub rotate_seconds: u64,
-        /// Start a new events segment once the current one reaches this many bytes.
-        #[arg(long, default_value_t = 256 << 20, value_parser = clap::value_parser!(u64).range(4096..))]
-        pub rotate_bytes: u64,
-        /// Kernel ring buffer size in MiB (a power of two); raise it if ringbuf_full drops appear.
-        #[arg(long, default_value_t = 16, value_parser = parse_ring_mib)]
-        pub ring_buffer_mib: u32,
-        /// Node name stored with every event (default: the host name).
-        #[arg(long)]
-        pub node_name: Option<String>,
-        /// `kubectl get pods -A -o json` output: pod labels and image ids for
-        /// containers (pod names also come from the runtime's annotations).
-        #[arg(long, value_name = "FILE")]
-        pub pods: Option<PathBuf>,
-        /// Keep the capture within this many bytes by deleting its oldest
-        /// segments (a ring) instead of filling the disk; evictions are
-        /// counted in the manifest.
-        #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1 << 20..))]
-        pub max_capture_bytes: Option<u64>,
-        /// Do not fsync the checkpoints written every half second. A killed
-        /// recorder still loses at most that half second, but a power cut or
-        /// kernel crash may lose back to the last sealed segment. For slow
-        /// storage, where fsync stalls the recorder.
-        #[arg(long)]
-        pub no_fsync: bool,
-        /// Sign every manifest written with this ed25519 private key
-        /// (PKCS#8 PEM, e.g. `openssl genpkey -algorithm ed25519`): a
-        /// detached `manifest.json.sig` for `credtrail-replay --verify --pubkey`.
-        #[arg(long, value_name = "KEY_PEM")]
-        pub sign_key: Option<PathBuf>,
-        /// Regular expression: in stored command lines, what follows a match
-        /// is replaced by `<redacted>` (the next argument, if the match ends
-        /// one). Repeatable, e.g. `--redact=--password= --redact='^-p$'`.
-        #[arg(long, value_name = "REGEX")]
-        pub redact: Vec<String>,
-    }
-
-    pub fn parse_ring_mib(s: &str) -> Result<u32, String> {
-        let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
-        if !(1..=1024).contains(&v) || !v.is_power_of_two() {
-            return Err("must be a power of two from 1 to 1024".into());
-        }
-        Ok(v)
-    }
+/// Record which processes change their UIDs, GIDs, groups or capabilities,
+/// with the full credentials before and after each call, into a capture
+/// directory of Parquet files (and/or print them live).
+#[derive(Parser, Debug)]
+#[command(
+    name = "credtrail-record",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub record: RecordArgs,
 }
 
-/// `credtrail-workload`.
-pub mod workload {
-    use clap::{Parser, Subcommand};
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print a capture's manifest summary and its events.
+    Inspect {
+        /// Capture directory.
+        dir: PathBuf,
+        /// How to print the events.
+        #[arg(long, value_enum, default_value = "compact")]
+        print: PrintFormat,
+    },
+    /// Seal a capture whose recorder died (kill -9, OOM, power loss):
+    /// each open segment is cut back to its last checkpoint (at most
+    /// half a second old) and listed in the manifest.
+    Recover {
+        /// Capture directory.
+        dir: PathBuf,
+        /// Re-sign the manifest with this ed25519 key (PKCS#8 PEM).
+        #[arg(long, value_name = "KEY_PEM")]
+        sign_key: Option<PathBuf>,
+    },
+}
 
-    /// Make credential-changing syscalls with known values and report them as JSON.
-    #[derive(Parser, Debug)]
-    #[command(name = "credtrail-workload", version)]
-    pub struct Cli {
-        #[command(subcommand)]
-        pub command: Command,
-        /// Ignored: lets tests put known text (e.g. a fake secret) in argv.
-        #[arg(long, global = true, value_name = "TEXT")]
-        pub tag: Option<String>,
-    }
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// Capture directory to create (must be new or empty; made 0700).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration: Option<u64>,
+    /// Print each event to stdout as it happens.
+    #[arg(long, value_enum)]
+    pub print: Option<PrintFormat>,
+    /// Start a new events segment after this many seconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rotate_seconds: u64,
+    /// Start a new events segment once the current one reaches this many bytes.
+    #[arg(long, default_value_t = 256 << 20, value_parser = clap::value_parser!(u64).range(4096..))]
+    pub rotate_bytes: u64,
+    /// Kernel ring buffer size in MiB (a power of two); raise it if ringbuf_full drops appear.
+    #[arg(long, default_value_t = 16, value_parser = parse_ring_mib)]
+    pub ring_buffer_mib: u32,
+    /// Node name stored with every event (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// `kubectl get pods -A -o json` output: pod labels and image ids for
+    /// containers (pod names also come from the runtime's annotations).
+    #[arg(long, value_name = "FILE")]
+    pub pods: Option<PathBuf>,
+    /// Keep the capture within this many bytes by deleting its oldest
+    /// segments (a ring) instead of filling the disk; evictions are
+    /// counted in the manifest.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1 << 20..))]
+    pub max_capture_bytes: Option<u64>,
+    /// Do not fsync the checkpoints written every half second. A killed
+    /// recorder still loses at most that half second, but a power cut or
+    /// kernel crash may lose back to the last sealed segment. For slow
+    /// storage, where fsync stalls the recorder.
+    #[arg(long)]
+    pub no_fsync: bool,
+    /// Sign every manifest written with this ed25519 private key
+    /// (PKCS#8 PEM, e.g. `openssl genpkey -algorithm ed25519`): a
+    /// detached `manifest.json.sig` for `credtrail-replay --verify --pubkey`.
+    #[arg(long, value_name = "KEY_PEM")]
+    pub sign_key: Option<PathBuf>,
+    /// Regular expression: in stored command lines, what follows a match
+    /// is replaced by `<redacted>` (the next argument, if the match ends
+    /// one). Repeatable, e.g. `--redact=--password= --redact='^-p$'`.
+    #[arg(long, value_name = "REGEX")]
+    pub redact: Vec<String>,
+}
 
-    #[derive(Subcommand, Debug)]
-    pub enum Command {
-        /// Every hooked syscall once with distinctive values, ending with a
-        /// refused setuid(0); then a 4-thread glibc setuid broadcast in a child.
-        All,
-        /// The single-threaded part of `all`.
-        Steps,
-        /// setgroups(3, [1001, 1002, 1003]).
-        Setgroups,
-        /// capset dropping CAP_NET_RAW from the effective, permitted and
-        /// inheritable sets.
-        CapsetDrop,
-        /// setresuid(UID, UID, UID), then setuid(0), refused with EPERM.
-        DeniedSetuid {
-            #[arg(long, default_value_t = 1000)]
-            uid: u32,
-        },
-        /// glibc setuid(UID) from a process with THREADS threads.
-        Broadcast {
-            #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-            threads: u16,
-            #[arg(long, default_value_t = 5001)]
-            uid: u32,
-        },
-        /// Like `su`: setresuid(UID, UID, UID) and exit at once; prints its pid.
-        SuLike {
-            #[arg(long, default_value_t = 4242)]
-            uid: u32,
-        },
-        /// Do nothing (run as a setuid copy to make exec change credentials).
-        Noop,
-        /// Toggle the euid of THREADS threads between 0 and UID; prints the
-        /// exact number of calls issued.
-        Storm {
-            #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
-            threads: u16,
-            #[arg(long, default_value_t = 5)]
-            seconds: u64,
-            /// Calls per second per thread (0 = as fast as possible).
-            #[arg(long, default_value_t = 0)]
-            rate: u64,
-            #[arg(long, default_value_t = 1234)]
-            uid: u32,
-            /// Which call each thread toggles.
-            #[arg(long, value_enum, default_value = "setresuid")]
-            call: crate::workload::Call,
-        },
-        /// Time CALLS calls on one thread; prints nanoseconds per call.
-        TimeCalls {
-            #[arg(long, value_enum, default_value = "setresuid")]
-            call: crate::workload::Call,
-            #[arg(long, default_value_t = 200_000)]
-            calls: u64,
-            #[arg(long, default_value_t = 1234)]
-            uid: u32,
-        },
+pub fn parse_ring_mib(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(1..=1024).contains(&v) || !v.is_power_of_two() {
+        return Err("must be a power of two from 1 to 1024".into());
     }
+    Ok(v)
 }

@@ -5,8 +5,10 @@ use credtrail_recorder_bpf::{
     ct_proc_flag, ct_proc_kind,
 };
 
-use crate::event::{Creds, Event, MAX_GROUPS, Syscall, flags};
-use crate::lifecycle::{self, ProcEvent};
+use credtrail_core::enrich::Record;
+use credtrail_core::model::creds::{Creds, MAX_GROUPS};
+use credtrail_core::model::event::{Event, Syscall, flags};
+use credtrail_core::model::lifecycle::{self, ProcEvent};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -19,8 +21,6 @@ pub enum DecodeError {
     #[error("unknown lifecycle kind {0}")]
     Kind(u32),
 }
-
-pub use crate::enrich::Record;
 
 /// Decodes any record: the two kinds differ in size.
 pub fn decode_record(bytes: &[u8], ctx: &DecodeContext) -> Result<Record, DecodeError> {
@@ -346,7 +346,7 @@ mod tests {
     fn argv_bytes_kept_match_the_proc_snapshot() {
         assert_eq!(
             ct_proc_event::default().args.len(),
-            crate::process::ARGS_MAX
+            credtrail_core::model::process::ARGS_MAX
         );
     }
 

@@ -1,96 +1,40 @@
-//! Entry points for the fuzz targets in `fuzz/` and for the regression test
-//! that replays their saved inputs: each parser of untrusted bytes, called
-//! the way credtrail calls it. Any panic here is a bug.
+//! Fuzz entry points for what only the live recorder parses: raw ring
+//! buffer records, `--pods` JSON, OCI annotations and cgroup paths (the
+//! capture parsers are in `credtrail_core::fuzzing`). Any panic is a bug.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// `manifest.json` of a capture someone handed us.
-pub fn manifest(data: &[u8]) {
-    if let Ok(m) = crate::manifest::Manifest::parse(Path::new("fuzz/manifest.json"), data) {
-        let _ = m.check_chain();
-        let _ = m.segments_of(crate::capture::EVENTS).count();
-        let _ = m.counters.lost();
-    }
-}
-
-/// A Parquet segment of a capture someone handed us, read as events.
-pub fn segment(data: &[u8]) {
-    let _ = crate::capture::decode_segment::<crate::event::Event, _>(
-        Path::new("fuzz/events.parquet"),
-        bytes::Bytes::copy_from_slice(data),
-    );
-}
-
-/// A Parquet file checked against the decoding bounds before any decoder
-/// sees it: the check itself must never panic or allocate without bound.
-pub fn bounds(data: &[u8]) {
-    let _ = crate::bounds::check(&bytes::Bytes::copy_from_slice(data));
-}
-
-/// A manifest record's file name, as every reader and `recover` resolve it:
-/// whatever is accepted is a plain `part-N.parquet` in the record's own
-/// table folder. A violation panics (the fuzzer reports it).
-pub fn segment_location(data: &[u8]) {
-    let file = String::from_utf8_lossy(data).into_owned();
-    for table in crate::capture::TABLES {
-        let seg = crate::manifest::Segment {
-            table: table.to_owned(),
-            file: file.clone(),
-            rows: 0,
-            bytes: 0,
-            sha256: String::new(),
-            first_ktime_ns: 0,
-            last_ktime_ns: 0,
-            recovered: false,
-            evicted: false,
-            chain: None,
-        };
-        if let Ok((t, name)) = crate::capture::segment_location(&seg) {
-            assert_eq!(t, table);
-            assert_eq!(format!("{t}/{name}"), file);
-            assert!(name.starts_with("part-") && name.ends_with(".parquet"));
-            assert!(!name.contains(['/', '\0', '*', '?', '[']) && !name.contains(".."));
-        }
-    }
-}
-
-/// An open segment's checkpoint, read by `recover`.
-pub fn checkpoint(data: &[u8]) {
-    let _ = crate::recover::Checkpoint::decode(data);
-}
-
 /// `kubectl get pods -A -o json` output given to `--pods`.
 pub fn pods(data: &[u8]) {
-    let _ = crate::containers::parse_pods(Path::new("fuzz/pods.json"), data);
+    let _ = crate::pods::parse_pods(Path::new("fuzz/pods.json"), data);
 }
 
 /// An OCI bundle's `config.json` annotations and a task's cgroup path.
 pub fn container_metadata(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let _ = crate::containers::container_from_path(&text);
+    let _ = credtrail_core::enrich::containers::container_from_path(&text);
     let comps: Vec<&str> = text.split('/').rev().collect();
-    let _ = crate::containers::container_from_components(&comps);
+    let _ = credtrail_core::enrich::containers::container_from_components(&comps);
     if let Ok(annotations) = serde_json::from_slice::<BTreeMap<String, String>>(data) {
-        let _ = crate::containers::pod_from_annotations(&annotations);
+        let _ = crate::pods::pod_from_annotations(&annotations);
     }
 }
 
 /// A raw ring buffer record, as the kernel side hands it over.
-#[cfg(feature = "bpf")]
 pub fn raw_record(data: &[u8]) {
     let ctx = crate::decode::DecodeContext {
         node_name: "fuzz".into(),
         realtime_offset_ns: 1_700_000_000_000_000_000,
     };
     // Whatever decodes must also print without panicking.
-    if let Ok(crate::decode::Record::Cred(ev)) = crate::decode::decode_record(data, &ctx) {
+    if let Ok(credtrail_core::enrich::Record::Cred(ev)) = crate::decode::decode_record(data, &ctx) {
         for format in [
-            crate::output::PrintFormat::Json,
-            crate::output::PrintFormat::Compact,
-            crate::output::PrintFormat::Tetragon,
+            credtrail_core::print::PrintFormat::Json,
+            credtrail_core::print::PrintFormat::Compact,
+            credtrail_core::print::PrintFormat::Tetragon,
         ] {
-            let _ = crate::output::print_event(&mut std::io::sink(), format, &ev);
+            let _ = credtrail_core::print::print_event(&mut std::io::sink(), format, &ev);
         }
     }
 }

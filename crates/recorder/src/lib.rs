@@ -1,38 +1,18 @@
-//! credtrail's recorder library.
+//! `credtrail-record`: the kernel's credential records, live.
 //!
-//! Without the `bpf` feature this is the event model, the capture format
-//! (writer and reader) and the printers: everything `query` and `replay`
-//! need, with no clang, libbpf or kernel. The `bpf` feature adds the decoder
-//! of raw kernel records and the live recording loop.
+//! bpf (`credtrail-recorder-bpf`: programs, ring buffer) → [`decode`] (raw
+//! records to rows) → `credtrail_core::enrich` (who made each change) →
+//! `credtrail_core::sink` (capture writer and printer). [`session`] runs
+//! that loop; [`pods`] and [`procfs`] are the live node's sources of pod
+//! metadata and of the process table at start; [`privileges`] drops what
+//! the recorder no longer needs once its hooks are attached.
 
-pub mod bounds;
-pub mod capture;
 pub mod cli;
-pub mod columnar;
-pub mod containers;
-pub mod enrich;
-pub mod error;
-pub mod event;
-pub mod fsutil;
+pub mod decode;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod host;
-pub mod lifecycle;
-pub mod manifest;
-pub mod output;
-pub mod process;
-pub mod recover;
+pub mod pods;
+pub mod privileges;
+pub mod procfs;
 pub mod redact;
-pub mod sign;
-pub mod term;
-pub mod workload;
-
-#[cfg(feature = "bpf")]
-pub mod decode;
-#[cfg(feature = "bpf")]
-pub mod record;
-
-pub use capture::{Capture, CaptureWriter, Rotation};
-pub use error::CaptureError;
-pub use event::{Creds, Event, Syscall};
-pub use manifest::{Counters, Manifest};
+pub mod session;

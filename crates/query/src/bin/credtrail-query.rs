@@ -6,7 +6,6 @@ use clap::Parser;
 use credtrail_query::cli::{Cli, run};
 
 fn main() -> ExitCode {
-    credtrail_recorder::host::init_logging("warn");
     let cli = Cli::parse();
     // Tables fit the terminal: polars reads these at formatting time.
     let width = credtrail_query::output::terminal_width().to_string();
@@ -26,19 +25,8 @@ fn main() -> ExitCode {
         }
     }
     let mut out = std::io::stdout().lock();
-    let result = credtrail_recorder::host::run_guarded(|| {
-        run(cli, &mut out, &mut std::io::stderr()).map_err(anyhow::Error::from)
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        // `| head` closing the pipe is not an error.
-        Err(e) if credtrail_recorder::host::is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!(
-                "{}",
-                credtrail_recorder::host::error_line("credtrail-query", &e)
-            );
-            ExitCode::FAILURE
-        }
-    }
+    credtrail_core::host::main("credtrail-query", "warn", || {
+        run(cli, &mut out, &mut std::io::stderr())?;
+        Ok(ExitCode::SUCCESS)
+    })
 }

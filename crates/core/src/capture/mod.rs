@@ -1,0 +1,25 @@
+//! Capture format (v2): a directory of zstd Parquet segments plus a manifest.
+//! See `docs/capture-format.md`. Written by [`CaptureWriter`], read by
+//! [`Capture`], sealed after a crash by [`recover::recover`].
+//!
+//! The writer keeps one open segment per table. The open segment is named
+//! `part-NNNNN.parquet.open` and renamed on seal, so `events/*.parquet` only
+//! ever matches complete files, whatever happened to the recorder.
+
+pub mod bounds;
+pub mod checkpoint;
+pub mod columnar;
+pub mod integrity;
+pub mod manifest;
+pub mod read;
+pub mod recover;
+pub mod segment;
+pub mod sign;
+pub mod table;
+pub mod write;
+
+pub use integrity::{hash_file, hash_open_file};
+pub use read::{Capture, CaptureFiles, TableStream, decode_segment};
+pub use segment::{FLUSH_INTERVAL, Rotation};
+pub use table::{CONTAINERS, EVENTS, LIFECYCLE, PROCESSES, TABLES, Table, segment_location};
+pub use write::{CaptureWriter, Retention};

@@ -1,0 +1,415 @@
+//! Reading a capture: its folders opened once, segments checked against
+//! the manifest (size, sha256, row count) and the decoding bounds, rows
+//! streamed batch by batch.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::file::reader::ChunkReader;
+
+use super::integrity::hash_open_file;
+use super::manifest::{CaptureState, Manifest, Segment};
+use super::table::{TABLES, Table, segment_location};
+use crate::error::CaptureError;
+use crate::fs::Dir;
+use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow};
+
+/// A capture's folders, opened once: the root and each table folder
+/// present. A table folder that is a symlink is refused; every segment is
+/// reached from these handles by a checked name ([`segment_location`]).
+#[derive(Debug)]
+pub struct CaptureFiles {
+    root: Dir,
+    tables: Vec<(&'static str, Dir)>,
+}
+
+impl CaptureFiles {
+    pub fn open(dir: &Path) -> Result<CaptureFiles, CaptureError> {
+        let root = Dir::open(dir)?;
+        let mut tables = Vec::new();
+        for t in TABLES {
+            if root.exists(t) {
+                tables.push((t, root.subdir(t)?));
+            }
+        }
+        Ok(CaptureFiles { root, tables })
+    }
+
+    pub fn root(&self) -> &Dir {
+        &self.root
+    }
+
+    /// A table's folder, if present.
+    pub fn table(&self, table: &str) -> Option<&Dir> {
+        self.tables
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map(|(_, d)| d)
+    }
+
+    /// The folder and name of a manifest record's file, checked.
+    pub fn locate<'a>(&'a self, seg: &'a Segment) -> Result<(&'a Dir, &'a str), CaptureError> {
+        let manifest_path = || self.root.child(crate::capture::manifest::MANIFEST_FILE);
+        let (table, name) = segment_location(seg).map_err(|message| CaptureError::Unsafe {
+            path: manifest_path(),
+            message,
+        })?;
+        let dir = self.table(table).ok_or_else(|| CaptureError::Io {
+            path: self.root.child(table),
+            op: "open the table folder of a listed segment",
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
+        Ok((dir, name))
+    }
+
+    /// Opens a listed segment and checks its size and sha256 against the
+    /// record (the size first: nothing is hashed that is not the promised
+    /// length). The file is returned at offset 0, the very bytes checked.
+    pub fn open_checked(&self, seg: &Segment) -> Result<(PathBuf, File), CaptureError> {
+        use std::io::Seek;
+        let (dir, name) = self.locate(seg)?;
+        let path = dir.child(name);
+        let f = dir.open_file(name)?;
+        let len = f
+            .metadata()
+            .map_err(|source| CaptureError::Io {
+                path: path.clone(),
+                op: "inspect",
+                source,
+            })?
+            .len();
+        if len != seg.bytes {
+            return Err(CaptureError::Integrity {
+                path,
+                message: format!(
+                    "is {len} bytes, the manifest says {} (truncated or altered)",
+                    seg.bytes
+                ),
+            });
+        }
+        let (_, sha) = hash_open_file(
+            &path,
+            f.try_clone().map_err(|source| CaptureError::Io {
+                path: path.clone(),
+                op: "open",
+                source,
+            })?,
+        )?;
+        if sha != seg.sha256 {
+            return Err(CaptureError::Integrity {
+                path,
+                message: format!(
+                    "sha256 {sha} differs from the manifest's {} (the file was altered)",
+                    seg.sha256
+                ),
+            });
+        }
+        let mut f = f;
+        f.rewind().map_err(|source| CaptureError::Io {
+            path: path.clone(),
+            op: "read",
+            source,
+        })?;
+        Ok((path, f))
+    }
+
+    /// Checks a listed segment's size and sha256.
+    pub fn check_segment(&self, seg: &Segment) -> Result<(), CaptureError> {
+        self.open_checked(seg).map(drop)
+    }
+
+    /// Refuses a manifest that lists more readable segments of a table than
+    /// its folder holds files (a crafted manifest of many thousand records
+    /// would otherwise make every reader work, and allocate, per record),
+    /// naming the first listed file that is missing.
+    pub fn check_listing(&self, m: &Manifest) -> Result<(), CaptureError> {
+        for table in TABLES {
+            let listed = m.segments_of(table).count();
+            if listed == 0 {
+                continue;
+            }
+            let present: std::collections::BTreeSet<String> = match self.table(table) {
+                Some(d) => d
+                    .names()?
+                    .into_iter()
+                    .filter(|n| n.ends_with(".parquet"))
+                    .collect(),
+                None => Default::default(),
+            };
+            if listed > present.len() {
+                let missing = m
+                    .segments_of(table)
+                    .find(|s| segment_location(s).is_ok_and(|(_, n)| !present.contains(n)))
+                    .map_or("", |s| s.file.as_str());
+                return Err(CaptureError::Unsafe {
+                    path: self.root.child(crate::capture::manifest::MANIFEST_FILE),
+                    message: format!(
+                        "lists {listed} {table} segments, but {table}/ holds {} ({missing} is missing): files were removed or the manifest was crafted",
+                        present.len()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a capture directory.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub files: Arc<CaptureFiles>,
+}
+
+impl Capture {
+    pub fn open(dir: &Path) -> Result<Capture, CaptureError> {
+        let cap = Capture::open_unchecked(dir)?;
+        cap.files.check_listing(&cap.manifest)?;
+        Ok(cap)
+    }
+
+    /// [`Capture::open`] without [`CaptureFiles::check_listing`], for
+    /// `--verify`, which reports it among its problems.
+    pub fn open_unchecked(dir: &Path) -> Result<Capture, CaptureError> {
+        let files = CaptureFiles::open(dir)?;
+        let manifest = Manifest::read_in(files.root())?;
+        match manifest.state {
+            CaptureState::Recording => tracing::warn!(
+                "{} is not sealed: its recorder is running or died; only its sealed segments are read (after a crash, run `credtrail-record recover {}`)",
+                dir.display(),
+                dir.display()
+            ),
+            CaptureState::Failed => tracing::warn!(
+                "{}: recording stopped early: {}",
+                dir.display(),
+                manifest.error.as_deref().unwrap_or("unknown error")
+            ),
+            CaptureState::Recovered => {
+                tracing::warn!(
+                    "{} was recovered after its recorder died: what happened after its last checkpoint ({}) may be missing; at least {} events lost",
+                    dir.display(),
+                    manifest.end.as_ref().map_or("unknown", |e| e.time.as_str()),
+                    manifest
+                        .recovery
+                        .as_ref()
+                        .map_or(0, |r| r.events_lost_at_least)
+                )
+            }
+            CaptureState::Sealed => {}
+        }
+        Ok(Capture {
+            dir: dir.to_owned(),
+            manifest,
+            files: Arc::new(files),
+        })
+    }
+
+    /// Every row of a table, segment after segment in manifest order (a
+    /// table the manifest lists no segment of is empty: a capture recovered
+    /// or stopped before its first row, or one written by an older build).
+    /// Each segment's size and sha256 are checked against the manifest
+    /// first, so a truncated or altered file is named as such, never
+    /// half-read.
+    pub fn read<T: Table>(&self) -> Result<Vec<T>, CaptureError> {
+        self.stream().collect()
+    }
+
+    /// The rows of a table, streamed (see [`TableStream`]).
+    pub fn stream<T: Table>(&self) -> TableStream<T> {
+        TableStream::new(self)
+    }
+
+    /// Checks a listed segment's size and sha256.
+    pub fn check_segment(&self, seg: &Segment) -> Result<(), CaptureError> {
+        self.files.check_segment(seg)
+    }
+
+    pub fn events(&self) -> Result<Vec<Event>, CaptureError> {
+        self.read()
+    }
+
+    pub fn processes(&self) -> Result<Vec<ProcessRow>, CaptureError> {
+        self.read()
+    }
+
+    pub fn lifecycle(&self) -> Result<Vec<ProcEvent>, CaptureError> {
+        self.read()
+    }
+
+    pub fn containers(&self) -> Result<Vec<ContainerRow>, CaptureError> {
+        self.read()
+    }
+}
+
+/// Streams a table's rows, segment after segment and record batch after
+/// record batch, so memory holds one batch, not the table. Each segment's
+/// checksum is verified before its rows are read, and its row count after.
+pub struct TableStream<T: Table> {
+    files: Arc<CaptureFiles>,
+    segments: std::vec::IntoIter<Segment>,
+    current: Option<(PathBuf, u64, ParquetRecordBatchReader, u64)>,
+    buffered: std::vec::IntoIter<T>,
+    failed: bool,
+}
+
+impl<T: Table> TableStream<T> {
+    pub fn new(cap: &Capture) -> Self {
+        TableStream {
+            files: Arc::clone(&cap.files),
+            segments: cap
+                .manifest
+                .segments_of(T::NAME)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into_iter(),
+            current: None,
+            buffered: Vec::new().into_iter(),
+            failed: false,
+        }
+    }
+
+    fn open(&mut self, seg: Segment) -> Result<(), CaptureError> {
+        let (path, f) = self.files.open_checked(&seg)?;
+        let reader = batch_reader(&path, f)?;
+        self.current = Some((path, seg.rows, reader, 0));
+        Ok(())
+    }
+
+    /// Loads the next batch of rows; Ok(false) at the end of the table.
+    fn refill(&mut self) -> Result<bool, CaptureError> {
+        loop {
+            let Some((path, want, reader, seen)) = self.current.as_mut() else {
+                match self.segments.next() {
+                    Some(seg) => {
+                        self.open(seg)?;
+                        continue;
+                    }
+                    None => return Ok(false),
+                }
+            };
+            match next_batch(path, reader)? {
+                Some(batch) => {
+                    let rows: Vec<T> = batch_rows(path, &batch)?;
+                    *seen += rows.len() as u64;
+                    self.buffered = rows.into_iter();
+                    return Ok(true);
+                }
+                None => {
+                    if *seen != *want {
+                        return Err(CaptureError::Integrity {
+                            path: path.clone(),
+                            message: format!("holds {seen} rows, the manifest says {want}"),
+                        });
+                    }
+                    self.current = None;
+                }
+            }
+        }
+    }
+}
+
+impl<T: Table> Iterator for TableStream<T> {
+    type Item = Result<T, CaptureError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            if let Some(row) = self.buffered.next() {
+                return Some(Ok(row));
+            }
+            match self.refill() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Decodes a whole Parquet file (any [`ChunkReader`]) into rows. A panic
+/// inside the Parquet reader on a malformed file becomes an error.
+pub fn decode_segment<T: Table, R: ChunkReader + 'static>(
+    path: &Path,
+    reader: R,
+) -> Result<Vec<T>, CaptureError> {
+    let mut reader = batch_reader(path, reader)?;
+    let mut rows = Vec::new();
+    while let Some(batch) = next_batch(path, &mut reader)? {
+        rows.extend(batch_rows::<T>(path, &batch)?);
+    }
+    Ok(rows)
+}
+
+/// A record batch reader over a Parquet file. The file's footer and page
+/// headers are checked against credtrail's bounds first (see
+/// [`crate::capture::bounds`]), so no decoder allocates what a crafted file asks;
+/// like every step of reading, guarded against decoder panics.
+pub(crate) fn batch_reader<R: ChunkReader + 'static>(
+    path: &Path,
+    reader: R,
+) -> Result<ParquetRecordBatchReader, CaptureError> {
+    crate::capture::bounds::check(&reader).map_err(|message| CaptureError::Bounds {
+        path: path.to_owned(),
+        message,
+    })?;
+    guard(path, || {
+        let perr = |source| CaptureError::Parquet {
+            path: path.to_owned(),
+            source,
+        };
+        ParquetRecordBatchReaderBuilder::try_new(reader)
+            .map_err(perr)?
+            .build()
+            .map_err(perr)
+    })
+}
+
+/// The reader's next batch; None at the end.
+pub(crate) fn next_batch(
+    path: &Path,
+    reader: &mut ParquetRecordBatchReader,
+) -> Result<Option<RecordBatch>, CaptureError> {
+    guard(path, || {
+        reader
+            .next()
+            .transpose()
+            .map_err(|e| CaptureError::Parquet {
+                path: path.to_owned(),
+                source: e.into(),
+            })
+    })
+}
+
+/// A batch's rows as `T`, refusing columns that are not `T`'s table.
+fn batch_rows<T: Table>(path: &Path, batch: &RecordBatch) -> Result<Vec<T>, CaptureError> {
+    guard(path, || {
+        if let Some(rows) = T::typed_rows(batch) {
+            return Ok(rows);
+        }
+        serde_arrow::from_record_batch(batch).map_err(|e| CaptureError::Schema {
+            path: path.to_owned(),
+            message: format!("columns do not match credtrail's {} table: {e}", T::NAME),
+        })
+    })
+}
+
+/// Runs `f`, turning a panic in a dependency's decoder into an error: a
+/// crafted file must not take the reader down.
+fn guard<R>(path: &Path, f: impl FnOnce() -> Result<R, CaptureError>) -> Result<R, CaptureError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(CaptureError::Schema {
+            path: path.to_owned(),
+            message: "malformed Parquet: the decoder failed on it (altered or crafted file?)"
+                .into(),
+        })
+    })
+}

@@ -1,0 +1,541 @@
+//! Writing a capture: the writer of all four tables, rotation, the disk
+//! budget, sealing, and stopping cleanly after a write error.
+
+use std::path::Path;
+
+use super::checkpoint::checkpoint_name;
+use super::manifest::{
+    CaptureState, Counters, FORMAT_VERSION, MANIFEST_FILE, Manifest, Segment, SigningKey,
+};
+use super::segment::{Rotation, TableWriter};
+use super::table::{CONTAINERS, EVENTS, LIFECYCLE, Table, epoch_of, missing_tables};
+use crate::error::CaptureError;
+use crate::fs::{self, Dir};
+use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow};
+
+/// Room kept free from the start so that a full disk still leaves space
+/// for the final manifest that says what was lost.
+pub(crate) const RESERVE_FILE: &str = ".reserve";
+const RESERVE_BYTES: usize = 256 << 10;
+
+/// How the capture may use the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep the newest segments within this many bytes, deleting the oldest
+    /// (a ring), instead of growing without bound.
+    pub max_capture_bytes: Option<u64>,
+    /// Checkpoints are written without fsync. A killed recorder still
+    /// loses at most the last half second; a power cut or kernel crash can
+    /// lose back to the last sealed segment. For storage where fsync is
+    /// slow (measured here: 0.2 ms each, ~8 per checkpoint).
+    pub no_fsync: bool,
+}
+
+/// Writes a capture directory.
+pub struct CaptureWriter {
+    /// The capture's folder, opened once: every file is created through it.
+    root: Dir,
+    manifest: Manifest,
+    rotation: Rotation,
+    retention: Retention,
+    key: Option<SigningKey>,
+    /// Segment number shared by every table: `events/part-00003.parquet`
+    /// covers the same stretch of time as `lifecycle/part-00003.parquet`.
+    epoch: u32,
+    processes: TableWriter<ProcessRow>,
+    events: TableWriter<Event>,
+    lifecycle: TableWriter<ProcEvent>,
+    containers: TableWriter<ContainerRow>,
+    _lock: fs::DirLock,
+}
+
+impl CaptureWriter {
+    /// Creates the capture directory (refusing anything that is not new or
+    /// empty) and writes the initial manifest, state `recording`.
+    pub fn create(
+        dir: &Path,
+        manifest: Manifest,
+        rotation: Rotation,
+    ) -> Result<Self, CaptureError> {
+        Self::create_with(dir, manifest, rotation, Retention::default(), None)
+    }
+
+    /// [`CaptureWriter::create`] with a disk budget and a signing key (each
+    /// manifest write is followed by `manifest.json.sig`).
+    pub fn create_with(
+        dir: &Path,
+        manifest: Manifest,
+        mut rotation: Rotation,
+        retention: Retention,
+        key: Option<SigningKey>,
+    ) -> Result<Self, CaptureError> {
+        let root = create_capture_dir(dir)?;
+        let lock = root.lock()?;
+        if let Some(max) = retention.max_capture_bytes {
+            // Eviction works in whole segments: keep several in the budget.
+            rotation.max_bytes = rotation.max_bytes.min((max / 4).max(4096));
+        }
+        let mut manifest = manifest;
+        manifest.format_version = FORMAT_VERSION;
+        manifest.state = CaptureState::Recording;
+        manifest.segments.clear();
+        manifest.chain_head = None;
+        manifest.error = None;
+        manifest.recovery = None;
+        // The row counts are this writer's own (a replay copy starts from
+        // its source's manifest).
+        let c = &mut manifest.counters;
+        (c.events_written, c.lifecycle_written) = (0, 0);
+        (c.events_evicted, c.lifecycle_evicted) = (0, 0);
+        (c.events_lost_io, c.lifecycle_lost_io) = (0, 0);
+        if let Some(max) = retention.max_capture_bytes {
+            manifest
+                .settings
+                .insert("max_capture_bytes".into(), max.into());
+        }
+        if retention.no_fsync {
+            manifest.settings.insert("no_fsync".into(), true.into());
+        }
+        {
+            let mut f = root.create_new(RESERVE_FILE)?;
+            std::io::Write::write_all(&mut f, &vec![0u8; RESERVE_BYTES]).map_err(|source| {
+                CaptureError::Io {
+                    path: root.child(RESERVE_FILE),
+                    op: "write",
+                    source,
+                }
+            })?;
+        }
+        manifest.write(&root, key.as_ref())?;
+        Ok(CaptureWriter {
+            processes: TableWriter::new(&root)?,
+            events: TableWriter::new(&root)?,
+            lifecycle: TableWriter::new(&root)?,
+            containers: TableWriter::new(&root)?,
+            root,
+            manifest,
+            rotation,
+            retention,
+            key,
+            epoch: 0,
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.root.path()
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Writes a process snapshot as one sealed segment: the /proc scan at
+    /// start, then the process cache whenever a new segment begins.
+    pub fn write_processes(&mut self, rows: &[ProcessRow]) -> Result<(), CaptureError> {
+        self.processes.start_segment(self.epoch)?;
+        for row in rows {
+            self.processes.push(self.epoch, row)?;
+        }
+        let sealed = self.processes.seal()?;
+        self.list(sealed.into_iter().collect())
+    }
+
+    /// Lists sealed segments in the manifest, then drops their checkpoints.
+    fn list(&mut self, sealed: Vec<Segment>) -> Result<(), CaptureError> {
+        let files: Vec<String> = sealed.iter().map(|s| s.file.clone()).collect();
+        self.manifest.segments.extend(sealed);
+        self.manifest.write(&self.root, self.key.as_ref())?;
+        for f in files {
+            let (table, name) = f
+                .split_once('/')
+                .expect("the writer names files table/part");
+            self.table_dir(table)
+                .remove(&checkpoint_name(&format!("{name}.open")))?;
+        }
+        Ok(())
+    }
+
+    pub fn push(&mut self, event: &Event) -> Result<(), CaptureError> {
+        self.events.push(self.epoch, event)?;
+        self.manifest.counters.events_written += 1;
+        Ok(())
+    }
+
+    /// A lifecycle record (always written, whatever else is filtered).
+    pub fn push_lifecycle(&mut self, ev: &ProcEvent) -> Result<(), CaptureError> {
+        self.lifecycle.push(self.epoch, ev)?;
+        self.manifest.counters.lifecycle_written += 1;
+        Ok(())
+    }
+
+    /// Metadata of a container seen for the first time.
+    pub fn push_container(&mut self, row: &ContainerRow) -> Result<(), CaptureError> {
+        self.containers.push(self.epoch, row)
+    }
+
+    /// Call regularly (e.g. after every poll): checkpoints at least every
+    /// [`FLUSH_INTERVAL`] (row groups flushed, footers and manifest
+    /// written, so a killed recorder loses at most that much), rotates
+    /// segments by age and size (all tables together) and keeps the disk
+    /// budget. Returns true when segments were sealed: the caller then
+    /// writes the process snapshot that opens the next ones.
+    pub fn tick(&mut self) -> Result<bool, CaptureError> {
+        if self.events.needs_flush()
+            || self.lifecycle.needs_flush()
+            || self.containers.needs_flush()
+        {
+            let durable = !self.retention.no_fsync;
+            // Dependencies first: an event's enrichment rests on the
+            // container and lifecycle rows before it, so a crash between
+            // two of these never keeps an event without them.
+            self.containers.flush(durable)?;
+            self.lifecycle.flush(durable)?;
+            self.events.flush(durable)?;
+            if durable {
+                self.manifest.write(&self.root, self.key.as_ref())?;
+            } else {
+                self.manifest.checkpoint(&self.root, self.key.as_ref())?;
+            }
+        }
+        let max = self.retention.max_capture_bytes;
+        if let Some(max) = max {
+            self.evict_to(max)?;
+        }
+        // Still over budget with only the newest segments left: seal the
+        // open ones so that they can go next time (never empty ones).
+        let over_budget = max.is_some_and(|max| self.disk_bytes() > max)
+            && (self.events.holds_rows()
+                || self.lifecycle.holds_rows()
+                || self.containers.holds_rows());
+        if over_budget
+            || self.events.needs_rotation(&self.rotation)
+            || self.lifecycle.needs_rotation(&self.rotation)
+        {
+            self.seal_all()?;
+            if let Some(max) = max {
+                self.evict_to(max)?;
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Bytes the capture's segments take now (sealed and open).
+    fn disk_bytes(&self) -> u64 {
+        self.manifest.kept_bytes()
+            + self.events.open_bytes()
+            + self.lifecycle.open_bytes()
+            + self.containers.open_bytes()
+    }
+
+    /// Deletes the oldest whole segments (all tables of the oldest sealed
+    /// epoch but container metadata, which later events still need) until
+    /// the capture fits in `max` bytes or only the newest epoch is left.
+    /// The manifest lists them as evicted before the files go, so a crash in
+    /// between leaves files `recover` deletes, never a listed file missing.
+    fn evict_to(&mut self, max: u64) -> Result<(), CaptureError> {
+        self.evict_before(max, self.epoch)
+    }
+
+    /// [`Self::evict_to`], keeping every epoch from `keep` on.
+    fn evict_before(&mut self, max: u64, keep: u32) -> Result<(), CaptureError> {
+        let mut victims = Vec::new();
+        while self.disk_bytes() > max {
+            let oldest = self
+                .manifest
+                .segments
+                .iter()
+                .filter(|s| !s.evicted && s.table != CONTAINERS)
+                .filter_map(|s| epoch_of(&s.file))
+                .filter(|e| *e < keep)
+                .min();
+            let Some(oldest) = oldest else {
+                break;
+            };
+            for seg in &mut self.manifest.segments {
+                if seg.evicted || seg.table == CONTAINERS || epoch_of(&seg.file) != Some(oldest) {
+                    continue;
+                }
+                seg.evicted = true;
+                match seg.table.as_str() {
+                    EVENTS => self.manifest.counters.events_evicted += seg.rows,
+                    LIFECYCLE => self.manifest.counters.lifecycle_evicted += seg.rows,
+                    _ => {}
+                }
+                tracing::info!(
+                    "--max-capture-bytes: evicted {} ({} rows)",
+                    seg.file,
+                    seg.rows
+                );
+                victims.push(seg.file.clone());
+            }
+        }
+        if victims.is_empty() {
+            return Ok(());
+        }
+        self.manifest.write(&self.root, self.key.as_ref())?;
+        for file in victims {
+            let (table, name) = file
+                .split_once('/')
+                .expect("the writer names files table/part");
+            remove_evicted(self.table_dir(table), name);
+        }
+        Ok(())
+    }
+
+    fn seal_all(&mut self) -> Result<(), CaptureError> {
+        let sealed = [
+            // In the order of `tick`'s flushes, for the same reason.
+            self.containers.seal()?,
+            self.lifecycle.seal()?,
+            self.events.seal()?,
+            // Open only when `finish` makes an empty one.
+            self.processes.seal()?,
+        ];
+        self.epoch += 1;
+        if sealed.iter().any(Option::is_some) {
+            self.list(sealed.into_iter().flatten().collect())?;
+        }
+        Ok(())
+    }
+
+    /// Updates the kernel-side counters; the row counts are the writer's own.
+    pub fn set_counters(&mut self, counters: Counters) {
+        let c = &self.manifest.counters;
+        self.manifest.counters = Counters {
+            events_written: c.events_written,
+            lifecycle_written: c.lifecycle_written,
+            events_evicted: c.events_evicted,
+            lifecycle_evicted: c.lifecycle_evicted,
+            events_lost_io: c.events_lost_io,
+            lifecycle_lost_io: c.lifecycle_lost_io,
+            ..counters
+        };
+    }
+
+    /// Seals the open segments and the manifest. Every table exists
+    /// afterwards, even if nothing happened.
+    pub fn finish(
+        mut self,
+        end: crate::capture::manifest::Instant,
+    ) -> Result<Manifest, CaptureError> {
+        for table in missing_tables(&self.manifest) {
+            match table {
+                EVENTS => self.events.start_segment(self.epoch)?,
+                LIFECYCLE => self.lifecycle.start_segment(self.epoch)?,
+                CONTAINERS => self.containers.start_segment(self.epoch)?,
+                _ => self.processes.start_segment(self.epoch)?,
+            }
+        }
+        self.seal_all()?;
+        // The last seal can take the capture over its budget (a final drain
+        // writes without ticks): the budget holds for the sealed capture
+        // too, the newest segments always kept.
+        if let Some(max) = self.retention.max_capture_bytes {
+            self.evict_before(max, self.epoch.saturating_sub(1))?;
+        }
+        self.manifest.end = Some(end);
+        self.manifest.state = CaptureState::Sealed;
+        self.release_reserve();
+        self.manifest.write(&self.root, self.key.as_ref())?;
+        Ok(self.manifest)
+    }
+
+    fn release_reserve(&self) {
+        let _ = self.root.remove(RESERVE_FILE);
+    }
+
+    /// The folder of one of the writer's tables.
+    fn table_dir(&self, table: &str) -> &Dir {
+        match table {
+            EVENTS => &self.events.dir,
+            LIFECYCLE => &self.lifecycle.dir,
+            CONTAINERS => &self.containers.dir,
+            _ => &self.processes.dir,
+        }
+    }
+
+    /// Ends a capture after a write error (disk full, I/O error): the open
+    /// segments are sealed up to their last checkpoint (or set aside),
+    /// every event that reached the writer but not a sealed segment is
+    /// counted as lost, and the manifest says why recording stopped. The
+    /// space reserved at start makes room for that last manifest.
+    /// `delivered` is (events, lifecycle records) handed to the writer.
+    pub fn fail(
+        mut self,
+        error: &str,
+        delivered: (u64, u64),
+        end: crate::capture::manifest::Instant,
+    ) -> Result<Manifest, CaptureError> {
+        self.release_reserve();
+        let salvaged = [
+            self.events.abandon(),
+            self.lifecycle.abandon(),
+            self.containers.abandon(),
+        ];
+        for s in &salvaged {
+            if let Some(p) = &s.problem {
+                tracing::error!("{p}");
+            }
+        }
+        self.manifest
+            .segments
+            .extend(salvaged.into_iter().filter_map(|s| s.segment));
+        // Best effort on a disk that just failed: readers of the manifest
+        // take a missing table as empty anyway.
+        match seal_missing_tables(&self.root, &self.manifest, self.epoch + 1) {
+            Ok(empty) => self.manifest.segments.extend(empty),
+            Err(e) => tracing::warn!("cannot write the empty tables of the stopped capture: {e}"),
+        }
+        let (events, lifecycle) = (
+            self.manifest.rows_in(EVENTS),
+            self.manifest.rows_in(LIFECYCLE),
+        );
+        let c = &mut self.manifest.counters;
+        c.events_written = events;
+        c.lifecycle_written = lifecycle;
+        c.events_lost_io = delivered.0.saturating_sub(events);
+        c.lifecycle_lost_io = delivered.1.saturating_sub(lifecycle);
+        self.manifest.state = CaptureState::Failed;
+        self.manifest.error = Some(error.to_owned());
+        self.manifest.end = Some(end);
+        self.manifest.write(&self.root, self.key.as_ref())?;
+        Ok(self.manifest)
+    }
+}
+
+/// Seals an empty segment `part-{epoch}` of every table the manifest lists
+/// no readable segment of (after a crash or a write error; `finish` does
+/// the same with its own writers).
+pub(crate) fn seal_missing_tables(
+    root: &Dir,
+    manifest: &Manifest,
+    epoch: u32,
+) -> Result<Vec<Segment>, CaptureError> {
+    fn empty<T: Table>(root: &Dir, epoch: u32) -> Result<Option<Segment>, CaptureError> {
+        let mut w = TableWriter::<T>::new(root)?;
+        w.start_segment(epoch)?;
+        w.seal()
+    }
+    let mut sealed = Vec::new();
+    for table in missing_tables(manifest) {
+        let seg = match table {
+            EVENTS => empty::<Event>(root, epoch)?,
+            LIFECYCLE => empty::<ProcEvent>(root, epoch)?,
+            CONTAINERS => empty::<ContainerRow>(root, epoch)?,
+            _ => empty::<ProcessRow>(root, epoch)?,
+        };
+        sealed.extend(seg);
+    }
+    Ok(sealed)
+}
+
+/// The first segment number no file in `tables` uses yet.
+pub(crate) fn next_free_epoch<'a>(tables: impl IntoIterator<Item = &'a Dir>) -> u32 {
+    tables
+        .into_iter()
+        .filter_map(|d| d.names().ok())
+        .flatten()
+        .filter_map(|name| {
+            let n = name.strip_prefix("part-")?;
+            n.get(..n.find('.')?)?.parse::<u32>().ok()
+        })
+        .max()
+        .map_or(0, |e| e + 1)
+}
+
+/// Deletes the file of an evicted segment; one that cannot go is logged
+/// and left for `recover` (the manifest already says it is evicted).
+pub(crate) fn remove_evicted(dir: &Dir, name: &str) {
+    if let Err(e) = dir.remove(name) {
+        tracing::error!("cannot evict: {e}");
+    }
+}
+
+/// Takes `dir` as a new capture directory, or creates it (0700): absent,
+/// or an empty directory that is not a symlink, owned by us and writable by
+/// nobody else (a directory someone else prepared could be renamed or
+/// relinked under the recorder). Refuses files, foreign non-empty
+/// directories and existing captures, touching none of them. Returns the
+/// handle every file of the capture is then created through.
+pub fn create_capture_dir(dir: &Path) -> Result<Dir, CaptureError> {
+    let existed = check_capture_dir(dir)?;
+    if !existed && !fs::mkdir_private(dir)? {
+        // Someone made it between the check and now: check it again.
+        check_capture_dir(dir)?;
+    }
+    let d = Dir::open_nofollow(dir)?;
+    let (owner, me) = (d.owner()?, fs::euid());
+    if owner != me {
+        return Err(CaptureError::Unsafe {
+            path: dir.to_owned(),
+            message: format!(
+                "is owned by uid {owner}, not by the recorder's uid {me}; its owner could rename or relink the capture while it records (remove it, or let credtrail-record create it)"
+            ),
+        });
+    }
+    if !d.names()?.is_empty() {
+        return Err(CaptureError::ForeignDirectory {
+            path: dir.to_owned(),
+        });
+    }
+    d.make_private()?;
+    Ok(d)
+}
+
+/// Checks that `dir` can become a new capture without touching anything:
+/// it must be absent, or an empty directory (not a symlink) owned by us
+/// and not writable by group or others. Returns whether it exists.
+pub fn check_capture_dir(dir: &Path) -> Result<bool, CaptureError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(CaptureError::Io {
+                path: dir.to_owned(),
+                op: "inspect",
+                source,
+            });
+        }
+    };
+    if meta.file_type().is_symlink() {
+        return Err(CaptureError::Symlink {
+            path: dir.to_owned(),
+        });
+    }
+    if !meta.is_dir() {
+        return Err(CaptureError::NotADirectory {
+            path: dir.to_owned(),
+        });
+    }
+    let mut entries = std::fs::read_dir(dir).map_err(|source| CaptureError::Io {
+        path: dir.to_owned(),
+        op: "list",
+        source,
+    })?;
+    if entries.next().is_some() {
+        return Err(if dir.join(MANIFEST_FILE).exists() {
+            CaptureError::ExistingCapture {
+                path: dir.to_owned(),
+            }
+        } else {
+            CaptureError::ForeignDirectory {
+                path: dir.to_owned(),
+            }
+        });
+    }
+    let me = fs::euid();
+    if meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(CaptureError::Unsafe {
+            path: dir.to_owned(),
+            message: format!(
+                "was made by uid {} with mode {:o}: only an empty directory owned by the recorder's uid {me} and writable by nobody else is taken (its owner could rename or relink the capture while it records); remove it, or let credtrail-record create it",
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+        });
+    }
+    Ok(true)
+}

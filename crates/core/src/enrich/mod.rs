@@ -1,0 +1,464 @@
+//! Enrichment: who made each credential change, as it was at that moment.
+//!
+//! A process cache, seeded from the /proc snapshot and kept current by
+//! lifecycle records in kernel order, gives every event its process, parent
+//! and container. Pure and deterministic: the live recorder and replay run
+//! this same code, fed the same records in the same order; pod metadata
+//! comes through a [`PodSource`] (the live node's, in the recorder, or the
+//! rows a capture stored).
+
+pub mod containers;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use base64::Engine as _;
+
+use crate::model::container::ContainerRow;
+use crate::model::event::Event;
+use crate::model::lifecycle::{self, ProcEvent};
+use crate::model::process::ProcessRow;
+
+/// Tetragon's process id: base64 of `node:ktime:pid`.
+pub fn exec_id(node: &str, ktime_ns: u64, pid: u32) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{node}:{ktime_ns}:{pid}"))
+}
+
+/// Tetragon's process flags, in its fixed order.
+const FLAG_ORDER: [&str; 10] = [
+    "execve",
+    "procFS",
+    "truncArgs",
+    "miss",
+    "errorFilename",
+    "errorArgs",
+    "nocwd",
+    "rootcwd",
+    "errorCWD",
+    "clone",
+];
+
+fn flags_string(set: &[&str]) -> String {
+    FLAG_ORDER
+        .iter()
+        .filter(|f| set.contains(f))
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One process image (an exec, a clone, or a process found in /proc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub exec_id: String,
+    pub pid: u32,
+    pub ppid: u32,
+    /// Boot clock of the exec or clone (or /proc start time).
+    pub ktime_ns: u64,
+    pub binary: String,
+    pub arguments: String,
+    pub cwd: String,
+    pub flags: String,
+    /// Effective uid when the image started.
+    pub uid: u32,
+    pub auid: u32,
+    pub parent_exec_id: String,
+    pub parent: Option<Arc<ProcInfo>>,
+    /// `(runtime, 64-hex id)` when in a container.
+    pub container: Option<(String, String)>,
+    /// pid inside its pid namespace.
+    pub ns_pid: u32,
+    /// A clone that has not exec'd yet.
+    pub fresh_clone: bool,
+}
+
+/// A kernel record, in arrival order.
+// Credential records dominate; boxing them would add an allocation each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Cred(Event),
+    Proc(ProcEvent),
+}
+
+impl Record {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Record::Cred(e) => e.seq,
+            Record::Proc(p) => p.seq,
+        }
+    }
+}
+
+/// Where enriched records go: the capture writer and/or a printer.
+pub trait Sink {
+    fn lifecycle(&mut self, p: &ProcEvent) -> anyhow::Result<()>;
+    fn event(&mut self, e: &Event) -> anyhow::Result<()>;
+    fn container(&mut self, c: &ContainerRow) -> anyhow::Result<()>;
+    /// False once nothing more is worth delivering (a reader went away).
+    fn wants_more(&self) -> bool {
+        true
+    }
+}
+
+/// Where container metadata comes from: the live node, or a capture's
+/// stored rows (replay), so both produce the same row.
+pub trait PodSource {
+    fn container_row(&mut self, runtime: &str, id: &str, first_seen_ktime_ns: u64) -> ContainerRow;
+}
+
+/// Replay: the rows the recorder stored.
+#[derive(Debug, Default)]
+pub struct StoredPods(pub BTreeMap<String, ContainerRow>);
+
+impl PodSource for StoredPods {
+    fn container_row(&mut self, runtime: &str, id: &str, ktime: u64) -> ContainerRow {
+        self.0
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| ContainerRow::new(ktime, runtime, id, None))
+    }
+}
+
+/// The process cache and container table.
+pub struct Enricher<P> {
+    node: String,
+    realtime_offset_ns: i64,
+    procs: HashMap<u32, Arc<ProcInfo>>,
+    containers: BTreeMap<String, ContainerRow>,
+    new_containers: Vec<ContainerRow>,
+    pods: P,
+}
+
+impl<P: PodSource> Enricher<P> {
+    pub fn new(node: &str, realtime_offset_ns: i64, pods: P) -> Self {
+        Enricher {
+            node: node.to_owned(),
+            realtime_offset_ns,
+            procs: HashMap::new(),
+            containers: BTreeMap::new(),
+            new_containers: Vec::new(),
+            pods,
+        }
+    }
+
+    /// Processes currently alive in the cache.
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    pub fn process(&self, pid: u32) -> Option<&Arc<ProcInfo>> {
+        self.procs.get(&pid)
+    }
+
+    /// The live process image with this exec id.
+    pub fn find(&self, exec_id: &str) -> Option<Arc<ProcInfo>> {
+        self.procs.values().find(|p| p.exec_id == exec_id).cloned()
+    }
+
+    /// Containers first seen since the last call, for `DIR/containers/`.
+    pub fn take_new_containers(&mut self) -> Vec<ContainerRow> {
+        std::mem::take(&mut self.new_containers)
+    }
+
+    /// The parent's exec id; an unknown parent is the kernel (`node:1:0`).
+    fn parent_exec_id(&self, parent: Option<&ProcInfo>) -> String {
+        parent.map_or_else(|| exec_id(&self.node, 1, 0), |p| p.exec_id.clone())
+    }
+
+    fn container<S: AsRef<str>>(
+        &mut self,
+        components: &[S],
+        ktime_ns: u64,
+    ) -> Option<(String, String)> {
+        let (runtime, id) = containers::container_from_components(components)?;
+        if !self.containers.contains_key(&id) {
+            let row = self.pods.container_row(runtime, &id, ktime_ns);
+            self.new_containers.push(row.clone());
+            self.containers.insert(id.clone(), row);
+        }
+        let runtime = self.containers[&id].runtime.clone();
+        Some((runtime, id))
+    }
+
+    /// Seeds the cache from the /proc snapshot (oldest first, so parents
+    /// precede children).
+    pub fn seed(&mut self, rows: &[ProcessRow]) {
+        let mut rows: Vec<&ProcessRow> = rows.iter().collect();
+        rows.sort_by_key(|r| (r.start_ktime_ns, r.pid));
+        for r in rows {
+            let parent = self.procs.get(&r.ppid).cloned();
+            let container = r.cgroups.iter().find_map(|line| {
+                let path = line.splitn(3, ':').nth(2)?;
+                let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).rev().collect();
+                Some(comps).filter(|c| containers::container_from_components(c).is_some())
+            });
+            let container = container.and_then(|c| self.container(&c, r.snapshot_ktime_ns));
+            let mut flags = vec!["procFS"];
+            if r.cwd == "/" {
+                flags.push("rootcwd");
+            }
+            if r.cwd.is_empty() {
+                flags.push("nocwd");
+            }
+            if parent.is_none() && r.ppid != 0 {
+                flags.push("miss");
+            }
+            let info = ProcInfo {
+                exec_id: exec_id(&self.node, r.start_ktime_ns, r.pid),
+                pid: r.pid,
+                ppid: r.ppid,
+                ktime_ns: r.start_ktime_ns,
+                binary: r.exe.clone(),
+                arguments: join_args(&r.cmdline),
+                cwd: r.cwd.clone(),
+                flags: flags_string(&flags),
+                uid: r.euid,
+                auid: r.auid,
+                parent_exec_id: self.parent_exec_id(parent.as_deref()),
+                parent,
+                container,
+                ns_pid: 0,
+                fresh_clone: false,
+            };
+            self.procs.insert(r.pid, Arc::new(info));
+        }
+    }
+
+    /// Fills the identity columns of /proc snapshot rows from the cache.
+    pub fn annotate(&self, rows: &mut [ProcessRow]) {
+        for r in rows {
+            if let Some(p) = self.procs.get(&r.pid) {
+                fill_identity(r, p);
+            }
+        }
+    }
+
+    /// The cache as snapshot rows (sorted by pid), written at the start of
+    /// every segment after the first.
+    pub fn snapshot(&self, ktime_ns: u64) -> Vec<ProcessRow> {
+        let mut rows: Vec<ProcessRow> = self
+            .procs
+            .values()
+            .map(|p| {
+                let mut r = ProcessRow {
+                    snapshot_ktime_ns: ktime_ns,
+                    source: "cache".into(),
+                    pid: p.pid,
+                    ppid: p.ppid,
+                    exe: p.binary.clone(),
+                    cwd: p.cwd.clone(),
+                    start_ktime_ns: p.ktime_ns,
+                    euid: p.uid,
+                    auid: p.auid,
+                    ..ProcessRow::default()
+                };
+                fill_identity(&mut r, p);
+                r
+            })
+            .collect();
+        rows.sort_by_key(|r| r.pid);
+        rows
+    }
+
+    /// Applies one lifecycle record.
+    pub fn on_proc(&mut self, ev: &ProcEvent) {
+        match ev.kind.as_str() {
+            "fork" => self.on_fork(ev),
+            "exec" => self.on_exec(ev),
+            "exit" => {
+                // Children keep their parent alive through their Arc.
+                self.procs.remove(&ev.pid);
+            }
+            _ => {}
+        }
+    }
+
+    /// The fields a fork and an exec record fill alike; the caller sets
+    /// what the image runs (binary, arguments, cwd, flags).
+    fn image(
+        &self,
+        ev: &ProcEvent,
+        parent: Option<Arc<ProcInfo>>,
+        container: Option<(String, String)>,
+    ) -> ProcInfo {
+        ProcInfo {
+            exec_id: exec_id(&self.node, ev.ktime_ns, ev.pid),
+            pid: ev.pid,
+            ppid: ev.ppid,
+            ktime_ns: ev.ktime_ns,
+            binary: String::new(),
+            arguments: String::new(),
+            cwd: String::new(),
+            flags: String::new(),
+            uid: ev.euid,
+            auid: ev.auid,
+            parent_exec_id: self.parent_exec_id(parent.as_deref()),
+            parent,
+            container,
+            ns_pid: ev.ns_pid,
+            fresh_clone: false,
+        }
+    }
+
+    fn on_fork(&mut self, ev: &ProcEvent) {
+        let parent = self.procs.get(&ev.ppid).cloned();
+        let container = self.container(&ev.cgroup, ev.ktime_ns);
+        let (binary, arguments, cwd) = parent
+            .as_ref()
+            .map(|p| (p.binary.clone(), p.arguments.clone(), p.cwd.clone()))
+            .unwrap_or_default();
+        let mut flags = vec!["clone"];
+        if cwd == "/" {
+            flags.push("rootcwd");
+        }
+        if parent.is_none() {
+            flags.push("miss");
+        }
+        let info = ProcInfo {
+            binary,
+            arguments,
+            cwd,
+            flags: flags_string(&flags),
+            fresh_clone: true,
+            ..self.image(ev, parent, container)
+        };
+        self.procs.insert(ev.pid, Arc::new(info));
+    }
+
+    fn on_exec(&mut self, ev: &ProcEvent) {
+        let prev = self.procs.get(&ev.pid).cloned();
+        let mut flags = vec!["execve"];
+        // A clone's exec hangs under the process that forked it; an exec
+        // without fork hangs under the image it replaced (Tetragon's rule).
+        let parent = match &prev {
+            Some(p) if p.fresh_clone => {
+                flags.push("clone");
+                p.parent.clone()
+            }
+            Some(p) => Some(Arc::clone(p)),
+            None => self.procs.get(&ev.ppid).cloned(),
+        };
+        if parent.is_none() {
+            flags.push("miss");
+        }
+        let has = |f: &str| ev.has_flag(f);
+        if has(lifecycle::flags::ARGS_TRUNCATED) {
+            flags.push("truncArgs");
+        }
+        if has(lifecycle::flags::ARGS_FAULT) {
+            flags.push("errorArgs");
+        }
+        if has(lifecycle::flags::FILENAME_TRUNCATED) {
+            flags.push("errorFilename");
+        }
+        if has(lifecycle::flags::CWD_FAULT) {
+            flags.push("errorCWD");
+        } else if ev.cwd == "/" {
+            flags.push("rootcwd");
+        }
+        let binary = if ev.filename.starts_with('/') || ev.filename.is_empty() {
+            ev.filename.clone()
+        } else {
+            let rel = ev.filename.trim_start_matches("./");
+            format!("{}/{rel}", ev.cwd.trim_end_matches('/'))
+        };
+        let container = self.container(&ev.cgroup, ev.ktime_ns);
+        let info = ProcInfo {
+            binary,
+            arguments: join_args(&ev.args),
+            cwd: ev.cwd.clone(),
+            flags: flags_string(&flags),
+            fresh_clone: false,
+            ..self.image(ev, parent, container)
+        };
+        self.procs.insert(ev.pid, Arc::new(info));
+    }
+
+    /// Applies one record and hands the results to `sink`: the one code path
+    /// of the live recorder and of replay.
+    pub fn apply(&mut self, rec: Record, sink: &mut dyn Sink) -> anyhow::Result<()> {
+        match rec {
+            Record::Proc(p) => {
+                self.on_proc(&p);
+                sink.lifecycle(&p)?;
+            }
+            Record::Cred(mut ev) => {
+                self.enrich(&mut ev);
+                sink.event(&ev)?;
+            }
+        }
+        for c in self.take_new_containers() {
+            sink.container(&c)?;
+        }
+        Ok(())
+    }
+
+    /// Fills the event's process, parent, container and pod columns.
+    pub fn enrich(&mut self, ev: &mut Event) {
+        ev.clear_enrichment();
+        let Some(p) = self.procs.get(&ev.pid).cloned() else {
+            ev.flags = Some("miss".into());
+            return;
+        };
+        ev.exec_id = Some(p.exec_id.clone());
+        ev.parent_exec_id = Some(p.parent_exec_id.clone());
+        ev.binary = Some(p.binary.clone());
+        ev.arguments = Some(p.arguments.clone());
+        ev.cwd = Some(p.cwd.clone());
+        ev.flags = Some(p.flags.clone());
+        ev.start_time = Some(self.realtime_offset_ns.saturating_add(p.ktime_ns as i64));
+        ev.process_uid = Some(p.uid);
+        if let Some(parent) = &p.parent {
+            ev.parent_pid = Some(parent.pid);
+            ev.parent_binary = Some(parent.binary.clone());
+            ev.parent_arguments = Some(parent.arguments.clone());
+            ev.parent_start_time = Some(
+                self.realtime_offset_ns
+                    .saturating_add(parent.ktime_ns as i64),
+            );
+            ev.parent_flags = Some(parent.flags.clone());
+            ev.parent_parent_exec_id = Some(parent.parent_exec_id.clone());
+            ev.parent_cwd = Some(parent.cwd.clone());
+            ev.parent_uid = Some(parent.uid);
+            ev.parent_auid = Some(parent.auid);
+        }
+        if let Some((_, id)) = &p.container {
+            let row = &self.containers[id];
+            ev.container_id = Some(id.clone());
+            ev.container_runtime = Some(row.runtime.clone());
+            ev.container_pid = Some(ev.ns_pid);
+            ev.pod_namespace = row.pod_namespace.clone();
+            ev.pod_name = row.pod_name.clone();
+            ev.pod_uid = row.pod_uid.clone();
+            ev.container_name = row.container_name.clone();
+            ev.image_name = row.image_name.clone();
+            ev.image_id = row.image_id.clone();
+            ev.pod_labels = row.pod_labels.clone();
+            ev.container_start_time = row.container_start_time;
+        }
+        if let Some(parent) = &p.parent
+            && parent.container.is_some()
+        {
+            ev.parent_container_pid = Some(parent.ns_pid);
+        }
+    }
+}
+
+/// argv[1..] joined by spaces, as Tetragon's `arguments`.
+fn join_args(argv: &[String]) -> String {
+    argv.get(1..).unwrap_or_default().join(" ")
+}
+
+fn fill_identity(r: &mut ProcessRow, p: &ProcInfo) {
+    r.exec_id = Some(p.exec_id.clone());
+    r.parent_exec_id = Some(p.parent_exec_id.clone());
+    r.binary = Some(p.binary.clone());
+    r.arguments = Some(p.arguments.clone());
+    r.flags = Some(p.flags.clone());
+    r.container_id = p.container.as_ref().map(|(_, id)| id.clone());
+}

@@ -1,0 +1,219 @@
+//! `--print tetragon`: Tetragon's `process_kprobe` JSON, plus the return
+//! value and the credentials before and after.
+
+use serde_json::{Map, Value};
+
+use crate::model::creds::{Creds, cap_name};
+use crate::model::{Event, Syscall};
+
+/// A protobuf Timestamp in JSON: UTC, with 0, 3, 6 or 9 fractional digits.
+fn proto_time(unix_ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(unix_ns)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// Tetragon prints bit 1 without its prefix (a known quirk we keep).
+fn tetragon_cap_name(bit: u32) -> String {
+    if bit == 1 {
+        "DAC_OVERRIDE".to_owned()
+    } else {
+        cap_name(bit).into_owned()
+    }
+}
+
+fn cap_list(mask: u64) -> Value {
+    Value::Array(
+        (0..64)
+            .filter(|b| mask & (1u64 << b) != 0)
+            .map(|b| Value::String(tetragon_cap_name(b)))
+            .collect(),
+    )
+}
+
+/// Tetragon's ProcessCredentials, plus bounding and ambient sets and groups.
+fn credentials(c: &Creds) -> Value {
+    let mut m = Map::new();
+    for (k, v) in [
+        ("uid", c.uid),
+        ("gid", c.gid),
+        ("euid", c.euid),
+        ("egid", c.egid),
+        ("suid", c.suid),
+        ("sgid", c.sgid),
+        ("fsuid", c.fsuid),
+        ("fsgid", c.fsgid),
+    ] {
+        m.insert(k.into(), v.into());
+    }
+    if c.securebits != 0 {
+        m.insert("securebits".into(), format!("{:#x}", c.securebits).into());
+    }
+    let mut caps = Map::new();
+    for (k, v) in [
+        ("permitted", c.cap_permitted),
+        ("effective", c.cap_effective),
+        ("inheritable", c.cap_inheritable),
+        ("bounding", c.cap_bounding),
+        ("ambient", c.cap_ambient),
+    ] {
+        if v != 0 {
+            caps.insert(k.into(), cap_list(v));
+        }
+    }
+    m.insert("caps".into(), caps.into());
+    if !c.groups.is_empty() {
+        m.insert("groups".into(), c.groups.clone().into());
+    }
+    m.into()
+}
+
+fn put_str(m: &mut Map<String, Value>, k: &str, v: Option<&str>) {
+    if let Some(v) = v.filter(|v| !v.is_empty()) {
+        m.insert(k.into(), v.into());
+    }
+}
+
+/// The `pod` object shared by process and parent.
+fn pod(ev: &Event, container_pid: Option<u32>) -> Option<Value> {
+    ev.pod_name.as_ref()?;
+    let mut p = Map::new();
+    put_str(&mut p, "namespace", ev.pod_namespace.as_deref());
+    put_str(&mut p, "name", ev.pod_name.as_deref());
+    put_str(&mut p, "uid", ev.pod_uid.as_deref());
+    if let Some(id) = &ev.container_id {
+        let mut c = Map::new();
+        let runtime = ev
+            .container_runtime
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .unwrap_or("containerd");
+        c.insert("id".into(), format!("{runtime}://{id}").into());
+        put_str(&mut c, "name", ev.container_name.as_deref());
+        let mut img = Map::new();
+        put_str(&mut img, "id", ev.image_id.as_deref());
+        put_str(&mut img, "name", ev.image_name.as_deref());
+        if !img.is_empty() {
+            c.insert("image".into(), img.into());
+        }
+        if let Some(t) = ev.container_start_time {
+            c.insert("start_time".into(), proto_time(t).into());
+        }
+        if let Some(pid) = container_pid {
+            c.insert("pid".into(), pid.into());
+        }
+        p.insert("container".into(), c.into());
+    }
+    if !ev.pod_labels.is_empty() {
+        let labels: Map<String, Value> = ev
+            .pod_labels
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.to_owned(), Value::from(v)),
+                None => (kv.clone(), Value::from("")),
+            })
+            .collect();
+        p.insert("pod_labels".into(), labels.into());
+    }
+    Some(p.into())
+}
+
+/// One event as Tetragon's `process_kprobe` JSON: field names, order and
+/// omission rules of `tetra getevents -o json` (zero scalars omitted; pid,
+/// uid, auid and tid always printed).
+pub fn tetragon(ev: &Event) -> Value {
+    let docker = ev
+        .container_id
+        .as_deref()
+        .map(|id| id[..id.len().min(31)].to_owned());
+    let mut process = Map::new();
+    put_str(&mut process, "exec_id", ev.exec_id.as_deref());
+    process.insert("pid".into(), ev.pid.into());
+    process.insert("uid".into(), ev.process_uid.unwrap_or(ev.old_euid).into());
+    put_str(&mut process, "cwd", ev.cwd.as_deref());
+    put_str(&mut process, "binary", ev.binary.as_deref());
+    put_str(&mut process, "arguments", ev.arguments.as_deref());
+    put_str(&mut process, "flags", ev.flags.as_deref());
+    if let Some(t) = ev.start_time {
+        process.insert("start_time".into(), proto_time(t).into());
+    }
+    process.insert("auid".into(), ev.auid.into());
+    if let Some(p) = pod(ev, ev.container_pid) {
+        process.insert("pod".into(), p);
+    }
+    put_str(&mut process, "docker", docker.as_deref());
+    put_str(&mut process, "parent_exec_id", ev.parent_exec_id.as_deref());
+    process.insert("tid".into(), ev.tid.into());
+    process.insert("process_credentials".into(), credentials(&ev.old_creds()));
+
+    let mut kprobe = Map::new();
+    kprobe.insert("process".into(), process.into());
+    if let Some(ppid) = ev.parent_pid {
+        let mut parent = Map::new();
+        put_str(&mut parent, "exec_id", ev.parent_exec_id.as_deref());
+        parent.insert("pid".into(), ppid.into());
+        if let Some(uid) = ev.parent_uid {
+            parent.insert("uid".into(), uid.into());
+        }
+        put_str(&mut parent, "cwd", ev.parent_cwd.as_deref());
+        put_str(&mut parent, "binary", ev.parent_binary.as_deref());
+        put_str(&mut parent, "arguments", ev.parent_arguments.as_deref());
+        put_str(&mut parent, "flags", ev.parent_flags.as_deref());
+        if let Some(t) = ev.parent_start_time {
+            parent.insert("start_time".into(), proto_time(t).into());
+        }
+        if let Some(auid) = ev.parent_auid {
+            parent.insert("auid".into(), auid.into());
+        }
+        if let Some(p) = pod(ev, ev.parent_container_pid) {
+            parent.insert("pod".into(), p);
+        }
+        put_str(&mut parent, "docker", docker.as_deref());
+        put_str(
+            &mut parent,
+            "parent_exec_id",
+            ev.parent_parent_exec_id.as_deref(),
+        );
+        parent.insert("tid".into(), ppid.into());
+        kprobe.insert("parent".into(), parent.into());
+    }
+    kprobe.insert(
+        "function_name".into(),
+        format!("__x64_sys_{}", ev.syscall).into(),
+    );
+    let args: Vec<Value> = match ev.syscall_kind() {
+        Some(Syscall::Capset) => [
+            "cap_effective_arg",
+            "cap_permitted_arg",
+            "cap_inheritable_arg",
+        ]
+        .iter()
+        .zip([ev.arg0, ev.arg1, ev.arg2])
+        .map(|(k, v)| {
+            let names: Vec<String> = (0..64)
+                .filter(|b| (v as u64) & (1u64 << b) != 0)
+                .map(tetragon_cap_name)
+                .collect();
+            serde_json::json!({ *k: names.join(" ") })
+        })
+        .collect(),
+        _ => ev
+            .args()
+            .map(|a| serde_json::json!({ "int_arg": a }))
+            .collect(),
+    };
+    if !args.is_empty() {
+        kprobe.insert("args".into(), args.into());
+    }
+    kprobe.insert("return".into(), serde_json::json!({ "int_arg": ev.ret }));
+    kprobe.insert("action".into(), "KPROBE_ACTION_POST".into());
+    kprobe.insert(
+        "new_process_credentials".into(),
+        credentials(&ev.new_creds()),
+    );
+
+    let mut top = Map::new();
+    top.insert("process_kprobe".into(), kprobe.into());
+    top.insert("node_name".into(), ev.node_name.clone().into());
+    top.insert("time".into(), proto_time(ev.time).into());
+    top.into()
+}

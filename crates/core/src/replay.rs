@@ -1,0 +1,106 @@
+//! The replay engine: a capture's records back through the enricher the live
+//! recorder uses ([`Enricher::apply`]), in the recorder's arrival order
+//! (`seq`). Nothing here reads the clock, /proc or the host name, and no
+//! output depends on hash order, so the same capture always gives the same
+//! result. `credtrail-replay` prints and verifies with it; `credtrail-query
+//! tree` rebuilds a process's ancestry with it.
+
+use std::collections::BTreeMap;
+
+use crate::capture::{Capture, TableStream};
+use crate::enrich::{Enricher, Record, Sink, StoredPods};
+use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow};
+
+/// A capture opened for replay: the small tables in memory, events and
+/// lifecycle streamed and merged in the recorder's arrival order (`seq`).
+pub struct Inputs {
+    pub procs: Vec<ProcessRow>,
+    pub containers: BTreeMap<String, ContainerRow>,
+    pub records: Records,
+}
+
+/// Events and lifecycle rows merged by `seq`: each table is already in seq
+/// order, so memory holds one record batch per table, never the capture.
+pub struct Records {
+    events: std::iter::Peekable<TableStream<Event>>,
+    lifecycle: std::iter::Peekable<TableStream<ProcEvent>>,
+}
+
+impl Iterator for Records {
+    type Item = anyhow::Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let take_event = match (self.events.peek(), self.lifecycle.peek()) {
+            (None, None) => return None,
+            // Errors surface as soon as they are seen.
+            (Some(Err(_)), _) => true,
+            (_, Some(Err(_))) => false,
+            (Some(Ok(e)), Some(Ok(p))) => e.seq < p.seq,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+        };
+        Some(if take_event {
+            self.events.next()?.map(Record::Cred).map_err(Into::into)
+        } else {
+            self.lifecycle.next()?.map(Record::Proc).map_err(Into::into)
+        })
+    }
+}
+
+/// Opens a capture's tables (checksums are checked as each segment is read).
+pub fn open(cap: &Capture) -> anyhow::Result<Inputs> {
+    // The first snapshot seeds the cache: /proc at start, or, when
+    // --max-capture-bytes evicted the oldest segments, the cache snapshot
+    // that opens the oldest one left. Later ones only let a segment be read
+    // alone.
+    let mut procs = Vec::new();
+    for p in cap.stream::<ProcessRow>() {
+        let p = p?;
+        if procs
+            .first()
+            .is_some_and(|f: &ProcessRow| f.snapshot_ktime_ns != p.snapshot_ktime_ns)
+        {
+            break;
+        }
+        procs.push(p);
+    }
+    let mut containers = BTreeMap::new();
+    for c in cap.stream::<ContainerRow>() {
+        let c = c?;
+        containers.insert(c.container_id.clone(), c);
+    }
+    Ok(Inputs {
+        procs,
+        containers,
+        records: Records {
+            events: cap.stream::<Event>().peekable(),
+            lifecycle: cap.stream::<ProcEvent>().peekable(),
+        },
+    })
+}
+
+/// The enricher replay starts from: seeded with the capture's /proc snapshot,
+/// container metadata from the capture.
+pub fn enricher(cap: &Capture, inputs: &mut Inputs) -> Enricher<StoredPods> {
+    let m = &cap.manifest;
+    let mut e = Enricher::new(
+        &m.node_name,
+        m.realtime_offset_ns,
+        StoredPods(std::mem::take(&mut inputs.containers)),
+    );
+    e.seed(&inputs.procs);
+    e
+}
+
+/// Runs a capture's records through the enrichment into `sink`, until the
+/// records end or the sink wants no more.
+pub fn run_records(cap: &Capture, mut inputs: Inputs, sink: &mut dyn Sink) -> anyhow::Result<()> {
+    let mut enricher = enricher(cap, &mut inputs);
+    for rec in inputs.records {
+        if !sink.wants_more() {
+            break;
+        }
+        enricher.apply(rec?, sink)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! credtrail-record: capture every credential-changing syscall on this node.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use credtrail_core::capture::manifest::Discarded;
+use credtrail_core::capture::sign::load_signing_key;
+use credtrail_core::capture::{Capture, Retention, Rotation};
+use credtrail_core::print::term::safe;
+use credtrail_core::print::{PrintFormat, print_event};
+use credtrail_recorder::cli::{Cli, Command};
+use credtrail_recorder::redact::Redactor;
+use credtrail_recorder::session::{RecordOptions, record};
+
+fn main() -> ExitCode {
+    credtrail_core::host::main("credtrail-record", "info", || {
+        run(Cli::parse())?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Inspect { dir, print }) => inspect(&dir, print),
+        Some(Command::Recover { dir, sign_key }) => recover(&dir, sign_key.as_deref()),
+        None => {
+            let a = cli.record;
+            if a.out.is_none() && a.print.is_none() {
+                anyhow::bail!(
+                    "nothing to do: pass --out DIR to write a capture and/or --print json|compact"
+                );
+            }
+            let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
+            let redactor = Redactor::new(&a.redact).map_err(anyhow::Error::msg)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, Arc::clone(&stop))
+                    .context("cannot install signal handlers")?;
+            }
+            let opts = RecordOptions {
+                out: a.out,
+                duration: a.duration.map(Duration::from_secs),
+                print: a.print,
+                rotation: Rotation {
+                    max_age: Duration::from_secs(a.rotate_seconds),
+                    max_bytes: a.rotate_bytes,
+                },
+                ring_buffer_bytes: a.ring_buffer_mib << 20,
+                node_name: a.node_name,
+                pods_file: a.pods,
+                retention: Retention {
+                    max_capture_bytes: a.max_capture_bytes,
+                    no_fsync: a.no_fsync,
+                },
+                sign_key,
+                redactor,
+            };
+            let summary = record(&opts, &stop, &mut std::io::stdout())?;
+            if let Some(m) = summary.manifest {
+                eprintln!(
+                    "credtrail-record: sealed {} segment(s), {} events, {} lost; chain head {} (note it: `credtrail-replay --verify --expect-head` checks it)",
+                    m.segments.len(),
+                    m.counters.events_written,
+                    m.counters.lost(),
+                    m.chain_head.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn recover(dir: &std::path::Path, key: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let key = key.map(load_signing_key).transpose()?;
+    let r = credtrail_core::capture::recover::recover(dir, key.as_ref())?;
+    if !r.changed {
+        eprintln!(
+            "credtrail-record: {} is complete (state {:?}); nothing to recover",
+            dir.display(),
+            r.manifest.state
+        );
+        return Ok(());
+    }
+    let rec = r.manifest.recovery.as_ref();
+    eprintln!(
+        "credtrail-record: recovered {}: {} segment(s) sealed from checkpoints ({} rows), {} set aside; {} events in all, at least {} lost in the crash; chain head {}",
+        dir.display(),
+        rec.map_or(0, |r| r.segments.len()),
+        rec.map_or(0, |r| r.rows),
+        rec.map_or(0, |r| r.discarded.len()),
+        r.manifest.counters.events_written,
+        rec.map_or(0, |r| r.events_lost_at_least),
+        r.manifest.chain_head.as_deref().unwrap_or("-")
+    );
+    for d in rec.iter().flat_map(|r| &r.discarded) {
+        eprintln!("credtrail-record:   {}", safe(&discarded_line(d)));
+    }
+    for p in &r.problems {
+        eprintln!("credtrail-record: warning: {}", safe(p));
+    }
+    Ok(())
+}
+
+fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
+    let cap = Capture::open(dir)?;
+    let m = &cap.manifest;
+    let c = &m.counters;
+    // Every field here came from a file someone handed us: through safe().
+    let mut head = vec![
+        format!(
+            "capture {} (format v{}, {:?}) node {} kernel {}",
+            dir.display(),
+            m.format_version,
+            m.state,
+            m.node_name,
+            m.kernel_release
+        ),
+        format!(
+            "  {} .. {}",
+            m.start.time,
+            m.end.as_ref().map_or("(not sealed)", |e| e.time.as_str())
+        ),
+        format!(
+            "  events {} | kernel {} | lost {} (ringbuf_full {}, enter_store_failures {}, decode_errors {}) | exit_without_enter {}",
+            c.events_written,
+            c.kernel_events,
+            c.lost(),
+            c.ringbuf_full,
+            c.enter_store_failures,
+            c.decode_errors,
+            c.exit_without_enter,
+        ),
+    ];
+    if let Some(e) = &m.error {
+        head.push(format!("  stopped early: {e}"));
+    }
+    if let Some(r) = &m.recovery {
+        head.push(format!(
+            "  recovered {}: {} segment(s), {} rows sealed from checkpoints; {} set aside; at least {} events lost in the crash",
+            r.recovered_at,
+            r.segments.len(),
+            r.rows,
+            r.discarded.len(),
+            r.events_lost_at_least
+        ));
+        head.extend(
+            r.discarded
+                .iter()
+                .map(|d| format!("    {}", discarded_line(d))),
+        );
+    }
+    if let Some(h) = &m.chain_head {
+        head.push(format!("  chain head {h}"));
+    }
+    for s in m.segments.iter().filter(|s| !s.evicted) {
+        head.push(format!(
+            "  {:<28} {:>8} rows {:>10} bytes sha256 {}",
+            s.file,
+            s.rows,
+            s.bytes,
+            s.sha256.chars().take(16).collect::<String>()
+        ));
+    }
+    for line in head {
+        eprintln!("{}", safe(&line));
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Streamed: an inspected capture may hold millions of events.
+    for ev in cap.stream::<credtrail_core::model::Event>() {
+        let ev = ev?;
+        match print_event(&mut out, print, &ev) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            r => r.context("cannot write to stdout")?,
+        }
+    }
+    std::io::Write::flush(&mut out).or_else(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// One line on a segment `recover` set aside: what it held, and why.
+fn discarded_line(d: &Discarded) -> String {
+    match d {
+        Discarded::Segment(d) if d.held_data => format!(
+            "set aside {} ({} bytes): at least {} {} row(s) lost ({})",
+            d.file, d.bytes, d.rows_at_least, d.table, d.reason
+        ),
+        Discarded::Segment(d) => format!(
+            "set aside {}: an empty file (no row had been flushed to it yet)",
+            d.file
+        ),
+        Discarded::Legacy(file) => format!("set aside {file} (rows not recorded)"),
+    }
+}

@@ -1,0 +1,395 @@
+//! The live recording: BPF records → decode → enrich → capture and printer.
+//!
+//! [`record`] loads the programs and runs a [`Session`]: [`Session::start`]
+//! (capture, /proc snapshot, privileges dropped), [`Session::poll`] until
+//! told to stop, [`Session::finish`] (sealed capture, or a failed one with
+//! its losses counted).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::mem::MaybeUninit;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant as MonoInstant};
+
+use anyhow::Context as _;
+use credtrail_core::capture::manifest::{Counters, Instant, Manifest, SigningKey};
+use credtrail_core::capture::write::check_capture_dir;
+use credtrail_core::capture::{CaptureWriter, FLUSH_INTERVAL, Retention, Rotation};
+use credtrail_core::enrich::{Enricher, Record};
+use credtrail_core::host;
+use credtrail_core::print::PrintFormat;
+use credtrail_core::sink::{CaptureSink, Printer};
+use credtrail_recorder_bpf::{self as bpf, KernelCounters, RingBuffer, Tracer};
+
+use crate::decode::{DecodeContext, decode_record};
+use crate::pods::NodePods;
+use crate::redact::Redactor;
+
+/// Records taken from the ring buffer per loop at most.
+const POLL_BATCH: usize = 8192;
+/// The longest the consumer sleeps while the ring is empty. Records never
+/// wake it (see CT_SUBMIT_FLAGS in credtrail.bpf.c), so this is how late a
+/// quiet system's event is read; flat out, a 16 MiB ring takes ~40 ms to
+/// fill (a burst after a quiet spell fills ~5 MiB of it in 20 ms), and the
+/// consumer does not sleep while records wait.
+const POLL_PERIOD: Duration = Duration::from_millis(20);
+/// The same while records are flowing (the last poll found some), so a
+/// consumer that caught up does not leave a burst 20 ms to fill the ring.
+const BUSY_POLL_PERIOD: Duration = Duration::from_millis(1);
+
+/// What to record and where.
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    pub out: Option<PathBuf>,
+    pub duration: Option<Duration>,
+    pub print: Option<PrintFormat>,
+    pub rotation: Rotation,
+    pub ring_buffer_bytes: u32,
+    pub node_name: Option<String>,
+    /// `kubectl get pods -A -o json` output, for pod labels and image ids.
+    pub pods_file: Option<PathBuf>,
+    /// Disk budget (`--max-capture-bytes`).
+    pub retention: Retention,
+    /// Signs every manifest written (`--sign-key`).
+    pub sign_key: Option<SigningKey>,
+    /// Blanks secrets in command lines before they are stored (`--redact`).
+    pub redactor: Redactor,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub counters: Counters,
+    pub manifest: Option<Manifest>,
+}
+
+/// Records until `stop` is set or the duration ends, printing events to
+/// `out` when `opts.print` asks for it.
+pub fn record(
+    opts: &RecordOptions,
+    stop: &AtomicBool,
+    out: &mut dyn Write,
+) -> anyhow::Result<Summary> {
+    bpf::check_privileges()?;
+    if let Some(dir) = &opts.out {
+        // Refuse a bad --out before touching the kernel.
+        check_capture_dir(dir)?;
+    }
+    let mut obj = MaybeUninit::uninit();
+    let tracer = Tracer::load(
+        &mut obj,
+        &bpf::Options {
+            ring_buffer_bytes: opts.ring_buffer_bytes,
+        },
+    )?;
+    let mut session = Session::start(&tracer, opts, out)?;
+    let started = MonoInstant::now();
+    loop {
+        let stop = stop.load(Ordering::Relaxed)
+            || opts.duration.is_some_and(|d| started.elapsed() >= d)
+            || session.sink.write_error.is_some();
+        if !session.poll(stop)? {
+            break;
+        }
+    }
+    session.finish()
+}
+
+/// A recording in progress: the attached programs, the ring buffer, the
+/// enricher and the sink behind it.
+pub struct Session<'t, 'o> {
+    opts: &'t RecordOptions,
+    tracer: &'t Tracer<'t>,
+    ring: RingBuffer<'t>,
+    /// Records the ring buffer callback decoded, waiting to be applied.
+    pending: Rc<RefCell<Vec<Record>>>,
+    decode_errors: Rc<Cell<u64>>,
+    enricher: Enricher<NodePods>,
+    sink: CaptureSink<'o>,
+    realtime_offset_ns: i64,
+    /// Arrival order of records, shared by events and lifecycle rows.
+    seq: u64,
+    stopping: bool,
+    last_batch: usize,
+    last_counters: MonoInstant,
+    reported_lost: u64,
+}
+
+impl<'t, 'o> Session<'t, 'o> {
+    /// Opens the capture, snapshots /proc (after attaching, so a process
+    /// starting now is in the snapshot or seen by the lifecycle hooks),
+    /// drops privileges and starts reading the ring buffer.
+    pub fn start(
+        tracer: &'t Tracer<'t>,
+        opts: &'t RecordOptions,
+        out: &'o mut dyn Write,
+    ) -> anyhow::Result<Self> {
+        let offset = host::realtime_offset_ns();
+        let (uname_node, kernel_release) = host::uname();
+        let node_name = opts.node_name.clone().unwrap_or(uname_node);
+        let mut enricher = Enricher::new(&node_name, offset, node_pods(opts));
+        tracing::info!(
+            hooks = tracer.hooks().len(),
+            "recording credential changes on {node_name}{}",
+            opts.out
+                .as_ref()
+                .map(|d| format!(" into {}", d.display()))
+                .unwrap_or_default()
+        );
+        let mut writer = match &opts.out {
+            Some(dir) => {
+                let mut m = Manifest::new(&node_name, offset, host::boottime_ns());
+                m.kernel_release = kernel_release;
+                m.boot_id = host::boot_id();
+                m.hooks = tracer.hooks();
+                m.settings = settings(opts);
+                Some(CaptureWriter::create_with(
+                    dir,
+                    m,
+                    opts.rotation,
+                    opts.retention,
+                    opts.sign_key.clone(),
+                )?)
+            }
+            None => None,
+        };
+        let mut procs = crate::procfs::snapshot(host::boottime_ns())
+            .context("cannot read the process table from /proc")?;
+        for p in &mut procs {
+            if opts.redactor.args(&mut p.cmdline) {
+                p.arguments = None;
+            }
+        }
+        enricher.seed(&procs);
+        enricher.annotate(&mut procs);
+        if let Some(w) = writer.as_mut() {
+            w.write_processes(&procs)?;
+        }
+        crate::privileges::drop_capabilities()?;
+
+        let pending = Rc::new(RefCell::new(Vec::with_capacity(4096)));
+        let decode_errors = Rc::new(Cell::new(0u64));
+        let ring = {
+            let (pending, errors) = (Rc::clone(&pending), Rc::clone(&decode_errors));
+            let ctx = DecodeContext {
+                node_name,
+                realtime_offset_ns: offset,
+            };
+            tracer.ring_buffer(move |bytes| {
+                match decode_record(bytes, &ctx) {
+                    Ok(rec) => pending.borrow_mut().push(rec),
+                    Err(e) => {
+                        if errors.get() == 0 {
+                            tracing::error!("undecodable BPF record: {e}");
+                        }
+                        errors.set(errors.get() + 1);
+                    }
+                }
+                0
+            })?
+        };
+        let printer = opts.print.map(|format| Printer::new(format, out));
+        Ok(Session {
+            opts,
+            tracer,
+            ring,
+            pending,
+            decode_errors,
+            enricher,
+            sink: CaptureSink::new(writer, printer),
+            realtime_offset_ns: offset,
+            seq: 0,
+            stopping: false,
+            last_batch: 0,
+            last_counters: MonoInstant::now(),
+            reported_lost: 0,
+        })
+    }
+
+    /// One round: waits for records (not once stopping), applies them,
+    /// refreshes the counters, checkpoints and rotates. With `stop`, the
+    /// programs are detached first and the ring drained. Returns false
+    /// once stopped and drained.
+    pub fn poll(&mut self, stop: bool) -> anyhow::Result<bool> {
+        if stop && !self.stopping {
+            self.stopping = true;
+            // Stop new events first so the last drain and the counters agree.
+            self.tracer.detach();
+            // Let programs already running on other CPUs finish their submit.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Once stopping, no waiting: drain what the kernel holds, batch by batch.
+        let wait = if self.stopping {
+            Duration::ZERO
+        } else if self.last_batch > 0 {
+            BUSY_POLL_PERIOD
+        } else {
+            POLL_PERIOD
+        };
+        let n = bpf::poll_batch(&self.ring, POLL_BATCH, wait)?;
+        self.last_batch = n;
+        self.apply_pending()?;
+        self.sink.flush()?;
+        let drained = self.stopping && n < POLL_BATCH;
+        // As often as checkpoints, so a recovered manifest's kernel counters
+        // are as fresh as its rows.
+        if drained || self.last_counters.elapsed() >= FLUSH_INTERVAL {
+            self.last_counters = MonoInstant::now();
+            self.refresh_counters()?;
+        }
+        let mut rotated = false;
+        self.sink.write(|w| {
+            rotated = w.tick()?;
+            Ok(())
+        });
+        if rotated {
+            // A new segment begins: open it with the cache so it reads alone.
+            let procs = self.enricher.snapshot(host::boottime_ns());
+            self.sink.write(|w| w.write_processes(&procs));
+        }
+        Ok(!drained)
+    }
+
+    /// Applies the decoded records in ring-buffer order: a process's exec
+    /// reaches the cache before any of its credential events.
+    fn apply_pending(&mut self) -> anyhow::Result<()> {
+        let mut batch = std::mem::take(&mut *self.pending.borrow_mut());
+        for mut rec in batch.drain(..) {
+            self.seq += 1;
+            match &mut rec {
+                Record::Proc(p) => {
+                    p.seq = self.seq;
+                    self.opts.redactor.args(&mut p.args);
+                }
+                Record::Cred(e) => e.seq = self.seq,
+            }
+            self.enricher.apply(rec, &mut self.sink)?;
+        }
+        // Hand the allocation back for the next poll.
+        let mut p = self.pending.borrow_mut();
+        if p.is_empty() {
+            *p = batch;
+        }
+        Ok(())
+    }
+
+    fn counters(&self) -> anyhow::Result<Counters> {
+        Ok(counters_from(
+            self.tracer.counters()?,
+            self.decode_errors.get(),
+            self.sink.counts.events,
+            self.sink.counts.lifecycle,
+        ))
+    }
+
+    /// Hands the kernel's counters to the writer, warning when losses grow.
+    fn refresh_counters(&mut self) -> anyhow::Result<()> {
+        let c = self.counters()?;
+        if c.lost() + c.lifecycle_lost() > self.reported_lost {
+            tracing::warn!(
+                ringbuf_full = c.ringbuf_full,
+                enter_store_failures = c.enter_store_failures,
+                decode_errors = c.decode_errors,
+                lifecycle_ringbuf_full = c.lifecycle_ringbuf_full,
+                "events lost so far: {} (raise --ring-buffer-mib if ringbuf_full grows)",
+                c.lost()
+            );
+            self.reported_lost = c.lost() + c.lifecycle_lost();
+        }
+        if let Some(w) = self.sink.writer.as_mut() {
+            w.set_counters(c);
+        }
+        Ok(())
+    }
+
+    /// Seals the capture; after a write error, seals what the checkpoints
+    /// hold, counts the rest as lost and says so in the error.
+    pub fn finish(self) -> anyhow::Result<Summary> {
+        let counters = self.counters()?;
+        let end = Instant::at(host::boottime_ns(), self.realtime_offset_ns);
+        let delivered = (self.sink.counts.events, self.sink.counts.lifecycle);
+        let manifest = match (self.sink.writer, self.sink.write_error) {
+            (Some(mut w), None) => {
+                w.set_counters(counters.clone());
+                Some(w.finish(end)?)
+            }
+            (Some(mut w), Some(err)) => {
+                w.set_counters(counters.clone());
+                let dir = w.dir().to_owned();
+                let m = w.fail(&err.to_string(), delivered, end).with_context(|| {
+                    format!("after {err}, cannot even write the final manifest")
+                })?;
+                anyhow::bail!(
+                    "{err}. Recording stopped; {} keeps {} events up to the last checkpoint (state failed); {} events and {} lifecycle records not written are counted as lost (events_lost_io, lifecycle_lost_io). Free space, or pass --max-capture-bytes to keep the newest segments within a budget",
+                    dir.display(),
+                    m.counters.events_written,
+                    m.counters.events_lost_io,
+                    m.counters.lifecycle_lost_io,
+                );
+            }
+            (None, _) => None,
+        };
+        tracing::info!(
+            events = counters.events_written,
+            lost = counters.lost(),
+            ringbuf_full = counters.ringbuf_full,
+            enter_store_failures = counters.enter_store_failures,
+            decode_errors = counters.decode_errors,
+            "recording ended"
+        );
+        Ok(Summary { counters, manifest })
+    }
+}
+
+/// The live node's pod metadata: OCI bundles under `/`, then `--pods`.
+fn node_pods(opts: &RecordOptions) -> NodePods {
+    let pods_file = match &opts.pods_file {
+        Some(path) => crate::pods::read_pods_file(path).unwrap_or_else(|e| {
+            // Pod labels are a nicety; never lose the recording over them.
+            tracing::warn!("{e}; continuing without pod labels from it");
+            Default::default()
+        }),
+        None => Default::default(),
+    };
+    NodePods {
+        root: "/".into(),
+        pods_file,
+    }
+}
+
+/// The settings that shape the capture, for its manifest.
+fn settings(opts: &RecordOptions) -> BTreeMap<String, serde_json::Value> {
+    let mut s = BTreeMap::new();
+    s.insert(
+        "rotate_seconds".into(),
+        opts.rotation.max_age.as_secs().into(),
+    );
+    s.insert("rotate_bytes".into(), opts.rotation.max_bytes.into());
+    s.insert("ring_buffer_bytes".into(), opts.ring_buffer_bytes.into());
+    if !opts.redactor.is_empty() {
+        s.insert("redact".into(), true.into());
+    }
+    if opts.sign_key.is_some() {
+        s.insert("signed".into(), true.into());
+    }
+    s
+}
+
+fn counters_from(k: KernelCounters, decode_errors: u64, written: u64, lifecycle: u64) -> Counters {
+    Counters {
+        events_written: written,
+        kernel_events: k.exits,
+        ringbuf_full: k.ringbuf_full,
+        enter_store_failures: k.enter_store_failures,
+        exit_without_enter: k.exit_without_enter,
+        decode_errors,
+        lifecycle_written: lifecycle,
+        kernel_lifecycle: k.proc_events,
+        lifecycle_ringbuf_full: k.proc_ringbuf_full,
+        exec_without_stash: k.exec_no_stash,
+        ..Counters::default()
+    }
+}

@@ -1,0 +1,288 @@
+//! `credtrail-replay --verify`: every file against the manifest, the hash
+//! chain, the expected head and the signature, and every event's enriched
+//! columns recomputed through the replay engine.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use credtrail_core::capture::manifest::{self, CaptureState, VerifyingKey};
+use credtrail_core::capture::{self, Capture, sign};
+use credtrail_core::enrich::{Record, Sink};
+use credtrail_core::model::{ContainerRow, Event, ProcEvent};
+use credtrail_core::print::term::safe;
+use credtrail_core::replay::{enricher, open};
+
+/// Problems `--verify` prints at most, per capture.
+const MAX_PROBLEM_LINES: usize = 20;
+
+/// The outcome of `--verify`.
+#[derive(Debug, Default)]
+pub struct Verification {
+    pub segments: usize,
+    pub events: u64,
+    pub problems: Vec<String>,
+    /// Facts worth saying that are not failures (format 1, evictions).
+    pub notes: Vec<String>,
+    /// The manifest's chain head, to compare with the one the recorder
+    /// printed when it finished.
+    pub chain_head: Option<String>,
+    /// What the checks that passed prove, for the OK line.
+    pub proved: Vec<&'static str>,
+}
+
+/// Compares each re-enriched event with the stored one.
+struct CompareSink {
+    expected: Option<Event>,
+    checked: u64,
+    problems: Vec<String>,
+}
+
+impl Sink for CompareSink {
+    fn lifecycle(&mut self, _p: &ProcEvent) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn event(&mut self, e: &Event) -> anyhow::Result<()> {
+        self.checked += 1;
+        match self.expected.take() {
+            Some(s) if &s == e => {}
+            Some(s) => {
+                let a = serde_json::to_value(s)?;
+                let b = serde_json::to_value(e)?;
+                let cols: Vec<&String> = a
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, v)| b.get(k.as_str()) != Some(*v))
+                    .map(|(k, _)| k)
+                    .collect();
+                self.problems.push(format!(
+                    "event seq {}: stored enrichment differs in {cols:?}",
+                    e.seq
+                ));
+            }
+            None => self
+                .problems
+                .push(format!("event seq {} is not stored", e.seq)),
+        }
+        Ok(())
+    }
+
+    fn container(&mut self, _c: &ContainerRow) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// What `--verify` checks beyond the capture itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expect<'a> {
+    /// Check `manifest.json.sig` under this key.
+    pub key: Option<&'a VerifyingKey>,
+    /// The chain head the recorder printed: the chain is recomputed and
+    /// must end there.
+    pub head: Option<&'a str>,
+}
+
+/// Checks every segment against the manifest (size, sha256, rows), the hash
+/// chain, what `expect` asks, and recomputes the enriched columns of every
+/// event.
+pub fn verify(dir: &Path, expect: Expect) -> anyhow::Result<Verification> {
+    let cap = Capture::open_unchecked(dir)?;
+    let m = &cap.manifest;
+    let mut v = Verification {
+        chain_head: m.chain_head.clone(),
+        ..Verification::default()
+    };
+    let mpath = dir.join(manifest::MANIFEST_FILE);
+    let root = cap.files.root();
+    if m.format_version < 2 {
+        v.notes.push(format!(
+            "{}: format 1 has no hash chain; only segment checksums are checked",
+            mpath.display()
+        ));
+    }
+    for p in m.check_chain() {
+        v.problems.push(format!("{}: {p}", mpath.display()));
+    }
+    if let Some(want) = expect.head {
+        // Recomputed, never the stored string: a manifest rewritten with
+        // its old head, or lowered to format 1, does not pass.
+        match m.recomputed_head() {
+            Some(head) if head == want => {}
+            Some(head) => v.problems.push(format!(
+                "{}: chain head {head} is not the expected {want}",
+                mpath.display()
+            )),
+            None => v.problems.push(format!(
+                "{}: --expect-head cannot be checked: the manifest has no intact hash chain (format {}); this capture is not the one that head was printed for",
+                mpath.display(),
+                m.format_version
+            )),
+        }
+    }
+    let signed = root.exists(manifest::SIGNATURE_FILE) || m.settings.contains_key("signed");
+    match expect.key {
+        Some(key) => {
+            if let Err(e) = sign::verify_manifest_signature(root, key) {
+                v.problems.push(e);
+            }
+        }
+        None if signed => v.notes.push(format!(
+            "{}: the capture is signed, but the signature was NOT checked (pass --pubkey PUB.pem)",
+            mpath.display()
+        )),
+        None => {}
+    }
+    if m.state == CaptureState::Recording {
+        v.problems.push(format!(
+            "{}: the capture is not sealed (recorder running or killed); run `credtrail-record recover {}`",
+            mpath.display(),
+            dir.display()
+        ));
+    }
+    if let Err(e) = cap.files.check_listing(m) {
+        // Not worth a check per record.
+        v.problems.push(e.to_string());
+        return Ok(v);
+    }
+    let evicted = m.segments.iter().filter(|s| s.evicted).count();
+    for seg in &m.segments {
+        if seg.evicted {
+            match cap.files.locate(seg) {
+                Ok((tdir, name)) if tdir.exists(name) => v.problems.push(format!(
+                    "{}: listed as evicted but still present",
+                    tdir.child(name).display()
+                )),
+                Ok(_) => {}
+                Err(e) => v.problems.push(e.to_string()),
+            }
+            continue;
+        }
+        v.segments += 1;
+        if let Err(e) = cap.files.check_segment(seg) {
+            v.problems.push(e.to_string());
+        }
+    }
+    let listed: std::collections::BTreeSet<&str> = m
+        .segments
+        .iter()
+        .filter(|s| !s.evicted)
+        .map(|s| s.file.as_str())
+        .collect();
+    for table in capture::TABLES {
+        let Some(tdir) = cap.files.table(table) else {
+            continue;
+        };
+        for n in tdir
+            .names()?
+            .into_iter()
+            .filter(|n| n.ends_with(".parquet"))
+        {
+            if !listed.contains(format!("{table}/{n}").as_str()) {
+                v.problems.push(format!(
+                    "{}: not listed in the manifest",
+                    tdir.child(&n).display()
+                ));
+            }
+        }
+    }
+    v.proved.push("every listed file, by size and sha256");
+    if m.format_version >= 2 {
+        v.proved.push("hash chain");
+    }
+    if expect.head.is_some() {
+        v.proved.push("the expected chain head");
+    }
+    match (expect.key, signed) {
+        (Some(_), _) => v.proved.push("signature"),
+        (None, true) => v.proved.push("signature NOT checked"),
+        (None, false) => {}
+    }
+    if !v.problems.is_empty() {
+        return Ok(v);
+    }
+    if evicted == 0 {
+        v.proved.push("enrichment recomputed");
+    }
+    if evicted > 0 {
+        // The stored enrichment came from a cache built since the start;
+        // replay can only rebuild it from the oldest snapshot left.
+        v.notes.push(format!(
+            "{evicted} oldest segment(s) were evicted by --max-capture-bytes; enrichment was not recomputed"
+        ));
+        for seg in cap.manifest.segments_of(capture::EVENTS) {
+            v.events += seg.rows;
+        }
+        return Ok(v);
+    }
+    let mut inputs = open(&cap)?;
+    let mut enricher = enricher(&cap, &mut inputs);
+    let mut sink = CompareSink {
+        expected: None,
+        checked: 0,
+        problems: Vec::new(),
+    };
+    for rec in inputs.records {
+        let rec = rec?;
+        if let Record::Cred(stored) = &rec {
+            sink.expected = Some(stored.clone());
+        }
+        enricher.apply(rec, &mut sink)?;
+    }
+    v.events = sink.checked;
+    v.problems.extend(sink.problems);
+    let c = &cap.manifest.counters;
+    if c.events_written - c.events_evicted.min(c.events_written) != v.events {
+        v.problems.push(format!(
+            "{}: counters say {} events written, the segments hold {}",
+            dir.join("manifest.json").display(),
+            c.events_written,
+            v.events
+        ));
+    }
+    Ok(v)
+}
+
+/// `--verify` of each capture: notes and problems on `stderr`, one line per
+/// capture on `stdout`; returns whether every capture verified.
+pub fn verify_all(
+    captures: &[PathBuf],
+    expect: Expect,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> anyhow::Result<bool> {
+    let mut ok = true;
+    for dir in captures {
+        let v = verify(dir, expect)?;
+        for n in &v.notes {
+            writeln!(stderr, "credtrail-replay: note: {}", safe(n))?;
+        }
+        // A crafted manifest can list thousands of bad records: the first
+        // ones say what is wrong.
+        for p in v.problems.iter().take(MAX_PROBLEM_LINES) {
+            writeln!(stderr, "credtrail-replay: {}", safe(p))?;
+        }
+        if v.problems.len() > MAX_PROBLEM_LINES {
+            writeln!(
+                stderr,
+                "credtrail-replay: … and {} more problems",
+                v.problems.len() - MAX_PROBLEM_LINES
+            )?;
+        }
+        let line = format!(
+            "{}: {} segments, {} events re-enriched, chain head {}: {}",
+            dir.display(),
+            v.segments,
+            v.events,
+            v.chain_head.as_deref().unwrap_or("(none, format 1)"),
+            if v.problems.is_empty() {
+                format!("OK ({})", v.proved.join(", "))
+            } else {
+                format!("{} problem(s)", v.problems.len())
+            }
+        );
+        writeln!(stdout, "{}", safe(&line))?;
+        ok &= v.problems.is_empty();
+    }
+    Ok(ok)
+}

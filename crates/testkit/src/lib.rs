@@ -1,0 +1,382 @@
+//! Test helpers shared by credtrail's test binaries: the built binaries,
+//! the real recorder started and stopped, workload storms, podman with a
+//! busybox image, fixtures, sample rows, and checks of a whole capture.
+
+pub mod samples;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use credtrail_core::capture::{Capture, TABLES};
+use credtrail_core::model::{Event, ProcEvent, ProcessRow};
+
+/// `credtrail-record`: Cargo names it for the recorder's own tests; the
+/// cross-crate tests (`tests/it`, which include this file) find it beside
+/// their own executable, where `cargo test --workspace` builds it.
+pub fn record_bin() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        bin(
+            option_env!("CARGO_BIN_EXE_credtrail-record"),
+            "credtrail-record",
+        )
+    })
+}
+
+/// `credtrail-workload`, found as [`record_bin`] is.
+pub fn workload_bin() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        bin(
+            option_env!("CARGO_BIN_EXE_credtrail-workload"),
+            "credtrail-workload",
+        )
+    })
+}
+
+/// `credtrail-replay` (built for the replay crate's own CLI tests).
+pub fn replay_bin() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| bin(None, "credtrail-replay"))
+}
+
+/// `credtrail-query` (built for the query crate's own CLI tests).
+pub fn query_bin() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| bin(None, "credtrail-query"))
+}
+
+fn bin(cargo_named: Option<&str>, name: &str) -> String {
+    if let Some(p) = cargo_named {
+        return p.to_owned();
+    }
+    // target/debug/deps/it-HASH -> target/debug/NAME
+    let exe = std::env::current_exe().expect("test executable path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join(name))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not built beside {}: run the tests with `cargo test --workspace`",
+                exe.display()
+            )
+        });
+    path.to_string_lossy().into_owned()
+}
+
+/// Every listed segment matches its size, checksum and row count, the chain
+/// holds, every table is listed, and nothing open or unlisted is left.
+pub fn assert_whole(dir: &Path) -> Capture {
+    let cap = Capture::open(dir).unwrap();
+    let m = &cap.manifest;
+    assert!(m.check_chain().is_empty(), "{:?}", m.check_chain());
+    for seg in m.segments.iter().filter(|s| !s.evicted) {
+        cap.check_segment(seg).unwrap();
+    }
+    let events: Vec<Event> = cap.read().unwrap();
+    assert_eq!(
+        events.len() as u64,
+        m.counters.events_written - m.counters.events_evicted
+    );
+    cap.read::<ProcEvent>().unwrap();
+    cap.read::<ProcessRow>().unwrap();
+    for table in TABLES {
+        assert!(m.segments_of(table).next().is_some(), "{table} not listed");
+        for e in std::fs::read_dir(dir.join(table)).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let rel = format!("{table}/{name}");
+            assert!(
+                m.segments.iter().any(|s| s.file == rel) || name.ends_with(".discarded"),
+                "left over: {rel}"
+            );
+        }
+    }
+    cap
+}
+
+/// `credtrail-workload storm`: `threads` threads toggling their euid for
+/// `seconds`, each at `rate` calls/s (0: as fast as it can).
+pub fn storm(threads: u32, seconds: u32, rate: u32) -> Command {
+    let mut c = Command::new(workload_bin());
+    c.args(["storm", "--threads", &threads.to_string()])
+        .args(["--seconds", &seconds.to_string()])
+        .args(["--rate", &rate.to_string()]);
+    c
+}
+
+/// Root tests run one at a time: each asserts on everything the kernel
+/// reported while it ran, so a concurrent test's calls would interfere.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether root BPF tests can run here; panics under CI when they cannot.
+pub fn bpf_available() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    let why = match (root, btf) {
+        (true, true) => return true,
+        (false, _) => "not running as root",
+        (true, false) => "the kernel has no BTF (/sys/kernel/btf/vmlinux)",
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("root eBPF test cannot run under CI: {why}");
+    }
+    eprintln!("SKIPPED root eBPF test: {why} (run as root: sudo scripts/test)");
+    false
+}
+
+pub struct Recorder {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub stdout: std::thread::JoinHandle<String>,
+    pub stderr: std::thread::JoinHandle<String>,
+    pub _tmp: tempfile::TempDir,
+}
+
+/// Reads a pipe to the end on a thread, so the recorder never blocks on it.
+fn slurp(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        s
+    })
+}
+
+impl Recorder {
+    /// Starts `credtrail-record` into a new capture (printing JSON live if
+    /// `print`) and waits until its hooks are attached: the manifest is
+    /// written only after attach.
+    pub fn start(print: bool, extra: &[&str]) -> Recorder {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("capture");
+        let mut cmd = Command::new(record_bin());
+        cmd.arg("--out").arg(&dir).args(extra);
+        if print {
+            cmd.args(["--print", "json"]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn credtrail-record");
+        let stdout = slurp(child.stdout.take().unwrap());
+        let stderr = slurp(child.stderr.take().unwrap());
+        let mut rec = Recorder {
+            child,
+            dir,
+            stdout,
+            stderr,
+            _tmp: tmp,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !rec.dir.join("manifest.json").exists() {
+            if let Some(status) = rec.child.try_wait().unwrap() {
+                let err = rec.stderr.join().unwrap();
+                panic!("credtrail-record exited early ({status}): {err}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "recorder did not start within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Fully set up once it has dropped its capabilities (after the
+        // /proc snapshot): its own capset calls are then behind it.
+        let status = format!("/proc/{}/status", rec.child.id());
+        while std::fs::read_to_string(&status)
+            .is_ok_and(|s| !s.contains("CapEff:\t0000000000000004"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "recorder did not drop its capabilities within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        rec
+    }
+
+    /// SIGINT, wait, and return (live stdout, stderr, capture, the temp dir
+    /// guard that keeps the capture on disk).
+    pub fn stop(mut self) -> (String, String, Capture, tempfile::TempDir) {
+        // SAFETY: kill with a valid pid and signal.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().unwrap();
+        let stdout = self.stdout.join().unwrap();
+        let stderr = self.stderr.join().unwrap();
+        assert!(status.success(), "recorder failed: {stderr}");
+        let cap = Capture::open(&self.dir).unwrap();
+        (stdout, stderr, cap, self._tmp)
+    }
+}
+
+pub const IMAGE: &str = "localhost/credtrail-busybox:test";
+
+/// podman with runc and a busybox image built from busybox-static (no
+/// registry is needed). Fails under CI when podman cannot run.
+pub fn podman_ready() -> bool {
+    let fail = |why: String| {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("podman cannot run here, so the container test cannot: {why}");
+        }
+        eprintln!(
+            "SKIPPED container test: {why} (scripts/setup installs podman, runc, busybox-static)"
+        );
+        false
+    };
+    match Command::new("podman").arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            return fail(format!(
+                "podman --version: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+        Err(e) => return fail(format!("podman: {e}")),
+    }
+    let exists = Command::new("podman")
+        .args(["image", "exists", IMAGE])
+        .status()
+        .unwrap();
+    if exists.success() {
+        return true;
+    }
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.exists() {
+        return fail("/bin/busybox is missing".into());
+    }
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in ["bin", "etc", "tmp"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
+    for applet in ["sh", "su", "id", "cat", "ls", "sleep"] {
+        std::os::unix::fs::symlink("busybox", r.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        r.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(r.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    let tar = root.path().with_extension("tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(r)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = Command::new("podman")
+        .arg("import")
+        .arg(&tar)
+        .arg(IMAGE)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&tar);
+    if !o.status.success() {
+        return fail(format!(
+            "podman import: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    true
+}
+
+pub fn podman(args: &[&str]) -> String {
+    let o = Command::new("podman").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+}
+
+/// A fixture capture of `fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
+}
+
+/// A private copy of a fixture to damage.
+pub fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    copy_fixture_to(name, &dir);
+    (tmp, dir)
+}
+
+/// Copies a fixture to `to`.
+pub fn copy_fixture_to(name: &str, to: &Path) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let dest = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &dest);
+            } else {
+                std::fs::copy(e.path(), dest).unwrap();
+            }
+        }
+    }
+    copy(&fixture(name), to);
+}
+
+/// Rewrites `dir/manifest.json` through `f`, as an attacker or a damaged
+/// disk would (the hash chain is not recomputed).
+pub fn edit_manifest(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("manifest.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut v = Vec::new();
+    for kind in ["seeds", "regressions"] {
+        let Ok(dir) = std::fs::read_dir(root.join(kind).join(target)) else {
+            continue;
+        };
+        for e in dir {
+            let p = e.unwrap().path();
+            if p.file_name().is_some_and(|n| n != ".gitkeep") {
+                v.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    v
+}
+
+/// Replays the fuzzers' seeds and every input that once crashed a parser
+/// (`fuzz/regressions/TARGET/`, filled by `scripts/fuzz`), and prefixes of
+/// each: none may panic.
+pub fn replay_fuzz_inputs(target: &str, f: fn(&[u8])) {
+    let all = inputs(target);
+    assert!(!all.is_empty(), "no seeds for {target}");
+    for (name, bytes) in all {
+        // Every prefix too: truncated input is the commonest hostile case.
+        for cut in [
+            bytes.len(),
+            bytes.len() / 2,
+            bytes.len().saturating_sub(1),
+            0,
+        ] {
+            let r = std::panic::catch_unwind(|| f(&bytes[..cut]));
+            assert!(r.is_ok(), "{target} panicked on {name} cut at {cut}");
+        }
+    }
+}

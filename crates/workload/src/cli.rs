@@ -1,0 +1,73 @@
+//! The `credtrail-workload` command line, here so that tests can render
+//! its help exactly as the binary prints it.
+
+use clap::{Parser, Subcommand};
+
+/// Make credential-changing syscalls with known values and report them as JSON.
+#[derive(Parser, Debug)]
+#[command(name = "credtrail-workload", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Ignored: lets tests put known text (e.g. a fake secret) in argv.
+    #[arg(long, global = true, value_name = "TEXT")]
+    pub tag: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Every hooked syscall once with distinctive values, ending with a
+    /// refused setuid(0); then a 4-thread glibc setuid broadcast in a child.
+    All,
+    /// The single-threaded part of `all`.
+    Steps,
+    /// setgroups(3, [1001, 1002, 1003]).
+    Setgroups,
+    /// capset dropping CAP_NET_RAW from the effective, permitted and
+    /// inheritable sets.
+    CapsetDrop,
+    /// setresuid(UID, UID, UID), then setuid(0), refused with EPERM.
+    DeniedSetuid {
+        #[arg(long, default_value_t = 1000)]
+        uid: u32,
+    },
+    /// glibc setuid(UID) from a process with THREADS threads.
+    Broadcast {
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        threads: u16,
+        #[arg(long, default_value_t = 5001)]
+        uid: u32,
+    },
+    /// Like `su`: setresuid(UID, UID, UID) and exit at once; prints its pid.
+    SuLike {
+        #[arg(long, default_value_t = 4242)]
+        uid: u32,
+    },
+    /// Do nothing (run as a setuid copy to make exec change credentials).
+    Noop,
+    /// Toggle the euid of THREADS threads between 0 and UID; prints the
+    /// exact number of calls issued.
+    Storm {
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: u16,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Calls per second per thread (0 = as fast as possible).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        #[arg(long, default_value_t = 1234)]
+        uid: u32,
+        /// Which call each thread toggles.
+        #[arg(long, value_enum, default_value = "setresuid")]
+        call: crate::Call,
+    },
+    /// Time CALLS calls on one thread; prints nanoseconds per call.
+    TimeCalls {
+        #[arg(long, value_enum, default_value = "setresuid")]
+        call: crate::Call,
+        #[arg(long, default_value_t = 200_000)]
+        calls: u64,
+        #[arg(long, default_value_t = 1234)]
+        uid: u32,
+    },
+}

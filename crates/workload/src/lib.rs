@@ -1,0 +1,472 @@
+//! A credential-changing workload with known answers, for root tests, the
+//! demo and benchmarks (`credtrail-workload`).
+//!
+//! Every step issues the raw syscall (no glibc wrapper, so one call is one
+//! event) except the broadcast step, which deliberately goes through glibc's
+//! `setuid` so it fans out to every thread. Each step records the thread's
+//! credentials as /proc shows them before and after, an observation
+//! independent of the BPF programs.
+
+pub mod cli;
+
+use serde::{Deserialize, Serialize};
+
+use credtrail_core::model::Creds;
+
+/// Credentials as /proc/PID/task/TID/status shows them (no securebits there).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    pub uid: [u32; 4],
+    pub gid: [u32; 4],
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub cap_inheritable: u64,
+    pub cap_bounding: u64,
+    pub cap_ambient: u64,
+    pub groups: Vec<u32>,
+}
+
+impl Observed {
+    /// Reads the calling thread's credentials.
+    pub fn current() -> std::io::Result<Observed> {
+        Observed::of(std::process::id(), gettid())
+    }
+
+    pub fn of(pid: u32, tid: u32) -> std::io::Result<Observed> {
+        let s = procfs::process::Process::new(pid as i32)
+            .and_then(|p| p.task_from_tid(tid as i32))
+            .and_then(|t| t.status())
+            .map_err(std::io::Error::other)?;
+        Ok(Observed {
+            uid: [s.ruid, s.euid, s.suid, s.fuid],
+            gid: [s.rgid, s.egid, s.sgid, s.fgid],
+            cap_effective: s.capeff,
+            cap_permitted: s.capprm,
+            cap_inheritable: s.capinh,
+            cap_bounding: s.capbnd.unwrap_or(0),
+            cap_ambient: s.capamb.unwrap_or(0),
+            groups: s.groups,
+        })
+    }
+
+    /// The same set in the event model's shape (securebits assumed 0: the
+    /// workload never sets them).
+    pub fn to_creds(&self) -> Creds {
+        Creds {
+            uid: self.uid[0],
+            euid: self.uid[1],
+            suid: self.uid[2],
+            fsuid: self.uid[3],
+            gid: self.gid[0],
+            egid: self.gid[1],
+            sgid: self.gid[2],
+            fsgid: self.gid[3],
+            cap_effective: self.cap_effective,
+            cap_permitted: self.cap_permitted,
+            cap_inheritable: self.cap_inheritable,
+            cap_bounding: self.cap_bounding,
+            cap_ambient: self.cap_ambient,
+            securebits: 0,
+            groups: self.groups.clone(),
+        }
+    }
+}
+
+/// One call the workload made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub syscall: String,
+    /// Requested values as credtrail records them (-1 = unchanged).
+    pub args: Vec<i64>,
+    pub groups: Option<Vec<u32>>,
+    /// Kernel return value: negative errno on failure.
+    pub ret: i64,
+    pub pid: u32,
+    pub tid: u32,
+    pub before: Observed,
+    pub after: Observed,
+}
+
+/// Everything the workload did, printed as JSON on stdout.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub steps: Vec<Step>,
+}
+
+pub fn gettid() -> u32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() as u32 }
+}
+
+/// Raw syscall returning the kernel's value (negative errno on failure).
+fn raw(nr: libc::c_long, a: libc::c_long, b: libc::c_long, c: libc::c_long) -> i64 {
+    // SAFETY: only called with the credential syscalls and integer or valid
+    // pointer arguments prepared by the callers below.
+    let r = unsafe { libc::syscall(nr, a, b, c) };
+    if r == -1 {
+        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64)
+    } else {
+        r
+    }
+}
+
+const CAP_V3: u32 = 0x2008_0522;
+pub const CAP_NET_RAW: u32 = 13;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+fn split(mask: u64) -> (u32, u32) {
+    (mask as u32, (mask >> 32) as u32)
+}
+
+/// Runs one raw call and records it.
+fn step(
+    report: &mut Report,
+    syscall: &str,
+    args: Vec<i64>,
+    groups: Option<Vec<u32>>,
+    call: impl FnOnce() -> i64,
+) -> std::io::Result<()> {
+    let before = Observed::current()?;
+    let ret = call();
+    let after = Observed::current()?;
+    report.steps.push(Step {
+        syscall: syscall.to_owned(),
+        args,
+        groups,
+        ret,
+        pid: std::process::id(),
+        tid: gettid(),
+        before,
+        after,
+    });
+    Ok(())
+}
+
+fn setgroups_step(r: &mut Report, groups: &[u32]) -> std::io::Result<()> {
+    step(
+        r,
+        "setgroups",
+        vec![groups.len() as i64],
+        Some(groups.to_vec()),
+        || {
+            raw(
+                libc::SYS_setgroups,
+                groups.len() as _,
+                groups.as_ptr() as _,
+                0,
+            )
+        },
+    )
+}
+
+/// capset dropping one capability from the effective, permitted and
+/// inheritable sets.
+fn capset_drop_step(r: &mut Report, cap: u32) -> std::io::Result<()> {
+    let now = Observed::current()?;
+    let drop = |m: u64| m & !(1u64 << cap);
+    let (e, p, i) = (
+        drop(now.cap_effective),
+        drop(now.cap_permitted),
+        drop(now.cap_inheritable),
+    );
+    let hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let data = cap_data(e, p, i);
+    step(
+        r,
+        "capset",
+        vec![e as i64, p as i64, i as i64],
+        None,
+        || {
+            raw(
+                libc::SYS_capset,
+                &hdr as *const _ as _,
+                data.as_ptr() as _,
+                0,
+            )
+        },
+    )
+}
+
+/// Must run as root in a single-threaded process: walks through every
+/// hooked syscall with distinctive values, ending unprivileged with a
+/// refused `setuid(0)`.
+pub fn single_thread_steps() -> std::io::Result<Report> {
+    let mut r = Report::default();
+    setgroups_step(&mut r, &[1001, 1002, 1003])?;
+    step(&mut r, "setresgid", vec![2001, 2002, 2003], None, || {
+        raw(libc::SYS_setresgid, 2001, 2002, 2003)
+    })?;
+    step(&mut r, "setregid", vec![2011, 2012], None, || {
+        raw(libc::SYS_setregid, 2011, 2012, 0)
+    })?;
+    step(&mut r, "setgid", vec![2021], None, || {
+        raw(libc::SYS_setgid, 2021, 0, 0)
+    })?;
+    step(&mut r, "setfsgid", vec![2031], None, || {
+        raw(libc::SYS_setfsgid, 2031, 0, 0)
+    })?;
+    capset_drop_step(&mut r, CAP_NET_RAW)?;
+    step(&mut r, "setfsuid", vec![3001], None, || {
+        raw(libc::SYS_setfsuid, 3001, 0, 0)
+    })?;
+    step(&mut r, "setreuid", vec![-1, 4002], None, || {
+        raw(libc::SYS_setreuid, -1, 4002, 0)
+    })?;
+    // Allowed without CAP_SETUID because the real uid is still 0.
+    step(&mut r, "setuid", vec![0], None, || {
+        raw(libc::SYS_setuid, 0, 0, 0)
+    })?;
+    step(&mut r, "setresuid", vec![1001, 1002, 1003], None, || {
+        raw(libc::SYS_setresuid, 1001, 1002, 1003)
+    })?;
+    // Now unprivileged: refused with EPERM.
+    step(&mut r, "setuid", vec![0], None, || {
+        raw(libc::SYS_setuid, 0, 0, 0)
+    })?;
+    Ok(r)
+}
+
+/// setgroups with `groups` (as root).
+pub fn setgroups_only(groups: &[u32]) -> std::io::Result<Report> {
+    let mut r = Report::default();
+    setgroups_step(&mut r, groups)?;
+    Ok(r)
+}
+
+/// capset dropping CAP_NET_RAW (as root).
+pub fn capset_drop() -> std::io::Result<Report> {
+    let mut r = Report::default();
+    capset_drop_step(&mut r, CAP_NET_RAW)?;
+    Ok(r)
+}
+
+/// Drops to `uid` with setresuid, then asks for root back: EPERM.
+pub fn denied_setuid(uid: u32) -> std::io::Result<Report> {
+    let mut r = Report::default();
+    let u = uid as i64;
+    step(&mut r, "setresuid", vec![u, u, u], None, || {
+        raw(libc::SYS_setresuid, u, u, u)
+    })?;
+    step(&mut r, "setuid", vec![0], None, || {
+        raw(libc::SYS_setuid, 0, 0, 0)
+    })?;
+    Ok(r)
+}
+
+/// `setresuid(uid, uid, uid)`, as `su` does before exec'ing a shell.
+pub fn su_like(uid: u32) -> i64 {
+    let u = uid as libc::c_long;
+    raw(libc::SYS_setresuid, u, u, u)
+}
+
+/// Must run as root: starts `threads - 1` extra threads, then calls glibc's
+/// `setuid(uid)`, which makes every thread issue the syscall.
+pub fn broadcast_setuid(threads: usize, uid: u32) -> std::io::Result<Report> {
+    use std::sync::{Arc, Barrier, mpsc};
+    let before = Observed::current()?;
+    let ready = Arc::new(Barrier::new(threads));
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let done_rx = Arc::new(std::sync::Mutex::new(done_rx));
+    let mut handles = Vec::new();
+    for _ in 1..threads {
+        let ready = Arc::clone(&ready);
+        let done_rx = Arc::clone(&done_rx);
+        handles.push(std::thread::spawn(move || {
+            let tid = gettid();
+            ready.wait();
+            // Park until the main thread has read everyone's credentials.
+            let _ = done_rx.lock().map(|rx| rx.recv());
+            tid
+        }));
+    }
+    ready.wait();
+    // SAFETY: setuid has no memory preconditions; glibc signals every thread.
+    let rc = unsafe { libc::setuid(uid) };
+    let ret = if rc == 0 {
+        0
+    } else {
+        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64)
+    };
+    let pid = std::process::id();
+    let mut tids = vec![gettid()];
+    // Every thread is parked, so /proc shows its post-broadcast credentials.
+    let task_tids: Vec<u32> = procfs::process::Process::myself()
+        .and_then(|p| p.tasks())
+        .map_err(std::io::Error::other)?
+        .flatten()
+        .map(|t| t.tid as u32)
+        .filter(|t| *t != tids[0])
+        .collect();
+    tids.extend(task_tids);
+    let mut report = Report::default();
+    for tid in &tids {
+        report.steps.push(Step {
+            syscall: "setuid".into(),
+            args: vec![uid as i64],
+            groups: None,
+            ret,
+            pid,
+            tid: *tid,
+            before: before.clone(),
+            after: Observed::of(pid, *tid)?,
+        });
+    }
+    for _ in 1..threads {
+        let _ = done_tx.send(());
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(report)
+}
+
+/// The call a storm or a timing loop makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Call {
+    /// setresuid(-1, euid, -1), euid toggling 0 ↔ UID: a real change each time.
+    Setresuid,
+    /// setresgid(-1, egid, -1), egid toggling 0 ↔ UID.
+    Setresgid,
+    /// capset toggling CAP_NET_RAW in the effective set.
+    Capset,
+    /// getpid: an unrelated syscall, to measure what tracing costs others.
+    Getpid,
+}
+
+/// Makes call number `n` of `call`: even calls move away from the start
+/// state, odd calls move back, so an even count leaves the thread as it began.
+fn make_call(call: Call, n: u64, uid: u32, caps: &[CapData; 2]) -> i64 {
+    let away = n % 2 == 0;
+    match call {
+        Call::Setresuid => raw(
+            libc::SYS_setresuid,
+            -1,
+            if away { uid.into() } else { 0 },
+            -1,
+        ),
+        Call::Setresgid => raw(
+            libc::SYS_setresgid,
+            -1,
+            if away { uid.into() } else { 0 },
+            -1,
+        ),
+        Call::Capset => {
+            let mut data = *caps;
+            if away {
+                data[0].effective &= !(1 << CAP_NET_RAW);
+            }
+            let hdr = CapHeader {
+                version: CAP_V3,
+                pid: 0,
+            };
+            raw(
+                libc::SYS_capset,
+                &hdr as *const CapHeader as libc::c_long,
+                data.as_ptr() as libc::c_long,
+                0,
+            )
+        }
+        // SAFETY: getpid has no preconditions.
+        Call::Getpid => unsafe { libc::getpid() }.into(),
+    }
+}
+
+/// The thread's capability sets now, in capset's layout.
+fn current_caps() -> [CapData; 2] {
+    let now = Observed::current().unwrap_or_default();
+    cap_data(now.cap_effective, now.cap_permitted, now.cap_inheritable)
+}
+
+/// 64-bit capability masks in capset's two 32-bit halves.
+fn cap_data(effective: u64, permitted: u64, inheritable: u64) -> [CapData; 2] {
+    let (e0, e1) = split(effective);
+    let (p0, p1) = split(permitted);
+    let (i0, i1) = split(inheritable);
+    [
+        CapData {
+            effective: e0,
+            permitted: p0,
+            inheritable: i0,
+        },
+        CapData {
+            effective: e1,
+            permitted: p1,
+            inheritable: i1,
+        },
+    ]
+}
+
+/// Storm mode: `threads` threads each make `call` (toggling their own
+/// credentials) until `deadline`, at most `rate` calls/s per thread
+/// (0 = flat out). Returns the exact number of calls issued.
+pub fn storm(
+    call: Call,
+    threads: usize,
+    uid: u32,
+    duration: std::time::Duration,
+    rate: u64,
+) -> u64 {
+    let deadline = std::time::Instant::now() + duration;
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let caps = current_caps();
+                let start = std::time::Instant::now();
+                let mut n = 0u64;
+                loop {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    if rate > 0 {
+                        let due = (now - start).as_secs_f64() * rate as f64;
+                        if (n as f64) >= due {
+                            std::thread::sleep(std::time::Duration::from_micros(200));
+                            continue;
+                        }
+                    }
+                    make_call(call, n, uid, &caps);
+                    n += 1;
+                }
+                // Leave the thread as it started.
+                if n % 2 == 1 {
+                    make_call(call, n, uid, &caps);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+}
+
+/// Nanoseconds per call of `call`, over `calls` calls on this thread (after
+/// a tenth as many to warm up): the cost a tracer adds shows up here.
+pub fn time_calls(call: Call, calls: u64, uid: u32) -> f64 {
+    let caps = current_caps();
+    for n in 0..calls / 10 * 2 {
+        make_call(call, n, uid, &caps);
+    }
+    let calls = calls / 2 * 2;
+    let start = std::time::Instant::now();
+    for n in 0..calls {
+        make_call(call, n, uid, &caps);
+    }
+    start.elapsed().as_nanos() as f64 / calls.max(1) as f64
+}
