@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use credtrail_core::capture::Capture;
 
+use crate::measure::proc_status;
 use crate::system::Tools;
 
 fn open_fds(pid: u32) -> usize {
@@ -46,7 +47,7 @@ pub fn soak(t: &Tools, minutes: u64, rate: u64) -> anyhow::Result<String> {
         std::thread::sleep(Duration::from_secs(30).min(Duration::from_secs(secs)));
         samples.push((
             start.elapsed().as_secs(),
-            crate::proc_status(pid, "VmRSS:")
+            proc_status(pid, "VmRSS:")
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0),
             open_fds(pid),

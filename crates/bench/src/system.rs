@@ -17,7 +17,7 @@ use anyhow::{Context as _, bail};
 use credtrail_core::capture::Capture;
 use credtrail_core::model::event::Event;
 
-use crate::stats;
+use crate::measure::{measure, proc_status, stats, vm_hwm};
 
 /// The ten syscalls every tool watches.
 const SYSCALLS: &str =
@@ -80,7 +80,7 @@ impl Tools {
             .spawn()
             .context("cannot start credtrail-record")?;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while crate::proc_status(child.id(), "CapEff:").as_deref() != Some("0000000000000004") {
+        while proc_status(child.id(), "CapEff:").as_deref() != Some("0000000000000004") {
             if child.try_wait()?.is_some() || Instant::now() > deadline {
                 bail!("credtrail-record did not start");
             }
@@ -260,7 +260,7 @@ impl Running {
             Running::Credtrail { child, dir } => {
                 // The recorder's own peak, before the harness reaps it
                 // (ru_maxrss would carry this harness's RSS; see measure()).
-                let hwm = crate::vm_hwm(child.id());
+                let hwm = vm_hwm(child.id());
                 let pid = child.id() as i32;
                 // SAFETY: signalling and reaping our own child.
                 unsafe { libc::kill(pid, libc::SIGINT) };
@@ -411,80 +411,13 @@ pub fn throughput(t: &Tools, seconds: u64) -> anyhow::Result<(String, Option<Pat
         } else {
             0
         };
-        let c = match r.stop()? {
-            Stopped::None => Caught {
-                issued,
-                captured: 0,
-                lost_counted: 0,
-                note: format!("{:.0} calls/s", issued as f64 / seconds as f64),
-            },
-            Stopped::Credtrail {
-                dir,
-                cpu_s,
-                max_rss,
-            } => {
-                let cap = Capture::open(&dir)?;
-                let mut captured = 0u64;
-                for e in cap.stream::<Event>() {
-                    if e?.pid as u64 == pid {
-                        captured += 1;
-                    }
-                }
-                let k = &cap.manifest.counters;
-                let note = format!(
-                    "recorder CPU {cpu_s:.2} s = {:.2} µs/event written, peak RSS {:.0} MiB; {:.2} bytes/event on disk",
-                    cpu_s * 1e6 / k.events_written.max(1) as f64,
-                    max_rss as f64 / (1 << 20) as f64,
-                    cap.manifest
-                        .segments_of("events")
-                        .map(|s| s.bytes)
-                        .sum::<u64>() as f64
-                        / k.events_written.max(1) as f64
-                );
-                capture = Some(dir);
-                Caught {
-                    issued,
-                    captured,
-                    lost_counted: k.lost(),
-                    note,
-                }
-            }
-            Stopped::Bpftrace { out, stderr } => {
-                let captured = count_lines(&out, &format!("{pid} "), "sys_exit_setresuid")?;
-                let lost: u64 = std::fs::read_to_string(&out)
-                    .unwrap_or_default()
-                    .lines()
-                    .chain(stderr.lines())
-                    .filter_map(|l| {
-                        l.strip_prefix("Lost ")
-                            .and_then(|r| r.split_whitespace().next())
-                            .and_then(|n| n.parse::<u64>().ok())
-                    })
-                    .sum();
-                let _ = std::fs::remove_file(&out);
-                Caught {
-                    issued,
-                    captured,
-                    lost_counted: lost,
-                    note: "printf per event to a file".into(),
-                }
-            }
-            Stopped::Auditd(log) => {
-                let captured = count_lines(&log, "type=SYSCALL", &format!(" pid={pid} "))?;
-                let bytes = std::fs::metadata(&log).map_or(0, |m| m.len());
-                let _ = std::fs::remove_file(&log);
-                Caught {
-                    issued,
-                    captured,
-                    lost_counted: lost_after.saturating_sub(lost_before),
-                    note: format!(
-                        "kernel `lost` counter; log {:.0} bytes/event; callers block while the backlog drains ({:.0} calls/s issued)",
-                        bytes as f64 / captured.max(1) as f64,
-                        issued as f64 / seconds as f64
-                    ),
-                }
-            }
+        let storm = Storm {
+            issued,
+            pid,
+            seconds,
+            auditd_lost: lost_after.saturating_sub(lost_before),
         };
+        let c = storm.caught(r.stop()?, &mut capture)?;
         let uncounted = c.issued as i64 - c.captured as i64 - c.lost_counted as i64;
         md += &format!(
             "| {} | {} | {} | {} | {} | {} |\n",
@@ -509,6 +442,96 @@ pub fn throughput(t: &Tools, seconds: u64) -> anyhow::Result<(String, Option<Pat
         );
     }
     Ok((md, capture))
+}
+
+/// One storm under one tool: what it issued, for counting what was caught.
+struct Storm {
+    issued: u64,
+    pid: u64,
+    seconds: u64,
+    /// auditd's kernel `lost` counter over the run.
+    auditd_lost: u64,
+}
+
+impl Storm {
+    /// What the stopped tool caught of the storm's calls (a credtrail
+    /// capture is kept in `capture`, for the replay benchmark).
+    fn caught(&self, stopped: Stopped, capture: &mut Option<PathBuf>) -> anyhow::Result<Caught> {
+        Ok(match stopped {
+            Stopped::None => Caught {
+                issued: self.issued,
+                captured: 0,
+                lost_counted: 0,
+                note: format!("{:.0} calls/s", self.issued as f64 / self.seconds as f64),
+            },
+            Stopped::Credtrail {
+                dir,
+                cpu_s,
+                max_rss,
+            } => {
+                let cap = Capture::open(&dir)?;
+                let mut captured = 0u64;
+                for e in cap.stream::<Event>() {
+                    if e?.pid as u64 == self.pid {
+                        captured += 1;
+                    }
+                }
+                let k = &cap.manifest.counters;
+                let note = format!(
+                    "recorder CPU {cpu_s:.2} s = {:.2} µs/event written, peak RSS {:.0} MiB; {:.2} bytes/event on disk",
+                    cpu_s * 1e6 / k.events_written.max(1) as f64,
+                    max_rss as f64 / (1 << 20) as f64,
+                    cap.manifest
+                        .segments_of("events")
+                        .map(|s| s.bytes)
+                        .sum::<u64>() as f64
+                        / k.events_written.max(1) as f64
+                );
+                *capture = Some(dir);
+                Caught {
+                    issued: self.issued,
+                    captured,
+                    lost_counted: k.lost(),
+                    note,
+                }
+            }
+            Stopped::Bpftrace { out, stderr } => {
+                let captured = count_lines(&out, &format!("{} ", self.pid), "sys_exit_setresuid")?;
+                let lost: u64 = std::fs::read_to_string(&out)
+                    .unwrap_or_default()
+                    .lines()
+                    .chain(stderr.lines())
+                    .filter_map(|l| {
+                        l.strip_prefix("Lost ")
+                            .and_then(|r| r.split_whitespace().next())
+                            .and_then(|n| n.parse::<u64>().ok())
+                    })
+                    .sum();
+                let _ = std::fs::remove_file(&out);
+                Caught {
+                    issued: self.issued,
+                    captured,
+                    lost_counted: lost,
+                    note: "printf per event to a file".into(),
+                }
+            }
+            Stopped::Auditd(log) => {
+                let captured = count_lines(&log, "type=SYSCALL", &format!(" pid={} ", self.pid))?;
+                let bytes = std::fs::metadata(&log).map_or(0, |m| m.len());
+                let _ = std::fs::remove_file(&log);
+                Caught {
+                    issued: self.issued,
+                    captured,
+                    lost_counted: self.auditd_lost,
+                    note: format!(
+                        "kernel `lost` counter; log {:.0} bytes/event; callers block while the backlog drains ({:.0} calls/s issued)",
+                        bytes as f64 / captured.max(1) as f64,
+                        self.issued as f64 / self.seconds as f64
+                    ),
+                }
+            }
+        })
+    }
 }
 
 /// Bytes per event of a lossless storm capture and of a realistic mix,
@@ -591,7 +614,7 @@ pub fn size_and_replay(t: &Tools) -> anyhow::Result<String> {
         let mut times = Vec::new();
         let mut rss = 0;
         for _ in 0..3 {
-            let (d, r) = crate::measure(Command::new(&t.replay).arg(&dir).args(args))?;
+            let (d, r) = measure(Command::new(&t.replay).arg(&dir).args(args))?;
             times.push(d.as_secs_f64());
             rss = rss.max(r);
         }

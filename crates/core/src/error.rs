@@ -1,7 +1,7 @@
 //! Errors of the capture reader and writer. Each names the file and says
 //! what to do, because a responder reads them in the middle of an incident.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -63,4 +63,19 @@ pub enum CaptureError {
     Recovery { path: PathBuf, message: String },
     #[error("{}: {message}", path.display())]
     Key { path: PathBuf, message: String },
+}
+
+impl CaptureError {
+    /// `map_err(CaptureError::io(path, "read"))`: an I/O error on `path`,
+    /// saying what was being done.
+    pub fn io<'a>(
+        path: &'a Path,
+        op: &'static str,
+    ) -> impl FnOnce(std::io::Error) -> CaptureError + 'a {
+        move |source| CaptureError::Io {
+            path: path.to_owned(),
+            op,
+            source,
+        }
+    }
 }

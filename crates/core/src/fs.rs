@@ -14,19 +14,11 @@ use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, RenameFlags};
 
 use crate::error::CaptureError;
 
-fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> CaptureError + 'a {
-    move |source| CaptureError::Io {
-        path: path.to_owned(),
-        op,
-        source,
-    }
-}
-
 fn errno<'a>(
     path: &'a Path,
     op: &'static str,
 ) -> impl FnOnce(rustix::io::Errno) -> CaptureError + 'a {
-    move |e| io(path, op)(e.into())
+    move |e| CaptureError::io(path, op)(e.into())
 }
 
 const DIR_MODE: u32 = 0o700;
@@ -235,12 +227,6 @@ impl Dir {
         Ok(names)
     }
 
-    /// Writes `name` atomically: temp file, fsync, rename, fsync of the
-    /// directory.
-    pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), CaptureError> {
-        self.replace_file(name, bytes, true)
-    }
-
     /// Replaces `name` by rename from a temp file, so readers and a killed
     /// writer only ever see a whole file; `durable` adds the fsyncs that
     /// make it survive power loss too.
@@ -261,7 +247,7 @@ impl Dir {
             // Leave no half-written temp file behind (a full disk needs the room).
             drop(f);
             let _ = self.remove(&tmp);
-            return Err(io(&self.child(&tmp), "write")(e));
+            return Err(CaptureError::io(&self.child(&tmp), "write")(e));
         }
         drop(f);
         self.rename_over(&tmp, name)?;
@@ -275,14 +261,17 @@ impl Dir {
     /// input never makes us allocate without bound.
     pub fn read_bounded(&self, name: &str, max: u64) -> Result<Vec<u8>, CaptureError> {
         let f = self.open_file(name)?;
-        read_limited(f, max).map_err(io(&self.child(name), "read"))
+        read_limited(f, max).map_err(CaptureError::io(&self.child(name), "read"))
     }
 
     /// An exclusive advisory lock on this directory, held while a recorder
     /// writes it (released by the kernel if the recorder dies), so that
     /// `recover` never touches a capture that is still being written.
     pub fn lock(&self) -> Result<DirLock, CaptureError> {
-        let fd = self.fd.try_clone().map_err(io(&self.path, "lock"))?;
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(CaptureError::io(&self.path, "lock"))?;
         match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(DirLock(fd)),
             Err(rustix::io::Errno::WOULDBLOCK) => Err(CaptureError::Busy {
@@ -387,12 +376,12 @@ pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
 pub fn mkdir_private(path: &Path) -> Result<bool, CaptureError> {
     use std::os::unix::fs::DirBuilderExt;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io(parent, "create"))?;
+        std::fs::create_dir_all(parent).map_err(CaptureError::io(parent, "create"))?;
     }
     match std::fs::DirBuilder::new().mode(DIR_MODE).create(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(io(path, "create")(e)),
+        Err(e) => Err(CaptureError::io(path, "create")(e)),
     }
 }
 

@@ -68,11 +68,11 @@ pub fn rfc3339_ns(unix_ns: i64) -> String {
 }
 
 /// Logs to stderr (colour only on a terminal); `RUST_LOG` overrides `default`.
-pub fn init_logging(default: &str) {
+fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         // Log lines carry names from processes and captures: no raw escapes
         // (and so no colours of our own either).
-        .with_writer(|| crate::print::term::SafeWriter(std::io::stderr()))
+        .with_writer(|| crate::term::SafeWriter(std::io::stderr()))
         .with_ansi(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -104,7 +104,7 @@ pub fn main(
 /// The one line a binary prints for an error: the message and each cause
 /// it does not already say (errors that name their cause also chain it),
 /// made safe for a terminal.
-pub fn error_line(program: &str, e: &anyhow::Error) -> String {
+fn error_line(program: &str, e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
@@ -116,7 +116,7 @@ pub fn error_line(program: &str, e: &anyhow::Error) -> String {
         }
         line.push_str(&text);
     }
-    format!("{program}: error: {}", crate::print::term::safe(&line))
+    format!("{program}: error: {}", crate::term::safe(&line))
 }
 
 /// True when the error comes from writing to a closed pipe: `| head` having

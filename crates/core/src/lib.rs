@@ -20,5 +20,6 @@ pub mod model;
 pub mod print;
 pub mod replay;
 pub mod sink;
+pub mod term;
 
 pub use error::CaptureError;

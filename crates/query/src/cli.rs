@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use credtrail_core::capture::manifest::CaptureState;
-use credtrail_core::print::term::safe;
+use credtrail_core::term::safe;
 use polars::prelude::DataFrame;
 
 use crate::output::{Format, write};

@@ -17,11 +17,8 @@ use credtrail_core::CaptureError;
 use credtrail_core::capture::bounds;
 use credtrail_core::capture::manifest::Counters;
 use credtrail_core::capture::manifest::{MANIFEST_FILE, Manifest, Segment};
-use credtrail_core::capture::{CONTAINERS, CaptureFiles, EVENTS, LIFECYCLE, PROCESSES};
+use credtrail_core::capture::{CaptureFiles, EVENTS, TABLES};
 use polars::prelude::*;
-
-/// The tables every capture holds.
-pub const TABLES: [&str; 4] = [EVENTS, LIFECYCLE, PROCESSES, CONTAINERS];
 
 /// How deep a folder of captures is searched (hive layouts nest 2-3 levels).
 const MAX_DEPTH: usize = 6;

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use credtrail_core::fs::Dir;
-use credtrail_core::print::term::safe;
+use credtrail_core::term::safe;
 use polars::prelude::*;
 
 use crate::QueryError;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use credtrail_core::model::Syscall;
 use credtrail_core::model::creds::cap_diff;
 use credtrail_core::model::event::errno_name;
 use polars::prelude::*;
@@ -142,10 +143,10 @@ fn pod_expr() -> Expr {
 /// request is one that left the id unchanged.
 fn failed_expr() -> Expr {
     let fs_refused = (col("syscall")
-        .eq(lit("setfsuid"))
+        .eq(lit(Syscall::Setfsuid.name()))
         .and(col("new_fsuid").cast(DataType::Int64).neq(col("arg0"))))
     .or(col("syscall")
-        .eq(lit("setfsgid"))
+        .eq(lit(Syscall::Setfsgid.name()))
         .and(col("new_fsgid").cast(DataType::Int64).neq(col("arg0"))))
     .and(col("arg0").neq(lit(-1i64)));
     col("ret").lt(lit(0i64)).or(fs_refused)

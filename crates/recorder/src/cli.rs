@@ -95,7 +95,7 @@ pub struct RecordArgs {
     pub redact: Vec<String>,
 }
 
-pub fn parse_ring_mib(s: &str) -> Result<u32, String> {
+fn parse_ring_mib(s: &str) -> Result<u32, String> {
     let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
     if !(1..=1024).contains(&v) || !v.is_power_of_two() {
         return Err("must be a power of two from 1 to 1024".into());

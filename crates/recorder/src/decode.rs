@@ -2,13 +2,40 @@
 
 use credtrail_recorder_bpf::{
     EVENT_SIZE, PROC_EVENT_SIZE, PROC_SHORT_SIZE, ct_creds, ct_event, ct_flag, ct_proc_event,
-    ct_proc_flag, ct_proc_kind,
+    ct_proc_flag, ct_proc_kind, ct_syscall,
 };
 
 use credtrail_core::enrich::Record;
 use credtrail_core::model::creds::{Creds, MAX_GROUPS};
 use credtrail_core::model::event::{Event, Syscall, flags};
 use credtrail_core::model::lifecycle::{self, ProcEvent};
+
+/// The C enum of each syscall credtrail models: the match is exhaustive,
+/// and the block below compares the numbers, so a syscall added to one side
+/// and not the other, or renumbered, does not compile.
+const fn c_syscall(s: Syscall) -> ct_syscall {
+    match s {
+        Syscall::Setuid => ct_syscall::CT_SYS_SETUID,
+        Syscall::Setgid => ct_syscall::CT_SYS_SETGID,
+        Syscall::Setfsuid => ct_syscall::CT_SYS_SETFSUID,
+        Syscall::Setfsgid => ct_syscall::CT_SYS_SETFSGID,
+        Syscall::Setreuid => ct_syscall::CT_SYS_SETREUID,
+        Syscall::Setregid => ct_syscall::CT_SYS_SETREGID,
+        Syscall::Setresuid => ct_syscall::CT_SYS_SETRESUID,
+        Syscall::Setresgid => ct_syscall::CT_SYS_SETRESGID,
+        Syscall::Setgroups => ct_syscall::CT_SYS_SETGROUPS,
+        Syscall::Capset => ct_syscall::CT_SYS_CAPSET,
+        Syscall::Execve => ct_syscall::CT_SYS_EXECVE,
+    }
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < Syscall::ALL.len() {
+        assert!(c_syscall(Syscall::ALL[i]).0 == Syscall::ALL[i] as u32);
+        i += 1;
+    }
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -46,7 +73,7 @@ fn bytes_of(raw: &[i8]) -> &[u8] {
 }
 
 /// Decodes a lifecycle record (fork/exit records are the short prefix).
-pub fn decode_proc(bytes: &[u8], ctx: &DecodeContext) -> Result<ProcEvent, DecodeError> {
+fn decode_proc(bytes: &[u8], ctx: &DecodeContext) -> Result<ProcEvent, DecodeError> {
     if bytes.len() != PROC_SHORT_SIZE && bytes.len() != PROC_EVENT_SIZE {
         return Err(DecodeError::Size(bytes.len()));
     }
@@ -194,7 +221,7 @@ pub fn decode(bytes: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> {
 }
 
 /// Decodes an already-copied record.
-pub fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError> {
+fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError> {
     let sys = Syscall::from_abi(raw.syscall).ok_or(DecodeError::Syscall(raw.syscall))?;
     let has = |f: ct_flag| raw.flags & f.0 != 0;
     let mut event_flags = Vec::new();

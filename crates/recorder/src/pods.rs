@@ -70,7 +70,7 @@ struct OciConfig {
 }
 
 /// Where runtimes keep a container's OCI bundle `config.json`.
-pub fn bundle_candidates(root: &Path, id: &str) -> Vec<PathBuf> {
+fn bundle_candidates(root: &Path, id: &str) -> Vec<PathBuf> {
     let mut v = vec![
         root.join(format!(
             "run/containers/storage/overlay-containers/{id}/userdata/config.json"
@@ -100,7 +100,7 @@ fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
 
 /// Pod metadata from the first OCI bundle found for `id` under `root`
 /// (normally `/`). Unreadable or malformed files are logged and skipped.
-pub fn pod_from_bundles(root: &Path, id: &str) -> Option<PodInfo> {
+fn pod_from_bundles(root: &Path, id: &str) -> Option<PodInfo> {
     for path in bundle_candidates(root, id) {
         let bytes = match read_bounded(&path) {
             Ok(b) => b,

@@ -9,7 +9,7 @@
 
 use regex::Regex;
 
-pub const MASK: &str = "<redacted>";
+const MASK: &str = "<redacted>";
 
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {

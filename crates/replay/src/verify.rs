@@ -9,8 +9,8 @@ use credtrail_core::capture::manifest::{self, CaptureState, VerifyingKey};
 use credtrail_core::capture::{self, Capture, sign};
 use credtrail_core::enrich::{Record, Sink};
 use credtrail_core::model::{ContainerRow, Event, ProcEvent};
-use credtrail_core::print::term::safe;
 use credtrail_core::replay::{enricher, open};
+use credtrail_core::term::safe;
 
 /// Problems `--verify` prints at most, per capture.
 const MAX_PROBLEM_LINES: usize = 20;
@@ -88,12 +88,44 @@ pub struct Expect<'a> {
 /// event.
 pub fn verify(dir: &Path, expect: Expect) -> anyhow::Result<Verification> {
     let cap = Capture::open_unchecked(dir)?;
-    let m = &cap.manifest;
     let mut v = Verification {
-        chain_head: m.chain_head.clone(),
+        chain_head: cap.manifest.chain_head.clone(),
         ..Verification::default()
     };
-    let mpath = dir.join(manifest::MANIFEST_FILE);
+    check_manifest(&cap, expect, &mut v);
+    if let Err(e) = cap.files.check_listing(&cap.manifest) {
+        // Not worth a check per record.
+        v.problems.push(e.to_string());
+        return Ok(v);
+    }
+    check_files(&cap, &mut v)?;
+    if !v.problems.is_empty() {
+        return Ok(v);
+    }
+    let evicted = cap.manifest.segments.iter().filter(|s| s.evicted).count();
+    if evicted > 0 {
+        // The stored enrichment came from a cache built since the start;
+        // replay can only rebuild it from the oldest snapshot left.
+        v.notes.push(format!(
+            "{evicted} oldest segment(s) were evicted by --max-capture-bytes; enrichment was not recomputed"
+        ));
+        v.events = cap
+            .manifest
+            .segments_of(capture::EVENTS)
+            .map(|s| s.rows)
+            .sum();
+        return Ok(v);
+    }
+    v.proved.push("enrichment recomputed");
+    recompute(&cap, &mut v)?;
+    Ok(v)
+}
+
+/// The manifest itself: its chain, the expected head, its signature, its
+/// state.
+fn check_manifest(cap: &Capture, expect: Expect, v: &mut Verification) {
+    let m = &cap.manifest;
+    let mpath = cap.dir.join(manifest::MANIFEST_FILE);
     let root = cap.files.root();
     if m.format_version < 2 {
         v.notes.push(format!(
@@ -137,15 +169,27 @@ pub fn verify(dir: &Path, expect: Expect) -> anyhow::Result<Verification> {
         v.problems.push(format!(
             "{}: the capture is not sealed (recorder running or killed); run `credtrail-record recover {}`",
             mpath.display(),
-            dir.display()
+            cap.dir.display()
         ));
     }
-    if let Err(e) = cap.files.check_listing(m) {
-        // Not worth a check per record.
-        v.problems.push(e.to_string());
-        return Ok(v);
+    v.proved.push("every listed file, by size and sha256");
+    if m.format_version >= 2 {
+        v.proved.push("hash chain");
     }
-    let evicted = m.segments.iter().filter(|s| s.evicted).count();
+    if expect.head.is_some() {
+        v.proved.push("the expected chain head");
+    }
+    match (expect.key, signed) {
+        (Some(_), _) => v.proved.push("signature"),
+        (None, true) => v.proved.push("signature NOT checked"),
+        (None, false) => {}
+    }
+}
+
+/// Every listed file against its record, evicted files gone, and no
+/// segment file the manifest does not list.
+fn check_files(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
+    let m = &cap.manifest;
     for seg in &m.segments {
         if seg.evicted {
             match cap.files.locate(seg) {
@@ -186,37 +230,14 @@ pub fn verify(dir: &Path, expect: Expect) -> anyhow::Result<Verification> {
             }
         }
     }
-    v.proved.push("every listed file, by size and sha256");
-    if m.format_version >= 2 {
-        v.proved.push("hash chain");
-    }
-    if expect.head.is_some() {
-        v.proved.push("the expected chain head");
-    }
-    match (expect.key, signed) {
-        (Some(_), _) => v.proved.push("signature"),
-        (None, true) => v.proved.push("signature NOT checked"),
-        (None, false) => {}
-    }
-    if !v.problems.is_empty() {
-        return Ok(v);
-    }
-    if evicted == 0 {
-        v.proved.push("enrichment recomputed");
-    }
-    if evicted > 0 {
-        // The stored enrichment came from a cache built since the start;
-        // replay can only rebuild it from the oldest snapshot left.
-        v.notes.push(format!(
-            "{evicted} oldest segment(s) were evicted by --max-capture-bytes; enrichment was not recomputed"
-        ));
-        for seg in cap.manifest.segments_of(capture::EVENTS) {
-            v.events += seg.rows;
-        }
-        return Ok(v);
-    }
-    let mut inputs = open(&cap)?;
-    let mut enricher = enricher(&cap, &mut inputs);
+    Ok(())
+}
+
+/// Replays the capture and compares every event's enrichment with the
+/// stored one, and the event count with the counters.
+fn recompute(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
+    let mut inputs = open(cap)?;
+    let mut enricher = enricher(cap, &mut inputs);
     let mut sink = CompareSink {
         expected: None,
         checked: 0,
@@ -235,12 +256,12 @@ pub fn verify(dir: &Path, expect: Expect) -> anyhow::Result<Verification> {
     if c.events_written - c.events_evicted.min(c.events_written) != v.events {
         v.problems.push(format!(
             "{}: counters say {} events written, the segments hold {}",
-            dir.join("manifest.json").display(),
+            cap.dir.join(manifest::MANIFEST_FILE).display(),
             c.events_written,
             v.events
         ));
     }
-    Ok(v)
+    Ok(())
 }
 
 /// `--verify` of each capture: notes and problems on `stderr`, one line per

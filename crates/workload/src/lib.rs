@@ -11,7 +11,7 @@ pub mod cli;
 
 use serde::{Deserialize, Serialize};
 
-use credtrail_core::model::Creds;
+use credtrail_core::model::{Creds, Syscall};
 
 /// Credentials as /proc/PID/task/TID/status shows them (no securebits there).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +93,7 @@ pub struct Report {
     pub steps: Vec<Step>,
 }
 
-pub fn gettid() -> u32 {
+fn gettid() -> u32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() as u32 }
 }
@@ -134,7 +134,7 @@ fn split(mask: u64) -> (u32, u32) {
 /// Runs one raw call and records it.
 fn step(
     report: &mut Report,
-    syscall: &str,
+    syscall: Syscall,
     args: Vec<i64>,
     groups: Option<Vec<u32>>,
     call: impl FnOnce() -> i64,
@@ -143,7 +143,7 @@ fn step(
     let ret = call();
     let after = Observed::current()?;
     report.steps.push(Step {
-        syscall: syscall.to_owned(),
+        syscall: syscall.name().to_owned(),
         args,
         groups,
         ret,
@@ -158,7 +158,7 @@ fn step(
 fn setgroups_step(r: &mut Report, groups: &[u32]) -> std::io::Result<()> {
     step(
         r,
-        "setgroups",
+        Syscall::Setgroups,
         vec![groups.len() as i64],
         Some(groups.to_vec()),
         || {
@@ -189,7 +189,7 @@ fn capset_drop_step(r: &mut Report, cap: u32) -> std::io::Result<()> {
     let data = cap_data(e, p, i);
     step(
         r,
-        "capset",
+        Syscall::Capset,
         vec![e as i64, p as i64, i as i64],
         None,
         || {
@@ -209,34 +209,42 @@ fn capset_drop_step(r: &mut Report, cap: u32) -> std::io::Result<()> {
 pub fn single_thread_steps() -> std::io::Result<Report> {
     let mut r = Report::default();
     setgroups_step(&mut r, &[1001, 1002, 1003])?;
-    step(&mut r, "setresgid", vec![2001, 2002, 2003], None, || {
-        raw(libc::SYS_setresgid, 2001, 2002, 2003)
-    })?;
-    step(&mut r, "setregid", vec![2011, 2012], None, || {
+    step(
+        &mut r,
+        Syscall::Setresgid,
+        vec![2001, 2002, 2003],
+        None,
+        || raw(libc::SYS_setresgid, 2001, 2002, 2003),
+    )?;
+    step(&mut r, Syscall::Setregid, vec![2011, 2012], None, || {
         raw(libc::SYS_setregid, 2011, 2012, 0)
     })?;
-    step(&mut r, "setgid", vec![2021], None, || {
+    step(&mut r, Syscall::Setgid, vec![2021], None, || {
         raw(libc::SYS_setgid, 2021, 0, 0)
     })?;
-    step(&mut r, "setfsgid", vec![2031], None, || {
+    step(&mut r, Syscall::Setfsgid, vec![2031], None, || {
         raw(libc::SYS_setfsgid, 2031, 0, 0)
     })?;
     capset_drop_step(&mut r, CAP_NET_RAW)?;
-    step(&mut r, "setfsuid", vec![3001], None, || {
+    step(&mut r, Syscall::Setfsuid, vec![3001], None, || {
         raw(libc::SYS_setfsuid, 3001, 0, 0)
     })?;
-    step(&mut r, "setreuid", vec![-1, 4002], None, || {
+    step(&mut r, Syscall::Setreuid, vec![-1, 4002], None, || {
         raw(libc::SYS_setreuid, -1, 4002, 0)
     })?;
     // Allowed without CAP_SETUID because the real uid is still 0.
-    step(&mut r, "setuid", vec![0], None, || {
+    step(&mut r, Syscall::Setuid, vec![0], None, || {
         raw(libc::SYS_setuid, 0, 0, 0)
     })?;
-    step(&mut r, "setresuid", vec![1001, 1002, 1003], None, || {
-        raw(libc::SYS_setresuid, 1001, 1002, 1003)
-    })?;
+    step(
+        &mut r,
+        Syscall::Setresuid,
+        vec![1001, 1002, 1003],
+        None,
+        || raw(libc::SYS_setresuid, 1001, 1002, 1003),
+    )?;
     // Now unprivileged: refused with EPERM.
-    step(&mut r, "setuid", vec![0], None, || {
+    step(&mut r, Syscall::Setuid, vec![0], None, || {
         raw(libc::SYS_setuid, 0, 0, 0)
     })?;
     Ok(r)
@@ -260,10 +268,10 @@ pub fn capset_drop() -> std::io::Result<Report> {
 pub fn denied_setuid(uid: u32) -> std::io::Result<Report> {
     let mut r = Report::default();
     let u = uid as i64;
-    step(&mut r, "setresuid", vec![u, u, u], None, || {
+    step(&mut r, Syscall::Setresuid, vec![u, u, u], None, || {
         raw(libc::SYS_setresuid, u, u, u)
     })?;
-    step(&mut r, "setuid", vec![0], None, || {
+    step(&mut r, Syscall::Setuid, vec![0], None, || {
         raw(libc::SYS_setuid, 0, 0, 0)
     })?;
     Ok(r)
@@ -317,7 +325,7 @@ pub fn broadcast_setuid(threads: usize, uid: u32) -> std::io::Result<Report> {
     let mut report = Report::default();
     for tid in &tids {
         report.steps.push(Step {
-            syscall: "setuid".into(),
+            syscall: Syscall::Setuid.name().into(),
             args: vec![uid as i64],
             groups: None,
             ret,

@@ -108,14 +108,6 @@ impl Checkpoint {
     }
 }
 
-fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> CaptureError + 'a {
-    move |source| CaptureError::Io {
-        path: path.to_owned(),
-        op,
-        source,
-    }
-}
-
 /// The checkpoint of the open segment `open_name` in `dir`; None if it has
 /// none.
 fn read_checkpoint(dir: &Dir, open_name: &str) -> Result<Option<Checkpoint>, CaptureError> {
@@ -209,7 +201,10 @@ fn seal_from_checkpoint(
         });
     }
     let mut f = dir.open_for_repair(open_name)?;
-    let len = f.metadata().map_err(io(&open_path, "inspect"))?.len();
+    let len = f
+        .metadata()
+        .map_err(CaptureError::io(&open_path, "inspect"))?
+        .len();
     if len < ck.data_len {
         return Err(CaptureError::Recovery {
             path: open_path,
@@ -220,11 +215,15 @@ fn seal_from_checkpoint(
         });
     }
     // Bytes past the checkpoint are a row group nobody described: cut them.
-    f.set_len(ck.data_len).map_err(io(&open_path, "truncate"))?;
-    f.seek(SeekFrom::End(0)).map_err(io(&open_path, "seek"))?;
-    f.write_all(&ck.footer).map_err(io(&open_path, "write"))?;
-    f.sync_all().map_err(io(&open_path, "sync"))?;
-    f.seek(SeekFrom::Start(0)).map_err(io(&open_path, "seek"))?;
+    f.set_len(ck.data_len)
+        .map_err(CaptureError::io(&open_path, "truncate"))?;
+    f.seek(SeekFrom::End(0))
+        .map_err(CaptureError::io(&open_path, "seek"))?;
+    f.write_all(&ck.footer)
+        .map_err(CaptureError::io(&open_path, "write"))?;
+    f.sync_all().map_err(CaptureError::io(&open_path, "sync"))?;
+    f.seek(SeekFrom::Start(0))
+        .map_err(CaptureError::io(&open_path, "seek"))?;
     let rows = count_rows(f, &open_path)?;
     if rows != ck.rows {
         return Err(CaptureError::Recovery {

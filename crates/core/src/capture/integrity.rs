@@ -16,19 +16,12 @@ pub fn hash_file(dir: &Dir, name: &str) -> Result<(u64, String), CaptureError> {
 
 /// Size and sha256 of an open file (`path` names it in errors).
 pub fn hash_open_file(path: &Path, f: File) -> Result<(u64, String), CaptureError> {
-    let io = |op| {
-        move |source| CaptureError::Io {
-            path: path.to_owned(),
-            op,
-            source,
-        }
-    };
     let mut r = BufReader::new(f);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;
     loop {
-        let n = r.read(&mut buf).map_err(io("read"))?;
+        let n = r.read(&mut buf).map_err(CaptureError::io(path, "read"))?;
         if n == 0 {
             break;
         }

@@ -14,7 +14,7 @@ use crate::fs::Dir;
 /// Version 2 added the hash chain, recovery and retention records.
 pub const FORMAT_VERSION: u32 = 2;
 /// Every format version this build reads.
-pub const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=FORMAT_VERSION;
+const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=FORMAT_VERSION;
 /// Marks a directory as a credtrail capture.
 pub const FORMAT_NAME: &str = "credtrail-capture";
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -325,7 +325,7 @@ impl Manifest {
     }
 
     /// The chain's first link: sha256 of the fixed header.
-    pub fn genesis(&self) -> String {
+    fn genesis(&self) -> String {
         let h = ChainHeader {
             format: &self.format,
             format_version: self.format_version,
@@ -375,7 +375,7 @@ impl Manifest {
 
     /// Links new segments onto the chain and recomputes the head. Links
     /// already made are history and never recomputed.
-    pub fn extend_chain(&mut self) {
+    fn extend_chain(&mut self) {
         let mut prev = self.genesis();
         for seg in &mut self.segments {
             if seg.chain.is_none() {

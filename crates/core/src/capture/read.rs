@@ -75,11 +75,7 @@ impl CaptureFiles {
         let f = dir.open_file(name)?;
         let len = f
             .metadata()
-            .map_err(|source| CaptureError::Io {
-                path: path.clone(),
-                op: "inspect",
-                source,
-            })?
+            .map_err(CaptureError::io(&path, "inspect"))?
             .len();
         if len != seg.bytes {
             return Err(CaptureError::Integrity {
@@ -92,11 +88,7 @@ impl CaptureFiles {
         }
         let (_, sha) = hash_open_file(
             &path,
-            f.try_clone().map_err(|source| CaptureError::Io {
-                path: path.clone(),
-                op: "open",
-                source,
-            })?,
+            f.try_clone().map_err(CaptureError::io(&path, "open"))?,
         )?;
         if sha != seg.sha256 {
             return Err(CaptureError::Integrity {
@@ -108,11 +100,7 @@ impl CaptureFiles {
             });
         }
         let mut f = f;
-        f.rewind().map_err(|source| CaptureError::Io {
-            path: path.clone(),
-            op: "read",
-            source,
-        })?;
+        f.rewind().map_err(CaptureError::io(&path, "read"))?;
         Ok((path, f))
     }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::checkpoint::{CHECKPOINT_SUFFIX, adopt_sealed, checkpoint_name, salvage_open};
 use super::manifest::{
-    CaptureState, Discarded, DiscardedSegment, Instant, MANIFEST_FILE, Manifest, Recovery,
+    CaptureState, Discarded, DiscardedSegment, Instant, MANIFEST_FILE, Manifest, Recovery, Segment,
     SigningKey,
 };
 use super::table::{EVENTS, LIFECYCLE, TABLES, segment_location};
@@ -36,6 +36,9 @@ struct Found {
     stale: Vec<String>,
 }
 
+/// What recovery would touch in one table folder. Everything it would
+/// open, cut, rename or remove must be a plain file of the capture (not a
+/// symlink, not a hard link to a file elsewhere), or nothing is done at all.
 fn survey(dir: &Dir, table: &str, listed: &BTreeSet<&str>) -> Result<Found, CaptureError> {
     let names = dir.names()?;
     let mut found = Found::default();
@@ -58,6 +61,22 @@ fn survey(dir: &Dir, table: &str, listed: &BTreeSet<&str>) -> Result<Found, Capt
             }
         }
     }
+    for open_name in &found.open {
+        dir.file_len(open_name, true)?;
+    }
+    for open_name in &found.adopt {
+        dir.file_len(open_name.trim_end_matches(".open"), true)?;
+    }
+    let checkpoints = found
+        .open
+        .iter()
+        .chain(&found.adopt)
+        .map(|n| checkpoint_name(n));
+    for name in checkpoints.chain(found.stale.iter().cloned()) {
+        if dir.exists(&name) {
+            dir.file_len(&name, true)?;
+        }
+    }
     Ok(found)
 }
 
@@ -71,39 +90,12 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     let root = Dir::open(dir)?;
     let _lock = root.lock()?;
     let mut manifest = Manifest::read_in(&root)?;
-    for seg in &manifest.segments {
-        segment_location(seg).map_err(|message| CaptureError::Unsafe {
-            path: root.child(MANIFEST_FILE),
-            message,
-        })?;
-    }
-    let mut tables = Vec::new();
-    for table in TABLES {
-        if root.exists(table) {
-            tables.push((table, root.subdir(table)?));
-        }
-    }
+    let tables = table_dirs(&root, &manifest)?;
     let listed: BTreeSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
-    let mut found = Vec::new();
-    for (table, tdir) in &tables {
-        let f = survey(tdir, table, &listed)?;
-        // Everything recovery would open, cut, rename or remove is a plain
-        // file of the capture (not a symlink, not a hard link to a file
-        // elsewhere), or nothing is done at all.
-        for open_name in &f.open {
-            tdir.file_len(open_name, true)?;
-        }
-        for open_name in &f.adopt {
-            tdir.file_len(open_name.trim_end_matches(".open"), true)?;
-        }
-        let checkpoints = f.open.iter().chain(&f.adopt).map(|n| checkpoint_name(n));
-        for name in checkpoints.chain(f.stale.iter().cloned()) {
-            if tdir.exists(&name) {
-                tdir.file_len(&name, true)?;
-            }
-        }
-        found.push(f);
-    }
+    let found = tables
+        .iter()
+        .map(|(table, tdir)| survey(tdir, table, &listed))
+        .collect::<Result<Vec<_>, _>>()?;
     let nothing_open = found
         .iter()
         .all(|f| f.open.is_empty() && f.adopt.is_empty());
@@ -119,80 +111,14 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
             problems: Vec::new(),
         });
     }
-    let mut recovery = Recovery {
-        recovered_at: crate::host::rfc3339_ns(crate::host::clock_ns(libc::CLOCK_REALTIME)),
-        segments: Vec::new(),
-        rows: 0,
-        discarded: Vec::new(),
-        last_checkpoint_ktime_ns: 0,
-        events_lost_at_least: 0,
-    };
-    let mut problems = Vec::new();
-    let mut discarded: Vec<DiscardedSegment> = Vec::new();
+    let mut work = Salvaged::default();
     for ((table, tdir), f) in tables.iter().zip(&found) {
-        for open_name in &f.adopt {
-            match adopt_sealed(tdir, open_name, table) {
-                Ok((seg, ktime)) => {
-                    recovery.segments.push(seg.file.clone());
-                    recovery.rows += seg.rows;
-                    recovery.last_checkpoint_ktime_ns =
-                        recovery.last_checkpoint_ktime_ns.max(ktime);
-                    manifest.segments.push(seg);
-                }
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
-        for n in &f.stale {
-            let _ = tdir.remove(n);
-        }
+        work.adopt(&mut manifest, tdir, table, f);
     }
     for ((table, tdir), f) in tables.iter().zip(&found) {
-        for open_name in &f.open {
-            let s = salvage_open(tdir, open_name, table);
-            if let Some(seg) = s.segment {
-                recovery.segments.push(seg.file.clone());
-                recovery.rows += seg.rows;
-                manifest.segments.push(seg);
-            }
-            if let Some(d) = s.discarded {
-                discarded.push(d);
-            }
-            if let Some(p) = s.problem {
-                problems.push(p);
-            }
-            recovery.last_checkpoint_ktime_ns =
-                recovery.last_checkpoint_ktime_ns.max(s.checkpoint_ktime_ns);
-        }
+        work.seal(&mut manifest, tdir, table, f);
     }
-    // The rows the segments hold are the truth; the manifest's counters are
-    // from its last checkpoint and may lag them. Rows it had counted that
-    // no segment holds were in the segment set aside.
-    let counted = [
-        (EVENTS, manifest.counters.events_written),
-        (LIFECYCLE, manifest.counters.lifecycle_written),
-    ];
-    for d in discarded.iter_mut().filter(|d| d.held_data) {
-        for (table, n) in counted {
-            if d.table == table {
-                d.rows_at_least = d
-                    .rows_at_least
-                    .max(n.saturating_sub(manifest.rows_in(table)));
-            }
-        }
-    }
-    manifest.counters.events_written = manifest.rows_in(EVENTS);
-    manifest.counters.lifecycle_written = manifest.rows_in(LIFECYCLE);
-    let c = &manifest.counters;
-    let discarded_events: u64 = discarded
-        .iter()
-        .filter(|d| d.table == EVENTS)
-        .map(|d| d.rows_at_least)
-        .sum();
-    recovery.events_lost_at_least = c
-        .kernel_events
-        .saturating_sub(c.events_written + c.ringbuf_full + c.decode_errors)
-        .max(discarded_events);
-    recovery.discarded = discarded.into_iter().map(Discarded::Segment).collect();
+    let recovery = work.account(&mut manifest);
     // A table that had no row before the crash reads as empty, as after a
     // clean stop.
     let epoch = next_free_epoch(tables.iter().map(|(_, d)| d));
@@ -226,6 +152,113 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     Ok(RecoverReport {
         changed: true,
         manifest,
-        problems,
+        problems: work.problems,
     })
+}
+
+/// The capture's table folders, once every manifest record names a file in
+/// one of them.
+fn table_dirs(root: &Dir, manifest: &Manifest) -> Result<Vec<(&'static str, Dir)>, CaptureError> {
+    for seg in &manifest.segments {
+        segment_location(seg).map_err(|message| CaptureError::Unsafe {
+            path: root.child(MANIFEST_FILE),
+            message,
+        })?;
+    }
+    let mut tables = Vec::new();
+    for table in TABLES {
+        if root.exists(table) {
+            tables.push((table, root.subdir(table)?));
+        }
+    }
+    Ok(tables)
+}
+
+/// What sealing the open segments made, as it goes.
+#[derive(Default)]
+struct Salvaged {
+    segments: Vec<String>,
+    rows: u64,
+    discarded: Vec<DiscardedSegment>,
+    last_checkpoint_ktime_ns: u64,
+    problems: Vec<String>,
+}
+
+impl Salvaged {
+    fn sealed(&mut self, manifest: &mut Manifest, seg: Segment, checkpoint_ktime_ns: u64) {
+        self.segments.push(seg.file.clone());
+        self.rows += seg.rows;
+        self.last_checkpoint_ktime_ns = self.last_checkpoint_ktime_ns.max(checkpoint_ktime_ns);
+        manifest.segments.push(seg);
+    }
+
+    /// Lists the segments sealed but not listed when the recorder died, and
+    /// drops the checkpoints of listed ones.
+    fn adopt(&mut self, manifest: &mut Manifest, tdir: &Dir, table: &str, f: &Found) {
+        for open_name in &f.adopt {
+            match adopt_sealed(tdir, open_name, table) {
+                Ok((seg, ktime)) => self.sealed(manifest, seg, ktime),
+                Err(e) => self.problems.push(e.to_string()),
+            }
+        }
+        for n in &f.stale {
+            let _ = tdir.remove(n);
+        }
+    }
+
+    /// Seals each open segment from its checkpoint, or sets it aside.
+    fn seal(&mut self, manifest: &mut Manifest, tdir: &Dir, table: &str, f: &Found) {
+        for open_name in &f.open {
+            let s = salvage_open(tdir, open_name, table);
+            if let Some(seg) = s.segment {
+                self.sealed(manifest, seg, s.checkpoint_ktime_ns);
+            }
+            self.discarded.extend(s.discarded);
+            self.problems.extend(s.problem);
+        }
+    }
+
+    /// The row counters from the segments (the truth: the manifest's are
+    /// from its last checkpoint and may lag them), what the set-aside
+    /// segments held, and the events lost in the crash at least.
+    fn account(&mut self, manifest: &mut Manifest) -> Recovery {
+        // Rows the manifest had counted that no segment holds were in the
+        // segment set aside.
+        let counted = [
+            (EVENTS, manifest.counters.events_written),
+            (LIFECYCLE, manifest.counters.lifecycle_written),
+        ];
+        for d in self.discarded.iter_mut().filter(|d| d.held_data) {
+            for (table, n) in counted {
+                if d.table == table {
+                    d.rows_at_least = d
+                        .rows_at_least
+                        .max(n.saturating_sub(manifest.rows_in(table)));
+                }
+            }
+        }
+        manifest.counters.events_written = manifest.rows_in(EVENTS);
+        manifest.counters.lifecycle_written = manifest.rows_in(LIFECYCLE);
+        let c = &manifest.counters;
+        let discarded_events: u64 = self
+            .discarded
+            .iter()
+            .filter(|d| d.table == EVENTS)
+            .map(|d| d.rows_at_least)
+            .sum();
+        Recovery {
+            recovered_at: crate::host::rfc3339_ns(crate::host::clock_ns(libc::CLOCK_REALTIME)),
+            segments: std::mem::take(&mut self.segments),
+            rows: self.rows,
+            discarded: std::mem::take(&mut self.discarded)
+                .into_iter()
+                .map(Discarded::Segment)
+                .collect(),
+            last_checkpoint_ktime_ns: self.last_checkpoint_ktime_ns,
+            events_lost_at_least: c
+                .kernel_events
+                .saturating_sub(c.events_written + c.ringbuf_full + c.decode_errors)
+                .max(discarded_events),
+        }
+    }
 }

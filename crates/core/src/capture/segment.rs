@@ -290,20 +290,14 @@ impl<T: Table> TableWriter<T> {
             .flush()
             .map_err(|e| parquet_err(&seg.open_path, e))?;
         // Past parquet's own buffer into the kernel: a killed recorder keeps it.
-        seg.writer.sync().map_err(|source| CaptureError::Io {
-            path: seg.open_path.clone(),
-            op: "write",
-            source,
-        })?;
+        seg.writer
+            .sync()
+            .map_err(CaptureError::io(&seg.open_path, "write"))?;
         if durable {
             seg.writer
                 .inner()
                 .sync_data()
-                .map_err(|source| CaptureError::Io {
-                    path: seg.open_path.clone(),
-                    op: "sync",
-                    source,
-                })?;
+                .map_err(CaptureError::io(&seg.open_path, "sync"))?;
         }
         seg.unflushed = false;
         let ck = Checkpoint {
@@ -365,11 +359,8 @@ impl<T: Table> TableWriter<T> {
             .into_inner()
             .map_err(|e| parquet_err(&seg.open_path, e))?;
         // into_inner writes the footer; make it durable before it is listed.
-        file.sync_all().map_err(|source| CaptureError::Io {
-            path: seg.open_path.clone(),
-            op: "sync",
-            source,
-        })?;
+        file.sync_all()
+            .map_err(CaptureError::io(&seg.open_path, "sync"))?;
         drop(file);
         self.dir.rename(&seg.open_name, &seg.final_name)?;
         // The checkpoint stays until the manifest lists the segment: a crash

@@ -15,11 +15,7 @@ use crate::error::CaptureError;
 use crate::fs::Dir;
 
 fn read_pem(path: &Path) -> Result<String, CaptureError> {
-    let bytes = std::fs::read(path).map_err(|source| CaptureError::Io {
-        path: path.to_owned(),
-        op: "read key",
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(CaptureError::io(path, "read key"))?;
     String::from_utf8(bytes).map_err(|_| CaptureError::Key {
         path: path.to_owned(),
         message: "is not a PEM text file".into(),

@@ -459,7 +459,7 @@ pub(crate) fn remove_evicted(dir: &Dir, name: &str) {
 /// relinked under the recorder). Refuses files, foreign non-empty
 /// directories and existing captures, touching none of them. Returns the
 /// handle every file of the capture is then created through.
-pub fn create_capture_dir(dir: &Path) -> Result<Dir, CaptureError> {
+fn create_capture_dir(dir: &Path) -> Result<Dir, CaptureError> {
     let existed = check_capture_dir(dir)?;
     if !existed && !fs::mkdir_private(dir)? {
         // Someone made it between the check and now: check it again.
@@ -510,11 +510,7 @@ pub fn check_capture_dir(dir: &Path) -> Result<bool, CaptureError> {
             path: dir.to_owned(),
         });
     }
-    let mut entries = std::fs::read_dir(dir).map_err(|source| CaptureError::Io {
-        path: dir.to_owned(),
-        op: "list",
-        source,
-    })?;
+    let mut entries = std::fs::read_dir(dir).map_err(CaptureError::io(dir, "list"))?;
     if entries.next().is_some() {
         return Err(if dir.join(MANIFEST_FILE).exists() {
             CaptureError::ExistingCapture {

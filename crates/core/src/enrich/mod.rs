@@ -161,7 +161,7 @@ impl<P: PodSource> Enricher<P> {
     }
 
     /// Containers first seen since the last call, for `DIR/containers/`.
-    pub fn take_new_containers(&mut self) -> Vec<ContainerRow> {
+    fn take_new_containers(&mut self) -> Vec<ContainerRow> {
         std::mem::take(&mut self.new_containers)
     }
 
@@ -266,7 +266,7 @@ impl<P: PodSource> Enricher<P> {
     }
 
     /// Applies one lifecycle record.
-    pub fn on_proc(&mut self, ev: &ProcEvent) {
+    fn on_proc(&mut self, ev: &ProcEvent) {
         match ev.kind.as_str() {
             "fork" => self.on_fork(ev),
             "exec" => self.on_exec(ev),

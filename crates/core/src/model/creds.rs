@@ -22,7 +22,7 @@ pub struct Creds {
 }
 
 /// Capability names by bit number (linux/capability.h).
-pub const CAP_NAMES: [&str; 41] = [
+const CAP_NAMES: [&str; 41] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",

@@ -45,6 +45,10 @@ impl Syscall {
         Self::ALL.into_iter().find(|s| *s as u32 == v)
     }
 
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Syscall::Setuid => "setuid",
@@ -61,13 +65,9 @@ impl Syscall {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.name() == name)
-    }
-
     /// How many of `arg0..arg2` carry the request: the ids, or for capset
     /// the three masks, or for setgroups the count (the list is `groups`).
-    pub fn arity(self) -> usize {
+    fn arity(self) -> usize {
         match self {
             Syscall::Setuid
             | Syscall::Setgid
@@ -211,34 +211,120 @@ impl Event {
 
     /// Resets the enriched columns: what remains is what the kernel reported.
     pub fn clear_enrichment(&mut self) {
-        let (old, new) = (self.old_creds(), self.new_creds());
-        let raw = std::mem::take(self);
-        *self = Event {
-            time: raw.time,
-            ktime_ns: raw.ktime_ns,
-            seq: raw.seq,
-            node_name: raw.node_name,
-            pid: raw.pid,
-            tid: raw.tid,
-            ppid: raw.ppid,
-            comm: raw.comm,
-            syscall: raw.syscall,
-            arg0: raw.arg0,
-            arg1: raw.arg1,
-            arg2: raw.arg2,
-            groups: raw.groups,
-            ret: raw.ret,
-            changed: raw.changed,
-            auid: raw.auid,
-            sessionid: raw.sessionid,
-            cgroup_id: raw.cgroup_id,
-            pid_ns: raw.pid_ns,
-            ns_pid: raw.ns_pid,
-            event_flags: raw.event_flags,
-            ..Event::default()
-        };
-        self.set_old_creds(old);
-        self.set_new_creds(new);
+        // Every column is named: one added later must be sorted here as the
+        // kernel's (kept) or the enrichment's (cleared), or this does not
+        // compile.
+        let Event {
+            time: _,
+            ktime_ns: _,
+            seq: _,
+            node_name: _,
+            pid: _,
+            tid: _,
+            ppid: _,
+            comm: _,
+            syscall: _,
+            arg0: _,
+            arg1: _,
+            arg2: _,
+            groups: _,
+            ret: _,
+            changed: _,
+            old_uid: _,
+            old_euid: _,
+            old_suid: _,
+            old_fsuid: _,
+            old_gid: _,
+            old_egid: _,
+            old_sgid: _,
+            old_fsgid: _,
+            old_cap_effective: _,
+            old_cap_permitted: _,
+            old_cap_inheritable: _,
+            old_cap_bounding: _,
+            old_cap_ambient: _,
+            old_securebits: _,
+            old_groups: _,
+            new_uid: _,
+            new_euid: _,
+            new_suid: _,
+            new_fsuid: _,
+            new_gid: _,
+            new_egid: _,
+            new_sgid: _,
+            new_fsgid: _,
+            new_cap_effective: _,
+            new_cap_permitted: _,
+            new_cap_inheritable: _,
+            new_cap_bounding: _,
+            new_cap_ambient: _,
+            new_securebits: _,
+            new_groups: _,
+            auid: _,
+            sessionid: _,
+            cgroup_id: _,
+            pid_ns: _,
+            ns_pid: _,
+            event_flags: _,
+            exec_id,
+            parent_exec_id,
+            binary,
+            arguments,
+            cwd,
+            flags,
+            start_time,
+            process_uid,
+            parent_pid,
+            parent_binary,
+            parent_arguments,
+            parent_cwd,
+            parent_flags,
+            parent_start_time,
+            parent_parent_exec_id,
+            parent_uid,
+            parent_auid,
+            container_id,
+            container_runtime,
+            container_pid,
+            parent_container_pid,
+            pod_namespace,
+            pod_name,
+            pod_uid,
+            container_name,
+            image_name,
+            image_id,
+            pod_labels,
+            container_start_time,
+        } = self;
+        *exec_id = None;
+        *parent_exec_id = None;
+        *binary = None;
+        *arguments = None;
+        *cwd = None;
+        *flags = None;
+        *start_time = None;
+        *process_uid = None;
+        *parent_pid = None;
+        *parent_binary = None;
+        *parent_arguments = None;
+        *parent_cwd = None;
+        *parent_flags = None;
+        *parent_start_time = None;
+        *parent_parent_exec_id = None;
+        *parent_uid = None;
+        *parent_auid = None;
+        *container_id = None;
+        *container_runtime = None;
+        *container_pid = None;
+        *parent_container_pid = None;
+        *pod_namespace = None;
+        *pod_name = None;
+        *pod_uid = None;
+        *container_name = None;
+        *image_name = None;
+        *image_id = None;
+        pod_labels.clear();
+        *container_start_time = None;
     }
 
     /// Whether any credential differs between before and after.

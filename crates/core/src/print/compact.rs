@@ -102,7 +102,7 @@ pub fn compact(ev: &Event) -> String {
         let _ = write!(s, " [{}]", ev.event_flags.join(","));
     }
     // Names and arguments are the caller's choice: escapes stay text.
-    match super::term::safe(&s) {
+    match crate::term::safe(&s) {
         std::borrow::Cow::Borrowed(_) => s,
         std::borrow::Cow::Owned(safe) => safe,
     }

@@ -3,7 +3,6 @@
 
 mod compact;
 mod json;
-pub mod term;
 mod tetragon;
 
 use std::io::{self, Write};

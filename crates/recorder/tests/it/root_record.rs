@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use credtrail_core::capture::Capture;
 use credtrail_core::model::{Creds, Event};
 use credtrail_workload::{Report, Step};
 
@@ -100,7 +101,15 @@ fn records_every_credential_syscall_with_exact_rows() {
         assert_row(ev, step);
     }
 
-    // Spot-check the values the workload chose, independent of /proc.
+    spot_check_single_thread_rows(&single_rows);
+    check_broadcast_rows(&bcast_rows, &broadcast);
+    check_identity(&rows, &single_rows, &bcast_rows, &cap, &report);
+    check_live_json(&live, &rows, &pids);
+    check_private_files(&cap);
+}
+
+/// The values the workload chose, independent of /proc.
+fn spot_check_single_thread_rows(single_rows: &[&Event]) {
     let by = |i: usize| single_rows[i];
     assert_eq!(by(0).groups, Some(vec![1001, 1002, 1003]));
     assert_eq!(by(0).new_groups, vec![1001, 1002, 1003]);
@@ -147,8 +156,10 @@ fn records_every_credential_syscall_with_exact_rows() {
         ("setuid", -1, false)
     );
     assert_eq!(by(10).new_uid, 1001);
+}
 
-    // glibc setxid broadcast: one row per thread, told apart by tid.
+/// glibc setxid broadcast: one row per thread, told apart by tid.
+fn check_broadcast_rows(bcast_rows: &[&Event], broadcast: &[&Step]) {
     assert_eq!(broadcast.len(), 4);
     assert_eq!(bcast_rows.len(), 4);
     let mut want_tids: Vec<u32> = broadcast.iter().map(|s| s.tid).collect();
@@ -156,7 +167,7 @@ fn records_every_credential_syscall_with_exact_rows() {
     want_tids.sort();
     got_tids.sort();
     assert_eq!(got_tids, want_tids);
-    for ev in &bcast_rows {
+    for ev in bcast_rows {
         let step = broadcast.iter().find(|s| s.tid == ev.tid).unwrap();
         assert_row(ev, step);
         assert_eq!(
@@ -164,10 +175,20 @@ fn records_every_credential_syscall_with_exact_rows() {
             (5001, 0, 5001, 5001)
         );
     }
+}
 
+/// Identity fields the kernel filled in, the counters, the hooks, and who
+/// made each call.
+fn check_identity(
+    rows: &[Event],
+    single_rows: &[&Event],
+    bcast_rows: &[&Event],
+    cap: &Capture,
+    report: &Report,
+) {
     // Identity fields the kernel filled in.
     let me = std::process::id();
-    for ev in &rows {
+    for ev in rows {
         assert_ne!(ev.ktime_ns, 0);
         assert_ne!(ev.cgroup_id, 0);
         assert_ne!(ev.pid_ns, 0);
@@ -200,14 +221,14 @@ fn records_every_credential_syscall_with_exact_rows() {
 
     // Who did it: the workload binary, started by this test.
     let test_exe = std::env::current_exe().unwrap();
-    for ev in &single_rows {
+    for ev in single_rows {
         assert_eq!(ev.binary.as_deref(), Some(workload_bin()), "{ev:?}");
         assert_eq!(ev.arguments.as_deref(), Some("all"));
         assert_eq!(ev.flags.as_deref(), Some("execve clone"));
         assert_eq!(ev.parent_pid, Some(me));
         assert_eq!(ev.parent_binary.as_deref(), test_exe.to_str());
     }
-    for ev in &bcast_rows {
+    for ev in bcast_rows {
         assert_eq!(
             ev.arguments.as_deref(),
             Some("broadcast --threads 4 --uid 5001")
@@ -217,8 +238,10 @@ fn records_every_credential_syscall_with_exact_rows() {
             "child of the `all` process"
         );
     }
+}
 
-    // The live JSON lines are the same rows.
+/// The live JSON lines are the same rows.
+fn check_live_json(live: &str, rows: &[Event], pids: &[u32]) {
     let live_rows: Vec<serde_json::Value> = live
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -236,8 +259,10 @@ fn records_every_credential_syscall_with_exact_rows() {
         assert_eq!(v["ret"], ev.ret);
         assert!(v["time"].as_str().unwrap().ends_with('Z'));
     }
+}
 
-    // Files are private.
+/// Files are private.
+fn check_private_files(cap: &Capture) {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&cap.dir), 0o700);
@@ -248,7 +273,7 @@ fn records_every_credential_syscall_with_exact_rows() {
     // The /proc snapshot saw this test process.
     let procs = cap.processes().unwrap();
     assert!(
-        procs.iter().any(|p| p.pid == me),
+        procs.iter().any(|p| p.pid == std::process::id()),
         "snapshot lacks the test process"
     );
 }
@@ -519,6 +544,34 @@ fn su_in_a_real_container_carries_container_and_pod_identity() {
         rows.iter()
             .any(|e| e.syscall == "setgid" && e.arg0 == 65534)
     );
+    check_pod_identity(setuid);
+
+    // Offline: the capture holds the container's metadata.
+    let containers = cap.containers().unwrap();
+    let c = containers
+        .iter()
+        .find(|c| c.container_id == inspect_id)
+        .expect("containers row");
+    assert_eq!(c.pod_name.as_deref(), Some("xwing"));
+    assert!(
+        c.source.contains("config.json") && c.source.contains(pods.path().to_str().unwrap()),
+        "{}",
+        c.source
+    );
+
+    // The Tetragon view names the container as Tetragon does.
+    let v = credtrail_core::print::tetragon(setuid);
+    let p = &v["process_kprobe"]["process"];
+    assert_eq!(p["pod"]["container"]["id"], format!("cri-o://{inspect_id}"));
+    assert_eq!(p["pod"]["container"]["name"], "spaceship");
+    assert_eq!(p["pod"]["pod_labels"]["org"], "alliance");
+    assert_eq!(p["docker"], &inspect_id[..31]);
+    assert_eq!(p["pod"]["container"]["pid"], setuid.container_pid.unwrap());
+}
+
+/// The pod, container and image of su's setuid, from the runtime's
+/// annotations and the pods file; and su as the process saw itself.
+fn check_pod_identity(setuid: &Event) {
     assert_eq!(setuid.pod_namespace.as_deref(), Some("default"));
     assert_eq!(setuid.pod_name.as_deref(), Some("xwing"));
     assert_eq!(setuid.pod_uid.as_deref(), Some("8a0c9f1e-xwing"));
@@ -555,26 +608,4 @@ fn su_in_a_real_container_carries_container_and_pod_identity() {
     assert_eq!(cpid, 1, "pid inside the container");
     assert_ne!(setuid.pid, 1, "host pid");
     assert_eq!(setuid.parent_pid, Some(setuid.pid), "exec without fork");
-
-    // Offline: the capture holds the container's metadata.
-    let containers = cap.containers().unwrap();
-    let c = containers
-        .iter()
-        .find(|c| c.container_id == inspect_id)
-        .expect("containers row");
-    assert_eq!(c.pod_name.as_deref(), Some("xwing"));
-    assert!(
-        c.source.contains("config.json") && c.source.contains(pods.path().to_str().unwrap()),
-        "{}",
-        c.source
-    );
-
-    // The Tetragon view names the container as Tetragon does.
-    let v = credtrail_core::print::tetragon(setuid);
-    let p = &v["process_kprobe"]["process"];
-    assert_eq!(p["pod"]["container"]["id"], format!("cri-o://{inspect_id}"));
-    assert_eq!(p["pod"]["container"]["name"], "spaceship");
-    assert_eq!(p["pod"]["pod_labels"]["org"], "alliance");
-    assert_eq!(p["docker"], &inspect_id[..31]);
-    assert_eq!(p["pod"]["container"]["pid"], cpid);
 }
