@@ -309,73 +309,43 @@ fn readers_never_leave_the_capture() {
 
 /// A Parquet file of one text column `column`, 200 rows that all point at
 /// one dictionary value of 8 MiB: a few KB on disk, 1.6 GiB once decoded
-/// (in one record batch, under Arrow's 2 GiB offset limit).
-/// Written with the thrift structures of the format itself, as an attacker
-/// would, since no well-behaved writer makes such a file.
+/// (in one record batch, under Arrow's 2 GiB offset limit). Written with the
+/// thrift structures of the format itself, as an attacker would, since no
+/// well-behaved writer makes such a file.
 pub fn dictionary_bomb(column: &str) -> Vec<u8> {
-    use polars_parquet_format::thrift::protocol::TCompactOutputProtocol;
     use polars_parquet_format::*;
     const ROWS: i32 = 200;
     const VALUE: usize = 8 << 20;
-    let thrift = |f: &dyn Fn(&mut TCompactOutputProtocol<&mut Vec<u8>>)| {
-        let mut out = Vec::new();
-        f(&mut TCompactOutputProtocol::new(&mut out));
-        out
-    };
     let mut file = b"PAR1".to_vec();
     let mut dict = (VALUE as u32).to_le_bytes().to_vec();
     dict.resize(4 + VALUE, b'A');
-    let dict_z = zstd::bulk::compress(&dict, 3).unwrap();
     let dict_offset = file.len() as i64;
-    let header = PageHeader::new(
-        PageType::DICTIONARY_PAGE,
-        dict.len() as i32,
-        dict_z.len() as i32,
-        None,
-        None,
-        None,
-        DictionaryPageHeader::new(1, Encoding::PLAIN, None),
-        None,
-    );
-    file.extend(thrift(&|p| {
-        header.write_to_out_protocol(p).unwrap();
-    }));
-    file.extend(&dict_z);
+    page(&mut file, PageType::DICTIONARY_PAGE, &dict, |h| {
+        h.dictionary_page_header = Some(DictionaryPageHeader::new(1, Encoding::PLAIN, None));
+    });
     // Bit width 1, then one RLE run of ROWS zeros: header ROWS << 1 as a
     // varint (one byte up to 63 rows, two here), then the value 0.
     let run = (ROWS as u32) << 1;
     let data = [1u8, (run as u8 & 0x7f) | 0x80, (run >> 7) as u8, 0x00];
-    let data_z = zstd::bulk::compress(&data, 3).unwrap();
     let data_offset = file.len() as i64;
-    let header = PageHeader::new(
-        PageType::DATA_PAGE,
-        data.len() as i32,
-        data_z.len() as i32,
-        None,
-        DataPageHeader::new(
+    page(&mut file, PageType::DATA_PAGE, &data, |h| {
+        h.data_page_header = Some(DataPageHeader::new(
             ROWS,
             Encoding::RLE_DICTIONARY,
             Encoding::RLE,
             Encoding::RLE,
             None,
-        ),
-        None,
-        None,
-        None,
-    );
-    file.extend(thrift(&|p| {
-        header.write_to_out_protocol(p).unwrap();
-    }));
-    file.extend(&data_z);
-    let chunk_len = file.len() as i64 - dict_offset;
-    let meta = ColumnMetaData::new(
+        ));
+    });
+    let decoded = (dict.len() + data.len()) as i64;
+    let mut meta = ColumnMetaData::new(
         Type::BYTE_ARRAY,
         vec![Encoding::PLAIN, Encoding::RLE, Encoding::RLE_DICTIONARY],
         vec![column.to_owned()],
         CompressionCodec::ZSTD,
         i64::from(ROWS),
-        (dict.len() + data.len()) as i64,
-        chunk_len,
+        decoded,
+        file.len() as i64 - dict_offset,
         None,
         data_offset,
         None,
@@ -386,67 +356,87 @@ pub fn dictionary_bomb(column: &str) -> Vec<u8> {
         None,
         None,
     );
-    let footer = FileMetaData::new(
+    meta.dictionary_page_offset = Some(dict_offset);
+    let mut root = SchemaElement::new(
+        None,
+        None,
+        None,
+        "schema".into(),
         1,
-        vec![
-            SchemaElement::new(
-                None,
-                None,
-                None,
-                "schema".into(),
-                1,
-                None,
-                None,
-                None,
-                None,
-                None,
-            ),
-            SchemaElement::new(
-                Type::BYTE_ARRAY,
-                None,
-                FieldRepetitionType::REQUIRED,
-                column.into(),
-                None,
-                ConvertedType::UTF8,
-                None,
-                None,
-                None,
-                None,
-            ),
-        ],
-        i64::from(ROWS),
-        vec![RowGroup::new(
-            vec![ColumnChunk::new(
-                None,
-                dict_offset,
-                meta,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            )],
-            (dict.len() + data.len()) as i64,
-            i64::from(ROWS),
-            None,
-            None,
-            None,
-            None,
-        )],
         None,
         None,
         None,
         None,
         None,
     );
-    let footer = thrift(&|p| {
-        footer.write_to_out_protocol(p).unwrap();
-    });
+    root.num_children = Some(1);
+    let mut leaf = root.clone();
+    (leaf.name, leaf.num_children) = (column.into(), None);
+    leaf.type_ = Some(Type::BYTE_ARRAY);
+    leaf.repetition_type = Some(FieldRepetitionType::REQUIRED);
+    leaf.converted_type = Some(ConvertedType::UTF8);
+    let chunk = ColumnChunk::new(None, dict_offset, meta, None, None, None, None, None, None);
+    let group = RowGroup::new(
+        vec![chunk],
+        decoded,
+        i64::from(ROWS),
+        None,
+        None,
+        None,
+        None,
+    );
+    let footer = FileMetaData::new(
+        1,
+        vec![root, leaf],
+        i64::from(ROWS),
+        vec![group],
+        None,
+        None,
+        None,
+        None,
+        None,
+    );
+    let footer = thrift(|p| footer.write_to_out_protocol(p));
     file.extend(&footer);
     file.extend((footer.len() as u32).to_le_bytes());
     file.extend(b"PAR1");
     file
+}
+
+type Thrift<'a> = polars_parquet_format::thrift::protocol::TCompactOutputProtocol<&'a mut Vec<u8>>;
+
+/// Bytes of one thrift structure, as `write` puts them.
+fn thrift<T>(
+    write: impl FnOnce(&mut Thrift) -> polars_parquet_format::thrift::Result<T>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    write(&mut polars_parquet_format::thrift::protocol::TCompactOutputProtocol::new(&mut out))
+        .unwrap();
+    out
+}
+
+/// Appends a page of `body`, zstd-compressed, with its header (`fill` adds
+/// the header of its type).
+fn page(
+    file: &mut Vec<u8>,
+    type_: polars_parquet_format::PageType,
+    body: &[u8],
+    fill: impl FnOnce(&mut polars_parquet_format::PageHeader),
+) {
+    let z = zstd::bulk::compress(body, 3).unwrap();
+    let mut header = polars_parquet_format::PageHeader::new(
+        type_,
+        body.len() as i32,
+        z.len() as i32,
+        None,
+        None,
+        None,
+        None,
+        None,
+    );
+    fill(&mut header);
+    file.extend(thrift(|p| header.write_to_out_protocol(p)));
+    file.extend(z);
 }
 
 /// Runs `bin args` with at most 1 GiB of address space (each tool runs

@@ -237,16 +237,7 @@ fn duckdb_agrees() {
          print('syscall,n,failed,pids')\n\
          for r in rows: print(','.join(str(x) for x in r))\n"
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), ours);
+    assert_eq!(credtrail_testkit::duckdb(&script), ours);
 }
 
 /// A reader that went away, as `| head` does after its lines.

@@ -15,7 +15,8 @@ use credtrail_core::model::event::Event;
 use credtrail_core::print::PrintFormat;
 
 use credtrail_testkit::{
-    IMAGE, Recorder, assert_whole, bpf_available, podman, podman_ready, record_bin, serial, storm,
+    IMAGE, Recorder, assert_whole, bpf_available, duckdb, podman_container, podman_ready,
+    record_bin, serial, storm,
 };
 
 fn boottime_ns() -> u64 {
@@ -73,12 +74,7 @@ fn assert_readers_agree(dir: &Path) -> u64 {
     let script = format!(
         "import duckdb\nprint(duckdb.sql(\"SELECT count(*) FROM read_parquet('{d}/events/*.parquet')\").fetchall()[0][0])"
     );
-    let o = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let duckdb: u64 = String::from_utf8(o.stdout).unwrap().trim().parse().unwrap();
+    let duckdb: u64 = duckdb(&script).trim().parse().unwrap();
 
     let cli = credtrail_query::cli::Cli::try_parse_from([
         "credtrail-query",
@@ -119,22 +115,16 @@ struct Container(String);
 
 impl Container {
     fn start() -> Container {
-        Container(podman(&[
-            "--runtime",
-            "runc",
+        Container(podman_container(
             "run",
-            "--detach",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-            IMAGE,
-            "sh",
-            "-c",
-            "while :; do su nobody -c id >/dev/null; sleep 0.05; done",
-        ]))
+            &[
+                "--detach",
+                IMAGE,
+                "sh",
+                "-c",
+                "while :; do su nobody -c id >/dev/null; sleep 0.05; done",
+            ],
+        ))
     }
 }
 

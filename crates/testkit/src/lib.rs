@@ -380,3 +380,37 @@ pub fn replay_fuzz_inputs(target: &str, f: fn(&[u8])) {
         }
     }
 }
+
+/// `podman --runtime runc SUBCOMMAND` with the options every test
+/// container gets here (no network, bounded file and process counts),
+/// then `args`.
+pub fn podman_container(subcommand: &str, args: &[&str]) -> String {
+    let mut all = vec![
+        "--runtime",
+        "runc",
+        subcommand,
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+    ];
+    all.extend_from_slice(args);
+    podman(&all)
+}
+
+/// Runs a Python script with DuckDB (installed by scripts/setup) and
+/// returns what it printed.
+pub fn duckdb(script: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}

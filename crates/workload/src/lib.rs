@@ -13,63 +13,36 @@ use serde::{Deserialize, Serialize};
 
 use credtrail_core::model::{Creds, Syscall};
 
-/// Credentials as /proc/PID/task/TID/status shows them (no securebits there).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Observed {
-    pub uid: [u32; 4],
-    pub gid: [u32; 4],
-    pub cap_effective: u64,
-    pub cap_permitted: u64,
-    pub cap_inheritable: u64,
-    pub cap_bounding: u64,
-    pub cap_ambient: u64,
-    pub groups: Vec<u32>,
+/// The calling thread's credentials, as /proc shows them.
+pub fn current_creds() -> std::io::Result<Creds> {
+    creds_of(std::process::id(), gettid())
 }
 
-impl Observed {
-    /// Reads the calling thread's credentials.
-    pub fn current() -> std::io::Result<Observed> {
-        Observed::of(std::process::id(), gettid())
-    }
-
-    pub fn of(pid: u32, tid: u32) -> std::io::Result<Observed> {
-        let s = procfs::process::Process::new(pid as i32)
-            .and_then(|p| p.task_from_tid(tid as i32))
-            .and_then(|t| t.status())
-            .map_err(std::io::Error::other)?;
-        Ok(Observed {
-            uid: [s.ruid, s.euid, s.suid, s.fuid],
-            gid: [s.rgid, s.egid, s.sgid, s.fgid],
-            cap_effective: s.capeff,
-            cap_permitted: s.capprm,
-            cap_inheritable: s.capinh,
-            cap_bounding: s.capbnd.unwrap_or(0),
-            cap_ambient: s.capamb.unwrap_or(0),
-            groups: s.groups,
-        })
-    }
-
-    /// The same set in the event model's shape (securebits assumed 0: the
-    /// workload never sets them).
-    pub fn to_creds(&self) -> Creds {
-        Creds {
-            uid: self.uid[0],
-            euid: self.uid[1],
-            suid: self.uid[2],
-            fsuid: self.uid[3],
-            gid: self.gid[0],
-            egid: self.gid[1],
-            sgid: self.gid[2],
-            fsgid: self.gid[3],
-            cap_effective: self.cap_effective,
-            cap_permitted: self.cap_permitted,
-            cap_inheritable: self.cap_inheritable,
-            cap_bounding: self.cap_bounding,
-            cap_ambient: self.cap_ambient,
-            securebits: 0,
-            groups: self.groups.clone(),
-        }
-    }
+/// A thread's credentials as /proc/PID/task/TID/status shows them: an
+/// observation independent of the BPF programs (securebits are not there,
+/// and the workload never sets them: 0).
+pub fn creds_of(pid: u32, tid: u32) -> std::io::Result<Creds> {
+    let s = procfs::process::Process::new(pid as i32)
+        .and_then(|p| p.task_from_tid(tid as i32))
+        .and_then(|t| t.status())
+        .map_err(std::io::Error::other)?;
+    Ok(Creds {
+        uid: s.ruid,
+        euid: s.euid,
+        suid: s.suid,
+        fsuid: s.fuid,
+        gid: s.rgid,
+        egid: s.egid,
+        sgid: s.sgid,
+        fsgid: s.fgid,
+        cap_effective: s.capeff,
+        cap_permitted: s.capprm,
+        cap_inheritable: s.capinh,
+        cap_bounding: s.capbnd.unwrap_or(0),
+        cap_ambient: s.capamb.unwrap_or(0),
+        securebits: 0,
+        groups: s.groups,
+    })
 }
 
 /// One call the workload made.
@@ -83,8 +56,8 @@ pub struct Step {
     pub ret: i64,
     pub pid: u32,
     pub tid: u32,
-    pub before: Observed,
-    pub after: Observed,
+    pub before: Creds,
+    pub after: Creds,
 }
 
 /// Everything the workload did, printed as JSON on stdout.
@@ -139,9 +112,9 @@ fn step(
     groups: Option<Vec<u32>>,
     call: impl FnOnce() -> i64,
 ) -> std::io::Result<()> {
-    let before = Observed::current()?;
+    let before = current_creds()?;
     let ret = call();
-    let after = Observed::current()?;
+    let after = current_creds()?;
     report.steps.push(Step {
         syscall: syscall.name().to_owned(),
         args,
@@ -175,7 +148,7 @@ fn setgroups_step(r: &mut Report, groups: &[u32]) -> std::io::Result<()> {
 /// capset dropping one capability from the effective, permitted and
 /// inheritable sets.
 fn capset_drop_step(r: &mut Report, cap: u32) -> std::io::Result<()> {
-    let now = Observed::current()?;
+    let now = current_creds()?;
     let drop = |m: u64| m & !(1u64 << cap);
     let (e, p, i) = (
         drop(now.cap_effective),
@@ -287,7 +260,7 @@ pub fn su_like(uid: u32) -> i64 {
 /// `setuid(uid)`, which makes every thread issue the syscall.
 pub fn broadcast_setuid(threads: usize, uid: u32) -> std::io::Result<Report> {
     use std::sync::{Arc, Barrier, mpsc};
-    let before = Observed::current()?;
+    let before = current_creds()?;
     let ready = Arc::new(Barrier::new(threads));
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let done_rx = Arc::new(std::sync::Mutex::new(done_rx));
@@ -332,7 +305,7 @@ pub fn broadcast_setuid(threads: usize, uid: u32) -> std::io::Result<Report> {
             pid,
             tid: *tid,
             before: before.clone(),
-            after: Observed::of(pid, *tid)?,
+            after: creds_of(pid, *tid)?,
         });
     }
     for _ in 1..threads {
@@ -397,7 +370,7 @@ fn make_call(call: Call, n: u64, uid: u32, caps: &[CapData; 2]) -> i64 {
 
 /// The thread's capability sets now, in capset's layout.
 fn current_caps() -> [CapData; 2] {
-    let now = Observed::current().unwrap_or_default();
+    let now = current_creds().unwrap_or_default();
     cap_data(now.cap_effective, now.cap_permitted, now.cap_inheritable)
 }
 

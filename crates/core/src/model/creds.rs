@@ -1,7 +1,7 @@
 //! A task's credential set, and the capability names.
 
 /// A task's full credential set at one instant.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Creds {
     pub uid: u32,
     pub euid: u32,

@@ -12,7 +12,8 @@ use credtrail_core::model::{Creds, Event};
 use credtrail_workload::{Report, Step};
 
 use credtrail_testkit::{
-    IMAGE, Recorder, bpf_available, podman, podman_ready, serial, storm, workload_bin,
+    IMAGE, Recorder, bpf_available, podman, podman_container, podman_ready, serial, storm,
+    workload_bin,
 };
 
 fn run_workload(args: &[&str]) -> Report {
@@ -35,14 +36,10 @@ fn assert_row(ev: &Event, step: &Step) {
     assert_eq!(ev.ret, step.ret, "{ctx}");
     assert_eq!(
         ev.old_creds(),
-        step.before.to_creds(),
+        step.before.clone(),
         "old credentials: {ctx}"
     );
-    assert_eq!(
-        ev.new_creds(),
-        step.after.to_creds(),
-        "new credentials: {ctx}"
-    );
+    assert_eq!(ev.new_creds(), step.after.clone(), "new credentials: {ctx}");
     assert_eq!(ev.changed, step.before != step.after, "{ctx}");
     assert!(ev.event_flags.is_empty(), "{ctx}");
     assert_eq!(ev.comm, "credtrail-workl", "{ctx}");
@@ -483,29 +480,23 @@ fn su_in_a_real_container_carries_container_and_pod_identity() {
     }
     let _serial = serial();
     // CRI-O-style annotations, as a Kubernetes node's runtime would set them.
-    let id = podman(&[
-        "--runtime",
-        "runc",
+    let id = podman_container(
         "create",
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        "--annotation",
-        "io.kubernetes.pod.name=xwing",
-        "--annotation",
-        "io.kubernetes.pod.namespace=default",
-        "--annotation",
-        "io.kubernetes.pod.uid=8a0c9f1e-xwing",
-        "--annotation",
-        "io.kubernetes.container.name=spaceship",
-        IMAGE,
-        "sh",
-        "-c",
-        "cd /etc && /bin/su nobody -c id",
-    ]);
+        &[
+            "--annotation",
+            "io.kubernetes.pod.name=xwing",
+            "--annotation",
+            "io.kubernetes.pod.namespace=default",
+            "--annotation",
+            "io.kubernetes.pod.uid=8a0c9f1e-xwing",
+            "--annotation",
+            "io.kubernetes.container.name=spaceship",
+            IMAGE,
+            "sh",
+            "-c",
+            "cd /etc && /bin/su nobody -c id",
+        ],
+    );
     assert_eq!(id.len(), 64, "{id}");
     // Labels and the image id come from `kubectl get pods -o json` output.
     let pods = tempfile::NamedTempFile::new().unwrap();
