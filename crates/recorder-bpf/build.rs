@@ -40,5 +40,7 @@ fn main() {
 
     println!("cargo:rerun-if-changed={SRC}");
     println!("cargo:rerun-if-changed={HDR}");
+    // The program's parts, included by SRC.
+    println!("cargo:rerun-if-changed=src/bpf");
     println!("cargo:rerun-if-changed={}", include.display());
 }

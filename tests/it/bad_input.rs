@@ -145,7 +145,7 @@ fn newer_format_version_names_both_versions() {
     edit_manifest(&dir, |v| v["format_version"] = 7.into());
     let e = replay_error(&dir);
     assert!(
-        e.contains("format version 7") && e.contains("versions 1 to 2"),
+        e.contains("format version 7") && e.contains("versions 1 to 3"),
         "{e}"
     );
 }

@@ -8,7 +8,7 @@ use credtrail_core::capture::{Capture, Rotation};
 use credtrail_core::print::PrintFormat;
 use credtrail_recorder::session::{RecordOptions, record};
 
-use credtrail_testkit::bpf_available;
+use credtrail_testkit::{bpf_available, rootless_userns_argv, workload_bin};
 
 /// Records in-process while `workload` runs; returns what was printed live.
 fn record_live(format: PrintFormat, dir: &Path) -> String {
@@ -18,6 +18,10 @@ fn record_live(format: PrintFormat, dir: &Path) -> String {
         print: Some(format),
         rotation: Rotation::default(),
         ring_buffer_bytes: 16 << 20,
+        // The ia32 rows go through the same enrichment and printers.
+        compat_syscalls: true,
+        sweep_interval: Duration::from_secs(1),
+        switch_check: true,
         node_name: Some("live-replay-node".into()),
         pods_file: None,
         retention: Default::default(),
@@ -49,8 +53,15 @@ fn record_live(format: PrintFormat, dir: &Path) -> String {
             "/bin/true",
         ][..],
         &["su", "nobody", "-s", "/bin/sh", "-c", "true"][..],
+        // The 32-bit entry, and a user namespace with its maps.
+        &[workload_bin(), "ia32"][..],
+        &rootless_userns_argv(&[workload_bin(), "setuid", "--uid", "0"])[..],
     ] {
-        let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
+        let st = Command::new(args[0])
+            .args(&args[1..])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
         assert!(st.success(), "{args:?}");
     }
     std::thread::sleep(Duration::from_millis(300));

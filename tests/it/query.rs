@@ -166,13 +166,13 @@ fn errors_say_what_is_wrong() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("manifest.json"),
-        r#"{"format": "credtrail-capture", "format_version": 3}"#,
+        r#"{"format": "credtrail-capture", "format_version": 4}"#,
     )
     .unwrap();
     let (_, _, e) = query(&[tmp.path().to_str().unwrap(), "summary"]);
     let e = e.unwrap();
     assert!(
-        e.contains("format version 3") && e.contains("versions 1 to 2"),
+        e.contains("format version 4") && e.contains("versions 1 to 3"),
         "{e}"
     );
 }
@@ -313,4 +313,136 @@ fn summary_in_pieces_is_the_same_answer() {
     let doubled: Vec<u64> = column(&single, "events").iter().map(|n| n * 2).collect();
     assert_eq!(column(&split, "events"), doubled);
     assert_eq!(column(&split, "processes"), column(&single, "processes"));
+}
+
+/// A capture of one process: forked with euid 1000, setuid to 1001, and at
+/// exit holding `exit_euid`.
+fn crafted_capture(dir: &Path, exit_euid: u32) {
+    use credtrail_core::capture::{CaptureWriter, Rotation};
+    use credtrail_core::model::lifecycle::ProcEvent;
+    use credtrail_core::model::{Creds, Event};
+    use credtrail_testkit::samples;
+    let creds = |euid| Creds {
+        uid: 1000,
+        euid,
+        suid: 1000,
+        fsuid: euid,
+        ..Creds::default()
+    };
+    let base = samples::manifest().realtime_offset_ns;
+    let proc = |seq: u64, kind: &str, euid| {
+        let mut p = ProcEvent {
+            time: base + 10 * seq as i64,
+            ktime_ns: 10 * seq,
+            seq,
+            node_name: "node-a".into(),
+            kind: kind.into(),
+            pid: 77,
+            tid: 77,
+            comm: "crafted".into(),
+            ..ProcEvent::default()
+        };
+        p.set_creds(creds(euid));
+        p
+    };
+    let mut ev = Event {
+        time: base + 20,
+        ktime_ns: 20,
+        seq: 2,
+        node_name: "node-a".into(),
+        pid: 77,
+        tid: 77,
+        comm: "crafted".into(),
+        syscall: "setresuid".into(),
+        abi: "x64".into(),
+        arg0: -1,
+        arg1: 1001,
+        arg2: -1,
+        changed: true,
+        ..Event::default()
+    };
+    ev.set_old_creds(creds(1000));
+    ev.set_new_creds(creds(1001));
+    let mut w = CaptureWriter::create(dir, samples::manifest(), Rotation::default()).unwrap();
+    w.push_lifecycle(&proc(1, "fork", 1000)).unwrap();
+    w.push(&ev).unwrap();
+    w.push_lifecycle(&proc(3, "exit", exit_euid)).unwrap();
+    w.finish(samples::end()).unwrap();
+}
+
+#[test]
+fn unexplained_changes_are_found_offline_in_any_capture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (changed, consistent) = (tmp.path().join("changed"), tmp.path().join("consistent"));
+    crafted_capture(&changed, 0);
+    crafted_capture(&consistent, 1001);
+    let csv = |dir: &Path| ok(&[dir.to_str().unwrap(), "unexplained", "--format", "csv"]);
+    let out = csv(&changed);
+    let rows: Vec<&str> = out.lines().collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    let header: Vec<&str> = rows[0].split(',').collect();
+    let row: Vec<&str> = rows[1].split(',').collect();
+    let cell = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(cell("pid"), "77");
+    assert_eq!(cell("change"), "euid 1001→0 fsuid 1001→0");
+    assert_eq!(cell("noticed_by"), "exit");
+    assert_eq!(cell("found"), "offline");
+    assert_eq!(cell("last_seen"), "2023-11-14T22:13:20.000000020Z");
+    assert_eq!(cell("time"), "2023-11-14T22:13:20.000000030Z");
+    // Nothing to report in a consistent capture, nor in any fixture
+    // recorded with every path hooked (format 3).
+    assert_eq!(csv(&consistent).lines().count(), 1, "{}", csv(&consistent));
+    for f in [
+        "ia32-int80",
+        "prctl-ambient-securebits-nnp",
+        "unshare-map-root-user",
+        "io-uring-personality",
+        "podman-rootless-setuid",
+    ] {
+        let fx = credtrail_testkit::fixture(f);
+        assert_eq!(csv(&fx).lines().count(), 1, "{f}: {}", csv(&fx));
+    }
+    // Format 1 hooked no prctl: runc's bounding-set drops and keepcaps in
+    // the xwing container are changes no row of that capture explains.
+    let out = csv(&credtrail_testkit::fixture("k8s-xwing-su"));
+    let found: Vec<(&str, &str)> = out
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[9], c[10])
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "securebits 0→16 capbnd 0x1fffeffffff→0x800405fb",
+                "before setgroups"
+            ),
+            ("securebits 16→0", "before capset"),
+        ],
+        "{out}"
+    );
+    assert!(out.contains("default/xwing") && out.contains("/usr/bin/runc"));
+    // The live detector's rows, with the process identity.
+    let fx = credtrail_testkit::fixture("unexplained-ia32");
+    let out = csv(&fx);
+    assert!(out.lines().count() >= 2, "{out}");
+    assert!(
+        out.lines()
+            .skip(1)
+            .all(|l| l.contains(",live,") && l.contains("credtrail-workload")),
+        "{out}"
+    );
+    // `tree` marks the process whose credentials changed, not its parents.
+    let exec_id = out.lines().nth(1).unwrap().rsplit(',').nth(1).unwrap();
+    let tree = ok(&[fx.to_str().unwrap(), "tree", exec_id, "--format", "csv"]);
+    let marks: Vec<&str> = tree
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap())
+        .collect();
+    assert!(marks.len() >= 2 && marks[0] == "true", "{tree}");
+    assert!(marks[1..].iter().all(|m| *m == "false"), "{tree}");
 }

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod detect;
 mod measure;
 mod query;
 mod soak;
@@ -57,6 +58,22 @@ enum Bench {
         #[arg(long, default_value = "BENCHMARKS.md")]
         markdown: PathBuf,
     },
+    /// Only the per-call overhead table of `system` (root).
+    Overhead {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value = "/var/tmp/credtrail-bench/system")]
+        work: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
+    /// The detector's sweep over 1,000 and 10,000 extra tasks (root).
+    Sweep {
+        #[arg(long, default_value = "/var/tmp/credtrail-bench/system")]
+        work: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
     /// The recorder for MINUTES under a storm plus fork/exec churn (root).
     Soak {
         #[arg(long, default_value_t = 30)]
@@ -91,7 +108,10 @@ fn system(runs: usize, seconds: u64, work: &Path, markdown: &Path) -> anyhow::Re
     replace_section(markdown, "throughput", &md)?;
     let md = system::size_and_replay(&t)?;
     println!("{md}");
-    replace_section(markdown, "size", &md)
+    replace_section(markdown, "size", &md)?;
+    let md = detect::sweep(&t)?;
+    println!("{md}");
+    replace_section(markdown, "sweep", &md)
 }
 
 fn soak(minutes: u64, rate: u64, work: &Path, markdown: &Path) -> anyhow::Result<()> {
@@ -130,6 +150,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             work,
             markdown,
         } => system(runs, seconds, &work, &markdown),
+        Bench::Overhead {
+            runs,
+            work,
+            markdown,
+        } => {
+            let t = system::Tools::new(&work)?;
+            replace_section(&markdown, "machine", &system::machine())?;
+            let md = system::overhead(&t, runs)?;
+            println!("{md}");
+            replace_section(&markdown, "overhead", &md)
+        }
+        Bench::Sweep { work, markdown } => {
+            let md = detect::sweep(&system::Tools::new(&work)?)?;
+            println!("{md}");
+            replace_section(&markdown, "sweep", &md)
+        }
         Bench::Soak {
             minutes,
             rate,

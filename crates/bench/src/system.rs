@@ -99,6 +99,11 @@ impl Tools {
 pub enum Tool {
     None,
     Credtrail,
+    /// credtrail with the ia32 entry hook (`--compat-syscalls`).
+    CredtrailCompat,
+    /// credtrail without the switch-out check and the sweep: the cost of
+    /// detection is the difference to `Credtrail`.
+    CredtrailNoDetect,
     Auditd,
     Bpftrace,
 }
@@ -108,6 +113,8 @@ impl Tool {
         match self {
             Tool::None => "untraced",
             Tool::Credtrail => "credtrail",
+            Tool::CredtrailCompat => "credtrail --compat-syscalls",
+            Tool::CredtrailNoDetect => "credtrail --no-switch-check --sweep-interval 0",
             Tool::Auditd => "auditd",
             Tool::Bpftrace => "bpftrace",
         }
@@ -221,9 +228,14 @@ impl Running {
     fn start(tool: Tool, t: &Tools, tag: &str) -> anyhow::Result<Running> {
         match tool {
             Tool::None => Ok(Running::None),
-            Tool::Credtrail => {
+            Tool::Credtrail | Tool::CredtrailCompat | Tool::CredtrailNoDetect => {
                 let dir = t.work.join(format!("capture-{tag}"));
-                let child = t.start_recorder(&dir, &[])?;
+                let extra: &[&str] = match tool {
+                    Tool::CredtrailCompat => &["--compat-syscalls"],
+                    Tool::CredtrailNoDetect => &["--no-switch-check", "--sweep-interval", "0"],
+                    _ => &[],
+                };
+                let child = t.start_recorder(&dir, extra)?;
                 Ok(Running::Credtrail { child, dir })
             }
             Tool::Auditd => Ok(Running::Auditd(Auditd::start(&t.work)?)),
@@ -318,51 +330,76 @@ fn count_lines(path: &Path, needle: &str, also: &str) -> anyhow::Result<u64> {
     Ok(n)
 }
 
-/// Per-call overhead: `runs` rounds of every tool, setresuid and getpid.
+/// The calls timed under each tool: (`time-calls --call`, label, calls
+/// per round, calls per round under auditd, which slows credential calls
+/// ~100×).
+const TIMED_CALLS: [(&str, &str, u64, u64); 6] = [
+    ("setresuid", "setresuid", 200_000, 20_000),
+    ("getpid", "getpid", 2_000_000, 2_000_000),
+    ("prctl-name", "prctl(PR_SET_NAME)", 1_000_000, 1_000_000),
+    ("io-uring-nop", "io_uring NOP", 500_000, 500_000),
+    ("getpid32", "getpid via int $0x80", 2_000_000, 2_000_000),
+    (
+        "switch",
+        "sched_yield to a thread on the same CPU (2 switches)",
+        500_000,
+        500_000,
+    ),
+];
+
+/// Per-call overhead: `runs` rounds of every tool, each timing every call
+/// of [`TIMED_CALLS`].
 pub fn overhead(t: &Tools, runs: usize) -> anyhow::Result<String> {
-    let tools = [Tool::None, Tool::Credtrail, Tool::Bpftrace, Tool::Auditd];
-    let mut setres: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
-    let mut getpid: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
+    let tools = [
+        Tool::None,
+        Tool::Credtrail,
+        Tool::CredtrailNoDetect,
+        Tool::CredtrailCompat,
+        Tool::Bpftrace,
+        Tool::Auditd,
+    ];
+    // times[tool][call]: ns per call, one per round.
+    let mut times = vec![vec![Vec::new(); TIMED_CALLS.len()]; tools.len()];
     for round in 0..runs {
         for (i, tool) in tools.iter().enumerate() {
             eprintln!("overhead round {round}: {}", tool.name());
             let r = Running::start(*tool, t, "overhead")?;
-            // auditd slows setresuid ~100×: fewer calls keep the round short.
-            let calls = if *tool == Tool::Auditd {
-                20_000
-            } else {
-                200_000
-            };
-            setres[i].push(t.ns_per_call("setresuid", calls)?);
-            getpid[i].push(t.ns_per_call("getpid", 2_000_000)?);
+            for (j, (call, _, calls, audited)) in TIMED_CALLS.iter().enumerate() {
+                let n = if *tool == Tool::Auditd {
+                    *audited
+                } else {
+                    *calls
+                };
+                times[i][j].push(t.ns_per_call(call, n)?);
+            }
             r.stop()?;
         }
     }
-    let base = (stats(setres[0].clone()).1, stats(getpid[0].clone()).1);
+    let medians: Vec<Vec<(f64, f64, f64)>> = times
+        .into_iter()
+        .map(|per_call| per_call.into_iter().map(stats).collect())
+        .collect();
     let mut md = format!(
-        "`credtrail-workload time-calls` on one thread: setresuid toggling its euid 0 ↔ 1234 (a real change every call), and getpid; {runs} rounds, each round runs every condition in turn (fresh processes each time). Median ± range in ns per call; overhead against untraced, from the medians.\n\n| condition | setresuid ns (min / median / max) | setresuid overhead | getpid ns (min / median / max) | getpid overhead |\n|---|---|---|---|---|\n"
+        "`credtrail-workload time-calls` on one thread, {runs} rounds, each round runs every condition in turn (fresh processes each time): setresuid toggling its euid 0 ↔ 1234 (a real change every call, recorded); getpid (traced by nobody); prctl(PR_SET_NAME) (credtrail's prctl hook runs and drops it in the kernel); an io_uring NOP (credtrail's request hook runs and returns: no personality); getpid through the 32-bit entry; sched_yield between two threads pinned to one CPU (two context switches per call, each a switch-out the detector checks). `credtrail` has detection on (switch-out check, 1 s sweep); the row without them shows what detection costs. Median ns per call (min–max), overhead against untraced from the medians.\n\n| condition |"
     );
+    for (_, label, _, _) in TIMED_CALLS {
+        md += &format!(" {label} |");
+    }
+    md += "\n|---|";
+    md += &"---|".repeat(TIMED_CALLS.len());
+    md += "\n";
     for (i, tool) in tools.iter().enumerate() {
-        let (a0, a1, a2) = stats(setres[i].clone());
-        let (b0, b1, b2) = stats(getpid[i].clone());
-        md += &format!(
-            "| {} | {a0:.0} / **{a1:.0}** / {a2:.0} | {} | {b0:.0} / **{b1:.0}** / {b2:.0} | {} |\n",
-            tool.name(),
-            if i == 0 {
-                "–".to_owned()
+        md += &format!("| {} |", tool.name());
+        for (j, &(lo, mid, hi)) in medians[i].iter().enumerate() {
+            let base = medians[0][j].1;
+            let delta = if i == 0 {
+                String::new()
             } else {
-                format!(
-                    "+{:.0}% ({:+.0} ns)",
-                    (a1 / base.0 - 1.0) * 100.0,
-                    a1 - base.0
-                )
-            },
-            if i == 0 {
-                "–".to_owned()
-            } else {
-                format!("{:+.0} ns", b1 - base.1)
-            },
-        );
+                format!(", **{:+.0} ns**", mid - base)
+            };
+            md += &format!(" {mid:.0} ({lo:.0}–{hi:.0}){delta} |");
+        }
+        md += "\n";
     }
     Ok(md)
 }

@@ -4,8 +4,9 @@
 //! The data path, folder by folder: [`model`] (what a row is), [`enrich`]
 //! (who made each change, from a process cache), [`capture`] (the Parquet
 //! capture: write, read, check, recover), [`print`] (JSON, compact,
-//! Tetragon), and [`replay`] (a capture back through the same enrichment
-//! and printers). The live recorder (`credtrail-record`) feeds the same
+//! Tetragon), [`replay`] (a capture back through the same enrichment
+//! and printers), and [`unexplained`] (credential changes no record
+//! explains, found offline). The live recorder (`credtrail-record`) feeds the same
 //! enricher and sink from the kernel; `credtrail-replay` and
 //! `credtrail-query` read captures through [`replay`] and [`capture`].
 
@@ -21,5 +22,6 @@ pub mod print;
 pub mod replay;
 pub mod sink;
 pub mod term;
+pub mod unexplained;
 
 pub use error::CaptureError;

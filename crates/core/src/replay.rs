@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use crate::capture::{Capture, TableStream};
 use crate::enrich::{Enricher, Record, Sink, StoredPods};
-use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow};
+use crate::error::CaptureError;
+use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow, UsernsRow};
 
 /// A capture opened for replay: the small tables in memory, events and
 /// lifecycle streamed and merged in the recorder's arrival order (`seq`).
@@ -19,30 +20,46 @@ pub struct Inputs {
     pub records: Records,
 }
 
-/// Events and lifecycle rows merged by `seq`: each table is already in seq
-/// order, so memory holds one record batch per table, never the capture.
+/// Events, lifecycle and user namespace rows merged by `seq`: each table is
+/// already in seq order, so memory holds one record batch per table, never
+/// the capture.
 pub struct Records {
     events: std::iter::Peekable<TableStream<Event>>,
     lifecycle: std::iter::Peekable<TableStream<ProcEvent>>,
+    user_namespaces: std::iter::Peekable<TableStream<UsernsRow>>,
+}
+
+/// The seq of a stream's next row: errors first (they surface as soon as
+/// they are seen), an ended stream last.
+fn head<T>(
+    s: &mut std::iter::Peekable<impl Iterator<Item = Result<T, CaptureError>>>,
+    seq: fn(&T) -> u64,
+) -> Option<Option<u64>> {
+    match s.peek()? {
+        Ok(row) => Some(Some(seq(row))),
+        Err(_) => Some(None),
+    }
 }
 
 impl Iterator for Records {
     type Item = anyhow::Result<Record>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let take_event = match (self.events.peek(), self.lifecycle.peek()) {
-            (None, None) => return None,
-            // Errors surface as soon as they are seen.
-            (Some(Err(_)), _) => true,
-            (_, Some(Err(_))) => false,
-            (Some(Ok(e)), Some(Ok(p))) => e.seq < p.seq,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-        };
-        Some(if take_event {
-            self.events.next()?.map(Record::Cred).map_err(Into::into)
-        } else {
-            self.lifecycle.next()?.map(Record::Proc).map_err(Into::into)
+        // (seq or None for an error, table index): the smallest goes first.
+        let heads = [
+            head(&mut self.events, |e| e.seq).map(|s| (s, 0)),
+            head(&mut self.lifecycle, |p| p.seq).map(|s| (s, 1)),
+            head(&mut self.user_namespaces, |u| u.seq).map(|s| (s, 2)),
+        ];
+        let (_, which) = heads.into_iter().flatten().min()?;
+        Some(match which {
+            0 => self.events.next()?.map(Record::Cred).map_err(Into::into),
+            1 => self.lifecycle.next()?.map(Record::Proc).map_err(Into::into),
+            _ => self
+                .user_namespaces
+                .next()?
+                .map(Record::Userns)
+                .map_err(Into::into),
         })
     }
 }
@@ -75,6 +92,7 @@ pub fn open(cap: &Capture) -> anyhow::Result<Inputs> {
         records: Records {
             events: cap.stream::<Event>().peekable(),
             lifecycle: cap.stream::<ProcEvent>().peekable(),
+            user_namespaces: cap.stream::<UsernsRow>().peekable(),
         },
     })
 }

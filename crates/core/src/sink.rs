@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use crate::capture::CaptureWriter;
 use crate::enrich::Sink;
 use crate::error::CaptureError;
-use crate::model::{ContainerRow, Event, ProcEvent};
+use crate::model::{ContainerRow, Event, ProcEvent, UsernsRow};
 use crate::print::{PrintFormat, print_event};
 
 /// Printing to stdout that stops quietly when the reader goes away
@@ -67,6 +67,7 @@ pub struct Counts {
     pub events: u64,
     pub lifecycle: u64,
     pub containers: u64,
+    pub user_namespaces: u64,
 }
 
 /// The capture writer and the printer behind the enricher.
@@ -131,6 +132,12 @@ impl Sink for CaptureSink<'_> {
     fn container(&mut self, c: &ContainerRow) -> anyhow::Result<()> {
         self.write(|w| w.push_container(c));
         self.counts.containers += 1;
+        Ok(())
+    }
+
+    fn user_namespace(&mut self, u: &UsernsRow) -> anyhow::Result<()> {
+        self.write(|w| w.push_user_namespace(u));
+        self.counts.user_namespaces += 1;
         Ok(())
     }
 

@@ -62,7 +62,13 @@ pub enum Question {
     Failed,
     /// Credential and lifecycle events in time order.
     Timeline(TimelineArgs),
-    /// The ancestry of a process as it was at that time.
+    /// Credential changes no recorded call explains: found live by the
+    /// recorder, and offline by replaying each capture (a thread's
+    /// credentials at exec, exit or its next call that differ from what its
+    /// last record left).
+    Unexplained,
+    /// The ancestry of a process as it was at that time (`unexplained`
+    /// marks a process whose credentials changed with no call to explain it).
     Tree {
         /// The process's exec_id.
         exec_id: String,
@@ -136,6 +142,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Que
         (None, Some(Question::Failed)) => answers.push(questions::failed(&caps, &cli.filters)?),
         (None, Some(Question::Timeline(t))) => {
             answers.push(questions::timeline(&caps, &cli.filters, t)?)
+        }
+        (None, Some(Question::Unexplained)) => {
+            answers.push(crate::unexplained::unexplained(&caps, &cli.filters)?)
         }
         (None, Some(Question::Tree { exec_id })) => answers.push(questions::tree(&caps, exec_id)?),
     }

@@ -7,8 +7,10 @@
 //! the Parquet reader: a query touching two columns reads about two columns.
 
 pub mod cli;
+pub mod filters;
 pub mod output;
 pub mod questions;
+pub mod unexplained;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -211,7 +213,13 @@ fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, Quer
     if frames.is_empty() {
         return Ok(None);
     }
-    Ok(Some(concat(frames, UnionArgs::default())?))
+    // Diagonal: captures of older formats lack the newer columns, which
+    // read as null, so a fleet of mixed versions is one table.
+    let union = UnionArgs {
+        diagonal: true,
+        ..UnionArgs::default()
+    };
+    Ok(Some(concat(frames, union)?))
 }
 
 /// Column names of a table (from the first segment's schema).
@@ -258,7 +266,7 @@ pub fn refuse_file_functions(query: &str) -> Result<(), QueryError> {
     Ok(())
 }
 
-/// Runs SQL over the four tables.
+/// Runs SQL over the capture's tables (`TABLES`).
 pub fn sql(caps: &[CaptureInfo], query: &str) -> Result<DataFrame, QueryError> {
     let mut ctx = polars::sql::SQLContext::new();
     for t in TABLES {

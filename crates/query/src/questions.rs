@@ -2,120 +2,18 @@
 //! tables (see `lib.rs`). Results are sorted so that the same captures
 //! always give the same answer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use credtrail_core::model::Syscall;
 use credtrail_core::model::creds::cap_diff;
 use credtrail_core::model::event::errno_name;
+use credtrail_core::model::userns::{NsIds, root_scope};
+use credtrail_core::model::{Creds, Syscall, UsernsRow};
 use polars::prelude::*;
 
+pub use crate::filters::Filters;
+use crate::filters::time_ns;
 use crate::{CaptureInfo, QueryError, Streaming, table, table_pieces};
-
-/// Filters every question accepts.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct Filters {
-    /// Only this node.
-    #[arg(long, global = true)]
-    pub node: Option<String>,
-    /// Only this pod, as NAMESPACE/NAME.
-    #[arg(long, global = true, value_name = "NS/NAME")]
-    pub pod: Option<String>,
-    /// Only this container: a container id prefix or a container name.
-    #[arg(long, global = true)]
-    pub container: Option<String>,
-    /// Only this binary: a full path, or a file name.
-    #[arg(long, global = true)]
-    pub binary: Option<String>,
-    /// Only this syscall (setuid, capset, execve, ...).
-    #[arg(long, global = true)]
-    pub syscall: Option<String>,
-    /// Only events at or after this time: RFC 3339, or a duration ago (15m, 2h, 1d).
-    #[arg(long, global = true, value_parser = parse_time)]
-    pub since: Option<i64>,
-    /// Only events before this time: RFC 3339, or a duration ago.
-    #[arg(long, global = true, value_parser = parse_time)]
-    pub until: Option<i64>,
-}
-
-/// RFC 3339, or `N[smhd]` before now, as ns since the epoch.
-pub fn parse_time(s: &str) -> Result<i64, String> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return t
-            .timestamp_nanos_opt()
-            .ok_or_else(|| format!("{s} is out of range"));
-    }
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is neither RFC 3339 nor a duration like 15m"))?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
-    };
-    let now = chrono::Utc::now()
-        .timestamp_nanos_opt()
-        .ok_or("clock out of range")?;
-    Ok(now - n * secs * 1_000_000_000)
-}
-
-fn time_ns() -> Expr {
-    col("time").cast(DataType::Int64)
-}
-
-impl Filters {
-    /// The predicate on the events table (None: no filter at all, so the
-    /// scan needs no extra pass).
-    /// `lf` (events) with the filters applied.
-    fn apply(&self, lf: LazyFrame) -> LazyFrame {
-        match self.events_predicate() {
-            Some(p) => lf.filter(p),
-            None => lf,
-        }
-    }
-
-    pub fn events_predicate(&self) -> Option<Expr> {
-        let mut preds = Vec::new();
-        if let Some(n) = &self.node {
-            preds.push(col("node_name").eq(lit(n.as_str())));
-        }
-        if let Some(pod) = &self.pod {
-            preds.push(match pod.split_once('/') {
-                Some((ns, name)) => col("pod_namespace")
-                    .eq(lit(ns))
-                    .and(col("pod_name").eq(lit(name))),
-                None => col("pod_name").eq(lit(pod.as_str())),
-            });
-        }
-        if let Some(c) = &self.container {
-            preds.push(
-                col("container_id")
-                    .str()
-                    .starts_with(lit(c.as_str()))
-                    .or(col("container_name").eq(lit(c.as_str()))),
-            );
-        }
-        if let Some(b) = &self.binary {
-            preds.push(
-                col("binary")
-                    .eq(lit(b.as_str()))
-                    .or(col("binary").str().ends_with(lit(format!("/{b}")))),
-            );
-        }
-        if let Some(s) = &self.syscall {
-            preds.push(col("syscall").eq(lit(s.as_str())));
-        }
-        if let Some(t) = self.since {
-            preds.push(time_ns().gt_eq(lit(t)));
-        }
-        if let Some(t) = self.until {
-            preds.push(time_ns().lt(lit(t)));
-        }
-        preds.into_iter().reduce(Expr::and)
-    }
-}
 
 fn events(caps: &[CaptureInfo], f: &Filters) -> Result<LazyFrame, QueryError> {
     let lf = table(caps, "events")?.ok_or_else(no_events)?;
@@ -139,15 +37,32 @@ fn pod_expr() -> Expr {
         .alias("pod")
 }
 
+/// A column of format 3: scans of older captures alone lack the namespace
+/// columns, and an expression naming them would fail.
+const NS_COLUMN: &str = "new_userns_level";
+
+fn has_column(lf: &mut LazyFrame, name: &str) -> PolarsResult<bool> {
+    Ok(lf.collect_schema()?.contains(name))
+}
+
 /// "ok" or "failed": setfsuid/setfsgid never fail, so for them a refused
-/// request is one that left the id unchanged.
-fn failed_expr() -> Expr {
+/// request is one that left the id unchanged (the id as the caller's user
+/// namespace shows it, where the capture has it, as `Event::outcome`).
+fn failed_expr(has_namespaces: bool) -> Expr {
+    let id = |name: &str| {
+        let host = col(format!("new_{name}")).cast(DataType::Int64);
+        if has_namespaces {
+            coalesce(&[col(format!("new_ns_{name}")).cast(DataType::Int64), host])
+        } else {
+            host
+        }
+    };
     let fs_refused = (col("syscall")
         .eq(lit(Syscall::Setfsuid.name()))
-        .and(col("new_fsuid").cast(DataType::Int64).neq(col("arg0"))))
+        .and(id("fsuid").neq(col("arg0"))))
     .or(col("syscall")
         .eq(lit(Syscall::Setfsgid.name()))
-        .and(col("new_fsgid").cast(DataType::Int64).neq(col("arg0"))))
+        .and(id("fsgid").neq(col("arg0"))))
     .and(col("arg0").neq(lit(-1i64)));
     col("ret").lt(lit(0i64)).or(fs_refused)
 }
@@ -212,12 +127,13 @@ pub fn summary_in_pieces(
 ) -> Result<DataFrame, QueryError> {
     let counted = table_pieces(caps, "events", piece_rows)?
         .into_iter()
-        .map(|piece| {
+        .map(|mut piece| {
+            let has_namespaces = has_column(&mut piece, NS_COLUMN)?;
             f.apply(piece)
                 .group_by([
                     col("node_name"),
                     col("syscall"),
-                    failed_expr().alias("failed"),
+                    failed_expr(has_namespaces).alias("failed"),
                     col("pod_namespace"),
                     col("pod_name"),
                     when(col("pod_name").is_null())
@@ -294,16 +210,29 @@ pub fn capture_counters(caps: &[CaptureInfo]) -> Result<DataFrame, QueryError> {
     ])?)
 }
 
-/// Changes whose new euid or fsuid is 0 and whose old one was not.
+/// Changes that made the euid or fsuid 0, with where (`scope`): `host`
+/// when the host id became 0, `namespace` when only the id a user namespace
+/// shows did (a setuid(0) in a rootless container, or creating a namespace
+/// that maps the caller to 0). Computed with each namespace's maps as the
+/// capture last recorded them (the kernel writes them once, just after
+/// creating it), so an unshare counts even though its maps came after it.
 pub fn became_root(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
-    let root = |old: &str, new: &str| col(new).eq(lit(0u32)).and(col(old).neq(lit(0u32)));
-    let lf =
-        events(caps, f)?.filter(root("old_euid", "new_euid").or(root("old_fsuid", "new_fsuid")));
+    let host = |old: &str, new: &str| col(new).eq(lit(0u32)).and(col(old).neq(lit(0u32)));
+    let mut lf = events(caps, f)?;
+    let has_namespaces = has_column(&mut lf, NS_COLUMN)?;
+    let mut candidates = host("old_euid", "new_euid").or(host("old_fsuid", "new_fsuid"));
+    if has_namespaces {
+        candidates = candidates.or(col("new_userns_level").gt(lit(0u32)));
+    }
+    let df = lf.filter(candidates).collect_streaming()?;
+    let df = with_root_scope(df, &final_namespaces(caps)?, has_namespaces)?;
     let lf = logical_changes(
-        lf,
+        df.lazy().filter(col("scope").is_not_null()),
         vec![
+            col("scope").first(),
             col("old_euid").first(),
             col("new_euid").first(),
+            col("ns_euid").first(),
             col("old_fsuid").first(),
             col("new_fsuid").first(),
         ],
@@ -320,8 +249,10 @@ pub fn became_root(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, Query
         col("arg0"),
         col("arg1"),
         col("arg2"),
+        col("scope"),
         col("old_euid"),
         col("new_euid"),
+        col("ns_euid"),
         col("old_fsuid"),
         col("new_fsuid"),
         col("threads"),
@@ -329,6 +260,72 @@ pub fn became_root(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, Query
         col("capture"),
     ]);
     Ok(lf.collect_streaming()?)
+}
+
+/// Each capture's user namespaces with the last maps recorded, by
+/// (capture, inode).
+fn final_namespaces(caps: &[CaptureInfo]) -> Result<HashMap<(String, u32), UsernsRow>, QueryError> {
+    let mut out = HashMap::new();
+    for c in caps {
+        let cap = credtrail_core::capture::Capture {
+            dir: c.dir.clone(),
+            manifest: c.manifest.clone(),
+            files: Arc::clone(&c.files),
+        };
+        for row in cap.stream::<UsernsRow>() {
+            let row = row?;
+            out.insert((c.name.clone(), row.userns), row);
+        }
+    }
+    Ok(out)
+}
+
+/// Adds `scope` (see [`became_root`]) and `ns_euid` (the new euid as its
+/// namespace shows it) to candidate rows.
+fn with_root_scope(
+    mut df: DataFrame,
+    namespaces: &HashMap<(String, u32), UsernsRow>,
+    has_namespaces: bool,
+) -> Result<DataFrame, QueryError> {
+    let u32s = |name: &str| -> Result<Vec<Option<u32>>, QueryError> {
+        if !has_namespaces && name.contains("userns") {
+            return Ok(vec![None; df.height()]);
+        }
+        Ok(df.column(name)?.u32()?.iter().collect())
+    };
+    let (old_euid, new_euid) = (u32s("old_euid")?, u32s("new_euid")?);
+    let (old_fsuid, new_fsuid) = (u32s("old_fsuid")?, u32s("new_fsuid")?);
+    let (old_ns, new_ns) = (u32s("old_userns")?, u32s("new_userns")?);
+    let (old_level, new_level) = (u32s("old_userns_level")?, u32s("new_userns_level")?);
+    let capture: Vec<Option<String>> = df
+        .column("capture")?
+        .str()?
+        .iter()
+        .map(|c| c.map(str::to_owned))
+        .collect();
+    let mut scope = Vec::with_capacity(df.height());
+    let mut ns_euid = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let creds = |euid: Option<u32>, fsuid: Option<u32>, ns, level| Creds {
+            euid: euid.unwrap_or(0),
+            fsuid: fsuid.unwrap_or(0),
+            userns: ns,
+            userns_level: level,
+            ..Creds::default()
+        };
+        let old = creds(old_euid[i], old_fsuid[i], old_ns[i], old_level[i]);
+        let new = creds(new_euid[i], new_fsuid[i], new_ns[i], new_level[i]);
+        let ns = |inum: Option<u32>| {
+            let key = (capture[i].clone().unwrap_or_default(), inum?);
+            namespaces.get(&key)
+        };
+        let (old_map, new_map) = (ns(old.userns), ns(new.userns));
+        scope.push(root_scope(&old, &new, old_map, new_map));
+        ns_euid.push(NsIds::of(&new, new_map).euid);
+    }
+    df.with_column(Column::new("scope".into(), scope))?;
+    df.with_column(Column::new("ns_euid".into(), ns_euid))?;
+    Ok(df)
 }
 
 const CAP_SETS: [&str; 5] = [
@@ -383,7 +380,9 @@ pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> 
 
 /// Refused attempts (EPERM and friends): the clearest sign of probing.
 pub fn failed(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
-    let df = logical_changes(events(caps, f)?.filter(failed_expr()), vec![])
+    let mut lf = events(caps, f)?;
+    let has_namespaces = has_column(&mut lf, NS_COLUMN)?;
+    let df = logical_changes(lf.filter(failed_expr(has_namespaces)), vec![])
         .select([
             col("time"),
             col("node_name"),
@@ -574,18 +573,18 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
         let mut enricher = credtrail_core::replay::enricher(&cap, &mut inputs);
         let m = &c.manifest;
         let mut found = enricher.find(exec_id);
-        let mut sink = NullSink;
+        // To the end: an ancestor's credentials may have changed
+        // unexplained after the process was found.
+        let mut sink = crate::unexplained::Collector::new(&m.node_name);
         for rec in inputs.records {
-            if found.is_some() {
-                break;
-            }
             let rec = rec.map_err(invalid)?;
             let is_proc = matches!(rec, Record::Proc(_));
             enricher.apply(rec, &mut sink).map_err(invalid)?;
-            if is_proc {
+            if is_proc && found.is_none() {
                 found = enricher.find(exec_id);
             }
         }
+        sink.finish();
         let Some(p) = found else { continue };
         let mut rows: BTreeMap<usize, _> = BTreeMap::new();
         let mut cur = Some(p);
@@ -627,24 +626,17 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
                 }),
             ),
             Column::new("exec_id".into(), get(&|p| p.exec_id.clone())),
+            // Credentials of this process changed with no call to explain it.
+            Column::new(
+                "unexplained".into(),
+                rows.values()
+                    .map(|p| sink.exec_ids.contains(&p.exec_id))
+                    .collect::<Vec<_>>(),
+            ),
         ])?;
         return Ok(df);
     }
     Err(QueryError::Invalid(format!(
         "no process with exec_id {exec_id} in these captures"
     )))
-}
-
-struct NullSink;
-
-impl credtrail_core::enrich::Sink for NullSink {
-    fn lifecycle(&mut self, _: &credtrail_core::model::lifecycle::ProcEvent) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn event(&mut self, _: &credtrail_core::model::event::Event) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn container(&mut self, _: &credtrail_core::model::ContainerRow) -> anyhow::Result<()> {
-        Ok(())
-    }
 }

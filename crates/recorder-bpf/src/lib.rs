@@ -17,7 +17,8 @@ mod skel {
 
 pub use libbpf_rs::RingBuffer;
 pub use skel::types::{
-    ct_counter, ct_creds, ct_event, ct_flag, ct_proc_event, ct_proc_flag, ct_proc_kind, ct_syscall,
+    ct_abi, ct_check, ct_counter, ct_creds, ct_event, ct_extent, ct_flag, ct_proc_event,
+    ct_proc_flag, ct_proc_kind, ct_syscall, ct_userns_event,
 };
 
 // SAFETY: ct_event and ct_proc_event are generated from C structs of
@@ -26,14 +27,19 @@ pub use skel::types::{
 unsafe impl plain::Plain for ct_event {}
 // SAFETY: as above.
 unsafe impl plain::Plain for ct_proc_event {}
+// SAFETY: as above.
+unsafe impl plain::Plain for ct_userns_event {}
 
 /// Size of `struct ct_event` in `credtrail.h`; a mismatch means the C header
 /// and this build disagree.
-pub const EVENT_SIZE: usize = 648;
+pub const EVENT_SIZE: usize = 688;
 const _: () = assert!(std::mem::size_of::<ct_event>() == EVENT_SIZE);
 /// Size of a complete `struct ct_proc_event` (exec records).
-pub const PROC_EVENT_SIZE: usize = 3624;
+pub const PROC_EVENT_SIZE: usize = 3640;
 const _: () = assert!(std::mem::size_of::<ct_proc_event>() == PROC_EVENT_SIZE);
+/// Size of `struct ct_userns_event`: a user namespace and its id maps.
+pub const USERNS_EVENT_SIZE: usize = 160;
+const _: () = assert!(std::mem::size_of::<ct_userns_event>() == USERNS_EVENT_SIZE);
 /// Size of fork and exit records: `struct ct_proc_event` up to `filename`.
 pub const PROC_SHORT_SIZE: usize = std::mem::offset_of!(ct_proc_event, filename);
 
@@ -41,7 +47,7 @@ pub const PROC_SHORT_SIZE: usize = std::mem::offset_of!(ct_proc_event, filename)
 pub const CWD_MAX: usize = 1024;
 
 /// Layout version of the records (`CT_ABI_VERSION` in credtrail.h).
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Where libbpf looks for tracefs first.
 pub const TRACEFS: &str = "/sys/kernel/tracing";
@@ -87,14 +93,97 @@ pub enum BpfError {
 pub struct Options {
     /// Ring buffer size in bytes (a power of two, at least one page).
     pub ring_buffer_bytes: u32,
+    /// Attach the raw `sys_enter`/`sys_exit` pair that sees calls made
+    /// through the 32-bit entry (`int $0x80`): the per-syscall tracepoints
+    /// never fire for those, and the raw pair runs on every syscall.
+    pub compat_syscalls: bool,
+    /// Check every task's credentials when it is switched out (a pointer
+    /// comparison per context switch). Without it, unexplained changes are
+    /// found by the other checks and the sweep only.
+    pub switch_check: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             ring_buffer_bytes: 16 << 20,
+            compat_syscalls: false,
+            switch_check: true,
         }
     }
+}
+
+/// Hooks credtrail records without when the kernel lacks them, with what
+/// then goes unseen. Every other hook is required.
+pub const OPTIONAL_HOOKS: [(&str, &str); 10] = [
+    (
+        "sched/sched_prepare_exec",
+        "credential changes made by exec (setuid binaries, file capabilities; Linux 6.10+)",
+    ),
+    (
+        "io_uring/io_uring_submit_req",
+        "io_uring requests run under a registered personality",
+    ),
+    ("syscalls/sys_enter_prctl", "prctl credential changes"),
+    ("syscalls/sys_exit_prctl", "prctl credential changes"),
+    (
+        "syscalls/sys_enter_unshare",
+        "user namespaces created by unshare",
+    ),
+    (
+        "syscalls/sys_exit_unshare",
+        "user namespaces created by unshare",
+    ),
+    (
+        "syscalls/sys_enter_setns",
+        "user namespaces entered by setns",
+    ),
+    (
+        "syscalls/sys_exit_setns",
+        "user namespaces entered by setns",
+    ),
+    (
+        "syscalls/sys_enter_io_uring_register",
+        "io_uring personality registrations",
+    ),
+    (
+        "syscalls/sys_exit_io_uring_register",
+        "io_uring personality registrations",
+    ),
+];
+
+/// The tracepoint (`CATEGORY/NAME`) a program's section attaches to, if
+/// it is a named one (the ia32 pair hooks the raw syscall tracepoints).
+fn tracepoint_of(section: &str) -> Option<String> {
+    if let Some(tp) = section.strip_prefix("tracepoint/") {
+        return Some(tp.to_owned());
+    }
+    let name = section.strip_prefix("tp_btf/")?;
+    OPTIONAL_HOOKS
+        .iter()
+        .map(|(tp, _)| *tp)
+        .find(|tp| tp.rsplit('/').next() == Some(name))
+        .map(str::to_owned)
+}
+
+/// Whether the running kernel has this tracepoint (its tracefs id, which
+/// is what attaching reads).
+fn kernel_has(tracepoint: &str) -> bool {
+    Path::new(TRACEFS)
+        .join("events")
+        .join(tracepoint)
+        .join("id")
+        .exists()
+}
+
+/// The switch-out check's section (`Options::switch_check`).
+const SWITCH_CHECK: &str = "tp_btf/sched_switch";
+/// The sweep's task iterator: attached, run only by [`Tracer::sweep`].
+const SWEEP: &str = "iter/task";
+
+/// Whether a program section is the ia32 pair (`--compat-syscalls`).
+fn is_compat(section: &str) -> bool {
+    matches!(section, "tp_btf/sys_enter" | "tp_btf/sys_exit")
 }
 
 /// Kernel-side counters, summed over CPUs (see `enum ct_counter`).
@@ -107,6 +196,14 @@ pub struct KernelCounters {
     pub proc_events: u64,
     pub proc_ringbuf_full: u64,
     pub exec_no_stash: u64,
+    pub userns_records: u64,
+    pub userns_ringbuf_full: u64,
+    pub checks: u64,
+    pub cred_swaps: u64,
+    pub unexplained: u64,
+    pub unexplained_ringbuf_full: u64,
+    pub sweep_tasks: u64,
+    pub known_store_failures: u64,
 }
 
 /// Loaded and attached programs.
@@ -116,6 +213,8 @@ pub struct Tracer<'obj> {
     missing_optional: Vec<String>,
     /// Interior mutability so `detach` works while a ring buffer borrows us.
     links: std::cell::RefCell<Vec<Link>>,
+    /// The sweep's iterator link (dropped by `detach` too).
+    sweep: std::cell::RefCell<Option<Link>>,
 }
 
 /// Effective capability mask of this process, from /proc/self/status.
@@ -244,23 +343,39 @@ impl<'obj> Tracer<'obj> {
             "credtrail.h and lib.rs disagree"
         );
         rodata.cgroup_v1 = u32::from(cgroup_v1_hierarchies());
-        // sched_prepare_exec (6.10+) is what lets exec credential changes be
-        // seen; without it everything else still works.
+        // An optional hook the kernel lacks is not loaded (a tp_btf program
+        // for a missing tracepoint would fail the whole load): warned about
+        // here, listed in the manifest, everything else recorded.
         let mut missing = Vec::new();
-        if !Path::new(TRACEFS)
-            .join("events/sched/sched_prepare_exec")
-            .exists()
-        {
-            open.progs.prepare_exec.set_autoload(false);
-            missing.push("tp_btf/sched_prepare_exec".to_owned());
-            tracing::warn!(
-                "this kernel has no sched_prepare_exec tracepoint (Linux 6.10+): credential changes made by exec (setuid binaries) will not be recorded"
-            );
+        for mut prog in open.open_object_mut().progs_mut() {
+            let section = prog.section().to_string_lossy().into_owned();
+            if is_compat(&section) {
+                prog.set_autoload(opts.compat_syscalls);
+                continue;
+            }
+            if section == SWITCH_CHECK {
+                prog.set_autoload(opts.switch_check);
+                continue;
+            }
+            let Some(tp) = tracepoint_of(&section) else {
+                continue;
+            };
+            let Some((_, unseen)) = OPTIONAL_HOOKS.iter().find(|(t, _)| *t == tp) else {
+                continue;
+            };
+            if !kernel_has(&tp) {
+                prog.set_autoload(false);
+                tracing::warn!(
+                    "this kernel has no {tp} tracepoint: {unseen} will not be recorded (listed in the manifest's settings.missing_hooks)"
+                );
+                missing.push(tp);
+            }
         }
         let skel = open.load().map_err(|source| BpfError::Load { source })?;
 
         let mut links = Vec::new();
         let mut hooks = Vec::new();
+        let mut sweep = None;
         for prog in skel.object().progs_mut() {
             if !prog.autoload() {
                 continue;
@@ -276,17 +391,22 @@ impl<'obj> Tracer<'obj> {
                 source,
             })?;
             hooks.push(hook);
-            links.push(link);
+            if section == SWEEP {
+                sweep = Some(link);
+            } else {
+                links.push(link);
+            }
         }
         Ok(Tracer {
             skel,
             hooks,
             missing_optional: missing,
             links: std::cell::RefCell::new(links),
+            sweep: std::cell::RefCell::new(sweep),
         })
     }
 
-    /// Optional hooks this kernel lacks.
+    /// Optional hooks this kernel lacks (`CATEGORY/NAME`).
     pub fn missing_optional_hooks(&self) -> &[String] {
         &self.missing_optional
     }
@@ -300,6 +420,27 @@ impl<'obj> Tracer<'obj> {
     /// drain and counter read add up exactly.
     pub fn detach(&self) {
         self.links.borrow_mut().clear();
+        self.sweep.borrow_mut().take();
+    }
+
+    /// One sweep: the task iterator visits every task and compares its
+    /// credentials with the last known ones (unexplained changes go to the
+    /// ring buffer). A no-op once detached.
+    pub fn sweep(&self) -> Result<(), BpfError> {
+        let sweep = self.sweep.borrow();
+        let Some(link) = sweep.as_ref() else {
+            return Ok(());
+        };
+        let map_err = |source| BpfError::Map {
+            map: "known",
+            source,
+        };
+        let mut it = libbpf_rs::Iter::new(link).map_err(map_err)?;
+        // The program prints nothing: reading to the end runs it over
+        // every task.
+        std::io::copy(&mut it, &mut std::io::sink())
+            .map_err(|e| map_err(libbpf_rs::Error::from(e)))?;
+        Ok(())
     }
 
     /// A ring buffer reader calling `on_record` with each raw record.
@@ -343,6 +484,14 @@ impl<'obj> Tracer<'obj> {
             proc_events: read(ct_counter::CT_CNT_PROC_EVENTS)?,
             proc_ringbuf_full: read(ct_counter::CT_CNT_PROC_RINGBUF_FULL)?,
             exec_no_stash: read(ct_counter::CT_CNT_EXEC_NO_STASH)?,
+            userns_records: read(ct_counter::CT_CNT_USERNS)?,
+            userns_ringbuf_full: read(ct_counter::CT_CNT_USERNS_RINGBUF_FULL)?,
+            checks: read(ct_counter::CT_CNT_CHECKS)?,
+            cred_swaps: read(ct_counter::CT_CNT_CRED_SWAPS)?,
+            unexplained: read(ct_counter::CT_CNT_UNEXPLAINED)?,
+            unexplained_ringbuf_full: read(ct_counter::CT_CNT_UNEXPLAINED_RINGBUF_FULL)?,
+            sweep_tasks: read(ct_counter::CT_CNT_SWEEP_TASKS)?,
+            known_store_failures: read(ct_counter::CT_CNT_KNOWN_STORE_FAIL)?,
         })
     }
 }

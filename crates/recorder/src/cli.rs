@@ -65,6 +65,26 @@ pub struct RecordArgs {
     /// Kernel ring buffer size in MiB (a power of two); raise it if ringbuf_full drops appear.
     #[arg(long, default_value_t = 16, value_parser = parse_ring_mib)]
     pub ring_buffer_mib: u32,
+    /// Also record credential calls made through the 32-bit syscall entry
+    /// (`int $0x80`, 32-bit programs), which the per-syscall tracepoints
+    /// never see: any process can make them. Costs every syscall on the
+    /// host, not only credential ones: getpid 62 → 144 ns measured here
+    /// (see BENCHMARKS.md). Without it, such changes are still found as
+    /// unexplained (after the fact, without the call).
+    #[arg(long)]
+    pub compat_syscalls: bool,
+    /// Seconds between sweeps over every task for credentials that changed
+    /// with no recorded call to explain it (`unexplained` events), so a
+    /// process that changed and went to sleep is found within one interval
+    /// (0 disables the sweep; the other checks stay).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_interval)]
+    pub sweep_interval: f64,
+    /// Do not check the credentials of each task as it is switched out
+    /// (a pointer comparison per context switch). Unexplained changes are
+    /// then found at the task's next recorded call, exec, fork or exit, or
+    /// by the sweep.
+    #[arg(long)]
+    pub no_switch_check: bool,
     /// Node name stored with every event (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -93,6 +113,15 @@ pub struct RecordArgs {
     /// one). Repeatable, e.g. `--redact=--password= --redact='^-p$'`.
     #[arg(long, value_name = "REGEX")]
     pub redact: Vec<String>,
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
 }
 
 fn parse_ring_mib(s: &str) -> Result<u32, String> {

@@ -1,14 +1,17 @@
 //! Raw ring-buffer records to [`Event`]s. Pure: no kernel, no root.
 
 use credtrail_recorder_bpf::{
-    EVENT_SIZE, PROC_EVENT_SIZE, PROC_SHORT_SIZE, ct_creds, ct_event, ct_flag, ct_proc_event,
-    ct_proc_flag, ct_proc_kind, ct_syscall,
+    EVENT_SIZE, PROC_EVENT_SIZE, PROC_SHORT_SIZE, USERNS_EVENT_SIZE, ct_abi, ct_check, ct_creds,
+    ct_event, ct_extent, ct_flag, ct_proc_event, ct_proc_flag, ct_proc_kind, ct_syscall,
+    ct_userns_event,
 };
 
 use credtrail_core::enrich::Record;
 use credtrail_core::model::creds::{Creds, MAX_GROUPS};
-use credtrail_core::model::event::{Event, Syscall, flags};
+use credtrail_core::model::event::{Event, Syscall, abi, flags};
 use credtrail_core::model::lifecycle::{self, ProcEvent};
+use credtrail_core::model::options::{CHECKS, option_name};
+use credtrail_core::model::userns::{Extent, MAP_EXTENTS, UsernsRow};
 
 /// The C enum of each syscall credtrail models: the match is exhaustive,
 /// and the block below compares the numbers, so a syscall added to one side
@@ -26,6 +29,14 @@ const fn c_syscall(s: Syscall) -> ct_syscall {
         Syscall::Setgroups => ct_syscall::CT_SYS_SETGROUPS,
         Syscall::Capset => ct_syscall::CT_SYS_CAPSET,
         Syscall::Execve => ct_syscall::CT_SYS_EXECVE,
+        Syscall::Prctl => ct_syscall::CT_SYS_PRCTL,
+        Syscall::Unshare => ct_syscall::CT_SYS_UNSHARE,
+        Syscall::Setns => ct_syscall::CT_SYS_SETNS,
+        Syscall::Clone => ct_syscall::CT_SYS_CLONE,
+        Syscall::Clone3 => ct_syscall::CT_SYS_CLONE3,
+        Syscall::IoUringRegister => ct_syscall::CT_SYS_IO_URING_REGISTER,
+        Syscall::IoUringSubmit => ct_syscall::CT_SYS_IO_URING_SUBMIT,
+        Syscall::Unexplained => ct_syscall::CT_SYS_UNEXPLAINED,
     }
 }
 
@@ -35,27 +46,82 @@ const _: () = {
         assert!(c_syscall(Syscall::ALL[i]).0 == Syscall::ALL[i] as u32);
         i += 1;
     }
+    // Records are told apart by size.
+    assert!(EVENT_SIZE != USERNS_EVENT_SIZE && PROC_SHORT_SIZE != USERNS_EVENT_SIZE);
+    assert!(EVENT_SIZE != PROC_SHORT_SIZE && EVENT_SIZE != PROC_EVENT_SIZE);
+    // The check names are numbered as the C enum.
+    let checks = [
+        ct_check::CT_CHECK_SWITCH,
+        ct_check::CT_CHECK_SWEEP,
+        ct_check::CT_CHECK_CALL,
+        ct_check::CT_CHECK_EXEC,
+        ct_check::CT_CHECK_FORK,
+        ct_check::CT_CHECK_EXIT,
+    ];
+    assert!(checks.len() == CHECKS.len());
+    let mut j = 0;
+    while j < checks.len() {
+        assert!(CHECKS[j].0 == checks[j].0 as i64);
+        j += 1;
+    }
+    // The kept map extents are the model's.
+    assert!(std::mem::size_of::<[ct_extent; MAP_EXTENTS]>() == 12 * MAP_EXTENTS);
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error(
-        "record is {0} bytes, expected {EVENT_SIZE} (credential) or {PROC_SHORT_SIZE}/{PROC_EVENT_SIZE} (lifecycle)"
+        "record is {0} bytes, expected {EVENT_SIZE} (credential), {PROC_SHORT_SIZE}/{PROC_EVENT_SIZE} (lifecycle) or {USERNS_EVENT_SIZE} (user namespace)"
     )]
     Size(usize),
     #[error("unknown syscall id {0}")]
     Syscall(u32),
     #[error("unknown lifecycle kind {0}")]
     Kind(u32),
+    #[error("unknown syscall entry (abi) {0}")]
+    Abi(u32),
 }
 
-/// Decodes any record: the two kinds differ in size.
+/// Decodes any record: the kinds differ in size.
 pub fn decode_record(bytes: &[u8], ctx: &DecodeContext) -> Result<Record, DecodeError> {
     match bytes.len() {
         EVENT_SIZE => decode(bytes, ctx).map(Record::Cred),
         PROC_SHORT_SIZE | PROC_EVENT_SIZE => decode_proc(bytes, ctx).map(Record::Proc),
+        USERNS_EVENT_SIZE => decode_userns(bytes, ctx).map(Record::Userns),
         n => Err(DecodeError::Size(n)),
     }
+}
+
+fn extents(map: &[ct_extent; MAP_EXTENTS], n: u32) -> Vec<Extent> {
+    map[..(n as usize).min(MAP_EXTENTS)]
+        .iter()
+        .map(|e| Extent {
+            first: e.first,
+            lower_first: e.lower_first,
+            count: e.count,
+        })
+        .collect()
+}
+
+/// Decodes a user namespace record.
+fn decode_userns(bytes: &[u8], ctx: &DecodeContext) -> Result<UsernsRow, DecodeError> {
+    let mut raw = ct_userns_event::default();
+    plain::copy_from_bytes(&mut raw, bytes).map_err(|_| DecodeError::Size(bytes.len()))?;
+    Ok(UsernsRow {
+        time: ctx.realtime_offset_ns.saturating_add(raw.ktime_ns as i64),
+        ktime_ns: raw.ktime_ns,
+        seq: 0,
+        node_name: ctx.node_name.clone(),
+        userns: raw.inum,
+        parent_userns: (raw.level > 0).then_some(raw.parent_inum),
+        level: raw.level,
+        owner_uid: raw.owner,
+        owner_gid: raw.group,
+        uid_map: extents(&raw.uid_map, raw.uid_extents),
+        gid_map: extents(&raw.gid_map, raw.gid_extents),
+        uid_extents: raw.uid_extents,
+        gid_extents: raw.gid_extents,
+    })
 }
 
 fn c_str(raw: &[i8]) -> String {
@@ -207,6 +273,10 @@ fn creds(c: &ct_creds) -> Creds {
         cap_ambient: c.cap_ambient,
         securebits: c.securebits,
         groups: groups(&c.groups, c.ngroups),
+        userns: Some(c.userns_inum),
+        userns_level: Some(c.userns_level),
+        userns_owner: Some(c.userns_owner),
+        no_new_privs: Some(c.no_new_privs != 0),
     }
 }
 
@@ -239,6 +309,7 @@ fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError>
             ct_flag::CT_FLAG_NEW_GROUPS_TRUNC,
             flags::NEW_GROUPS_TRUNCATED,
         ),
+        (ct_flag::CT_FLAG_UID16, flags::UID16),
     ] {
         if has(f) {
             event_flags.push(name.to_owned());
@@ -253,6 +324,13 @@ fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError>
         ppid: raw.ppid,
         comm: c_str(&raw.comm),
         syscall: sys.name().to_owned(),
+        abi: match ct_abi(raw.abi) {
+            ct_abi::CT_ABI_X64 => abi::X64,
+            ct_abi::CT_ABI_IA32 => abi::IA32,
+            _ => return Err(DecodeError::Abi(raw.abi)),
+        }
+        .to_owned(),
+        option: option_name(sys, raw.args),
         arg0: raw.args[0],
         arg1: raw.args[1],
         arg2: raw.args[2],
@@ -264,6 +342,10 @@ fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError>
         pid_ns: raw.pidns_inum,
         ns_pid: raw.ns_pid,
         event_flags,
+        // args[1] of an unexplained change: boot-clock ns of the last check
+        // that found the old credentials.
+        last_seen: (sys == Syscall::Unexplained)
+            .then(|| ctx.realtime_offset_ns.saturating_add(raw.args[1])),
         ..Event::default()
     };
     ev.set_old_creds(creds(&raw.old_creds));

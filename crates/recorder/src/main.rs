@@ -50,6 +50,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     max_bytes: a.rotate_bytes,
                 },
                 ring_buffer_bytes: a.ring_buffer_mib << 20,
+                compat_syscalls: a.compat_syscalls,
+                sweep_interval: Duration::from_secs_f64(a.sweep_interval),
+                switch_check: !a.no_switch_check,
                 node_name: a.node_name,
                 pods_file: a.pods,
                 retention: Retention {

@@ -1,21 +1,33 @@
-//! What the recorder gives up once its hooks are attached.
+//! What the recorder gives up: the bounding set before its hooks are attached, everything else right after.
 
 use anyhow::Context as _;
 
-/// After the programs are attached the recorder needs no privilege but
-/// reading other users' files (container bundles, /proc); everything else
-/// goes, from every set, and no exec can regain it.
-pub fn drop_capabilities() -> anyhow::Result<()> {
-    use caps::{CapSet, Capability};
-    let keep = Capability::CAP_DAC_READ_SEARCH;
-    let all = caps::all();
-    // The bounding set first, while CAP_SETPCAP is still effective.
-    for cap in all.iter().filter(|c| **c != keep) {
+/// The bounding set only limits what a later exec may gain, so it can go
+/// before the hooks are attached: the recorder's own 40-odd drops are then
+/// not recorded as events in every capture. Keeps what [`drop_capabilities`]
+/// keeps.
+pub fn drop_bounding_set() -> anyhow::Result<()> {
+    use caps::CapSet;
+    for cap in caps::all().iter().filter(|c| **c != KEEP) {
         if caps::has_cap(None, CapSet::Bounding, *cap).unwrap_or(false) {
             caps::drop(None, CapSet::Bounding, *cap)
                 .with_context(|| format!("cannot drop {cap} from the bounding set"))?;
         }
     }
+    Ok(())
+}
+
+/// The one capability kept: reading other users' files.
+const KEEP: caps::Capability = caps::Capability::CAP_DAC_READ_SEARCH;
+
+/// After the programs are attached the recorder needs no privilege but
+/// reading other users' files (container bundles, /proc); everything else
+/// goes, from every set, and no exec can regain it. These last changes are
+/// recorded: the capture shows the recorder giving up its privileges.
+pub fn drop_capabilities() -> anyhow::Result<()> {
+    use caps::CapSet;
+    let keep = KEEP;
+    drop_bounding_set()?;
     caps::clear(None, CapSet::Ambient).context("cannot clear ambient capabilities")?;
     caps::clear(None, CapSet::Inheritable).context("cannot clear inheritable capabilities")?;
     let kept: caps::CapsHashSet = [keep].into_iter().collect();

@@ -48,6 +48,12 @@ pub struct RecordOptions {
     pub print: Option<PrintFormat>,
     pub rotation: Rotation,
     pub ring_buffer_bytes: u32,
+    /// Attach the ia32 entry hook (`--compat-syscalls`).
+    pub compat_syscalls: bool,
+    /// Time between sweeps for unexplained changes; zero: no sweeps.
+    pub sweep_interval: Duration,
+    /// Check tasks at every switch-out (`--no-switch-check` clears it).
+    pub switch_check: bool,
     pub node_name: Option<String>,
     /// `kubectl get pods -A -o json` output, for pod labels and image ids.
     pub pods_file: Option<PathBuf>,
@@ -78,11 +84,14 @@ pub fn record(
         // Refuse a bad --out before touching the kernel.
         check_capture_dir(dir)?;
     }
+    crate::privileges::drop_bounding_set()?;
     let mut obj = MaybeUninit::uninit();
     let tracer = Tracer::load(
         &mut obj,
         &bpf::Options {
             ring_buffer_bytes: opts.ring_buffer_bytes,
+            compat_syscalls: opts.compat_syscalls,
+            switch_check: opts.switch_check,
         },
     )?;
     let mut session = Session::start(&tracer, opts, out)?;
@@ -116,6 +125,10 @@ pub struct Session<'t, 'o> {
     last_batch: usize,
     last_counters: MonoInstant,
     reported_lost: u64,
+    /// Sweeps run, their total time, and when the last one started.
+    sweeps: u64,
+    sweep_ns: u64,
+    last_sweep: MonoInstant,
 }
 
 impl<'t, 'o> Session<'t, 'o> {
@@ -146,6 +159,11 @@ impl<'t, 'o> Session<'t, 'o> {
                 m.boot_id = host::boot_id();
                 m.hooks = tracer.hooks();
                 m.settings = settings(opts);
+                let missing = tracer.missing_optional_hooks();
+                if !missing.is_empty() {
+                    m.settings
+                        .insert("missing_hooks".into(), missing.to_vec().into());
+                }
                 Some(CaptureWriter::create_with(
                     dir,
                     m,
@@ -192,7 +210,7 @@ impl<'t, 'o> Session<'t, 'o> {
             })?
         };
         let printer = opts.print.map(|format| Printer::new(format, out));
-        Ok(Session {
+        let mut session = Session {
             opts,
             tracer,
             ring,
@@ -206,7 +224,14 @@ impl<'t, 'o> Session<'t, 'o> {
             last_batch: 0,
             last_counters: MonoInstant::now(),
             reported_lost: 0,
-        })
+            sweeps: 0,
+            sweep_ns: 0,
+            last_sweep: MonoInstant::now(),
+        };
+        // Every task that already runs gets its last known credentials now,
+        // not at its first switch-out.
+        session.sweep()?;
+        Ok(session)
     }
 
     /// One round: waits for records (not once stopping), applies them,
@@ -229,6 +254,12 @@ impl<'t, 'o> Session<'t, 'o> {
         } else {
             POLL_PERIOD
         };
+        if !self.stopping
+            && !self.opts.sweep_interval.is_zero()
+            && self.last_sweep.elapsed() >= self.opts.sweep_interval
+        {
+            self.sweep()?;
+        }
         let n = bpf::poll_batch(&self.ring, POLL_BATCH, wait)?;
         self.last_batch = n;
         self.apply_pending()?;
@@ -265,6 +296,7 @@ impl<'t, 'o> Session<'t, 'o> {
                     self.opts.redactor.args(&mut p.args);
                 }
                 Record::Cred(e) => e.seq = self.seq,
+                Record::Userns(u) => u.seq = self.seq,
             }
             self.enricher.apply(rec, &mut self.sink)?;
         }
@@ -276,13 +308,28 @@ impl<'t, 'o> Session<'t, 'o> {
         Ok(())
     }
 
+    /// Runs the task iterator once: every task's credentials against the
+    /// last known ones.
+    fn sweep(&mut self) -> anyhow::Result<()> {
+        let started = MonoInstant::now();
+        self.tracer.sweep()?;
+        self.last_sweep = started;
+        self.sweeps += 1;
+        self.sweep_ns += started.elapsed().as_nanos() as u64;
+        Ok(())
+    }
+
     fn counters(&self) -> anyhow::Result<Counters> {
-        Ok(counters_from(
-            self.tracer.counters()?,
-            self.decode_errors.get(),
-            self.sink.counts.events,
-            self.sink.counts.lifecycle,
-        ))
+        Ok(Counters {
+            sweeps: self.sweeps,
+            sweep_ns: self.sweep_ns,
+            ..counters_from(
+                self.tracer.counters()?,
+                self.decode_errors.get(),
+                self.sink.counts.events,
+                self.sink.counts.lifecycle,
+            )
+        })
     }
 
     /// Hands the kernel's counters to the writer, warning when losses grow.
@@ -369,6 +416,16 @@ fn settings(opts: &RecordOptions) -> BTreeMap<String, serde_json::Value> {
     );
     s.insert("rotate_bytes".into(), opts.rotation.max_bytes.into());
     s.insert("ring_buffer_bytes".into(), opts.ring_buffer_bytes.into());
+    if opts.compat_syscalls {
+        s.insert("compat_syscalls".into(), true.into());
+    }
+    s.insert(
+        "sweep_interval_ms".into(),
+        (opts.sweep_interval.as_millis() as u64).into(),
+    );
+    if !opts.switch_check {
+        s.insert("switch_check".into(), false.into());
+    }
     if !opts.redactor.is_empty() {
         s.insert("redact".into(), true.into());
     }
@@ -390,6 +447,14 @@ fn counters_from(k: KernelCounters, decode_errors: u64, written: u64, lifecycle:
         kernel_lifecycle: k.proc_events,
         lifecycle_ringbuf_full: k.proc_ringbuf_full,
         exec_without_stash: k.exec_no_stash,
+        kernel_user_namespaces: k.userns_records,
+        user_namespaces_ringbuf_full: k.userns_ringbuf_full,
+        unexplained: k.unexplained,
+        unexplained_ringbuf_full: k.unexplained_ringbuf_full,
+        tasks_checked: k.checks,
+        cred_swaps_examined: k.cred_swaps,
+        sweep_tasks: k.sweep_tasks,
+        unchecked_tasks: k.known_store_failures,
         ..Counters::default()
     }
 }

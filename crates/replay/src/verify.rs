@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use credtrail_core::capture::manifest::{self, CaptureState, VerifyingKey};
 use credtrail_core::capture::{self, Capture, sign};
 use credtrail_core::enrich::{Record, Sink};
-use credtrail_core::model::{ContainerRow, Event, ProcEvent};
+use credtrail_core::model::{ContainerRow, Event, ProcEvent, UsernsRow};
 use credtrail_core::replay::{enricher, open};
 use credtrail_core::term::safe;
 
@@ -33,6 +33,8 @@ pub struct Verification {
 /// Compares each re-enriched event with the stored one.
 struct CompareSink {
     expected: Option<Event>,
+    /// The capture predates format 3: it has no namespace columns to compare.
+    legacy: bool,
     checked: u64,
     problems: Vec<String>,
 }
@@ -44,7 +46,13 @@ impl Sink for CompareSink {
 
     fn event(&mut self, e: &Event) -> anyhow::Result<()> {
         self.checked += 1;
-        match self.expected.take() {
+        let expected = self.expected.take().map(|mut s| {
+            if self.legacy {
+                s.copy_namespace_enrichment(e);
+            }
+            s
+        });
+        match expected {
             Some(s) if &s == e => {}
             Some(s) => {
                 let a = serde_json::to_value(s)?;
@@ -69,6 +77,10 @@ impl Sink for CompareSink {
     }
 
     fn container(&mut self, _c: &ContainerRow) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn user_namespace(&mut self, _u: &UsernsRow) -> anyhow::Result<()> {
         Ok(())
     }
 }
@@ -240,6 +252,7 @@ fn recompute(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
     let mut enricher = enricher(cap, &mut inputs);
     let mut sink = CompareSink {
         expected: None,
+        legacy: cap.manifest.format_version < 3,
         checked: 0,
         problems: Vec::new(),
     };

@@ -139,6 +139,24 @@ pub struct Recorder {
     pub stdout: std::thread::JoinHandle<String>,
     pub stderr: std::thread::JoinHandle<String>,
     pub _tmp: tempfile::TempDir,
+    /// `stop` fails on any unexplained change unless this is set: every
+    /// root test is also a test of the detector's false positives.
+    pub expect_unexplained: bool,
+}
+
+/// No credential change in `cap` went unexplained: the detector's false
+/// positives, checked by every recording a test makes.
+pub fn assert_no_unexplained(cap: &Capture) {
+    let found: Vec<_> = cap
+        .events()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.syscall == "unexplained")
+        .collect();
+    assert!(
+        found.is_empty() && cap.manifest.counters.unexplained == 0,
+        "unexplained credential changes in a run that makes none: {found:#?}"
+    );
 }
 
 /// Reads a pipe to the end on a thread, so the recorder never blocks on it.
@@ -175,6 +193,7 @@ impl Recorder {
             stdout,
             stderr,
             _tmp: tmp,
+            expect_unexplained: false,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !rec.dir.join("manifest.json").exists() {
@@ -213,11 +232,44 @@ impl Recorder {
         let stderr = self.stderr.join().unwrap();
         assert!(status.success(), "recorder failed: {stderr}");
         let cap = Capture::open(&self.dir).unwrap();
+        if !self.expect_unexplained {
+            assert_no_unexplained(&cap);
+        }
         (stdout, stderr, cap, self._tmp)
     }
 }
 
+/// A setuid-root copy of the workload (`ct-suid` in a world-readable
+/// temporary directory, kept while the guard lives): exec'd by another
+/// user, its exec changes credentials.
+pub fn setuid_workload() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let suid = dir.path().join("ct-suid");
+    std::fs::copy(workload_bin(), &suid).unwrap();
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    (dir, suid)
+}
+
 pub const IMAGE: &str = "localhost/credtrail-busybox:test";
+
+/// The command line that runs `cmd` as a rootless user would: as uid and
+/// gid 1000 without groups (util-linux `setpriv`), in a new user namespace
+/// that maps that user to root (util-linux `unshare --map-root-user`).
+pub fn rootless_userns_argv<'a>(cmd: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = vec![
+        "setpriv",
+        "--reuid=1000",
+        "--regid=1000",
+        "--clear-groups",
+        "unshare",
+        "--user",
+        "--map-root-user",
+    ];
+    argv.extend_from_slice(cmd);
+    argv
+}
 
 /// podman with runc and a busybox image built from busybox-static (no
 /// registry is needed). Fails under CI when podman cannot run.

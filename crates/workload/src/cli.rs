@@ -14,6 +14,14 @@ pub struct Cli {
     pub tag: Option<String>,
 }
 
+/// What the process does once its steps are done.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    Exit,
+    Sleep,
+    Spin,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Every hooked syscall once with distinctive values, ending with a
@@ -45,6 +53,42 @@ pub enum Command {
     },
     /// Do nothing (run as a setuid copy to make exec change credentials).
     Noop,
+    /// Credential calls through the 32-bit entry (`int $0x80`):
+    /// setgroups32, setresuid32, setuid32, setresuid16, setuid16.
+    Ia32 {
+        /// Then, before exiting: sleep, or keep running on a CPU shared
+        /// with a busy thread (so the scheduler switches it out), for MS.
+        #[arg(long, value_enum, default_value = "exit")]
+        then: Then,
+        #[arg(long, default_value_t = 500)]
+        ms: u64,
+    },
+    /// NAMES prctl(PR_SET_NAME) calls, then every prctl that changes
+    /// credentials: ambient raise/lower/clear, bounding-set drop, keepcaps,
+    /// securebits, no_new_privs.
+    Prctl {
+        #[arg(long, default_value_t = 10_000)]
+        names: u64,
+    },
+    /// setresuid(-1, UID, -1), then setuid(0): euid 0 regained.
+    RegainRoot {
+        #[arg(long, default_value_t = 1000)]
+        uid: u32,
+    },
+    /// One raw setuid(UID).
+    Setuid {
+        #[arg(long, default_value_t = 0)]
+        uid: u32,
+    },
+    /// Children in new user namespaces by clone and clone3, then setns
+    /// into the first one's namespace.
+    Userns,
+    /// Registers an io_uring personality, drops the euid to UID, opens
+    /// /etc/shadow through the ring under the personality, unregisters it.
+    IoUring {
+        #[arg(long, default_value_t = 4200)]
+        uid: u32,
+    },
     /// Toggle the euid of THREADS threads between 0 and UID; prints the
     /// exact number of calls issued.
     Storm {

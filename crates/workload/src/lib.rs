@@ -8,25 +8,35 @@
 //! independent of the BPF programs.
 
 pub mod cli;
+pub mod paths;
 
 use serde::{Deserialize, Serialize};
 
+use credtrail_core::model::event::abi;
 use credtrail_core::model::{Creds, Syscall};
 
-/// The calling thread's credentials, as /proc shows them.
+/// The calling thread's credentials, as /proc shows them, with the
+/// securebits /proc does not show (from `PR_GET_SECUREBITS`).
 pub fn current_creds() -> std::io::Result<Creds> {
-    creds_of(std::process::id(), gettid())
+    let mut c = creds_of(std::process::id(), gettid())?;
+    // SAFETY: PR_GET_SECUREBITS takes no pointer.
+    let bits = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+    if bits < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    c.securebits = bits as u32;
+    Ok(c)
 }
 
 /// A thread's credentials as /proc/PID/task/TID/status shows them: an
-/// observation independent of the BPF programs (securebits are not there,
-/// and the workload never sets them: 0).
+/// observation independent of the BPF programs (securebits are not there:
+/// 0; see [`current_creds`]).
 pub fn creds_of(pid: u32, tid: u32) -> std::io::Result<Creds> {
     let s = procfs::process::Process::new(pid as i32)
         .and_then(|p| p.task_from_tid(tid as i32))
         .and_then(|t| t.status())
         .map_err(std::io::Error::other)?;
-    Ok(Creds {
+    Ok(host_namespace_facts(Creds {
         uid: s.ruid,
         euid: s.euid,
         suid: s.suid,
@@ -42,13 +52,36 @@ pub fn creds_of(pid: u32, tid: u32) -> std::io::Result<Creds> {
         cap_ambient: s.capamb.unwrap_or(0),
         securebits: 0,
         groups: s.groups,
-    })
+        userns: Some(userns_of(pid, tid)?),
+        userns_level: None,
+        userns_owner: None,
+        no_new_privs: s.nonewprivs.map(|v| v != 0),
+    }))
+}
+
+/// The inode of a thread's user namespace (`/proc/PID/task/TID/ns/user`).
+pub fn userns_of(pid: u32, tid: u32) -> std::io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata(format!("/proc/{pid}/task/{tid}/ns/user"))?.ino() as u32)
+}
+
+/// Level and owner are what a process cannot always see of its own user
+/// namespace (the ioctls stop at it): known here for the host's only.
+fn host_namespace_facts(mut c: Creds) -> Creds {
+    if c.userns == Some(credtrail_core::model::creds::HOST_USERNS) {
+        c.userns_level = Some(0);
+        c.userns_owner = Some(0);
+    }
+    c
 }
 
 /// One call the workload made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub syscall: String,
+    /// The syscall entry: `x64`, or `ia32` for `int $0x80`.
+    #[serde(default = "x64")]
+    pub abi: String,
     /// Requested values as credtrail records them (-1 = unchanged).
     pub args: Vec<i64>,
     pub groups: Option<Vec<u32>>,
@@ -60,19 +93,26 @@ pub struct Step {
     pub after: Creds,
 }
 
+fn x64() -> String {
+    abi::X64.to_owned()
+}
+
 /// Everything the workload did, printed as JSON on stdout.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     pub steps: Vec<Step>,
+    /// Facts beyond the steps (a request's result, a count of calls).
+    #[serde(default)]
+    pub extra: std::collections::BTreeMap<String, i64>,
 }
 
-fn gettid() -> u32 {
+pub(crate) fn gettid() -> u32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() as u32 }
 }
 
 /// Raw syscall returning the kernel's value (negative errno on failure).
-fn raw(nr: libc::c_long, a: libc::c_long, b: libc::c_long, c: libc::c_long) -> i64 {
+pub(crate) fn raw(nr: libc::c_long, a: libc::c_long, b: libc::c_long, c: libc::c_long) -> i64 {
     // SAFETY: only called with the credential syscalls and integer or valid
     // pointer arguments prepared by the callers below.
     let r = unsafe { libc::syscall(nr, a, b, c) };
@@ -83,18 +123,18 @@ fn raw(nr: libc::c_long, a: libc::c_long, b: libc::c_long, c: libc::c_long) -> i
     }
 }
 
-const CAP_V3: u32 = 0x2008_0522;
+pub(crate) const CAP_V3: u32 = 0x2008_0522;
 pub const CAP_NET_RAW: u32 = 13;
 
 #[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
+pub(crate) struct CapHeader {
+    pub(crate) version: u32,
+    pub(crate) pid: i32,
 }
 
 #[repr(C)]
 #[derive(Default, Clone, Copy)]
-struct CapData {
+pub(crate) struct CapData {
     effective: u32,
     permitted: u32,
     inheritable: u32,
@@ -105,8 +145,20 @@ fn split(mask: u64) -> (u32, u32) {
 }
 
 /// Runs one raw call and records it.
-fn step(
+pub(crate) fn step(
     report: &mut Report,
+    syscall: Syscall,
+    args: Vec<i64>,
+    groups: Option<Vec<u32>>,
+    call: impl FnOnce() -> i64,
+) -> std::io::Result<()> {
+    step_via(report, abi::X64, syscall, args, groups, call)
+}
+
+/// [`step`] through the syscall entry `abi`.
+pub(crate) fn step_via(
+    report: &mut Report,
+    abi: &str,
     syscall: Syscall,
     args: Vec<i64>,
     groups: Option<Vec<u32>>,
@@ -117,6 +169,7 @@ fn step(
     let after = current_creds()?;
     report.steps.push(Step {
         syscall: syscall.name().to_owned(),
+        abi: abi.to_owned(),
         args,
         groups,
         ret,
@@ -126,6 +179,20 @@ fn step(
         after,
     });
     Ok(())
+}
+
+/// A raw `setuid(uid)` as a step.
+pub(crate) fn setuid_step(r: &mut Report, uid: i64) -> std::io::Result<()> {
+    step(r, Syscall::Setuid, vec![uid], None, || {
+        raw(libc::SYS_setuid, uid as _, 0, 0)
+    })
+}
+
+/// A raw `setresuid(ids)` as a step (-1: unchanged).
+pub(crate) fn setresuid_step(r: &mut Report, ids: [i64; 3]) -> std::io::Result<()> {
+    step(r, Syscall::Setresuid, ids.to_vec(), None, || {
+        raw(libc::SYS_setresuid, ids[0] as _, ids[1] as _, ids[2] as _)
+    })
 }
 
 fn setgroups_step(r: &mut Report, groups: &[u32]) -> std::io::Result<()> {
@@ -206,20 +273,10 @@ pub fn single_thread_steps() -> std::io::Result<Report> {
         raw(libc::SYS_setreuid, -1, 4002, 0)
     })?;
     // Allowed without CAP_SETUID because the real uid is still 0.
-    step(&mut r, Syscall::Setuid, vec![0], None, || {
-        raw(libc::SYS_setuid, 0, 0, 0)
-    })?;
-    step(
-        &mut r,
-        Syscall::Setresuid,
-        vec![1001, 1002, 1003],
-        None,
-        || raw(libc::SYS_setresuid, 1001, 1002, 1003),
-    )?;
+    setuid_step(&mut r, 0)?;
+    setresuid_step(&mut r, [1001, 1002, 1003])?;
     // Now unprivileged: refused with EPERM.
-    step(&mut r, Syscall::Setuid, vec![0], None, || {
-        raw(libc::SYS_setuid, 0, 0, 0)
-    })?;
+    setuid_step(&mut r, 0)?;
     Ok(r)
 }
 
@@ -240,13 +297,9 @@ pub fn capset_drop() -> std::io::Result<Report> {
 /// Drops to `uid` with setresuid, then asks for root back: EPERM.
 pub fn denied_setuid(uid: u32) -> std::io::Result<Report> {
     let mut r = Report::default();
-    let u = uid as i64;
-    step(&mut r, Syscall::Setresuid, vec![u, u, u], None, || {
-        raw(libc::SYS_setresuid, u, u, u)
-    })?;
-    step(&mut r, Syscall::Setuid, vec![0], None, || {
-        raw(libc::SYS_setuid, 0, 0, 0)
-    })?;
+    let u = i64::from(uid);
+    setresuid_step(&mut r, [u, u, u])?;
+    setuid_step(&mut r, 0)?;
     Ok(r)
 }
 
@@ -299,6 +352,7 @@ pub fn broadcast_setuid(threads: usize, uid: u32) -> std::io::Result<Report> {
     for tid in &tids {
         report.steps.push(Step {
             syscall: Syscall::Setuid.name().into(),
+            abi: abi::X64.into(),
             args: vec![uid as i64],
             groups: None,
             ret,
@@ -328,6 +382,16 @@ pub enum Call {
     Capset,
     /// getpid: an unrelated syscall, to measure what tracing costs others.
     Getpid,
+    /// getpid through the 32-bit entry (`int $0x80`).
+    Getpid32,
+    /// prctl(PR_SET_NAME): a prctl option that changes no credential
+    /// (filtered in the kernel).
+    PrctlName,
+    /// An io_uring NOP request without a personality, submitted and waited for.
+    IoUringNop,
+    /// sched_yield to a second thread on the same CPU that yields back: two
+    /// context switches per call, each one a switch-out the detector checks.
+    Switch,
 }
 
 /// Makes call number `n` of `call`: even calls move away from the start
@@ -365,6 +429,15 @@ fn make_call(call: Call, n: u64, uid: u32, caps: &[CapData; 2]) -> i64 {
         }
         // SAFETY: getpid has no preconditions.
         Call::Getpid => unsafe { libc::getpid() }.into(),
+        Call::Getpid32 => paths::getpid32(),
+        Call::PrctlName => {
+            let name = if away { c"credtrail-a" } else { c"credtrail-b" };
+            // SAFETY: PR_SET_NAME reads a NUL-terminated string we own.
+            unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) }.into()
+        }
+        Call::IoUringNop => paths::io_uring_nop(),
+        // SAFETY: sched_yield has no preconditions.
+        Call::Switch => unsafe { libc::sched_yield() }.into(),
     }
 }
 
@@ -375,7 +448,7 @@ fn current_caps() -> [CapData; 2] {
 }
 
 /// 64-bit capability masks in capset's two 32-bit halves.
-fn cap_data(effective: u64, permitted: u64, inheritable: u64) -> [CapData; 2] {
+pub(crate) fn cap_data(effective: u64, permitted: u64, inheritable: u64) -> [CapData; 2] {
     let (e0, e1) = split(effective);
     let (p0, p1) = split(permitted);
     let (i0, i1) = split(inheritable);
@@ -437,9 +510,43 @@ pub fn storm(
     handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
 }
 
+/// [`Call::Switch`]: this thread and a partner pinned to one CPU, yielding
+/// to each other; nanoseconds per yield of this thread (two switches).
+fn time_switches(calls: u64) -> f64 {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if paths::pin_to_this_cpu().is_err() {
+        return f64::NAN;
+    }
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let partner = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+        })
+    };
+    let caps = current_caps();
+    for n in 0..calls / 10 {
+        make_call(Call::Switch, n, 0, &caps);
+    }
+    let start = std::time::Instant::now();
+    for n in 0..calls {
+        make_call(Call::Switch, n, 0, &caps);
+    }
+    let ns = start.elapsed().as_nanos() as f64 / calls.max(1) as f64;
+    stop.store(true, Ordering::Relaxed);
+    let _ = partner.join();
+    ns
+}
+
 /// Nanoseconds per call of `call`, over `calls` calls on this thread (after
 /// a tenth as many to warm up): the cost a tracer adds shows up here.
 pub fn time_calls(call: Call, calls: u64, uid: u32) -> f64 {
+    if call == Call::Switch {
+        return time_switches(calls);
+    }
     let caps = current_caps();
     for n in 0..calls / 10 * 2 {
         make_call(call, n, uid, &caps);

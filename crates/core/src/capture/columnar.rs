@@ -110,6 +110,17 @@ impl<'a> Column<'a> for Bool<'a> {
     }
 }
 
+struct OptBool<'a>(&'a BooleanArray);
+impl<'a> Column<'a> for OptBool<'a> {
+    type Value = Option<bool>;
+    fn new(array: &'a ArrayRef) -> Option<Self> {
+        Some(Self(array.as_boolean_opt()?))
+    }
+    fn get(&self, row: usize) -> Option<bool> {
+        self.0.is_valid(row).then(|| self.0.value(row))
+    }
+}
+
 struct Str<'a>(&'a StringArray);
 impl<'a> Column<'a> for Str<'a> {
     type Value = String;
@@ -236,6 +247,8 @@ put_builder!(OptU32, PutOptU32, UInt32Builder, Option<u32>, |b, v| b
     .append_option(*v));
 put_builder!(Bool, PutBool, BooleanBuilder, bool, |b, v| b
     .append_value(*v));
+put_builder!(OptBool, PutOptBool, BooleanBuilder, Option<bool>, |b, v| b
+    .append_option(*v));
 put_builder!(Str, PutStr, StringBuilder, String, |b, v| b.append_value(v));
 put_builder!(OptStr, PutOptStr, StringBuilder, Option<String>, |b, v| b
     .append_option(v.as_deref()));
@@ -358,6 +371,8 @@ rows_from_batch!(events_from_batch, EventColumns -> Event {
     ppid: U32,
     comm: Str,
     syscall: Str,
+    abi: Str,
+    option: OptStr,
     arg0: I64,
     arg1: I64,
     arg2: I64,
@@ -379,6 +394,10 @@ rows_from_batch!(events_from_batch, EventColumns -> Event {
     old_cap_ambient: U64,
     old_securebits: U32,
     old_groups: ListU32,
+    old_userns: OptU32,
+    old_userns_level: OptU32,
+    old_userns_owner: OptU32,
+    old_no_new_privs: OptBool,
     new_uid: U32,
     new_euid: U32,
     new_suid: U32,
@@ -394,12 +413,17 @@ rows_from_batch!(events_from_batch, EventColumns -> Event {
     new_cap_ambient: U64,
     new_securebits: U32,
     new_groups: ListU32,
+    new_userns: OptU32,
+    new_userns_level: OptU32,
+    new_userns_owner: OptU32,
+    new_no_new_privs: OptBool,
     auid: U32,
     sessionid: U32,
     cgroup_id: U64,
     pid_ns: U32,
     ns_pid: U32,
     event_flags: ListStr,
+    last_seen: OptI64,
     exec_id: OptStr,
     parent_exec_id: OptStr,
     binary: OptStr,
@@ -429,6 +453,23 @@ rows_from_batch!(events_from_batch, EventColumns -> Event {
     image_id: OptStr,
     pod_labels: ListStr,
     container_start_time: OptI64,
+    old_ns_uid: OptU32,
+    old_ns_euid: OptU32,
+    old_ns_suid: OptU32,
+    old_ns_fsuid: OptU32,
+    old_ns_gid: OptU32,
+    old_ns_egid: OptU32,
+    old_ns_sgid: OptU32,
+    old_ns_fsgid: OptU32,
+    new_ns_uid: OptU32,
+    new_ns_euid: OptU32,
+    new_ns_suid: OptU32,
+    new_ns_fsuid: OptU32,
+    new_ns_gid: OptU32,
+    new_ns_egid: OptU32,
+    new_ns_sgid: OptU32,
+    new_ns_fsgid: OptU32,
+    root_scope: OptStr,
 });
 
 #[cfg(test)]
@@ -462,11 +503,19 @@ mod tests {
             process_uid: Some(0),
             pod_labels: vec!["k=v".into()],
             container_start_time: Some(9),
+            abi: "ia32".into(),
+            option: Some("PR_SET_NO_NEW_PRIVS".into()),
+            old_no_new_privs: Some(false),
+            new_ns_euid: Some(0),
+            root_scope: Some("namespace".into()),
             ..Event::default()
         };
         full.set_new_creds(crate::model::Creds {
             uid: 5,
             cap_effective: 0x1ff_ffff_ffff,
+            userns: Some(u32::MAX),
+            userns_level: Some(0),
+            no_new_privs: Some(true),
             ..Default::default()
         });
         let empty = Event {

@@ -11,8 +11,10 @@ use crate::error::CaptureError;
 use crate::fs::Dir;
 
 /// The capture format this build writes. Readers accept every version up to it.
-/// Version 2 added the hash chain, recovery and retention records.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 2 added the hash chain, recovery and retention records; version 3
+/// the `user_namespaces` table, the ia32 entry (`abi`), the prctl, user
+/// namespace and io_uring rows and the namespace columns of every row.
+pub const FORMAT_VERSION: u32 = 3;
 /// Every format version this build reads.
 const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=FORMAT_VERSION;
 /// Marks a directory as a credtrail capture.
@@ -63,7 +65,8 @@ impl Instant {
 pub struct Counters {
     /// Event rows written to `events/` segments.
     pub events_written: u64,
-    /// Calls the kernel programs completed (enter and exit both seen).
+    /// Events the kernel programs produced: calls completed (enter and
+    /// exit both seen) and unexplained changes.
     pub kernel_events: u64,
     /// Lost: the ring buffer was full (kernel side, summed over CPUs).
     pub ringbuf_full: u64,
@@ -95,6 +98,45 @@ pub struct Counters {
     pub events_evicted: u64,
     #[serde(default)]
     pub lifecycle_evicted: u64,
+    // Counters added in format 3 are left out of the JSON while zero: the
+    // chain head of a format 2 capture hashes its counters as they were,
+    // and must still verify.
+    /// User namespace records the kernel produced (a namespace first seen,
+    /// or its maps written), and those lost to a full ring buffer (the
+    /// namespace-local ids of its rows are then unknown until it is sent
+    /// again).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kernel_user_namespaces: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub user_namespaces_ringbuf_full: u64,
+    /// Unexplained credential changes found (`unexplained` events), and
+    /// those lost to a full ring buffer (also in `kernel_events` and
+    /// `ringbuf_full`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unexplained: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unexplained_ringbuf_full: u64,
+    /// Credential checks run (recorded calls, exec, fork, exit,
+    /// switch-outs, sweeps), and new struct cred pointers they examined.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tasks_checked: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cred_swaps_examined: u64,
+    /// Sweeps run (`--sweep-interval`), their total time and the tasks
+    /// they visited.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sweeps: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sweep_ns: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sweep_tasks: u64,
+    /// Tasks whose last known credentials could not be stored: not checked.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unchecked_tasks: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Counters {
@@ -516,5 +558,44 @@ impl Manifest {
             dir.replace_file(SIGNATURE_FILE, &sig.to_bytes(), durable)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The counters of format 2 hash exactly as they did: a capture whose
+    /// chain head was computed before format 3's counters existed still
+    /// verifies.
+    #[test]
+    fn format_2_counters_hash_as_before() {
+        let json = serde_json::to_value(Counters::default()).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "decode_errors",
+                "enter_store_failures",
+                "events_evicted",
+                "events_lost_io",
+                "events_written",
+                "exec_without_stash",
+                "exit_without_enter",
+                "kernel_events",
+                "kernel_lifecycle",
+                "lifecycle_evicted",
+                "lifecycle_lost_io",
+                "lifecycle_ringbuf_full",
+                "lifecycle_written",
+                "ringbuf_full",
+            ]
+        );
     }
 }

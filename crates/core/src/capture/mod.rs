@@ -1,4 +1,4 @@
-//! Capture format (v2): a directory of zstd Parquet segments plus a manifest.
+//! Capture format (v3): a directory of zstd Parquet segments plus a manifest.
 //! See `docs/capture-format.md`. Written by [`CaptureWriter`], read by
 //! [`Capture`], sealed after a crash by [`recover::recover`].
 //!
@@ -21,5 +21,7 @@ pub mod write;
 pub use integrity::{hash_file, hash_open_file};
 pub use read::{Capture, CaptureFiles, TableStream, decode_segment};
 pub use segment::{FLUSH_INTERVAL, Rotation};
-pub use table::{CONTAINERS, EVENTS, LIFECYCLE, PROCESSES, TABLES, Table, segment_location};
+pub use table::{
+    CONTAINERS, EVENTS, LIFECYCLE, PROCESSES, TABLES, Table, USER_NAMESPACES, segment_location,
+};
 pub use write::{CaptureWriter, Retention};

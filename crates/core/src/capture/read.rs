@@ -15,7 +15,7 @@ use super::manifest::{CaptureState, Manifest, Segment};
 use super::table::{TABLES, Table, segment_location};
 use crate::error::CaptureError;
 use crate::fs::Dir;
-use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow};
+use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow, UsernsRow};
 
 /// A capture's folders, opened once: the root and each table folder
 /// present. A table folder that is a symlink is refused; every segment is
@@ -229,6 +229,10 @@ impl Capture {
     }
 
     pub fn containers(&self) -> Result<Vec<ContainerRow>, CaptureError> {
+        self.read()
+    }
+
+    pub fn user_namespaces(&self) -> Result<Vec<UsernsRow>, CaptureError> {
         self.read()
     }
 }

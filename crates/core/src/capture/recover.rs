@@ -59,6 +59,14 @@ fn survey(dir: &Dir, table: &str, listed: &BTreeSet<&str>) -> Result<Found, Capt
             } else if names.iter().any(|m| m == sealed) {
                 found.adopt.push(open_name.to_owned());
             }
+        } else if n
+            .strip_prefix('.')
+            .and_then(|r| r.strip_suffix(".tmp"))
+            .is_some_and(|inner| inner.ends_with(CHECKPOINT_SUFFIX))
+        {
+            // A checkpoint half written when the recorder died (the
+            // atomic write's temporary): never read, removed.
+            found.stale.push(n.clone());
         }
     }
     for open_name in &found.open {

@@ -1,4 +1,4 @@
-//! The four tables of a capture: their names, their row types, the Arrow
+//! The five tables of a capture: their names, their row types, the Arrow
 //! schema each row type traces to, and where a manifest record's file is.
 
 use arrow::datatypes::FieldRef;
@@ -11,16 +11,18 @@ use std::path::Path;
 use super::columnar::Columns;
 use super::manifest::{Manifest, Segment};
 use crate::error::CaptureError;
-use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow};
+use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow, UsernsRow};
 
 pub const EVENTS: &str = "events";
 pub const PROCESSES: &str = "processes";
 pub const LIFECYCLE: &str = "lifecycle";
 pub const CONTAINERS: &str = "containers";
+pub const USER_NAMESPACES: &str = "user_namespaces";
 /// Every table of a capture. A finished capture (sealed, recovered or
 /// failed) lists at least one segment of each, empty if need be, so that
-/// readers of the files alone (DuckDB, Spark) find every table.
-pub const TABLES: [&str; 4] = [EVENTS, LIFECYCLE, CONTAINERS, PROCESSES];
+/// readers of the files alone (DuckDB, Spark) find every table. Captures
+/// older than format 3 have no `user_namespaces`: it reads as empty.
+pub const TABLES: [&str; 5] = [EVENTS, LIFECYCLE, CONTAINERS, PROCESSES, USER_NAMESPACES];
 
 /// A table's Arrow schema, traced from its Rust type so the struct is the
 /// single definition of the columns.
@@ -64,6 +66,7 @@ impl Table for Event {
             opts,
             &[
                 ("time", false),
+                ("last_seen", true),
                 ("start_time", true),
                 ("parent_start_time", true),
             ],
@@ -115,6 +118,17 @@ impl Table for ContainerRow {
     }
     fn ktime_ns(&self) -> u64 {
         self.first_seen_ktime_ns
+    }
+}
+
+impl Table for UsernsRow {
+    const NAME: &'static str = USER_NAMESPACES;
+    const DELTA_COLUMNS: &'static [&'static str] = &["time", "ktime_ns", "seq"];
+    fn overrides(opts: TracingOptions) -> TracingOptions {
+        timestamps(opts, &[("time", false)])
+    }
+    fn ktime_ns(&self) -> u64 {
+        self.ktime_ns
     }
 }
 

@@ -1,4 +1,4 @@
-//! Writing a capture: the writer of all four tables, rotation, the disk
+//! Writing a capture: the writer of all five tables, rotation, the disk
 //! budget, sealing, and stopping cleanly after a write error.
 
 use std::path::Path;
@@ -8,10 +8,12 @@ use super::manifest::{
     CaptureState, Counters, FORMAT_VERSION, MANIFEST_FILE, Manifest, Segment, SigningKey,
 };
 use super::segment::{Rotation, TableWriter};
-use super::table::{CONTAINERS, EVENTS, LIFECYCLE, Table, epoch_of, missing_tables};
+use super::table::{
+    CONTAINERS, EVENTS, LIFECYCLE, Table, USER_NAMESPACES, epoch_of, missing_tables,
+};
 use crate::error::CaptureError;
 use crate::fs::{self, Dir};
-use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow};
+use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow, UsernsRow};
 
 /// Room kept free from the start so that a full disk still leaves space
 /// for the final manifest that says what was lost.
@@ -46,6 +48,7 @@ pub struct CaptureWriter {
     events: TableWriter<Event>,
     lifecycle: TableWriter<ProcEvent>,
     containers: TableWriter<ContainerRow>,
+    user_namespaces: TableWriter<UsernsRow>,
     _lock: fs::DirLock,
 }
 
@@ -112,6 +115,7 @@ impl CaptureWriter {
             events: TableWriter::new(&root)?,
             lifecycle: TableWriter::new(&root)?,
             containers: TableWriter::new(&root)?,
+            user_namespaces: TableWriter::new(&root)?,
             root,
             manifest,
             rotation,
@@ -174,6 +178,11 @@ impl CaptureWriter {
         self.containers.push(self.epoch, row)
     }
 
+    /// A user namespace first seen, or its maps written.
+    pub fn push_user_namespace(&mut self, row: &UsernsRow) -> Result<(), CaptureError> {
+        self.user_namespaces.push(self.epoch, row)
+    }
+
     /// Call regularly (e.g. after every poll): checkpoints at least every
     /// [`FLUSH_INTERVAL`] (row groups flushed, footers and manifest
     /// written, so a killed recorder loses at most that much), rotates
@@ -184,11 +193,13 @@ impl CaptureWriter {
         if self.events.needs_flush()
             || self.lifecycle.needs_flush()
             || self.containers.needs_flush()
+            || self.user_namespaces.needs_flush()
         {
             let durable = !self.retention.no_fsync;
             // Dependencies first: an event's enrichment rests on the
-            // container and lifecycle rows before it, so a crash between
-            // two of these never keeps an event without them.
+            // namespace, container and lifecycle rows before it, so a
+            // crash between two of these never keeps an event without them.
+            self.user_namespaces.flush(durable)?;
             self.containers.flush(durable)?;
             self.lifecycle.flush(durable)?;
             self.events.flush(durable)?;
@@ -207,7 +218,8 @@ impl CaptureWriter {
         let over_budget = max.is_some_and(|max| self.disk_bytes() > max)
             && (self.events.holds_rows()
                 || self.lifecycle.holds_rows()
-                || self.containers.holds_rows());
+                || self.containers.holds_rows()
+                || self.user_namespaces.holds_rows());
         if over_budget
             || self.events.needs_rotation(&self.rotation)
             || self.lifecycle.needs_rotation(&self.rotation)
@@ -227,10 +239,12 @@ impl CaptureWriter {
             + self.events.open_bytes()
             + self.lifecycle.open_bytes()
             + self.containers.open_bytes()
+            + self.user_namespaces.open_bytes()
     }
 
     /// Deletes the oldest whole segments (all tables of the oldest sealed
-    /// epoch but container metadata, which later events still need) until
+    /// epoch but container and namespace metadata, which later events
+    /// still need) until
     /// the capture fits in `max` bytes or only the newest epoch is left.
     /// The manifest lists them as evicted before the files go, so a crash in
     /// between leaves files `recover` deletes, never a listed file missing.
@@ -246,7 +260,7 @@ impl CaptureWriter {
                 .manifest
                 .segments
                 .iter()
-                .filter(|s| !s.evicted && s.table != CONTAINERS)
+                .filter(|s| !s.evicted && !is_metadata(&s.table))
                 .filter_map(|s| epoch_of(&s.file))
                 .filter(|e| *e < keep)
                 .min();
@@ -254,7 +268,7 @@ impl CaptureWriter {
                 break;
             };
             for seg in &mut self.manifest.segments {
-                if seg.evicted || seg.table == CONTAINERS || epoch_of(&seg.file) != Some(oldest) {
+                if seg.evicted || is_metadata(&seg.table) || epoch_of(&seg.file) != Some(oldest) {
                     continue;
                 }
                 seg.evicted = true;
@@ -287,6 +301,7 @@ impl CaptureWriter {
     fn seal_all(&mut self) -> Result<(), CaptureError> {
         let sealed = [
             // In the order of `tick`'s flushes, for the same reason.
+            self.user_namespaces.seal()?,
             self.containers.seal()?,
             self.lifecycle.seal()?,
             self.events.seal()?,
@@ -325,6 +340,7 @@ impl CaptureWriter {
                 EVENTS => self.events.start_segment(self.epoch)?,
                 LIFECYCLE => self.lifecycle.start_segment(self.epoch)?,
                 CONTAINERS => self.containers.start_segment(self.epoch)?,
+                USER_NAMESPACES => self.user_namespaces.start_segment(self.epoch)?,
                 _ => self.processes.start_segment(self.epoch)?,
             }
         }
@@ -352,6 +368,7 @@ impl CaptureWriter {
             EVENTS => &self.events.dir,
             LIFECYCLE => &self.lifecycle.dir,
             CONTAINERS => &self.containers.dir,
+            USER_NAMESPACES => &self.user_namespaces.dir,
             _ => &self.processes.dir,
         }
     }
@@ -373,6 +390,7 @@ impl CaptureWriter {
             self.events.abandon(),
             self.lifecycle.abandon(),
             self.containers.abandon(),
+            self.user_namespaces.abandon(),
         ];
         for s in &salvaged {
             if let Some(p) = &s.problem {
@@ -405,6 +423,12 @@ impl CaptureWriter {
     }
 }
 
+/// Tables of metadata that later rows rest on, whatever their age: never
+/// evicted.
+fn is_metadata(table: &str) -> bool {
+    table == CONTAINERS || table == USER_NAMESPACES
+}
+
 /// Seals an empty segment `part-{epoch}` of every table the manifest lists
 /// no readable segment of (after a crash or a write error; `finish` does
 /// the same with its own writers).
@@ -424,6 +448,7 @@ pub(crate) fn seal_missing_tables(
             EVENTS => empty::<Event>(root, epoch)?,
             LIFECYCLE => empty::<ProcEvent>(root, epoch)?,
             CONTAINERS => empty::<ContainerRow>(root, epoch)?,
+            USER_NAMESPACES => empty::<UsernsRow>(root, epoch)?,
             _ => empty::<ProcessRow>(root, epoch)?,
         };
         sealed.extend(seg);

@@ -18,6 +18,7 @@ use crate::model::container::ContainerRow;
 use crate::model::event::Event;
 use crate::model::lifecycle::{self, ProcEvent};
 use crate::model::process::ProcessRow;
+use crate::model::userns::UsernsRow;
 
 /// Tetragon's process id: base64 of `node:ktime:pid`.
 pub fn exec_id(node: &str, ktime_ns: u64, pid: u32) -> String {
@@ -79,6 +80,7 @@ pub struct ProcInfo {
 pub enum Record {
     Cred(Event),
     Proc(ProcEvent),
+    Userns(UsernsRow),
 }
 
 impl Record {
@@ -86,6 +88,7 @@ impl Record {
         match self {
             Record::Cred(e) => e.seq,
             Record::Proc(p) => p.seq,
+            Record::Userns(u) => u.seq,
         }
     }
 }
@@ -95,6 +98,7 @@ pub trait Sink {
     fn lifecycle(&mut self, p: &ProcEvent) -> anyhow::Result<()>;
     fn event(&mut self, e: &Event) -> anyhow::Result<()>;
     fn container(&mut self, c: &ContainerRow) -> anyhow::Result<()>;
+    fn user_namespace(&mut self, u: &UsernsRow) -> anyhow::Result<()>;
     /// False once nothing more is worth delivering (a reader went away).
     fn wants_more(&self) -> bool {
         true
@@ -127,6 +131,8 @@ pub struct Enricher<P> {
     procs: HashMap<u32, Arc<ProcInfo>>,
     containers: BTreeMap<String, ContainerRow>,
     new_containers: Vec<ContainerRow>,
+    /// User namespaces by inode, with the latest maps the kernel sent.
+    user_namespaces: HashMap<u32, UsernsRow>,
     pods: P,
 }
 
@@ -138,6 +144,7 @@ impl<P: PodSource> Enricher<P> {
             procs: HashMap::new(),
             containers: BTreeMap::new(),
             new_containers: Vec::new(),
+            user_namespaces: HashMap::new(),
             pods,
         }
     }
@@ -391,6 +398,10 @@ impl<P: PodSource> Enricher<P> {
                 self.enrich(&mut ev);
                 sink.event(&ev)?;
             }
+            Record::Userns(u) => {
+                sink.user_namespace(&u)?;
+                self.user_namespaces.insert(u.userns, u);
+            }
         }
         for c in self.take_new_containers() {
             sink.container(&c)?;
@@ -401,6 +412,8 @@ impl<P: PodSource> Enricher<P> {
     /// Fills the event's process, parent, container and pod columns.
     pub fn enrich(&mut self, ev: &mut Event) {
         ev.clear_enrichment();
+        let ns = |inum: Option<u32>| inum.and_then(|i| self.user_namespaces.get(&i));
+        ev.set_ns_ids(ns(ev.old_userns), ns(ev.new_userns));
         let Some(p) = self.procs.get(&ev.pid).cloned() else {
             ev.flags = Some("miss".into());
             return;

@@ -19,7 +19,19 @@ pub struct Creds {
     pub securebits: u32,
     /// Supplementary groups (at most [`MAX_GROUPS`]; see `event_flags`).
     pub groups: Vec<u32>,
+    /// The user namespace the ids and capabilities belong to: its inode
+    /// (`/proc/PID/ns/user`), its depth (0 = the host's) and its creator's
+    /// host uid. Null in captures older than format 3.
+    pub userns: Option<u32>,
+    pub userns_level: Option<u32>,
+    pub userns_owner: Option<u32>,
+    /// The task's no_new_privs flag: exec grants no privilege once set.
+    /// Null in captures older than format 3.
+    pub no_new_privs: Option<bool>,
 }
+
+/// Inode of the host's (initial) user namespace (`PROC_USER_INIT_INO`).
+pub const HOST_USERNS: u32 = 0xEFFF_FFFD;
 
 /// Capability names by bit number (linux/capability.h).
 const CAP_NAMES: [&str; 41] = [

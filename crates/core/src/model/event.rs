@@ -24,10 +24,26 @@ pub enum Syscall {
     Capset = 10,
     /// Credentials changed by exec (setuid/setgid bits, file capabilities).
     Execve = 11,
+    /// prctl options that change capabilities, securebits or no_new_privs.
+    Prctl = 12,
+    /// User namespaces created (unshare, clone, clone3) or entered (setns).
+    Unshare = 13,
+    Setns = 14,
+    Clone = 15,
+    Clone3 = 16,
+    /// io_uring personalities registered or unregistered, and requests run
+    /// under one (the credentials they act with are the personality's).
+    IoUringRegister = 17,
+    IoUringSubmit = 18,
+    /// Credentials that changed with no recorded call to explain it,
+    /// found by comparing a task's credentials with the last ones seen:
+    /// `option` names the check that noticed it, `last_seen` when the old
+    /// credentials were last confirmed.
+    Unexplained = 19,
 }
 
 impl Syscall {
-    pub const ALL: [Syscall; 11] = [
+    pub const ALL: [Syscall; 19] = [
         Syscall::Setuid,
         Syscall::Setgid,
         Syscall::Setfsuid,
@@ -39,6 +55,14 @@ impl Syscall {
         Syscall::Setgroups,
         Syscall::Capset,
         Syscall::Execve,
+        Syscall::Prctl,
+        Syscall::Unshare,
+        Syscall::Setns,
+        Syscall::Clone,
+        Syscall::Clone3,
+        Syscall::IoUringRegister,
+        Syscall::IoUringSubmit,
+        Syscall::Unexplained,
     ];
 
     pub fn from_abi(v: u32) -> Option<Self> {
@@ -62,22 +86,57 @@ impl Syscall {
             Syscall::Setgroups => "setgroups",
             Syscall::Capset => "capset",
             Syscall::Execve => "execve",
+            Syscall::Prctl => "prctl",
+            Syscall::Unshare => "unshare",
+            Syscall::Setns => "setns",
+            Syscall::Clone => "clone",
+            Syscall::Clone3 => "clone3",
+            Syscall::IoUringRegister => "io_uring_register",
+            Syscall::IoUringSubmit => "io_uring_submit",
+            Syscall::Unexplained => "unexplained",
         }
     }
 
     /// How many of `arg0..arg2` carry the request: the ids, or for capset
-    /// the three masks, or for setgroups the count (the list is `groups`).
+    /// the three masks, or for setgroups the count (the list is `groups`);
+    /// prctl's option and two arguments; the namespace flags of unshare,
+    /// clone and clone3; setns's fd and nstype; io_uring_register's fd,
+    /// opcode and personality (unregister); a request's opcode and
+    /// user_data.
     fn arity(self) -> usize {
         match self {
             Syscall::Setuid
             | Syscall::Setgid
             | Syscall::Setfsuid
             | Syscall::Setfsgid
-            | Syscall::Setgroups => 1,
-            Syscall::Setreuid | Syscall::Setregid => 2,
-            Syscall::Execve => 0,
-            Syscall::Setresuid | Syscall::Setresgid | Syscall::Capset => 3,
+            | Syscall::Setgroups
+            | Syscall::Unshare
+            | Syscall::Clone
+            | Syscall::Clone3 => 1,
+            Syscall::Setreuid | Syscall::Setregid | Syscall::Setns | Syscall::IoUringSubmit => 2,
+            Syscall::Execve | Syscall::Unexplained => 0,
+            Syscall::Setresuid
+            | Syscall::Setresgid
+            | Syscall::Capset
+            | Syscall::Prctl
+            | Syscall::IoUringRegister => 3,
         }
+    }
+
+    /// Whether the arguments are uids/gids (compared with the ids in the
+    /// caller's user namespace) rather than options, masks or flags.
+    pub fn takes_ids(self) -> bool {
+        matches!(
+            self,
+            Syscall::Setuid
+                | Syscall::Setgid
+                | Syscall::Setfsuid
+                | Syscall::Setfsgid
+                | Syscall::Setreuid
+                | Syscall::Setregid
+                | Syscall::Setresuid
+                | Syscall::Setresgid
+        )
     }
 }
 
@@ -89,6 +148,21 @@ pub mod flags {
     pub const REQ_GROUPS_TRUNCATED: &str = "groups_truncated";
     pub const OLD_GROUPS_TRUNCATED: &str = "old_groups_truncated";
     pub const NEW_GROUPS_TRUNCATED: &str = "new_groups_truncated";
+    /// A 16-bit id call of the ia32 entry (setuid16 family): the arguments
+    /// were 16 bits wide, 0xffff meaning -1.
+    pub const UID16: &str = "uid16";
+}
+
+/// The entry a call came through (the `abi` column).
+pub mod abi {
+    pub const X64: &str = "x64";
+    /// `int $0x80`, or sysenter/syscall from a 32-bit task.
+    pub const IA32: &str = "ia32";
+}
+
+/// Captures older than format 3 hooked the x86-64 entry only.
+fn x64() -> String {
+    abi::X64.to_owned()
 }
 
 /// One credential-changing syscall as the kernel saw it.
@@ -108,6 +182,13 @@ pub struct Event {
     pub ppid: u32,
     pub comm: String,
     pub syscall: String,
+    /// `x64` or `ia32`: the syscall entry the call came through.
+    #[serde(default = "x64")]
+    pub abi: String,
+    /// The option or flags asked for, by name, where the arguments are not
+    /// ids: `PR_CAP_AMBIENT_RAISE`, `CLONE_NEWUSER`,
+    /// `IORING_REGISTER_PERSONALITY`, `IORING_OP_READ`.
+    pub option: Option<String>,
     pub arg0: i64,
     pub arg1: i64,
     pub arg2: i64,
@@ -130,6 +211,10 @@ pub struct Event {
     pub old_cap_ambient: u64,
     pub old_securebits: u32,
     pub old_groups: Vec<u32>,
+    pub old_userns: Option<u32>,
+    pub old_userns_level: Option<u32>,
+    pub old_userns_owner: Option<u32>,
+    pub old_no_new_privs: Option<bool>,
     pub new_uid: u32,
     pub new_euid: u32,
     pub new_suid: u32,
@@ -145,12 +230,20 @@ pub struct Event {
     pub new_cap_ambient: u64,
     pub new_securebits: u32,
     pub new_groups: Vec<u32>,
+    pub new_userns: Option<u32>,
+    pub new_userns_level: Option<u32>,
+    pub new_userns_owner: Option<u32>,
+    pub new_no_new_privs: Option<bool>,
     pub auid: u32,
     pub sessionid: u32,
     pub cgroup_id: u64,
     pub pid_ns: u32,
     pub ns_pid: u32,
     pub event_flags: Vec<String>,
+    /// `unexplained` only: when the credentials before the change were
+    /// last confirmed (wall clock, ns); the change happened between this
+    /// and `time`.
+    pub last_seen: Option<i64>,
 
     // Enrichment: the process, its parent and its container as they were at
     // the time of the event (from the process cache). Null when unknown.
@@ -193,6 +286,29 @@ pub struct Event {
     pub pod_labels: Vec<String>,
     /// When the container started (from the pods file or runtime annotations).
     pub container_start_time: Option<i64>,
+    // The ids as the task's own user namespace numbers them, where that is
+    // not the host's and its maps are known (`user_namespaces`): before in
+    // the old credentials' namespace, after in the new ones'. Null for an
+    // id the namespace does not map.
+    pub old_ns_uid: Option<u32>,
+    pub old_ns_euid: Option<u32>,
+    pub old_ns_suid: Option<u32>,
+    pub old_ns_fsuid: Option<u32>,
+    pub old_ns_gid: Option<u32>,
+    pub old_ns_egid: Option<u32>,
+    pub old_ns_sgid: Option<u32>,
+    pub old_ns_fsgid: Option<u32>,
+    pub new_ns_uid: Option<u32>,
+    pub new_ns_euid: Option<u32>,
+    pub new_ns_suid: Option<u32>,
+    pub new_ns_fsuid: Option<u32>,
+    pub new_ns_gid: Option<u32>,
+    pub new_ns_egid: Option<u32>,
+    pub new_ns_sgid: Option<u32>,
+    pub new_ns_fsgid: Option<u32>,
+    /// The call made the euid or fsuid 0: `host` when the host uid became
+    /// 0, `namespace` when only the id inside a user namespace did.
+    pub root_scope: Option<String>,
 }
 
 impl Event {
@@ -201,13 +317,17 @@ impl Event {
         gid => old_gid, egid => old_egid, sgid => old_sgid, fsgid => old_fsgid,
         cap_effective => old_cap_effective, cap_permitted => old_cap_permitted,
         cap_inheritable => old_cap_inheritable, cap_bounding => old_cap_bounding,
-        cap_ambient => old_cap_ambient, securebits => old_securebits, groups => old_groups);
+        cap_ambient => old_cap_ambient, securebits => old_securebits, groups => old_groups,
+        userns => old_userns, userns_level => old_userns_level,
+        userns_owner => old_userns_owner, no_new_privs => old_no_new_privs);
     creds_accessors!(new_creds, set_new_creds,
         uid => new_uid, euid => new_euid, suid => new_suid, fsuid => new_fsuid,
         gid => new_gid, egid => new_egid, sgid => new_sgid, fsgid => new_fsgid,
         cap_effective => new_cap_effective, cap_permitted => new_cap_permitted,
         cap_inheritable => new_cap_inheritable, cap_bounding => new_cap_bounding,
-        cap_ambient => new_cap_ambient, securebits => new_securebits, groups => new_groups);
+        cap_ambient => new_cap_ambient, securebits => new_securebits, groups => new_groups,
+        userns => new_userns, userns_level => new_userns_level,
+        userns_owner => new_userns_owner, no_new_privs => new_no_new_privs);
 
     /// Resets the enriched columns: what remains is what the kernel reported.
     pub fn clear_enrichment(&mut self) {
@@ -224,6 +344,8 @@ impl Event {
             ppid: _,
             comm: _,
             syscall: _,
+            abi: _,
+            option: _,
             arg0: _,
             arg1: _,
             arg2: _,
@@ -245,6 +367,10 @@ impl Event {
             old_cap_ambient: _,
             old_securebits: _,
             old_groups: _,
+            old_userns: _,
+            old_userns_level: _,
+            old_userns_owner: _,
+            old_no_new_privs: _,
             new_uid: _,
             new_euid: _,
             new_suid: _,
@@ -260,12 +386,17 @@ impl Event {
             new_cap_ambient: _,
             new_securebits: _,
             new_groups: _,
+            new_userns: _,
+            new_userns_level: _,
+            new_userns_owner: _,
+            new_no_new_privs: _,
             auid: _,
             sessionid: _,
             cgroup_id: _,
             pid_ns: _,
             ns_pid: _,
             event_flags: _,
+            last_seen: _,
             exec_id,
             parent_exec_id,
             binary,
@@ -295,6 +426,24 @@ impl Event {
             image_id,
             pod_labels,
             container_start_time,
+            // Cleared below, through their NsIds accessors.
+            old_ns_uid: _,
+            old_ns_euid: _,
+            old_ns_suid: _,
+            old_ns_fsuid: _,
+            old_ns_gid: _,
+            old_ns_egid: _,
+            old_ns_sgid: _,
+            old_ns_fsgid: _,
+            new_ns_uid: _,
+            new_ns_euid: _,
+            new_ns_suid: _,
+            new_ns_fsuid: _,
+            new_ns_gid: _,
+            new_ns_egid: _,
+            new_ns_sgid: _,
+            new_ns_fsgid: _,
+            root_scope,
         } = self;
         *exec_id = None;
         *parent_exec_id = None;
@@ -325,6 +474,9 @@ impl Event {
         *image_id = None;
         pod_labels.clear();
         *container_start_time = None;
+        *root_scope = None;
+        self.set_old_ns_ids(Default::default());
+        self.set_new_ns_ids(Default::default());
     }
 
     /// Whether any credential differs between before and after.
@@ -345,17 +497,19 @@ impl Event {
     /// Whether the kernel accepted the call.
     pub fn outcome(&self) -> Outcome {
         // setfsuid/setfsgid never fail: they return the previous id, and a
-        // refused request simply leaves the id as it was.
+        // refused request simply leaves the id as it was. The argument is
+        // the caller's namespace's id: compared with the id as it shows it.
         let fs = match self.syscall_kind() {
-            Some(Syscall::Setfsuid) => Some(self.new_fsuid),
-            Some(Syscall::Setfsgid) => Some(self.new_fsgid),
+            Some(Syscall::Setfsuid) => Some(self.new_ns_fsuid.unwrap_or(self.new_fsuid)),
+            Some(Syscall::Setfsgid) => Some(self.new_ns_fsgid.unwrap_or(self.new_fsgid)),
             _ => None,
         };
         match fs {
             Some(_) if self.arg0 == -1 => Outcome::Query,
             Some(now) if i64::from(now) == self.arg0 => Outcome::Ok,
             Some(_) => Outcome::Refused,
-            None if self.ret == 0 => Outcome::Ok,
+            // clone returns the child's pid, a personality registration its id.
+            None if self.ret >= 0 => Outcome::Ok,
             None => Outcome::Failed(self.ret),
         }
     }

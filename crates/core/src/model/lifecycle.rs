@@ -58,6 +58,12 @@ pub struct ProcEvent {
     pub cap_ambient: u64,
     pub securebits: u32,
     pub groups: Vec<u32>,
+    /// The credentials' user namespace (see the events table's
+    /// `new_userns`); null in captures older than format 3.
+    pub userns: Option<u32>,
+    pub userns_level: Option<u32>,
+    pub userns_owner: Option<u32>,
+    pub no_new_privs: Option<bool>,
     pub auid: u32,
     pub sessionid: u32,
     pub cgroup_id: u64,
@@ -73,7 +79,9 @@ impl ProcEvent {
         gid => gid, egid => egid, sgid => sgid, fsgid => fsgid,
         cap_effective => cap_effective, cap_permitted => cap_permitted,
         cap_inheritable => cap_inheritable, cap_bounding => cap_bounding,
-        cap_ambient => cap_ambient, securebits => securebits, groups => groups);
+        cap_ambient => cap_ambient, securebits => securebits, groups => groups,
+        userns => userns, userns_level => userns_level, userns_owner => userns_owner,
+        no_new_privs => no_new_privs);
 
     pub fn has_flag(&self, f: &str) -> bool {
         self.proc_flags.iter().any(|x| x == f)

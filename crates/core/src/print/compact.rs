@@ -3,15 +3,74 @@
 use std::fmt::Write as _;
 
 use crate::host::rfc3339_ns;
-use crate::model::creds::cap_diff;
+use crate::model::creds::{cap_diff, cap_name};
+use crate::model::options;
 use crate::model::{Event, Syscall};
+
+fn hex(v: i64) -> String {
+    format!("{:#x}", v as u64)
+}
+
+/// A capability number by name (`CAP_NET_RAW`), or the number if out of range.
+fn cap_arg(v: i64) -> String {
+    u32::try_from(v).map_or_else(|_| v.to_string(), |b| cap_name(b).into_owned())
+}
+
+/// The call's arguments as a person reads them: ids as numbers, masks in
+/// hex, options and flags by name.
+fn call_args(ev: &Event) -> Vec<String> {
+    let option = || ev.option.clone().unwrap_or_else(|| ev.arg0.to_string());
+    match ev.syscall_kind() {
+        Some(Syscall::Capset) => ev.args().map(hex).collect(),
+        Some(Syscall::Setgroups) => vec![format!(
+            "[{}]",
+            ev.groups
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )],
+        Some(Syscall::Prctl) => match ev.option.as_deref() {
+            Some(o) if o.starts_with("PR_CAP_AMBIENT_CLEAR") => vec![option()],
+            Some(o) if o.starts_with("PR_CAP_AMBIENT") => vec![option(), cap_arg(ev.arg2)],
+            Some("PR_CAPBSET_DROP") => vec![option(), cap_arg(ev.arg1)],
+            Some("PR_SET_SECUREBITS") => vec![option(), hex(ev.arg1)],
+            _ => vec![option(), ev.arg1.to_string()],
+        },
+        Some(Syscall::Unshare | Syscall::Clone | Syscall::Clone3) => vec![option()],
+        Some(Syscall::Setns) => vec![ev.arg0.to_string(), option()],
+        Some(Syscall::IoUringRegister) => {
+            let mut v = vec![ev.arg0.to_string(), option()];
+            if ev.arg1 == options::IORING_UNREGISTER_PERSONALITY {
+                v.push(ev.arg2.to_string());
+            }
+            v
+        }
+        Some(Syscall::IoUringSubmit) => vec![option(), format!("user_data {}", hex(ev.arg1))],
+        // Noticed by which check, unchanged when last seen.
+        Some(Syscall::Unexplained) => {
+            let mut v = vec![option()];
+            if let Some(t) = ev.last_seen {
+                v.push(format!("unchanged at {}", time_of_day(&rfc3339_ns(t))));
+            }
+            v
+        }
+        _ => ev.args().map(|a| a.to_string()).collect(),
+    }
+}
+
+/// Time of day is enough on a live terminal; the date is in the capture.
+fn time_of_day(rfc3339: &str) -> &str {
+    rfc3339.get(11..rfc3339.len() - 1).unwrap_or(rfc3339)
+}
 
 /// `12:00:01.123456789 setresuid  pid 4242/4242 (su)  uid 1000→0 euid 1000→0  ok`
 pub fn compact(ev: &Event) -> String {
     let mut s = String::with_capacity(160);
     let time = rfc3339_ns(ev.time);
-    // Time of day is enough on a live terminal; the date is in the capture.
-    let tod = time.get(11..time.len() - 1).unwrap_or(&time);
+    let tod = time_of_day(&time);
     let _ = write!(s, "{tod} {:<9}  pid {}", ev.syscall, ev.pid);
     if ev.tid != ev.pid {
         let _ = write!(s, "/{}", ev.tid);
@@ -32,38 +91,34 @@ pub fn compact(ev: &Event) -> String {
         }
         _ => {}
     }
-    let _ = write!(s, "  {}(", ev.syscall);
-    let kind = ev.syscall_kind();
-    let args: Vec<String> = match kind {
-        Some(Syscall::Capset) => ev.args().map(|a| format!("{:#x}", a as u64)).collect(),
-        Some(Syscall::Setgroups) => vec![format!(
-            "[{}]",
-            ev.groups
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        )],
-        _ => ev.args().map(|a| a.to_string()).collect(),
-    };
-    let _ = write!(s, "{})", args.join(", "));
+    let _ = write!(s, "  {}({})", ev.call_name(), call_args(ev).join(", "));
     let old = ev.old_creds();
     let new = ev.new_creds();
     let mut diffs = String::new();
-    for (name, a, b) in [
-        ("uid", old.uid, new.uid),
-        ("euid", old.euid, new.euid),
-        ("suid", old.suid, new.suid),
-        ("fsuid", old.fsuid, new.fsuid),
-        ("gid", old.gid, new.gid),
-        ("egid", old.egid, new.egid),
-        ("sgid", old.sgid, new.sgid),
-        ("fsgid", old.fsgid, new.fsgid),
+    let (o, n) = (ev.old_ns_ids(), ev.new_ns_ids());
+    for (name, a, b, la, lb) in [
+        ("uid", old.uid, new.uid, o.uid, n.uid),
+        ("euid", old.euid, new.euid, o.euid, n.euid),
+        ("suid", old.suid, new.suid, o.suid, n.suid),
+        ("fsuid", old.fsuid, new.fsuid, o.fsuid, n.fsuid),
+        ("gid", old.gid, new.gid, o.gid, n.gid),
+        ("egid", old.egid, new.egid, o.egid, n.egid),
+        ("sgid", old.sgid, new.sgid, o.sgid, n.sgid),
+        ("fsgid", old.fsgid, new.fsgid, o.fsgid, n.fsgid),
     ] {
-        if a != b {
-            let _ = write!(diffs, " {name} {a}→{b}");
+        // The id as the task's namespace numbers it, the host's beside it.
+        let local = |host: u32, ns: Option<u32>| ns.unwrap_or(host);
+        let (ua, ub) = (local(a, la), local(b, lb));
+        if a == b && ua == ub {
+            continue;
+        }
+        let _ = write!(diffs, " {name} {ua}→{ub}");
+        if (ua, ub) != (a, b) {
+            if a == b {
+                let _ = write!(diffs, " ({a} on the host)");
+            } else {
+                let _ = write!(diffs, " ({a}→{b} on the host)");
+            }
         }
     }
     for (name, a, b) in [
@@ -92,12 +147,45 @@ pub fn compact(ev: &Event) -> String {
     if old.groups != new.groups {
         let _ = write!(diffs, " groups {:?}→{:?}", old.groups, new.groups);
     }
+    if old.no_new_privs != new.no_new_privs {
+        let flag = |v: Option<bool>| v.map_or("?", |v| if v { "1" } else { "0" });
+        let _ = write!(
+            diffs,
+            " no_new_privs {}→{}",
+            flag(old.no_new_privs),
+            flag(new.no_new_privs)
+        );
+    }
+    if old.userns != new.userns {
+        let ns = |v: Option<u32>| v.map_or("?".to_owned(), |v| v.to_string());
+        let _ = write!(diffs, " userns {}→{}", ns(old.userns), ns(new.userns));
+        if let Some(level) = new.userns_level {
+            let _ = write!(diffs, " (level {level})");
+        }
+    }
     if diffs.is_empty() {
         diffs.push_str(" (no change)");
     }
     s.push(' ');
     s.push_str(&diffs);
     let _ = write!(s, "  {}", ev.outcome());
+    match ev.syscall_kind() {
+        Some(Syscall::Clone | Syscall::Clone3) if ev.ret > 0 => {
+            let _ = write!(s, " child {}", ev.ret);
+        }
+        Some(Syscall::IoUringRegister)
+            if ev.ret > 0 && ev.arg1 == options::IORING_REGISTER_PERSONALITY =>
+        {
+            let _ = write!(s, " personality {}", ev.ret);
+        }
+        _ => {}
+    }
+    if let Some(scope) = &ev.root_scope {
+        let _ = write!(s, " root:{scope}");
+    }
+    if ev.abi != crate::model::event::abi::X64 {
+        let _ = write!(s, " {}", ev.abi);
+    }
     if !ev.event_flags.is_empty() {
         let _ = write!(s, " [{}]", ev.event_flags.join(","));
     }

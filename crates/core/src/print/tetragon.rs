@@ -64,6 +64,24 @@ fn credentials(c: &Creds) -> Value {
     if !c.groups.is_empty() {
         m.insert("groups".into(), c.groups.clone().into());
     }
+    // Tetragon's UserNamespace: level, the creator's uid, the namespace.
+    if let (Some(inum), Some(level)) = (c.userns, c.userns_level) {
+        let mut ns = Map::new();
+        ns.insert("level".into(), level.into());
+        if let Some(owner) = c.userns_owner {
+            ns.insert("uid".into(), owner.into());
+        }
+        let mut id = Map::new();
+        id.insert("inum".into(), inum.into());
+        if level == 0 {
+            id.insert("is_host".into(), true.into());
+        }
+        ns.insert("ns".into(), id.into());
+        m.insert("user_ns".into(), ns.into());
+    }
+    if c.no_new_privs == Some(true) {
+        m.insert("no_new_privs".into(), true.into());
+    }
     m.into()
 }
 
@@ -176,10 +194,7 @@ pub fn tetragon(ev: &Event) -> Value {
         parent.insert("tid".into(), ppid.into());
         kprobe.insert("parent".into(), parent.into());
     }
-    kprobe.insert(
-        "function_name".into(),
-        format!("__x64_sys_{}", ev.syscall).into(),
-    );
+    kprobe.insert("function_name".into(), ev.kernel_function().into());
     let args: Vec<Value> = match ev.syscall_kind() {
         Some(Syscall::Capset) => [
             "cap_effective_arg",
@@ -196,6 +211,12 @@ pub fn tetragon(ev: &Event) -> Value {
             serde_json::json!({ *k: names.join(" ") })
         })
         .collect(),
+        // Which check noticed the change, and since when it can have happened.
+        Some(Syscall::Unexplained) => [ev.option.clone(), ev.last_seen.map(proto_time)]
+            .into_iter()
+            .flatten()
+            .map(|v| serde_json::json!({ "string_arg": v }))
+            .collect(),
         _ => ev
             .args()
             .map(|a| serde_json::json!({ "int_arg": a }))

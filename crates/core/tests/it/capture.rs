@@ -66,7 +66,7 @@ fn every_event_column_round_trips_through_parquet() {
     let kv = meta.key_value_metadata().unwrap();
     assert!(
         kv.iter()
-            .any(|k| k.key == "credtrail.format_version" && k.value.as_deref() == Some("2"))
+            .any(|k| k.key == "credtrail.format_version" && k.value.as_deref() == Some("3"))
     );
     let compression = builder.metadata().row_group(0).column(0).compression();
     assert!(
@@ -118,14 +118,54 @@ fn compact_line_shows_what_changed_and_the_outcome() {
     e.new_euid = 0;
     e.ret = 0;
     e.event_flags.clear();
+    e.set_ns_ids(None, None);
     let line = output::compact(&e);
     assert_eq!(
         line,
-        "22:13:20.000000000 setresuid  pid 4242/4243 (su) /bin/su pod default/xwing/spaceship  setresuid(1001, -1, 9223372036854775807)  uid 1000→0 euid 1001→0  ok"
+        "22:13:20.000000000 setresuid  pid 4242/4243 (su) /bin/su pod default/xwing/spaceship  setresuid(1001, -1, 9223372036854775807)  uid 1000→0 euid 1001→0  ok root:host"
     );
     e.set_new_creds(e.old_creds());
     e.ret = -1;
+    e.set_ns_ids(None, None);
     assert!(output::compact(&e).ends_with("(no change)  EPERM"));
+}
+
+#[test]
+fn compact_line_shows_namespace_ids_beside_host_ids() {
+    use credtrail_core::model::userns::{Extent, UsernsRow};
+    // setuid(0) through the ia32 entry in a rootless container.
+    let ns = UsernsRow {
+        userns: 4026532999,
+        level: 1,
+        uid_map: vec![Extent {
+            first: 0,
+            lower_first: 100_000,
+            count: 65536,
+        }],
+        uid_extents: 1,
+        ..Default::default()
+    };
+    let mut e = event(0);
+    e.syscall = "setuid".into();
+    e.abi = "ia32".into();
+    e.arg0 = 0;
+    e.event_flags.clear();
+    e.ret = 0;
+    let mut c = e.old_creds();
+    (c.uid, c.euid, c.suid, c.fsuid) = (101_000, 101_000, 100_000, 101_000);
+    c.userns = Some(ns.userns);
+    c.userns_level = Some(1);
+    e.set_old_creds(c.clone());
+    (c.euid, c.fsuid) = (100_000, 100_000);
+    e.set_new_creds(c);
+    e.set_ns_ids(Some(&ns), Some(&ns));
+    let line = output::compact(&e);
+    assert!(
+        line.ends_with(
+            "setuid32(0)  euid 1000→0 (101000→100000 on the host) fsuid 1000→0 (101000→100000 on the host)  ok root:namespace ia32"
+        ),
+        "{line}"
+    );
 }
 
 #[test]
@@ -148,7 +188,7 @@ fn manifest_round_trips_and_rejects_bad_input() {
     let err = Manifest::parse(&path, newer.to_string().as_bytes()).unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("version 99") && text.contains("versions 1 to 2"),
+        text.contains("version 99") && text.contains("versions 1 to 3"),
         "{text}"
     );
 

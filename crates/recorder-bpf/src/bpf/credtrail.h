@@ -15,7 +15,7 @@
 
 /* Bump when the layout of struct ct_event changes. Userspace refuses a
  * mismatched object, so a stale build cannot silently misdecode. */
-#define CT_ABI_VERSION 2
+#define CT_ABI_VERSION 3
 
 /* Lifecycle record bounds. Paths and argv longer than these are cut and
  * flagged (CT_PF_*_TRUNC), never silently. */
@@ -41,7 +41,42 @@ enum ct_syscall {
 	CT_SYS_CAPSET = 10,
 	/* Credentials changed by exec (setuid/setgid bit, file capabilities). */
 	CT_SYS_EXECVE = 11,
+	/* prctl options that change capabilities, securebits or no_new_privs. */
+	CT_SYS_PRCTL = 12,
+	/* User namespaces: created (unshare, clone, clone3) or entered (setns). */
+	CT_SYS_UNSHARE = 13,
+	CT_SYS_SETNS = 14,
+	CT_SYS_CLONE = 15,
+	CT_SYS_CLONE3 = 16,
+	/* io_uring personalities: credentials saved for later requests, and a
+	 * request run under one. */
+	CT_SYS_IO_URING_REGISTER = 17,
+	CT_SYS_IO_URING_SUBMIT = 18,
+	/* Credentials that changed with no recorded call to explain it: args[0]
+	 * the check that noticed (enum ct_check), args[1] when the old ones
+	 * were last confirmed (CLOCK_BOOTTIME). */
+	CT_SYS_UNEXPLAINED = 19,
 };
+
+/* Where an unexplained change was noticed. */
+enum ct_check {
+	CT_CHECK_SWITCH = 1, /* the task was switched out */
+	CT_CHECK_SWEEP = 2,  /* the periodic sweep over all tasks */
+	CT_CHECK_CALL = 3,   /* the task entered a recorded credential call */
+	CT_CHECK_EXEC = 4,
+	CT_CHECK_FORK = 5,
+	CT_CHECK_EXIT = 6,
+};
+
+/* The entry a call came through. */
+enum ct_abi {
+	CT_ABI_X64 = 0,
+	/* int $0x80 or compat sysenter/syscall: 32-bit numbers and arguments. */
+	CT_ABI_IA32 = 1,
+};
+
+/* User namespace id maps kept per record (UID_GID_MAP_MAX_BASE_EXTENTS). */
+#define CT_MAP_EXTENTS 5
 
 /* Kind of a lifecycle record (struct ct_proc_event). */
 enum ct_proc_kind {
@@ -69,11 +104,14 @@ enum ct_flag {
 	CT_FLAG_REQ_GROUPS_TRUNC = 1 << 1,
 	CT_FLAG_OLD_GROUPS_TRUNC = 1 << 2,
 	CT_FLAG_NEW_GROUPS_TRUNC = 1 << 3,
+	/* ia32 16-bit id call (setuid16 family): arguments were 16 bits, 0xffff = -1. */
+	CT_FLAG_UID16 = 1 << 4,
 };
 
 /* Loss and bookkeeping counters, one slot each in a per-CPU array. */
 enum ct_counter {
-	/* Exits that produced an event (whether or not the ring buffer took it). */
+	/* Events produced (whether or not the ring buffer took them): calls
+	 * completed and unexplained changes. */
 	CT_CNT_EXITS = 0,
 	/* Ring buffer full: the event was lost. */
 	CT_CNT_RINGBUF_FULL = 1,
@@ -87,7 +125,22 @@ enum ct_counter {
 	/* Execs whose pre-exec credentials were not stashed (exec under way at
 	 * start, or the stash map was full): no execve credential event. */
 	CT_CNT_EXEC_NO_STASH = 6,
-	CT_CNT_MAX = 7,
+	/* User namespace records produced, and lost to a full ring buffer. */
+	CT_CNT_USERNS = 7,
+	CT_CNT_USERNS_RINGBUF_FULL = 8,
+	/* Credential checks run (hooks, switch-outs, sweeps). */
+	CT_CNT_CHECKS = 9,
+	/* New struct cred pointers examined by a check. */
+	CT_CNT_CRED_SWAPS = 10,
+	/* Unexplained changes found, and those lost to a full ring buffer
+	 * (both also in EXITS and RINGBUF_FULL). */
+	CT_CNT_UNEXPLAINED = 11,
+	CT_CNT_UNEXPLAINED_RINGBUF_FULL = 12,
+	/* Tasks visited by sweeps. */
+	CT_CNT_SWEEP_TASKS = 13,
+	/* Tasks whose known credentials could not be stored: unchecked. */
+	CT_CNT_KNOWN_STORE_FAIL = 14,
+	CT_CNT_MAX = 15,
 };
 
 /* The full credential set of a task at one instant. */
@@ -109,6 +162,14 @@ struct ct_creds {
 	/* Supplementary groups: true count, first CT_MAX_GROUPS entries. */
 	__u32 ngroups;
 	__u32 groups[CT_MAX_GROUPS];
+	/* The user namespace the credentials belong to: its inode, depth
+	 * (0 = the host's) and creator (kuid). */
+	__u32 userns_inum;
+	__u32 userns_level;
+	__u32 userns_owner;
+	/* The task's no_new_privs flag (not a credential, but what exec may
+	 * grant depends on it). */
+	__u32 no_new_privs;
 };
 
 /* One credential-changing syscall, emitted at its exit. */
@@ -118,6 +179,8 @@ struct ct_event {
 	__u32 tid;
 	__u32 ppid;     /* real parent's tgid */
 	__u32 syscall;  /* enum ct_syscall */
+	__u32 abi;      /* enum ct_abi */
+	__u32 pad;
 	__s64 args[3];  /* requested values, sign-extended; -1 = unchanged */
 	__s64 ret;
 	__u32 auid;
@@ -165,5 +228,31 @@ struct ct_proc_event {
 };
 
 #define CT_PROC_SHORT_SIZE __builtin_offsetof(struct ct_proc_event, filename)
+
+/* One id map extent: ids first..first+count-1 inside the namespace are
+ * lower_first.. in its parent. */
+struct ct_extent {
+	__u32 first;
+	__u32 lower_first;
+	__u32 count;
+};
+
+/*
+ * A user namespace, sent the first time a record comes from it and again
+ * when its id maps change (they are written once, after creation).
+ */
+struct ct_userns_event {
+	__u64 ktime_ns;
+	__u32 inum;
+	__u32 parent_inum; /* 0 for the host's */
+	__u32 level;
+	__u32 owner;       /* kuid of the creator */
+	__u32 group;       /* kgid of the creator */
+	__u32 uid_extents; /* true counts: the maps keep CT_MAP_EXTENTS */
+	__u32 gid_extents;
+	__u32 pad;
+	struct ct_extent uid_map[CT_MAP_EXTENTS];
+	struct ct_extent gid_map[CT_MAP_EXTENTS];
+};
 
 #endif /* CREDTRAIL_H */

@@ -7,5 +7,11 @@ mod cli;
 mod fuzz_regressions;
 // Root: exact rows for every hooked call, exec, fork, exit, containers.
 mod root_record;
+// Root: the 32-bit entry, prctl, user namespaces, io_uring, missing hooks.
+mod root_paths;
+// Root: changes no hooked call explains, found live; no false positives.
+mod root_unexplained;
 // Root: a full disk, dropped privileges, redaction, the disk budget.
 mod root_reliability;
+// Running the workload and comparing its report with captured rows.
+mod workload;

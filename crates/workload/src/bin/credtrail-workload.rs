@@ -25,6 +25,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Steps => workload::single_thread_steps()?,
         Command::Setgroups => workload::setgroups_only(&[1001, 1002, 1003])?,
         Command::CapsetDrop => workload::capset_drop()?,
+        Command::Ia32 { then, ms } => workload::paths::ia32_then(then, Duration::from_millis(ms))?,
+        Command::Prctl { names } => workload::paths::prctl_steps(names)?,
+        Command::RegainRoot { uid } => workload::paths::regain_root(uid)?,
+        Command::Setuid { uid } => workload::paths::setuid_only(uid)?,
+        Command::Userns => workload::paths::userns_steps()?,
+        Command::IoUring { uid } => workload::paths::io_uring_steps(uid)?,
         Command::DeniedSetuid { uid } => workload::denied_setuid(uid)?,
         Command::Broadcast { threads, uid } => workload::broadcast_setuid(threads.into(), uid)?,
         Command::All => {

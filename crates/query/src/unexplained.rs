@@ -1,0 +1,248 @@
+//! `unexplained`: credential changes no recorded call explains, both those
+//! the recorder found live (`unexplained` events) and those a replay of the
+//! capture finds offline (`credtrail_core::unexplained`), with the process
+//! identity the replay's enrichment gives them.
+
+use std::collections::{HashMap, HashSet};
+
+use credtrail_core::enrich::Sink;
+use credtrail_core::host::rfc3339_ns;
+use credtrail_core::model::lifecycle::ProcEvent;
+use credtrail_core::model::{ContainerRow, Event, Syscall, UsernsRow};
+use credtrail_core::unexplained::{Checker, Finding, describe};
+use polars::prelude::*;
+
+use crate::filters::Filters;
+use crate::{CaptureInfo, QueryError};
+
+/// Who a process was, from its last enriched event or its exec.
+#[derive(Debug, Clone, Default)]
+struct Ident {
+    binary: Option<String>,
+    exec_id: Option<String>,
+    pod: Option<String>,
+    container_id: Option<String>,
+}
+
+/// One answer row.
+#[derive(Debug, Clone)]
+struct Row {
+    time: i64,
+    last_seen: Option<i64>,
+    node_name: String,
+    pid: u32,
+    tid: u32,
+    comm: String,
+    ident: Ident,
+    noticed_by: String,
+    /// `live` (the recorder's checks) or `offline` (this replay's).
+    found: &'static str,
+    change: String,
+}
+
+/// Replays one capture, collecting both kinds of finding.
+#[derive(Default)]
+pub(crate) struct Collector {
+    node_name: String,
+    checker: Checker,
+    idents: HashMap<u32, Ident>,
+    rows: Vec<Row>,
+    /// Process images (exec_id) with an unexplained change.
+    pub(crate) exec_ids: HashSet<String>,
+}
+
+impl Collector {
+    pub(crate) fn new(node_name: &str) -> Self {
+        Collector {
+            node_name: node_name.to_owned(),
+            ..Collector::default()
+        }
+    }
+
+    fn offline(&mut self, found: Vec<Finding>) {
+        for f in found {
+            let ident = self.idents.get(&f.pid).cloned().unwrap_or_default();
+            if let Some(id) = &ident.exec_id {
+                self.exec_ids.insert(id.clone());
+            }
+            self.rows.push(Row {
+                time: f.time,
+                last_seen: Some(f.last_seen),
+                node_name: self.node_name.clone(),
+                pid: f.pid,
+                tid: f.tid,
+                comm: f.comm,
+                ident,
+                change: describe(&f.before, &f.after),
+                noticed_by: f.noticed_by,
+                found: "offline",
+            });
+        }
+    }
+
+    pub(crate) fn finish(&mut self) {
+        let found = self.checker.finish();
+        self.offline(found);
+    }
+}
+
+impl Sink for Collector {
+    fn lifecycle(&mut self, p: &ProcEvent) -> anyhow::Result<()> {
+        if p.kind == "exec" {
+            // A new image: what the events said about the old one is stale.
+            self.idents.insert(
+                p.pid,
+                Ident {
+                    binary: Some(p.filename.clone()),
+                    ..Ident::default()
+                },
+            );
+        }
+        let found = self.checker.lifecycle(p);
+        self.offline(found);
+        Ok(())
+    }
+
+    fn event(&mut self, ev: &Event) -> anyhow::Result<()> {
+        let ident = Ident {
+            binary: ev.binary.clone(),
+            exec_id: ev.exec_id.clone(),
+            pod: match (&ev.pod_namespace, &ev.pod_name) {
+                (Some(ns), Some(name)) => Some(format!("{ns}/{name}")),
+                _ => None,
+            },
+            container_id: ev.container_id.clone(),
+        };
+        self.idents.insert(ev.pid, ident.clone());
+        let found = self.checker.event(ev);
+        self.offline(found);
+        if ev.syscall_kind() == Some(Syscall::Unexplained) {
+            if let Some(id) = &ev.exec_id {
+                self.exec_ids.insert(id.clone());
+            }
+            self.rows.push(Row {
+                time: ev.time,
+                last_seen: ev.last_seen,
+                node_name: ev.node_name.clone(),
+                pid: ev.pid,
+                tid: ev.tid,
+                comm: ev.comm.clone(),
+                ident,
+                noticed_by: ev.option.clone().unwrap_or_default(),
+                found: "live",
+                change: describe(&ev.old_creds(), &ev.new_creds()),
+            });
+        }
+        Ok(())
+    }
+
+    fn container(&mut self, _: &ContainerRow) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn user_namespace(&mut self, _: &UsernsRow) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Replays `cap` through the recorder's enrichment into `sink`.
+pub(crate) fn replay_into(cap: &CaptureInfo, sink: &mut dyn Sink) -> Result<(), QueryError> {
+    let invalid = |e: anyhow::Error| QueryError::Invalid(format!("{e:#}"));
+    let c = credtrail_core::capture::Capture {
+        dir: cap.dir.clone(),
+        manifest: cap.manifest.clone(),
+        files: std::sync::Arc::clone(&cap.files),
+    };
+    let mut inputs = credtrail_core::replay::open(&c).map_err(invalid)?;
+    let mut enricher = credtrail_core::replay::enricher(&c, &mut inputs);
+    for rec in inputs.records {
+        enricher
+            .apply(rec.map_err(invalid)?, sink)
+            .map_err(invalid)?;
+    }
+    Ok(())
+}
+
+impl Filters {
+    /// The filters, on a row that is not an events-table row.
+    fn keeps(&self, r: &Row) -> bool {
+        let id = &r.ident;
+        self.node.as_ref().is_none_or(|n| *n == r.node_name)
+            && self.pod.as_ref().is_none_or(|p| {
+                id.pod
+                    .as_deref()
+                    .is_some_and(|have| have == p || have.ends_with(&format!("/{p}")))
+            })
+            && self.container.as_ref().is_none_or(|c| {
+                id.container_id
+                    .as_deref()
+                    .is_some_and(|have| have.starts_with(c.as_str()))
+            })
+            && self.binary.as_ref().is_none_or(|b| {
+                id.binary
+                    .as_deref()
+                    .is_some_and(|have| have == b || have.ends_with(&format!("/{b}")))
+            })
+            && self
+                .syscall
+                .as_ref()
+                .is_none_or(|s| s == Syscall::Unexplained.name())
+            && self.since.is_none_or(|t| r.time >= t)
+            && self.until.is_none_or(|t| r.time < t)
+    }
+}
+
+/// Every unexplained change in `caps`, live and offline, in time order.
+pub fn unexplained(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    let mut rows = Vec::new();
+    for cap in caps {
+        let mut c = Collector::new(&cap.manifest.node_name);
+        replay_into(cap, &mut c)?;
+        c.finish();
+        rows.extend(
+            c.rows
+                .into_iter()
+                .filter(|r| f.keeps(r))
+                .map(|r| (r, cap.name.clone())),
+        );
+    }
+    rows.sort_by(|(a, ca), (b, cb)| (a.time, ca, a.tid).cmp(&(b.time, cb, b.tid)));
+    let strs = |g: &dyn Fn(&Row) -> Option<String>| {
+        rows.iter()
+            .map(|(r, _)| g(r))
+            .collect::<Vec<Option<String>>>()
+    };
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("time".into(), strs(&|r| Some(rfc3339_ns(r.time)))),
+        Column::new("last_seen".into(), strs(&|r| r.last_seen.map(rfc3339_ns))),
+        Column::new("node_name".into(), strs(&|r| Some(r.node_name.clone()))),
+        Column::new("pod".into(), strs(&|r| r.ident.pod.clone())),
+        Column::new(
+            "container_id".into(),
+            strs(&|r| {
+                r.ident
+                    .container_id
+                    .as_deref()
+                    .map(|c| c[..c.len().min(12)].to_owned())
+            }),
+        ),
+        Column::new(
+            "pid".into(),
+            rows.iter().map(|(r, _)| r.pid).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "tid".into(),
+            rows.iter().map(|(r, _)| r.tid).collect::<Vec<_>>(),
+        ),
+        Column::new("comm".into(), strs(&|r| Some(r.comm.clone()))),
+        Column::new("binary".into(), strs(&|r| r.ident.binary.clone())),
+        Column::new("change".into(), strs(&|r| Some(r.change.clone()))),
+        Column::new("noticed_by".into(), strs(&|r| Some(r.noticed_by.clone()))),
+        Column::new("found".into(), strs(&|r| Some(r.found.to_owned()))),
+        Column::new("exec_id".into(), strs(&|r| r.ident.exec_id.clone())),
+        Column::new(
+            "capture".into(),
+            rows.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(),
+        ),
+    ])?)
+}

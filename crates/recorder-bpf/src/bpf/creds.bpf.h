@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Reading who a task is: its credential set (ids, capabilities, groups,
+ * user namespace, no_new_privs), its user namespace and id maps (sent to
+ * userspace once per change), and its identity (parent, login uid,
+ * cgroup, pid namespace).
+ * Included once, by credtrail.bpf.c: one BPF object, several files.
+ */
+#ifndef CREDTRAIL_CREDS_BPF_H
+#define CREDTRAIL_CREDS_BPF_H
+
+/*
+ * Bytes of n (1..CT_MAX_GROUPS) gids, computed so the verifier can see the
+ * bound [4, 4 * CT_MAX_GROUPS] without relying on a branch clang may reorder.
+ */
+static __always_inline __u64 groups_bytes(int n)
+{
+	return ((((__u64)n - 1) & (CT_MAX_GROUPS - 1)) + 1) * sizeof(__u32);
+}
+
+/*
+ * The readers below dereference BTF pointers (bpf_get_current_task_btf, or
+ * tp_btf arguments) directly: the verifier turns each load into an inline
+ * fault-safe load, where BPF_CORE_READ costs a helper call per field. On
+ * this path (every hooked syscall, twice) that was most of the overhead.
+ */
+static __always_inline void read_groups(const struct cred *cred, struct ct_creds *out,
+					__u32 *flags, __u32 trunc_flag)
+{
+	struct group_info *gi = cred->group_info;
+	int n;
+
+	out->ngroups = 0;
+	if (!gi)
+		return;
+	n = gi->ngroups;
+	if (n <= 0)
+		return;
+	out->ngroups = n;
+	if (n > CT_MAX_GROUPS) {
+		*flags |= trunc_flag;
+		n = CT_MAX_GROUPS;
+	}
+	bpf_core_read(out->groups, groups_bytes(n), &gi->gid);
+}
+
+static __always_inline void read_cred_set(const struct cred *cred, struct ct_creds *out,
+					 __u32 *flags, __u32 trunc_flag)
+{
+	out->uid = cred->uid.val;
+	out->euid = cred->euid.val;
+	out->suid = cred->suid.val;
+	out->fsuid = cred->fsuid.val;
+	out->gid = cred->gid.val;
+	out->egid = cred->egid.val;
+	out->sgid = cred->sgid.val;
+	out->fsgid = cred->fsgid.val;
+	out->cap_effective = cred->cap_effective.val;
+	out->cap_permitted = cred->cap_permitted.val;
+	out->cap_inheritable = cred->cap_inheritable.val;
+	out->cap_bounding = cred->cap_bset.val;
+	out->cap_ambient = cred->cap_ambient.val;
+	out->securebits = cred->securebits;
+	out->userns_inum = cred->user_ns->ns.inum;
+	out->userns_level = cred->user_ns->level;
+	out->userns_owner = cred->user_ns->owner.val;
+	read_groups(cred, out, flags, trunc_flag);
+}
+
+static __always_inline void read_creds(struct task_struct *task, struct ct_creds *out,
+				       __u32 *flags, __u32 trunc_flag)
+{
+	/* The objective credentials: what others see and what set*id changes
+	 * (a temporary override_creds, as NFS or io_uring use, is not a change). */
+	read_cred_set(task->real_cred, out, flags, trunc_flag);
+	out->no_new_privs = (task->atomic_flags >> PFA_NO_NEW_PRIVS) & 1;
+}
+
+static __always_inline void read_map(const struct uid_gid_map *map, struct ct_extent *out,
+				     __u32 *count)
+{
+	__u32 n = map->nr_extents;
+	const void *src = &map->extent;
+
+	*count = n;
+	/* Larger maps live in an allocated array: keep its first ones. */
+	if (n > CT_MAP_EXTENTS)
+		src = map->forward;
+	bpf_probe_read_kernel(out, sizeof(struct ct_extent) * CT_MAP_EXTENTS, src);
+}
+
+static bool host_userns_sent;
+
+/*
+ * Sends the user namespace of `cred` unless it was sent with the same map
+ * sizes (maps are written once, after the namespace is created, so a later
+ * record sends it again with its maps). The host's namespace is sent once,
+ * without a map lookup on the hot path.
+ */
+static __always_inline void note_userns(const struct cred *cred)
+{
+	struct user_namespace *ns = cred->user_ns;
+	struct ct_userns_event *u;
+	__u32 inum = ns->ns.inum;
+	__u64 sizes, *seen;
+
+	if (ns->level == 0) {
+		if (host_userns_sent)
+			return;
+		host_userns_sent = true;
+	}
+	sizes = ((__u64)ns->uid_map.nr_extents << 32) | ns->gid_map.nr_extents;
+	seen = bpf_map_lookup_elem(&userns_sent, &inum);
+	if (seen && *seen == sizes)
+		return;
+	bpf_map_update_elem(&userns_sent, &inum, &sizes, BPF_ANY);
+	count(CT_CNT_USERNS);
+	u = bpf_ringbuf_reserve(&events, sizeof(*u), 0);
+	if (!u) {
+		count(CT_CNT_USERNS_RINGBUF_FULL);
+		return;
+	}
+	__builtin_memset(u, 0, sizeof(*u));
+	u->ktime_ns = bpf_ktime_get_boot_ns();
+	u->inum = inum;
+	u->parent_inum = ns->parent ? ns->parent->ns.inum : 0;
+	u->level = ns->level;
+	u->owner = ns->owner.val;
+	u->group = ns->group.val;
+	read_map(&ns->uid_map, u->uid_map, &u->uid_extents);
+	read_map(&ns->gid_map, u->gid_map, &u->gid_extents);
+	bpf_ringbuf_submit(u, CT_SUBMIT_FLAGS);
+}
+
+/* Who a task is, beyond its pid: one reader for both record types. */
+struct ct_ids {
+	__u64 cgroup_id;
+	__u32 ppid;
+	__u32 auid;
+	__u32 sessionid;
+	__u32 ns_pid;
+	__u32 pidns_inum;
+};
+
+static __always_inline void read_ids(struct task_struct *task, struct ct_ids *ids)
+{
+	struct pid *tp;
+	struct upid up = {};
+	unsigned int level;
+
+	ids->ppid = task->real_parent->tgid;
+	if (bpf_core_field_exists(task->loginuid)) {
+		ids->auid = task->loginuid.val;
+		ids->sessionid = task->sessionid;
+	} else {
+		ids->auid = (__u32)-1;
+		ids->sessionid = (__u32)-1;
+	}
+	/* The task's cgroup v2 id (what bpf_get_current_cgroup_id returns for current). */
+	ids->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
+
+	/* The thread group's pid as seen from its own (innermost) pid namespace. */
+	tp = task->group_leader->thread_pid;
+	level = tp->level;
+	ids->ns_pid = 0;
+	ids->pidns_inum = 0;
+	if (level <= MAX_PID_NS_LEVEL) {
+		/* A variable index: one helper read rather than a variable-offset load. */
+		bpf_core_read(&up, sizeof(up), &tp->numbers[level]);
+		ids->ns_pid = up.nr;
+		ids->pidns_inum = BPF_CORE_READ(up.ns, ns.inum);
+	}
+}
+
+/* Fills the identity fields of either record type (they share the names). */
+#define read_identity(task, e)                                                 \
+	do {                                                                   \
+		struct ct_ids ids_;                                            \
+		read_ids(task, &ids_);                                         \
+		(e)->ppid = ids_.ppid;                                         \
+		(e)->auid = ids_.auid;                                         \
+		(e)->sessionid = ids_.sessionid;                               \
+		(e)->cgroup_id = ids_.cgroup_id;                               \
+		(e)->ns_pid = ids_.ns_pid;                                     \
+		(e)->pidns_inum = ids_.pidns_inum;                             \
+	} while (0)
+
+#endif /* CREDTRAIL_CREDS_BPF_H */

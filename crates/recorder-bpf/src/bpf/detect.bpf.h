@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Unexplained credential changes: every task's last known credentials, kept
+ * in its own storage, and checks that compare them with the task's current
+ * objective credentials (real_cred) wherever the task shows up: at every
+ * recorded call, exec, fork and exit, at every switch-out, and in a periodic
+ * sweep over all tasks (a task iterator run by userspace). A difference no
+ * recorded call explains is an event of its own (CT_SYS_UNEXPLAINED).
+ *
+ * Credentials are immutable, so a new struct cred pointer is the only sign
+ * a hook needs to look closer; the sweep compares contents as well, which
+ * also catches a struct cred overwritten in place (DirtyCred) or a freed
+ * one whose address was reused.
+ * Included once, by credtrail.bpf.c: one BPF object, several files.
+ */
+#ifndef CREDTRAIL_DETECT_BPF_H
+#define CREDTRAIL_DETECT_BPF_H
+
+/* An exec commits its credentials well before sched_process_exec fires:
+ * checks leave an exec under way alone for this long (one that fails after
+ * sched_prepare_exec never clears the mark). */
+#define CT_EXEC_GRACE_NS (2ULL * 1000 * 1000 * 1000)
+
+struct ct_known {
+	/* The struct cred last confirmed; 0 while the entry is being made. */
+	__u64 cred;
+	/* When the credentials were last confirmed (CLOCK_BOOTTIME) by a hook
+	 * or a sweep, and in jiffies by a switch-out (a clock read there
+	 * cost more than the rest of the check). */
+	__u64 seen_ns;
+	__u64 seen_jiffies;
+	/* sched_prepare_exec time of an exec under way, else 0. */
+	__u64 exec_ns;
+	struct ct_creds creds;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ct_known);
+} known SEC(".maps");
+
+/* From the kernel's config (0 when libbpf cannot read it: switch-outs
+ * then do not narrow the window). */
+extern unsigned int CONFIG_HZ __kconfig __weak;
+
+/* When the known credentials were last confirmed, at most one jiffy early. */
+static __always_inline __u64 last_seen_ns(const struct ct_known *k, __u64 now)
+{
+	__u64 seen = k->seen_ns, ago;
+
+	if (!CONFIG_HZ || !k->seen_jiffies)
+		return seen;
+	ago = (bpf_jiffies64() - k->seen_jiffies + 1) * (1000000000ULL / CONFIG_HZ);
+	if (ago < now - seen)
+		seen = now - ago;
+	return seen;
+}
+
+/* Whether the ids, capabilities, securebits, user namespace and groups of
+ * `cred` are those of `k` (no_new_privs is not a credential: prctl only). */
+static __always_inline bool cred_matches(const struct cred *cred, const struct ct_creds *k)
+{
+	struct group_info *gi;
+	__u32 groups[CT_MAX_GROUPS];
+	int n;
+
+	if (cred->uid.val != k->uid || cred->euid.val != k->euid || cred->suid.val != k->suid ||
+	    cred->fsuid.val != k->fsuid || cred->gid.val != k->gid || cred->egid.val != k->egid ||
+	    cred->sgid.val != k->sgid || cred->fsgid.val != k->fsgid ||
+	    cred->cap_effective.val != k->cap_effective ||
+	    cred->cap_permitted.val != k->cap_permitted ||
+	    cred->cap_inheritable.val != k->cap_inheritable ||
+	    cred->cap_bset.val != k->cap_bounding || cred->cap_ambient.val != k->cap_ambient ||
+	    cred->securebits != k->securebits || cred->user_ns->ns.inum != k->userns_inum)
+		return false;
+	gi = cred->group_info;
+	n = gi ? gi->ngroups : 0;
+	if (n < 0)
+		n = 0;
+	if ((__u32)n != k->ngroups)
+		return false;
+	if (n == 0)
+		return true;
+	if (n > CT_MAX_GROUPS)
+		n = CT_MAX_GROUPS;
+	if (bpf_core_read(groups, groups_bytes(n), &gi->gid))
+		return true; /* unreadable: not evidence of a change */
+	for (int i = 0; i < CT_MAX_GROUPS; i++)
+		if (i < n && groups[i] != k->groups[i])
+			return false;
+	return true;
+}
+
+/* Records `task`'s current credentials as known: contents first, the
+ * pointer last, so a check that interrupts this sees the old pointer with
+ * the old contents or 0 ("being made"). */
+static __always_inline void know(struct task_struct *task, struct ct_known *k)
+{
+	__u32 flags = 0;
+
+	k->cred = 0;
+	barrier();
+	read_creds(task, &k->creds, &flags, 0);
+	k->seen_ns = bpf_ktime_get_boot_ns();
+	barrier();
+	k->cred = (__u64)task->real_cred;
+}
+
+/* As know(), from credentials the caller has just read at `now`. */
+static __always_inline void know_from(struct task_struct *task, struct ct_known *k,
+				      const struct ct_creds *c, __u64 now)
+{
+	k->cred = 0;
+	barrier();
+	__builtin_memcpy(&k->creds, c, sizeof(k->creds));
+	k->seen_ns = now;
+	barrier();
+	k->cred = (__u64)task->real_cred;
+}
+
+/* The task's entry, made from its current credentials when it has none
+ * (tasks older than the recorder, or whose fork was not seen). */
+static __always_inline struct ct_known *known_of(struct task_struct *task, bool *adopted)
+{
+	struct ct_known *k = bpf_task_storage_get(&known, task, 0, 0);
+
+	*adopted = false;
+	if (k && k->cred)
+		return k;
+	k = bpf_task_storage_get(&known, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!k) {
+		count(CT_CNT_KNOWN_STORE_FAIL);
+		return NULL;
+	}
+	know(task, k);
+	*adopted = true;
+	return k;
+}
+
+/* A recorded call is in flight on the task: a change now is that call's. */
+static __always_inline bool call_in_flight(struct task_struct *task)
+{
+	struct ct_inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);
+
+	return f && f->pending;
+}
+
+/*
+ * Compares `task`'s credentials with its last known ones (`full`: contents
+ * too, even when the pointer is the same) and sends an unexplained event
+ * when they differ. The event is built in the ring buffer itself: a
+ * per-CPU scratch could be in use by a program this one interrupted.
+ */
+static __always_inline void check(struct task_struct *task, __u32 where, bool full)
+{
+	const struct cred *cred = task->real_cred;
+	struct ct_known *k;
+	struct ct_event *e;
+	bool adopted;
+	__u64 seen, now;
+
+	count(CT_CNT_CHECKS);
+	k = known_of(task, &adopted);
+	if (!k || adopted)
+		return;
+	seen = k->cred;
+	if (seen == (__u64)cred && !full) {
+		/* The hot path (every switch-out): jiffies, not a clock read. */
+		if (where == CT_CHECK_SWITCH)
+			k->seen_jiffies = bpf_jiffies64();
+		return;
+	}
+	now = bpf_ktime_get_boot_ns();
+	if (cred_matches(cred, &k->creds)) {
+		if (seen != (__u64)cred) {
+			/* A new struct cred with the same contents (keyrings,
+			 * LSM labels): nothing to report. */
+			count(CT_CNT_CRED_SWAPS);
+			__sync_val_compare_and_swap(&k->cred, seen, (__u64)cred);
+		}
+		k->seen_ns = now;
+		return;
+	}
+	/* Different: not ours to report while an exec or a recorded call
+	 * is changing them (their hooks update the known set). */
+	if (k->exec_ns && now - k->exec_ns < CT_EXEC_GRACE_NS)
+		return;
+	if (call_in_flight(task))
+		return;
+	count(CT_CNT_CRED_SWAPS);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		/* An event like any other (EXITS, RINGBUF_FULL), and counted
+		 * apart as unexplained. */
+		count(CT_CNT_EXITS);
+		count(CT_CNT_RINGBUF_FULL);
+		count(CT_CNT_UNEXPLAINED);
+		count(CT_CNT_UNEXPLAINED_RINGBUF_FULL);
+		/* Known from now on: one loss, not one per check. */
+		know(task, k);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	__builtin_memcpy(&e->old_creds, &k->creds, sizeof(e->old_creds));
+	/* The window: unchanged at last_seen, changed at now. */
+	e->args[1] = (__s64)last_seen_ns(k, now);
+	/* Another check (the sweep on another CPU) may have seen it first. */
+	if (__sync_val_compare_and_swap(&k->cred, seen, 0) != seen) {
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	know(task, k);
+	__builtin_memcpy(&e->new_creds, &k->creds, sizeof(e->new_creds));
+	e->old_creds.no_new_privs = e->new_creds.no_new_privs;
+	note_userns(cred);
+	e->syscall = CT_SYS_UNEXPLAINED;
+	e->pid = task->tgid;
+	e->tid = task->pid;
+	e->args[0] = where;
+	e->ktime_ns = now;
+	__builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
+	read_identity(task, e);
+	count(CT_CNT_EXITS);
+	count(CT_CNT_UNEXPLAINED);
+	bpf_ringbuf_submit(e, CT_SUBMIT_FLAGS);
+}
+
+/* A child starts with the credentials it was created with (threads too:
+ * each thread has its own). */
+static __always_inline void know_child(struct task_struct *child)
+{
+	struct ct_known *k = bpf_task_storage_get(&known, child, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+	if (k)
+		know(child, k);
+	else
+		count(CT_CNT_KNOWN_STORE_FAIL);
+}
+
+/* Every task reaches a switch-out soon: a pointer comparison, and the
+ * time of confirmation, for the task leaving the CPU. Loaded unless
+ * --no-switch-check. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(switch_check, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	check(prev, CT_CHECK_SWITCH, false);
+	return 0;
+}
+
+/* The sweep: userspace runs this task iterator every --sweep-interval, so
+ * a task that changed and has not run since (asleep right after an
+ * exploit) is still found, and contents are compared in full. */
+SEC("iter/task")
+int sweep(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+
+	if (!task)
+		return 0;
+	count(CT_CNT_SWEEP_TASKS);
+	check(task, CT_CHECK_SWEEP, true);
+	return 0;
+}
+
+#endif /* CREDTRAIL_DETECT_BPF_H */
