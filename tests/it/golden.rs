@@ -3,10 +3,11 @@ use std::path::Path;
 use credtrail_core::capture::Capture;
 use credtrail_core::print::PrintFormat;
 
-pub const FORMATS: [(&str, PrintFormat); 3] = [
+pub const FORMATS: [(&str, PrintFormat); 4] = [
     ("json", PrintFormat::Json),
     ("compact", PrintFormat::Compact),
     ("tetragon", PrintFormat::Tetragon),
+    ("tetragon-compact", PrintFormat::TetragonCompact),
 ];
 
 pub fn replay_to_string(dir: &Path, format: PrintFormat) -> String {

@@ -2,6 +2,8 @@
 
 // Every fixture capture replayed in every print format, against insta snapshots.
 mod golden;
+// --print tetragon against the field types of Tetragon's API.
+mod tetragon_api;
 // Each binary's --help, as users see it.
 mod help;
 // Broken, tampered and foreign captures: one clear error, never a panic.

@@ -33,6 +33,7 @@ pub fn raw_record(data: &[u8]) {
             credtrail_core::print::PrintFormat::Json,
             credtrail_core::print::PrintFormat::Compact,
             credtrail_core::print::PrintFormat::Tetragon,
+            credtrail_core::print::PrintFormat::TetragonCompact,
         ] {
             let _ = credtrail_core::print::print_event(&mut std::io::sink(), format, &ev);
         }

@@ -11,7 +11,7 @@ use crate::model::Event;
 
 pub use compact::compact;
 pub use json::write_json;
-pub use tetragon::tetragon;
+pub use tetragon::{DEFAULT_POLICY, tetragon, tetragon_compact};
 
 /// Output formats for events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,9 +20,11 @@ pub enum PrintFormat {
     Json,
     /// One human-readable line per event.
     Compact,
-    /// Tetragon `process_kprobe` JSON (as `tetra getevents -o json`), plus
-    /// the return value and the credentials before and after.
+    /// Tetragon's JSON (as `tetra getevents -o json`): `process_kprobe`,
+    /// or `process_exec` for exec, plus the credentials after the change.
     Tetragon,
+    /// Tetragon's compact line (as `tetra getevents -o compact`).
+    TetragonCompact,
 }
 
 /// Writes one event in `format`, newline-terminated.
@@ -37,5 +39,6 @@ pub fn print_event(out: &mut impl Write, format: PrintFormat, ev: &Event) -> io:
             serde_json::to_writer(&mut *out, &tetragon(ev)).map_err(io::Error::other)?;
             out.write_all(b"\n")
         }
+        PrintFormat::TetragonCompact => writeln!(out, "{}", tetragon_compact(ev)),
     }
 }

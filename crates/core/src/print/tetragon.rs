@@ -1,5 +1,9 @@
-//! `--print tetragon`: Tetragon's `process_kprobe` JSON, plus the return
-//! value and the credentials before and after.
+//! `--print tetragon`: Tetragon's `GetEventsResponse` JSON (as `tetra
+//! getevents -o json` writes it, under the protobuf JSON mapping):
+//! `process_kprobe` for calls, `process_exec` for credentials changed by
+//! exec. credtrail's extra fields (credentials after the call, bounding and
+//! ambient sets, groups, no_new_privs) are fields a protobuf reader skips.
+//! `--print tetragon-compact` is `tetra getevents -o compact`.
 
 use serde_json::{Map, Value};
 
@@ -30,6 +34,39 @@ fn cap_list(mask: u64) -> Value {
     )
 }
 
+/// Tetragon's SecureBitsType names, bit by bit (a repeated enum).
+const SECUREBITS: [&str; 8] = [
+    "SecBitNoRoot",
+    "SecBitNoRootLocked",
+    "SecBitNoSetUidFixup",
+    "SecBitNoSetUidFixupLocked",
+    "SecBitKeepCaps",
+    "SecBitKeepCapsLocked",
+    "SecBitNoCapAmbientRaise",
+    "SecBitNoCapAmbientRaiseLocked",
+];
+
+fn securebits(bits: u32) -> Value {
+    SECUREBITS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, n)| Value::from(*n))
+        .collect()
+}
+
+/// The policy every event is reported under when no `--policy` is given.
+pub const DEFAULT_POLICY: &str = "credtrail-credentials";
+
+/// An integer argument: `int_arg` (int32) when it fits, else `long_arg`
+/// (int64, a JSON string in the protobuf mapping).
+fn int_arg(v: i64) -> Value {
+    match i32::try_from(v) {
+        Ok(v) => serde_json::json!({ "int_arg": v }),
+        Err(_) => serde_json::json!({ "long_arg": v.to_string() }),
+    }
+}
+
 /// Tetragon's ProcessCredentials, plus bounding and ambient sets and groups.
 fn credentials(c: &Creds) -> Value {
     let mut m = Map::new();
@@ -46,7 +83,7 @@ fn credentials(c: &Creds) -> Value {
         m.insert(k.into(), v.into());
     }
     if c.securebits != 0 {
-        m.insert("securebits".into(), format!("{:#x}", c.securebits).into());
+        m.insert("securebits".into(), securebits(c.securebits));
     }
     let mut caps = Map::new();
     for (k, v) in [
@@ -121,6 +158,10 @@ fn pod(ev: &Event, container_pid: Option<u32>) -> Option<Value> {
         }
         p.insert("container".into(), c.into());
     }
+    // Without owner references (not in the capture) the pod is its own
+    // workload, as Tetragon reports a bare pod.
+    put_str(&mut p, "workload", ev.pod_name.as_deref());
+    p.insert("workload_kind".into(), "Pod".into());
     if !ev.pod_labels.is_empty() {
         let labels: Map<String, Value> = ev
             .pod_labels
@@ -135,14 +176,9 @@ fn pod(ev: &Event, container_pid: Option<u32>) -> Option<Value> {
     Some(p.into())
 }
 
-/// One event as Tetragon's `process_kprobe` JSON: field names, order and
-/// omission rules of `tetra getevents -o json` (zero scalars omitted; pid,
-/// uid, auid and tid always printed).
-pub fn tetragon(ev: &Event) -> Value {
-    let docker = ev
-        .container_id
-        .as_deref()
-        .map(|id| id[..id.len().min(31)].to_owned());
+/// Tetragon's Process for the event's process: identity, pod and the
+/// credentials `creds`.
+fn process(ev: &Event, creds: &Creds) -> Map<String, Value> {
     let mut process = Map::new();
     put_str(&mut process, "exec_id", ev.exec_id.as_deref());
     process.insert("pid".into(), ev.pid.into());
@@ -158,44 +194,65 @@ pub fn tetragon(ev: &Event) -> Value {
     if let Some(p) = pod(ev, ev.container_pid) {
         process.insert("pod".into(), p);
     }
-    put_str(&mut process, "docker", docker.as_deref());
+    put_str(&mut process, "docker", docker(ev).as_deref());
     put_str(&mut process, "parent_exec_id", ev.parent_exec_id.as_deref());
     process.insert("tid".into(), ev.tid.into());
-    process.insert("process_credentials".into(), credentials(&ev.old_creds()));
+    process.insert("process_credentials".into(), credentials(creds));
+    // The container's init is in its init tree; for other processes the
+    // capture does not say (a BoolValue left out: unknown).
+    if ev.container_pid == Some(1) {
+        process.insert("in_init_tree".into(), true.into());
+    }
+    process
+}
 
-    let mut kprobe = Map::new();
-    kprobe.insert("process".into(), process.into());
-    if let Some(ppid) = ev.parent_pid {
-        let mut parent = Map::new();
-        put_str(&mut parent, "exec_id", ev.parent_exec_id.as_deref());
-        parent.insert("pid".into(), ppid.into());
-        if let Some(uid) = ev.parent_uid {
-            parent.insert("uid".into(), uid.into());
-        }
-        put_str(&mut parent, "cwd", ev.parent_cwd.as_deref());
-        put_str(&mut parent, "binary", ev.parent_binary.as_deref());
-        put_str(&mut parent, "arguments", ev.parent_arguments.as_deref());
-        put_str(&mut parent, "flags", ev.parent_flags.as_deref());
-        if let Some(t) = ev.parent_start_time {
-            parent.insert("start_time".into(), proto_time(t).into());
-        }
-        if let Some(auid) = ev.parent_auid {
-            parent.insert("auid".into(), auid.into());
-        }
+/// The container id as Tetragon's `docker` field: its first 31 characters.
+fn docker(ev: &Event) -> Option<String> {
+    ev.container_id
+        .as_deref()
+        .map(|id| id[..id.len().min(31)].to_owned())
+}
+
+/// Tetragon's Process for the parent. Its pod and container are the
+/// event's only when the parent runs in a container too (the host-side
+/// runtime that started a container is not in it).
+fn parent(ev: &Event) -> Option<Map<String, Value>> {
+    let ppid = ev.parent_pid?;
+    let mut parent = Map::new();
+    put_str(&mut parent, "exec_id", ev.parent_exec_id.as_deref());
+    parent.insert("pid".into(), ppid.into());
+    if let Some(uid) = ev.parent_uid {
+        parent.insert("uid".into(), uid.into());
+    }
+    put_str(&mut parent, "cwd", ev.parent_cwd.as_deref());
+    put_str(&mut parent, "binary", ev.parent_binary.as_deref());
+    put_str(&mut parent, "arguments", ev.parent_arguments.as_deref());
+    put_str(&mut parent, "flags", ev.parent_flags.as_deref());
+    if let Some(t) = ev.parent_start_time {
+        parent.insert("start_time".into(), proto_time(t).into());
+    }
+    if let Some(auid) = ev.parent_auid {
+        parent.insert("auid".into(), auid.into());
+    }
+    if ev.parent_container_pid.is_some() {
         if let Some(p) = pod(ev, ev.parent_container_pid) {
             parent.insert("pod".into(), p);
         }
-        put_str(&mut parent, "docker", docker.as_deref());
-        put_str(
-            &mut parent,
-            "parent_exec_id",
-            ev.parent_parent_exec_id.as_deref(),
-        );
-        parent.insert("tid".into(), ppid.into());
-        kprobe.insert("parent".into(), parent.into());
+        put_str(&mut parent, "docker", docker(ev).as_deref());
     }
-    kprobe.insert("function_name".into(), ev.kernel_function().into());
-    let args: Vec<Value> = match ev.syscall_kind() {
+    put_str(
+        &mut parent,
+        "parent_exec_id",
+        ev.parent_parent_exec_id.as_deref(),
+    );
+    parent.insert("tid".into(), ppid.into());
+    Some(parent)
+}
+
+/// The call's arguments as Tetragon's KprobeArguments.
+fn args(ev: &Event) -> Vec<Value> {
+    match ev.syscall_kind() {
+        // Capability masks: 16 hex digits, as Tetragon prints kernel_cap_t.
         Some(Syscall::Capset) => [
             "cap_effective_arg",
             "cap_permitted_arg",
@@ -203,13 +260,7 @@ pub fn tetragon(ev: &Event) -> Value {
         ]
         .iter()
         .zip([ev.arg0, ev.arg1, ev.arg2])
-        .map(|(k, v)| {
-            let names: Vec<String> = (0..64)
-                .filter(|b| (v as u64) & (1u64 << b) != 0)
-                .map(tetragon_cap_name)
-                .collect();
-            serde_json::json!({ *k: names.join(" ") })
-        })
+        .map(|(k, v)| serde_json::json!({ *k: format!("{:016x}", v as u64) }))
         .collect(),
         // Which check noticed the change, and since when it can have happened.
         Some(Syscall::Unexplained) => [ev.option.clone(), ev.last_seen.map(proto_time)]
@@ -217,24 +268,94 @@ pub fn tetragon(ev: &Event) -> Value {
             .flatten()
             .map(|v| serde_json::json!({ "string_arg": v }))
             .collect(),
-        _ => ev
-            .args()
-            .map(|a| serde_json::json!({ "int_arg": a }))
-            .collect(),
-    };
-    if !args.is_empty() {
-        kprobe.insert("args".into(), args.into());
+        _ => ev.args().map(int_arg).collect(),
     }
-    kprobe.insert("return".into(), serde_json::json!({ "int_arg": ev.ret }));
-    kprobe.insert("action".into(), "KPROBE_ACTION_POST".into());
-    kprobe.insert(
-        "new_process_credentials".into(),
-        credentials(&ev.new_creds()),
-    );
+}
 
+/// Tetragon's BinaryProperties of an exec that changed credentials.
+fn binary_properties(ev: &Event) -> Value {
+    let mut b = Map::new();
+    let mut changed = Vec::new();
+    if ev.new_euid != ev.old_euid {
+        b.insert("setuid".into(), ev.new_euid.into());
+        changed.push("PRIVILEGES_RAISED_EXEC_FILE_SETUID");
+    }
+    if ev.new_egid != ev.old_egid {
+        b.insert("setgid".into(), ev.new_egid.into());
+        changed.push("PRIVILEGES_RAISED_EXEC_FILE_SETGID");
+    }
+    // Capabilities gained beyond what the ids explain: file capabilities.
+    if changed.is_empty() && ev.new_cap_permitted & !ev.old_cap_permitted != 0 {
+        changed.push("PRIVILEGES_RAISED_EXEC_FILE_CAP");
+    }
+    if !changed.is_empty() {
+        b.insert("privileges_changed".into(), changed.into());
+    }
+    b.into()
+}
+
+/// One event as Tetragon's JSON: field names, order and omission rules of
+/// `tetra getevents -o json` (zero scalars omitted; pid, uid, auid and tid
+/// always printed). A credential change by exec is a `process_exec` with
+/// the credentials after it and its binary properties; every other event
+/// a `process_kprobe` with the credentials before and (credtrail's) after.
+pub fn tetragon(ev: &Event) -> Value {
+    let (kind, body) = if ev.syscall_kind() == Some(Syscall::Execve) {
+        let mut p = process(ev, &ev.new_creds());
+        p.insert("binary_properties".into(), binary_properties(ev));
+        let mut exec = Map::new();
+        exec.insert("process".into(), p.into());
+        if let Some(parent) = parent(ev) {
+            exec.insert("parent".into(), parent.into());
+        }
+        exec.insert(
+            "old_process_credentials".into(),
+            credentials(&ev.old_creds()),
+        );
+        ("process_exec", exec)
+    } else {
+        let mut kprobe = Map::new();
+        kprobe.insert("process".into(), process(ev, &ev.old_creds()).into());
+        if let Some(parent) = parent(ev) {
+            kprobe.insert("parent".into(), parent.into());
+        }
+        kprobe.insert("function_name".into(), ev.kernel_function().into());
+        let args = args(ev);
+        if !args.is_empty() {
+            kprobe.insert("args".into(), args.into());
+        }
+        kprobe.insert("return".into(), int_arg(ev.ret));
+        kprobe.insert("action".into(), "KPROBE_ACTION_POST".into());
+        kprobe.insert("policy_name".into(), DEFAULT_POLICY.into());
+        kprobe.insert("return_action".into(), "KPROBE_ACTION_POST".into());
+        kprobe.insert(
+            "new_process_credentials".into(),
+            credentials(&ev.new_creds()),
+        );
+        ("process_kprobe", kprobe)
+    };
     let mut top = Map::new();
-    top.insert("process_kprobe".into(), kprobe.into());
+    top.insert(kind.into(), body.into());
     top.insert("node_name".into(), ev.node_name.clone().into());
     top.insert("time".into(), proto_time(ev.time).into());
     top.into()
+}
+
+/// `tetra getevents -o compact`: an emoji, the event's word padded to 7,
+/// the pod (or the node) and binary, then what the call asked for. Tetragon
+/// names setuid only; every other call is `❓ syscall … FUNCTION`.
+pub fn tetragon_compact(ev: &Event) -> String {
+    let place = match (&ev.pod_namespace, &ev.pod_name) {
+        (Some(ns), Some(name)) => format!("{ns}/{name}"),
+        _ => ev.node_name.clone(),
+    };
+    let binary = ev.binary.as_deref().unwrap_or_default();
+    let (emoji, word, rest) = match ev.syscall_kind() {
+        Some(Syscall::Execve) => ("🚀", "process", ev.arguments.clone().unwrap_or_default()),
+        Some(Syscall::Setuid) => ("🔑", "setuid", ev.arg0.to_string()),
+        _ => ("❓", "syscall", ev.kernel_function()),
+    };
+    let line = format!("{emoji} {word:<7} {place} {binary} {rest}");
+    // Names and arguments are the caller's choice: escapes stay text.
+    crate::term::safe(line.trim_end()).into_owned()
 }

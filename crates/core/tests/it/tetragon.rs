@@ -140,7 +140,7 @@ fn tetragon_omits_zero_scalars_but_keeps_ids() {
 }
 
 #[test]
-fn capset_args_are_named_capabilities() {
+fn capset_args_are_hex_masks_as_tetragon_prints_kernel_cap_t() {
     let ev = Event {
         syscall: "capset".into(),
         arg0: (1 << 13) | 0b11,
@@ -150,10 +150,29 @@ fn capset_args_are_named_capabilities() {
     };
     let v = output::tetragon(&ev);
     let args = &v["process_kprobe"]["args"];
+    assert_eq!(args[0]["cap_effective_arg"], "0000000000002003");
+    assert_eq!(args[1]["cap_permitted_arg"], "0000000000002000");
+    assert_eq!(args[2]["cap_inheritable_arg"], "0000000000000000");
+}
+
+#[test]
+fn securebits_are_tetragon_enum_names_and_big_args_int64_strings() {
+    let mut ev = Event {
+        syscall: "io_uring_submit".into(),
+        arg0: 18,
+        arg1: 0x1_0000_5eed,
+        old_securebits: 0x13,
+        ..Event::default()
+    };
+    ev.ret = 0;
+    let v = output::tetragon(&ev);
+    let k = &v["process_kprobe"];
     assert_eq!(
-        args[0]["cap_effective_arg"],
-        "CAP_CHOWN DAC_OVERRIDE CAP_NET_RAW"
+        k["process"]["process_credentials"]["securebits"],
+        serde_json::json!(["SecBitNoRoot", "SecBitNoRootLocked", "SecBitKeepCaps"])
     );
-    assert_eq!(args[1]["cap_permitted_arg"], "CAP_NET_RAW");
-    assert_eq!(args[2]["cap_inheritable_arg"], "");
+    assert_eq!(k["args"][0]["int_arg"], 18);
+    assert_eq!(k["args"][1]["long_arg"], "4294991597");
+    assert_eq!(k["policy_name"], "credtrail-credentials");
+    assert_eq!(k["return_action"], "KPROBE_ACTION_POST");
 }
