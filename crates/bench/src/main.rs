@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 mod detect;
 mod measure;
+mod overhead;
 mod query;
 mod soak;
 mod system;
@@ -100,7 +101,7 @@ enum Bench {
 fn system(runs: usize, seconds: u64, work: &Path, markdown: &Path) -> anyhow::Result<()> {
     let t = system::Tools::new(work)?;
     replace_section(markdown, "machine", &system::machine())?;
-    let md = system::overhead(&t, runs)?;
+    let md = overhead::overhead(&t, runs)?;
     println!("{md}");
     replace_section(markdown, "overhead", &md)?;
     let (md, _) = system::throughput(&t, seconds)?;
@@ -157,7 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let t = system::Tools::new(&work)?;
             replace_section(&markdown, "machine", &system::machine())?;
-            let md = system::overhead(&t, runs)?;
+            let md = overhead::overhead(&t, runs)?;
             println!("{md}");
             replace_section(&markdown, "overhead", &md)
         }
