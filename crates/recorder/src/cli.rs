@@ -77,7 +77,13 @@ pub struct RecordArgs {
     /// with no recorded call to explain it (`unexplained` events), so a
     /// process that changed and went to sleep is found within one interval
     /// (0 disables the sweep; the other checks stay).
-    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_interval)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 1.0,
+        value_parser = parse_interval,
+        allow_negative_numbers = true
+    )]
     pub sweep_interval: f64,
     /// Do not check the credentials of each task as it is switched out
     /// (a pointer comparison per context switch). Unexplained changes are

@@ -34,6 +34,22 @@ fn nothing_to_do_is_an_error() {
 }
 
 #[test]
+fn bad_sweep_intervals_are_refused_by_the_parser() {
+    for bad in ["-1", "abc", "90000"] {
+        let o = Command::new(record_bin())
+            .args(["--print", "json", "--sweep-interval", bad])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert!(
+            err.contains("is not a number of seconds between 0 and 86400"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
 fn bad_ring_buffer_size_is_refused_by_the_parser() {
     let o = Command::new(record_bin())
         .args(["--print", "json", "--ring-buffer-mib", "3"])
