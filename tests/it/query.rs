@@ -435,6 +435,19 @@ fn unexplained_changes_are_found_offline_in_any_capture() {
             .all(|l| l.contains(",live,") && l.contains("credtrail-workload")),
         "{out}"
     );
+    // The same filters as every question, from the same predicate.
+    let rows_with = |extra: &[&str]| {
+        let mut args = vec![fx.to_str().unwrap(), "unexplained", "--format", "csv"];
+        args.extend_from_slice(extra);
+        ok(&args).lines().count() - 1
+    };
+    let all = out.lines().count() - 1;
+    assert_eq!(rows_with(&["--binary", "credtrail-workload"]), all);
+    assert_eq!(rows_with(&["--syscall", "unexplained"]), all);
+    assert_eq!(rows_with(&["--binary", "su"]), 0);
+    assert_eq!(rows_with(&["--syscall", "setuid"]), 0);
+    assert_eq!(rows_with(&["--container", "spaceship"]), 0);
+    assert_eq!(rows_with(&["--since", "2099-01-01T00:00:00Z"]), 0);
     // `tree` marks the process whose credentials changed, not its parents.
     let exec_id = out.lines().nth(1).unwrap().rsplit(',').nth(1).unwrap();
     let tree = ok(&[fx.to_str().unwrap(), "tree", exec_id, "--format", "csv"]);

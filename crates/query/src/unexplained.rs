@@ -20,8 +20,20 @@ use crate::{CaptureInfo, QueryError};
 struct Ident {
     binary: Option<String>,
     exec_id: Option<String>,
-    pod: Option<String>,
+    pod_namespace: Option<String>,
+    pod_name: Option<String>,
     container_id: Option<String>,
+    container_name: Option<String>,
+}
+
+impl Ident {
+    /// `NAMESPACE/NAME`, as the other questions' `pod` column.
+    fn pod(&self) -> Option<String> {
+        match (&self.pod_namespace, &self.pod_name) {
+            (Some(ns), Some(name)) => Some(format!("{ns}/{name}")),
+            _ => None,
+        }
+    }
 }
 
 /// One answer row.
@@ -107,11 +119,10 @@ impl Sink for Collector {
         let ident = Ident {
             binary: ev.binary.clone(),
             exec_id: ev.exec_id.clone(),
-            pod: match (&ev.pod_namespace, &ev.pod_name) {
-                (Some(ns), Some(name)) => Some(format!("{ns}/{name}")),
-                _ => None,
-            },
+            pod_namespace: ev.pod_namespace.clone(),
+            pod_name: ev.pod_name.clone(),
             container_id: ev.container_id.clone(),
+            container_name: ev.container_name.clone(),
         };
         self.idents.insert(ev.pid, ident.clone());
         let found = self.checker.event(ev);
@@ -163,49 +174,68 @@ pub(crate) fn replay_into(cap: &CaptureInfo, sink: &mut dyn Sink) -> Result<(), 
     Ok(())
 }
 
-impl Filters {
-    /// The filters, on a row that is not an events-table row.
-    fn keeps(&self, r: &Row) -> bool {
-        let id = &r.ident;
-        self.node.as_ref().is_none_or(|n| *n == r.node_name)
-            && self.pod.as_ref().is_none_or(|p| {
-                id.pod
-                    .as_deref()
-                    .is_some_and(|have| have == p || have.ends_with(&format!("/{p}")))
-            })
-            && self.container.as_ref().is_none_or(|c| {
-                id.container_id
-                    .as_deref()
-                    .is_some_and(|have| have.starts_with(c.as_str()))
-            })
-            && self.binary.as_ref().is_none_or(|b| {
-                id.binary
-                    .as_deref()
-                    .is_some_and(|have| have == b || have.ends_with(&format!("/{b}")))
-            })
-            && self
-                .syscall
-                .as_ref()
-                .is_none_or(|s| s == Syscall::Unexplained.name())
-            && self.since.is_none_or(|t| r.time >= t)
-            && self.until.is_none_or(|t| r.time < t)
-    }
+/// The rows the filters keep: the events table's own predicate
+/// (`Filters::events_predicate`), run over the rows' columns of the same
+/// names, so every question filters alike.
+fn filtered(rows: Vec<(Row, String)>, f: &Filters) -> Result<Vec<(Row, String)>, QueryError> {
+    let Some(predicate) = f.events_predicate() else {
+        return Ok(rows);
+    };
+    let opt = |g: &dyn Fn(&Row) -> Option<String>| {
+        rows.iter()
+            .map(|(r, _)| g(r))
+            .collect::<Vec<Option<String>>>()
+    };
+    let frame = DataFrame::new_infer_height(vec![
+        Column::new("row".into(), (0..rows.len() as u32).collect::<Vec<_>>()),
+        Column::new(
+            "time".into(),
+            rows.iter().map(|(r, _)| r.time).collect::<Vec<_>>(),
+        ),
+        Column::new("node_name".into(), opt(&|r| Some(r.node_name.clone()))),
+        Column::new(
+            "pod_namespace".into(),
+            opt(&|r| r.ident.pod_namespace.clone()),
+        ),
+        Column::new("pod_name".into(), opt(&|r| r.ident.pod_name.clone())),
+        Column::new(
+            "container_id".into(),
+            opt(&|r| r.ident.container_id.clone()),
+        ),
+        Column::new(
+            "container_name".into(),
+            opt(&|r| r.ident.container_name.clone()),
+        ),
+        Column::new("binary".into(), opt(&|r| r.ident.binary.clone())),
+        Column::new(
+            "syscall".into(),
+            vec![Syscall::Unexplained.name(); rows.len()],
+        ),
+    ])?;
+    let kept = frame
+        .lazy()
+        .filter(predicate)
+        .select([col("row")])
+        .collect()?;
+    let kept: HashSet<u32> = kept.column("row")?.u32()?.into_no_null_iter().collect();
+    Ok(rows
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| kept.contains(&(*i as u32)))
+        .map(|(_, r)| r)
+        .collect())
 }
 
 /// Every unexplained change in `caps`, live and offline, in time order.
 pub fn unexplained(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
-    let mut rows = Vec::new();
+    let mut rows: Vec<(Row, String)> = Vec::new();
     for cap in caps {
         let mut c = Collector::new(&cap.manifest.node_name);
         replay_into(cap, &mut c)?;
         c.finish();
-        rows.extend(
-            c.rows
-                .into_iter()
-                .filter(|r| f.keeps(r))
-                .map(|r| (r, cap.name.clone())),
-        );
+        rows.extend(c.rows.into_iter().map(|r| (r, cap.name.clone())));
     }
+    let mut rows = filtered(rows, f)?;
     rows.sort_by(|(a, ca), (b, cb)| (a.time, ca, a.tid).cmp(&(b.time, cb, b.tid)));
     let strs = |g: &dyn Fn(&Row) -> Option<String>| {
         rows.iter()
@@ -216,7 +246,7 @@ pub fn unexplained(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, Query
         Column::new("time".into(), strs(&|r| Some(rfc3339_ns(r.time)))),
         Column::new("last_seen".into(), strs(&|r| r.last_seen.map(rfc3339_ns))),
         Column::new("node_name".into(), strs(&|r| Some(r.node_name.clone()))),
-        Column::new("pod".into(), strs(&|r| r.ident.pod.clone())),
+        Column::new("pod".into(), strs(&|r| r.ident.pod())),
         Column::new(
             "container_id".into(),
             strs(&|r| {
