@@ -16,6 +16,8 @@ fn replay_error(dir: &Path) -> String {
         verify: false,
         pubkey: None,
         expect_head: None,
+        policy: Vec::new(),
+        policy_warn: false,
     };
     let mut out = Vec::new();
     let mut err = Vec::new();
@@ -123,6 +125,8 @@ fn a_table_without_segments_reads_as_empty() {
         verify: false,
         pubkey: None,
         expect_head: None,
+        policy: Vec::new(),
+        policy_warn: false,
     };
     let mut out = Vec::new();
     assert!(credtrail_replay::run(cli, &mut out, &mut Vec::new()).unwrap());
@@ -222,7 +226,7 @@ fn chained_capture(name: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join(name);
     let cap = credtrail_core::capture::Capture::open(&fixture(name)).unwrap();
-    credtrail_replay::replay(&cap, None, Some(&dir)).unwrap();
+    credtrail_replay::replay(&cap, None, Some(&dir), None).unwrap();
     (tmp, dir)
 }
 
@@ -235,6 +239,8 @@ fn verify_cli(dir: &Path, pubkey: Option<&Path>, head: Option<&str>) -> (bool, S
         verify: true,
         pubkey: pubkey.map(Path::to_owned),
         expect_head: head.map(str::to_owned),
+        policy: Vec::new(),
+        policy_warn: false,
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let ok = credtrail_replay::run(cli, &mut out, &mut err).unwrap();
@@ -343,6 +349,8 @@ fn a_signed_capture_verifies_and_an_edited_one_does_not() {
             verify: true,
             pubkey: Some(dir.join("manifest.json")),
             expect_head: None,
+            policy: Vec::new(),
+            policy_warn: false,
         },
         &mut Vec::new(),
         &mut Vec::new(),

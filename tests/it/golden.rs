@@ -13,7 +13,7 @@ pub const FORMATS: [(&str, PrintFormat); 4] = [
 pub fn replay_to_string(dir: &Path, format: PrintFormat) -> String {
     let cap = Capture::open(dir).unwrap();
     let mut out = Vec::new();
-    credtrail_replay::replay(&cap, Some((format, &mut out)), None).unwrap();
+    credtrail_replay::replay(&cap, Some((format, &mut out)), None, None).unwrap();
     String::from_utf8(out).unwrap()
 }
 

@@ -27,6 +27,7 @@ fn record_live(format: PrintFormat, dir: &Path) -> String {
         retention: Default::default(),
         sign_key: None,
         redactor: Default::default(),
+        policy: Default::default(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let handle = std::thread::spawn({

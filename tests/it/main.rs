@@ -8,6 +8,8 @@ mod tetragon_api;
 mod help;
 // Broken, tampered and foreign captures: one clear error, never a panic.
 mod bad_input;
+// TracingPolicy files: Tetragon's load or fail in one line; replay = query.
+mod policy;
 // credtrail-query: built-in questions, errors, and DuckDB agreeing.
 mod query;
 // Root: the live recorder's output equals the replay of what it wrote.

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 mod detect;
 mod measure;
 mod overhead;
+mod policy;
 mod query;
 mod soak;
 mod system;
@@ -75,6 +76,18 @@ enum Bench {
         #[arg(long, default_value = "BENCHMARKS.md")]
         markdown: PathBuf,
     },
+    /// What --policy costs and saves: a host storm under the guide's
+    /// policy, no policy and a keep-everything policy (root).
+    Policy {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value = "/var/tmp/credtrail-bench/system")]
+        work: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
     /// The recorder for MINUTES under a storm plus fork/exec churn (root).
     Soak {
         #[arg(long, default_value_t = 30)]
@@ -112,7 +125,10 @@ fn system(runs: usize, seconds: u64, work: &Path, markdown: &Path) -> anyhow::Re
     replace_section(markdown, "size", &md)?;
     let md = detect::sweep(&t)?;
     println!("{md}");
-    replace_section(markdown, "sweep", &md)
+    replace_section(markdown, "sweep", &md)?;
+    let md = policy::policy(&t, 3, 10)?;
+    println!("{md}");
+    replace_section(markdown, "policy", &md)
 }
 
 fn soak(minutes: u64, rate: u64, work: &Path, markdown: &Path) -> anyhow::Result<()> {
@@ -166,6 +182,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let md = detect::sweep(&system::Tools::new(&work)?)?;
             println!("{md}");
             replace_section(&markdown, "sweep", &md)
+        }
+        Bench::Policy {
+            runs,
+            seconds,
+            work,
+            markdown,
+        } => {
+            let md = policy::policy(&system::Tools::new(&work)?, runs, seconds)?;
+            println!("{md}");
+            replace_section(&markdown, "policy", &md)
         }
         Bench::Soak {
             minutes,

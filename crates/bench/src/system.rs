@@ -89,6 +89,17 @@ impl Tools {
         Ok(child)
     }
 
+    /// `credtrail-workload storm` on `threads` threads, flat out; its report.
+    pub(crate) fn storm(&self, threads: usize, seconds: u64) -> anyhow::Result<serde_json::Value> {
+        self.workload(&[
+            "storm",
+            "--threads",
+            &threads.to_string(),
+            "--seconds",
+            &seconds.to_string(),
+        ])
+    }
+
     pub(crate) fn ns_per_call(&self, call: &str, calls: u64) -> anyhow::Result<f64> {
         let v = self.workload(&["time-calls", "--call", call, "--calls", &calls.to_string()])?;
         v["ns_per_call"].as_f64().context("no ns_per_call")
@@ -358,13 +369,7 @@ pub fn throughput(t: &Tools, seconds: u64) -> anyhow::Result<(String, Option<Pat
         } else {
             lost_before
         };
-        let v = t.workload(&[
-            "storm",
-            "--threads",
-            &threads.to_string(),
-            "--seconds",
-            &seconds.to_string(),
-        ])?;
+        let v = t.storm(threads, seconds)?;
         let issued = v["calls"].as_u64().unwrap_or(0);
         let pid = v["pid"].as_u64().unwrap_or(0);
         // Let the tool drain before stopping it.

@@ -55,6 +55,33 @@ pub fn uname() -> (String, String) {
     (s(&u.nodename), s(&u.release))
 }
 
+/// The host's pid and user namespaces (those of pid 1), which a policy's
+/// `host_ns` names. Where pid 1's are not readable (a sandbox that hides
+/// it), the recorder's own: it runs in the host's (hostPID on Kubernetes).
+/// 0 where /proc says nothing.
+pub fn namespaces() -> crate::policy::HostNamespaces {
+    use std::os::unix::fs::MetadataExt as _;
+    let inode = |ns: &str| {
+        ["/proc/1/ns", "/proc/self/ns"]
+            .iter()
+            .find_map(|dir| {
+                let path = format!("{dir}/{ns}");
+                if let Ok(m) = std::fs::metadata(&path) {
+                    return Some(m.ino() as u32);
+                }
+                // `pid:[4026531836]`
+                let link = std::fs::read_link(&path).ok()?;
+                let link = link.to_string_lossy();
+                link.split_once('[')?.1.strip_suffix(']')?.parse().ok()
+            })
+            .unwrap_or(0)
+    };
+    crate::policy::HostNamespaces {
+        pid: inode("pid"),
+        user: inode("user"),
+    }
+}
+
 pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_owned())

@@ -18,6 +18,7 @@ pub mod fs;
 pub mod fuzzing;
 pub mod host;
 pub mod model;
+pub mod policy;
 pub mod print;
 pub mod replay;
 pub mod sink;

@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use credtrail_core::policy::Rules;
+
 use clap::{Parser, Subcommand};
 use credtrail_core::capture::manifest::CaptureState;
 use credtrail_core::term::safe;
@@ -44,6 +46,16 @@ pub struct Cli {
     /// Write the answer to this file instead of stdout.
     #[arg(long, value_name = "FILE", global = true)]
     pub out: Option<PathBuf>,
+    /// Answer over only the events these Tetragon TracingPolicy files
+    /// keep, exactly as `credtrail-record --policy` would have kept them
+    /// (repeatable; the `policy` column names the policy). Lifecycle and
+    /// process tables are not filtered.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub policy: Vec<PathBuf>,
+    /// Apply the policies even where they use what credtrail cannot
+    /// honour (each ignored, listed on stderr).
+    #[arg(long, global = true)]
+    pub policy_warn: bool,
     #[command(flatten)]
     pub filters: Filters,
     #[command(subcommand)]
@@ -87,7 +99,19 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Que
     {
         refuse_file_functions(q)?;
     }
-    let caps = discover(&cli.paths, trust)?;
+    let mut caps = discover(&cli.paths, trust)?;
+    if !cli.policy.is_empty() {
+        let rules = Rules::load(&cli.policy, cli.policy_warn)
+            .map_err(|e| QueryError::Invalid(format!("policy {e}")))?;
+        for line in &rules.ignored {
+            let _ = writeln!(err, "credtrail-query: policy: {}", safe(line));
+        }
+        crate::policy::apply(&mut caps, &rules)?;
+    } else if cli.policy_warn {
+        return Err(QueryError::Invalid(
+            "--policy-warn needs --policy FILE".into(),
+        ));
+    }
     // Every answer says when it rests on a capture that lost events.
     for (c, counters) in lossy(&caps) {
         let _ = writeln!(

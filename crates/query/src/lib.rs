@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod filters;
 pub mod output;
+pub mod policy;
 pub mod questions;
 pub mod unexplained;
 
@@ -55,6 +56,8 @@ pub struct CaptureInfo {
     /// The capture's folders, opened once: polars reads each segment
     /// through these handles, by a checked name.
     pub files: Arc<CaptureFiles>,
+    /// `--policy`: the events kept (None: all).
+    pub policy: Option<Arc<policy::Kept>>,
 }
 
 impl CaptureInfo {
@@ -123,6 +126,7 @@ pub fn discover(paths: &[PathBuf], trust: Trust) -> Result<Vec<CaptureInfo>, Que
                 dir,
                 manifest,
                 files: Arc::new(files),
+                policy: None,
             })
         })
         .collect()
@@ -191,6 +195,7 @@ fn segments<'a>(
 fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, QueryError> {
     let mut frames = Vec::new();
     for (c, seg) in segments {
+        let policy = c.policy.as_ref().filter(|_| seg.table == EVENTS);
         // Through the table folder's handle, by the name checked when the
         // capture was found: no path in a manifest reaches outside.
         let (dir, name) = c.files.locate(seg)?;
@@ -208,7 +213,10 @@ fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, Quer
         };
         let lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)?
             .with_column(lit(c.name.as_str()).alias("capture"));
-        frames.push(lf);
+        frames.push(match policy {
+            Some(kept) => kept.apply(lf),
+            None => lf,
+        });
     }
     if frames.is_empty() {
         return Ok(None);

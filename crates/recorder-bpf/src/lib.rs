@@ -17,8 +17,9 @@ mod skel {
 
 pub use libbpf_rs::RingBuffer;
 pub use skel::types::{
-    ct_abi, ct_check, ct_counter, ct_creds, ct_event, ct_extent, ct_flag, ct_proc_event,
-    ct_proc_flag, ct_proc_kind, ct_syscall, ct_userns_event,
+    ct_abi, ct_check, ct_counter, ct_creds, ct_event, ct_extent, ct_flag, ct_pol_arg, ct_pol_cap,
+    ct_pol_field, ct_pol_value_key, ct_proc_event, ct_proc_flag, ct_proc_kind, ct_selector,
+    ct_syscall, ct_userns_event,
 };
 
 // SAFETY: ct_event and ct_proc_event are generated from C structs of
@@ -40,6 +41,29 @@ const _: () = assert!(std::mem::size_of::<ct_proc_event>() == PROC_EVENT_SIZE);
 /// Size of `struct ct_userns_event`: a user namespace and its id maps.
 pub const USERNS_EVENT_SIZE: usize = 160;
 const _: () = assert!(std::mem::size_of::<ct_userns_event>() == USERNS_EVENT_SIZE);
+/// Size of `struct ct_selector`: one policy selector in the kernel's map.
+pub const SELECTOR_SIZE: usize = 224;
+const _: () = assert!(std::mem::size_of::<ct_selector>() == SELECTOR_SIZE);
+/// Selectors the kernel's map holds (`CT_POL_SELECTORS`).
+pub const POLICY_SELECTORS: usize = 32;
+const _: () = assert!(std::mem::size_of::<ct_pol_value_key>() == 16);
+
+/// `--policy` in the kernel's layout.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// In order (empty: every event is sent).
+    pub selectors: Vec<ct_selector>,
+    /// The members of the selectors' value sets.
+    pub values: Vec<ct_pol_value_key>,
+}
+
+/// The bytes of a generated C struct of fixed-width integers with explicit
+/// padding (sizes asserted above): no uninitialised bytes, no pointers.
+fn bytes_of<T>(v: &T) -> &[u8] {
+    // SAFETY: see above; the slice borrows `v` for its lifetime.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+}
+
 /// Size of fork and exit records: `struct ct_proc_event` up to `filename`.
 pub const PROC_SHORT_SIZE: usize = std::mem::offset_of!(ct_proc_event, filename);
 
@@ -58,6 +82,11 @@ pub enum BpfError {
         "loading eBPF programs needs root, or CAP_BPF + CAP_PERFMON + CAP_DAC_READ_SEARCH (this process has CapEff {capeff:#x}); run credtrail-record with sudo"
     )]
     NotPrivileged { capeff: u64 },
+
+    #[error(
+        "the policies have {selectors} selectors; the kernel holds at most {POLICY_SELECTORS} (fewer kprobes or selectors)"
+    )]
+    Policy { selectors: usize },
     #[error(
         "tracefs is not mounted at {TRACEFS} and mounting it failed: {source}; mount it with `mount -t tracefs tracefs {TRACEFS}`"
     )]
@@ -101,6 +130,8 @@ pub struct Options {
     /// comparison per context switch). Without it, unexplained changes are
     /// found by the other checks and the sweep only.
     pub switch_check: bool,
+    /// `--policy`, compiled.
+    pub policy: Policy,
 }
 
 impl Default for Options {
@@ -109,6 +140,7 @@ impl Default for Options {
             ring_buffer_bytes: 16 << 20,
             compat_syscalls: false,
             switch_check: true,
+            policy: Policy::default(),
         }
     }
 }
@@ -204,6 +236,8 @@ pub struct KernelCounters {
     pub unexplained_ringbuf_full: u64,
     pub sweep_tasks: u64,
     pub known_store_failures: u64,
+    pub policy_filtered: u64,
+    pub policy_rate_limited: u64,
 }
 
 /// Loaded and attached programs.
@@ -343,6 +377,12 @@ impl<'obj> Tracer<'obj> {
             "credtrail.h and lib.rs disagree"
         );
         rodata.cgroup_v1 = u32::from(cgroup_v1_hierarchies());
+        if opts.policy.selectors.len() > POLICY_SELECTORS {
+            return Err(BpfError::Policy {
+                selectors: opts.policy.selectors.len(),
+            });
+        }
+        rodata.policy_selectors = opts.policy.selectors.len() as u32;
         // An optional hook the kernel lacks is not loaded (a tp_btf program
         // for a missing tracepoint would fail the whole load): warned about
         // here, listed in the manifest, everything else recorded.
@@ -372,7 +412,20 @@ impl<'obj> Tracer<'obj> {
             }
         }
         let skel = open.load().map_err(|source| BpfError::Load { source })?;
-
+        // The selectors are in place before any program is attached.
+        let map_err = |map| move |source| BpfError::Map { map, source };
+        for (i, sel) in opts.policy.selectors.iter().enumerate() {
+            skel.maps
+                .policy
+                .update(&(i as u32).to_ne_bytes(), bytes_of(sel), MapFlags::ANY)
+                .map_err(map_err("policy"))?;
+        }
+        for key in &opts.policy.values {
+            skel.maps
+                .policy_values
+                .update(bytes_of(key), &[1], MapFlags::ANY)
+                .map_err(map_err("policy_values"))?;
+        }
         let mut links = Vec::new();
         let mut hooks = Vec::new();
         let mut sweep = None;
@@ -492,6 +545,8 @@ impl<'obj> Tracer<'obj> {
             unexplained_ringbuf_full: read(ct_counter::CT_CNT_UNEXPLAINED_RINGBUF_FULL)?,
             sweep_tasks: read(ct_counter::CT_CNT_SWEEP_TASKS)?,
             known_store_failures: read(ct_counter::CT_CNT_KNOWN_STORE_FAIL)?,
+            policy_filtered: read(ct_counter::CT_CNT_POLICY_FILTERED)?,
+            policy_rate_limited: read(ct_counter::CT_CNT_POLICY_RATE_LIMITED)?,
         })
     }
 }

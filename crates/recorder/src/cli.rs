@@ -119,6 +119,18 @@ pub struct RecordArgs {
     /// one). Repeatable, e.g. `--redact=--password= --redact='^-p$'`.
     #[arg(long, value_name = "REGEX")]
     pub redact: Vec<String>,
+    /// Tetragon TracingPolicy or TracingPolicyNamespaced YAML
+    /// (cilium.io/v1alpha1) choosing which credential events to record,
+    /// filtered in the kernel. Repeatable: an event is kept when any policy
+    /// posts it, and carries the first such policy's name. Lifecycle rows
+    /// are always kept. See docs/policies.md for what maps to what.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Vec<PathBuf>,
+    /// Record even when a policy uses what credtrail cannot honour
+    /// (Sigkill, cap_capable, matchBinaries, ...): each is ignored, which
+    /// widens the filter, and listed in the manifest's settings.
+    #[arg(long, requires = "policy")]
+    pub policy_warn: bool,
 }
 
 fn parse_interval(s: &str) -> Result<f64, String> {

@@ -12,6 +12,7 @@ pub mod decode;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod pods;
+pub mod policy;
 pub mod privileges;
 pub mod procfs;
 pub mod redact;

@@ -10,6 +10,7 @@ use clap::Parser;
 use credtrail_core::capture::manifest::Discarded;
 use credtrail_core::capture::sign::load_signing_key;
 use credtrail_core::capture::{Capture, Retention, Rotation};
+use credtrail_core::policy::Rules;
 use credtrail_core::print::{PrintFormat, print_event};
 use credtrail_core::term::safe;
 use credtrail_recorder::cli::{Cli, Command};
@@ -36,6 +37,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
             let redactor = Redactor::new(&a.redact).map_err(anyhow::Error::msg)?;
+            // Before anything touches the kernel or the disk: a bad policy
+            // records nothing.
+            let policy = Rules::load(&a.policy, a.policy_warn)?;
+            for line in &policy.ignored {
+                tracing::warn!("policy: {line}");
+            }
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -61,6 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 sign_key,
                 redactor,
+                policy,
             };
             let summary = record(&opts, &stop, &mut std::io::stdout())?;
             if let Some(m) = summary.manifest {

@@ -20,6 +20,8 @@ use credtrail_core::capture::write::check_capture_dir;
 use credtrail_core::capture::{CaptureWriter, FLUSH_INTERVAL, Retention, Rotation};
 use credtrail_core::enrich::{Enricher, Record};
 use credtrail_core::host;
+use credtrail_core::policy::decide::{PolicyFilter, PolicySink};
+use credtrail_core::policy::{HostNamespaces, Rules};
 use credtrail_core::print::PrintFormat;
 use credtrail_core::sink::{CaptureSink, Printer};
 use credtrail_recorder_bpf::{self as bpf, KernelCounters, RingBuffer, Tracer};
@@ -63,6 +65,8 @@ pub struct RecordOptions {
     pub sign_key: Option<SigningKey>,
     /// Blanks secrets in command lines before they are stored (`--redact`).
     pub redactor: Redactor,
+    /// `--policy` files, compiled (no selector: every event is kept).
+    pub policy: Rules,
 }
 
 /// How a session ended.
@@ -85,6 +89,7 @@ pub fn record(
         check_capture_dir(dir)?;
     }
     crate::privileges::drop_bounding_set()?;
+    let host_ns = host::namespaces();
     let mut obj = MaybeUninit::uninit();
     let tracer = Tracer::load(
         &mut obj,
@@ -92,9 +97,10 @@ pub fn record(
             ring_buffer_bytes: opts.ring_buffer_bytes,
             compat_syscalls: opts.compat_syscalls,
             switch_check: opts.switch_check,
+            policy: crate::policy::kernel_policy(&opts.policy, host_ns),
         },
     )?;
-    let mut session = Session::start(&tracer, opts, out)?;
+    let mut session = Session::start(&tracer, opts, host_ns, out)?;
     let started = MonoInstant::now();
     loop {
         let stop = stop.load(Ordering::Relaxed)
@@ -118,6 +124,9 @@ pub struct Session<'t, 'o> {
     decode_errors: Rc<Cell<u64>>,
     enricher: Enricher<NodePods>,
     sink: CaptureSink<'o>,
+    /// `--policy`: the kernel has dropped what it excludes; this adds the
+    /// pod conditions and names the policy (the same pass as replay's).
+    policy: Option<PolicyFilter>,
     realtime_offset_ns: i64,
     /// Arrival order of records, shared by events and lifecycle rows.
     seq: u64,
@@ -138,6 +147,7 @@ impl<'t, 'o> Session<'t, 'o> {
     pub fn start(
         tracer: &'t Tracer<'t>,
         opts: &'t RecordOptions,
+        host_ns: HostNamespaces,
         out: &'o mut dyn Write,
     ) -> anyhow::Result<Self> {
         let offset = host::realtime_offset_ns();
@@ -158,7 +168,7 @@ impl<'t, 'o> Session<'t, 'o> {
                 m.kernel_release = kernel_release;
                 m.boot_id = host::boot_id();
                 m.hooks = tracer.hooks();
-                m.settings = settings(opts);
+                m.settings = settings(opts, host_ns);
                 let missing = tracer.missing_optional_hooks();
                 if !missing.is_empty() {
                     m.settings
@@ -218,6 +228,8 @@ impl<'t, 'o> Session<'t, 'o> {
             decode_errors,
             enricher,
             sink: CaptureSink::new(writer, printer),
+            policy: (!opts.policy.selectors.is_empty() || !opts.policy.policies.is_empty())
+                .then(|| PolicyFilter::new(opts.policy.clone(), host_ns)),
             realtime_offset_ns: offset,
             seq: 0,
             stopping: false,
@@ -298,7 +310,16 @@ impl<'t, 'o> Session<'t, 'o> {
                 Record::Cred(e) => e.seq = self.seq,
                 Record::Userns(u) => u.seq = self.seq,
             }
-            self.enricher.apply(rec, &mut self.sink)?;
+            match self.policy.as_mut() {
+                Some(filter) => {
+                    let mut sink = PolicySink {
+                        filter,
+                        inner: &mut self.sink,
+                    };
+                    self.enricher.apply(rec, &mut sink)?;
+                }
+                None => self.enricher.apply(rec, &mut self.sink)?,
+            }
         }
         // Hand the allocation back for the next poll.
         let mut p = self.pending.borrow_mut();
@@ -320,11 +341,18 @@ impl<'t, 'o> Session<'t, 'o> {
     }
 
     fn counters(&self) -> anyhow::Result<Counters> {
+        let k = self.tracer.counters()?;
+        // Userspace leaves out nothing the kernel kept unless pods decide
+        // (or the two disagree: then counted, not hidden).
+        let user = self.policy.as_ref().map(|f| f.counts).unwrap_or_default();
         Ok(Counters {
             sweeps: self.sweeps,
             sweep_ns: self.sweep_ns,
+            policy_filtered: k.policy_filtered + user.filtered,
+            policy_rate_limited: k.policy_rate_limited + user.rate_limited,
+            policy_pod_filtered: user.pod_filtered,
             ..counters_from(
-                self.tracer.counters()?,
+                k,
                 self.decode_errors.get(),
                 self.sink.counts.events,
                 self.sink.counts.lifecycle,
@@ -408,8 +436,20 @@ fn node_pods(opts: &RecordOptions) -> NodePods {
 }
 
 /// The settings that shape the capture, for its manifest.
-fn settings(opts: &RecordOptions) -> BTreeMap<String, serde_json::Value> {
+fn settings(opts: &RecordOptions, host_ns: HostNamespaces) -> BTreeMap<String, serde_json::Value> {
     let mut s = BTreeMap::new();
+    // What a policy's host_ns means here, for policies applied later.
+    s.insert("host_pid_ns".into(), host_ns.pid.into());
+    s.insert("host_user_ns".into(), host_ns.user.into());
+    if !opts.policy.policies.is_empty() {
+        s.insert(
+            "policies".into(),
+            credtrail_core::policy::manifest_entry(&opts.policy),
+        );
+    }
+    if !opts.policy.ignored.is_empty() {
+        s.insert("policy_ignored".into(), opts.policy.ignored.clone().into());
+    }
     s.insert(
         "rotate_seconds".into(),
         opts.rotation.max_age.as_secs().into(),

@@ -11,6 +11,9 @@ use anyhow::Context as _;
 use clap::Parser;
 use credtrail_core::capture::sign;
 use credtrail_core::capture::{Capture, CaptureWriter, Rotation};
+use credtrail_core::policy::Rules;
+use credtrail_core::policy::capture_host;
+use credtrail_core::policy::decide::{PolicyFilter, PolicySink};
 use credtrail_core::print::PrintFormat;
 use credtrail_core::replay::{open, run_records};
 use credtrail_core::sink::{CaptureSink, Counts, Printer};
@@ -43,6 +46,15 @@ pub struct Cli {
     /// a manifest rewritten with a recomputed chain then no longer matches.
     #[arg(long, value_name = "SHA256", requires = "verify")]
     pub expect_head: Option<String>,
+    /// Keep only the events these Tetragon TracingPolicy files keep, exactly
+    /// as `credtrail-record --policy` would have (repeatable; see
+    /// docs/policies.md). Lifecycle rows are kept.
+    #[arg(long, value_name = "FILE", conflicts_with = "verify")]
+    pub policy: Vec<std::path::PathBuf>,
+    /// Apply the policies even where they use what credtrail cannot
+    /// honour (each ignored, listed on stderr).
+    #[arg(long, requires = "policy")]
+    pub policy_warn: bool,
 }
 
 /// Replays one capture: prints events in `format` to `out`, and/or writes a
@@ -52,6 +64,7 @@ pub fn replay(
     cap: &Capture,
     print: Option<(PrintFormat, &mut dyn Write)>,
     new_capture: Option<&Path>,
+    policy: Option<&Rules>,
 ) -> anyhow::Result<Counts> {
     let inputs = open(cap)?;
     let writer = match new_capture {
@@ -64,7 +77,17 @@ pub fn replay(
     };
     let printer = print.map(|(format, out)| Printer::new(format, out));
     let mut sink = CaptureSink::new(writer, printer);
-    run_records(cap, inputs, &mut sink)?;
+    match policy {
+        Some(rules) => {
+            let mut filter = PolicyFilter::new(rules.clone(), capture_host(cap)?);
+            let mut policy_sink = PolicySink {
+                filter: &mut filter,
+                inner: &mut sink,
+            };
+            run_records(cap, inputs, &mut policy_sink)?;
+        }
+        None => run_records(cap, inputs, &mut sink)?,
+    }
     sink.flush()?;
     if let Some(e) = sink.write_error.take() {
         return Err(e.into());
@@ -95,6 +118,15 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::
         };
         return verify::verify_all(&cli.captures, expect, stdout, stderr);
     }
+    let policy = if cli.policy.is_empty() {
+        None
+    } else {
+        let rules = Rules::load(&cli.policy, cli.policy_warn)?;
+        for line in &rules.ignored {
+            tracing::warn!("policy: {line}");
+        }
+        Some(rules)
+    };
     if cli.out.is_some() && cli.captures.len() != 1 {
         anyhow::bail!("--out takes exactly one capture to re-enrich");
     }
@@ -106,7 +138,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::
     for dir in &cli.captures {
         let cap = Capture::open(dir)?;
         let print = format.map(|f| (f, &mut *stdout as &mut dyn Write));
-        replay(&cap, print, cli.out.as_deref())
+        replay(&cap, print, cli.out.as_deref(), policy.as_ref())
             .with_context(|| format!("replaying {}", dir.display()))?;
     }
     stdout.flush()?;

@@ -40,8 +40,13 @@ pub fn event(i: u64) -> Event {
         tid: 4243 + i as u32,
         ppid: 1,
         comm: "su".into(),
-        syscall: if i % 2 == 0 { "setresuid" } else { "setgroups" }.into(),
-        abi: if i % 2 == 0 { "x64" } else { "ia32" }.into(),
+        syscall: if i.is_multiple_of(2) {
+            "setresuid"
+        } else {
+            "setgroups"
+        }
+        .into(),
+        abi: if i.is_multiple_of(2) { "x64" } else { "ia32" }.into(),
         option: None,
         arg0: 1001,
         arg1: -1,
@@ -111,7 +116,7 @@ pub fn event(i: u64) -> Event {
         parent_parent_exec_id: Some("bm9kZS1hOjE6MA==".into()),
         parent_uid: Some(0),
         parent_auid: Some(u32::MAX),
-        container_id: (i % 3 == 0).then(|| "a".repeat(64)),
+        container_id: i.is_multiple_of(3).then(|| "a".repeat(64)),
         container_runtime: Some("containerd".into()),
         container_pid: Some(19),
         parent_container_pid: Some(13),
@@ -140,6 +145,7 @@ pub fn event(i: u64) -> Event {
         new_ns_sgid: Some(6),
         new_ns_fsgid: Some(7),
         root_scope: Some("namespace".into()),
+        policy: None,
     }
 }
 

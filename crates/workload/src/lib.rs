@@ -397,7 +397,7 @@ pub enum Call {
 /// Makes call number `n` of `call`: even calls move away from the start
 /// state, odd calls move back, so an even count leaves the thread as it began.
 fn make_call(call: Call, n: u64, uid: u32, caps: &[CapData; 2]) -> i64 {
-    let away = n % 2 == 0;
+    let away = n.is_multiple_of(2);
     match call {
         Call::Setresuid => raw(
             libc::SYS_setresuid,

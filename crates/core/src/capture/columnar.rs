@@ -470,6 +470,7 @@ rows_from_batch!(events_from_batch, EventColumns -> Event {
     new_ns_sgid: OptU32,
     new_ns_fsgid: OptU32,
     root_scope: OptStr,
+    policy: OptStr,
 });
 
 #[cfg(test)]

@@ -133,6 +133,16 @@ pub struct Counters {
     /// Tasks whose last known credentials could not be stored: not checked.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unchecked_tasks: u64,
+    /// `--policy`: events no policy posted (left out in the kernel, by
+    /// design: not lost), of those the ones a `rateLimit` held back, and
+    /// events left out for their pod (a TracingPolicyNamespaced's
+    /// namespace, a podSelector), which only userspace knows.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub policy_filtered: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub policy_rate_limited: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub policy_pod_filtered: u64,
 }
 
 fn is_zero(v: &u64) -> bool {

@@ -86,6 +86,14 @@ pub fn cap_name(bit: u32) -> std::borrow::Cow<'static, str> {
     }
 }
 
+/// The bit of a capability name (`CAP_SYS_ADMIN`, or `CAP_41`).
+pub fn cap_bit(name: &str) -> Option<u32> {
+    if let Some(i) = CAP_NAMES.iter().position(|n| *n == name) {
+        return Some(i as u32);
+    }
+    name.strip_prefix("CAP_")?.parse().ok().filter(|b| *b < 64)
+}
+
 /// `+CAP_X -CAP_Y` for the bits that differ between two masks.
 pub fn cap_diff(old: u64, new: u64) -> String {
     let mut out = Vec::new();

@@ -309,6 +309,10 @@ pub struct Event {
     /// The call made the euid or fsuid 0: `host` when the host uid became
     /// 0, `namespace` when only the id inside a user namespace did.
     pub root_scope: Option<String>,
+    /// The `--policy` that kept the event (its `metadata.name`); null when
+    /// recorded without one (Tetragon output then names credtrail's
+    /// built-in policy).
+    pub policy: Option<String>,
 }
 
 impl Event {
@@ -444,6 +448,7 @@ impl Event {
             new_ns_sgid: _,
             new_ns_fsgid: _,
             root_scope,
+            policy: _,
         } = self;
         *exec_id = None;
         *parent_exec_id = None;

@@ -55,7 +55,8 @@ fn securebits(bits: u32) -> Value {
         .collect()
 }
 
-/// The policy every event is reported under when no `--policy` is given.
+/// The policy an event is reported under when it was recorded without
+/// `--policy` (the `policy` column is null).
 pub const DEFAULT_POLICY: &str = "credtrail-credentials";
 
 /// An integer argument: `int_arg` (int32) when it fits, else `long_arg`
@@ -326,7 +327,10 @@ pub fn tetragon(ev: &Event) -> Value {
         }
         kprobe.insert("return".into(), int_arg(ev.ret));
         kprobe.insert("action".into(), "KPROBE_ACTION_POST".into());
-        kprobe.insert("policy_name".into(), DEFAULT_POLICY.into());
+        kprobe.insert(
+            "policy_name".into(),
+            ev.policy.as_deref().unwrap_or(DEFAULT_POLICY).into(),
+        );
         kprobe.insert("return_action".into(), "KPROBE_ACTION_POST".into());
         kprobe.insert(
             "new_process_credentials".into(),

@@ -148,6 +148,28 @@ static __always_inline int enter_call(const struct ct_call *c)
 }
 
 /*
+ * Fills in what the call's exit knows (time, result, identity, the new
+ * credentials) and makes them the thread's known credentials: the call is
+ * no longer in flight.
+ */
+static __always_inline void complete_call(struct task_struct *task, struct ct_inflight *f,
+					  struct ct_known *k, struct ct_event *e, long ret)
+{
+	__u64 now = bpf_ktime_get_boot_ns();
+
+	e->ktime_ns = now;
+	e->ret = ret;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	read_identity(task, e);
+	read_creds(task, &e->new_creds, &e->flags, CT_FLAG_NEW_GROUPS_TRUNC);
+	if (k)
+		know_from(task, k, &e->new_creds, now);
+	else
+		count(CT_CNT_KNOWN_STORE_FAIL);
+	f->pending = 0;
+}
+
+/*
  * Emits the call in flight on this thread. `filtered`: the enter hook drops
  * calls that change nothing we record, so an exit without an enter is not
  * a miss worth counting.
@@ -158,7 +180,6 @@ static __always_inline int exit_call(long ret, bool filtered)
 	struct ct_inflight *f;
 	struct ct_known *k;
 	struct ct_event *e;
-	__u64 now;
 
 	f = bpf_task_storage_get(&inflight, task, 0, 0);
 	if (!f || !f->pending) {
@@ -180,6 +201,12 @@ static __always_inline int exit_call(long ret, bool filtered)
 	/* The namespace reaches userspace before the first event in it. */
 	note_userns(task->real_cred);
 	count(CT_CNT_EXITS);
+	if (policy_selectors) {
+		/* The policy needs the whole event before it takes ring space. */
+		complete_call(task, f, k, &f->e, ret);
+		emit_event(&f->e);
+		return 0;
+	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(CT_CNT_RINGBUF_FULL);
@@ -189,18 +216,7 @@ static __always_inline int exit_call(long ret, bool filtered)
 		return 0;
 	}
 	__builtin_memcpy(e, &f->e, sizeof(*e));
-
-	now = bpf_ktime_get_boot_ns();
-	e->ktime_ns = now;
-	e->ret = ret;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	read_identity(task, e);
-	read_creds(task, &e->new_creds, &e->flags, CT_FLAG_NEW_GROUPS_TRUNC);
-	if (k)
-		know_from(task, k, &e->new_creds, now);
-	else
-		count(CT_CNT_KNOWN_STORE_FAIL);
-	f->pending = 0;
+	complete_call(task, f, k, e, ret);
 	bpf_ringbuf_submit(e, CT_SUBMIT_FLAGS);
 	return 0;
 }
@@ -336,8 +352,7 @@ static __always_inline void clone_userns_event(struct task_struct *parent,
 	__builtin_memcpy(e->comm, parent->comm, sizeof(e->comm));
 	read_identity(parent, e);
 	read_creds(child, &e->new_creds, &e->flags, CT_FLAG_NEW_GROUPS_TRUNC);
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), CT_SUBMIT_FLAGS))
-		count(CT_CNT_RINGBUF_FULL);
+	emit_event(e);
 }
 
 /*
@@ -376,8 +391,7 @@ int BPF_PROG(io_uring_submit, struct io_kiocb *req)
 	e->ktime_ns = bpf_ktime_get_boot_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	read_identity(task, e);
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), CT_SUBMIT_FLAGS))
-		count(CT_CNT_RINGBUF_FULL);
+	emit_event(e);
 	return 0;
 }
 

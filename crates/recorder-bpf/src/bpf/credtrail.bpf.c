@@ -12,7 +12,8 @@
  * At enter we remember the arguments and the credentials per thread; at
  * exit we emit one event with the return value and the new credentials.
  * Options of prctl, unshare, setns and io_uring_register that change no
- * credentials are filtered here and cost no ring buffer space.
+ * credentials are filtered here and cost no ring buffer space, and so are
+ * the events a --policy excludes (policy.bpf.h).
  *
  * Whatever changes credentials without such a call (an unhooked entry, a
  * kernel exploit) is found by comparing each task's credentials with the
@@ -37,6 +38,10 @@ enum ct_counter _ct_counter = CT_CNT_EXITS;
 enum ct_abi _ct_abi = CT_ABI_X64;
 enum ct_check _ct_check = CT_CHECK_SWITCH;
 struct ct_userns_event _ct_userns_event = {};
+struct ct_selector _ct_selector = {};
+struct ct_rate_key _ct_rate_key = {};
+struct ct_pol_value_key _ct_pol_value_key = {};
+enum ct_pol_field _ct_pol_field = CT_FIELD_PIDNS;
 
 /* Read by userspace to refuse a mismatched object. */
 const volatile __u32 abi_version = CT_ABI_VERSION;
@@ -142,6 +147,7 @@ static __always_inline void count(__u32 which)
 
 /* In dependency order. */
 #include "creds.bpf.h"
+#include "policy.bpf.h"
 #include "detect.bpf.h"
 #include "calls.bpf.h"
 #include "lifecycle.bpf.h"

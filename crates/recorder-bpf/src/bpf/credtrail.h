@@ -140,7 +140,11 @@ enum ct_counter {
 	CT_CNT_SWEEP_TASKS = 13,
 	/* Tasks whose known credentials could not be stored: unchecked. */
 	CT_CNT_KNOWN_STORE_FAIL = 14,
-	CT_CNT_MAX = 15,
+	/* Events no --policy posted (not sent, not lost), and of those the
+	 * ones a rate limit held back. */
+	CT_CNT_POLICY_FILTERED = 15,
+	CT_CNT_POLICY_RATE_LIMITED = 16,
+	CT_CNT_MAX = 17,
 };
 
 /* The full credential set of a task at one instant. */
@@ -253,6 +257,102 @@ struct ct_userns_event {
 	__u32 pad;
 	struct ct_extent uid_map[CT_MAP_EXTENTS];
 	struct ct_extent gid_map[CT_MAP_EXTENTS];
+};
+
+/*
+ * --policy: TracingPolicy selectors, flattened by userspace
+ * (crates/core/src/policy) into one array the kernel walks in order.
+ * The limits are core's policy::limits; the loader checks they agree.
+ */
+#define CT_POL_SELECTORS 32
+#define CT_POL_VALUES 8
+#define CT_POL_ARGS 4
+#define CT_POL_CAPS 4
+/* ct_pol_arg.index of the return value. */
+#define CT_POL_RETURN 3
+/* LRU entries of the rate limit map. */
+#define CT_POL_RATE_ENTRIES 8192
+
+enum ct_pol_set_op {
+	CT_SET_ANY = 0, /* no condition */
+	CT_SET_IN = 1,
+	CT_SET_NOT_IN = 2,
+};
+
+/* Values of ct_pol_arg.op: core's policy::ArgOp. */
+enum ct_pol_arg_op {
+	CT_ARG_EQUAL = 1,
+	CT_ARG_NOT_EQUAL = 2,
+	CT_ARG_GT = 3,
+	CT_ARG_LT = 4,
+	CT_ARG_MASK = 5,
+};
+
+/* Which value set of a selector a struct ct_pol_value_key names. */
+enum ct_pol_field {
+	CT_FIELD_PIDNS = 0,
+	CT_FIELD_USERNS = 1,
+	CT_FIELD_PID = 2,
+	CT_FIELD_ARG = 3, /* + the matchArgs entry (0..CT_POL_ARGS-1) */
+};
+
+/*
+ * One argument condition. Equal and NotEqual look their values up in the
+ * policy_values map; GT, LT and Mask against any of several values are one
+ * comparison: v > the least, v < the greatest, v & all of them ORed.
+ */
+struct ct_pol_arg {
+	__u32 index; /* 0..2: args[]; CT_POL_RETURN: ret */
+	__u32 op;    /* enum ct_pol_arg_op */
+	__s64 value;
+};
+
+struct ct_pol_cap {
+	__u32 set;    /* 0 effective, 1 permitted, 2 inheritable */
+	__u32 negate; /* NotIn */
+	__u32 change; /* matchCapabilityChanges: old ^ new */
+	__u32 ns_cap; /* isNamespaceCapability */
+	__u64 mask;
+};
+
+/*
+ * A selector: the calls it covers and its conditions. Membership tests
+ * (namespaces, pids, Equal) are map lookups, so no condition loops over
+ * its values: verifying a loop per value in every program that emits
+ * events cost seconds of start-up.
+ */
+struct ct_selector {
+	__u64 calls;  /* bit 1 << enum ct_syscall */
+	__u32 abis;   /* bit 1 << enum ct_abi */
+	__u32 kprobe; /* selectors of one kprobe are consecutive */
+	__u32 policy; /* index of the policy, in the order given */
+	__u32 post;
+	__u64 rate_ns;
+	__u32 rate_scope; /* 0 thread, 1 process, 2 global */
+	__u32 ns_pid;     /* matchPIDs isNamespacePID */
+	__u32 pidns_op;   /* enum ct_pol_set_op, each */
+	__u32 userns_op;
+	__u32 pids_op;
+	__u32 nargs;
+	__u32 ncaps;
+	__u32 pad;
+	struct ct_pol_arg args[CT_POL_ARGS];
+	struct ct_pol_cap caps[CT_POL_CAPS];
+};
+
+/* A value of a set: present in policy_values when the set holds it. */
+struct ct_pol_value_key {
+	__u32 selector;
+	__u32 field; /* enum ct_pol_field */
+	__s64 value;
+};
+
+struct ct_rate_key {
+	__u32 selector;
+	__u32 scope; /* tid, tgid or 0 */
+	__u32 syscall;
+	__u32 pad;
+	__s64 args[3];
 };
 
 #endif /* CREDTRAIL_H */

@@ -224,6 +224,17 @@ static __always_inline void check(struct task_struct *task, __u32 where, bool fu
 	read_identity(task, e);
 	count(CT_CNT_EXITS);
 	count(CT_CNT_UNEXPLAINED);
+	if (policy_selectors) {
+		__u64 d = policy_decide(e);
+
+		if (!(__u32)d) {
+			bpf_ringbuf_discard(e, 0);
+			return;
+		}
+		policy_posted(e, d >> 32);
+		bpf_ringbuf_submit(e, CT_SUBMIT_FLAGS);
+		return;
+	}
 	bpf_ringbuf_submit(e, CT_SUBMIT_FLAGS);
 }
 

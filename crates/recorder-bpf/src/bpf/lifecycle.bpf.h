@@ -283,8 +283,7 @@ int sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 		bpf_get_current_comm(ce->comm, sizeof(ce->comm));
 		read_identity(task, ce);
 		read_creds(task, &ce->new_creds, &ce->flags, CT_FLAG_NEW_GROUPS_TRUNC);
-		if (bpf_ringbuf_output(&events, ce, sizeof(*ce), CT_SUBMIT_FLAGS))
-			count(CT_CNT_RINGBUF_FULL);
+		emit_event(ce);
 	}
 	bpf_map_delete_elem(&exec_creds, &old_tid);
 	return 0;

@@ -11,6 +11,8 @@ mod root_record;
 mod root_paths;
 // Root: changes no hooked call explains, found live; no false positives.
 mod root_unexplained;
+// Root: --policy (TracingPolicy files) in the kernel, and the same on replay.
+mod root_policy;
 // Root: a full disk, dropped privileges, redaction, the disk budget.
 mod root_reliability;
 // Running the workload and comparing its report with captured rows.

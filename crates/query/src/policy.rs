@@ -1,0 +1,67 @@
+//! `--policy`: the events a set of TracingPolicy files keeps, decided by
+//! core's policy pass over each capture's stored rows (the recorder's own
+//! decision), then applied to the events table as a row filter and the
+//! `policy` column.
+
+use std::sync::Arc;
+
+use credtrail_core::capture::Capture;
+use credtrail_core::model::Event;
+use credtrail_core::policy::decide::{FilterCounts, PolicyFilter};
+use credtrail_core::policy::{Rules, capture_host};
+use polars::prelude::*;
+
+use crate::{CaptureInfo, QueryError};
+
+/// The events one capture keeps: per policy (in the order given), the
+/// `seq` of each event it names.
+#[derive(Debug, Clone, Default)]
+pub struct Kept {
+    by_policy: Vec<(String, Vec<u64>)>,
+}
+
+impl Kept {
+    /// `events` narrowed to the kept rows, each named after its policy.
+    pub fn apply(&self, events: LazyFrame) -> LazyFrame {
+        let all: Vec<u64> = self
+            .by_policy
+            .iter()
+            .flat_map(|(_, s)| s.iter().copied())
+            .collect();
+        let seqs = |v: &[u64]| lit(Series::new("seq".into(), v)).implode(false);
+        let mut name = lit(NULL).cast(DataType::String);
+        for (policy, kept) in self.by_policy.iter().rev() {
+            name = when(col("seq").is_in(seqs(kept), false))
+                .then(lit(policy.as_str()))
+                .otherwise(name);
+        }
+        events
+            .filter(col("seq").is_in(seqs(&all), false))
+            .with_column(name.alias("policy"))
+    }
+}
+
+/// Decides, for every capture, which of its events `rules` keeps.
+pub fn apply(caps: &mut [CaptureInfo], rules: &Rules) -> Result<FilterCounts, QueryError> {
+    let mut total = FilterCounts::default();
+    for c in caps.iter_mut() {
+        let cap = Capture::open(&c.dir)?;
+        let mut filter = PolicyFilter::new(rules.clone(), capture_host(&cap)?);
+        let mut kept = Kept {
+            by_policy: rules.names().into_iter().map(|n| (n, Vec::new())).collect(),
+        };
+        for ev in cap.stream::<Event>() {
+            let ev = ev?;
+            if let Some(name) = filter.admit(&ev)
+                && let Some((_, seqs)) = kept.by_policy.iter_mut().find(|(n, _)| n == name)
+            {
+                seqs.push(ev.seq);
+            }
+        }
+        total.filtered += filter.counts.filtered;
+        total.rate_limited += filter.counts.rate_limited;
+        total.pod_filtered += filter.counts.pod_filtered;
+        c.policy = Some(Arc::new(kept));
+    }
+    Ok(total)
+}
