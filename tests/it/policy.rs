@@ -201,7 +201,13 @@ fn replay_and_query_keep_the_same_events_of_every_fixture() {
         "nopost.yaml",
         "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: not-root\nspec:\n  kprobes:\n  - call: commit_creds\n    selectors:\n    - matchArgs:\n      - {index: 0, operator: Equal, values: [0]}\n      matchActions:\n      - action: NoPost\n    - matchCapabilityChanges:\n      - {type: Effective, operator: In, isNamespaceCapability: true, values: [CAP_SETUID, CAP_NET_RAW]}\n",
     );
+    let binaries = write(
+        tmp.path(),
+        "binaries.yaml",
+        "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: binaries\nspec:\n  kprobes:\n  - call: commit_creds\n    selectors:\n    - matchBinaries:\n      - {operator: Postfix, values: [/su]}\n    - matchBinaries:\n      - {operator: NotPrefix, values: [/var/tmp/, /usr/local/]}\n      matchActions:\n      - action: NoPost\n    - matchArgs:\n      - {index: 0, operator: LT, values: [2000]}\n",
+    );
     let sets: Vec<Vec<String>> = vec![
+        vec![binaries.display().to_string()],
         vec![tetragon_policy(GUIDE).display().to_string()],
         vec![
             tetragon_policy("process-creds-installed.yaml")

@@ -127,7 +127,7 @@ pub struct RecordArgs {
     #[arg(long, value_name = "FILE")]
     pub policy: Vec<PathBuf>,
     /// Record even when a policy uses what credtrail cannot honour
-    /// (Sigkill, cap_capable, matchBinaries, ...): each is ignored, which
+    /// (Sigkill, cap_capable, override_creds, ...): each is ignored, which
     /// widens the filter, and listed in the manifest's settings.
     #[arg(long, requires = "policy")]
     pub policy_warn: bool,

@@ -78,6 +78,7 @@ fn selector(
         ),
         nargs: s.args.len() as u32,
         ncaps: s.caps.len() as u32,
+        maybe: u32::from(s.needs_userspace()),
         ..Default::default()
     };
     for (slot, (k, a)) in out.args.iter_mut().zip(s.args.iter().enumerate()) {

@@ -9,8 +9,8 @@ use serde_saphyr::Location;
 
 use super::document::{self, Document};
 use super::{
-    ArgMatch, ArgOp, CapMatch, CapSet, NsValue, PidMatch, PolicyError, PolicyInfo, RETURN_INDEX,
-    RateScope, Rules, Selector, Set, limits,
+    ArgMatch, ArgOp, BinaryMatch, BinaryOp, CapMatch, CapSet, NsValue, PidMatch, PolicyError,
+    PolicyInfo, RETURN_INDEX, RateScope, Rules, Selector, Set, limits,
 };
 use crate::model::Syscall;
 use crate::model::creds::cap_bit;
@@ -332,6 +332,7 @@ impl Compiler<'_> {
             pids: None,
             args: Vec::new(),
             caps: Vec::new(),
+            binaries: Vec::new(),
         };
         let mut added = Vec::new();
         if kp.selectors.is_empty() {
@@ -371,12 +372,45 @@ impl Compiler<'_> {
                 )?;
             }
         }
-        if let Some(b) = &sel.match_binaries {
-            self.unsupported(
-                &b.referenced,
-                &format!("{path}.matchBinaries"),
-                "not supported yet: the kernel side does not know a task's executable path".into(),
-            )?;
+        for (i, b) in sel
+            .match_binaries
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let field = format!("{path}.matchBinaries[{i}]");
+            let (op, negate) = match b.operator.value.as_str() {
+                "In" => (BinaryOp::In, false),
+                "NotIn" => (BinaryOp::In, true),
+                "Prefix" => (BinaryOp::Prefix, false),
+                "NotPrefix" => (BinaryOp::Prefix, true),
+                "Postfix" => (BinaryOp::Postfix, false),
+                "NotPostfix" => (BinaryOp::Postfix, true),
+                other => {
+                    let msg = format!(
+                        "{other:?}: matchBinaries operators are In, NotIn, Prefix, NotPrefix, Postfix and NotPostfix"
+                    );
+                    self.unsupported(&b.operator.referenced, &format!("{field}.operator"), msg)?;
+                    continue;
+                }
+            };
+            if let Some(fc) = b.follow_children.as_ref().filter(|f| f.value) {
+                self.unsupported(
+                    &fc.referenced,
+                    &format!("{field}.followChildren"),
+                    "not supported: credtrail matches each process's own binary".into(),
+                )?;
+                continue;
+            }
+            let values: Vec<String> = b.values.iter().map(|v| v.value.text()).collect();
+            if values.is_empty() {
+                return Err(self.error(
+                    &b.operator.referenced,
+                    &format!("{field}.values"),
+                    "no values".into(),
+                ));
+            }
+            s.binaries.push(BinaryMatch { op, negate, values });
         }
         for (i, p) in sel.match_pids.unwrap_or_default().into_iter().enumerate() {
             let field = format!("{path}.matchPIDs[{i}]");

@@ -2,8 +2,10 @@
 //! order, as `policy.bpf.h` takes in the kernel, on the same fields, so
 //! that a capture replayed with a policy keeps exactly what a recorder
 //! with that policy kept. Live, the kernel has already dropped what the
-//! policy excludes and this pass keeps every event it sees; it then adds
-//! what only userspace knows (pod conditions) and the policy's name.
+//! policy excludes; this pass decides what only userspace knows (a
+//! selector's `matchBinaries`: the kernel sends whatever such a selector
+//! may post, and leaves its rate limit, and those of the selectors after
+//! it in its kprobe, to this pass; a policy's pods) and names the policy.
 
 use std::collections::HashMap;
 
@@ -108,7 +110,11 @@ fn cap_matches(c: &CapMatch, s: &Subject) -> bool {
 
 impl Selector {
     /// Whether every condition holds (the call's bits are checked apart).
-    pub fn matches(&self, host: HostNamespaces, s: &Subject) -> bool {
+    /// `binary`: the process's binary, for `matchBinaries`.
+    pub fn matches(&self, host: HostNamespaces, s: &Subject, binary: Option<&str>) -> bool {
+        if !self.binaries.iter().all(|b| b.matches(binary)) {
+            return false;
+        }
         if !in_set(&self.pid_ns, host.pid, s.pid_ns) || !in_set(&self.user_ns, host.user, s.user_ns)
         {
             return false;
@@ -169,12 +175,19 @@ fn rate_key(i: usize, sel: &Selector, s: &Subject) -> RateKey {
 }
 
 impl Rules {
-    /// The kernel's decision for one event (rate limits as `rate` has them).
-    pub fn decide(&self, host: HostNamespaces, s: &Subject, rate: &RateLimiter) -> Decision {
+    /// The decision for one event (rate limits as `rate` has them): the
+    /// kernel's, completed with what only userspace knows (`binary`).
+    pub fn decide(
+        &self,
+        host: HostNamespaces,
+        s: &Subject,
+        binary: Option<&str>,
+        rate: &RateLimiter,
+    ) -> Decision {
         let mut d = Decision::default();
         let mut decided: Option<u32> = None;
         for (i, sel) in self.selectors.iter().enumerate() {
-            if decided == Some(sel.kprobe) || !sel.covers(s) || !sel.matches(host, s) {
+            if decided == Some(sel.kprobe) || !sel.covers(s) || !sel.matches(host, s, binary) {
                 continue;
             }
             decided = Some(sel.kprobe);
@@ -237,7 +250,9 @@ impl PolicyFilter {
     /// The name of the policy that keeps `ev`, or None when none does.
     pub fn admit(&mut self, ev: &Event) -> Option<&str> {
         let s = Subject::of(ev)?;
-        let d = self.rules.decide(self.host, &s, &self.rate);
+        let d = self
+            .rules
+            .decide(self.host, &s, ev.binary.as_deref(), &self.rate);
         if d.policies == 0 {
             self.counts.filtered += 1;
             if d.rate_limited != 0 {

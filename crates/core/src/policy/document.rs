@@ -103,7 +103,7 @@ pub(super) struct Selector {
     pub match_namespaces: Option<Vec<NamespaceSelector>>,
     pub match_capabilities: Option<Vec<CapSelector>>,
     pub match_capability_changes: Option<Vec<CapSelector>>,
-    pub match_binaries: Option<Spanned<Vec<IgnoredAny>>>,
+    pub match_binaries: Option<Vec<BinarySelector>>,
     pub match_parent_binaries: Any,
     pub match_namespace_changes: Any,
     pub match_data: Any,
@@ -119,6 +119,14 @@ pub(super) struct PidSelector {
     #[serde(default, rename = "isNamespacePID")]
     pub is_namespace_pid: bool,
     pub follow_forks: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct BinarySelector {
+    pub operator: Spanned<String>,
+    pub values: Vec<Spanned<Scalar>>,
+    pub follow_children: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

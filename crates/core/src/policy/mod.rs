@@ -136,6 +136,38 @@ pub struct CapMatch {
     pub mask: u64,
 }
 
+/// How `matchBinaries` compares a binary's path with its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    In,
+    Prefix,
+    Postfix,
+}
+
+/// `matchBinaries`: the process's binary (the `binary` column: the path it
+/// was executed by, made absolute) against paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryMatch {
+    pub op: BinaryOp,
+    /// `NotIn`, `NotPrefix`, `NotPostfix`.
+    pub negate: bool,
+    pub values: Vec<String>,
+}
+
+impl BinaryMatch {
+    /// Whether `binary` (None: unknown, matches no value) satisfies it.
+    pub fn matches(&self, binary: Option<&str>) -> bool {
+        let hit = binary.is_some_and(|b| {
+            self.values.iter().any(|v| match self.op {
+                BinaryOp::In => b == v,
+                BinaryOp::Prefix => b.starts_with(v.as_str()),
+                BinaryOp::Postfix => b.ends_with(v.as_str()),
+            })
+        });
+        hit != self.negate
+    }
+}
+
 /// Tetragon's `rateLimitScope`: whose repeated events are suppressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(u32)]
@@ -168,6 +200,16 @@ pub struct Selector {
     pub pids: Option<PidMatch>,
     pub args: Vec<ArgMatch>,
     pub caps: Vec<CapMatch>,
+    /// `matchBinaries`, decided in userspace after enrichment: the kernel
+    /// sends what such a selector may post (see decide.rs).
+    pub binaries: Vec<BinaryMatch>,
+}
+
+impl Selector {
+    /// Whether part of the selector is decided only in userspace.
+    pub fn needs_userspace(&self) -> bool {
+        !self.binaries.is_empty()
+    }
 }
 
 /// One policy file, as given.

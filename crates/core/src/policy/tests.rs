@@ -174,3 +174,23 @@ fn subject_reads_the_kernel_fields() {
     let s = Subject::of(&e).unwrap();
     assert_eq!((s.syscall, s.args[0], s.ret), (7, 7, -1));
 }
+
+#[test]
+fn match_binaries_compares_the_binary_column() {
+    let r = rules(&policy(
+        "bins",
+        "  - call: sys_setuid\n    selectors:\n    - matchBinaries:\n      - operator: NotPrefix\n        values: [/usr/]\n      matchActions:\n      - action: NoPost\n    - matchBinaries:\n      - operator: In\n        values: [/usr/bin/su]\n",
+    ))
+    .unwrap();
+    assert!(r.selectors.iter().all(Selector::needs_userspace));
+    let mut f = PolicyFilter::new(r, HOST);
+    let mut e = ev("setuid", 0);
+    e.binary = Some("/usr/bin/su".into());
+    assert_eq!(f.admit(&e), Some("bins"));
+    e.binary = Some("/usr/bin/sudo".into());
+    assert_eq!(f.admit(&e), None, "not In");
+    e.binary = Some("/bin/su".into());
+    assert_eq!(f.admit(&e), None, "NotPrefix /usr/ decides first: NoPost");
+    e.binary = None;
+    assert_eq!(f.admit(&e), None, "an unknown binary is in no set");
+}

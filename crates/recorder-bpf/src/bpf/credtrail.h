@@ -335,7 +335,9 @@ struct ct_selector {
 	__u32 pids_op;
 	__u32 nargs;
 	__u32 ncaps;
-	__u32 pad;
+	/* Has conditions only userspace decides (matchBinaries): what it may
+	 * post is sent, and userspace decides it and the rest of its kprobe. */
+	__u32 maybe;
 	struct ct_pol_arg args[CT_POL_ARGS];
 	struct ct_pol_cap caps[CT_POL_CAPS];
 };

@@ -141,6 +141,9 @@ struct pol_walk {
 	__u64 selectors;
 	__u32 decided;
 	__u32 limited;
+	/* The kprobe past a selector userspace decides. */
+	__u32 maybe_kprobe;
+	__u32 pad;
 };
 
 /* One selector; returns 1 past the last. */
@@ -163,6 +166,16 @@ static long pol_step(__u64 i, struct pol_walk *w)
 		return 0;
 	if (!pol_selector_ok(s, idx, e))
 		return 0;
+	if (s->maybe || w->maybe_kprobe == s->kprobe) {
+		/* Userspace decides: send what may be posted, without this
+		 * selector's rate limit (userspace keeps it). */
+		w->maybe_kprobe = s->kprobe;
+		if (!s->maybe)
+			w->decided = s->kprobe;
+		if (s->post)
+			w->policies |= 1ULL << (s->policy & 31);
+		return 0;
+	}
 	/* The first matching selector decides for its kprobe. */
 	w->decided = s->kprobe;
 	if (!s->post)
@@ -188,7 +201,7 @@ static long pol_step(__u64 i, struct pol_walk *w)
  */
 __noinline __u64 policy_decide(const struct ct_event *e)
 {
-	struct pol_walk w = { .e = e, .decided = (__u32)-1 };
+	struct pol_walk w = { .e = e, .decided = (__u32)-1, .maybe_kprobe = (__u32)-1 };
 
 	if (!e)
 		return 0;

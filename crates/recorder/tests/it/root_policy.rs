@@ -104,7 +104,7 @@ fn write_policy(dir: &Path, name: &str, kprobes: &str) -> PathBuf {
 }
 
 #[test]
-fn match_args_capability_changes_and_nopost_with_three_policies() {
+fn match_args_binaries_capability_changes_and_nopost_with_four_policies() {
     if !bpf_available() {
         return;
     }
@@ -128,7 +128,13 @@ fn match_args_capability_changes_and_nopost_with_three_policies() {
         "net-raw-changed",
         "  - call: sys_capset\n    selectors:\n    - matchCapabilityChanges:\n      - type: Effective\n        operator: In\n        isNamespaceCapability: true\n        values: [CAP_NET_RAW]\n",
     );
-    let policy_args: Vec<&str> = [&quiet, &root_only, &net_raw]
+    // setuid by a binary whose path ends in /su (decided in userspace).
+    let su_only = write_policy(
+        tmp.path(),
+        "su-only",
+        "  - call: sys_setuid\n    selectors:\n    - matchBinaries:\n      - operator: Postfix\n        values: [/su]\n",
+    );
+    let policy_args: Vec<&str> = [&quiet, &root_only, &net_raw, &su_only]
         .iter()
         .flat_map(|p| ["--policy", p.to_str().unwrap()])
         .collect();
@@ -147,10 +153,12 @@ fn match_args_capability_changes_and_nopost_with_three_policies() {
         .events()
         .unwrap()
         .into_iter()
-        .filter(|e| pids.contains(&e.pid))
+        // su changes credentials in a child it forks: rows of that child
+        // count as su's.
+        .filter(|e| pids.contains(&e.pid) || e.ppid == su)
         .map(|e| {
             (
-                e.pid,
+                if e.ppid == su { su } else { e.pid },
                 e.syscall,
                 e.arg0,
                 e.ret,
@@ -167,6 +175,7 @@ fn match_args_capability_changes_and_nopost_with_three_policies() {
     );
     let expect = vec![
         (setuid0, "setuid".to_owned(), 0, 0, "root-only".to_owned()),
+        (su, "setuid".to_owned(), 65534, 0, "su-only".to_owned()),
         (
             capset,
             "capset".to_owned(),
@@ -180,7 +189,7 @@ fn match_args_capability_changes_and_nopost_with_three_policies() {
     ];
     assert_eq!(
         rows, expect,
-        "the su, setuid(65534) and setresuid(65534) calls are left out"
+        "su's setgid and setgroups, setuid(65534) and setresuid(65534) are left out"
     );
     assert_accounted(&cap);
     let names: Vec<&str> = cap.manifest.settings["policies"]
@@ -189,7 +198,7 @@ fn match_args_capability_changes_and_nopost_with_three_policies() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["quiet", "root-only", "net-raw-changed"]);
+    assert_eq!(names, ["quiet", "root-only", "net-raw-changed", "su-only"]);
 }
 
 /// What identifies one kept event across two recorders (their kernel
@@ -230,6 +239,10 @@ fn live_with_a_policy_keeps_what_everything_replayed_with_it_keeps() {
         "mixed",
         "  - call: commit_creds
     selectors:
+    - matchBinaries:
+      - {operator: In, values: [/usr/bin/su, /bin/su]}
+      matchActions:
+      - action: NoPost
     - matchArgs:
       - {index: 0, operator: GT, values: [5000, 6000]}
       - {index: 0, operator: LT, values: [9000]}
