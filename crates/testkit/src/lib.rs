@@ -155,7 +155,8 @@ pub fn assert_no_unexplained(cap: &Capture) {
         .collect();
     assert!(
         found.is_empty() && cap.manifest.counters.unexplained == 0,
-        "unexplained credential changes in a run that makes none: {found:#?}"
+        "unexplained credential changes in a run that makes none: {found:#?}; counters {:?}",
+        cap.manifest.counters
     );
 }
 

@@ -129,6 +129,17 @@ static __always_inline struct ct_known *known_of(struct task_struct *task, bool 
 	*adopted = false;
 	if (k && k->cred)
 		return k;
+	if (k) {
+		/*
+		 * Being written right now, by the task's own hook or another
+		 * check: writing it here too could leave one call's pointer
+		 * with the other's contents, and a later full check would call
+		 * that a change. This check is skipped; the writer's result
+		 * stands.
+		 */
+		*adopted = true;
+		return k;
+	}
 	k = bpf_task_storage_get(&known, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!k) {
 		count(CT_CNT_KNOWN_STORE_FAIL);
@@ -190,6 +201,15 @@ static __always_inline void check(struct task_struct *task, __u32 where, bool fu
 	if (call_in_flight(task))
 		return;
 	count(CT_CNT_CRED_SWAPS);
+	/*
+	 * Claim the entry before anything is counted or sent: the task's own
+	 * exit hook (on another CPU) may have made these credentials known
+	 * since `seen` was read, and this check then lost the race and has
+	 * nothing to report. (Claiming after the reservation counted such a
+	 * race as a lost unexplained change whenever the ring was full.)
+	 */
+	if (__sync_val_compare_and_swap(&k->cred, seen, 0) != seen)
+		return;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		/* An event like any other (EXITS, RINGBUF_FULL), and counted
@@ -206,11 +226,6 @@ static __always_inline void check(struct task_struct *task, __u32 where, bool fu
 	__builtin_memcpy(&e->old_creds, &k->creds, sizeof(e->old_creds));
 	/* The window: unchanged at last_seen, changed at now. */
 	e->args[1] = (__s64)last_seen_ns(k, now);
-	/* Another check (the sweep on another CPU) may have seen it first. */
-	if (__sync_val_compare_and_swap(&k->cred, seen, 0) != seen) {
-		bpf_ringbuf_discard(e, 0);
-		return;
-	}
 	know(task, k);
 	__builtin_memcpy(&e->new_creds, &k->creds, sizeof(e->new_creds));
 	e->old_creds.no_new_privs = e->new_creds.no_new_privs;
