@@ -228,7 +228,7 @@ impl<'t, 'o> Session<'t, 'o> {
             decode_errors,
             enricher,
             sink: CaptureSink::new(writer, printer),
-            policy: (!opts.policy.selectors.is_empty() || !opts.policy.policies.is_empty())
+            policy: (!opts.policy.policies.is_empty())
                 .then(|| PolicyFilter::new(opts.policy.clone(), host_ns)),
             realtime_offset_ns: offset,
             seq: 0,

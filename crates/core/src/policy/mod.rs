@@ -240,11 +240,6 @@ impl PolicyInfo {
             namespace.is_some() && labels.iter().any(|l| l.split_once('=') == Some((k, v)))
         })
     }
-
-    /// Whether the kernel's decision is the whole decision.
-    pub fn has_pod_conditions(&self) -> bool {
-        self.namespace.is_some() || !self.pod_labels.is_empty()
-    }
 }
 
 /// Policies compiled together.
@@ -304,11 +299,6 @@ impl Rules {
     /// The policy names, for the manifest.
     pub fn names(&self) -> Vec<String> {
         self.policies.iter().map(|p| p.name.clone()).collect()
-    }
-
-    /// Whether any policy has conditions only userspace can check (pods).
-    pub fn has_pod_conditions(&self) -> bool {
-        self.policies.iter().any(PolicyInfo::has_pod_conditions)
     }
 }
 
