@@ -8,12 +8,8 @@ use std::collections::BTreeMap;
 use serde_saphyr::Location;
 
 use super::document::{self, Document};
-use super::{
-    ArgMatch, ArgOp, BinaryMatch, BinaryOp, CapMatch, CapSet, NsValue, PidMatch, PolicyError,
-    PolicyInfo, RETURN_INDEX, RateScope, Rules, Selector, Set, limits,
-};
+use super::{PolicyError, PolicyInfo, RateScope, Rules, Selector, limits};
 use crate::model::Syscall;
-use crate::model::creds::cap_bit;
 
 /// The error text without the reader's own position prefix or line breaks.
 pub(super) fn one_line(s: &str) -> String {
@@ -128,7 +124,7 @@ fn recorded_calls() -> String {
 }
 
 /// `rateLimit`: a number of seconds, or with a unit (`s`, `m`, `h`).
-fn rate_limit_ns(s: &str) -> Option<u64> {
+pub(super) fn rate_limit_ns(s: &str) -> Option<u64> {
     let s = s.trim();
     let (num, mult) = match s.char_indices().last()? {
         (i, 's') => (&s[..i], 1),
@@ -141,7 +137,7 @@ fn rate_limit_ns(s: &str) -> Option<u64> {
 }
 
 /// An integer argument value: decimal, or hex with `0x`.
-fn int_value(s: &str) -> Option<i64> {
+pub(super) fn int_value(s: &str) -> Option<i64> {
     let s = s.trim();
     let (neg, digits) = match s.strip_prefix('-') {
         Some(d) => (true, d),
@@ -157,7 +153,7 @@ fn int_value(s: &str) -> Option<i64> {
     Some(if neg { v.wrapping_neg() } else { v })
 }
 
-fn negate_of(op: &str) -> Option<bool> {
+pub(super) fn negate_of(op: &str) -> Option<bool> {
     match op {
         "In" => Some(false),
         "NotIn" => Some(true),
@@ -166,11 +162,11 @@ fn negate_of(op: &str) -> Option<bool> {
 }
 
 impl Compiler<'_> {
-    fn at(&self, l: &Location) -> String {
+    pub(super) fn at(&self, l: &Location) -> String {
         format!("{}:{}:{}", self.file, l.line(), l.column())
     }
 
-    fn error(&self, l: &Location, field: &str, message: String) -> PolicyError {
+    pub(super) fn error(&self, l: &Location, field: &str, message: String) -> PolicyError {
         PolicyError {
             at: self.at(l),
             field: field.to_owned(),
@@ -180,7 +176,7 @@ impl Compiler<'_> {
 
     /// Something credtrail cannot honour: refused, or under `--policy-warn`
     /// noted and ignored (the caller widens the filter).
-    fn unsupported(
+    pub(super) fn unsupported(
         &mut self,
         l: &Location,
         field: &str,
@@ -198,7 +194,7 @@ impl Compiler<'_> {
 
     /// Values past the kernel's room: always refused (ignoring some would
     /// change what an `In` or `NotIn` means).
-    fn check_len<T>(
+    pub(super) fn check_len<T>(
         &self,
         l: &Location,
         field: &str,
@@ -350,389 +346,5 @@ impl Compiler<'_> {
         }
         self.rules.selectors.extend(added);
         Ok(())
-    }
-
-    fn selector(
-        &mut self,
-        path: &str,
-        mut s: Selector,
-        sel: document::Selector,
-    ) -> Result<Selector, PolicyError> {
-        for (field, v) in [
-            ("matchParentBinaries", &sel.match_parent_binaries),
-            ("matchNamespaceChanges", &sel.match_namespace_changes),
-            ("matchData", &sel.match_data),
-            ("matchReturnActions", &sel.match_return_actions),
-        ] {
-            if let Some(v) = v {
-                self.unsupported(
-                    &v.referenced,
-                    &format!("{path}.{field}"),
-                    "not supported by credtrail".into(),
-                )?;
-            }
-        }
-        for (i, b) in sel
-            .match_binaries
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
-            let field = format!("{path}.matchBinaries[{i}]");
-            let (op, negate) = match b.operator.value.as_str() {
-                "In" => (BinaryOp::In, false),
-                "NotIn" => (BinaryOp::In, true),
-                "Prefix" => (BinaryOp::Prefix, false),
-                "NotPrefix" => (BinaryOp::Prefix, true),
-                "Postfix" => (BinaryOp::Postfix, false),
-                "NotPostfix" => (BinaryOp::Postfix, true),
-                other => {
-                    let msg = format!(
-                        "{other:?}: matchBinaries operators are In, NotIn, Prefix, NotPrefix, Postfix and NotPostfix"
-                    );
-                    self.unsupported(&b.operator.referenced, &format!("{field}.operator"), msg)?;
-                    continue;
-                }
-            };
-            if let Some(fc) = b.follow_children.as_ref().filter(|f| f.value) {
-                self.unsupported(
-                    &fc.referenced,
-                    &format!("{field}.followChildren"),
-                    "not supported: credtrail matches each process's own binary".into(),
-                )?;
-                continue;
-            }
-            let values: Vec<String> = b.values.iter().map(|v| v.value.text()).collect();
-            if values.is_empty() {
-                return Err(self.error(
-                    &b.operator.referenced,
-                    &format!("{field}.values"),
-                    "no values".into(),
-                ));
-            }
-            s.binaries.push(BinaryMatch { op, negate, values });
-        }
-        for (i, p) in sel.match_pids.unwrap_or_default().into_iter().enumerate() {
-            let field = format!("{path}.matchPIDs[{i}]");
-            let Some(negate) = negate_of(&p.operator.value) else {
-                self.unsupported(
-                    &p.operator.referenced,
-                    &format!("{field}.operator"),
-                    format!(
-                        "{:?}: matchPIDs operators are In and NotIn",
-                        p.operator.value
-                    ),
-                )?;
-                continue;
-            };
-            if let Some(ff) = p.follow_forks.as_ref().filter(|f| f.value) {
-                self.unsupported(
-                    &ff.referenced,
-                    &format!("{field}.followForks"),
-                    "not supported: the kernel side matches the pid itself".into(),
-                )?;
-                continue;
-            }
-            if s.pids.is_some() {
-                let l = &p.operator.referenced;
-                self.unsupported(l, &field, "one matchPIDs entry per selector".into())?;
-                continue;
-            }
-            let mut values = Vec::new();
-            for v in &p.values {
-                match v.value.text().parse::<u32>() {
-                    Ok(n) => values.push(n),
-                    Err(_) => {
-                        return Err(self.error(
-                            &v.referenced,
-                            &format!("{field}.values"),
-                            format!("{:?} is not a pid", v.value.text()),
-                        ));
-                    }
-                }
-            }
-            self.check_len(
-                &p.operator.referenced,
-                &format!("{field}.values"),
-                &values,
-                limits::VALUES,
-            )?;
-            s.pids = Some(PidMatch {
-                negate,
-                namespace_pid: p.is_namespace_pid,
-                values,
-            });
-        }
-        for (i, n) in sel
-            .match_namespaces
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
-            let field = format!("{path}.matchNamespaces[{i}]");
-            let slot = match n.namespace.value.as_str() {
-                "Pid" => &mut s.pid_ns,
-                "User" => &mut s.user_ns,
-                other => {
-                    let msg = format!(
-                        "{other}: credtrail records the Pid and User namespaces of each event, not this one"
-                    );
-                    self.unsupported(&n.namespace.referenced, &format!("{field}.namespace"), msg)?;
-                    continue;
-                }
-            };
-            if slot.is_some() {
-                let msg = format!("a second {} entry in one selector", n.namespace.value);
-                self.unsupported(&n.namespace.referenced, &field, msg)?;
-                continue;
-            }
-            let Some(negate) = negate_of(&n.operator.value) else {
-                self.unsupported(
-                    &n.operator.referenced,
-                    &format!("{field}.operator"),
-                    format!(
-                        "{:?}: matchNamespaces operators are In and NotIn",
-                        n.operator.value
-                    ),
-                )?;
-                continue;
-            };
-            let mut values = Vec::new();
-            for v in &n.values {
-                let t = v.value.text();
-                values.push(match t.as_str() {
-                    "host_ns" => NsValue::Host,
-                    _ => match t.parse::<u32>() {
-                        Ok(inum) => NsValue::Inode(inum),
-                        Err(_) => {
-                            return Err(self.error(
-                                &v.referenced,
-                                &format!("{field}.values"),
-                                format!("{t:?} is neither host_ns nor a namespace inode number"),
-                            ));
-                        }
-                    },
-                });
-            }
-            self.check_len(
-                &n.operator.referenced,
-                &format!("{field}.values"),
-                &values,
-                limits::VALUES,
-            )?;
-            *slot = Some(Set { negate, values });
-        }
-        let arg_lists = [
-            ("matchArgs", sel.match_args.unwrap_or_default(), false),
-            (
-                "matchReturnArgs",
-                sel.match_return_args.unwrap_or_default(),
-                true,
-            ),
-        ];
-        for (name, list, ret) in arg_lists {
-            for (i, a) in list.into_iter().enumerate() {
-                let field = format!("{path}.{name}[{i}]");
-                let index = if ret {
-                    if a.index.value != 0 {
-                        return Err(self.error(
-                            &a.index.referenced,
-                            &format!("{field}.index"),
-                            "a call has one return value: index 0".into(),
-                        ));
-                    }
-                    RETURN_INDEX
-                } else {
-                    if a.index.value >= RETURN_INDEX {
-                        let msg = format!(
-                            "argument {}: credtrail records a call's first three arguments (arg0..arg2)",
-                            a.index.value
-                        );
-                        self.unsupported(&a.index.referenced, &format!("{field}.index"), msg)?;
-                        continue;
-                    }
-                    a.index.value
-                };
-                let op = match a.operator.value.as_str() {
-                    "Equal" => ArgOp::Equal,
-                    "NotEqual" => ArgOp::NotEqual,
-                    "GT" | "GreaterThan" => ArgOp::GreaterThan,
-                    "LT" | "LessThan" => ArgOp::LessThan,
-                    "Mask" => ArgOp::Mask,
-                    other => {
-                        let msg = format!(
-                            "{other}: credtrail's arguments are integers; operators are Equal, NotEqual, GT, LT and Mask"
-                        );
-                        self.unsupported(
-                            &a.operator.referenced,
-                            &format!("{field}.operator"),
-                            msg,
-                        )?;
-                        continue;
-                    }
-                };
-                let mut values = Vec::new();
-                for v in &a.values {
-                    match int_value(&v.value.text()) {
-                        Some(n) => values.push(n),
-                        None => {
-                            return Err(self.error(
-                                &v.referenced,
-                                &format!("{field}.values"),
-                                format!("{:?} is not an integer", v.value.text()),
-                            ));
-                        }
-                    }
-                }
-                if values.is_empty() {
-                    return Err(self.error(
-                        &a.operator.referenced,
-                        &format!("{field}.values"),
-                        "no values".into(),
-                    ));
-                }
-                self.check_len(
-                    &a.operator.referenced,
-                    &format!("{field}.values"),
-                    &values,
-                    limits::VALUES,
-                )?;
-                if s.args.len() == limits::ARGS {
-                    return Err(self.error(
-                        &a.operator.referenced,
-                        &field,
-                        format!(
-                            "more than {} matchArgs and matchReturnArgs entries in one selector",
-                            limits::ARGS
-                        ),
-                    ));
-                }
-                s.args.push(ArgMatch { index, op, values });
-            }
-        }
-        let cap_lists = [
-            (
-                "matchCapabilities",
-                sel.match_capabilities.unwrap_or_default(),
-                false,
-            ),
-            (
-                "matchCapabilityChanges",
-                sel.match_capability_changes.unwrap_or_default(),
-                true,
-            ),
-        ];
-        for (name, list, change) in cap_lists {
-            for (i, c) in list.into_iter().enumerate() {
-                let field = format!("{path}.{name}[{i}]");
-                let set = match c.type_.value.as_str() {
-                    "Effective" => CapSet::Effective,
-                    "Permitted" => CapSet::Permitted,
-                    "Inheritable" => CapSet::Inheritable,
-                    other => {
-                        return Err(self.error(
-                            &c.type_.referenced,
-                            &format!("{field}.type"),
-                            format!("{other:?}: types are Effective, Permitted and Inheritable"),
-                        ));
-                    }
-                };
-                let Some(negate) = negate_of(&c.operator.value) else {
-                    self.unsupported(
-                        &c.operator.referenced,
-                        &format!("{field}.operator"),
-                        format!(
-                            "{:?}: capability operators are In and NotIn",
-                            c.operator.value
-                        ),
-                    )?;
-                    continue;
-                };
-                let mut mask = 0u64;
-                for v in &c.values {
-                    let t = v.value.text();
-                    match cap_bit(&t) {
-                        Some(b) => mask |= 1 << b,
-                        None => {
-                            return Err(self.error(
-                                &v.referenced,
-                                &format!("{field}.values"),
-                                format!("{t:?} is not a capability name (CAP_SYS_ADMIN, ...)"),
-                            ));
-                        }
-                    }
-                }
-                if s.caps.len() == limits::CAPS {
-                    return Err(self.error(
-                        &c.operator.referenced,
-                        &field,
-                        format!(
-                            "more than {} capability entries in one selector",
-                            limits::CAPS
-                        ),
-                    ));
-                }
-                s.caps.push(CapMatch {
-                    set,
-                    negate,
-                    change,
-                    namespace_capability: c.is_namespace_capability,
-                    mask,
-                });
-            }
-        }
-        let actions = sel.match_actions.unwrap_or_default();
-        if actions.len() > 1 {
-            let l = &actions[1].action.referenced;
-            self.unsupported(
-                l,
-                &format!("{path}.matchActions[1]"),
-                "one action per selector (Post or NoPost)".into(),
-            )?;
-        }
-        if let Some(a) = actions.into_iter().next() {
-            let field = format!("{path}.matchActions[0]");
-            match a.action.value.as_str() {
-                "Post" => {}
-                "NoPost" => s.post = false,
-                other => {
-                    let msg = format!(
-                        "{other} is not supported: credtrail records, it does not enforce (actions are Post and NoPost)"
-                    );
-                    // Ignored, the selector posts: record more, never less.
-                    self.unsupported(&a.action.referenced, &format!("{field}.action"), msg)?;
-                }
-            }
-            if let Some(r) = &a.rate_limit {
-                match rate_limit_ns(&r.value.text()) {
-                    Some(ns) => s.rate_limit_ns = ns,
-                    None => {
-                        return Err(self.error(
-                            &r.referenced,
-                            &format!("{field}.rateLimit"),
-                            format!(
-                                "{:?}: a number of seconds, or with a unit: 30s, 1m, 1h",
-                                r.value.text()
-                            ),
-                        ));
-                    }
-                }
-            }
-            if let Some(scope) = &a.rate_limit_scope {
-                s.rate_scope = match scope.value.as_str() {
-                    "thread" => RateScope::Thread,
-                    "process" => RateScope::Process,
-                    "global" => RateScope::Global,
-                    other => {
-                        return Err(self.error(
-                            &scope.referenced,
-                            &format!("{field}.rateLimitScope"),
-                            format!("{other:?}: scopes are thread, process and global"),
-                        ));
-                    }
-                };
-            }
-        }
-        Ok(s)
     }
 }

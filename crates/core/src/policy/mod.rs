@@ -19,6 +19,7 @@ mod compile;
 pub mod decide;
 #[allow(dead_code)]
 mod document;
+mod selector;
 
 use std::collections::BTreeMap;
 use std::path::Path;
