@@ -143,15 +143,12 @@ impl Selector {
 
 /// When each selector last posted, per call and arguments (and thread,
 /// process or globally, as its scope says). The kernel keeps the same in
-/// an LRU map of `RATE_ENTRIES`; past that many live keys it may forget
+/// an LRU map of `CT_POL_RATE_ENTRIES` (credtrail.h, 8,192); past that many live keys it may forget
 /// one and post it again early, where this does not.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     last: HashMap<RateKey, u64>,
 }
-
-/// Keys the kernel's rate limit map holds.
-pub const RATE_ENTRIES: u32 = 8192;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct RateKey {
