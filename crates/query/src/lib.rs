@@ -46,6 +46,11 @@ pub enum QueryError {
     Invalid(String),
 }
 
+/// A replay error (reading or enriching a capture) as a query error.
+pub(crate) fn invalid(e: anyhow::Error) -> QueryError {
+    QueryError::Invalid(format!("{e:#}"))
+}
+
 /// One capture found on disk.
 #[derive(Debug, Clone)]
 pub struct CaptureInfo {

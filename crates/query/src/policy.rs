@@ -1,17 +1,19 @@
 //! `--policy`: the events a set of TracingPolicy files keeps, decided by
-//! core's policy pass over each capture's stored rows (the recorder's own
+//! core's policy pass over each capture replayed (the recorder's own
 //! decision), then applied to the events table as a row filter and the
 //! `policy` column.
 
 use std::sync::Arc;
 
 use credtrail_core::capture::Capture;
-use credtrail_core::model::Event;
-use credtrail_core::policy::decide::{FilterCounts, PolicyFilter};
+use credtrail_core::enrich::Sink;
+use credtrail_core::model::{ContainerRow, Event, ProcEvent, UsernsRow};
+use credtrail_core::policy::decide::{FilterCounts, PolicyFilter, PolicySink};
 use credtrail_core::policy::{Rules, capture_host};
+use credtrail_core::replay;
 use polars::prelude::*;
 
-use crate::{CaptureInfo, QueryError};
+use crate::{CaptureInfo, QueryError, invalid};
 
 /// The events one capture keeps: per policy (in the order given), the
 /// `seq` of each event it names.
@@ -41,7 +43,40 @@ impl Kept {
     }
 }
 
-/// Decides, for every capture, which of its events `rules` keeps.
+/// Gathers the `seq` of each event the policy pass passes on.
+struct Collect<'a>(&'a mut Kept);
+
+impl Sink for Collect<'_> {
+    fn lifecycle(&mut self, _: &ProcEvent) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn event(&mut self, ev: &Event) -> anyhow::Result<()> {
+        let name = ev.policy.as_deref();
+        if let Some((_, seqs)) = self
+            .0
+            .by_policy
+            .iter_mut()
+            .find(|(n, _)| Some(n.as_str()) == name)
+        {
+            seqs.push(ev.seq);
+        }
+        Ok(())
+    }
+
+    fn container(&mut self, _: &ContainerRow) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn user_namespace(&mut self, _: &UsernsRow) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Decides, for every capture, which of its events `rules` keeps: the
+/// capture replayed through the enrichment (the ancestry `followChildren`
+/// and `followForks` look at is rebuilt there) and the policy pass, as
+/// `credtrail-replay --policy` does.
 pub fn apply(caps: &mut [CaptureInfo], rules: &Rules) -> Result<FilterCounts, QueryError> {
     let mut total = FilterCounts::default();
     for c in caps.iter_mut() {
@@ -50,14 +85,13 @@ pub fn apply(caps: &mut [CaptureInfo], rules: &Rules) -> Result<FilterCounts, Qu
         let mut kept = Kept {
             by_policy: rules.names().into_iter().map(|n| (n, Vec::new())).collect(),
         };
-        for ev in cap.stream::<Event>() {
-            let ev = ev?;
-            if let Some(name) = filter.admit(&ev)
-                && let Some((_, seqs)) = kept.by_policy.iter_mut().find(|(n, _)| n == name)
-            {
-                seqs.push(ev.seq);
-            }
-        }
+        let inputs = replay::open(&cap).map_err(invalid)?;
+        let mut collect = Collect(&mut kept);
+        let mut sink = PolicySink {
+            filter: &mut filter,
+            inner: &mut collect,
+        };
+        replay::run_records(&cap, inputs, &mut sink).map_err(invalid)?;
         total.filtered += filter.counts.filtered;
         total.rate_limited += filter.counts.rate_limited;
         total.pod_filtered += filter.counts.pod_filtered;

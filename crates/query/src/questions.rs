@@ -13,7 +13,7 @@ use polars::prelude::*;
 
 pub use crate::filters::Filters;
 use crate::filters::time_ns;
-use crate::{CaptureInfo, QueryError, Streaming, table, table_pieces};
+use crate::{CaptureInfo, QueryError, Streaming, invalid, table, table_pieces};
 
 fn events(caps: &[CaptureInfo], f: &Filters) -> Result<LazyFrame, QueryError> {
     let lf = table(caps, "events")?.ok_or_else(no_events)?;
@@ -568,7 +568,6 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
             manifest: c.manifest.clone(),
             files: std::sync::Arc::clone(&c.files),
         };
-        let invalid = |e: anyhow::Error| QueryError::Invalid(format!("{e:#}"));
         let mut inputs = credtrail_core::replay::open(&cap).map_err(invalid)?;
         let mut enricher = credtrail_core::replay::enricher(&cap, &mut inputs);
         let m = &c.manifest;

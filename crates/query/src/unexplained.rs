@@ -13,7 +13,7 @@ use credtrail_core::unexplained::{Checker, Finding, describe};
 use polars::prelude::*;
 
 use crate::filters::Filters;
-use crate::{CaptureInfo, QueryError};
+use crate::{CaptureInfo, QueryError, invalid};
 
 /// Who a process was, from its last enriched event or its exec.
 #[derive(Debug, Clone, Default)]
@@ -158,7 +158,6 @@ impl Sink for Collector {
 
 /// Replays `cap` through the recorder's enrichment into `sink`.
 pub(crate) fn replay_into(cap: &CaptureInfo, sink: &mut dyn Sink) -> Result<(), QueryError> {
-    let invalid = |e: anyhow::Error| QueryError::Invalid(format!("{e:#}"));
     let c = credtrail_core::capture::Capture {
         dir: cap.dir.clone(),
         manifest: cap.manifest.clone(),

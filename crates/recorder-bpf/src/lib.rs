@@ -36,7 +36,7 @@ unsafe impl plain::Plain for ct_userns_event {}
 pub const EVENT_SIZE: usize = 688;
 const _: () = assert!(std::mem::size_of::<ct_event>() == EVENT_SIZE);
 /// Size of a complete `struct ct_proc_event` (exec records).
-pub const PROC_EVENT_SIZE: usize = 3640;
+pub const PROC_EVENT_SIZE: usize = 4928;
 const _: () = assert!(std::mem::size_of::<ct_proc_event>() == PROC_EVENT_SIZE);
 /// Size of `struct ct_userns_event`: a user namespace and its id maps.
 pub const USERNS_EVENT_SIZE: usize = 160;
@@ -67,11 +67,11 @@ fn bytes_of<T>(v: &T) -> &[u8] {
 /// Size of fork and exit records: `struct ct_proc_event` up to `filename`.
 pub const PROC_SHORT_SIZE: usize = std::mem::offset_of!(ct_proc_event, filename);
 
-/// Bytes of path kept in `ct_proc_event.cwd` (`CT_CWD_MAX`).
+/// Bytes of path kept in `ct_proc_event.cwd` and `.exe` (`CT_CWD_MAX`).
 pub const CWD_MAX: usize = 1024;
 
 /// Layout version of the records (`CT_ABI_VERSION` in credtrail.h).
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Where libbpf looks for tracefs first.
 pub const TRACEFS: &str = "/sys/kernel/tracing";

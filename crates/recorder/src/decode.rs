@@ -175,6 +175,11 @@ fn decode_proc(bytes: &[u8], ctx: &DecodeContext) -> Result<ProcEvent, DecodeErr
             ct_proc_flag::CT_PF_GROUPS_TRUNC,
             lifecycle::flags::GROUPS_TRUNCATED,
         ),
+        (
+            ct_proc_flag::CT_PF_EXE_TRUNC,
+            lifecycle::flags::EXE_TRUNCATED,
+        ),
+        (ct_proc_flag::CT_PF_EXE_FAULT, lifecycle::flags::EXE_FAULT),
     ] {
         if has(f) {
             proc_flags.push(name.to_owned());
@@ -195,17 +200,14 @@ fn decode_proc(bytes: &[u8], ctx: &DecodeContext) -> Result<ProcEvent, DecodeErr
     } else {
         Vec::new()
     };
-    let cwd = if exec && !proc_flags.iter().any(|f| f == lifecycle::flags::CWD_FAULT) {
-        let end = credtrail_recorder_bpf::CWD_MAX;
-        let off = (raw.cwd_off as usize).min(end);
-        if off == end {
-            "/".to_owned()
-        } else {
-            String::from_utf8_lossy(bytes_of(&raw.cwd[off..end])).into_owned()
-        }
+    let fault = |f: &str| proc_flags.iter().any(|x| x == f);
+    let cwd = if exec && !fault(lifecycle::flags::CWD_FAULT) {
+        right_aligned_path(&raw.cwd, raw.cwd_off)
     } else {
         String::new()
     };
+    let exe = (exec && !fault(lifecycle::flags::EXE_FAULT))
+        .then(|| right_aligned_path(&raw.exe, raw.exe_off));
     let filename = if exec {
         let n = (raw.filename_len as usize).min(raw.filename.len());
         String::from_utf8_lossy(bytes_of(&raw.filename[..n])).into_owned()
@@ -225,6 +227,7 @@ fn decode_proc(bytes: &[u8], ctx: &DecodeContext) -> Result<ProcEvent, DecodeErr
         filename,
         args,
         cwd,
+        exe,
         proc_flags,
         exit_code: raw.exit_code,
         auid: raw.auid,
@@ -242,6 +245,18 @@ fn decode_proc(bytes: &[u8], ctx: &DecodeContext) -> Result<ProcEvent, DecodeErr
     };
     ev.set_creds(creds(&raw.creds));
     Ok(ev)
+}
+
+/// A path the kernel wrote right to left, ending at `CWD_MAX`, from `off`
+/// on (`off == CWD_MAX`: the root).
+fn right_aligned_path(buf: &[i8], off: u32) -> String {
+    let end = credtrail_recorder_bpf::CWD_MAX;
+    let off = (off as usize).min(end);
+    if off == end {
+        "/".to_owned()
+    } else {
+        String::from_utf8_lossy(bytes_of(&buf[off..end])).into_owned()
+    }
 }
 
 /// What the decoder needs beyond the record itself.

@@ -42,7 +42,8 @@ fn selector(
     host: HostNamespaces,
     values: &mut Vec<ct_pol_value_key>,
 ) -> ct_selector {
-    let pids = s.pids.as_ref().map(|p| Set {
+    // followForks looks at the ancestry: userspace decides the pids then.
+    let pids = s.pids.as_ref().filter(|p| !p.follow_forks).map(|p| Set {
         negate: p.negate,
         values: p.values.clone(),
     });

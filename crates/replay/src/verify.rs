@@ -35,6 +35,8 @@ struct CompareSink {
     expected: Option<Event>,
     /// The capture predates format 3: it has no namespace columns to compare.
     legacy: bool,
+    /// The capture predates format 4: it stored no `exe` to compare.
+    no_exe: bool,
     checked: u64,
     problems: Vec<String>,
 }
@@ -49,6 +51,9 @@ impl Sink for CompareSink {
         let expected = self.expected.take().map(|mut s| {
             if self.legacy {
                 s.copy_namespace_enrichment(e);
+            }
+            if self.no_exe {
+                s.exe.clone_from(&e.exe);
             }
             s
         });
@@ -253,6 +258,7 @@ fn recompute(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
     let mut sink = CompareSink {
         expected: None,
         legacy: cap.manifest.format_version < 3,
+        no_exe: cap.manifest.format_version < 4,
         checked: 0,
         problems: Vec::new(),
     };

@@ -102,6 +102,7 @@ pub fn event(i: u64) -> Event {
         exec_id: Some("bm9kZS1hOjE6NDI0Mg==".into()),
         parent_exec_id: Some("bm9kZS1hOjE6MQ==".into()),
         binary: Some("/bin/su".into()),
+        exe: Some("/usr/bin/su".into()),
         arguments: Some("root".into()),
         cwd: Some("/".into()),
         flags: Some("execve rootcwd clone".into()),

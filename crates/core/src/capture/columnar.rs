@@ -427,6 +427,7 @@ rows_from_batch!(events_from_batch, EventColumns -> Event {
     exec_id: OptStr,
     parent_exec_id: OptStr,
     binary: OptStr,
+    exe: OptStr,
     arguments: OptStr,
     cwd: OptStr,
     flags: OptStr,

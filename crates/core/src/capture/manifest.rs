@@ -13,8 +13,9 @@ use crate::fs::Dir;
 /// The capture format this build writes. Readers accept every version up to it.
 /// Version 2 added the hash chain, recovery and retention records; version 3
 /// the `user_namespaces` table, the ia32 entry (`abi`), the prctl, user
-/// namespace and io_uring rows and the namespace columns of every row.
-pub const FORMAT_VERSION: u32 = 3;
+/// namespace and io_uring rows and the namespace columns of every row;
+/// version 4 the executed file (`exe`) on events and lifecycle rows.
+pub const FORMAT_VERSION: u32 = 4;
 /// Every format version this build reads.
 const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=FORMAT_VERSION;
 /// Marks a directory as a credtrail capture.

@@ -57,6 +57,8 @@ pub struct ProcInfo {
     /// Boot clock of the exec or clone (or /proc start time).
     pub ktime_ns: u64,
     pub binary: String,
+    /// The executed file as /proc/PID/exe reads (None: unknown).
+    pub exe: Option<String>,
     pub arguments: String,
     pub cwd: String,
     pub flags: String,
@@ -97,6 +99,12 @@ impl Record {
 pub trait Sink {
     fn lifecycle(&mut self, p: &ProcEvent) -> anyhow::Result<()>;
     fn event(&mut self, e: &Event) -> anyhow::Result<()>;
+    /// An event with the cached process that made it (its ancestry is
+    /// `process.parent`), for sinks that decide by lineage.
+    fn event_of(&mut self, e: &Event, process: Option<&ProcInfo>) -> anyhow::Result<()> {
+        let _ = process;
+        self.event(e)
+    }
     fn container(&mut self, c: &ContainerRow) -> anyhow::Result<()>;
     fn user_namespace(&mut self, u: &UsernsRow) -> anyhow::Result<()>;
     /// False once nothing more is worth delivering (a reader went away).
@@ -221,6 +229,7 @@ impl<P: PodSource> Enricher<P> {
                 ppid: r.ppid,
                 ktime_ns: r.start_ktime_ns,
                 binary: r.exe.clone(),
+                exe: Some(r.exe.clone()).filter(|e| !e.is_empty()),
                 arguments: join_args(&r.cmdline),
                 cwd: r.cwd.clone(),
                 flags: flags_string(&flags),
@@ -257,7 +266,7 @@ impl<P: PodSource> Enricher<P> {
                     source: "cache".into(),
                     pid: p.pid,
                     ppid: p.ppid,
-                    exe: p.binary.clone(),
+                    exe: p.exe.clone().unwrap_or_default(),
                     cwd: p.cwd.clone(),
                     start_ktime_ns: p.ktime_ns,
                     euid: p.uid,
@@ -272,14 +281,23 @@ impl<P: PodSource> Enricher<P> {
         rows
     }
 
-    /// Applies one lifecycle record.
-    fn on_proc(&mut self, ev: &ProcEvent) {
+    /// Applies one lifecycle record, and fills in a fork's or an exit's
+    /// `exe` (the image the process runs) from the cache.
+    fn on_proc(&mut self, ev: &mut ProcEvent) {
         match ev.kind.as_str() {
-            "fork" => self.on_fork(ev),
+            "fork" => {
+                self.on_fork(ev);
+                if ev.exe.is_none() {
+                    ev.exe = self.procs.get(&ev.pid).and_then(|p| p.exe.clone());
+                }
+            }
             "exec" => self.on_exec(ev),
             "exit" => {
                 // Children keep their parent alive through their Arc.
-                self.procs.remove(&ev.pid);
+                let gone = self.procs.remove(&ev.pid);
+                if ev.exe.is_none() {
+                    ev.exe = gone.and_then(|p| p.exe.clone());
+                }
             }
             _ => {}
         }
@@ -299,6 +317,7 @@ impl<P: PodSource> Enricher<P> {
             ppid: ev.ppid,
             ktime_ns: ev.ktime_ns,
             binary: String::new(),
+            exe: None,
             arguments: String::new(),
             cwd: String::new(),
             flags: String::new(),
@@ -315,9 +334,17 @@ impl<P: PodSource> Enricher<P> {
     fn on_fork(&mut self, ev: &ProcEvent) {
         let parent = self.procs.get(&ev.ppid).cloned();
         let container = self.container(&ev.cgroup, ev.ktime_ns);
-        let (binary, arguments, cwd) = parent
+        let (binary, exe, arguments, cwd) = parent
             .as_ref()
-            .map(|p| (p.binary.clone(), p.arguments.clone(), p.cwd.clone()))
+            .map(|p| {
+                let p = &**p;
+                (
+                    p.binary.clone(),
+                    p.exe.clone(),
+                    p.arguments.clone(),
+                    p.cwd.clone(),
+                )
+            })
             .unwrap_or_default();
         let mut flags = vec!["clone"];
         if cwd == "/" {
@@ -328,6 +355,7 @@ impl<P: PodSource> Enricher<P> {
         }
         let info = ProcInfo {
             binary,
+            exe,
             arguments,
             cwd,
             flags: flags_string(&flags),
@@ -377,6 +405,7 @@ impl<P: PodSource> Enricher<P> {
         let container = self.container(&ev.cgroup, ev.ktime_ns);
         let info = ProcInfo {
             binary,
+            exe: ev.exe.clone(),
             arguments: join_args(&ev.args),
             cwd: ev.cwd.clone(),
             flags: flags_string(&flags),
@@ -390,13 +419,13 @@ impl<P: PodSource> Enricher<P> {
     /// of the live recorder and of replay.
     pub fn apply(&mut self, rec: Record, sink: &mut dyn Sink) -> anyhow::Result<()> {
         match rec {
-            Record::Proc(p) => {
-                self.on_proc(&p);
+            Record::Proc(mut p) => {
+                self.on_proc(&mut p);
                 sink.lifecycle(&p)?;
             }
             Record::Cred(mut ev) => {
                 self.enrich(&mut ev);
-                sink.event(&ev)?;
+                sink.event_of(&ev, self.procs.get(&ev.pid).map(|p| &**p))?;
             }
             Record::Userns(u) => {
                 sink.user_namespace(&u)?;
@@ -421,6 +450,7 @@ impl<P: PodSource> Enricher<P> {
         ev.exec_id = Some(p.exec_id.clone());
         ev.parent_exec_id = Some(p.parent_exec_id.clone());
         ev.binary = Some(p.binary.clone());
+        ev.exe = p.exe.clone();
         ev.arguments = Some(p.arguments.clone());
         ev.cwd = Some(p.cwd.clone());
         ev.flags = Some(p.flags.clone());

@@ -252,6 +252,10 @@ pub struct Event {
     pub parent_exec_id: Option<String>,
     /// Path passed to exec (made absolute with the cwd when relative).
     pub binary: Option<String>,
+    /// The executed file, relative to the process's root (`/bin/busybox`
+    /// for an applet re-exec'd as `/proc/self/exe`; a script's
+    /// interpreter), as /proc/PID/exe reads; what `matchBinaries` matches.
+    pub exe: Option<String>,
     /// argv[1..] joined by spaces.
     pub arguments: Option<String>,
     pub cwd: Option<String>,
@@ -404,6 +408,7 @@ impl Event {
             exec_id,
             parent_exec_id,
             binary,
+            exe,
             arguments,
             cwd,
             flags,
@@ -453,6 +458,7 @@ impl Event {
         *exec_id = None;
         *parent_exec_id = None;
         *binary = None;
+        *exe = None;
         *arguments = None;
         *cwd = None;
         *flags = None;

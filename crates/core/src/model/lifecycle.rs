@@ -14,6 +14,8 @@ pub mod flags {
     pub const CWD_TRUNCATED: &str = "cwd_truncated";
     pub const CWD_FAULT: &str = "cwd_fault";
     pub const GROUPS_TRUNCATED: &str = "groups_truncated";
+    pub const EXE_TRUNCATED: &str = "exe_truncated";
+    pub const EXE_FAULT: &str = "exe_fault";
 }
 
 /// One exec, fork or exit.
@@ -40,6 +42,11 @@ pub struct ProcEvent {
     pub args: Vec<String>,
     /// exec: working directory relative to the process's root.
     pub cwd: String,
+    /// The executed file, relative to the process's root, as
+    /// /proc/PID/exe reads (a script's interpreter; `/proc/self/exe`
+    /// resolved): exec, from the kernel; fork, the parent's; exit, the
+    /// process's. Null when unknown, and in captures written before it.
+    pub exe: Option<String>,
     pub proc_flags: Vec<String>,
     /// exit: `status << 8 | signal`.
     pub exit_code: i32,

@@ -3,16 +3,17 @@
 //! that a capture replayed with a policy keeps exactly what a recorder
 //! with that policy kept. Live, the kernel has already dropped what the
 //! policy excludes; this pass decides what only userspace knows (a
-//! selector's `matchBinaries`: the kernel sends whatever such a selector
-//! may post, and leaves its rate limit, and those of the selectors after
+//! selector's `matchBinaries`, `followChildren` and `followForks`: the
+//! kernel sends whatever such a selector may post, and leaves its rate limit, and those of the selectors after
 //! it in its kprobe, to this pass; a policy's pods) and names the policy.
 
 use std::collections::HashMap;
 
 use super::{
-    ArgOp, CapMatch, HostNamespaces, NsValue, RETURN_INDEX, RateScope, Rules, Selector, Set,
+    ArgOp, BinaryMatch, CapMatch, HostNamespaces, NsValue, PidMatch, RETURN_INDEX, RateScope,
+    Rules, Selector, Set,
 };
-use crate::enrich::Sink;
+use crate::enrich::{ProcInfo, Sink};
 use crate::model::{ContainerRow, Event, ProcEvent, Syscall, UsernsRow, event::abi};
 
 /// The fields of an event a policy looks at (`struct ct_event` in the kernel).
@@ -65,6 +66,63 @@ impl Subject {
     }
 }
 
+/// The process an event came from, as the enrichment knows it: what only
+/// userspace can match (`matchBinaries`, and the ancestry `followChildren`
+/// and `followForks` look at).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Who<'a> {
+    /// The executed file (`exe`; `binary` in captures written before it).
+    pub exe: Option<&'a str>,
+    /// The cached process; its `parent` chain is its ancestry.
+    pub process: Option<&'a ProcInfo>,
+}
+
+impl<'a> Who<'a> {
+    pub fn of(ev: &'a Event, process: Option<&'a ProcInfo>) -> Self {
+        Who {
+            exe: ev.exe.as_deref().or(ev.binary.as_deref()),
+            process,
+        }
+    }
+
+    /// Parent, grandparent, … as far as the cache knows them.
+    fn ancestors(&self) -> impl Iterator<Item = &'a ProcInfo> {
+        std::iter::successors(self.process.and_then(|p| p.parent.as_deref()), |p| {
+            p.parent.as_deref()
+        })
+    }
+}
+
+fn exe_of(p: &ProcInfo) -> Option<&str> {
+    p.exe
+        .as_deref()
+        .or(Some(p.binary.as_str()))
+        .filter(|e| !e.is_empty())
+}
+
+impl BinaryMatch {
+    fn matches(&self, who: &Who) -> bool {
+        let hit = self.hit(who.exe)
+            || (self.follow_children && who.ancestors().any(|a| self.hit(exe_of(a))));
+        hit != self.negate
+    }
+}
+
+impl PidMatch {
+    fn matches(&self, s: &Subject, who: &Who) -> bool {
+        let own = if self.namespace_pid { s.ns_pid } else { s.pid };
+        let hit = self.values.contains(&own)
+            || (self.follow_forks
+                && who.ancestors().any(|a| {
+                    // Processes found in /proc at start have no known
+                    // namespace pid (0).
+                    let pid = if self.namespace_pid { a.ns_pid } else { a.pid };
+                    pid != 0 && self.values.contains(&pid)
+                }));
+        hit != self.negate
+    }
+}
+
 /// What the selectors decided: bit `1 << policy` for each policy that
 /// posts the event, bit `1 << selector` for each selector that did (their
 /// rate limits restart once the event is kept).
@@ -110,20 +168,18 @@ fn cap_matches(c: &CapMatch, s: &Subject) -> bool {
 
 impl Selector {
     /// Whether every condition holds (the call's bits are checked apart).
-    /// `binary`: the process's binary, for `matchBinaries`.
-    pub fn matches(&self, host: HostNamespaces, s: &Subject, binary: Option<&str>) -> bool {
-        if !self.binaries.iter().all(|b| b.matches(binary)) {
+    pub fn matches(&self, host: HostNamespaces, s: &Subject, who: &Who) -> bool {
+        if !self.binaries.iter().all(|b| b.matches(who)) {
             return false;
         }
         if !in_set(&self.pid_ns, host.pid, s.pid_ns) || !in_set(&self.user_ns, host.user, s.user_ns)
         {
             return false;
         }
-        if let Some(p) = &self.pids {
-            let pid = if p.namespace_pid { s.ns_pid } else { s.pid };
-            if p.values.contains(&pid) == p.negate {
-                return false;
-            }
+        if let Some(p) = &self.pids
+            && !p.matches(s, who)
+        {
+            return false;
         }
         let arg_ok = self.args.iter().all(|a| {
             let v = if a.index == RETURN_INDEX {
@@ -173,18 +229,18 @@ fn rate_key(i: usize, sel: &Selector, s: &Subject) -> RateKey {
 
 impl Rules {
     /// The decision for one event (rate limits as `rate` has them): the
-    /// kernel's, completed with what only userspace knows (`binary`).
+    /// kernel's, completed with what only userspace knows (`who`).
     pub fn decide(
         &self,
         host: HostNamespaces,
         s: &Subject,
-        binary: Option<&str>,
+        who: &Who,
         rate: &RateLimiter,
     ) -> Decision {
         let mut d = Decision::default();
         let mut decided: Option<u32> = None;
         for (i, sel) in self.selectors.iter().enumerate() {
-            if decided == Some(sel.kprobe) || !sel.covers(s) || !sel.matches(host, s, binary) {
+            if decided == Some(sel.kprobe) || !sel.covers(s) || !sel.matches(host, s, who) {
                 continue;
             }
             decided = Some(sel.kprobe);
@@ -244,12 +300,12 @@ impl PolicyFilter {
         }
     }
 
-    /// The name of the policy that keeps `ev`, or None when none does.
-    pub fn admit(&mut self, ev: &Event) -> Option<&str> {
+    /// The name of the policy that keeps `ev` (made by `process`, as the
+    /// enrichment's cache has it), or None when none does.
+    pub fn admit(&mut self, ev: &Event, process: Option<&ProcInfo>) -> Option<&str> {
         let s = Subject::of(ev)?;
-        let d = self
-            .rules
-            .decide(self.host, &s, ev.binary.as_deref(), &self.rate);
+        let who = Who::of(ev, process);
+        let d = self.rules.decide(self.host, &s, &who, &self.rate);
         if d.policies == 0 {
             self.counts.filtered += 1;
             if d.rate_limited != 0 {
@@ -283,7 +339,11 @@ impl Sink for PolicySink<'_> {
     }
 
     fn event(&mut self, e: &Event) -> anyhow::Result<()> {
-        let Some(name) = self.filter.admit(e) else {
+        self.event_of(e, None)
+    }
+
+    fn event_of(&mut self, e: &Event, process: Option<&ProcInfo>) -> anyhow::Result<()> {
+        let Some(name) = self.filter.admit(e, process) else {
             return Ok(());
         };
         if e.policy.as_deref() == Some(name) {

@@ -92,6 +92,9 @@ pub struct PidMatch {
     pub negate: bool,
     /// Compare the pid as the process's own pid namespace numbers it.
     pub namespace_pid: bool,
+    /// `followForks`: the process or any of its ancestors (decided in
+    /// userspace, where the ancestry is).
+    pub follow_forks: bool,
     pub values: Vec<u32>,
 }
 
@@ -145,27 +148,28 @@ pub enum BinaryOp {
     Postfix,
 }
 
-/// `matchBinaries`: the process's binary (the `binary` column: the path it
-/// was executed by, made absolute) against paths.
+/// `matchBinaries`: the executed file (the `exe` column, as
+/// /proc/PID/exe reads) against paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BinaryMatch {
     pub op: BinaryOp,
     /// `NotIn`, `NotPrefix`, `NotPostfix`.
     pub negate: bool,
+    /// `followChildren`: the process or any of its ancestors.
+    pub follow_children: bool,
     pub values: Vec<String>,
 }
 
 impl BinaryMatch {
-    /// Whether `binary` (None: unknown, matches no value) satisfies it.
-    pub fn matches(&self, binary: Option<&str>) -> bool {
-        let hit = binary.is_some_and(|b| {
+    /// Whether `exe` (None: unknown, matches no value) is one of the values.
+    pub fn hit(&self, exe: Option<&str>) -> bool {
+        exe.is_some_and(|b| {
             self.values.iter().any(|v| match self.op {
                 BinaryOp::In => b == v,
                 BinaryOp::Prefix => b.starts_with(v.as_str()),
                 BinaryOp::Postfix => b.ends_with(v.as_str()),
             })
-        });
-        hit != self.negate
+        })
     }
 }
 
@@ -209,7 +213,7 @@ pub struct Selector {
 impl Selector {
     /// Whether part of the selector is decided only in userspace.
     pub fn needs_userspace(&self) -> bool {
-        !self.binaries.is_empty()
+        !self.binaries.is_empty() || self.pids.as_ref().is_some_and(|p| p.follow_forks)
     }
 }
 

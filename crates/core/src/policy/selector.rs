@@ -52,14 +52,6 @@ impl Compiler<'_> {
                     continue;
                 }
             };
-            if let Some(fc) = b.follow_children.as_ref().filter(|f| f.value) {
-                self.unsupported(
-                    &fc.referenced,
-                    &format!("{field}.followChildren"),
-                    "not supported: credtrail matches each process's own binary".into(),
-                )?;
-                continue;
-            }
             let values: Vec<String> = b.values.iter().map(|v| v.value.text()).collect();
             if values.is_empty() {
                 return Err(self.error(
@@ -68,7 +60,12 @@ impl Compiler<'_> {
                     "no values".into(),
                 ));
             }
-            s.binaries.push(BinaryMatch { op, negate, values });
+            s.binaries.push(BinaryMatch {
+                op,
+                negate,
+                follow_children: b.follow_children.is_some_and(|f| f.value),
+                values,
+            });
         }
         for (i, p) in sel.match_pids.unwrap_or_default().into_iter().enumerate() {
             let field = format!("{path}.matchPIDs[{i}]");
@@ -83,14 +80,6 @@ impl Compiler<'_> {
                 )?;
                 continue;
             };
-            if let Some(ff) = p.follow_forks.as_ref().filter(|f| f.value) {
-                self.unsupported(
-                    &ff.referenced,
-                    &format!("{field}.followForks"),
-                    "not supported: the kernel side matches the pid itself".into(),
-                )?;
-                continue;
-            }
             if s.pids.is_some() {
                 let l = &p.operator.referenced;
                 self.unsupported(l, &field, "one matchPIDs entry per selector".into())?;
@@ -118,6 +107,7 @@ impl Compiler<'_> {
             s.pids = Some(PidMatch {
                 negate,
                 namespace_pid: p.is_namespace_pid,
+                follow_forks: p.follow_forks.is_some_and(|f| f.value),
                 values,
             });
         }

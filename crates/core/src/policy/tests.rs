@@ -1,4 +1,4 @@
-use super::decide::{PolicyFilter, Subject};
+use super::decide::{PolicyFilter, PolicySink, Subject};
 use super::*;
 use crate::model::Event;
 
@@ -42,9 +42,9 @@ fn match_args_equal_keeps_only_the_value() {
     ))
     .unwrap();
     let mut f = PolicyFilter::new(r, HOST);
-    assert_eq!(f.admit(&ev("setuid", 0)), Some("root"));
-    assert_eq!(f.admit(&ev("setuid", 1000)), None);
-    assert_eq!(f.admit(&ev("setgid", 0)), None);
+    assert_eq!(f.admit(&ev("setuid", 0), None), Some("root"));
+    assert_eq!(f.admit(&ev("setuid", 1000), None), None);
+    assert_eq!(f.admit(&ev("setgid", 0), None), None);
     assert_eq!(f.counts.filtered, 2);
 }
 
@@ -56,11 +56,15 @@ fn the_first_matching_selector_decides_and_nopost_posts_nothing() {
     ))
     .unwrap();
     let mut f = PolicyFilter::new(r, HOST);
-    assert_eq!(f.admit(&ev("setuid", 0)), None);
-    assert_eq!(f.admit(&ev("setuid", 5)), Some("p"));
+    assert_eq!(f.admit(&ev("setuid", 0), None), None);
+    assert_eq!(f.admit(&ev("setuid", 5), None), Some("p"));
     let mut ia32 = ev("setuid", 5);
     ia32.abi = "ia32".into();
-    assert_eq!(f.admit(&ia32), None, "__x64_sys_ is the x86-64 entry only");
+    assert_eq!(
+        f.admit(&ia32, None),
+        None,
+        "__x64_sys_ is the x86-64 entry only"
+    );
 }
 
 #[test]
@@ -73,16 +77,16 @@ fn host_ns_is_the_recording_hosts_pid_namespace() {
     let r = rules(&text).unwrap();
     assert_eq!(r.selectors.len(), 8);
     let mut f = PolicyFilter::new(r, HOST);
-    assert_eq!(f.admit(&ev("setuid", 0)), None);
+    assert_eq!(f.admit(&ev("setuid", 0), None), None);
     let mut inside = ev("setresuid", 0);
     inside.pid_ns = 4026532000;
     assert_eq!(
-        f.admit(&inside),
+        f.admit(&inside, None),
         Some("process.credentials.changes.at.syscalls")
     );
     inside.syscall = "capset".into();
     assert_eq!(
-        f.admit(&inside),
+        f.admit(&inside, None),
         None,
         "the policy names the set*id calls only"
     );
@@ -94,9 +98,9 @@ fn two_policies_name_the_first_that_keeps() {
     r.add("q.yaml", &policy("all", "  - call: commit_creds\n"), false)
         .unwrap();
     let mut f = PolicyFilter::new(r, HOST);
-    assert_eq!(f.admit(&ev("setuid", 0)), Some("uids"));
-    assert_eq!(f.admit(&ev("capset", 0)), Some("all"));
-    assert_eq!(f.admit(&ev("unexplained", 0)), Some("all"));
+    assert_eq!(f.admit(&ev("setuid", 0), None), Some("uids"));
+    assert_eq!(f.admit(&ev("capset", 0), None), Some("all"));
+    assert_eq!(f.admit(&ev("unexplained", 0), None), Some("all"));
 }
 
 #[test]
@@ -110,9 +114,9 @@ fn capability_changes_compare_before_and_after() {
     let mut e = ev("capset", 0);
     e.old_cap_effective = 1 << 21;
     e.new_cap_effective = 0;
-    assert_eq!(f.admit(&e), Some("caps"));
+    assert_eq!(f.admit(&e, None), Some("caps"));
     e.new_cap_effective = 1 << 21;
-    assert_eq!(f.admit(&e), None, "held throughout: no change");
+    assert_eq!(f.admit(&e, None), None, "held throughout: no change");
 }
 
 #[test]
@@ -125,15 +129,18 @@ fn rate_limit_holds_back_repeats_within_the_interval() {
     let mut f = PolicyFilter::new(r, HOST);
     let mut e = ev("setuid", 0);
     e.ktime_ns = 1_000;
-    assert!(f.admit(&e).is_some());
+    assert!(f.admit(&e, None).is_some());
     e.ktime_ns += 59_000_000_000;
-    assert!(f.admit(&e).is_none());
+    assert!(f.admit(&e, None).is_none());
     assert_eq!(f.counts.rate_limited, 1);
     e.arg0 = 1;
-    assert!(f.admit(&e).is_some(), "other arguments are another key");
+    assert!(
+        f.admit(&e, None).is_some(),
+        "other arguments are another key"
+    );
     e.arg0 = 0;
     e.ktime_ns = 1_000 + 60_000_000_000;
-    assert!(f.admit(&e).is_some());
+    assert!(f.admit(&e, None).is_some());
 }
 
 #[test]
@@ -176,7 +183,7 @@ fn subject_reads_the_kernel_fields() {
 }
 
 #[test]
-fn match_binaries_compares_the_binary_column() {
+fn match_binaries_reads_binary_in_captures_older_than_exe() {
     let r = rules(&policy(
         "bins",
         "  - call: sys_setuid\n    selectors:\n    - matchBinaries:\n      - operator: NotPrefix\n        values: [/usr/]\n      matchActions:\n      - action: NoPost\n    - matchBinaries:\n      - operator: In\n        values: [/usr/bin/su]\n",
@@ -186,11 +193,149 @@ fn match_binaries_compares_the_binary_column() {
     let mut f = PolicyFilter::new(r, HOST);
     let mut e = ev("setuid", 0);
     e.binary = Some("/usr/bin/su".into());
-    assert_eq!(f.admit(&e), Some("bins"));
+    assert_eq!(f.admit(&e, None), Some("bins"));
     e.binary = Some("/usr/bin/sudo".into());
-    assert_eq!(f.admit(&e), None, "not In");
+    assert_eq!(f.admit(&e, None), None, "not In");
     e.binary = Some("/bin/su".into());
-    assert_eq!(f.admit(&e), None, "NotPrefix /usr/ decides first: NoPost");
+    assert_eq!(
+        f.admit(&e, None),
+        None,
+        "NotPrefix /usr/ decides first: NoPost"
+    );
     e.binary = None;
-    assert_eq!(f.admit(&e), None, "an unknown binary is in no set");
+    assert_eq!(f.admit(&e, None), None, "an unknown binary is in no set");
+}
+
+/// Keeps the `seq` of each event passed on.
+#[derive(Default)]
+struct Seqs(Vec<u64>);
+
+impl crate::enrich::Sink for Seqs {
+    fn lifecycle(&mut self, _: &crate::model::ProcEvent) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn event(&mut self, e: &Event) -> anyhow::Result<()> {
+        self.0.push(e.seq);
+        Ok(())
+    }
+    fn container(&mut self, _: &crate::model::ContainerRow) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn user_namespace(&mut self, _: &crate::model::UsernsRow) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// A process tree built through the enrichment: `sh` (pid 10, found in
+/// /proc) forks 11, which execs `exe` by the name `filename`; 11 forks 12,
+/// which execs /usr/bin/id. Each of 10, 11 and 12 then calls setuid(0)
+/// (seq 10, 11, 12). Returns the seqs `yaml`'s policy keeps.
+fn kept_in_tree(yaml: &str, filename: &str, exe: &str) -> Vec<u64> {
+    use crate::enrich::{Enricher, Record, StoredPods};
+    use crate::model::{ProcEvent, ProcessRow};
+
+    let mut f = PolicyFilter::new(rules(yaml).unwrap(), HOST);
+    let mut out = Seqs::default();
+    let mut en = Enricher::new("n", 0, StoredPods::default());
+    en.seed(&[ProcessRow {
+        pid: 10,
+        ppid: 1,
+        exe: "/usr/bin/sh".into(),
+        start_ktime_ns: 1,
+        ..ProcessRow::default()
+    }]);
+    let proc_ev = |kind: &str, pid: u32, ppid: u32, filename: &str, exe: Option<&str>| ProcEvent {
+        kind: kind.into(),
+        pid,
+        tid: pid,
+        ppid,
+        ns_pid: pid - 9,
+        ktime_ns: u64::from(pid) * 100,
+        filename: filename.into(),
+        exe: exe.map(Into::into),
+        ..ProcEvent::default()
+    };
+    let records = [
+        Record::Proc(proc_ev("fork", 11, 10, "", None)),
+        Record::Proc(proc_ev("exec", 11, 10, filename, Some(exe))),
+        Record::Proc(proc_ev("fork", 12, 11, "", None)),
+        Record::Proc(proc_ev("exec", 12, 11, "/usr/bin/id", Some("/usr/bin/id"))),
+    ];
+    let mut sink = PolicySink {
+        filter: &mut f,
+        inner: &mut out,
+    };
+    for r in records {
+        en.apply(r, &mut sink).unwrap();
+    }
+    for pid in [10, 11, 12] {
+        let mut e = ev("setuid", 0);
+        e.pid = pid;
+        e.tid = pid;
+        e.ns_pid = pid - 9;
+        e.seq = u64::from(pid);
+        en.apply(Record::Cred(e), &mut sink).unwrap();
+    }
+    out.0
+}
+
+fn binaries(op: &str, values: &str, follow: bool) -> String {
+    policy(
+        "bins",
+        &format!(
+            "  - call: sys_setuid\n    selectors:\n    - matchBinaries:\n      - operator: {op}\n        followChildren: {follow}\n        values: [{values}]\n"
+        ),
+    )
+}
+
+#[test]
+fn match_binaries_matches_the_executed_file_not_the_name_given() {
+    // An applet re-exec'd as /proc/self/exe is the file that runs.
+    let y = binaries("In", "/bin/busybox", false);
+    assert_eq!(kept_in_tree(&y, "/proc/self/exe", "/bin/busybox"), [11]);
+    assert_eq!(
+        kept_in_tree(&y, "/bin/busybox", "/usr/bin/busybox"),
+        [0u64; 0]
+    );
+    let y = binaries("NotIn", "/bin/busybox", false);
+    assert_eq!(kept_in_tree(&y, "/proc/self/exe", "/bin/busybox"), [10, 12]);
+}
+
+#[test]
+fn follow_children_matches_descendants_of_the_binary() {
+    let y = binaries("In", "/bin/busybox", true);
+    assert_eq!(kept_in_tree(&y, "/proc/self/exe", "/bin/busybox"), [11, 12]);
+    let y = binaries("Postfix", "/sh", true);
+    assert_eq!(
+        kept_in_tree(&y, "/x", "/x"),
+        [10, 11, 12],
+        "/proc's processes are ancestors too"
+    );
+    let y = binaries("NotIn", "/bin/busybox", true);
+    assert_eq!(kept_in_tree(&y, "/proc/self/exe", "/bin/busybox"), [10]);
+}
+
+#[test]
+fn follow_forks_matches_the_pid_and_its_descendants() {
+    let pids = |op: &str, ns: bool, follow: bool, v: u32| {
+        policy(
+            "pids",
+            &format!(
+                "  - call: sys_setuid\n    selectors:\n    - matchPIDs:\n      - operator: {op}\n        followForks: {follow}\n        isNamespacePID: {ns}\n        values: [{v}]\n"
+            ),
+        )
+    };
+    let kept = |y: String| kept_in_tree(&y, "/x", "/x");
+    assert_eq!(kept(pids("In", false, false, 11)), [11]);
+    assert_eq!(kept(pids("In", false, true, 11)), [11, 12]);
+    assert_eq!(kept(pids("In", false, true, 10)), [10, 11, 12]);
+    assert_eq!(kept(pids("NotIn", false, true, 11)), [10]);
+    // Namespace pids: 11 is 2 in its namespace; /proc's 10 has none known.
+    assert_eq!(kept(pids("In", true, true, 2)), [11, 12]);
+    assert_eq!(kept(pids("In", true, true, 1)), [10]);
+    let r = rules(&pids("In", false, true, 11)).unwrap();
+    assert!(
+        r.selectors[0].needs_userspace(),
+        "the kernel sends, userspace decides"
+    );
 }

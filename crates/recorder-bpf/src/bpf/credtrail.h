@@ -15,7 +15,7 @@
 
 /* Bump when the layout of struct ct_event changes. Userspace refuses a
  * mismatched object, so a stale build cannot silently misdecode. */
-#define CT_ABI_VERSION 3
+#define CT_ABI_VERSION 4
 
 /* Lifecycle record bounds. Paths and argv longer than these are cut and
  * flagged (CT_PF_*_TRUNC), never silently. */
@@ -94,6 +94,9 @@ enum ct_proc_flag {
 	CT_PF_CWD_TRUNC = 1 << 3,
 	CT_PF_CWD_FAULT = 1 << 4,
 	CT_PF_GROUPS_TRUNC = 1 << 5,
+	/* exe: as cwd. */
+	CT_PF_EXE_TRUNC = 1 << 6,
+	CT_PF_EXE_FAULT = 1 << 7,
 };
 
 /* Event flags (bit set). */
@@ -223,12 +226,16 @@ struct ct_proc_event {
 	__u32 args_len;
 	/* cwd is stored right-aligned: the path is cwd[cwd_off..CT_CWD_MAX]. */
 	__u32 cwd_off;
+	/* exec: the executed file's path, stored as cwd is. */
+	__u32 exe_off;
+	__u32 pad;
 	struct ct_creds creds;
 	char comm[CT_COMM_LEN];
 	char cgroup[CT_CGROUP_LEVELS][CT_CGROUP_NAME_MAX];
 	char filename[CT_FILENAME_MAX];
 	char args[CT_ARGS_MAX]; /* argv, NUL-separated */
 	char cwd[CT_CWD_MAX + CT_NAME_MAX];
+	char exe[CT_CWD_MAX + CT_NAME_MAX];
 };
 
 #define CT_PROC_SHORT_SIZE __builtin_offsetof(struct ct_proc_event, filename)

@@ -42,8 +42,10 @@ static __always_inline void read_cgroup_names(struct task_struct *task, struct c
 	}
 }
 
-struct cwd_walk {
-	struct ct_proc_event *e;
+/* A path walk's state, for bpf_loop. `buf` is a CT_CWD_MAX + CT_NAME_MAX
+ * array of the record (cwd or exe). */
+struct path_walk {
+	char *buf;
 	struct dentry *d;
 	struct vfsmount *vmnt;
 	struct mount *mnt;
@@ -51,13 +53,15 @@ struct cwd_walk {
 	struct vfsmount *root_mnt;
 	__u32 off;
 	__u32 done;
+	__u32 fault;
+	__u32 trunc;
 };
 
 /* One step up the tree; returns 1 to stop. */
-static long cwd_step(__u64 i, struct cwd_walk *w)
+static long path_step(__u64 i, struct path_walk *w)
 {
 	/* Copies to locals: CO-RE relocations apply to kernel types only. */
-	struct ct_proc_event *e = w->e;
+	char *buf = w->buf;
 	struct dentry *d = w->d, *parent, *mnt_root;
 	struct vfsmount *vmnt = w->vmnt;
 	struct mount *mnt = w->mnt;
@@ -84,20 +88,20 @@ static long cwd_step(__u64 i, struct cwd_walk *w)
 		return 0;
 	}
 	if (bpf_core_read(&name, sizeof(name), &d->d_name)) {
-		e->flags |= CT_PF_CWD_FAULT;
+		w->fault = 1;
 		w->done = 1;
 		return 1;
 	}
 	len = name.len;
 	if (len + 1 > off) {
-		e->flags |= CT_PF_CWD_TRUNC;
+		w->trunc = 1;
 		w->done = 1;
 		return 1;
 	}
 	off -= len + 1;
-	e->cwd[off & (CT_CWD_MAX - 1)] = '/';
+	buf[off & (CT_CWD_MAX - 1)] = '/';
 	if (len)
-		bpf_probe_read_kernel(&e->cwd[(off + 1) & (CT_CWD_MAX - 1)], len & (CT_NAME_MAX - 1),
+		bpf_probe_read_kernel(&buf[(off + 1) & (CT_CWD_MAX - 1)], len & (CT_NAME_MAX - 1),
 				      name.name);
 	w->off = off;
 	w->d = parent;
@@ -105,35 +109,59 @@ static long cwd_step(__u64 i, struct cwd_walk *w)
 }
 
 /*
- * The current working directory as the task sees it: dentries are walked up
- * to the task's own root (so a container's cwd reads /etc, not an overlay
- * path on the host), crossing mount points. Components are written right to
- * left ending at CT_CWD_MAX, with masked offsets the verifier can bound;
- * bpf_loop keeps verification to one pass over the step.
+ * A path as the task sees it: dentries are walked up to the task's own
+ * root (so a container's cwd reads /etc, not an overlay path on the host),
+ * crossing mount points. Components are written right to left ending at
+ * CT_CWD_MAX, with masked offsets the verifier can bound; bpf_loop keeps
+ * verification to one pass over the step. Returns where the path starts
+ * in `buf`; sets `trunc_flag` or `fault_flag` in `flags`.
  */
-static __always_inline void read_cwd(struct task_struct *task, struct ct_proc_event *e)
+static __always_inline __u32 read_path(struct path *p, struct path *root, char *buf,
+				       __u32 *flags, __u32 trunc_flag, __u32 fault_flag)
+{
+	struct path_walk w = {};
+
+	w.buf = buf;
+	w.d = p->dentry;
+	w.vmnt = p->mnt;
+	w.mnt = container_of(p->mnt, struct mount, mnt);
+	w.root_d = root->dentry;
+	w.root_mnt = root->mnt;
+	w.off = CT_CWD_MAX;
+	bpf_loop(CT_CWD_DEPTH, path_step, &w, 0);
+	if (w.fault)
+		*flags |= fault_flag;
+	else if (!w.done || w.trunc)
+		*flags |= trunc_flag;
+	return w.off;
+}
+
+/* The current working directory and, on exec, the executed file (the
+ * image's exe_file: for a script, its interpreter, as /proc/PID/exe). */
+static __always_inline void read_paths(struct task_struct *task, struct ct_proc_event *e,
+				       bool exe)
 {
 	struct fs_struct *fs = BPF_CORE_READ(task, fs);
-	struct path pwd, root;
-	struct cwd_walk w = {};
+	struct file *file;
+	struct path pwd, root, exe_path;
 
 	e->cwd_off = CT_CWD_MAX;
+	e->exe_off = CT_CWD_MAX;
 	if (!fs || bpf_core_read(&pwd, sizeof(pwd), &fs->pwd) ||
 	    bpf_core_read(&root, sizeof(root), &fs->root)) {
-		e->flags |= CT_PF_CWD_FAULT;
+		e->flags |= CT_PF_CWD_FAULT | (exe ? CT_PF_EXE_FAULT : 0);
 		return;
 	}
-	w.e = e;
-	w.d = pwd.dentry;
-	w.vmnt = pwd.mnt;
-	w.mnt = container_of(pwd.mnt, struct mount, mnt);
-	w.root_d = root.dentry;
-	w.root_mnt = root.mnt;
-	w.off = CT_CWD_MAX;
-	bpf_loop(CT_CWD_DEPTH, cwd_step, &w, 0);
-	if (!w.done)
-		e->flags |= CT_PF_CWD_TRUNC;
-	e->cwd_off = w.off;
+	e->cwd_off = read_path(&pwd, &root, e->cwd, &e->flags, CT_PF_CWD_TRUNC, CT_PF_CWD_FAULT);
+	if (!exe)
+		return;
+	file = BPF_CORE_READ(task, mm, exe_file);
+	if (!file || bpf_core_read(&exe_path, sizeof(exe_path), &file->f_path)) {
+		e->flags |= CT_PF_EXE_FAULT;
+		return;
+	}
+	e->exe_off = read_path(&exe_path, &root, e->exe, &e->flags, CT_PF_EXE_TRUNC,
+			       CT_PF_EXE_FAULT);
 }
 
 /* argv of the new image, NUL-separated, from the process's own memory. */
@@ -259,7 +287,7 @@ int sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 			e->flags |= CT_PF_FILENAME_TRUNC;
 	}
 	read_args(task, e);
-	read_cwd(task, e);
+	read_paths(task, e, true);
 	proc_send(e, sizeof(*e));
 	exec_done(task);
 
