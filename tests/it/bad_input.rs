@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use credtrail_core::capture::hash_open_file;
-use credtrail_core::capture::manifest::Manifest;
+use credtrail_core::capture::manifest::{FORMAT_VERSION, Manifest};
 use credtrail_core::fs::Dir;
 use credtrail_core::print::PrintFormat;
 use credtrail_replay::Cli;
@@ -149,7 +149,7 @@ fn newer_format_version_names_both_versions() {
     edit_manifest(&dir, |v| v["format_version"] = 7.into());
     let e = replay_error(&dir);
     assert!(
-        e.contains("format version 7") && e.contains("versions 1 to 3"),
+        e.contains("format version 7") && e.contains(&format!("versions 1 to {FORMAT_VERSION}")),
         "{e}"
     );
 }

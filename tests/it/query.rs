@@ -2,6 +2,7 @@ use std::path::Path;
 use std::process::Command;
 
 use clap::Parser;
+use credtrail_core::capture::manifest::FORMAT_VERSION;
 use credtrail_query::cli::{Cli, run};
 
 /// Runs credtrail-query with `args` after the program name; returns
@@ -166,13 +167,17 @@ fn errors_say_what_is_wrong() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("manifest.json"),
-        r#"{"format": "credtrail-capture", "format_version": 4}"#,
+        format!(
+            r#"{{"format": "credtrail-capture", "format_version": {}}}"#,
+            FORMAT_VERSION + 1
+        ),
     )
     .unwrap();
     let (_, _, e) = query(&[tmp.path().to_str().unwrap(), "summary"]);
     let e = e.unwrap();
     assert!(
-        e.contains("format version 4") && e.contains("versions 1 to 3"),
+        e.contains(&format!("format version {}", FORMAT_VERSION + 1))
+            && e.contains(&format!("versions 1 to {FORMAT_VERSION}")),
         "{e}"
     );
 }

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use credtrail_core::CaptureError;
-use credtrail_core::capture::manifest::{CaptureState, Discarded, Manifest};
+use credtrail_core::capture::manifest::{CaptureState, Discarded, FORMAT_VERSION, Manifest};
 use credtrail_core::capture::{self, Capture, CaptureWriter, Rotation, Table};
 use credtrail_core::fs::Dir;
 use credtrail_core::model::{Event, ProcessRow};
@@ -64,10 +64,8 @@ fn every_event_column_round_trips_through_parquet() {
     assert!(ty("groups").starts_with("List("), "{}", ty("groups"));
     let meta = builder.metadata().file_metadata();
     let kv = meta.key_value_metadata().unwrap();
-    assert!(
-        kv.iter()
-            .any(|k| k.key == "credtrail.format_version" && k.value.as_deref() == Some("3"))
-    );
+    assert!(kv.iter().any(|k| k.key == "credtrail.format_version"
+        && k.value.as_deref() == Some(FORMAT_VERSION.to_string().as_str())));
     let compression = builder.metadata().row_group(0).column(0).compression();
     assert!(
         format!("{compression:?}").starts_with("ZSTD"),
@@ -188,7 +186,7 @@ fn manifest_round_trips_and_rejects_bad_input() {
     let err = Manifest::parse(&path, newer.to_string().as_bytes()).unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("version 99") && text.contains("versions 1 to 3"),
+        text.contains("version 99") && text.contains(&format!("versions 1 to {FORMAT_VERSION}")),
         "{text}"
     );
 
