@@ -53,8 +53,9 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     Ok(now - n * secs * 1_000_000_000)
 }
 
+/// `time` in nanoseconds (every capture has `time_ns` as queried).
 pub(crate) fn time_ns() -> Expr {
-    col("time").cast(DataType::Int64)
+    col("time_ns")
 }
 
 impl Filters {

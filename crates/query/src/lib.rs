@@ -21,6 +21,7 @@ use credtrail_core::capture::bounds;
 use credtrail_core::capture::manifest::Counters;
 use credtrail_core::capture::manifest::{MANIFEST_FILE, Manifest, Segment};
 use credtrail_core::capture::{CaptureFiles, EVENTS, TABLES};
+use polars::chunked_array::cast::CastOptions;
 use polars::prelude::*;
 
 /// How deep a folder of captures is searched (hive layouts nest 2-3 levels).
@@ -196,6 +197,62 @@ fn segments<'a>(
         .flat_map(move |c| c.manifest.segments_of(name).map(move |s| (c, s)))
 }
 
+/// The format from which captures store their columns in the types every
+/// engine reads (credtrail_core::capture::storage).
+const STORED_TYPES_VERSION: u32 = 5;
+
+/// The polars type a column of an older capture has in a format 5 one.
+fn stored_type(t: &DataType) -> Option<DataType> {
+    match t {
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            Some(DataType::Int64)
+        }
+        DataType::Datetime(TimeUnit::Nanoseconds, tz) => {
+            Some(DataType::Datetime(TimeUnit::Microseconds, tz.clone()))
+        }
+        DataType::List(inner) => stored_type(inner).map(|t| DataType::List(Box::new(t))),
+        DataType::Struct(fields) if fields.iter().any(|f| stored_type(f.dtype()).is_some()) => {
+            Some(DataType::Struct(
+                fields
+                    .iter()
+                    .map(|f| {
+                        let t = stored_type(f.dtype()).unwrap_or_else(|| f.dtype().clone());
+                        Field::new(f.name().clone(), t)
+                    })
+                    .collect(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// An older capture's table as a format 5 one stores it, so that a fleet of
+/// mixed versions is one table: signed integers, microsecond timestamps,
+/// `time`'s nanoseconds in `time_ns`. (A u64 past 2^63 wraps, as format 5
+/// stores it.)
+fn as_stored(mut lf: LazyFrame) -> Result<LazyFrame, QueryError> {
+    let schema = lf.collect_schema()?;
+    let mut exprs = Vec::new();
+    for (name, t) in schema.iter() {
+        if name.as_str() == "time" {
+            exprs.push(col("time").cast(DataType::Int64).alias("time_ns"));
+        }
+        if let Some(to) = stored_type(t) {
+            let opts = if matches!(t, DataType::UInt64) {
+                CastOptions::Overflowing
+            } else {
+                CastOptions::Strict
+            };
+            exprs.push(col(name.clone()).cast_with_options(to, opts));
+        }
+    }
+    Ok(if exprs.is_empty() {
+        lf
+    } else {
+        lf.with_columns(exprs)
+    })
+}
+
 /// One lazy scan over `segments`, with the `capture` column.
 fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, QueryError> {
     let mut frames = Vec::new();
@@ -216,8 +273,12 @@ fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, Quer
             glob: false,
             ..ScanArgsParquet::default()
         };
-        let lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)?
-            .with_column(lit(c.name.as_str()).alias("capture"));
+        let mut lf =
+            LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)?;
+        if c.manifest.format_version < STORED_TYPES_VERSION {
+            lf = as_stored(lf)?;
+        }
+        let lf = lf.with_column(lit(c.name.as_str()).alias("capture"));
         frames.push(match policy {
             Some(kept) => kept.apply(lf),
             None => lf,

@@ -14,6 +14,7 @@ use polars::prelude::*;
 pub use crate::filters::Filters;
 use crate::filters::time_ns;
 use crate::{CaptureInfo, QueryError, Streaming, invalid, table, table_pieces};
+use polars::chunked_array::cast::CastOptions;
 
 fn events(caps: &[CaptureInfo], f: &Filters) -> Result<LazyFrame, QueryError> {
     let lf = table(caps, "events")?.ok_or_else(no_events)?;
@@ -83,6 +84,8 @@ fn logical_changes(lf: LazyFrame, extra: Vec<Expr>) -> LazyFrame {
     ];
     let mut aggs = vec![
         col("time").min().alias("time"),
+        // `time` is whole microseconds: order within one by nanoseconds.
+        col("time_ns").min().alias("first_time_ns"),
         len().alias("calls"),
         col("tid").n_unique().alias("threads"),
         col("binary").first(),
@@ -95,7 +98,8 @@ fn logical_changes(lf: LazyFrame, extra: Vec<Expr>) -> LazyFrame {
     lf.with_column(pod_expr())
         .group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
         .agg(aggs)
-        .sort(["time", "pid"], SortMultipleOptions::default())
+        .sort(["first_time_ns", "pid"], SortMultipleOptions::default())
+        .drop(cols(["first_time_ns"]))
 }
 
 /// Events per piece of `summary`'s first step (see `table_pieces`): 4 M
@@ -291,7 +295,13 @@ fn with_root_scope(
         if !has_namespaces && name.contains("userns") {
             return Ok(vec![None; df.height()]);
         }
-        Ok(df.column(name)?.u32()?.iter().collect())
+        // Stored as int64 (every id fits a u32).
+        Ok(df
+            .column(name)?
+            .cast(&DataType::UInt32)?
+            .u32()?
+            .iter()
+            .collect())
     };
     let (old_euid, new_euid) = (u32s("old_euid")?, u32s("new_euid")?);
     let (old_fsuid, new_fsuid) = (u32s("old_fsuid")?, u32s("new_fsuid")?);
@@ -366,8 +376,14 @@ pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> 
         "capture",
     ])?;
     for s in CAP_SETS {
-        let old = df.column(&format!("old_cap_{s}"))?.u64()?.clone();
-        let new = df.column(&format!("new_cap_{s}"))?.u64()?.clone();
+        // Masks are stored as int64, bit for bit.
+        let mask = |name: String| -> Result<UInt64Chunked, QueryError> {
+            let c = df
+                .column(&name)?
+                .cast_with_options(&DataType::UInt64, CastOptions::Overflowing)?;
+            Ok(c.u64()?.clone())
+        };
+        let (old, new) = (mask(format!("old_cap_{s}"))?, mask(format!("new_cap_{s}"))?);
         let names: Vec<String> = old
             .iter()
             .zip(new.iter())
@@ -521,7 +537,8 @@ pub fn timeline(
                     .select([col("pid")])
                     .unique(None, UniqueKeepStrategy::First)
                     .collect_streaming()?;
-                df.column("pid")?.u32()?.iter().flatten().collect()
+                let pid = df.column("pid")?.cast(&DataType::UInt32)?;
+                pid.u32()?.iter().flatten().collect()
             }
         };
         let pids = Series::new("pids".into(), pids);

@@ -191,6 +191,11 @@ fn filtered(rows: Vec<(Row, String)>, f: &Filters) -> Result<Vec<(Row, String)>,
             "time".into(),
             rows.iter().map(|(r, _)| r.time).collect::<Vec<_>>(),
         ),
+        // What the filters compare (`time_ns`, as in every table).
+        Column::new(
+            "time_ns".into(),
+            rows.iter().map(|(r, _)| r.time).collect::<Vec<_>>(),
+        ),
         Column::new("node_name".into(), opt(&|r| Some(r.node_name.clone()))),
         Column::new(
             "pod_namespace".into(),

@@ -6,6 +6,7 @@ use credtrail_recorder_bpf::{
     ct_userns_event,
 };
 
+use credtrail_core::capture::storage::micros;
 use credtrail_core::enrich::Record;
 use credtrail_core::model::creds::{Creds, MAX_GROUPS};
 use credtrail_core::model::event::{Event, Syscall, abi, flags};
@@ -360,7 +361,7 @@ fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError>
         // args[1] of an unexplained change: boot-clock ns of the last check
         // that found the old credentials.
         last_seen: (sys == Syscall::Unexplained)
-            .then(|| ctx.realtime_offset_ns.saturating_add(raw.args[1])),
+            .then(|| micros(ctx.realtime_offset_ns.saturating_add(raw.args[1]))),
         ..Event::default()
     };
     ev.set_old_creds(creds(&raw.old_creds));

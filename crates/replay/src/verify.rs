@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use credtrail_core::capture::manifest::{self, CaptureState, VerifyingKey};
+use credtrail_core::capture::storage::micros;
 use credtrail_core::capture::{self, Capture, sign};
 use credtrail_core::enrich::{Record, Sink};
 use credtrail_core::model::{ContainerRow, Event, ProcEvent, UsernsRow};
@@ -37,6 +38,9 @@ struct CompareSink {
     legacy: bool,
     /// The capture predates format 4: it stored no `exe` to compare.
     no_exe: bool,
+    /// The capture predates format 5: its process start times have
+    /// nanoseconds, which the enrichment now leaves out.
+    nanos: bool,
     checked: u64,
     problems: Vec<String>,
 }
@@ -54,6 +58,10 @@ impl Sink for CompareSink {
             }
             if self.no_exe {
                 s.exe.clone_from(&e.exe);
+            }
+            if self.nanos {
+                s.start_time = s.start_time.map(micros);
+                s.parent_start_time = s.parent_start_time.map(micros);
             }
             s
         });
@@ -259,6 +267,7 @@ fn recompute(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
         expected: None,
         legacy: cap.manifest.format_version < 3,
         no_exe: cap.manifest.format_version < 4,
+        nanos: cap.manifest.format_version < 5,
         checked: 0,
         problems: Vec::new(),
     };

@@ -14,8 +14,10 @@ use crate::fs::Dir;
 /// Version 2 added the hash chain, recovery and retention records; version 3
 /// the `user_namespaces` table, the ia32 entry (`abi`), the prctl, user
 /// namespace and io_uring rows and the namespace columns of every row;
-/// version 4 the executed file (`exe`) on events and lifecycle rows.
-pub const FORMAT_VERSION: u32 = 4;
+/// version 4 the executed file (`exe`) on events and lifecycle rows;
+/// version 5 stores every column in types any engine reads by default
+/// (signed integers, microsecond timestamps and `time_ns`: see `storage`).
+pub const FORMAT_VERSION: u32 = 5;
 /// Every format version this build reads.
 const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=FORMAT_VERSION;
 /// Marks a directory as a credtrail capture.

@@ -15,6 +15,7 @@ pub mod read;
 pub mod recover;
 pub mod segment;
 pub mod sign;
+pub mod storage;
 pub mod table;
 pub mod write;
 

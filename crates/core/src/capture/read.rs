@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::datatypes::FieldRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::file::reader::ChunkReader;
@@ -246,6 +247,8 @@ pub struct TableStream<T: Table> {
     current: Option<(PathBuf, u64, ParquetRecordBatchReader, u64)>,
     buffered: std::vec::IntoIter<T>,
     failed: bool,
+    /// `T::fields()`, traced once.
+    fields: Vec<FieldRef>,
 }
 
 impl<T: Table> TableStream<T> {
@@ -261,6 +264,7 @@ impl<T: Table> TableStream<T> {
             current: None,
             buffered: Vec::new().into_iter(),
             failed: false,
+            fields: T::fields(),
         }
     }
 
@@ -285,7 +289,7 @@ impl<T: Table> TableStream<T> {
             };
             match next_batch(path, reader)? {
                 Some(batch) => {
-                    let rows: Vec<T> = batch_rows(path, &batch)?;
+                    let rows: Vec<T> = batch_rows(path, &batch, &self.fields)?;
                     *seen += rows.len() as u64;
                     self.buffered = rows.into_iter();
                     return Ok(true);
@@ -335,8 +339,9 @@ pub fn decode_segment<T: Table, R: ChunkReader + 'static>(
 ) -> Result<Vec<T>, CaptureError> {
     let mut reader = batch_reader(path, reader)?;
     let mut rows = Vec::new();
+    let fields = T::fields();
     while let Some(batch) = next_batch(path, &mut reader)? {
-        rows.extend(batch_rows::<T>(path, &batch)?);
+        rows.extend(batch_rows::<T>(path, &batch, &fields)?);
     }
     Ok(rows)
 }
@@ -382,8 +387,18 @@ pub(crate) fn next_batch(
 }
 
 /// A batch's rows as `T`, refusing columns that are not `T`'s table.
-fn batch_rows<T: Table>(path: &Path, batch: &RecordBatch) -> Result<Vec<T>, CaptureError> {
+fn batch_rows<T: Table>(
+    path: &Path,
+    batch: &RecordBatch,
+    fields: &[FieldRef],
+) -> Result<Vec<T>, CaptureError> {
     guard(path, || {
+        let batch = &crate::capture::storage::to_logical(batch, fields).map_err(|e| {
+            CaptureError::Schema {
+                path: path.to_owned(),
+                message: format!("columns do not match credtrail's {} table: {e}", T::NAME),
+            }
+        })?;
         if let Some(rows) = T::typed_rows(batch) {
             return Ok(rows);
         }

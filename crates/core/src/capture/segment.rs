@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant as MonoInstant};
 
-use arrow::datatypes::FieldRef;
+use arrow::datatypes::{FieldRef, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -22,6 +22,7 @@ use super::checkpoint::{Checkpoint, Salvage, checkpoint_name, salvage_open};
 use super::columnar::Columns;
 use super::integrity::hash_file;
 use super::manifest::{FORMAT_VERSION, Segment};
+use super::storage;
 use super::table::{Table, schema_err};
 use crate::error::CaptureError;
 use crate::fs::Dir;
@@ -142,11 +143,15 @@ struct OpenSegment<T> {
 impl<T: Table> OpenSegment<T> {
     /// Encodes the builders' rows (columns `fields`) into the row group in
     /// progress.
-    fn encode(&mut self, fields: &[FieldRef]) -> Result<(), CaptureError> {
+    fn encode(&mut self, fields: &[FieldRef], stored: &SchemaRef) -> Result<(), CaptureError> {
         if self.buffered == 0 {
             return Ok(());
         }
         let batch = self.builder.take_batch(fields, &self.open_path)?;
+        let batch = storage::to_stored(&batch, stored).map_err(|e| CaptureError::Schema {
+            path: self.open_path.clone(),
+            message: e.to_string(),
+        })?;
         self.writer
             .write(&batch)
             .map_err(|e| parquet_err(&self.open_path, e))?;
@@ -184,6 +189,8 @@ fn parquet_err(path: &Path, e: parquet::errors::ParquetError) -> CaptureError {
 pub(crate) struct TableWriter<T: Table> {
     pub(crate) dir: Dir,
     fields: Vec<FieldRef>,
+    /// The columns as stored (see [`storage`]).
+    stored: SchemaRef,
     props: WriterProperties,
     /// What a footer written at a checkpoint needs: the Parquet schema and
     /// the key-value metadata (with the Arrow schema) the real footer gets.
@@ -199,21 +206,23 @@ impl<T: Table> TableWriter<T> {
         let dir = capture.create_subdir(T::NAME)?;
         let fields = T::fields();
         let props = writer_properties(T::NAME, T::DELTA_COLUMNS);
-        let schema = arrow::datatypes::Schema::new(fields.clone());
+        let stored = storage::stored_schema(&fields);
+        let schema = stored.as_ref();
         let schema_descr = Arc::new(
             parquet::arrow::ArrowSchemaConverter::new()
                 .with_coerce_types(props.coerce_types())
-                .convert(&schema)
+                .convert(schema)
                 .map_err(|source| CaptureError::Parquet {
                     path: dir.path().to_owned(),
                     source,
                 })?,
         );
         let mut with_schema = props.clone();
-        parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema, &mut with_schema);
+        parquet::arrow::add_encoded_arrow_schema_to_metadata(schema, &mut with_schema);
         Ok(TableWriter {
             dir,
             fields,
+            stored: Arc::clone(&stored),
             footer_kv: with_schema.key_value_metadata().cloned(),
             props,
             schema_descr,
@@ -235,9 +244,9 @@ impl<T: Table> TableWriter<T> {
             let open_name = format!("{final_name}.open");
             let open_path = self.dir.child(&open_name);
             let file = self.dir.create_new(&open_name)?;
-            let schema = Arc::new(arrow::datatypes::Schema::new(self.fields.clone()));
-            let writer = ArrowWriter::try_new(file, schema, Some(self.props.clone()))
-                .map_err(|e| parquet_err(&open_path, e))?;
+            let writer =
+                ArrowWriter::try_new(file, Arc::clone(&self.stored), Some(self.props.clone()))
+                    .map_err(|e| parquet_err(&open_path, e))?;
             let builder = Builder::new(&self.fields, &open_path)?;
             self.open = Some(OpenSegment {
                 open_name,
@@ -268,7 +277,7 @@ impl<T: Table> TableWriter<T> {
         seg.buffered += 1;
         if seg.buffered >= BATCH_ROWS {
             let seg = self.open.as_mut().expect("opened above");
-            seg.encode(&self.fields)?;
+            seg.encode(&self.fields, &self.stored)?;
         }
         Ok(())
     }
@@ -282,7 +291,7 @@ impl<T: Table> TableWriter<T> {
         let Some(seg) = self.open.as_mut() else {
             return Ok(());
         };
-        seg.encode(&self.fields)?;
+        seg.encode(&self.fields, &self.stored)?;
         if !seg.unflushed {
             return Ok(());
         }

@@ -60,7 +60,7 @@ pub trait Table: Serialize + DeserializeOwned {
 
 impl Table for Event {
     const NAME: &'static str = EVENTS;
-    const DELTA_COLUMNS: &'static [&'static str] = &["time", "ktime_ns", "seq"];
+    const DELTA_COLUMNS: &'static [&'static str] = &["time", "time_ns", "ktime_ns", "seq"];
     fn overrides(opts: TracingOptions) -> TracingOptions {
         timestamps(
             opts,
@@ -69,6 +69,7 @@ impl Table for Event {
                 ("last_seen", true),
                 ("start_time", true),
                 ("parent_start_time", true),
+                ("container_start_time", true),
             ],
         )
     }
@@ -102,7 +103,7 @@ fn timestamps(mut opts: TracingOptions, cols: &[(&str, bool)]) -> TracingOptions
 
 impl Table for ProcEvent {
     const NAME: &'static str = LIFECYCLE;
-    const DELTA_COLUMNS: &'static [&'static str] = &["time", "ktime_ns", "seq"];
+    const DELTA_COLUMNS: &'static [&'static str] = &["time", "time_ns", "ktime_ns", "seq"];
     fn overrides(opts: TracingOptions) -> TracingOptions {
         timestamps(opts, &[("time", false)])
     }
@@ -123,7 +124,7 @@ impl Table for ContainerRow {
 
 impl Table for UsernsRow {
     const NAME: &'static str = USER_NAMESPACES;
-    const DELTA_COLUMNS: &'static [&'static str] = &["time", "ktime_ns", "seq"];
+    const DELTA_COLUMNS: &'static [&'static str] = &["time", "time_ns", "ktime_ns", "seq"];
     fn overrides(opts: TracingOptions) -> TracingOptions {
         timestamps(opts, &[("time", false)])
     }

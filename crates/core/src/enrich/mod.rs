@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
+use crate::capture::storage::micros;
 use crate::model::container::ContainerRow;
 use crate::model::event::Event;
 use crate::model::lifecycle::{self, ProcEvent};
@@ -438,6 +439,12 @@ impl<P: PodSource> Enricher<P> {
         Ok(())
     }
 
+    /// The wall-clock time of a boot-clock one, in whole microseconds (as
+    /// the capture stores it).
+    fn wall_us(&self, ktime_ns: u64) -> i64 {
+        micros(self.realtime_offset_ns.saturating_add(ktime_ns as i64))
+    }
+
     /// Fills the event's process, parent, container and pod columns.
     pub fn enrich(&mut self, ev: &mut Event) {
         ev.clear_enrichment();
@@ -454,16 +461,13 @@ impl<P: PodSource> Enricher<P> {
         ev.arguments = Some(p.arguments.clone());
         ev.cwd = Some(p.cwd.clone());
         ev.flags = Some(p.flags.clone());
-        ev.start_time = Some(self.realtime_offset_ns.saturating_add(p.ktime_ns as i64));
+        ev.start_time = Some(self.wall_us(p.ktime_ns));
         ev.process_uid = Some(p.uid);
         if let Some(parent) = &p.parent {
             ev.parent_pid = Some(parent.pid);
             ev.parent_binary = Some(parent.binary.clone());
             ev.parent_arguments = Some(parent.arguments.clone());
-            ev.parent_start_time = Some(
-                self.realtime_offset_ns
-                    .saturating_add(parent.ktime_ns as i64),
-            );
+            ev.parent_start_time = Some(self.wall_us(parent.ktime_ns));
             ev.parent_flags = Some(parent.flags.clone());
             ev.parent_parent_exec_id = Some(parent.parent_exec_id.clone());
             ev.parent_cwd = Some(parent.cwd.clone());

@@ -105,7 +105,7 @@ impl ContainerRow {
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect(),
-            container_start_time: info.start_time,
+            container_start_time: info.start_time.map(crate::capture::storage::micros),
             source: info.source.join(";"),
         }
     }

@@ -52,16 +52,28 @@ fn every_event_column_round_trips_through_parquet() {
             .data_type()
             .to_string()
     };
-    assert_eq!(ty("time"), "Timestamp(ns, \"UTC\")");
-    assert_eq!(ty("ktime_ns"), "UInt64");
+    // What Spark and other Java engines read with default settings: no
+    // unsigned integers, microsecond timestamps, `time`'s nanoseconds kept.
+    assert_eq!(ty("time"), "Timestamp(µs, \"UTC\")");
+    assert_eq!(ty("time_ns"), "Int64");
+    assert_eq!(ty("ktime_ns"), "Int64");
     assert_eq!(ty("arg1"), "Int64");
-    assert_eq!(ty("old_uid"), "UInt32");
-    assert_eq!(ty("old_cap_effective"), "UInt64");
+    assert_eq!(ty("old_uid"), "Int64");
+    assert_eq!(ty("old_cap_effective"), "Int64");
     assert_eq!(ty("changed"), "Boolean");
     assert_eq!(ty("syscall"), "Utf8");
-    assert_eq!(ty("start_time"), "Timestamp(ns, \"UTC\")");
+    assert_eq!(ty("start_time"), "Timestamp(µs, \"UTC\")");
+    assert_eq!(ty("container_start_time"), "Timestamp(µs, \"UTC\")");
     assert!(schema.field_with_name("start_time").unwrap().is_nullable());
-    assert!(ty("groups").starts_with("List("), "{}", ty("groups"));
+    assert!(
+        ty("groups").starts_with("List(non-null Int64"),
+        "{}",
+        ty("groups")
+    );
+    for f in schema.fields() {
+        let t = f.data_type().to_string();
+        assert!(!t.contains("UInt") && !t.contains("ns"), "{f:?}");
+    }
     let meta = builder.metadata().file_metadata();
     let kv = meta.key_value_metadata().unwrap();
     assert!(kv.iter().any(|k| k.key == "credtrail.format_version"
@@ -71,8 +83,15 @@ fn every_event_column_round_trips_through_parquet() {
         format!("{compression:?}").starts_with("ZSTD"),
         "{compression:?}"
     );
-    // Column order is the struct's, and equals the JSON keys.
-    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    // Column order is the struct's, and equals the JSON keys (where `time`
+    // has its nanoseconds: the file's `time_ns`, right after `time`).
+    assert_eq!(schema.fields()[1].name(), "time_ns");
+    let names: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| n != "time_ns")
+        .collect();
     let json: serde_json::Value =
         serde_json::from_str(&String::from_utf8(json_line(&events[0])).unwrap()).unwrap();
     let keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();

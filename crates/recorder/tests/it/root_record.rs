@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use credtrail_core::capture::Capture;
+use credtrail_core::capture::storage::micros;
 use credtrail_core::model::{Creds, Event};
 use credtrail_workload::{Report, Step};
 
@@ -373,9 +374,10 @@ fn short_lived_process_is_identified() {
     assert_eq!(exec.filename, workload_bin());
     assert_eq!(exec.args, vec![workload_bin(), "su-like", "--uid", "4242"]);
     assert_eq!(exec.cwd, cwd_path.to_str().unwrap());
+    // Whole microseconds, as stored.
     assert_eq!(
         ev.start_time,
-        Some(ktime as i64 + cap.manifest.realtime_offset_ns)
+        Some(micros(ktime as i64 + cap.manifest.realtime_offset_ns))
     );
     // The fork before it and the exit after it are recorded too.
     assert!(
