@@ -61,6 +61,9 @@ pub enum CaptureError {
     Busy { path: PathBuf },
     #[error("{}: {message}", path.display())]
     Recovery { path: PathBuf, message: String },
+    /// The fleet layout cannot hold this capture (`capture::layout`).
+    #[error("{message}")]
+    Layout { message: String },
     #[error("{}: {message}", path.display())]
     Key { path: PathBuf, message: String },
 }

@@ -50,6 +50,11 @@ pub struct RecordArgs {
     /// Capture directory to create (must be new or empty; made 0700).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// Fleet layout: create the capture as ROOT/node=<node>/<start time,
+    /// UTC>, so that many nodes' captures under one root are one dataset
+    /// (docs/capture-format.md, "Fleet layout"). Instead of --out.
+    #[arg(long, value_name = "ROOT", conflicts_with = "out")]
+    pub out_root: Option<PathBuf>,
     /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub duration: Option<u64>,

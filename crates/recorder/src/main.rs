@@ -30,11 +30,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Recover { dir, sign_key }) => recover(&dir, sign_key.as_deref()),
         None => {
             let a = cli.record;
-            if a.out.is_none() && a.print.is_none() {
+            if a.out.is_none() && a.out_root.is_none() && a.print.is_none() {
                 anyhow::bail!(
-                    "nothing to do: pass --out DIR to write a capture and/or --print json|compact"
+                    "nothing to do: pass --out DIR (or --out-root ROOT) to write a capture and/or --print json|compact"
                 );
             }
+            let out = match (a.out, &a.out_root) {
+                (Some(dir), _) => Some(dir),
+                (None, Some(root)) => {
+                    let node = a
+                        .node_name
+                        .clone()
+                        .unwrap_or_else(|| credtrail_core::host::uname().0);
+                    let now = chrono::Utc::now().timestamp();
+                    let dir = credtrail_core::capture::layout::capture_dir(root, &node, now)?;
+                    // The node's folder, owner-only like the capture in it.
+                    credtrail_core::fs::mkdir_private(dir.parent().unwrap_or(root))?;
+                    Some(dir)
+                }
+                (None, None) => None,
+            };
             let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
             let redactor = Redactor::new(&a.redact).map_err(anyhow::Error::msg)?;
             // Before anything touches the kernel or the disk: a bad policy
@@ -49,7 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .context("cannot install signal handlers")?;
             }
             let opts = RecordOptions {
-                out: a.out,
+                out,
                 duration: a.duration.map(Duration::from_secs),
                 print: a.print,
                 rotation: Rotation {

@@ -1,4 +1,4 @@
-//! Capture format (v3): a directory of zstd Parquet segments plus a manifest.
+//! Capture format (v5): a directory of zstd Parquet segments plus a manifest.
 //! See `docs/capture-format.md`. Written by [`CaptureWriter`], read by
 //! [`Capture`], sealed after a crash by [`recover::recover`].
 //!
@@ -10,6 +10,7 @@ pub mod bounds;
 pub mod checkpoint;
 pub mod columnar;
 pub mod integrity;
+pub mod layout;
 pub mod manifest;
 pub mod read;
 pub mod recover;

@@ -157,3 +157,22 @@ fn inspect_names_the_broken_file() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_node_name_that_is_no_folder_name_is_refused_before_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = Command::new(record_bin())
+        .arg("--out-root")
+        .arg(tmp.path())
+        .args(["--node-name", "../etc", "--duration", "1"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("\"../etc\"") && err.contains("--node-name"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}

@@ -15,5 +15,7 @@ mod root_unexplained;
 mod root_policy;
 // Root: a full disk, dropped privileges, redaction, the disk budget.
 mod root_reliability;
+// Root: --out-root, many nodes' captures under one root.
+mod root_fleet;
 // Running the workload and comparing its report with captured rows.
 mod workload;
