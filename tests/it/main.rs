@@ -12,6 +12,8 @@ mod bad_input;
 mod policy;
 // credtrail-query: built-in questions, errors, and DuckDB agreeing.
 mod query;
+// Spark (local-cluster, default settings) reading a fleet of captures.
+mod spark;
 // Root: the live recorder's output equals the replay of what it wrote.
 mod live_replay;
 // Root: recorders killed with SIGKILL, recovered, read by every reader.
