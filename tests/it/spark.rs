@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use credtrail_testkit::{fixture, query_bin, replay_bin};
+use credtrail_testkit::{fixture, query_bin, replay_bin, serial};
 
 /// (node folder, fixture): four nodes, older captures rewritten in the
 /// current format by `credtrail-replay --out`.
@@ -62,6 +62,9 @@ fn spark_reads_a_fleet_with_default_settings_and_agrees_with_credtrail_query() {
     if !pyspark_ready() {
         return;
     }
+    // Spark's JVMs take both cores for ~25 s: the recorders' timing tests
+    // (a killed recorder loses at most a second) must not share them.
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("fleet");
     for (node, fx) in FLEET {
