@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use credtrail_core::CaptureError;
-use credtrail_core::capture::bounds;
 use credtrail_core::capture::manifest::Counters;
 use credtrail_core::capture::manifest::{MANIFEST_FILE, Manifest, Segment};
 use credtrail_core::capture::{CaptureFiles, EVENTS, TABLES};
+use credtrail_core::capture::{bounds, storage};
 use polars::chunked_array::cast::CastOptions;
 use polars::prelude::*;
 
@@ -197,10 +197,6 @@ fn segments<'a>(
         .flat_map(move |c| c.manifest.segments_of(name).map(move |s| (c, s)))
 }
 
-/// The format from which captures store their columns in the types every
-/// engine reads (credtrail_core::capture::storage).
-const STORED_TYPES_VERSION: u32 = 5;
-
 /// The polars type a column of an older capture has in a format 5 one.
 fn stored_type(t: &DataType) -> Option<DataType> {
     match t {
@@ -235,7 +231,7 @@ fn as_stored(mut lf: LazyFrame) -> Result<LazyFrame, QueryError> {
     let mut exprs = Vec::new();
     for (name, t) in schema.iter() {
         if name.as_str() == "time" {
-            exprs.push(col("time").cast(DataType::Int64).alias("time_ns"));
+            exprs.push(col("time").cast(DataType::Int64).alias(storage::TIME_NS));
         }
         if let Some(to) = stored_type(t) {
             let opts = if matches!(t, DataType::UInt64) {
@@ -275,7 +271,7 @@ fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, Quer
         };
         let mut lf =
             LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)?;
-        if c.manifest.format_version < STORED_TYPES_VERSION {
+        if c.manifest.format_version < storage::SINCE_FORMAT {
             lf = as_stored(lf)?;
         }
         let lf = lf.with_column(lit(c.name.as_str()).alias("capture"));

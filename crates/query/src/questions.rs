@@ -85,7 +85,7 @@ fn logical_changes(lf: LazyFrame, extra: Vec<Expr>) -> LazyFrame {
     let mut aggs = vec![
         col("time").min().alias("time"),
         // `time` is whole microseconds: order within one by nanoseconds.
-        col("time_ns").min().alias("first_time_ns"),
+        time_ns().min().alias("first_time_ns"),
         len().alias("calls"),
         col("tid").n_unique().alias("threads"),
         col("binary").first(),

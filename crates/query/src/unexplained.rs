@@ -193,7 +193,7 @@ fn filtered(rows: Vec<(Row, String)>, f: &Filters) -> Result<Vec<(Row, String)>,
         ),
         // What the filters compare (`time_ns`, as in every table).
         Column::new(
-            "time_ns".into(),
+            credtrail_core::capture::storage::TIME_NS.into(),
             rows.iter().map(|(r, _)| r.time).collect::<Vec<_>>(),
         ),
         Column::new("node_name".into(), opt(&|r| Some(r.node_name.clone()))),

@@ -1,5 +1,6 @@
 //! credtrail-record: capture every credential-changing syscall on this node.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -43,10 +44,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         .clone()
                         .unwrap_or_else(|| credtrail_core::host::uname().0);
                     let now = chrono::Utc::now().timestamp();
-                    let dir = credtrail_core::capture::layout::capture_dir(root, &node, now)?;
-                    // The node's folder, owner-only like the capture in it.
-                    credtrail_core::fs::mkdir_private(dir.parent().unwrap_or(root))?;
-                    Some(dir)
+                    Some(credtrail_core::capture::layout::capture_dir(
+                        root, &node, now,
+                    )?)
                 }
                 (None, None) => None,
             };
@@ -57,6 +57,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let policy = Rules::load(&a.policy, a.policy_warn)?;
             for line in &policy.ignored {
                 tracing::warn!("policy: {line}");
+            }
+            // The node's folder of --out-root, owner-only like the capture
+            // in it: made once every option has been checked.
+            if a.out_root.is_some()
+                && let Some(node_folder) = out.as_deref().and_then(Path::parent)
+            {
+                credtrail_core::fs::mkdir_private(node_folder)?;
             }
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use credtrail_core::capture::manifest::{self, CaptureState, VerifyingKey};
-use credtrail_core::capture::storage::micros;
+use credtrail_core::capture::storage::{self, micros};
 use credtrail_core::capture::{self, Capture, sign};
 use credtrail_core::enrich::{Record, Sink};
 use credtrail_core::model::{ContainerRow, Event, ProcEvent, UsernsRow};
@@ -267,7 +267,7 @@ fn recompute(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
         expected: None,
         legacy: cap.manifest.format_version < 3,
         no_exe: cap.manifest.format_version < 4,
-        nanos: cap.manifest.format_version < 5,
+        nanos: cap.manifest.format_version < storage::SINCE_FORMAT,
         checked: 0,
         problems: Vec::new(),
     };

@@ -29,6 +29,8 @@ use arrow::error::ArrowError;
 
 /// The column that keeps `time`'s nanoseconds.
 pub const TIME_NS: &str = "time_ns";
+/// The first format stored this way; older ones hold the logical types.
+pub const SINCE_FORMAT: u32 = 5;
 
 /// A wall-clock time in nanoseconds, cut to whole microseconds: what the
 /// stored timestamp columns other than `time` hold, so that a row read back
@@ -117,13 +119,11 @@ fn storable_as(stored: &DataType, logical: &DataType) -> bool {
 /// [`stored_schema`] of the batch's fields).
 pub fn to_stored(batch: &RecordBatch, stored: &SchemaRef) -> Result<RecordBatch, ArrowError> {
     let mut columns = Vec::with_capacity(stored.fields().len());
+    // Column for column as `stored_schema` lays them out.
     for (f, a) in batch.schema().fields().iter().zip(batch.columns()) {
+        columns.push(cast(a, &stored_type(f.data_type()))?);
         if f.name() == "time" {
-            let t = cast(a, &stored_type(f.data_type()))?;
-            columns.push(t);
             columns.push(cast(a, &DataType::Int64)?);
-        } else {
-            columns.push(cast(a, &stored_type(f.data_type()))?);
         }
     }
     RecordBatch::try_new(Arc::clone(stored), columns)

@@ -338,7 +338,6 @@ impl<P: PodSource> Enricher<P> {
         let (binary, exe, arguments, cwd) = parent
             .as_ref()
             .map(|p| {
-                let p = &**p;
                 (
                     p.binary.clone(),
                     p.exe.clone(),
@@ -425,8 +424,8 @@ impl<P: PodSource> Enricher<P> {
                 sink.lifecycle(&p)?;
             }
             Record::Cred(mut ev) => {
-                self.enrich(&mut ev);
-                sink.event_of(&ev, self.procs.get(&ev.pid).map(|p| &**p))?;
+                let process = self.enrich(&mut ev);
+                sink.event_of(&ev, process.as_deref())?;
             }
             Record::Userns(u) => {
                 sink.user_namespace(&u)?;
@@ -445,14 +444,15 @@ impl<P: PodSource> Enricher<P> {
         micros(self.realtime_offset_ns.saturating_add(ktime_ns as i64))
     }
 
-    /// Fills the event's process, parent, container and pod columns.
-    pub fn enrich(&mut self, ev: &mut Event) {
+    /// Fills the event's process, parent, container and pod columns, and
+    /// returns the cached process (None: not in the cache).
+    pub fn enrich(&mut self, ev: &mut Event) -> Option<Arc<ProcInfo>> {
         ev.clear_enrichment();
         let ns = |inum: Option<u32>| inum.and_then(|i| self.user_namespaces.get(&i));
         ev.set_ns_ids(ns(ev.old_userns), ns(ev.new_userns));
         let Some(p) = self.procs.get(&ev.pid).cloned() else {
             ev.flags = Some("miss".into());
-            return;
+            return None;
         };
         ev.exec_id = Some(p.exec_id.clone());
         ev.parent_exec_id = Some(p.parent_exec_id.clone());
@@ -493,6 +493,7 @@ impl<P: PodSource> Enricher<P> {
         {
             ev.parent_container_pid = Some(parent.ns_pid);
         }
+        Some(p)
     }
 }
 

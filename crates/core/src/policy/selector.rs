@@ -7,9 +7,35 @@ use super::{
     ArgMatch, ArgOp, BinaryMatch, BinaryOp, CapMatch, CapSet, NsValue, PidMatch, PolicyError,
     RETURN_INDEX, RateScope, Selector, Set, limits,
 };
+use serde_saphyr::{Location, Spanned};
+
 use crate::model::creds::cap_bit;
 
 impl Compiler<'_> {
+    /// A condition's values, each read by `parse` (the first it refuses is
+    /// an error at its own position: `"x" {what}`), at most
+    /// `limits::VALUES` of them.
+    fn values<T>(
+        &self,
+        operator: &Location,
+        field: &str,
+        values: &[Spanned<document::Scalar>],
+        what: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Vec<T>, PolicyError> {
+        let field = format!("{field}.values");
+        let mut out = Vec::with_capacity(values.len());
+        for v in values {
+            let t = v.value.text();
+            match parse(&t) {
+                Some(x) => out.push(x),
+                None => return Err(self.error(&v.referenced, &field, format!("{t:?} {what}"))),
+            }
+        }
+        self.check_len(operator, &field, &out, limits::VALUES)?;
+        Ok(out)
+    }
+
     pub(super) fn selector(
         &mut self,
         path: &str,
@@ -85,24 +111,12 @@ impl Compiler<'_> {
                 self.unsupported(l, &field, "one matchPIDs entry per selector".into())?;
                 continue;
             }
-            let mut values = Vec::new();
-            for v in &p.values {
-                match v.value.text().parse::<u32>() {
-                    Ok(n) => values.push(n),
-                    Err(_) => {
-                        return Err(self.error(
-                            &v.referenced,
-                            &format!("{field}.values"),
-                            format!("{:?} is not a pid", v.value.text()),
-                        ));
-                    }
-                }
-            }
-            self.check_len(
+            let values = self.values(
                 &p.operator.referenced,
-                &format!("{field}.values"),
-                &values,
-                limits::VALUES,
+                &field,
+                &p.values,
+                "is not a pid",
+                |t| t.parse::<u32>().ok(),
             )?;
             s.pids = Some(PidMatch {
                 negate,
@@ -145,28 +159,15 @@ impl Compiler<'_> {
                 )?;
                 continue;
             };
-            let mut values = Vec::new();
-            for v in &n.values {
-                let t = v.value.text();
-                values.push(match t.as_str() {
-                    "host_ns" => NsValue::Host,
-                    _ => match t.parse::<u32>() {
-                        Ok(inum) => NsValue::Inode(inum),
-                        Err(_) => {
-                            return Err(self.error(
-                                &v.referenced,
-                                &format!("{field}.values"),
-                                format!("{t:?} is neither host_ns nor a namespace inode number"),
-                            ));
-                        }
-                    },
-                });
-            }
-            self.check_len(
+            let values = self.values(
                 &n.operator.referenced,
-                &format!("{field}.values"),
-                &values,
-                limits::VALUES,
+                &field,
+                &n.values,
+                "is neither host_ns nor a namespace inode number",
+                |t| match t {
+                    "host_ns" => Some(NsValue::Host),
+                    _ => t.parse::<u32>().ok().map(NsValue::Inode),
+                },
             )?;
             *slot = Some(Set { negate, values });
         }
@@ -219,19 +220,13 @@ impl Compiler<'_> {
                         continue;
                     }
                 };
-                let mut values = Vec::new();
-                for v in &a.values {
-                    match int_value(&v.value.text()) {
-                        Some(n) => values.push(n),
-                        None => {
-                            return Err(self.error(
-                                &v.referenced,
-                                &format!("{field}.values"),
-                                format!("{:?} is not an integer", v.value.text()),
-                            ));
-                        }
-                    }
-                }
+                let values = self.values(
+                    &a.operator.referenced,
+                    &field,
+                    &a.values,
+                    "is not an integer",
+                    int_value,
+                )?;
                 if values.is_empty() {
                     return Err(self.error(
                         &a.operator.referenced,
@@ -239,12 +234,6 @@ impl Compiler<'_> {
                         "no values".into(),
                     ));
                 }
-                self.check_len(
-                    &a.operator.referenced,
-                    &format!("{field}.values"),
-                    &values,
-                    limits::VALUES,
-                )?;
                 if s.args.len() == limits::ARGS {
                     return Err(self.error(
                         &a.operator.referenced,

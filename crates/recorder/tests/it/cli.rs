@@ -176,3 +176,24 @@ fn a_node_name_that_is_no_folder_name_is_refused_before_anything() {
     );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn out_root_makes_no_folder_when_another_option_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = tmp.path().join("bad.yaml");
+    std::fs::write(&policy, "kind: NotAPolicy\n").unwrap();
+    let root = tmp.path().join("fleet");
+    let o = Command::new(record_bin())
+        .arg("--out-root")
+        .arg(&root)
+        .arg("--policy")
+        .arg(&policy)
+        .args(["--node-name", "node-a", "--duration", "1"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bad.yaml"), "{err}");
+    assert!(!root.exists(), "{err}");
+}
