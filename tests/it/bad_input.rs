@@ -18,6 +18,7 @@ fn replay_error(dir: &Path) -> String {
         expect_head: None,
         policy: Vec::new(),
         policy_warn: false,
+        endpoint: None,
     };
     let mut out = Vec::new();
     let mut err = Vec::new();
@@ -127,6 +128,7 @@ fn a_table_without_segments_reads_as_empty() {
         expect_head: None,
         policy: Vec::new(),
         policy_warn: false,
+        endpoint: None,
     };
     let mut out = Vec::new();
     assert!(credtrail_replay::run(cli, &mut out, &mut Vec::new()).unwrap());
@@ -241,6 +243,7 @@ fn verify_cli(dir: &Path, pubkey: Option<&Path>, head: Option<&str>) -> (bool, S
         expect_head: head.map(str::to_owned),
         policy: Vec::new(),
         policy_warn: false,
+        endpoint: None,
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let ok = credtrail_replay::run(cli, &mut out, &mut err).unwrap();
@@ -288,8 +291,16 @@ fn tampering_with_a_chained_capture_is_detected() {
         s.chain = None;
     }
     m.write(&Dir::open(&d).unwrap(), None).unwrap();
-    let (ok, _, _) = verify_cli(&d, None, None);
-    assert!(ok, "a consistent rewrite passes the chain alone");
+    let (ok, _, err) = verify_cli(&d, None, None);
+    assert!(
+        !err.contains("hash chain") && !err.contains("chain head"),
+        "a consistent rewrite passes the chain alone: {err}"
+    );
+    // The Parquet `captures` row still holds what was recorded.
+    assert!(
+        !ok && err.contains("differs from the manifest's final state"),
+        "{err}"
+    );
     let (ok, _, err) = verify_cli(&d, None, Some(&head));
     assert!(!ok && err.contains("is not the expected"), "{err}");
 }
@@ -351,6 +362,7 @@ fn a_signed_capture_verifies_and_an_edited_one_does_not() {
             expect_head: None,
             policy: Vec::new(),
             policy_warn: false,
+            endpoint: None,
         },
         &mut Vec::new(),
         &mut Vec::new(),

@@ -1,10 +1,11 @@
 use clap::CommandFactory;
 
-pub const BINARIES: [&str; 4] = [
+pub const BINARIES: [&str; 5] = [
     "credtrail-record",
     "credtrail-workload",
     "credtrail-replay",
     "credtrail-query",
+    "credtrail-ship",
 ];
 
 fn long_help(mut cmd: clap::Command) -> String {
@@ -20,6 +21,7 @@ fn help_texts() {
         long_help(credtrail_workload::cli::Cli::command()),
         long_help(credtrail_replay::Cli::command()),
         long_help(credtrail_query::cli::Cli::command()),
+        long_help(credtrail_ship::cli::Cli::command()),
     ];
     for (name, text) in BINARIES.iter().zip(texts) {
         insta::assert_snapshot!(*name, text);

@@ -14,6 +14,8 @@ mod policy;
 mod query;
 // Spark (local-cluster, default settings) reading a fleet of captures.
 mod spark;
+// credtrail-ship to a real S3 server (moto), resumed, tampered with, queried.
+mod ship;
 // Root: the live recorder's output equals the replay of what it wrote.
 mod live_replay;
 // Root: recorders killed with SIGKILL, recovered, read by every reader.

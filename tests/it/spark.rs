@@ -40,20 +40,24 @@ fn query(args: &[&str]) -> String {
 const SPARK: &str = r#"
 import json, sys
 from pyspark.sql import SparkSession
-root, sql = sys.argv[1], sys.argv[2]
+root, sql, tables = sys.argv[1], sys.argv[2], sys.argv[3:]
 s = (SparkSession.builder.master("local-cluster[2,1,1024]")
      .config("spark.ui.enabled", "false").appName("credtrail-fleet").getOrCreate())
 s.sparkContext.setLogLevel("ERROR")
 schemas = {}
-for t in ["events", "lifecycle", "containers", "processes", "user_namespaces"]:
+for t in tables:
     df = s.read.option("basePath", root).parquet(f"{root}/node=*/*/{t}/*.parquet")
     df.createOrReplaceTempView(t)
     schemas[t] = {f.name: f.dataType.simpleString() for f in df.schema.fields}
     df.count()
 per_node = [[r[0], r[1]] for r in s.sql(
     "SELECT node, count(*) FROM events GROUP BY node ORDER BY node").collect()]
+# Each capture's last word, from the Parquet files alone.
+status = [[str(x) for x in r] for r in s.sql(
+    "SELECT node, state, events_written, events_lost FROM captures WHERE final_row "
+    "ORDER BY node").collect()]
 rows = [[str(x) for x in r] for r in s.sql(sql).collect()]
-print(json.dumps({"schemas": schemas, "per_node": per_node, "rows": rows}))
+print(json.dumps({"schemas": schemas, "per_node": per_node, "status": status, "rows": rows}))
 s.stop()
 "#;
 
@@ -83,6 +87,7 @@ fn spark_reads_a_fleet_with_default_settings_and_agrees_with_credtrail_query() {
                FROM events GROUP BY syscall ORDER BY syscall";
     let o = Command::new("python3")
         .args(["-c", SPARK, root.to_str().unwrap(), sql])
+        .args(credtrail_core::capture::TABLES)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -113,6 +118,15 @@ fn spark_reads_a_fleet_with_default_settings_and_agrees_with_credtrail_query() {
     ] {
         assert_eq!(events[name], ty, "events.{name}");
     }
+    let captures = &v["schemas"]["captures"];
+    for (name, ty) in [
+        ("start_time", "timestamp"),
+        ("final_row", "boolean"),
+        ("ringbuf_full", "bigint"),
+        ("state", "string"),
+    ] {
+        assert_eq!(captures[name], ty, "captures.{name}");
+    }
 
     // Each node's rows, and the aggregate over the fleet, as
     // credtrail-query has them.
@@ -125,9 +139,17 @@ fn spark_reads_a_fleet_with_default_settings_and_agrees_with_credtrail_query() {
             "--format",
             "csv",
         ]);
+        let n = n.lines().nth(1).unwrap().parse::<u64>().unwrap();
+        assert_eq!(v["per_node"][i], serde_json::json!([node, n]));
+        let m = credtrail_core::capture::manifest::Manifest::read(&dir.join(FLEET[i].1)).unwrap();
         assert_eq!(
-            v["per_node"][i],
-            serde_json::json!([node, n.lines().nth(1).unwrap().parse::<u64>().unwrap()])
+            v["status"][i],
+            serde_json::json!([
+                node,
+                "sealed",
+                m.counters.events_written.to_string(),
+                m.counters.lost().to_string()
+            ])
         );
     }
     let ours = query(&[root.to_str().unwrap(), "--sql", sql, "--format", "csv"]);

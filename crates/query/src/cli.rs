@@ -15,8 +15,9 @@ use crate::questions::{self, Filters, TimelineArgs};
 use crate::{QueryError, Trust, discover, lossy, refuse_file_functions, sql};
 
 /// Ask questions of credtrail captures: SQL over the tables `events`,
-/// `lifecycle`, `processes` and `containers` (each with a `capture` column),
-/// or one of the built-in questions.
+/// `lifecycle`, `processes`, `containers`, `user_namespaces` and `captures`
+/// (each with `capture` and `node` columns), or one of the built-in
+/// questions.
 #[derive(Parser, Debug)]
 #[command(
     name = "credtrail-query",
@@ -25,9 +26,14 @@ use crate::{QueryError, Trust, discover, lossy, refuse_file_functions, sql};
     after_help = "Examples:\n  credtrail-query captures/ became-root\n  credtrail-query captures/ caps --pod default/xwing\n  credtrail-query captures/*/ --sql \"SELECT syscall, count(*) AS n FROM events GROUP BY 1\""
 )]
 pub struct Cli {
-    /// Captures, or folders holding captures (hive layouts like node=a/date=b/ too).
+    /// Captures, or folders holding captures (hive layouts like node=a/date=b/ too),
+    /// local or in object storage (s3://bucket/prefix: fetched first, leaving
+    /// out captures --node, --since and --until exclude).
     #[arg(required = true, value_name = "CAPTURE")]
     pub paths: Vec<PathBuf>,
+    /// S3-compatible endpoint for s3:// captures (default $AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, value_name = "URL", global = true)]
+    pub endpoint: Option<String>,
     /// Run this SQL query (polars SQL) instead of a built-in question.
     #[arg(long)]
     pub sql: Option<String>,
@@ -99,7 +105,22 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Que
     {
         refuse_file_functions(q)?;
     }
-    let mut caps = discover(&cli.paths, trust)?;
+    let prune = credtrail_ship::fetch::Prune {
+        node: cli.filters.node.clone(),
+        since_ns: cli.filters.since,
+        until_ns: cli.filters.until,
+        everything: false,
+    };
+    let local = credtrail_ship::fetch::localize(&cli.paths, cli.endpoint.as_deref(), &prune)?;
+    for note in &local.notes {
+        let _ = writeln!(err, "credtrail-query: {}", safe(note));
+    }
+    let mut caps = discover(&local.paths, trust)?;
+    for c in &mut caps {
+        if let Some(url) = local.url_of(&c.dir) {
+            c.name = url.to_owned();
+        }
+    }
     if !cli.policy.is_empty() {
         let rules = Rules::load(&cli.policy, cli.policy_warn)
             .map_err(|e| QueryError::Invalid(format!("policy {e}")))?;

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use credtrail_core::CaptureError;
 use credtrail_core::capture::manifest::Counters;
 use credtrail_core::capture::manifest::{MANIFEST_FILE, Manifest, Segment};
-use credtrail_core::capture::{CaptureFiles, EVENTS, TABLES};
-use credtrail_core::capture::{bounds, storage};
+use credtrail_core::capture::{CAPTURES, CaptureFiles, EVENTS, TABLES};
+use credtrail_core::capture::{bounds, status, storage};
 use polars::chunked_array::cast::CastOptions;
 use polars::prelude::*;
 
@@ -45,6 +45,8 @@ pub enum QueryError {
     Polars(#[from] PolarsError),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Remote(#[from] credtrail_ship::ShipError),
 }
 
 /// A replay error (reading or enriching a capture) as a query error.
@@ -64,6 +66,10 @@ pub struct CaptureInfo {
     pub files: Arc<CaptureFiles>,
     /// `--policy`: the events kept (None: all).
     pub policy: Option<Arc<policy::Kept>>,
+    /// The `node` column: the `node=<node>` folder the capture is in (the
+    /// fleet layout's partition, as Spark and DuckDB see it), else the
+    /// manifest's node name.
+    pub node: String,
 }
 
 impl CaptureInfo {
@@ -127,12 +133,18 @@ pub fn discover(paths: &[PathBuf], trust: Trust) -> Result<Vec<CaptureInfo>, Que
             for seg in manifest.segments.iter().filter(|s| !s.evicted) {
                 check_segment(&files, seg, trust)?;
             }
+            let node = dir
+                .components()
+                .rev()
+                .find_map(|c| c.as_os_str().to_str()?.strip_prefix("node="))
+                .map_or_else(|| manifest.node_name.clone(), str::to_owned);
             Ok(CaptureInfo {
                 name: dir.display().to_string(),
                 dir,
                 manifest,
                 files: Arc::new(files),
                 policy: None,
+                node,
             })
         })
         .collect()
@@ -155,7 +167,30 @@ fn check_segment(files: &CaptureFiles, seg: &Segment, trust: Trust) -> Result<()
 /// lists a segment of it).
 pub fn table(caps: &[CaptureInfo], name: &str) -> Result<Option<LazyFrame>, QueryError> {
     let segments: Vec<_> = segments(caps, name).collect();
-    scan(&segments)
+    let lf = scan(&segments)?;
+    if name != CAPTURES {
+        return Ok(lf);
+    }
+    // Captures older than format 6 (or still recording) have no status
+    // row on disk: theirs is made from the manifest, as the recorder would
+    // have written it, so every capture has a row.
+    let mut frames: Vec<LazyFrame> = lf.into_iter().collect();
+    for c in caps {
+        if c.manifest.segments_of(CAPTURES).next().is_none() {
+            let row = status::CaptureRow::of(&c.manifest, 0, c.manifest.end.is_some());
+            let bytes = status::parquet_bytes(&[row])
+                .map_err(|e| QueryError::Invalid(format!("{}: {e}", c.name)))?;
+            let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish()?;
+            frames.push(df.lazy().with_columns([
+                lit(c.name.as_str()).alias("capture"),
+                lit(c.node.as_str()).alias("node"),
+            ]));
+        }
+    }
+    if frames.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(concat(frames, UnionArgs::default())?))
 }
 
 /// The same table as several scans, each of whole segments holding about
@@ -249,7 +284,7 @@ fn as_stored(mut lf: LazyFrame) -> Result<LazyFrame, QueryError> {
     })
 }
 
-/// One lazy scan over `segments`, with the `capture` column.
+/// One lazy scan over `segments`, with the `capture` and `node` columns.
 fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, QueryError> {
     let mut frames = Vec::new();
     for (c, seg) in segments {
@@ -274,7 +309,10 @@ fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, Quer
         if c.manifest.format_version < storage::SINCE_FORMAT {
             lf = as_stored(lf)?;
         }
-        let lf = lf.with_column(lit(c.name.as_str()).alias("capture"));
+        let lf = lf.with_columns([
+            lit(c.name.as_str()).alias("capture"),
+            lit(c.node.as_str()).alias("node"),
+        ]);
         frames.push(match policy {
             Some(kept) => kept.apply(lf),
             None => lf,

@@ -25,9 +25,13 @@ pub use verify::{Expect, Verification, verify};
 #[derive(Parser, Debug)]
 #[command(name = "credtrail-replay", version)]
 pub struct Cli {
-    /// Capture directories, replayed one after the other.
+    /// Capture directories, replayed one after the other; or captures in
+    /// object storage (s3://bucket/prefix/node=N/CAPTURE), fetched first.
     #[arg(required = true, value_name = "CAPTURE")]
     pub captures: Vec<std::path::PathBuf>,
+    /// S3-compatible endpoint for s3:// captures (default $AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
     /// How to print events (default json, unless --out is given).
     #[arg(long, value_enum)]
     pub print: Option<PrintFormat>,
@@ -106,6 +110,13 @@ pub fn replay(
 
 /// The `credtrail-replay` command: returns whether everything verified.
 pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::Result<bool> {
+    // --verify fetches every object under a capture's folder, listed or
+    // not, so that it can say which ones the manifest does not list.
+    let prune = credtrail_ship::fetch::Prune {
+        everything: cli.verify,
+        ..Default::default()
+    };
+    let local = credtrail_ship::fetch::localize(&cli.captures, cli.endpoint.as_deref(), &prune)?;
     if cli.verify {
         let key = cli
             .pubkey
@@ -116,7 +127,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::
             key: key.as_ref(),
             head: cli.expect_head.as_deref(),
         };
-        return verify::verify_all(&cli.captures, expect, stdout, stderr);
+        return verify::verify_all(&local, expect, stdout, stderr);
     }
     let policy = if cli.policy.is_empty() {
         None
@@ -127,7 +138,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::
         }
         Some(rules)
     };
-    if cli.out.is_some() && cli.captures.len() != 1 {
+    if cli.out.is_some() && local.paths.len() != 1 {
         anyhow::bail!("--out takes exactly one capture to re-enrich");
     }
     let format = match (cli.print, &cli.out) {
@@ -135,11 +146,17 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::
         (None, None) => Some(PrintFormat::Json),
         (None, Some(_)) => None,
     };
-    for dir in &cli.captures {
+    for dir in &local.paths {
         let cap = Capture::open(dir)?;
         let print = format.map(|f| (f, &mut *stdout as &mut dyn Write));
-        replay(&cap, print, cli.out.as_deref(), policy.as_ref())
-            .with_context(|| format!("replaying {}", dir.display()))?;
+        replay(&cap, print, cli.out.as_deref(), policy.as_ref()).with_context(|| {
+            format!(
+                "replaying {}",
+                local
+                    .url_of(dir)
+                    .map_or_else(|| dir.display().to_string(), str::to_owned)
+            )
+        })?;
     }
     stdout.flush()?;
     Ok(true)

@@ -3,15 +3,16 @@
 //! columns recomputed through the replay engine.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use credtrail_core::capture::manifest::{self, CaptureState, VerifyingKey};
 use credtrail_core::capture::storage::{self, micros};
-use credtrail_core::capture::{self, Capture, sign};
+use credtrail_core::capture::{self, Capture, sign, status};
 use credtrail_core::enrich::{Record, Sink};
 use credtrail_core::model::{ContainerRow, Event, ProcEvent, UsernsRow};
 use credtrail_core::replay::{enricher, open};
 use credtrail_core::term::safe;
+use credtrail_ship::fetch::Localized;
 
 /// Problems `--verify` prints at most, per capture.
 const MAX_PROBLEM_LINES: usize = 20;
@@ -127,6 +128,7 @@ pub fn verify(dir: &Path, expect: Expect) -> anyhow::Result<Verification> {
     if !v.problems.is_empty() {
         return Ok(v);
     }
+    check_status(&cap, &mut v)?;
     let evicted = cap.manifest.segments.iter().filter(|s| s.evicted).count();
     if evicted > 0 {
         // The stored enrichment came from a cache built since the start;
@@ -258,6 +260,49 @@ fn check_files(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `captures` table (format 6 on) against the manifest: its last row
+/// is the manifest's final state, so an engine reading only Parquet sees
+/// what the manifest says.
+fn check_status(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
+    let m = &cap.manifest;
+    if m.format_version < 6 || m.state == CaptureState::Recording {
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for seg in m.segments_of(capture::CAPTURES) {
+        let (path, file) = cap.files.open_checked(seg)?;
+        rows.extend(status::read_rows(&path, file)?);
+    }
+    let Some(last) = rows.iter().max_by_key(|r| r.segment_set) else {
+        v.problems.push(format!(
+            "{}: no {} row: the capture's status is not in its Parquet files",
+            cap.dir.display(),
+            capture::CAPTURES
+        ));
+        return Ok(());
+    };
+    let mut want = status::CaptureRow::of(m, last.segment_set, true);
+    // The row was written before its own segment was listed.
+    want.segments = last.segments;
+    want.bytes_kept = last.bytes_kept;
+    want.chain_head.clone_from(&last.chain_head);
+    want.start_time = micros(want.start_time);
+    want.end_time = want.end_time.map(micros);
+    want.as_of_time = micros(want.as_of_time);
+    if *last != want {
+        v.problems.push(format!(
+            "{}: the last {} row (set {}) differs from the manifest's final state (state {:?}, counters or ids edited?)",
+            cap.dir.display(),
+            capture::CAPTURES,
+            last.segment_set,
+            last.state
+        ));
+    } else {
+        v.proved.push("captures table agrees with the manifest");
+    }
+    Ok(())
+}
+
 /// Replays the capture and compares every event's enrichment with the
 /// stored one, and the event count with the counters.
 fn recompute(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
@@ -295,21 +340,26 @@ fn recompute(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
 /// `--verify` of each capture: notes and problems on `stderr`, one line per
 /// capture on `stdout`; returns whether every capture verified.
 pub fn verify_all(
-    captures: &[PathBuf],
+    captures: &Localized,
     expect: Expect,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> anyhow::Result<bool> {
     let mut ok = true;
-    for dir in captures {
-        let v = verify(dir, expect)?;
+    for dir in &captures.paths {
+        let v =
+            verify(dir, expect).map_err(|e| anyhow::anyhow!(captures.rename(&format!("{e:#}"))))?;
         for n in &v.notes {
-            writeln!(stderr, "credtrail-replay: note: {}", safe(n))?;
+            writeln!(
+                stderr,
+                "credtrail-replay: note: {}",
+                safe(&captures.rename(n))
+            )?;
         }
         // A crafted manifest can list thousands of bad records: the first
         // ones say what is wrong.
         for p in v.problems.iter().take(MAX_PROBLEM_LINES) {
-            writeln!(stderr, "credtrail-replay: {}", safe(p))?;
+            writeln!(stderr, "credtrail-replay: {}", safe(&captures.rename(p)))?;
         }
         if v.problems.len() > MAX_PROBLEM_LINES {
             writeln!(
@@ -320,7 +370,9 @@ pub fn verify_all(
         }
         let line = format!(
             "{}: {} segments, {} events re-enriched, chain head {}: {}",
-            dir.display(),
+            captures
+                .url_of(dir)
+                .map_or_else(|| dir.display().to_string(), str::to_owned),
             v.segments,
             v.events,
             v.chain_head.as_deref().unwrap_or("(none, format 1)"),

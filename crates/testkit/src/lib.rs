@@ -37,6 +37,11 @@ pub fn workload_bin() -> &'static str {
 }
 
 /// `credtrail-replay` (built for the replay crate's own CLI tests).
+pub fn ship_bin() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| bin(None, "credtrail-ship"))
+}
+
 pub fn replay_bin() -> &'static str {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PATH.get_or_init(|| bin(None, "credtrail-replay"))

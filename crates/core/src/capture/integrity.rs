@@ -30,3 +30,8 @@ pub fn hash_open_file(path: &Path, f: File) -> Result<(u64, String), CaptureErro
     }
     Ok((total, hex::encode(hasher.finalize())))
 }
+
+/// The sha256 of bytes about to be written, as [`hash_file`] reports it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

@@ -16,8 +16,9 @@ use crate::fs::Dir;
 /// namespace and io_uring rows and the namespace columns of every row;
 /// version 4 the executed file (`exe`) on events and lifecycle rows;
 /// version 5 stores every column in types any engine reads by default
-/// (signed integers, microsecond timestamps and `time_ns`: see `storage`).
-pub const FORMAT_VERSION: u32 = 5;
+/// (signed integers, microsecond timestamps and `time_ns`: see `storage`);
+/// version 6 the `captures` table (see `status`).
+pub const FORMAT_VERSION: u32 = 6;
 /// Every format version this build reads.
 const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=FORMAT_VERSION;
 /// Marks a directory as a credtrail capture.
@@ -380,7 +381,7 @@ impl Manifest {
     }
 
     /// The chain's first link: sha256 of the fixed header.
-    fn genesis(&self) -> String {
+    pub(crate) fn genesis(&self) -> String {
         let h = ChainHeader {
             format: &self.format,
             format_version: self.format_version,

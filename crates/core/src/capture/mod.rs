@@ -1,4 +1,4 @@
-//! Capture format (v5): a directory of zstd Parquet segments plus a manifest.
+//! Capture format (v6): a directory of zstd Parquet segments plus a manifest.
 //! See `docs/capture-format.md`. Written by [`CaptureWriter`], read by
 //! [`Capture`], sealed after a crash by [`recover::recover`].
 //!
@@ -16,6 +16,7 @@ pub mod read;
 pub mod recover;
 pub mod segment;
 pub mod sign;
+pub mod status;
 pub mod storage;
 pub mod table;
 pub mod write;
@@ -24,6 +25,7 @@ pub use integrity::{hash_file, hash_open_file};
 pub use read::{Capture, CaptureFiles, TableStream, decode_segment};
 pub use segment::{FLUSH_INTERVAL, Rotation};
 pub use table::{
-    CONTAINERS, EVENTS, LIFECYCLE, PROCESSES, TABLES, Table, USER_NAMESPACES, segment_location,
+    CAPTURES, CONTAINERS, EVENTS, LIFECYCLE, PROCESSES, TABLES, Table, USER_NAMESPACES,
+    file_location, segment_location,
 };
 pub use write::{CaptureWriter, Retention};

@@ -10,7 +10,8 @@ use super::manifest::{
     CaptureState, Discarded, DiscardedSegment, Instant, MANIFEST_FILE, Manifest, Recovery, Segment,
     SigningKey,
 };
-use super::table::{EVENTS, LIFECYCLE, TABLES, segment_location};
+use super::status::write_status;
+use super::table::{CAPTURES, EVENTS, LIFECYCLE, TABLES, segment_location};
 use super::write::{RESERVE_FILE, next_free_epoch, remove_evicted, seal_missing_tables};
 use crate::error::CaptureError;
 use crate::fs::Dir;
@@ -127,6 +128,19 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
         work.seal(&mut manifest, tdir, table, f);
     }
     let recovery = work.account(&mut manifest);
+    // A status row written (or half written) but not listed when the
+    // recorder died: the final row below says more.
+    if let Some((_, tdir)) = tables.iter().find(|(t, _)| *t == CAPTURES) {
+        for n in tdir.names()? {
+            let file = format!("{CAPTURES}/{n}");
+            let unlisted =
+                n.ends_with(".parquet") && !manifest.segments.iter().any(|s| s.file == file);
+            let temporary = n.starts_with('.') && n.ends_with(".parquet.tmp");
+            if unlisted || temporary {
+                tdir.remove(&n)?;
+            }
+        }
+    }
     // A table that had no row before the crash reads as empty, as after a
     // clean stop.
     let epoch = next_free_epoch(tables.iter().map(|(_, d)| d));
@@ -147,6 +161,9 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     }
     manifest.recovery = Some(recovery);
     let _ = root.remove(RESERVE_FILE);
+    manifest.write(&root, key)?;
+    let status = write_status(&root.create_subdir(CAPTURES)?, &manifest, epoch, true)?;
+    manifest.segments.push(status);
     manifest.write(&root, key)?;
     // Evictions the recorder had listed but not carried out when it died
     // (names checked above: only files in the table folders).

@@ -58,7 +58,7 @@ const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// this bounds the recorder's memory under a storm.
 const BATCH_ROWS: usize = 8 * 1024;
 
-fn writer_properties(table: &str, delta: &[&str]) -> WriterProperties {
+pub(crate) fn writer_properties(table: &str, delta: &[&str]) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("valid level"),

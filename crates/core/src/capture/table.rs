@@ -18,11 +18,21 @@ pub const PROCESSES: &str = "processes";
 pub const LIFECYCLE: &str = "lifecycle";
 pub const CONTAINERS: &str = "containers";
 pub const USER_NAMESPACES: &str = "user_namespaces";
+/// The capture's own status, a row per set of segments (see `status`).
+pub const CAPTURES: &str = "captures";
 /// Every table of a capture. A finished capture (sealed, recovered or
 /// failed) lists at least one segment of each, empty if need be, so that
 /// readers of the files alone (DuckDB, Spark) find every table. Captures
-/// older than format 3 have no `user_namespaces`: it reads as empty.
-pub const TABLES: [&str; 5] = [EVENTS, LIFECYCLE, CONTAINERS, PROCESSES, USER_NAMESPACES];
+/// older than format 3 have no `user_namespaces`, older than format 6 no
+/// `captures`: they read as empty.
+pub const TABLES: [&str; 6] = [
+    EVENTS,
+    LIFECYCLE,
+    CONTAINERS,
+    PROCESSES,
+    USER_NAMESPACES,
+    CAPTURES,
+];
 
 /// A table's Arrow schema, traced from its Rust type so the struct is the
 /// single definition of the columns.
@@ -140,11 +150,12 @@ impl Table for ProcessRow {
     }
 }
 
-/// The tables the manifest lists no readable segment of.
+/// The tables of rows the manifest lists no readable segment of (the
+/// `captures` row is written on its own when a capture ends).
 pub(crate) fn missing_tables(manifest: &Manifest) -> impl Iterator<Item = &'static str> + '_ {
     TABLES
         .into_iter()
-        .filter(|t| manifest.segments_of(t).next().is_none())
+        .filter(|t| *t != CAPTURES && manifest.segments_of(t).next().is_none())
 }
 
 /// The segment number of `table/part-NNNNN.parquet`.
@@ -163,19 +174,26 @@ pub(crate) fn epoch_of(file: &str) -> Option<u32> {
 /// glob or any other name in a manifest is refused, so no reader and no
 /// `recover` ever reaches a file outside the capture's table folders.
 pub fn segment_location(seg: &Segment) -> Result<(&'static str, &str), String> {
+    file_location(&seg.table, &seg.file)
+}
+
+/// [`segment_location`] of a record naming `file` in `table`.
+pub fn file_location<'a>(
+    record_table: &str,
+    file: &'a str,
+) -> Result<(&'static str, &'a str), String> {
     let bad = |why: &str| {
         Err(format!(
-            "manifest record {:?} (table {:?}): {why}; refusing to touch it",
-            seg.file, seg.table
+            "manifest record {file:?} (table {record_table:?}): {why}; refusing to touch it"
         ))
     };
-    let Some((table, name)) = seg.file.split_once('/') else {
+    let Some((table, name)) = file.split_once('/') else {
         return bad("not TABLE/part-N.parquet");
     };
     let Some(table) = TABLES.into_iter().find(|t| *t == table) else {
         return bad("not in a table folder of the capture");
     };
-    if table != seg.table {
+    if table != record_table {
         return bad("its folder is not its table");
     }
     let digits = name

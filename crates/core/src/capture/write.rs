@@ -8,8 +8,9 @@ use super::manifest::{
     CaptureState, Counters, FORMAT_VERSION, MANIFEST_FILE, Manifest, Segment, SigningKey,
 };
 use super::segment::{Rotation, TableWriter};
+use super::status::write_status;
 use super::table::{
-    CONTAINERS, EVENTS, LIFECYCLE, Table, USER_NAMESPACES, epoch_of, missing_tables,
+    CAPTURES, CONTAINERS, EVENTS, LIFECYCLE, Table, USER_NAMESPACES, epoch_of, missing_tables,
 };
 use crate::error::CaptureError;
 use crate::fs::{self, Dir};
@@ -19,6 +20,8 @@ use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow, UsernsRow};
 /// for the final manifest that says what was lost.
 pub(crate) const RESERVE_FILE: &str = ".reserve";
 const RESERVE_BYTES: usize = 256 << 10;
+/// What a `captures` row's file takes at most (≈ 5.5 KB measured).
+const STATUS_ROOM: u64 = 8 << 10;
 
 /// How the capture may use the disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,6 +52,8 @@ pub struct CaptureWriter {
     lifecycle: TableWriter<ProcEvent>,
     containers: TableWriter<ContainerRow>,
     user_namespaces: TableWriter<UsernsRow>,
+    /// The `captures` table's folder (see `status`).
+    captures: Dir,
     _lock: fs::DirLock,
 }
 
@@ -116,6 +121,7 @@ impl CaptureWriter {
             lifecycle: TableWriter::new(&root)?,
             containers: TableWriter::new(&root)?,
             user_namespaces: TableWriter::new(&root)?,
+            captures: root.create_subdir(CAPTURES)?,
             root,
             manifest,
             rotation,
@@ -224,7 +230,11 @@ impl CaptureWriter {
             || self.events.needs_rotation(&self.rotation)
             || self.lifecycle.needs_rotation(&self.rotation)
         {
-            self.seal_all()?;
+            if self.seal_all()? {
+                // How the capture stands as of this set, for readers of
+                // the Parquet files alone.
+                self.list_status(self.epoch - 1, false)?;
+            }
             if let Some(max) = max {
                 self.evict_to(max)?;
             }
@@ -298,7 +308,8 @@ impl CaptureWriter {
         Ok(())
     }
 
-    fn seal_all(&mut self) -> Result<(), CaptureError> {
+    /// Seals every open segment as set `epoch`; returns whether any was.
+    fn seal_all(&mut self) -> Result<bool, CaptureError> {
         let sealed = [
             // In the order of `tick`'s flushes, for the same reason.
             self.user_namespaces.seal()?,
@@ -309,10 +320,19 @@ impl CaptureWriter {
             self.processes.seal()?,
         ];
         self.epoch += 1;
-        if sealed.iter().any(Option::is_some) {
+        let any = sealed.iter().any(Option::is_some);
+        if any {
             self.list(sealed.into_iter().flatten().collect())?;
         }
-        Ok(())
+        Ok(any)
+    }
+
+    /// Writes the `captures` row of the manifest as it stands (as set
+    /// `set`) and lists it.
+    fn list_status(&mut self, set: u32, final_row: bool) -> Result<(), CaptureError> {
+        let seg = write_status(&self.captures, &self.manifest, set, final_row)?;
+        self.manifest.segments.push(seg);
+        self.manifest.write(&self.root, self.key.as_ref())
     }
 
     /// Updates the kernel-side counters; the row counts are the writer's own.
@@ -349,12 +369,17 @@ impl CaptureWriter {
         // writes without ticks): the budget holds for the sealed capture
         // too, the newest segments always kept.
         if let Some(max) = self.retention.max_capture_bytes {
-            self.evict_before(max, self.epoch.saturating_sub(1))?;
+            // With room for the final `captures` row.
+            self.evict_before(
+                max.saturating_sub(STATUS_ROOM),
+                self.epoch.saturating_sub(1),
+            )?;
         }
         self.manifest.end = Some(end);
         self.manifest.state = CaptureState::Sealed;
         self.release_reserve();
         self.manifest.write(&self.root, self.key.as_ref())?;
+        self.list_status(self.epoch, true)?;
         Ok(self.manifest)
     }
 
@@ -369,6 +394,7 @@ impl CaptureWriter {
             LIFECYCLE => &self.lifecycle.dir,
             CONTAINERS => &self.containers.dir,
             USER_NAMESPACES => &self.user_namespaces.dir,
+            CAPTURES => &self.captures,
             _ => &self.processes.dir,
         }
     }
@@ -419,12 +445,17 @@ impl CaptureWriter {
         self.manifest.error = Some(error.to_owned());
         self.manifest.end = Some(end);
         self.manifest.write(&self.root, self.key.as_ref())?;
+        // Best effort, as above: the manifest already says it all.
+        if let Err(e) = self.list_status(self.epoch + 1, true) {
+            tracing::warn!("cannot write the captures row of the stopped capture: {e}");
+        }
         Ok(self.manifest)
     }
 }
 
 /// Tables of metadata that later rows rest on, whatever their age: never
-/// evicted.
+/// evicted. (A set's `captures` row goes with its set: the newest row
+/// carries every counter so far.)
 fn is_metadata(table: &str) -> bool {
     table == CONTAINERS || table == USER_NAMESPACES
 }

@@ -1,0 +1,289 @@
+//! Captures under a prefix, brought to a local folder to be read as local
+//! ones. Pruned before any segment is read: a capture whose `node=`
+//! folder or manifest node is not the one asked for, or whose start..end
+//! does not meet the time range, costs one listing entry (and one small
+//! manifest for the time range), never its segments.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use credtrail_core::capture::file_location;
+use credtrail_core::capture::manifest::{MANIFEST_FILE, Manifest, SIGNATURE_FILE};
+
+use crate::ShipError;
+use crate::store::Remote;
+
+/// What to leave in object storage.
+#[derive(Debug, Clone, Default)]
+pub struct Prune {
+    pub node: Option<String>,
+    /// Wall-clock ns: captures that ended before this are not fetched.
+    pub since_ns: Option<i64>,
+    /// Wall-clock ns: captures that started after this are not fetched.
+    pub until_ns: Option<i64>,
+    /// Fetch every object under a capture's folder, listed or not (for
+    /// `--verify`, which reports files the manifest does not list).
+    pub everything: bool,
+}
+
+/// One capture fetched.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub dir: PathBuf,
+    pub url: String,
+}
+
+/// What [`fetch`] read.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub captures: usize,
+    pub pruned: usize,
+    pub objects_listed: usize,
+    pub objects_fetched: usize,
+    pub bytes: u64,
+}
+
+/// Fetches the captures under `remote` into `dest` (created 0700; files 0600).
+pub fn fetch(
+    remote: &Remote,
+    dest: &Path,
+    prune: &Prune,
+) -> Result<(Vec<Fetched>, Stats), ShipError> {
+    let listed = remote.list("")?;
+    let mut stats = Stats {
+        objects_listed: listed.len(),
+        ..Stats::default()
+    };
+    let mut captures: Vec<&str> = listed
+        .iter()
+        .filter_map(|o| match o.rel.rsplit_once('/') {
+            Some((dir, MANIFEST_FILE)) => Some(dir),
+            None if o.rel == MANIFEST_FILE => Some(""),
+            _ => None,
+        })
+        .collect();
+    captures.sort_unstable();
+    let mut out = Vec::new();
+    for rel in captures {
+        let bad = |message: String| ShipError::Url {
+            url: remote.url_of(rel),
+            message,
+        };
+        if rel
+            .split('/')
+            .any(|c| c == "." || c == ".." || c.starts_with('.'))
+            || (!rel.is_empty() && rel.split('/').any(str::is_empty))
+        {
+            return Err(bad(
+                "a folder name no capture has; refusing to fetch it".into()
+            ));
+        }
+        let folder_node = rel.split('/').find_map(|c| c.strip_prefix("node="));
+        if let (Some(want), Some(n)) = (&prune.node, folder_node)
+            && want != n
+        {
+            stats.pruned += 1;
+            continue;
+        }
+        let manifest_rel = join(rel, MANIFEST_FILE);
+        let Some(text) = remote.get(&manifest_rel)? else {
+            continue;
+        };
+        let local = if rel.is_empty() {
+            dest.to_owned()
+        } else {
+            dest.join(rel)
+        };
+        let m = Manifest::parse(&local.join(MANIFEST_FILE), &text)?;
+        let wall = |k: u64| k as i64 + m.realtime_offset_ns;
+        let ends = m.end.as_ref().map_or(i64::MAX, |e| wall(e.ktime_ns));
+        if prune.node.as_ref().is_some_and(|n| *n != m.node_name)
+            || prune.since_ns.is_some_and(|s| ends < s)
+            || prune.until_ns.is_some_and(|u| wall(m.start.ktime_ns) > u)
+        {
+            stats.pruned += 1;
+            continue;
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&local)
+            .map_err(|e| bad(format!("cannot create {}: {e}", local.display())))?;
+        let mut names: Vec<String> = if prune.everything {
+            let under = join(rel, "");
+            listed
+                .iter()
+                .filter_map(|o| o.rel.strip_prefix(&under))
+                .filter(|n| *n != MANIFEST_FILE && n.matches('/').count() <= 1)
+                .map(str::to_owned)
+                .collect()
+        } else {
+            let mut n: Vec<String> = m
+                .segments
+                .iter()
+                .filter(|s| !s.evicted)
+                .map(|s| s.file.clone())
+                .collect();
+            n.push(SIGNATURE_FILE.to_owned());
+            n
+        };
+        names.sort_unstable();
+        names.dedup();
+        write_new(&local, MANIFEST_FILE, &text).map_err(&bad)?;
+        stats.objects_fetched += 1;
+        stats.bytes += text.len() as u64;
+        for name in names {
+            // Only names a capture has: table/part-N.parquet as checked
+            // for manifest records, or the signature.
+            let plain = name == SIGNATURE_FILE
+                || name
+                    .split_once('/')
+                    .is_some_and(|(t, _)| file_location(t, &name).is_ok());
+            if !plain {
+                continue;
+            }
+            // A listed object missing is left missing: readers then say
+            // which one (`--verify` among its problems).
+            let Some(bytes) = remote.get(&join(rel, &name))? else {
+                continue;
+            };
+            if let Some((table, _)) = name.split_once('/') {
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(local.join(table))
+                    .or_else(|e| {
+                        if e.kind() == std::io::ErrorKind::AlreadyExists {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })
+                    .map_err(|e| {
+                        bad(format!(
+                            "cannot create {}: {e}",
+                            local.join(table).display()
+                        ))
+                    })?;
+            }
+            write_new(&local, &name, &bytes).map_err(&bad)?;
+            stats.objects_fetched += 1;
+            stats.bytes += bytes.len() as u64;
+        }
+        stats.captures += 1;
+        out.push(Fetched {
+            dir: local,
+            url: remote.url_of(rel),
+        });
+    }
+    Ok((out, stats))
+}
+
+fn join(rel: &str, name: &str) -> String {
+    if rel.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{rel}/{name}")
+    }
+}
+
+/// Writes a new file (0600), never over an existing one.
+fn write_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
+    let path = dir.join(name);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Capture arguments with the remote ones (`s3://…`) fetched into a
+/// private temporary folder, removed when this is dropped.
+#[derive(Debug)]
+pub struct Localized {
+    /// Local paths: the arguments as given, or the fetched captures.
+    pub paths: Vec<PathBuf>,
+    /// Each fetched capture's folder and URL, to name it in answers.
+    pub urls: Vec<(PathBuf, String)>,
+    /// One line per remote argument: what was read and what was pruned.
+    pub notes: Vec<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Localized {
+    /// The URL a fetched capture folder came from.
+    pub fn url_of(&self, dir: &Path) -> Option<&str> {
+        self.urls
+            .iter()
+            .find(|(d, _)| d == dir)
+            .map(|(_, u)| u.as_str())
+    }
+
+    /// `text` with fetched folders named by their URLs.
+    pub fn rename(&self, text: &str) -> String {
+        let mut t = text.to_owned();
+        for (d, u) in &self.urls {
+            t = t.replace(&d.display().to_string(), u);
+        }
+        t
+    }
+}
+
+/// Fetches every `s3://` argument (see [`fetch`]); others are kept as they are.
+pub fn localize(
+    args: &[PathBuf],
+    endpoint: Option<&str>,
+    prune: &Prune,
+) -> Result<Localized, ShipError> {
+    let mut out = Localized {
+        paths: Vec::new(),
+        urls: Vec::new(),
+        notes: Vec::new(),
+        _tmp: None,
+    };
+    for (i, arg) in args.iter().enumerate() {
+        let Some(url) = arg.to_str().filter(|a| crate::store::is_remote(a)) else {
+            out.paths.push(arg.clone());
+            continue;
+        };
+        let remote = Remote::open(url, endpoint)?;
+        if out._tmp.is_none() {
+            out._tmp = Some(
+                tempfile::Builder::new()
+                    .prefix("credtrail-fetch-")
+                    .tempdir()
+                    .map_err(|e| ShipError::Url {
+                        url: url.to_owned(),
+                        message: format!("cannot make a temporary folder to fetch into: {e}"),
+                    })?,
+            );
+        }
+        let dest = out
+            ._tmp
+            .as_ref()
+            .expect("made above")
+            .path()
+            .join(i.to_string());
+        let (fetched, stats) = fetch(&remote, &dest, prune)?;
+        if fetched.is_empty() {
+            return Err(ShipError::Url {
+                url: url.to_owned(),
+                message: format!(
+                    "no credtrail capture there ({} objects listed, {} captures left out by --node/--since/--until)",
+                    stats.objects_listed, stats.pruned
+                ),
+            });
+        }
+        out.notes.push(format!(
+            "{url}: read {} captures ({} objects, {} bytes); {} left out by --node/--since/--until without reading their segments",
+            stats.captures, stats.objects_fetched, stats.bytes, stats.pruned
+        ));
+        for f in fetched {
+            out.paths.push(f.dir.clone());
+            out.urls.push((f.dir, f.url));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,227 @@
+//! Shipping one capture: check it, upload what is missing, check what was
+//! uploaded; the manifest last, so a reader of the prefix sees a manifest
+//! only once every segment it lists is there.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use credtrail_core::capture::manifest::{
+    CaptureState, MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest, SIGNATURE_FILE, Segment,
+    VerifyingKey,
+};
+use credtrail_core::capture::{CaptureFiles, layout, sign};
+
+use crate::store::Remote;
+use crate::{ShipError, digests};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// Check `manifest.json.sig` under this key before shipping.
+    pub key: Option<&'a VerifyingKey>,
+    /// Keep shipping a running capture, checking its manifest this often,
+    /// until it ends.
+    pub follow: Option<Duration>,
+    /// Delete the local capture once all of it is shipped and checked.
+    pub remove_local: bool,
+}
+
+/// What [`ship`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Where the capture is now: `PREFIX/node=<node>/<name>`.
+    pub url: String,
+    pub uploaded: usize,
+    pub uploaded_bytes: u64,
+    /// Objects already there with the same sha256.
+    pub skipped: usize,
+    pub state: Option<CaptureState>,
+    pub removed_local: bool,
+}
+
+/// Ships the capture `dir` under `remote` (see the crate docs).
+pub fn ship(dir: &Path, remote: &Remote, opts: Options) -> Result<Report, ShipError> {
+    let refused = |message: String| ShipError::Refused {
+        path: dir.display().to_string(),
+        message,
+    };
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.starts_with('.'))
+        .ok_or_else(|| refused("the capture folder has no plain name to ship it under".into()))?;
+    let files = CaptureFiles::open(dir)?;
+    let mut report = Report::default();
+    let mut rel = None;
+    let mut there: HashMap<String, u64> = HashMap::new();
+    let mut shipped: HashSet<String> = HashSet::new();
+    let mut last_manifest: Option<Vec<u8>> = None;
+    loop {
+        let text = files
+            .root()
+            .read_bounded(MANIFEST_FILE, MAX_MANIFEST_BYTES)?;
+        let m = Manifest::parse(&files.root().child(MANIFEST_FILE), &text)?;
+        let rel = match &rel {
+            Some(r) => r,
+            None => {
+                let r = format!("{}/{name}", layout::node_folder(&m.node_name)?);
+                there = remote
+                    .list(&r)?
+                    .into_iter()
+                    .map(|o| (o.rel, o.size))
+                    .collect();
+                report.url = remote.url_of(&r);
+                rel.insert(r)
+            }
+        };
+        if m.state == CaptureState::Recording && opts.follow.is_none() {
+            return Err(refused(format!(
+                "is still recording (or its recorder died): ship it with --follow while it records, or run `credtrail-record recover {}` first",
+                dir.display()
+            )));
+        }
+        if let Some(p) = m.check_chain().first() {
+            return Err(refused(format!("hash chain: {p}")));
+        }
+        if let Some(key) = opts.key {
+            sign::verify_manifest_signature(files.root(), key).map_err(refused)?;
+        }
+        let pending: Vec<&Segment> = m
+            .segments
+            .iter()
+            .filter(|s| !s.evicted && !shipped.contains(&s.file))
+            .collect();
+        // Every file checked before the first is sent: a capture altered
+        // on the node is refused whole, not half shipped.
+        for seg in &pending {
+            files
+                .check_segment(seg)
+                .map_err(|e| refused(format!("{e}: altered or truncated")))?;
+        }
+        for seg in pending {
+            // Checked again as sent: the bytes uploaded are the bytes hashed.
+            let bytes = read_checked(&files, seg).map_err(refused)?;
+            let key = format!("{rel}/{}", seg.file);
+            send(remote, &key, bytes, &there, &mut report)?;
+            shipped.insert(seg.file.clone());
+        }
+        if last_manifest.as_deref() != Some(&text[..]) {
+            let signature = files.root().exists(SIGNATURE_FILE).then(|| {
+                files
+                    .root()
+                    .read_bounded(SIGNATURE_FILE, 4096)
+                    .map(Bytes::from)
+            });
+            let key = format!("{rel}/{MANIFEST_FILE}");
+            send(remote, &key, Bytes::from(text.clone()), &there, &mut report)?;
+            if let Some(sig) = signature {
+                send(
+                    remote,
+                    &format!("{rel}/{SIGNATURE_FILE}"),
+                    sig?,
+                    &there,
+                    &mut report,
+                )?;
+            }
+            last_manifest = Some(text);
+        }
+        report.state = Some(m.state);
+        match opts.follow {
+            Some(every) if m.state == CaptureState::Recording => std::thread::sleep(every),
+            _ => break,
+        }
+    }
+    if opts.remove_local {
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| refused(format!("shipped, but removing the local copy failed: {e}")))?;
+        report.removed_local = true;
+    }
+    Ok(report)
+}
+
+/// A listed segment's bytes, refused unless they are the size and sha256
+/// the manifest records.
+fn read_checked(files: &CaptureFiles, seg: &Segment) -> Result<Bytes, String> {
+    let (dir, name) = files.locate(seg).map_err(|e| e.to_string())?;
+    let f = dir.open_file(name).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::with_capacity(seg.bytes as usize);
+    f.take(seg.bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", dir.child(name).display()))?;
+    let (sha, _) = digests(&bytes);
+    if bytes.len() as u64 != seg.bytes || sha != seg.sha256 {
+        return Err(format!(
+            "{} is not the file the manifest lists ({} bytes, sha256 {sha}; the manifest says {} bytes, {}): altered or truncated",
+            dir.child(name).display(),
+            bytes.len(),
+            seg.bytes,
+            seg.sha256
+        ));
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// Uploads `bytes` as `key` unless an object with the same sha256 is
+/// there, then checks what the store holds.
+fn send(
+    remote: &Remote,
+    key: &str,
+    bytes: Bytes,
+    there: &HashMap<String, u64>,
+    report: &mut Report,
+) -> Result<(), ShipError> {
+    let (sha, md5) = digests(&bytes);
+    let len = bytes.len() as u64;
+    if there.get(key) == Some(&len)
+        && remote
+            .head(key)?
+            .is_some_and(|h| h.size == len && h.sha256.as_deref() == Some(sha.as_str()))
+    {
+        report.skipped += 1;
+        return Ok(());
+    }
+    let e_tag = remote.put(key, bytes.clone(), &sha)?;
+    check_uploaded(remote, key, len, &sha, &md5, e_tag)?;
+    report.uploaded += 1;
+    report.uploaded_bytes += len;
+    Ok(())
+}
+
+/// The object as stored is the bytes sent: its size, and its ETag when
+/// that is the MD5 (a single-part upload without KMS), else its bytes read
+/// back.
+fn check_uploaded(
+    remote: &Remote,
+    key: &str,
+    len: u64,
+    sha: &str,
+    md5: &str,
+    e_tag: Option<String>,
+) -> Result<(), ShipError> {
+    let bad = |message: String| ShipError::Integrity {
+        url: remote.url_of(key),
+        message,
+    };
+    let head = remote
+        .head(key)?
+        .ok_or_else(|| bad("not there right after its upload".into()))?;
+    if head.size != len {
+        return Err(bad(format!(
+            "holds {} bytes after uploading {len}",
+            head.size
+        )));
+    }
+    let tag = |t: &Option<String>| t.as_deref().map(|t| t.trim_matches('"').to_owned());
+    if tag(&e_tag).as_deref() == Some(md5) && tag(&head.e_tag).as_deref() == Some(md5) {
+        return Ok(());
+    }
+    let back = remote
+        .get(key)?
+        .ok_or_else(|| bad("not there right after its upload".into()))?;
+    if digests(&back).0 != sha {
+        return Err(bad("reads back different bytes than were uploaded".into()));
+    }
+    Ok(())
+}
