@@ -206,6 +206,53 @@ fn hive_layouts_and_lossy_captures() {
     assert!(err.contains("lost 3 events"), "{err}");
 }
 
+/// --node and --since/--until leave out whole captures by their folder,
+/// node and start..end, before a segment of theirs is read; `node` is the
+/// folder's name.
+#[test]
+fn node_and_time_filters_leave_captures_unread() {
+    use credtrail_core::capture::manifest::Manifest;
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("node=kind-control-plane/k8s-xwing-su");
+    let b = tmp.path().join("node=fixture-node/setuid-eperm");
+    copy_dir(Path::new("../fixtures/k8s-xwing-su"), &a);
+    copy_dir(Path::new("../fixtures/setuid-eperm"), &b);
+    // A segment of b made unreadable: left out, it is never opened.
+    let seg = Manifest::read(&b).unwrap().segments[0].file.clone();
+    std::fs::write(b.join(&seg), b"not parquet").unwrap();
+    let root = tmp.path().to_str().unwrap();
+    let sql = "SELECT node, count(*) AS n FROM events GROUP BY node";
+    let (out, err, e) = query(&[
+        root,
+        "--node",
+        "kind-control-plane",
+        "--sql",
+        sql,
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(e, None, "{err}");
+    assert_eq!(out, "node,n\nkind-control-plane,9\n");
+    assert!(err.contains("1 of 2 captures left out"), "{err}");
+    // Without the filter the altered segment is found.
+    let (_, _, e) = query(&[root, "--sql", sql]);
+    assert!(e.unwrap().contains(&seg), "the altered segment is named");
+    // A range after the capture ended: an empty answer with its columns.
+    let (out, _, e) = query(&[
+        a.to_str().unwrap(),
+        "--since",
+        "2100-01-01T00:00:00Z",
+        "became-root",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(e, None);
+    assert!(
+        out.starts_with("time,node_name,") && out.lines().count() == 1,
+        "{out}"
+    );
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

@@ -3,28 +3,14 @@
 //! shipment, catching tampering in the bucket, and querying the bucket as
 //! the local folder is queried.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use credtrail_core::capture::manifest::Manifest;
-use credtrail_testkit::{fixture, query_bin, replay_bin, ship_bin};
+use credtrail_testkit::{MotoS3, fixture, query_bin, replay_bin, ship_bin};
 
 const BUCKET: &str = "evidence";
-
-/// moto's S3 server on a free local port, stopped on drop.
-struct S3 {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn moto_ready() -> bool {
     let probe = Command::new("python3")
@@ -40,60 +26,16 @@ fn moto_ready() -> bool {
     false
 }
 
-fn start_s3() -> S3 {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let s3 = S3 {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "moto did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    s3
+fn start_s3() -> MotoS3 {
+    MotoS3::start(BUCKET)
 }
 
-/// Runs a boto3 snippet against the server (`s3` is the client).
-fn boto(s3: &S3, code: &str) -> String {
-    let script = format!(
-        "import boto3, sys\ns3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n{code}",
-        s3.endpoint
-    );
-    let o = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
+fn boto(s3: &MotoS3, code: &str) -> String {
+    s3.boto(code)
 }
 
-fn run(s3: &S3, bin: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", &s3.endpoint)
-        .output()
-        .unwrap()
+fn run(s3: &MotoS3, bin: &str, args: &[&str]) -> Output {
+    s3.env(Command::new(bin).args(args)).output().unwrap()
 }
 
 fn ok(o: Output) -> String {
@@ -119,7 +61,7 @@ fn local_capture(root: &Path, fx: &str, name: &str) -> (PathBuf, String) {
 }
 
 /// Every object under `prefix` as `key size`, sorted.
-fn listing(s3: &S3, prefix: &str) -> Vec<(String, u64)> {
+fn listing(s3: &MotoS3, prefix: &str) -> Vec<(String, u64)> {
     let out = boto(
         s3,
         &format!(
@@ -159,7 +101,6 @@ fn ship_resume_tamper_and_query_an_s3_fleet() {
         return;
     }
     let s3 = start_s3();
-    boto(&s3, &format!("s3.create_bucket(Bucket='{BUCKET}')"));
     let tmp = tempfile::tempdir().unwrap();
     let local = tmp.path().join("fleet");
     let (cap_a, node_a) = local_capture(&local, "k8s-xwing-su", "cap-a");
@@ -329,7 +270,6 @@ fn follow_ships_each_segment_as_it_is_sealed() {
         return;
     }
     let s3 = start_s3();
-    boto(&s3, &format!("s3.create_bucket(Bucket='{BUCKET}')"));
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("live");
     let rotation = Rotation {
@@ -338,11 +278,14 @@ fn follow_ships_each_segment_as_it_is_sealed() {
     };
     let mut w = CaptureWriter::create(&dir, samples::manifest(), rotation).unwrap();
     let url = format!("s3://{BUCKET}/fleet");
-    let ship = Command::new(ship_bin())
-        .args([dir.to_str().unwrap(), &url, "--follow", "--interval", "0.2"])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_ENDPOINT_URL", &s3.endpoint)
+    let ship = s3
+        .env(Command::new(ship_bin()).args([
+            dir.to_str().unwrap(),
+            &url,
+            "--follow",
+            "--interval",
+            "0.2",
+        ]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -8,13 +8,15 @@ use std::process::Command;
 
 use credtrail_testkit::{fixture, query_bin, replay_bin, serial};
 
-/// (node folder, fixture): four nodes, older captures rewritten in the
-/// current format by `credtrail-replay --out`.
-const FLEET: [(&str, &str); 4] = [
+/// (node folder, fixture): five nodes, older captures rewritten in the
+/// current format by `credtrail-replay --out`; among them privilege raises
+/// on the host and in namespaces, capability changes and refused calls.
+const FLEET: [(&str, &str); 5] = [
     ("node-a", "k8s-xwing-su"),
     ("node-b", "podman-rootless-setuid"),
     ("node-c", "setpriv-reuid-regid-clear-groups"),
     ("node-d", "unshare-map-root-user"),
+    ("node-e", "setuid-eperm"),
 ];
 
 fn pyspark_ready() -> bool {
@@ -31,6 +33,13 @@ fn pyspark_ready() -> bool {
     false
 }
 
+/// The built-in questions docs/spark/ writes in Spark SQL.
+const QUESTIONS: [&str; 4] = ["summary", "became-root", "caps", "failed"];
+
+fn spark_sql_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/spark")
+}
+
 fn query(args: &[&str]) -> String {
     let o = Command::new(query_bin()).args(args).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -40,7 +49,7 @@ fn query(args: &[&str]) -> String {
 const SPARK: &str = r#"
 import json, sys
 from pyspark.sql import SparkSession
-root, sql, tables = sys.argv[1], sys.argv[2], sys.argv[3:]
+root, sql, questions_dir, questions, tables = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 s = (SparkSession.builder.master("local-cluster[2,1,1024]")
      .config("spark.ui.enabled", "false").appName("credtrail-fleet").getOrCreate())
 s.sparkContext.setLogLevel("ERROR")
@@ -57,7 +66,13 @@ status = [[str(x) for x in r] for r in s.sql(
     "SELECT node, state, events_written, events_lost FROM captures WHERE final_row "
     "ORDER BY node").collect()]
 rows = [[str(x) for x in r] for r in s.sql(sql).collect()]
-print(json.dumps({"schemas": schemas, "per_node": per_node, "status": status, "rows": rows}))
+# docs/spark/QUESTION.sql, as docs/fleet.md tells Spark users to run them.
+answers = {}
+for q in questions.split(","):
+    text = open(f"{questions_dir}/{q}.sql").read()
+    answers[q] = [r.asDict() for r in s.sql(text).collect()]
+print(json.dumps({"schemas": schemas, "per_node": per_node, "status": status, "rows": rows,
+                  "answers": answers}, default=str))
 s.stop()
 "#;
 
@@ -87,6 +102,8 @@ fn spark_reads_a_fleet_with_default_settings_and_agrees_with_credtrail_query() {
                FROM events GROUP BY syscall ORDER BY syscall";
     let o = Command::new("python3")
         .args(["-c", SPARK, root.to_str().unwrap(), sql])
+        .arg(spark_sql_dir())
+        .arg(QUESTIONS.join(","))
         .args(credtrail_core::capture::TABLES)
         .output()
         .unwrap();
@@ -169,4 +186,42 @@ fn spark_reads_a_fleet_with_default_settings_and_agrees_with_credtrail_query() {
     let ours: Vec<&str> = ours.lines().skip(1).collect();
     assert_eq!(spark, ours);
     assert!(ours.len() >= 5, "{ours:?}");
+
+    // Each built-in question in Spark SQL gives credtrail-query's answer,
+    // row for row, in the same order (every column but the time, which
+    // each prints its own way, and the capture, a path or a file: URI).
+    for q in QUESTIONS {
+        let ours: Vec<serde_json::Value> =
+            query(&[root.to_str().unwrap(), q, "--format", "ndjson"])
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        let theirs = v["answers"][q].as_array().unwrap();
+        assert_eq!(theirs.len(), ours.len(), "{q}: {theirs:#?}\n{ours:#?}");
+        assert!(!ours.is_empty(), "{q} has no rows over the fleet");
+        for (t, o) in theirs.iter().zip(&ours) {
+            let o = o.as_object().unwrap();
+            for (col, want) in o {
+                if col == "time" || col == "capture" {
+                    continue;
+                }
+                assert_eq!(&t[col], want, "{q}.{col}: spark {t}\nours {o:?}");
+            }
+        }
+    }
+}
+
+/// The capability names caps.sql spells out are the recorder's.
+#[test]
+fn caps_sql_names_every_capability_as_credtrail_does() {
+    let sql = std::fs::read_to_string(spark_sql_dir().join("caps.sql")).unwrap();
+    let names: Vec<String> = (0..41)
+        .map(|b| format!("'{}'", credtrail_core::model::creds::cap_name(b)))
+        .collect();
+    let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains(&format!("array({})", names.join(", "))),
+        "{flat}"
+    );
+    assert!(!flat.contains(&format!("'{}'", credtrail_core::model::creds::cap_name(41))));
 }

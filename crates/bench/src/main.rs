@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod detect;
+mod fleet;
 mod measure;
 mod overhead;
 mod policy;
@@ -43,6 +44,19 @@ enum Bench {
         #[arg(long, default_value = "/var/tmp/credtrail-bench/query-capture")]
         dir: PathBuf,
         /// Markdown file whose `query` section is replaced with the results.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
+    /// A fleet of simulated nodes: became-root with credtrail-query (local
+    /// folder and a local S3 server) and Spark, and a one-hour time range.
+    Fleet {
+        #[arg(long, default_value_t = 1000)]
+        nodes: usize,
+        /// Events per node.
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        #[arg(long, default_value = "/var/tmp/credtrail-bench/fleet")]
+        dir: PathBuf,
         #[arg(long, default_value = "BENCHMARKS.md")]
         markdown: PathBuf,
     },
@@ -160,6 +174,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let section = bench_query(&dir, runs)?;
             println!("{section}");
             replace_section(&markdown, "query", &section)
+        }
+        Bench::Fleet {
+            nodes,
+            events,
+            dir,
+            markdown,
+        } => {
+            let section = fleet::bench_fleet(&dir, nodes, events)?;
+            println!("{section}");
+            replace_section(&markdown, "fleet", &section)
         }
         Bench::System {
             runs,

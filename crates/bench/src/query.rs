@@ -39,15 +39,45 @@ pub(crate) fn ensure_capture(dir: &Path, n: u64) -> anyhow::Result<()> {
     generate(dir, n)
 }
 
+/// How a generated capture is laid out in time and who becomes root.
+#[derive(Debug, Clone)]
+pub(crate) struct Shape {
+    pub node: String,
+    /// Wall clock at boot-clock 0, ns: when the capture's first event is
+    /// (plus one second).
+    pub realtime_offset_ns: i64,
+    /// Boot-clock ns between events.
+    pub step_ns: u64,
+    /// Every this many events a setuid(0) from uid 1000 that succeeds (a
+    /// host privilege raise), if any.
+    pub raise_every: Option<u64>,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            node: "bench-node".into(),
+            realtime_offset_ns: 1_764_000_000_000_000_000,
+            step_ns: 1_000,
+            raise_every: None,
+        }
+    }
+}
+
 /// Writes `n` synthetic events: 2,000 processes of 40 binaries in 60 pods on
 /// one node, a realistic mix of syscalls and 3% refused calls.
 fn generate(dir: &Path, n: u64) -> anyhow::Result<()> {
     eprintln!("generating {n} events into {}", dir.display());
+    generate_shaped(dir, n, &Shape::default())
+}
+
+/// [`generate`] as `shape` says.
+pub(crate) fn generate_shaped(dir: &Path, n: u64, shape: &Shape) -> anyhow::Result<()> {
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let mut m = Manifest::new("bench-node", 1_764_000_000_000_000_000, 1_000_000_000);
+    let mut m = Manifest::new(&shape.node, shape.realtime_offset_ns, 1_000_000_000);
     m.kernel_release = "synthetic".into();
     m.boot_id = "synthetic".into();
     let mut w = CaptureWriter::create(dir, m.clone(), Rotation::default())?;
@@ -73,14 +103,14 @@ fn generate(dir: &Path, n: u64) -> anyhow::Result<()> {
     }
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut ev = Event {
-        node_name: "bench-node".into(),
+        node_name: shape.node.clone(),
         comm: "worker".into(),
         ..Event::default()
     };
     for i in 0..n {
         let pid = 1000 + rng.below(2000) as u32;
         let pod = &pods[(pid % 60) as usize];
-        ev.ktime_ns = 1_000_000_000 + i * 1_000;
+        ev.ktime_ns = 1_000_000_000 + i * shape.step_ns;
         ev.time = m.realtime_offset_ns + ev.ktime_ns as i64;
         ev.seq = i + 1;
         ev.pid = pid;
@@ -100,6 +130,13 @@ fn generate(dir: &Path, n: u64) -> anyhow::Result<()> {
         ev.new_euid = if ev.ret == 0 { uid } else { ev.old_euid };
         ev.old_cap_effective = 0x1ff_ffff_ffff;
         ev.new_cap_effective = if ev.new_euid == 0 { 0x1ff_ffff_ffff } else { 0 };
+        if shape.raise_every.is_some_and(|k| i % k == k - 1) {
+            ev.syscall = Syscall::Setuid.name().into();
+            (ev.arg0, ev.ret, ev.old_uid, ev.old_euid, ev.old_fsuid) = (0, 0, 1000, 1000, 1000);
+            (ev.new_uid, ev.new_euid, ev.new_fsuid) = (0, 0, 0);
+        } else {
+            (ev.old_fsuid, ev.new_uid) = (0, 0);
+        }
         ev.changed = ev.old_euid != ev.new_euid;
         ev.binary = Some(format!("/usr/bin/tool-{}", pid % 40));
         ev.exec_id = Some(format!("exec-{pid}"));
@@ -111,10 +148,7 @@ fn generate(dir: &Path, n: u64) -> anyhow::Result<()> {
             w.tick()?;
         }
     }
-    let end = manifest::Instant {
-        time: "2025-11-24T16:00:10Z".into(),
-        ktime_ns: 1_000_000_000 + n * 1_000,
-    };
+    let end = manifest::Instant::at(1_000_000_000 + n * shape.step_ns, shape.realtime_offset_ns);
     w.finish(end)?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use polars::prelude::DataFrame;
 
 use crate::output::{Format, write};
 use crate::questions::{self, Filters, TimelineArgs};
-use crate::{QueryError, Trust, discover, lossy, refuse_file_functions, sql};
+use crate::{QueryError, Trust, discover_pruned, lossy, refuse_file_functions, sql};
 
 /// Ask questions of credtrail captures: SQL over the tables `events`,
 /// `lifecycle`, `processes`, `containers`, `user_namespaces` and `captures`
@@ -115,7 +115,16 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Que
     for note in &local.notes {
         let _ = writeln!(err, "credtrail-query: {}", safe(note));
     }
-    let mut caps = discover(&local.paths, trust)?;
+    // Local captures are pruned as fetched ones were.
+    let (mut caps, pruned) = discover_pruned(&local.paths, trust, &prune)?;
+    if pruned > 0 {
+        let _ = writeln!(
+            err,
+            "credtrail-query: {} of {} captures left out by --node/--since/--until (their segments not read)",
+            pruned,
+            pruned + caps.len()
+        );
+    }
     for c in &mut caps {
         if let Some(url) = local.url_of(&c.dir) {
             c.name = url.to_owned();

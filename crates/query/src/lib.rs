@@ -21,6 +21,7 @@ use credtrail_core::capture::manifest::Counters;
 use credtrail_core::capture::manifest::{MANIFEST_FILE, Manifest, Segment};
 use credtrail_core::capture::{CAPTURES, CaptureFiles, EVENTS, TABLES};
 use credtrail_core::capture::{bounds, status, storage};
+pub use credtrail_ship::fetch::Prune;
 use polars::chunked_array::cast::CastOptions;
 use polars::prelude::*;
 
@@ -115,6 +116,16 @@ pub enum Trust {
 /// them; paths are taken literally, never as globs) and checks every
 /// segment their manifests list, as `trust` says.
 pub fn discover(paths: &[PathBuf], trust: Trust) -> Result<Vec<CaptureInfo>, QueryError> {
+    Ok(discover_pruned(paths, trust, &Prune::default())?.0)
+}
+
+/// [`discover`], leaving out (unread but for their manifests) captures
+/// whose node or start..end `prune` excludes; also returns how many.
+pub fn discover_pruned(
+    paths: &[PathBuf],
+    trust: Trust,
+    prune: &Prune,
+) -> Result<(Vec<CaptureInfo>, usize), QueryError> {
     let mut dirs = Vec::new();
     for p in paths {
         find_manifests(p, MAX_DEPTH, &mut dirs);
@@ -125,29 +136,63 @@ pub fn discover(paths: &[PathBuf], trust: Trust) -> Result<Vec<CaptureInfo>, Que
             searched: paths.to_vec(),
         });
     }
-    dirs.into_iter()
-        .map(|dir| {
-            let files = CaptureFiles::open(&dir)?;
-            let manifest = Manifest::read_in(files.root())?;
-            files.check_listing(&manifest)?;
-            for seg in manifest.segments.iter().filter(|s| !s.evicted) {
-                check_segment(&files, seg, trust)?;
-            }
-            let node = dir
-                .components()
-                .rev()
-                .find_map(|c| c.as_os_str().to_str()?.strip_prefix("node="))
-                .map_or_else(|| manifest.node_name.clone(), str::to_owned);
-            Ok(CaptureInfo {
-                name: dir.display().to_string(),
-                dir,
-                manifest,
-                files: Arc::new(files),
-                policy: None,
-                node,
-            })
-        })
-        .collect()
+    let mut caps = Vec::new();
+    let mut pruned = Vec::new();
+    for dir in dirs {
+        let folder_node = folder_node(&dir);
+        if !prune.keeps_folder(folder_node.as_deref()) {
+            pruned.push(dir);
+            continue;
+        }
+        let files = CaptureFiles::open(&dir)?;
+        let manifest = Manifest::read_in(files.root())?;
+        if !prune.keeps(folder_node.as_deref(), &manifest) {
+            pruned.push(dir);
+            continue;
+        }
+        caps.push(open_capture(dir, files, manifest, folder_node, trust)?);
+    }
+    // Nothing overlaps: one capture is read all the same, so that the
+    // answer is an empty table with its columns, as without pruning.
+    if caps.is_empty()
+        && let Some(dir) = pruned.pop()
+    {
+        let files = CaptureFiles::open(&dir)?;
+        let manifest = Manifest::read_in(files.root())?;
+        let node = folder_node(&dir);
+        caps.push(open_capture(dir, files, manifest, node, trust)?);
+    }
+    Ok((caps, pruned.len()))
+}
+
+/// The `node=<node>` folder a capture is in, if any.
+fn folder_node(dir: &Path) -> Option<String> {
+    dir.components()
+        .rev()
+        .find_map(|c| c.as_os_str().to_str()?.strip_prefix("node="))
+        .map(str::to_owned)
+}
+
+/// A found capture, its segments checked as `trust` says.
+fn open_capture(
+    dir: PathBuf,
+    files: CaptureFiles,
+    manifest: Manifest,
+    folder_node: Option<String>,
+    trust: Trust,
+) -> Result<CaptureInfo, QueryError> {
+    files.check_listing(&manifest)?;
+    for seg in manifest.segments.iter().filter(|s| !s.evicted) {
+        check_segment(&files, seg, trust)?;
+    }
+    Ok(CaptureInfo {
+        name: dir.display().to_string(),
+        node: folder_node.unwrap_or_else(|| manifest.node_name.clone()),
+        dir,
+        manifest,
+        files: Arc::new(files),
+        policy: None,
+    })
 }
 
 /// Checks one listed segment before polars is given it.

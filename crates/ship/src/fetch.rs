@@ -27,6 +27,28 @@ pub struct Prune {
     pub everything: bool,
 }
 
+impl Prune {
+    /// Whether a capture in a `node=<folder_node>` folder may be kept,
+    /// before its manifest is read.
+    pub fn keeps_folder(&self, folder_node: Option<&str>) -> bool {
+        match (&self.node, folder_node) {
+            (Some(want), Some(n)) => want == n,
+            _ => true,
+        }
+    }
+
+    /// Whether the capture may hold rows the filters keep: its node, and its
+    /// start..end (a capture still recording has no end) against the range.
+    pub fn keeps(&self, folder_node: Option<&str>, m: &Manifest) -> bool {
+        let wall = |k: u64| k as i64 + m.realtime_offset_ns;
+        let ends = m.end.as_ref().map_or(i64::MAX, |e| wall(e.ktime_ns));
+        self.keeps_folder(folder_node)
+            && self.node.as_ref().is_none_or(|n| *n == m.node_name)
+            && self.since_ns.is_none_or(|s| ends >= s)
+            && self.until_ns.is_none_or(|u| wall(m.start.ktime_ns) <= u)
+    }
+}
+
 /// One capture fetched.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -80,9 +102,7 @@ pub fn fetch(
             ));
         }
         let folder_node = rel.split('/').find_map(|c| c.strip_prefix("node="));
-        if let (Some(want), Some(n)) = (&prune.node, folder_node)
-            && want != n
-        {
+        if !prune.keeps_folder(folder_node) {
             stats.pruned += 1;
             continue;
         }
@@ -96,12 +116,7 @@ pub fn fetch(
             dest.join(rel)
         };
         let m = Manifest::parse(&local.join(MANIFEST_FILE), &text)?;
-        let wall = |k: u64| k as i64 + m.realtime_offset_ns;
-        let ends = m.end.as_ref().map_or(i64::MAX, |e| wall(e.ktime_ns));
-        if prune.node.as_ref().is_some_and(|n| *n != m.node_name)
-            || prune.since_ns.is_some_and(|s| ends < s)
-            || prune.until_ns.is_some_and(|u| wall(m.start.ktime_ns) > u)
-        {
+        if !prune.keeps(folder_node, &m) {
             stats.pruned += 1;
             continue;
         }
