@@ -329,28 +329,48 @@ fn as_stored(mut lf: LazyFrame) -> Result<LazyFrame, QueryError> {
     })
 }
 
+/// How every segment is scanned: hive folders only locate captures (the
+/// rows carry node_name and time already), and a `*` or `[` in a capture's
+/// path is a character, not a pattern.
+fn scan_args() -> ScanArgsParquet {
+    ScanArgsParquet {
+        hive_options: HiveOptions {
+            enabled: Some(false),
+            ..HiveOptions::default()
+        },
+        glob: false,
+        ..ScanArgsParquet::default()
+    }
+}
+
+/// The column a multi-file scan names each row's file in.
+const FILE_COLUMN: &str = "__credtrail_file";
+
 /// One lazy scan over `segments`, with the `capture` and `node` columns.
+///
+/// Segments stored as format 5 and later, without a policy to apply, are
+/// one multi-file scan whose rows get their capture and node by a join on
+/// the file: measured over 1,000 captures, a union of one scan per segment
+/// made `caps` take 109 s and 23 GB. Older segments (converted to the
+/// stored types) and policy-filtered ones are scans of their own.
 fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, QueryError> {
     let mut frames = Vec::new();
+    let (mut paths, mut files, mut captures, mut nodes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (c, seg) in segments {
         let policy = c.policy.as_ref().filter(|_| seg.table == EVENTS);
         // Through the table folder's handle, by the name checked when the
         // capture was found: no path in a manifest reaches outside.
         let (dir, name) = c.files.locate(seg)?;
-        let path = dir.fd_path(name);
-        // Hive-style folders (node=a/date=b) only locate captures: the
-        // rows carry node_name and time already. A `*` or `[` in a capture's
-        // path is a character, not a pattern.
-        let args = ScanArgsParquet {
-            hive_options: HiveOptions {
-                enabled: Some(false),
-                ..HiveOptions::default()
-            },
-            glob: false,
-            ..ScanArgsParquet::default()
-        };
-        let mut lf =
-            LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)?;
+        let path = dir.fd_path(name).to_string_lossy().into_owned();
+        if policy.is_none() && c.manifest.format_version >= storage::SINCE_FORMAT {
+            paths.push(PlRefPath::new(path.as_str()));
+            files.push(path);
+            captures.push(c.name.clone());
+            nodes.push(c.node.clone());
+            continue;
+        }
+        let mut lf = LazyFrame::scan_parquet(PlRefPath::new(path.as_str()), scan_args())?;
         if c.manifest.format_version < storage::SINCE_FORMAT {
             lf = as_stored(lf)?;
         }
@@ -363,8 +383,36 @@ fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, Quer
             None => lf,
         });
     }
+    if !paths.is_empty() {
+        let args = ScanArgsParquet {
+            include_file_paths: Some(FILE_COLUMN.into()),
+            allow_missing_columns: true,
+            ..scan_args()
+        };
+        let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?;
+        let which = DataFrame::new_infer_height(vec![
+            Column::new(FILE_COLUMN.into(), files),
+            Column::new("capture".into(), captures),
+            Column::new("node".into(), nodes),
+        ])?;
+        let joined = lf
+            .join(
+                which.lazy(),
+                [col(FILE_COLUMN)],
+                [col(FILE_COLUMN)],
+                JoinArgs {
+                    maintain_order: MaintainOrderJoin::Left,
+                    ..JoinArgs::new(JoinType::Left)
+                },
+            )
+            .drop(cols([FILE_COLUMN]));
+        frames.insert(0, joined);
+    }
     if frames.is_empty() {
         return Ok(None);
+    }
+    if frames.len() == 1 {
+        return Ok(frames.pop());
     }
     // Diagonal: captures of older formats lack the newer columns, which
     // read as null, so a fleet of mixed versions is one table.

@@ -12,7 +12,7 @@ use credtrail_core::capture::file_location;
 use credtrail_core::capture::manifest::{MANIFEST_FILE, Manifest, SIGNATURE_FILE};
 
 use crate::ShipError;
-use crate::store::Remote;
+use crate::store::{FETCHES, Remote};
 
 /// What to leave in object storage.
 #[derive(Debug, Clone, Default)]
@@ -86,7 +86,8 @@ pub fn fetch(
         })
         .collect();
     captures.sort_unstable();
-    let mut out = Vec::new();
+    // Manifests first, all at once: they decide what else is read.
+    let mut wanted = Vec::new();
     for rel in captures {
         let bad = |message: String| ShipError::Url {
             url: remote.url_of(rel),
@@ -101,14 +102,28 @@ pub fn fetch(
                 "a folder name no capture has; refusing to fetch it".into()
             ));
         }
-        let folder_node = rel.split('/').find_map(|c| c.strip_prefix("node="));
-        if !prune.keeps_folder(folder_node) {
+        if prune.keeps_folder(folder_node(rel)) {
+            wanted.push(rel);
+        } else {
             stats.pruned += 1;
-            continue;
         }
-        let manifest_rel = join(rel, MANIFEST_FILE);
-        let Some(text) = remote.get(&manifest_rel)? else {
+    }
+    let manifests = remote.get_many(
+        &wanted
+            .iter()
+            .map(|rel| join(rel, MANIFEST_FILE))
+            .collect::<Vec<_>>(),
+    )?;
+    let mut out = Vec::new();
+    // (capture folder, its local copy, file name) of every object to fetch.
+    let mut jobs: Vec<(&str, PathBuf, String)> = Vec::new();
+    for (rel, text) in wanted.into_iter().zip(manifests) {
+        let Some(text) = text else {
             continue;
+        };
+        let bad = |message: String| ShipError::Url {
+            url: remote.url_of(rel),
+            message,
         };
         let local = if rel.is_empty() {
             dest.to_owned()
@@ -116,15 +131,11 @@ pub fn fetch(
             dest.join(rel)
         };
         let m = Manifest::parse(&local.join(MANIFEST_FILE), &text)?;
-        if !prune.keeps(folder_node, &m) {
+        if !prune.keeps(folder_node(rel), &m) {
             stats.pruned += 1;
             continue;
         }
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&local)
-            .map_err(|e| bad(format!("cannot create {}: {e}", local.display())))?;
+        make_dir(&local, true).map_err(&bad)?;
         let mut names: Vec<String> = if prune.everything {
             let under = join(rel, "");
             listed
@@ -148,42 +159,19 @@ pub fn fetch(
         write_new(&local, MANIFEST_FILE, &text).map_err(&bad)?;
         stats.objects_fetched += 1;
         stats.bytes += text.len() as u64;
+        // Only names a capture has: table/part-N.parquet as checked for
+        // manifest records, or the signature.
         for name in names {
-            // Only names a capture has: table/part-N.parquet as checked
-            // for manifest records, or the signature.
             let plain = name == SIGNATURE_FILE
                 || name
                     .split_once('/')
                     .is_some_and(|(t, _)| file_location(t, &name).is_ok());
-            if !plain {
-                continue;
+            if plain {
+                if let Some((table, _)) = name.split_once('/') {
+                    make_dir(&local.join(table), false).map_err(&bad)?;
+                }
+                jobs.push((rel, local.clone(), name));
             }
-            // A listed object missing is left missing: readers then say
-            // which one (`--verify` among its problems).
-            let Some(bytes) = remote.get(&join(rel, &name))? else {
-                continue;
-            };
-            if let Some((table, _)) = name.split_once('/') {
-                std::fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(local.join(table))
-                    .or_else(|e| {
-                        if e.kind() == std::io::ErrorKind::AlreadyExists {
-                            Ok(())
-                        } else {
-                            Err(e)
-                        }
-                    })
-                    .map_err(|e| {
-                        bad(format!(
-                            "cannot create {}: {e}",
-                            local.join(table).display()
-                        ))
-                    })?;
-            }
-            write_new(&local, &name, &bytes).map_err(&bad)?;
-            stats.objects_fetched += 1;
-            stats.bytes += bytes.len() as u64;
         }
         stats.captures += 1;
         out.push(Fetched {
@@ -191,7 +179,41 @@ pub fn fetch(
             url: remote.url_of(rel),
         });
     }
+    // In batches, so that memory holds a batch of segments, not the fleet.
+    for batch in jobs.chunks(4 * FETCHES) {
+        let keys: Vec<String> = batch.iter().map(|(rel, _, n)| join(rel, n)).collect();
+        for ((rel, local, name), bytes) in batch.iter().zip(remote.get_many(&keys)?) {
+            // A listed object missing is left missing: readers then say
+            // which one (`--verify` among its problems).
+            let Some(bytes) = bytes else {
+                continue;
+            };
+            write_new(local, name, &bytes).map_err(|message| ShipError::Url {
+                url: remote.url_of(rel),
+                message,
+            })?;
+            stats.objects_fetched += 1;
+            stats.bytes += bytes.len() as u64;
+        }
+    }
     Ok((out, stats))
+}
+
+fn folder_node(rel: &str) -> Option<&str> {
+    rel.split('/').find_map(|c| c.strip_prefix("node="))
+}
+
+/// Creates a private folder (0700); `recursive` for its parents too.
+fn make_dir(dir: &Path, recursive: bool) -> Result<(), String> {
+    match std::fs::DirBuilder::new()
+        .recursive(recursive)
+        .mode(0o700)
+        .create(dir)
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create {}: {e}", dir.display())),
+    }
 }
 
 fn join(rel: &str, name: &str) -> String {
