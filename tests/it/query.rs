@@ -237,6 +237,20 @@ fn node_and_time_filters_leave_captures_unread() {
     // Without the filter the altered segment is found.
     let (_, _, e) = query(&[root, "--sql", sql]);
     assert!(e.unwrap().contains(&seg), "the altered segment is named");
+    // No capture on that node: SQL counts nothing (the capture read for
+    // the columns gives no row), and no warning speaks of it.
+    let (out, err, e) = query(&[
+        a.to_str().unwrap(),
+        "--node",
+        "nosuch",
+        "--sql",
+        "SELECT count(*) AS n FROM events",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(e, None, "{err}");
+    assert_eq!(out, "n\n0\n");
+    assert!(err.contains("1 of 1 captures left out"), "{err}");
     // A range after the capture ended: an empty answer with its columns.
     let (out, _, e) = query(&[
         a.to_str().unwrap(),

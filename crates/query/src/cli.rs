@@ -122,7 +122,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Que
             err,
             "credtrail-query: {} of {} captures left out by --node/--since/--until (their segments not read)",
             pruned,
-            pruned + caps.len()
+            pruned + crate::answered(&caps).count()
         );
     }
     for c in &mut caps {
@@ -155,10 +155,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Que
             counters.decode_errors
         );
     }
-    for c in caps
-        .iter()
-        .filter(|c| c.manifest.state == CaptureState::Recovered)
-    {
+    for c in crate::answered(&caps).filter(|c| c.manifest.state == CaptureState::Recovered) {
         let _ = writeln!(
             err,
             "credtrail-query: warning: {} was recovered after its recorder died: at least {} events lost, and what happened after {} may be missing",

@@ -71,6 +71,10 @@ pub struct CaptureInfo {
     /// fleet layout's partition, as Spark and DuckDB see it), else the
     /// manifest's node name.
     pub node: String,
+    /// Read only for its columns (no row of it is answered): every capture
+    /// was left out by --node/--since/--until, and an answer still needs
+    /// its columns.
+    pub schema_only: bool,
 }
 
 impl CaptureInfo {
@@ -152,17 +156,20 @@ pub fn discover_pruned(
         }
         caps.push(open_capture(dir, files, manifest, folder_node, trust)?);
     }
-    // Nothing overlaps: one capture is read all the same, so that the
-    // answer is an empty table with its columns, as without pruning.
+    let left_out = pruned.len();
+    // Nothing overlaps: one capture is read all the same, for its columns
+    // only, so that the answer is an empty table, as without pruning.
     if caps.is_empty()
         && let Some(dir) = pruned.pop()
     {
         let files = CaptureFiles::open(&dir)?;
         let manifest = Manifest::read_in(files.root())?;
         let node = folder_node(&dir);
-        caps.push(open_capture(dir, files, manifest, node, trust)?);
+        let mut c = open_capture(dir, files, manifest, node, trust)?;
+        c.schema_only = true;
+        caps.push(c);
     }
-    Ok((caps, pruned.len()))
+    Ok((caps, left_out))
 }
 
 /// The `node=<node>` folder a capture is in, if any.
@@ -192,6 +199,7 @@ fn open_capture(
         manifest,
         files: Arc::new(files),
         policy: None,
+        schema_only: false,
     })
 }
 
@@ -220,7 +228,7 @@ pub fn table(caps: &[CaptureInfo], name: &str) -> Result<Option<LazyFrame>, Quer
     // row on disk: theirs is made from the manifest, as the recorder would
     // have written it, so every capture has a row.
     let mut frames: Vec<LazyFrame> = lf.into_iter().collect();
-    for c in caps {
+    for c in answered(caps) {
         if c.manifest.segments_of(CAPTURES).next().is_none() {
             let row = status::CaptureRow::of(&c.manifest, 0, c.manifest.end.is_some());
             let bytes = status::parquet_bytes(&[row])
@@ -363,7 +371,8 @@ fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, Quer
         // capture was found: no path in a manifest reaches outside.
         let (dir, name) = c.files.locate(seg)?;
         let path = dir.fd_path(name).to_string_lossy().into_owned();
-        if policy.is_none() && c.manifest.format_version >= storage::SINCE_FORMAT {
+        if policy.is_none() && !c.schema_only && c.manifest.format_version >= storage::SINCE_FORMAT
+        {
             paths.push(PlRefPath::new(path.as_str()));
             files.push(path);
             captures.push(c.name.clone());
@@ -373,6 +382,9 @@ fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, Quer
         let mut lf = LazyFrame::scan_parquet(PlRefPath::new(path.as_str()), scan_args())?;
         if c.manifest.format_version < storage::SINCE_FORMAT {
             lf = as_stored(lf)?;
+        }
+        if c.schema_only {
+            lf = lf.limit(0);
         }
         let lf = lf.with_columns([
             lit(c.name.as_str()).alias("capture"),
@@ -524,9 +536,15 @@ impl Streaming for LazyFrame {
     }
 }
 
+/// The captures whose rows are answered (not those read only for their
+/// columns).
+pub fn answered(caps: &[CaptureInfo]) -> impl Iterator<Item = &CaptureInfo> {
+    caps.iter().filter(|c| !c.schema_only)
+}
+
 /// Captures that lost events, for the warning every answer carries.
 pub fn lossy(caps: &[CaptureInfo]) -> Vec<(&CaptureInfo, &Counters)> {
-    caps.iter()
+    answered(caps)
         .filter(|c| c.lost() > 0)
         .map(|c| (c, &c.manifest.counters))
         .collect()

@@ -187,8 +187,9 @@ pub fn summary_in_pieces(
 
 /// Per capture: what it covers and what it lost.
 pub fn capture_counters(caps: &[CaptureInfo]) -> Result<DataFrame, QueryError> {
+    let caps: Vec<&CaptureInfo> = crate::answered(caps).collect();
     let col_u64 = |name: &str, f: &dyn Fn(&CaptureInfo) -> u64| {
-        Column::new(name.into(), caps.iter().map(f).collect::<Vec<u64>>())
+        Column::new(name.into(), caps.iter().map(|c| f(c)).collect::<Vec<u64>>())
     };
     Ok(DataFrame::new_infer_height(vec![
         Column::new(
@@ -579,7 +580,7 @@ pub fn timeline(
 /// replaying the capture through the recorder's own process cache.
 pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryError> {
     use credtrail_core::enrich::Record;
-    for c in caps_ {
+    for c in crate::answered(caps_) {
         let cap = credtrail_core::capture::Capture {
             dir: c.dir.clone(),
             manifest: c.manifest.clone(),

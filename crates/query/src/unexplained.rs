@@ -233,7 +233,7 @@ fn filtered(rows: Vec<(Row, String)>, f: &Filters) -> Result<Vec<(Row, String)>,
 /// Every unexplained change in `caps`, live and offline, in time order.
 pub fn unexplained(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
     let mut rows: Vec<(Row, String)> = Vec::new();
-    for cap in caps {
+    for cap in crate::answered(caps) {
         let mut c = Collector::new(&cap.manifest.node_name);
         replay_into(cap, &mut c)?;
         c.finish();

@@ -289,7 +289,13 @@ fn check_status(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
     want.start_time = micros(want.start_time);
     want.end_time = want.end_time.map(micros);
     want.as_of_time = micros(want.as_of_time);
-    if *last != want {
+    if !last.final_row {
+        v.problems.push(format!(
+            "{}: no final {} row: the capture ended without writing its status (write error?)",
+            cap.dir.display(),
+            capture::CAPTURES
+        ));
+    } else if *last != want {
         v.problems.push(format!(
             "{}: the last {} row (set {}) differs from the manifest's final state (state {:?}, counters or ids edited?)",
             cap.dir.display(),

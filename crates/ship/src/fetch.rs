@@ -9,10 +9,15 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use credtrail_core::capture::file_location;
-use credtrail_core::capture::manifest::{MANIFEST_FILE, Manifest, SIGNATURE_FILE};
+use credtrail_core::capture::manifest::{
+    MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest, SIGNATURE_FILE,
+};
 
 use crate::ShipError;
 use crate::store::{FETCHES, Remote};
+
+/// Bytes fetched into memory at once (a larger object is fetched alone).
+const BATCH_BYTES: u64 = 256 << 20;
 
 /// What to leave in object storage.
 #[derive(Debug, Clone, Default)]
@@ -88,7 +93,7 @@ pub fn fetch(
     captures.sort_unstable();
     // Manifests first, all at once: they decide what else is read.
     let mut wanted = Vec::new();
-    for rel in captures {
+    for &rel in &captures {
         let bad = |message: String| ShipError::Url {
             url: remote.url_of(rel),
             message,
@@ -108,22 +113,40 @@ pub fn fetch(
             stats.pruned += 1;
         }
     }
+    // Everything left out: the first capture is fetched all the same, so
+    // that a query can answer with an empty table (it prunes it again and
+    // reads only its columns).
+    if wanted.is_empty()
+        && let Some(first) = captures.first()
+    {
+        wanted.push(first);
+    }
+    let sizes: std::collections::HashMap<&str, u64> =
+        listed.iter().map(|o| (o.rel.as_str(), o.size)).collect();
+    let size_of = |rel: &str, name: &str| sizes.get(join(rel, name).as_str()).copied().unwrap_or(0);
+    // A manifest larger than any reader accepts is not fetched at all.
+    if let Some(big) = wanted
+        .iter()
+        .find(|rel| size_of(rel, MANIFEST_FILE) > MAX_MANIFEST_BYTES)
+    {
+        return Err(ShipError::Url {
+            url: remote.url_of(&join(big, MANIFEST_FILE)),
+            message: format!(
+                "larger than {MAX_MANIFEST_BYTES} bytes: not a manifest credtrail writes"
+            ),
+        });
+    }
     let manifests = remote.get_many(
         &wanted
             .iter()
             .map(|rel| join(rel, MANIFEST_FILE))
             .collect::<Vec<_>>(),
     )?;
-    let mut out = Vec::new();
-    // (capture folder, its local copy, file name) of every object to fetch.
-    let mut jobs: Vec<(&str, PathBuf, String)> = Vec::new();
+    let mut kept = Vec::new();
+    let mut first = None;
     for (rel, text) in wanted.into_iter().zip(manifests) {
         let Some(text) = text else {
             continue;
-        };
-        let bad = |message: String| ShipError::Url {
-            url: remote.url_of(rel),
-            message,
         };
         let local = if rel.is_empty() {
             dest.to_owned()
@@ -131,10 +154,28 @@ pub fn fetch(
             dest.join(rel)
         };
         let m = Manifest::parse(&local.join(MANIFEST_FILE), &text)?;
-        if !prune.keeps(folder_node(rel), &m) {
+        if prune.keeps(folder_node(rel), &m) {
+            kept.push((rel, local, text, m));
+        } else if first.is_none() {
+            first = Some((rel, local, text, m));
+        } else {
             stats.pruned += 1;
-            continue;
         }
+    }
+    match first {
+        // As above: one capture for its columns when nothing is kept.
+        Some(f) if kept.is_empty() => kept.push(f),
+        Some(_) => stats.pruned += 1,
+        None => {}
+    }
+    let mut out = Vec::new();
+    // (capture folder, its local copy, file name) of every object to fetch.
+    let mut jobs: Vec<(&str, PathBuf, String)> = Vec::new();
+    for (rel, local, text, m) in kept {
+        let bad = |message: String| ShipError::Url {
+            url: remote.url_of(rel),
+            message,
+        };
         make_dir(&local, true).map_err(&bad)?;
         let mut names: Vec<String> = if prune.everything {
             let under = join(rel, "");
@@ -179,8 +220,20 @@ pub fn fetch(
             url: remote.url_of(rel),
         });
     }
-    // In batches, so that memory holds a batch of segments, not the fleet.
-    for batch in jobs.chunks(4 * FETCHES) {
+    // In batches of at most FETCHES objects and BATCH_BYTES (by their
+    // listed sizes), so that memory holds a batch, not the fleet.
+    let mut batches: Vec<&[(&str, PathBuf, String)]> = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, (rel, _, name)) in jobs.iter().enumerate() {
+        let size = size_of(rel, name);
+        if i > start && (i - start == FETCHES || bytes + size > BATCH_BYTES) {
+            batches.push(&jobs[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    batches.push(&jobs[start..]);
+    for batch in batches {
         let keys: Vec<String> = batch.iter().map(|(rel, _, n)| join(rel, n)).collect();
         for ((rel, local, name), bytes) in batch.iter().zip(remote.get_many(&keys)?) {
             // A listed object missing is left missing: readers then say

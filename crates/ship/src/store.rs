@@ -117,11 +117,14 @@ impl Remote {
     }
 
     fn key(&self, rel: &str) -> Key {
-        Key::from(match (self.prefix.is_empty(), rel.is_empty()) {
+        let full = match (self.prefix.is_empty(), rel.is_empty()) {
             (true, _) => rel.to_owned(),
             (false, true) => self.prefix.clone(),
             (false, false) => format!("{}/{rel}", self.prefix),
-        })
+        };
+        // As listed, not percent-encoded again: a key with `~` or `#`
+        // that a listing returned must name the same object when asked for.
+        Key::parse(&full).unwrap_or_else(|_| Key::from(full))
     }
 
     fn err(&self, rel: &str) -> impl Fn(object_store::Error) -> ShipError + '_ {
@@ -219,6 +222,14 @@ impl Remote {
         .buffered(FETCHES)
         .collect::<Vec<_>>();
         self.rt.block_on(gets).into_iter().collect()
+    }
+
+    /// Deletes the object (absent is fine).
+    pub fn delete(&self, rel: &str) -> Result<(), ShipError> {
+        match self.rt.block_on(self.store.delete(&self.key(rel))) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(rel)(e)),
+        }
     }
 
     /// The object's bytes; None if absent.

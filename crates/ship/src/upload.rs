@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
+use credtrail_core::CaptureError;
 use credtrail_core::capture::manifest::{
     CaptureState, MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest, SIGNATURE_FILE, Segment,
     VerifyingKey,
@@ -58,10 +59,10 @@ pub fn ship(dir: &Path, remote: &Remote, opts: Options) -> Result<Report, ShipEr
     let mut there: HashMap<String, u64> = HashMap::new();
     let mut shipped: HashSet<String> = HashSet::new();
     let mut last_manifest: Option<Vec<u8>> = None;
+    // Files found missing once while following (see below).
+    let mut gone: HashSet<String> = HashSet::new();
     loop {
-        let text = files
-            .root()
-            .read_bounded(MANIFEST_FILE, MAX_MANIFEST_BYTES)?;
+        let (text, signature) = read_pair(&files)?;
         let m = Manifest::parse(&files.root().child(MANIFEST_FILE), &text)?;
         let rel = match &rel {
             Some(r) => r,
@@ -86,7 +87,13 @@ pub fn ship(dir: &Path, remote: &Remote, opts: Options) -> Result<Report, ShipEr
             return Err(refused(format!("hash chain: {p}")));
         }
         if let Some(key) = opts.key {
-            sign::verify_manifest_signature(files.root(), key).map_err(refused)?;
+            let sig = signature.as_deref().ok_or_else(|| {
+                refused(format!(
+                    "{SIGNATURE_FILE} is missing (was the capture recorded with --sign-key?)"
+                ))
+            })?;
+            let path = files.root().child(SIGNATURE_FILE);
+            sign::verify_signature_bytes(&path, &text, sig, key).map_err(refused)?;
         }
         let pending: Vec<&Segment> = m
             .segments
@@ -95,10 +102,25 @@ pub fn ship(dir: &Path, remote: &Remote, opts: Options) -> Result<Report, ShipEr
             .collect();
         // Every file checked before the first is sent: a capture altered
         // on the node is refused whole, not half shipped.
+        let mut vanished = false;
         for seg in &pending {
-            files
-                .check_segment(seg)
-                .map_err(|e| refused(format!("{e}: altered or truncated")))?;
+            match files.check_segment(seg) {
+                Ok(()) => {}
+                // Following a recorder with --max-capture-bytes: a segment
+                // evicted since the manifest was read is marked so in the
+                // next one (once; a file that stays missing is refused).
+                Err(CaptureError::Io { source, .. })
+                    if opts.follow.is_some()
+                        && source.kind() == std::io::ErrorKind::NotFound
+                        && gone.insert(seg.file.clone()) =>
+                {
+                    vanished = true;
+                }
+                Err(e) => return Err(refused(format!("{e}: altered or truncated"))),
+            }
+        }
+        if vanished {
+            continue;
         }
         for seg in pending {
             // Checked again as sent: the bytes uploaded are the bytes hashed.
@@ -108,22 +130,19 @@ pub fn ship(dir: &Path, remote: &Remote, opts: Options) -> Result<Report, ShipEr
             shipped.insert(seg.file.clone());
         }
         if last_manifest.as_deref() != Some(&text[..]) {
-            let signature = files.root().exists(SIGNATURE_FILE).then(|| {
-                files
-                    .root()
-                    .read_bounded(SIGNATURE_FILE, 4096)
-                    .map(Bytes::from)
-            });
+            // Segments the recorder evicted (--max-capture-bytes) leave the
+            // bucket too, as the manifest about to be uploaded says.
+            for seg in m.segments.iter().filter(|s| s.evicted) {
+                let key = format!("{rel}/{}", seg.file);
+                if shipped.remove(&seg.file) || there.contains_key(&key) {
+                    remote.delete(&key)?;
+                }
+            }
             let key = format!("{rel}/{MANIFEST_FILE}");
             send(remote, &key, Bytes::from(text.clone()), &there, &mut report)?;
             if let Some(sig) = signature {
-                send(
-                    remote,
-                    &format!("{rel}/{SIGNATURE_FILE}"),
-                    sig?,
-                    &there,
-                    &mut report,
-                )?;
+                let key = format!("{rel}/{SIGNATURE_FILE}");
+                send(remote, &key, Bytes::from(sig), &there, &mut report)?;
             }
             last_manifest = Some(text);
         }
@@ -139,6 +158,28 @@ pub fn ship(dir: &Path, remote: &Remote, opts: Options) -> Result<Report, ShipEr
         report.removed_local = true;
     }
     Ok(report)
+}
+
+/// The manifest and its signature as one pair: the recorder replaces the
+/// manifest, then the signature, so both are read until the signature read
+/// before the manifest is the one read after it.
+fn read_pair(files: &CaptureFiles) -> Result<(Vec<u8>, Option<Vec<u8>>), ShipError> {
+    let root = files.root();
+    let sig = || -> Result<Option<Vec<u8>>, ShipError> {
+        Ok(match root.exists(SIGNATURE_FILE) {
+            true => Some(root.read_bounded(SIGNATURE_FILE, 4096)?),
+            false => None,
+        })
+    };
+    let mut before = sig()?;
+    loop {
+        let text = root.read_bounded(MANIFEST_FILE, MAX_MANIFEST_BYTES)?;
+        let after = sig()?;
+        if after == before {
+            return Ok((text, after));
+        }
+        before = after;
+    }
 }
 
 /// A listed segment's bytes, refused unless they are the size and sha256

@@ -161,7 +161,6 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     }
     manifest.recovery = Some(recovery);
     let _ = root.remove(RESERVE_FILE);
-    manifest.write(&root, key)?;
     let status = write_status(&root.create_subdir(CAPTURES)?, &manifest, epoch, true)?;
     manifest.segments.push(status);
     manifest.write(&root, key)?;

@@ -47,13 +47,22 @@ pub fn verify_manifest_signature(dir: &Dir, key: &VerifyingKey) -> Result<(), St
     let manifest = dir
         .read_bounded(MANIFEST_FILE, MAX_MANIFEST_BYTES)
         .map_err(|e| e.to_string())?;
-    let sig_path = dir.child(SIGNATURE_FILE);
     let sig = dir
         .read_bounded(SIGNATURE_FILE, 64)
         .map_err(|e| format!("{e} (was the capture recorded with --sign-key?)"))?;
-    let sig = Signature::from_slice(&sig)
+    verify_signature_bytes(&dir.child(SIGNATURE_FILE), &manifest, &sig, key)
+}
+
+/// Checks a signature (from `sig_path`, for messages) of manifest bytes.
+pub fn verify_signature_bytes(
+    sig_path: &std::path::Path,
+    manifest: &[u8],
+    sig: &[u8],
+    key: &VerifyingKey,
+) -> Result<(), String> {
+    let sig = Signature::from_slice(sig)
         .map_err(|_| format!("{}: not a 64-byte ed25519 signature", sig_path.display()))?;
-    key.verify(&manifest, &sig).map_err(|_| {
+    key.verify(manifest, &sig).map_err(|_| {
         format!(
             "{}: signature does not match manifest.json under this key (the manifest was edited, or signed by another key)",
             sig_path.display()

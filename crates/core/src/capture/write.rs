@@ -378,7 +378,8 @@ impl CaptureWriter {
         self.manifest.end = Some(end);
         self.manifest.state = CaptureState::Sealed;
         self.release_reserve();
-        self.manifest.write(&self.root, self.key.as_ref())?;
+        // One manifest write lists the final state and its `captures` row
+        // together: a crash before it leaves a capture `recover` seals.
         self.list_status(self.epoch, true)?;
         Ok(self.manifest)
     }
@@ -444,11 +445,12 @@ impl CaptureWriter {
         self.manifest.state = CaptureState::Failed;
         self.manifest.error = Some(error.to_owned());
         self.manifest.end = Some(end);
-        self.manifest.write(&self.root, self.key.as_ref())?;
-        // Best effort, as above: the manifest already says it all.
-        if let Err(e) = self.list_status(self.epoch + 1, true) {
-            tracing::warn!("cannot write the captures row of the stopped capture: {e}");
+        // Best effort, as above: the manifest says it all without the row.
+        match write_status(&self.captures, &self.manifest, self.epoch + 1, true) {
+            Ok(seg) => self.manifest.segments.push(seg),
+            Err(e) => tracing::warn!("cannot write the captures row of the stopped capture: {e}"),
         }
+        self.manifest.write(&self.root, self.key.as_ref())?;
         Ok(self.manifest)
     }
 }
