@@ -18,6 +18,8 @@ mod spark;
 mod ship;
 // Root: the live recorder's output equals the replay of what it wrote.
 mod live_replay;
+// Root: the flight recorder: cuts of a running capture, SIGUSR1, status.
+mod flight;
 // Root: recorders killed with SIGKILL, recovered, read by every reader.
 mod recovery;
 // Hostile captures and processes against the real binaries.

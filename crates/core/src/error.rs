@@ -59,6 +59,9 @@ pub enum CaptureError {
     Bounds { path: PathBuf, message: String },
     #[error("{} is locked by a running recorder; stop it first (or wait for it to finish)", path.display())]
     Busy { path: PathBuf },
+    /// A cut that cannot be made as asked (`capture::cut`).
+    #[error("{}: {message}", path.display())]
+    Cut { path: PathBuf, message: String },
     #[error("{}: {message}", path.display())]
     Recovery { path: PathBuf, message: String },
     /// The fleet layout cannot hold this capture (`capture::layout`).

@@ -99,6 +99,17 @@ impl Dir {
         self.subdir(name)
     }
 
+    /// A second handle on the same directory (for another thread).
+    pub fn try_clone(&self) -> Result<Dir, CaptureError> {
+        Ok(Dir {
+            fd: self
+                .fd
+                .try_clone()
+                .map_err(CaptureError::io(&self.path, "open"))?,
+            path: self.path.clone(),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -205,6 +216,26 @@ impl Dir {
             Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
             Err(e) => Err(errno(&path, "remove")(e)),
         }
+    }
+
+    /// Puts `name` into `dest` under the same name: a hard link when both
+    /// are on one file system, else a copy (synced). Never replaces an
+    /// existing entry. Returns whether it was linked.
+    pub fn link_or_copy(&self, name: &str, dest: &Dir) -> Result<bool, CaptureError> {
+        let path = dest.child(name);
+        check_name(&path, name)?;
+        match rustix::fs::linkat(&self.fd, name, &dest.fd, name, AtFlags::empty()) {
+            Ok(()) => return Ok(true),
+            // Another file system, or one without hard links.
+            Err(rustix::io::Errno::XDEV | rustix::io::Errno::PERM | rustix::io::Errno::MLINK) => {}
+            Err(e) => return Err(errno(&path, "link")(e)),
+        }
+        let mut from = self.open_file(name)?;
+        let mut to = dest.create_new(name)?;
+        std::io::copy(&mut from, &mut to)
+            .and_then(|_| to.sync_all())
+            .map_err(CaptureError::io(&path, "copy"))?;
+        Ok(false)
     }
 
     /// Flushes a directory entry change (create, rename) to disk.

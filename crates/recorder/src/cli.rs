@@ -33,6 +33,36 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "compact")]
         print: PrintFormat,
     },
+    /// Cut the last minutes of a running capture (a flight recorder's)
+    /// into a complete, signed, verifiable capture of their own, while the
+    /// recorder goes on with no gap: it seals its open segments, the cut
+    /// hard-links them (copies them across file systems) and rewrites only
+    /// the segment at the window's start. `kill -USR1` on the recorder
+    /// does the same into `--cut-root`.
+    Cut {
+        /// The running capture, or a folder holding it (e.g. an
+        /// `--out-root` ROOT: the newest capture still recording is taken).
+        running: PathBuf,
+        /// The new capture's folder (must not exist or be empty; made 0700).
+        incident: PathBuf,
+        /// How far back: `10m`, `90s`, `1h` (default: everything still kept).
+        #[arg(long, value_parser = parse_duration)]
+        last: Option<std::time::Duration>,
+        /// Sign the cut's manifest with this ed25519 key (PKCS#8 PEM).
+        #[arg(long, value_name = "KEY_PEM")]
+        sign_key: Option<PathBuf>,
+        /// How long to wait for the recorder to seal its open segments.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Is a recorder running on this capture (or folder of captures)? Prints
+    /// its state, hooks and loss counters; exits 0 only when a recorder
+    /// holds a capture that is recording with its hooks attached (a
+    /// readiness probe).
+    Status {
+        /// A capture, or a folder holding captures (e.g. an `--out-root` ROOT).
+        dir: PathBuf,
+    },
     /// Seal a capture whose recorder died (kill -9, OOM, power loss):
     /// each open segment is cut back to its last checkpoint (at most
     /// half a second old) and listed in the manifest.
@@ -61,9 +91,10 @@ pub struct RecordArgs {
     /// Print each event to stdout as it happens.
     #[arg(long, value_enum)]
     pub print: Option<PrintFormat>,
-    /// Start a new events segment after this many seconds.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
-    pub rotate_seconds: u64,
+    /// Start a new events segment after this many seconds (default 300;
+    /// with --keep, a sixtieth of it between 10 and 300).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rotate_seconds: Option<u64>,
     /// Start a new events segment once the current one reaches this many bytes.
     #[arg(long, default_value_t = 256 << 20, value_parser = clap::value_parser!(u64).range(4096..))]
     pub rotate_bytes: u64,
@@ -108,6 +139,22 @@ pub struct RecordArgs {
     /// counted in the manifest.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1 << 20..))]
     pub max_capture_bytes: Option<u64>,
+    /// Flight recorder: keep only the segments of the last DURATION
+    /// (`30m`, `2h`), deleting older ones as it goes (counted as evicted),
+    /// for always-on use; `credtrail-record cut` or `kill -USR1` then
+    /// takes the last minutes out as a capture of their own. Combines
+    /// with --max-capture-bytes (whichever is reached first).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub keep: Option<std::time::Duration>,
+    /// Where `kill -USR1` puts its cuts, as `DIR/node=<node>/<time>` (the
+    /// fleet layout, so `credtrail-ship` and `credtrail-query` take them
+    /// as they are). Default: `incidents` next to the capture's folder (or
+    /// next to --out-root).
+    #[arg(long, value_name = "DIR")]
+    pub cut_root: Option<PathBuf>,
+    /// How far back a `kill -USR1` cut goes.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub cut_last: std::time::Duration,
     /// Do not fsync the checkpoints written every half second. A killed
     /// recorder still loses at most that half second, but a power cut or
     /// kernel crash may lose back to the last sealed segment. For slow
@@ -144,6 +191,24 @@ fn parse_interval(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "{s:?} is not a number of seconds between 0 and 86400"
         )),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than zero".into()),
+        Err(e) => Err(format!("{e} (e.g. 90s, 10m, 2h)")),
+    }
+}
+
+impl RecordArgs {
+    /// Segment age: short under --keep, so the window is fine-grained.
+    pub fn rotate_seconds(&self) -> u64 {
+        self.rotate_seconds.unwrap_or_else(|| match self.keep {
+            Some(keep) => (keep.as_secs() / 60).clamp(10, 300),
+            None => 300,
+        })
     }
 }
 

@@ -5,10 +5,12 @@
 //! `credtrail_core::sink` (capture writer and printer). [`session`] runs
 //! that loop; [`pods`] and [`procfs`] are the live node's sources of pod
 //! metadata and of the process table at start; [`privileges`] drops what
-//! the recorder no longer needs once its hooks are attached.
+//! the recorder no longer needs once its hooks are attached; [`flight`]
+//! cuts a running capture's last minutes and reports on its recorder.
 
 pub mod cli;
 pub mod decode;
+pub mod flight;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod pods;

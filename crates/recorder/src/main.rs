@@ -15,6 +15,7 @@ use credtrail_core::policy::Rules;
 use credtrail_core::print::{PrintFormat, print_event};
 use credtrail_core::term::safe;
 use credtrail_recorder::cli::{Cli, Command};
+use credtrail_recorder::flight;
 use credtrail_recorder::redact::Redactor;
 use credtrail_recorder::session::{RecordOptions, record};
 
@@ -29,14 +30,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Inspect { dir, print }) => inspect(&dir, print),
         Some(Command::Recover { dir, sign_key }) => recover(&dir, sign_key.as_deref()),
+        Some(Command::Cut {
+            running,
+            incident,
+            last,
+            sign_key,
+            timeout,
+        }) => {
+            let key = sign_key.as_deref().map(load_signing_key).transpose()?;
+            let (dir, report) =
+                flight::cut_running(&running, &incident, last, key.as_ref(), timeout)?;
+            eprintln!(
+                "credtrail-record: {}",
+                safe(&flight::cut_line(&dir, &incident, &report))
+            );
+            Ok(())
+        }
+        Some(Command::Status { dir }) => {
+            println!("{}", safe(&flight::status(&dir)?));
+            Ok(())
+        }
         None => {
-            let a = cli.record;
+            let mut a = cli.record;
             if a.out.is_none() && a.out_root.is_none() && a.print.is_none() {
                 anyhow::bail!(
                     "nothing to do: pass --out DIR (or --out-root ROOT) to write a capture and/or --print json|compact"
                 );
             }
-            let out = match (a.out, &a.out_root) {
+            let rotate_seconds = a.rotate_seconds();
+            let out = match (a.out.take(), &a.out_root) {
                 (Some(dir), _) => Some(dir),
                 (None, Some(root)) => {
                     let node = a
@@ -70,12 +92,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 signal_hook::flag::register(sig, Arc::clone(&stop))
                     .context("cannot install signal handlers")?;
             }
+            let node = a
+                .node_name
+                .clone()
+                .unwrap_or_else(|| credtrail_core::host::uname().0);
+            let signal_cut = out.as_deref().map(|dir| flight::SignalCut {
+                root: a.cut_root.clone().unwrap_or_else(|| {
+                    // Next to the capture's folder, or to --out-root.
+                    let base = a.out_root.as_deref().unwrap_or(dir);
+                    base.parent().unwrap_or(Path::new("/")).join("incidents")
+                }),
+                last: a.cut_last,
+                node: node.clone(),
+                key: sign_key.clone(),
+            });
+            let cut_requested = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&cut_requested))
+                .context("cannot install signal handlers")?;
             let opts = RecordOptions {
                 out,
                 duration: a.duration.map(Duration::from_secs),
                 print: a.print,
                 rotation: Rotation {
-                    max_age: Duration::from_secs(a.rotate_seconds),
+                    max_age: Duration::from_secs(rotate_seconds),
                     max_bytes: a.rotate_bytes,
                 },
                 ring_buffer_bytes: a.ring_buffer_mib << 20,
@@ -87,10 +126,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 retention: Retention {
                     max_capture_bytes: a.max_capture_bytes,
                     no_fsync: a.no_fsync,
+                    keep: a.keep,
                 },
                 sign_key,
                 redactor,
                 policy,
+                cut_requested: Some(cut_requested),
+                signal_cut,
             };
             let summary = record(&opts, &stop, &mut std::io::stdout())?;
             if let Some(m) = summary.manifest {

@@ -11,6 +11,7 @@ use std::io::Write;
 use std::mem::MaybeUninit;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant as MonoInstant};
 
@@ -27,6 +28,7 @@ use credtrail_core::sink::{CaptureSink, Printer};
 use credtrail_recorder_bpf::{self as bpf, KernelCounters, RingBuffer, Tracer};
 
 use crate::decode::{DecodeContext, decode_record};
+use crate::flight::SignalCut;
 use crate::pods::NodePods;
 use crate::redact::Redactor;
 
@@ -41,6 +43,8 @@ const POLL_PERIOD: Duration = Duration::from_millis(20);
 /// The same while records are flowing (the last poll found some), so a
 /// consumer that caught up does not leave a burst 20 ms to fill the ring.
 const BUSY_POLL_PERIOD: Duration = Duration::from_millis(1);
+/// How often the recorder looks for a cut's request to seal (one stat).
+const CONTROL_PERIOD: Duration = Duration::from_millis(100);
 
 /// What to record and where.
 #[derive(Debug, Clone)]
@@ -67,6 +71,9 @@ pub struct RecordOptions {
     pub redactor: Redactor,
     /// `--policy` files, compiled (no selector: every event is kept).
     pub policy: Rules,
+    /// Set by SIGUSR1: cut the last minutes as `signal_cut` says.
+    pub cut_requested: Option<Arc<AtomicBool>>,
+    pub signal_cut: Option<SignalCut>,
 }
 
 /// How a session ended.
@@ -138,6 +145,11 @@ pub struct Session<'t, 'o> {
     sweeps: u64,
     sweep_ns: u64,
     last_sweep: MonoInstant,
+    /// When the last drain of the ring began: what a seal covers.
+    drained_to: u64,
+    last_control: MonoInstant,
+    /// The SIGUSR1 cut in progress.
+    cut: Option<std::thread::JoinHandle<()>>,
 }
 
 impl<'t, 'o> Session<'t, 'o> {
@@ -239,6 +251,9 @@ impl<'t, 'o> Session<'t, 'o> {
             sweeps: 0,
             sweep_ns: 0,
             last_sweep: MonoInstant::now(),
+            drained_to: host::boottime_ns(),
+            last_control: MonoInstant::now(),
+            cut: None,
         };
         // Every task that already runs gets its last known credentials now,
         // not at its first switch-out.
@@ -272,7 +287,12 @@ impl<'t, 'o> Session<'t, 'o> {
         {
             self.sweep()?;
         }
+        let drain_start = host::boottime_ns();
         let n = bpf::poll_batch(&self.ring, POLL_BATCH, wait)?;
+        if n < POLL_BATCH {
+            // Caught up: every record made before this drain began is in.
+            self.drained_to = drain_start;
+        }
         self.last_batch = n;
         self.apply_pending()?;
         self.sink.flush()?;
@@ -288,12 +308,52 @@ impl<'t, 'o> Session<'t, 'o> {
             rotated = w.tick()?;
             Ok(())
         });
+        if !self.stopping && self.last_control.elapsed() >= CONTROL_PERIOD {
+            self.last_control = MonoInstant::now();
+            rotated |= self.serve_cuts();
+        }
         if rotated {
             // A new segment begins: open it with the cache so it reads alone.
             let procs = self.enricher.snapshot(host::boottime_ns());
             self.sink.write(|w| w.write_processes(&procs));
         }
         Ok(!drained)
+    }
+
+    /// A cut's request to seal (`credtrail-record cut`), and SIGUSR1.
+    /// Returns whether segments were sealed.
+    fn serve_cuts(&mut self) -> bool {
+        let end = self.drained_to;
+        let mut sealed = false;
+        self.sink.write(|w| {
+            sealed = w.serve_seal_request(end)?;
+            Ok(())
+        });
+        let signalled = self
+            .opts
+            .cut_requested
+            .as_ref()
+            .is_some_and(|f| f.swap(false, Ordering::Relaxed));
+        let (Some(sc), true) = (&self.opts.signal_cut, signalled) else {
+            return sealed;
+        };
+        if self.cut.as_ref().is_some_and(|h| !h.is_finished()) {
+            tracing::warn!("SIGUSR1: a cut is still being made; this one is skipped");
+            return sealed;
+        }
+        let mut dir = None;
+        self.sink.write(|w| {
+            sealed |= w.seal_now()?;
+            dir = Some(w.dir().to_owned());
+            Ok(())
+        });
+        if let Some(dir) = dir {
+            match sc.spawn(&dir, end) {
+                Ok(h) => self.cut = Some(h),
+                Err(e) => tracing::error!("SIGUSR1 cut not started: {e:#}"),
+            }
+        }
+        sealed
     }
 
     /// Applies the decoded records in ring-buffer order: a process's exec
@@ -382,7 +442,11 @@ impl<'t, 'o> Session<'t, 'o> {
 
     /// Seals the capture; after a write error, seals what the checkpoints
     /// hold, counts the rest as lost and says so in the error.
-    pub fn finish(self) -> anyhow::Result<Summary> {
+    pub fn finish(mut self) -> anyhow::Result<Summary> {
+        if let Some(h) = self.cut.take() {
+            // Its segments are pinned until it is done.
+            let _ = h.join();
+        }
         let counters = self.counters()?;
         let end = Instant::at(host::boottime_ns(), self.realtime_offset_ns);
         let delivered = (self.sink.counts.events, self.sink.counts.lifecycle);

@@ -9,6 +9,8 @@
 pub mod bounds;
 pub mod checkpoint;
 pub mod columnar;
+pub mod control;
+pub mod cut;
 pub mod integrity;
 pub mod layout;
 pub mod manifest;

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::checkpoint::checkpoint_name;
+use super::control::{answer_seal, oldest_pin, pending_seal};
 use super::manifest::{
     CaptureState, Counters, FORMAT_VERSION, MANIFEST_FILE, Manifest, Segment, SigningKey,
 };
@@ -34,6 +35,9 @@ pub struct Retention {
     /// lose back to the last sealed segment. For storage where fsync is
     /// slow (measured here: 0.2 ms each, ~8 per checkpoint).
     pub no_fsync: bool,
+    /// Flight recorder: delete the segment sets whose newest row is older
+    /// than this (the newest set always stays).
+    pub keep: Option<std::time::Duration>,
 }
 
 /// Writes a capture directory.
@@ -103,6 +107,11 @@ impl CaptureWriter {
         }
         if retention.no_fsync {
             manifest.settings.insert("no_fsync".into(), true.into());
+        }
+        if let Some(keep) = retention.keep {
+            manifest
+                .settings
+                .insert("keep_seconds".into(), keep.as_secs().into());
         }
         {
             let mut f = root.create_new(RESERVE_FILE)?;
@@ -216,9 +225,7 @@ impl CaptureWriter {
             }
         }
         let max = self.retention.max_capture_bytes;
-        if let Some(max) = max {
-            self.evict_to(max)?;
-        }
+        self.evict_before(max, self.epoch)?;
         // Still over budget with only the newest segments left: seal the
         // open ones so that they can go next time (never empty ones).
         let over_budget = max.is_some_and(|max| self.disk_bytes() > max)
@@ -235,9 +242,7 @@ impl CaptureWriter {
                 // the Parquet files alone.
                 self.list_status(self.epoch - 1, false)?;
             }
-            if let Some(max) = max {
-                self.evict_to(max)?;
-            }
+            self.evict_before(max, self.epoch)?;
             return Ok(true);
         }
         Ok(false)
@@ -252,33 +257,46 @@ impl CaptureWriter {
             + self.user_namespaces.open_bytes()
     }
 
-    /// Deletes the oldest whole segments (all tables of the oldest sealed
-    /// epoch but container and namespace metadata, which later events
-    /// still need) until
-    /// the capture fits in `max` bytes or only the newest epoch is left.
-    /// The manifest lists them as evicted before the files go, so a crash in
-    /// between leaves files `recover` deletes, never a listed file missing.
-    fn evict_to(&mut self, max: u64) -> Result<(), CaptureError> {
-        self.evict_before(max, self.epoch)
-    }
-
-    /// [`Self::evict_to`], keeping every epoch from `keep` on.
-    fn evict_before(&mut self, max: u64, keep: u32) -> Result<(), CaptureError> {
+    /// Deletes the oldest whole segment sets before set `keep` (all tables
+    /// but container and namespace metadata, which later events still
+    /// need) while the capture is over `max` bytes or, with `--keep`, while
+    /// the oldest set's newest row is older than that. Sets a cut has
+    /// pinned (see `control`) stay, over budget if need be, until the cut
+    /// is complete. The manifest lists them as evicted before the files go,
+    /// so a crash in between leaves files `recover` deletes, never a listed
+    /// file missing.
+    fn evict_before(&mut self, max: Option<u64>, keep: u32) -> Result<(), CaptureError> {
+        if max.is_none() && self.retention.keep.is_none() {
+            return Ok(());
+        }
+        let expired = self
+            .retention
+            .keep
+            .map(|k| crate::host::boottime_ns().saturating_sub(k.as_nanos() as u64));
+        // Each set's newest row, oldest set first.
+        let mut sets = std::collections::BTreeMap::<u32, u64>::new();
+        for s in self.manifest.segments.iter() {
+            if s.evicted || is_metadata(&s.table) {
+                continue;
+            }
+            if let Some(e) = epoch_of(&s.file).filter(|e| *e < keep) {
+                let newest = sets.entry(e).or_default();
+                *newest = (*newest).max(s.last_ktime_ns);
+            }
+        }
+        let mut pinned = None;
         let mut victims = Vec::new();
-        while self.disk_bytes() > max {
-            let oldest = self
-                .manifest
-                .segments
-                .iter()
-                .filter(|s| !s.evicted && !is_metadata(&s.table))
-                .filter_map(|s| epoch_of(&s.file))
-                .filter(|e| *e < keep)
-                .min();
-            let Some(oldest) = oldest else {
+        for (&set, &newest) in &sets {
+            let over = max.is_some_and(|max| self.disk_bytes() > max);
+            if !over && expired.is_none_or(|t| newest >= t) {
                 break;
-            };
+            }
+            let pin = *pinned.get_or_insert_with(|| oldest_pin(&self.root));
+            if pin.is_some_and(|p| newest >= p) {
+                break;
+            }
             for seg in &mut self.manifest.segments {
-                if seg.evicted || is_metadata(&seg.table) || epoch_of(&seg.file) != Some(oldest) {
+                if seg.evicted || is_metadata(&seg.table) || epoch_of(&seg.file) != Some(set) {
                     continue;
                 }
                 seg.evicted = true;
@@ -287,11 +305,7 @@ impl CaptureWriter {
                     LIFECYCLE => self.manifest.counters.lifecycle_evicted += seg.rows,
                     _ => {}
                 }
-                tracing::info!(
-                    "--max-capture-bytes: evicted {} ({} rows)",
-                    seg.file,
-                    seg.rows
-                );
+                tracing::debug!("evicted {} ({} rows)", seg.file, seg.rows);
                 victims.push(seg.file.clone());
             }
         }
@@ -306,6 +320,30 @@ impl CaptureWriter {
             remove_evicted(self.table_dir(table), name);
         }
         Ok(())
+    }
+
+    /// Seals the open segments now (a cut of the newest rows needs them),
+    /// as a rotation would; returns whether any was sealed (the caller
+    /// then writes the process snapshot that opens the next set).
+    pub fn seal_now(&mut self) -> Result<bool, CaptureError> {
+        let sealed = self.seal_all()?;
+        if sealed {
+            self.list_status(self.epoch - 1, false)?;
+        }
+        self.evict_before(self.retention.max_capture_bytes, self.epoch)?;
+        Ok(sealed)
+    }
+
+    /// Answers a cut's request to seal (see `control`), if one waits:
+    /// everything up to `end_ktime_ns` (the caller's last drain) is sealed
+    /// when it returns. Returns whether segments were sealed.
+    pub fn serve_seal_request(&mut self, end_ktime_ns: u64) -> Result<bool, CaptureError> {
+        let Some(nonce) = pending_seal(&self.root) else {
+            return Ok(false);
+        };
+        let sealed = self.seal_now()?;
+        answer_seal(&self.root, &nonce, end_ktime_ns)?;
+        Ok(sealed)
     }
 
     /// Seals every open segment as set `epoch`; returns whether any was.
@@ -368,13 +406,13 @@ impl CaptureWriter {
         // The last seal can take the capture over its budget (a final drain
         // writes without ticks): the budget holds for the sealed capture
         // too, the newest segments always kept.
-        if let Some(max) = self.retention.max_capture_bytes {
-            // With room for the final `captures` row.
-            self.evict_before(
-                max.saturating_sub(STATUS_ROOM),
-                self.epoch.saturating_sub(1),
-            )?;
-        }
+        // With room for the final `captures` row.
+        self.evict_before(
+            self.retention
+                .max_capture_bytes
+                .map(|max| max.saturating_sub(STATUS_ROOM)),
+            self.epoch.saturating_sub(1),
+        )?;
         self.manifest.end = Some(end);
         self.manifest.state = CaptureState::Sealed;
         self.release_reserve();
@@ -517,7 +555,7 @@ pub(crate) fn remove_evicted(dir: &Dir, name: &str) {
 /// relinked under the recorder). Refuses files, foreign non-empty
 /// directories and existing captures, touching none of them. Returns the
 /// handle every file of the capture is then created through.
-fn create_capture_dir(dir: &Path) -> Result<Dir, CaptureError> {
+pub(crate) fn create_capture_dir(dir: &Path) -> Result<Dir, CaptureError> {
     let existed = check_capture_dir(dir)?;
     if !existed && !fs::mkdir_private(dir)? {
         // Someone made it between the check and now: check it again.

@@ -206,6 +206,10 @@ impl<P: PodSource> Enricher<P> {
     pub fn seed(&mut self, rows: &[ProcessRow]) {
         let mut rows: Vec<&ProcessRow> = rows.iter().collect();
         rows.sort_by_key(|r| (r.start_ktime_ns, r.pid));
+        let (cached, rows): (Vec<&ProcessRow>, Vec<&ProcessRow>) = rows
+            .into_iter()
+            .partition(|r| r.source == CACHE || r.source == CACHE_PARENT);
+        self.seed_cached(&cached);
         for r in rows {
             let parent = self.procs.get(&r.ppid).cloned();
             let container = r.cgroups.iter().find_map(|line| {
@@ -246,6 +250,61 @@ impl<P: PodSource> Enricher<P> {
         }
     }
 
+    /// Seeds processes from a cache snapshot (a segment set read alone: a
+    /// cut, or what eviction left): each entry as it was, linked to the
+    /// parent image it was forked from (by exec id).
+    fn seed_cached(&mut self, rows: &[&ProcessRow]) {
+        let mut rows = rows.to_vec();
+        // A parent image starts before its children.
+        rows.sort_by_key(|r| (r.start_ktime_ns, r.pid));
+        let mut images: HashMap<String, Arc<ProcInfo>> = HashMap::new();
+        for r in rows {
+            let parent = r
+                .parent_exec_id
+                .as_ref()
+                .and_then(|id| images.get(id).cloned());
+            let container = r.container_id.as_ref().map(|id| {
+                if !self.containers.contains_key(id) {
+                    let row = self.pods.container_row("", id, r.snapshot_ktime_ns);
+                    self.new_containers.push(row.clone());
+                    self.containers.insert(id.clone(), row);
+                }
+                (self.containers[id].runtime.clone(), id.clone())
+            });
+            let flags = r.flags.clone().unwrap_or_default();
+            let info = Arc::new(ProcInfo {
+                exec_id: r
+                    .exec_id
+                    .clone()
+                    .unwrap_or_else(|| exec_id(&self.node, r.start_ktime_ns, r.pid)),
+                pid: r.pid,
+                ppid: r.ppid,
+                ktime_ns: r.start_ktime_ns,
+                binary: r.binary.clone().unwrap_or_else(|| r.exe.clone()),
+                exe: Some(r.exe.clone()).filter(|e| !e.is_empty()),
+                arguments: r.arguments.clone().unwrap_or_default(),
+                cwd: r.cwd.clone(),
+                // Forked and not yet exec'd: its exec hangs under its parent.
+                fresh_clone: flags.split(' ').any(|f| f == "clone")
+                    && !flags.split(' ').any(|f| f == "execve"),
+                flags,
+                uid: r.euid,
+                auid: r.auid,
+                parent_exec_id: r
+                    .parent_exec_id
+                    .clone()
+                    .unwrap_or_else(|| self.parent_exec_id(parent.as_deref())),
+                parent,
+                container,
+                ns_pid: r.ns_pid.unwrap_or(0),
+            });
+            images.insert(info.exec_id.clone(), Arc::clone(&info));
+            if r.source == CACHE {
+                self.procs.insert(r.pid, info);
+            }
+        }
+    }
+
     /// Fills the identity columns of /proc snapshot rows from the cache.
     pub fn annotate(&self, rows: &mut [ProcessRow]) {
         for r in rows {
@@ -258,27 +317,41 @@ impl<P: PodSource> Enricher<P> {
     /// The cache as snapshot rows (sorted by pid), written at the start of
     /// every segment after the first.
     pub fn snapshot(&self, ktime_ns: u64) -> Vec<ProcessRow> {
-        let mut rows: Vec<ProcessRow> = self
-            .procs
-            .values()
-            .map(|p| {
-                let mut r = ProcessRow {
-                    snapshot_ktime_ns: ktime_ns,
-                    source: "cache".into(),
-                    pid: p.pid,
-                    ppid: p.ppid,
-                    exe: p.exe.clone().unwrap_or_default(),
-                    cwd: p.cwd.clone(),
-                    start_ktime_ns: p.ktime_ns,
-                    euid: p.uid,
-                    auid: p.auid,
-                    ..ProcessRow::default()
-                };
-                fill_identity(&mut r, p);
-                r
-            })
-            .collect();
-        rows.sort_by_key(|r| r.pid);
+        let row = |p: &ProcInfo, source: &str| {
+            let mut r = ProcessRow {
+                snapshot_ktime_ns: ktime_ns,
+                source: source.into(),
+                pid: p.pid,
+                ppid: p.ppid,
+                exe: p.exe.clone().unwrap_or_default(),
+                cwd: p.cwd.clone(),
+                start_ktime_ns: p.ktime_ns,
+                euid: p.uid,
+                auid: p.auid,
+                ns_pid: Some(p.ns_pid),
+                ..ProcessRow::default()
+            };
+            fill_identity(&mut r, p);
+            r
+        };
+        let mut rows: Vec<ProcessRow> = self.procs.values().map(|p| row(p, CACHE)).collect();
+        // Parents the cache keeps only through their children (exited, or
+        // replaced by an exec since the fork): a segment read alone needs
+        // them for its events' parent columns.
+        let mut gone = BTreeMap::new();
+        for p in self.procs.values() {
+            if let Some(parent) = &p.parent
+                && !self
+                    .procs
+                    .get(&parent.pid)
+                    .is_some_and(|q| Arc::ptr_eq(q, parent))
+            {
+                gone.entry(parent.exec_id.clone())
+                    .or_insert_with(|| row(parent, CACHE_PARENT));
+            }
+        }
+        rows.extend(gone.into_values());
+        rows.sort_by(|a, b| (a.pid, &a.source).cmp(&(b.pid, &b.source)));
         rows
     }
 
@@ -496,6 +569,11 @@ impl<P: PodSource> Enricher<P> {
         Some(p)
     }
 }
+
+/// `processes.source` of a cache snapshot's row, and of a parent image the
+/// cache keeps only through its children.
+pub const CACHE: &str = "cache";
+pub const CACHE_PARENT: &str = "cache-parent";
 
 /// argv[1..] joined by spaces, as Tetragon's `arguments`.
 fn join_args(argv: &[String]) -> String {

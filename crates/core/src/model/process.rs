@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 /// One process at `snapshot_ktime_ns`: from /proc when recording starts
 /// (`source` = `procfs`), or from credtrail's process cache at the start of
-/// each later segment (`source` = `cache`, where only the identity columns
-/// and `uid`/`euid` are filled), so every segment can be read alone.
+/// each later segment (`source` = `cache`, where the identity columns, `uid`/`euid`,
+/// `auid`, `cwd` and `ns_pid` are filled: enough to seed replay exactly), so every segment can be read alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessRow {
     pub snapshot_ktime_ns: u64,
@@ -48,6 +48,10 @@ pub struct ProcessRow {
     pub arguments: Option<String>,
     pub flags: Option<String>,
     pub container_id: Option<String>,
+    /// pid inside its pid namespace, as the cache knows it (`cache` rows;
+    /// absent before format 7 of this column's addition: read as null).
+    #[serde(default)]
+    pub ns_pid: Option<u32>,
 }
 
 /// Bytes of argv kept, NUL-separated: what the kernel side keeps of an
