@@ -24,6 +24,8 @@ fn record_live(format: PrintFormat, dir: &Path) -> String {
         switch_check: true,
         node_name: Some("live-replay-node".into()),
         pods_file: None,
+        cri_socket: None,
+        no_cri: true,
         retention: Default::default(),
         sign_key: None,
         redactor: Default::default(),

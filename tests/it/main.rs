@@ -20,6 +20,10 @@ mod ship;
 mod live_replay;
 // Root: the flight recorder: cuts of a running capture, SIGUSR1, status.
 mod flight;
+// Root: pod metadata from a real containerd's CRI socket.
+mod cri;
+// Root + podman: the node-agent image running the DaemonSet's recorder.
+mod deploy;
 // Root: recorders killed with SIGKILL, recovered, read by every reader.
 mod recovery;
 // Hostile captures and processes against the real binaries.

@@ -134,6 +134,16 @@ pub struct RecordArgs {
     /// containers (pod names also come from the runtime's annotations).
     #[arg(long, value_name = "FILE")]
     pub pods: Option<PathBuf>,
+    /// The container runtime's CRI socket, asked for each new container's
+    /// pod (namespace, name, uid, labels, annotations, image digest,
+    /// workload). Default: the first of /run/containerd/containerd.sock,
+    /// /var/run/crio/crio.sock, /run/crio/crio.sock that exists.
+    #[arg(long, value_name = "SOCKET", conflicts_with = "no_cri")]
+    pub cri_socket: Option<PathBuf>,
+    /// Do not ask the container runtime (pod metadata then comes from OCI
+    /// bundle annotations and --pods).
+    #[arg(long)]
+    pub no_cri: bool,
     /// Keep the capture within this many bytes by deleting its oldest
     /// segments (a ring) instead of filling the disk; evictions are
     /// counted in the manifest.

@@ -3,12 +3,13 @@
 //! bpf (`credtrail-recorder-bpf`: programs, ring buffer) → [`decode`] (raw
 //! records to rows) → `credtrail_core::enrich` (who made each change) →
 //! `credtrail_core::sink` (capture writer and printer). [`session`] runs
-//! that loop; [`pods`] and [`procfs`] are the live node's sources of pod
+//! that loop; [`pods`] (with [`cri`]) and [`procfs`] are the live node's sources of pod
 //! metadata and of the process table at start; [`privileges`] drops what
 //! the recorder no longer needs once its hooks are attached; [`flight`]
 //! cuts a running capture's last minutes and reports on its recorder.
 
 pub mod cli;
+pub mod cri;
 pub mod decode;
 pub mod flight;
 #[doc(hidden)]

@@ -123,6 +123,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 switch_check: !a.no_switch_check,
                 node_name: a.node_name,
                 pods_file: a.pods,
+                cri_socket: a.cri_socket,
+                no_cri: a.no_cri,
                 retention: Retention {
                     max_capture_bytes: a.max_capture_bytes,
                     no_fsync: a.no_fsync,

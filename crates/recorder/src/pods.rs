@@ -60,6 +60,7 @@ pub fn pod_from_annotations(annotations: &BTreeMap<String, String>) -> PodInfo {
             .get("io.kubernetes.cri-o.Created")
             .and_then(|t| parse_time(t)),
         source: Vec::new(),
+        ..PodInfo::default()
     }
 }
 
@@ -253,6 +254,7 @@ pub fn parse_pods(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, PodInfo>
                         .and_then(|s| s.started_at.as_deref())
                         .and_then(parse_time),
                     source: vec![path.display().to_string()],
+                    ..PodInfo::default()
                 },
             );
         }
@@ -276,19 +278,22 @@ pub fn read_pods_file(path: &Path) -> Result<BTreeMap<String, PodInfo>, PodsFile
 pub struct NodePods {
     pub root: std::path::PathBuf,
     pub pods_file: BTreeMap<String, PodInfo>,
+    /// The runtime's CRI socket, asked first.
+    pub cri: Option<crate::cri::CriSource>,
 }
 
 impl PodSource for NodePods {
     fn container_row(&mut self, runtime: &str, id: &str, ktime: u64) -> ContainerRow {
-        let bundle = pod_from_bundles(&self.root, id);
-        let listed = self.pods_file.get(id).cloned();
-        let info = match (bundle, listed) {
-            (Some(mut b), Some(l)) => {
-                b.merge(l);
-                Some(b)
-            }
-            (b, l) => b.or(l),
-        };
+        let sources = [
+            self.cri.as_ref().and_then(|c| c.pod_info(id)),
+            pod_from_bundles(&self.root, id),
+            self.pods_file.get(id).cloned(),
+        ];
+        // The first source found wins each field; the others fill the gaps.
+        let info = sources.into_iter().flatten().reduce(|mut a, b| {
+            a.merge(b);
+            a
+        });
         ContainerRow::new(ktime, runtime, id, info)
     }
 }

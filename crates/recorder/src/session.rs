@@ -63,6 +63,10 @@ pub struct RecordOptions {
     pub node_name: Option<String>,
     /// `kubectl get pods -A -o json` output, for pod labels and image ids.
     pub pods_file: Option<PathBuf>,
+    /// The CRI socket to ask for pod metadata (None: the first well-known
+    /// one present), unless `no_cri`.
+    pub cri_socket: Option<PathBuf>,
+    pub no_cri: bool,
     /// Disk budget (`--max-capture-bytes`).
     pub retention: Retention,
     /// Signs every manifest written (`--sign-key`).
@@ -483,7 +487,8 @@ impl<'t, 'o> Session<'t, 'o> {
     }
 }
 
-/// The live node's pod metadata: OCI bundles under `/`, then `--pods`.
+/// The live node's pod metadata: the CRI socket, OCI bundles under `/`,
+/// then `--pods`.
 fn node_pods(opts: &RecordOptions) -> NodePods {
     let pods_file = match &opts.pods_file {
         Some(path) => crate::pods::read_pods_file(path).unwrap_or_else(|e| {
@@ -496,6 +501,11 @@ fn node_pods(opts: &RecordOptions) -> NodePods {
     NodePods {
         root: "/".into(),
         pods_file,
+        cri: if opts.no_cri {
+            None
+        } else {
+            crate::cri::CriSource::connect(opts.cri_socket.as_deref())
+        },
     }
 }
 

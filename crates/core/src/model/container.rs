@@ -25,8 +25,19 @@ pub struct ContainerRow {
     /// When the runtime started the container (ns since the epoch), from
     /// the pods file's `startedAt` or the runtime's `Created` annotation.
     pub container_start_time: Option<i64>,
-    /// Where the metadata came from (file paths), `;`-separated.
+    /// Where the metadata came from (file paths, `cri:SOCKET`), `;`-separated.
     pub source: String,
+    /// Pod annotations as `key=value`, sorted (from the CRI API; absent
+    /// from captures made before they were recorded: read as empty).
+    #[serde(default)]
+    pub pod_annotations: Vec<String>,
+    /// The pod's owning workload and its kind (`Deployment`, `DaemonSet`,
+    /// `StatefulSet`, `Job`, `CronJob`, `Node` for static pods), derived
+    /// from the pod's labels and name: CRI carries no owner references.
+    #[serde(default)]
+    pub workload: Option<String>,
+    #[serde(default)]
+    pub workload_kind: Option<String>,
 }
 
 /// A container id: 64 hex characters.
@@ -47,6 +58,9 @@ pub struct PodInfo {
     pub pod_labels: BTreeMap<String, String>,
     pub start_time: Option<i64>,
     pub source: Vec<String>,
+    pub annotations: BTreeMap<String, String>,
+    pub workload: Option<String>,
+    pub workload_kind: Option<String>,
 }
 
 /// RFC 3339 text to ns since the epoch.
@@ -84,6 +98,9 @@ impl PodInfo {
         }
         self.pod_labels.extend(other.pod_labels);
         self.source.extend(other.source);
+        self.annotations.extend(other.annotations);
+        fill(&mut self.workload, other.workload);
+        fill(&mut self.workload_kind, other.workload_kind);
     }
 }
 
@@ -107,6 +124,13 @@ impl ContainerRow {
                 .collect(),
             container_start_time: info.start_time.map(crate::capture::storage::micros),
             source: info.source.join(";"),
+            pod_annotations: info
+                .annotations
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+            workload: info.workload,
+            workload_kind: info.workload_kind,
         }
     }
 }
