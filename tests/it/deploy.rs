@@ -349,4 +349,35 @@ fn the_image_runs_the_daemonsets_recorder_and_its_captures_verify_on_the_host() 
         })
         .unwrap_or_else(|| panic!("no setuid(65534) in container {ctr}"));
     assert_eq!((su.old_euid, su.binary.as_deref()), (0, Some("/bin/su")));
+
+    // Short of what the DaemonSet grants, one line says what is missing.
+    let refused = |drop_arg: &str, add: &[&str]| {
+        let mut run: Vec<String> = vec!["--rm".into()];
+        run.extend(
+            a.podman
+                .iter()
+                .filter(|p| !p.starts_with(drop_arg))
+                .cloned(),
+        );
+        run.extend(add.iter().map(|s| s.to_string()));
+        run.push(tag.into());
+        run.extend(["credtrail-record", "--print", "compact", "--duration", "1"].map(String::from));
+        let mut cmd = Command::new("podman");
+        cmd.args(["--runtime", "runc", "run", "--network", "none"])
+            .args([
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+            ])
+            .args(&run);
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        err.lines().last().unwrap_or_default().to_owned()
+    };
+    let line = refused("--security-opt=seccomp", &[]);
+    assert!(line.contains("seccomp Unconfined"), "{line}");
+    let line = refused("--cap-add=CAP_SETPCAP", &[]);
+    assert!(line.contains("CAP_SETPCAP"), "{line}");
 }

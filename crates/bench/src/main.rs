@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 mod detect;
 mod fleet;
+mod flight;
 mod measure;
 mod overhead;
 mod policy;
@@ -114,7 +115,23 @@ enum Bench {
         #[arg(long, default_value = "BENCHMARKS.md")]
         markdown: PathBuf,
     },
-    /// Everything: system, query, then the soak (0 minutes skips it).
+    /// The flight recorder (root): idle CPU per hour and memory, and the
+    /// time to cut the last WINDOW seconds while it records under load.
+    Flight {
+        #[arg(long, default_value_t = 300)]
+        idle_seconds: u64,
+        #[arg(long, default_value_t = 600)]
+        window_seconds: u64,
+        /// Storm calls per second during the window (1 thread).
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value = "/var/tmp/credtrail-bench/system")]
+        work: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
+    /// Everything: system, query, the flight recorder, then the soak (0
+    /// minutes skips it).
     All {
         #[arg(long, default_value_t = 30)]
         soak_minutes: u64,
@@ -223,6 +240,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             work,
             markdown,
         } => soak(minutes, rate, &work, &markdown),
+        Bench::Flight {
+            idle_seconds,
+            window_seconds,
+            rate,
+            work,
+            markdown,
+        } => {
+            let md = flight::flight(
+                &system::Tools::new(&work)?,
+                idle_seconds,
+                window_seconds,
+                rate,
+            )?;
+            println!("{md}");
+            replace_section(&markdown, "flight", &md)
+        }
         Bench::All {
             soak_minutes,
             work,
@@ -233,6 +266,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ensure_capture(&dir, 10_000_000)?;
             let section = bench_query(&dir, 3)?;
             replace_section(&markdown, "query", &section)?;
+            let md = flight::flight(&system::Tools::new(&work)?, 300, 600, 1000)?;
+            replace_section(&markdown, "flight", &md)?;
             if soak_minutes > 0 {
                 soak(soak_minutes, 5000, &work, &markdown)?;
             }

@@ -45,6 +45,7 @@ pub fn segment_location(data: &[u8]) {
             recovered: false,
             evicted: false,
             chain: None,
+            folded: None,
         };
         if let Ok((t, name)) = crate::capture::segment_location(&seg) {
             assert_eq!(t, table);

@@ -79,7 +79,7 @@ pub const TRACEFS: &str = "/sys/kernel/tracing";
 #[derive(Debug, thiserror::Error)]
 pub enum BpfError {
     #[error(
-        "loading eBPF programs needs root, or CAP_BPF + CAP_PERFMON + CAP_DAC_READ_SEARCH (this process has CapEff {capeff:#x}); run credtrail-record with sudo"
+        "loading eBPF programs needs root, or CAP_BPF + CAP_PERFMON + CAP_SETPCAP + CAP_DAC_READ_SEARCH (and CAP_SYS_PTRACE for other processes' exe and cwd) (this process has CapEff {capeff:#x}); run credtrail-record with sudo, or give its container those capabilities (deploy/kubernetes/daemonset.yaml)"
     )]
     NotPrivileged { capeff: u64 },
 
@@ -99,6 +99,14 @@ pub enum BpfError {
     )]
     MissingHook {
         name: String,
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    #[error(
+        "{what} was denied ({source}): a seccomp profile or an LSM forbids bpf() or perf_event_open(); in a container, run with seccomp Unconfined or a profile that allows both (deploy/kubernetes/seccomp-credtrail.json)"
+    )]
+    Denied {
+        what: String,
         #[source]
         source: libbpf_rs::Error,
     },
@@ -263,6 +271,7 @@ pub fn effective_caps() -> u64 {
         .unwrap_or(0)
 }
 
+const CAP_SETPCAP: u32 = 8;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
@@ -282,10 +291,28 @@ pub fn cgroup_v1_hierarchies() -> bool {
 pub fn check_privileges() -> Result<(), BpfError> {
     let capeff = effective_caps();
     let has = |c: u32| capeff & (1 << c) != 0;
-    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+    // SETPCAP: the recorder drops its bounding set before attaching.
+    if (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) && has(CAP_SETPCAP) {
         Ok(())
     } else {
         Err(BpfError::NotPrivileged { capeff })
+    }
+}
+
+/// A permission error from libbpf (EPERM with the capabilities checked
+/// first: a seccomp profile or an LSM), else `other`.
+fn denied_or(
+    what: &str,
+    source: libbpf_rs::Error,
+    other: impl FnOnce(libbpf_rs::Error) -> BpfError,
+) -> BpfError {
+    if source.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+        BpfError::Denied {
+            what: what.to_owned(),
+            source,
+        }
+    } else {
+        other(source)
     }
 }
 
@@ -411,7 +438,11 @@ impl<'obj> Tracer<'obj> {
                 missing.push(tp);
             }
         }
-        let skel = open.load().map_err(|source| BpfError::Load { source })?;
+        let skel = open.load().map_err(|source| {
+            denied_or("loading the programs", source, |source| BpfError::Load {
+                source,
+            })
+        })?;
         // The selectors are in place before any program is attached.
         let map_err = |map| move |source| BpfError::Map { map, source };
         for (i, sel) in opts.policy.selectors.iter().enumerate() {
@@ -439,9 +470,13 @@ impl<'obj> Tracer<'obj> {
                 .unwrap_or(&section)
                 .to_owned();
             // libbpf attaches by section name: tracepoint/CAT/NAME or tp_btf/NAME.
-            let link = prog.attach().map_err(|source| BpfError::MissingHook {
-                name: hook.clone(),
-                source,
+            let link = prog.attach().map_err(|source| {
+                denied_or(&format!("attaching {hook}"), source, |source| {
+                    BpfError::MissingHook {
+                        name: hook.clone(),
+                        source,
+                    }
+                })
             })?;
             hooks.push(hook);
             if section == SWEEP {

@@ -132,7 +132,11 @@ pub fn ship(dir: &Path, remote: &Remote, opts: Options) -> Result<Report, ShipEr
         if last_manifest.as_deref() != Some(&text[..]) {
             // Segments the recorder evicted (--max-capture-bytes) leave the
             // bucket too, as the manifest about to be uploaded says.
-            for seg in m.segments.iter().filter(|s| s.evicted) {
+            for seg in m
+                .segments
+                .iter()
+                .filter(|s| s.evicted && s.folded.is_none())
+            {
                 let key = format!("{rel}/{}", seg.file);
                 if shipped.remove(&seg.file) || there.contains_key(&key) {
                     remote.delete(&key)?;

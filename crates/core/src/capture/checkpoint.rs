@@ -259,6 +259,7 @@ fn recovered_segment(
         recovered: true,
         evicted: false,
         chain: None,
+        folded: None,
     })
 }
 

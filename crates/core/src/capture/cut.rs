@@ -176,7 +176,11 @@ fn cut_from(
         }
     };
     let clipped = m.segments.iter().any(|s| {
-        s.evicted && s.table == EVENTS && s.rows > 0 && s.last_ktime_ns >= window.start_ktime_ns
+        let events = s
+            .folded
+            .as_ref()
+            .map_or(if s.table == EVENTS { s.rows } else { 0 }, |f| f.events);
+        s.evicted && events > 0 && s.last_ktime_ns >= window.start_ktime_ns
     });
 
     let mut plan: Vec<(&Segment, Take)> = Vec::new();

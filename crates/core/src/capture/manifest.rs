@@ -17,8 +17,11 @@ use crate::fs::Dir;
 /// version 4 the executed file (`exe`) on events and lifecycle rows;
 /// version 5 stores every column in types any engine reads by default
 /// (signed integers, microsecond timestamps and `time_ns`: see `storage`);
-/// version 6 the `captures` table (see `status`).
-pub const FORMAT_VERSION: u32 = 6;
+/// version 6 the `captures` table (see `status`); version 7 folded
+/// records of evicted segments (see [`Manifest::fold_evicted`]),
+/// `processes.ns_pid` and `cache-parent` rows, and the containers table's
+/// pod annotations and workload.
+pub const FORMAT_VERSION: u32 = 7;
 /// Every format version this build reads.
 const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=FORMAT_VERSION;
 /// Marks a directory as a credtrail capture.
@@ -190,6 +193,23 @@ pub struct Segment {
     /// [`Manifest::link`]). Absent in format 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<String>,
+    /// A run of evicted records folded into this one (table [`FOLDED`]):
+    /// its link is the last folded record's, taken as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folded: Option<Folded>,
+}
+
+/// The table of a record that stands for a run of evicted ones.
+pub const FOLDED: &str = "folded";
+
+/// What a run of folded records held.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Folded {
+    /// Records folded.
+    pub records: u64,
+    /// Their event and lifecycle rows (evicted, counted in the counters).
+    pub events: u64,
+    pub lifecycle: u64,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -314,6 +334,9 @@ struct ChainTail<'a> {
     error: &'a Option<String>,
     recovery: &'a Option<Recovery>,
     evicted: Vec<&'a str>,
+    /// Left out while empty: heads of captures without folds are as before.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    folded: Vec<&'a Folded>,
 }
 
 fn sha256_hex(parts: &[&[u8]]) -> String {
@@ -375,9 +398,89 @@ impl Manifest {
     pub fn rows_in(&self, table: &str) -> u64 {
         self.segments
             .iter()
-            .filter(|s| s.table == table)
-            .map(|s| s.rows)
+            .map(|s| match &s.folded {
+                Some(f) if table == super::table::EVENTS => f.events,
+                Some(f) if table == super::table::LIFECYCLE => f.lifecycle,
+                Some(_) => 0,
+                None if s.table == table => s.rows,
+                None => 0,
+            })
             .sum()
+    }
+
+    /// Segment records, folded ones counted one by one: (all, evicted).
+    pub fn record_counts(&self) -> (u64, u64) {
+        let n = |s: &Segment| s.folded.as_ref().map_or(1, |f| f.records);
+        (
+            self.segments.iter().map(n).sum(),
+            self.segments.iter().filter(|s| s.evicted).map(n).sum(),
+        )
+    }
+
+    /// Folds every run of at least `min_run` consecutive evicted records
+    /// into one: a flight recorder evicts a set every few seconds for
+    /// weeks, and each record would otherwise stay (for the chain) and be
+    /// rewritten with every manifest. Returns the records removed.
+    pub fn fold_evicted(&mut self, min_run: usize) -> usize {
+        let before = self.segments.len();
+        let mut out: Vec<Segment> = Vec::with_capacity(before);
+        let mut run: Vec<Segment> = Vec::new();
+        let flush = |run: &mut Vec<Segment>, out: &mut Vec<Segment>| {
+            if run.len() < min_run.max(2) {
+                out.append(run);
+                return;
+            }
+            let mut f = Folded::default();
+            for s in run.iter() {
+                match &s.folded {
+                    Some(g) => {
+                        f.records += g.records;
+                        f.events += g.events;
+                        f.lifecycle += g.lifecycle;
+                    }
+                    None => {
+                        f.records += 1;
+                        match s.table.as_str() {
+                            super::table::EVENTS => f.events += s.rows,
+                            super::table::LIFECYCLE => f.lifecycle += s.rows,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            let first = run[0].file.split("..").next().unwrap_or_default();
+            let last = run[run.len() - 1]
+                .file
+                .rsplit("..")
+                .next()
+                .unwrap_or_default();
+            out.push(Segment {
+                table: FOLDED.to_owned(),
+                file: format!("{first}..{last}"),
+                rows: 0,
+                bytes: 0,
+                sha256: String::new(),
+                first_ktime_ns: run.iter().map(|s| s.first_ktime_ns).min().unwrap_or(0),
+                last_ktime_ns: run.iter().map(|s| s.last_ktime_ns).max().unwrap_or(0),
+                recovered: false,
+                evicted: true,
+                chain: run[run.len() - 1].chain.clone(),
+                folded: Some(f),
+            });
+            run.clear();
+        };
+        for seg in std::mem::take(&mut self.segments) {
+            // Only linked records fold: the stub carries the last link.
+            if seg.evicted && seg.chain.is_some() {
+                run.push(seg);
+            } else {
+                flush(&mut run, &mut out);
+                out.push(seg);
+            }
+        }
+        flush(&mut run, &mut out);
+        self.segments = out;
+        before - self.segments.len()
     }
 
     /// The chain's first link: sha256 of the fixed header.
@@ -425,6 +528,11 @@ impl Manifest {
                 .filter(|s| s.evicted)
                 .map(|s| s.file.as_str())
                 .collect(),
+            folded: self
+                .segments
+                .iter()
+                .filter_map(|s| s.folded.as_ref())
+                .collect(),
         };
         sha256_hex(&[prev.as_bytes(), b"\n", &json(&t)])
     }
@@ -434,7 +542,7 @@ impl Manifest {
     fn extend_chain(&mut self) {
         let mut prev = self.genesis();
         for seg in &mut self.segments {
-            if seg.chain.is_none() {
+            if seg.chain.is_none() && seg.folded.is_none() {
                 seg.chain = Some(Manifest::link(&prev, seg));
             }
             prev = seg.chain.clone().unwrap_or_default();
@@ -460,6 +568,15 @@ impl Manifest {
         let mut problems = Vec::new();
         let mut prev = self.genesis();
         for seg in &self.segments {
+            if seg.folded.is_some() {
+                match &seg.chain {
+                    Some(c) => prev = c.clone(),
+                    None => {
+                        problems.push(format!("folded records {}: no hash chain link", seg.file))
+                    }
+                }
+                continue;
+            }
             let want = Manifest::link(&prev, seg);
             match &seg.chain {
                 Some(c) if *c == want => {}
@@ -490,7 +607,10 @@ impl Manifest {
         }
         let mut prev = self.genesis();
         for seg in &self.segments {
-            prev = Manifest::link(&prev, seg);
+            prev = match (&seg.folded, &seg.chain) {
+                (Some(_), Some(c)) => c.clone(),
+                _ => Manifest::link(&prev, seg),
+            };
         }
         Some(self.head_after(&prev))
     }

@@ -387,6 +387,7 @@ impl<T: Table> TableWriter<T> {
             recovered: false,
             evicted: false,
             chain: None,
+            folded: None,
         }))
     }
 

@@ -156,8 +156,8 @@ impl CaptureRow {
             as_of_time: wall(as_of),
             segment_set,
             final_row,
-            segments: m.segments.len() as u64,
-            segments_evicted: m.segments.iter().filter(|s| s.evicted).count() as u64,
+            segments: m.record_counts().0,
+            segments_evicted: m.record_counts().1,
             bytes_kept: m.kept_bytes(),
             events_lost: m.counters.lost(),
             lifecycle_lost: m.counters.lifecycle_lost(),
@@ -391,6 +391,7 @@ pub(crate) fn write_status(
         recovered: false,
         evicted: false,
         chain: None,
+        folded: None,
     })
 }
 

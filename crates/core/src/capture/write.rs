@@ -21,6 +21,10 @@ use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow, UsernsRow};
 /// for the final manifest that says what was lost.
 pub(crate) const RESERVE_FILE: &str = ".reserve";
 const RESERVE_BYTES: usize = 256 << 10;
+/// Evicted records kept one by one before runs of them are folded (see
+/// `Manifest::fold_evicted`): the manifest of a flight recorder stays
+/// within its live segments, its metadata and this.
+const FOLD_AFTER: usize = 64;
 /// What a `captures` row's file takes at most (≈ 5.5 KB measured).
 const STATUS_ROOM: u64 = 8 << 10;
 
@@ -311,6 +315,15 @@ impl CaptureWriter {
         }
         if victims.is_empty() {
             return Ok(());
+        }
+        let unfolded = self
+            .manifest
+            .segments
+            .iter()
+            .filter(|s| s.evicted && s.folded.is_none())
+            .count();
+        if unfolded >= FOLD_AFTER {
+            self.manifest.fold_evicted(2);
         }
         self.manifest.write(&self.root, self.key.as_ref())?;
         for file in victims {

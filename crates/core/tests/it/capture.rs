@@ -593,3 +593,59 @@ fn manifests_are_signed_with_an_openssl_ed25519_key() {
     let e = sign::load_signing_key(&pubkey).unwrap_err().to_string();
     assert!(e.contains("openssl genpkey -algorithm ed25519"), "{e}");
 }
+
+#[test]
+fn a_flight_recorders_evicted_records_fold_and_the_chain_still_holds() {
+    use credtrail_core::capture::Retention;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cap");
+    let mut w = CaptureWriter::create_with(
+        &dir,
+        manifest(),
+        Rotation::default(),
+        Retention {
+            max_capture_bytes: Some(96 << 10),
+            ..Retention::default()
+        },
+        None,
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    for round in 0..80u64 {
+        all.extend(push_events(&mut w, round * 1000, round * 1000 + 500));
+        if w.seal_now().unwrap() {
+            w.write_processes(&[]).unwrap();
+        }
+    }
+    let m = w.finish(end()).unwrap();
+    let (records, evicted) = m.record_counts();
+    assert!(
+        m.segments.iter().any(|s| s.folded.is_some()),
+        "{} records, {evicted} evicted",
+        records
+    );
+    assert!(
+        (m.segments.len() as u64) < records / 2,
+        "{} records listed for {records}",
+        m.segments.len()
+    );
+    assert!(m.check_chain().is_empty(), "{:?}", m.check_chain());
+    assert_eq!(m.recomputed_head(), m.chain_head);
+    assert_eq!(m.counters.events_written, all.len() as u64);
+    assert_eq!(m.rows_in("events"), all.len() as u64);
+    let kept = Capture::open(&dir).unwrap().events().unwrap();
+    assert_eq!(
+        kept.len() as u64,
+        all.len() as u64 - m.counters.events_evicted
+    );
+    assert_eq!(kept[..], all[all.len() - kept.len()..]);
+    // A fold's counts are part of the head: editing one is seen.
+    let mut edited = m.clone();
+    let stub = edited
+        .segments
+        .iter_mut()
+        .find(|s| s.folded.is_some())
+        .unwrap();
+    stub.folded.as_mut().unwrap().events += 1;
+    assert!(!edited.check_chain().is_empty());
+}
