@@ -199,6 +199,22 @@ fn agent(captures: &Path, node: &str) -> Agent {
     }
 }
 
+/// The test's image, removed afterwards (each build is a new 150 MB layer).
+struct Built;
+
+impl Drop for Built {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args([
+                "rmi",
+                "-f",
+                "localhost/credtrail-agent:test",
+                "localhost/credtrail-agent:latest",
+            ])
+            .output();
+    }
+}
+
 struct Running(String);
 
 impl Drop for Running {
@@ -253,6 +269,7 @@ fn the_image_runs_the_daemonsets_recorder_and_its_captures_verify_on_the_host() 
         .env("VERSION", "test")
         .output()
         .unwrap();
+    let _built = Built;
     let built = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
