@@ -179,7 +179,9 @@ fn cut_from(
         let events = s
             .folded
             .as_ref()
-            .map_or(if s.table == EVENTS { s.rows } else { 0 }, |f| f.events);
+            .map_or(if s.table == EVENTS { s.rows } else { 0 }, |f| {
+                f.rows.get(EVENTS).copied().unwrap_or(0)
+            });
         s.evicted && events > 0 && s.last_ktime_ns >= window.start_ktime_ns
     });
 

@@ -207,9 +207,8 @@ pub const FOLDED: &str = "folded";
 pub struct Folded {
     /// Records folded.
     pub records: u64,
-    /// Their event and lifecycle rows (evicted, counted in the counters).
-    pub events: u64,
-    pub lifecycle: u64,
+    /// Their rows by table (evicted, counted in the counters).
+    pub rows: BTreeMap<String, u64>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -399,9 +398,7 @@ impl Manifest {
         self.segments
             .iter()
             .map(|s| match &s.folded {
-                Some(f) if table == super::table::EVENTS => f.events,
-                Some(f) if table == super::table::LIFECYCLE => f.lifecycle,
-                Some(_) => 0,
+                Some(f) => f.rows.get(table).copied().unwrap_or(0),
                 None if s.table == table => s.rows,
                 None => 0,
             })
@@ -435,16 +432,13 @@ impl Manifest {
                 match &s.folded {
                     Some(g) => {
                         f.records += g.records;
-                        f.events += g.events;
-                        f.lifecycle += g.lifecycle;
+                        for (table, rows) in &g.rows {
+                            *f.rows.entry(table.clone()).or_default() += rows;
+                        }
                     }
                     None => {
                         f.records += 1;
-                        match s.table.as_str() {
-                            super::table::EVENTS => f.events += s.rows,
-                            super::table::LIFECYCLE => f.lifecycle += s.rows,
-                            _ => {}
-                        }
+                        *f.rows.entry(s.table.clone()).or_default() += s.rows;
                     }
                 }
             }

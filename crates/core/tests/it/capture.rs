@@ -646,6 +646,12 @@ fn a_flight_recorders_evicted_records_fold_and_the_chain_still_holds() {
         .iter_mut()
         .find(|s| s.folded.is_some())
         .unwrap();
-    stub.folded.as_mut().unwrap().events += 1;
+    *stub
+        .folded
+        .as_mut()
+        .unwrap()
+        .rows
+        .entry("events".into())
+        .or_default() += 1;
     assert!(!edited.check_chain().is_empty());
 }
