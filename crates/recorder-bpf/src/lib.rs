@@ -18,8 +18,8 @@ mod skel {
 pub use libbpf_rs::RingBuffer;
 pub use skel::types::{
     ct_abi, ct_check, ct_counter, ct_creds, ct_event, ct_extent, ct_flag, ct_pol_arg, ct_pol_cap,
-    ct_pol_field, ct_pol_value_key, ct_proc_event, ct_proc_flag, ct_proc_kind, ct_selector,
-    ct_syscall, ct_userns_event,
+    ct_pol_field, ct_pol_value_key, ct_proc_event, ct_proc_flag, ct_proc_kind, ct_record,
+    ct_selector, ct_syscall, ct_userns_event,
 };
 
 // SAFETY: ct_event and ct_proc_event are generated from C structs of
@@ -32,8 +32,11 @@ unsafe impl plain::Plain for ct_proc_event {}
 unsafe impl plain::Plain for ct_userns_event {}
 
 /// Size of `struct ct_event` in `credtrail.h`; a mismatch means the C header
-/// and this build disagree.
-pub const EVENT_SIZE: usize = 688;
+/// and this build disagree. A ring record is shorter: [`EVENT_HEAD_SIZE`]
+/// and the groups it carries.
+pub const EVENT_SIZE: usize = 960;
+/// A credential event's ring record up to its groups.
+pub const EVENT_HEAD_SIZE: usize = std::mem::offset_of!(ct_event, groups);
 const _: () = assert!(std::mem::size_of::<ct_event>() == EVENT_SIZE);
 /// Size of a complete `struct ct_proc_event` (exec records).
 pub const PROC_EVENT_SIZE: usize = 4928;
@@ -71,7 +74,7 @@ pub const PROC_SHORT_SIZE: usize = std::mem::offset_of!(ct_proc_event, filename)
 pub const CWD_MAX: usize = 1024;
 
 /// Layout version of the records (`CT_ABI_VERSION` in credtrail.h).
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Where libbpf looks for tracefs first.
 pub const TRACEFS: &str = "/sys/kernel/tracing";

@@ -1,9 +1,9 @@
 //! Raw ring-buffer records to [`Event`]s. Pure: no kernel, no root.
 
 use credtrail_recorder_bpf::{
-    EVENT_SIZE, PROC_EVENT_SIZE, PROC_SHORT_SIZE, USERNS_EVENT_SIZE, ct_abi, ct_check, ct_creds,
-    ct_event, ct_extent, ct_flag, ct_proc_event, ct_proc_flag, ct_proc_kind, ct_syscall,
-    ct_userns_event,
+    EVENT_HEAD_SIZE, EVENT_SIZE, PROC_EVENT_SIZE, PROC_SHORT_SIZE, USERNS_EVENT_SIZE, ct_abi,
+    ct_check, ct_creds, ct_event, ct_extent, ct_flag, ct_proc_event, ct_proc_flag, ct_proc_kind,
+    ct_record, ct_syscall, ct_userns_event,
 };
 
 use credtrail_core::capture::storage::micros;
@@ -47,9 +47,6 @@ const _: () = {
         assert!(c_syscall(Syscall::ALL[i]).0 == Syscall::ALL[i] as u32);
         i += 1;
     }
-    // Records are told apart by size.
-    assert!(EVENT_SIZE != USERNS_EVENT_SIZE && PROC_SHORT_SIZE != USERNS_EVENT_SIZE);
-    assert!(EVENT_SIZE != PROC_SHORT_SIZE && EVENT_SIZE != PROC_EVENT_SIZE);
     // The check names are numbered as the C enum.
     let checks = [
         ct_check::CT_CHECK_SWITCH,
@@ -72,9 +69,11 @@ const _: () = {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error(
-        "record is {0} bytes, expected {EVENT_SIZE} (credential), {PROC_SHORT_SIZE}/{PROC_EVENT_SIZE} (lifecycle) or {USERNS_EVENT_SIZE} (user namespace)"
+        "record is {0} bytes, expected {EVENT_HEAD_SIZE}..{EVENT_SIZE} (credential, with the groups it counts), {PROC_SHORT_SIZE}/{PROC_EVENT_SIZE} (lifecycle) or {USERNS_EVENT_SIZE} (user namespace)"
     )]
     Size(usize),
+    #[error("unknown record type {0}")]
+    Type(u32),
     #[error("unknown syscall id {0}")]
     Syscall(u32),
     #[error("unknown lifecycle kind {0}")]
@@ -83,13 +82,21 @@ pub enum DecodeError {
     Abi(u32),
 }
 
-/// Decodes any record: the kinds differ in size.
+/// The type of a ring record: its first field.
+pub fn record_type(bytes: &[u8]) -> Result<ct_record, DecodeError> {
+    let head = bytes.get(..4).ok_or(DecodeError::Size(bytes.len()))?;
+    Ok(ct_record(u32::from_ne_bytes(
+        head.try_into().expect("four bytes"),
+    )))
+}
+
+/// Decodes any record.
 pub fn decode_record(bytes: &[u8], ctx: &DecodeContext) -> Result<Record, DecodeError> {
-    match bytes.len() {
-        EVENT_SIZE => decode(bytes, ctx).map(Record::Cred),
-        PROC_SHORT_SIZE | PROC_EVENT_SIZE => decode_proc(bytes, ctx).map(Record::Proc),
-        USERNS_EVENT_SIZE => decode_userns(bytes, ctx).map(Record::Userns),
-        n => Err(DecodeError::Size(n)),
+    match record_type(bytes)? {
+        ct_record::CT_REC_EVENT => decode(bytes, ctx).map(Record::Cred),
+        ct_record::CT_REC_PROC => decode_proc(bytes, ctx).map(Record::Proc),
+        ct_record::CT_REC_USERNS => decode_userns(bytes, ctx).map(Record::Userns),
+        other => Err(DecodeError::Type(other.0)),
     }
 }
 
@@ -145,10 +152,10 @@ fn decode_proc(bytes: &[u8], ctx: &DecodeContext) -> Result<ProcEvent, DecodeErr
         return Err(DecodeError::Size(bytes.len()));
     }
     // Short (fork/exit) records lack the tail: decode them zero-extended.
-    let mut full = [0u8; PROC_EVENT_SIZE];
-    full[..bytes.len()].copy_from_slice(bytes);
     let mut raw = ct_proc_event::default();
-    plain::copy_from_bytes(&mut raw, &full).map_err(|_| DecodeError::Size(bytes.len()))?;
+    // SAFETY: ct_proc_event is plain data (credtrail-recorder-bpf).
+    let dst = unsafe { plain::as_mut_bytes(&mut raw) };
+    dst[..bytes.len()].copy_from_slice(bytes);
     let kind = match ct_proc_kind(raw.kind) {
         ct_proc_kind::CT_PROC_EXEC => "exec",
         ct_proc_kind::CT_PROC_FORK => "fork",
@@ -244,7 +251,7 @@ fn decode_proc(bytes: &[u8], ctx: &DecodeContext) -> Result<ProcEvent, DecodeErr
             .collect(),
         ..ProcEvent::default()
     };
-    ev.set_creds(creds(&raw.creds));
+    ev.set_creds(creds(&raw.creds, &raw.groups[..kept(raw.creds.ngroups)]));
     Ok(ev)
 }
 
@@ -268,11 +275,12 @@ pub struct DecodeContext {
     pub realtime_offset_ns: i64,
 }
 
-fn groups(list: &[u32; MAX_GROUPS], n: u32) -> Vec<u32> {
-    list[..(n as usize).min(MAX_GROUPS)].to_vec()
+/// Entries of a group list the kernel keeps for a true count of `n`.
+fn kept(n: u32) -> usize {
+    (n as usize).min(MAX_GROUPS)
 }
 
-fn creds(c: &ct_creds) -> Creds {
+fn creds(c: &ct_creds, groups: &[u32]) -> Creds {
     Creds {
         uid: c.uid,
         euid: c.euid,
@@ -288,7 +296,7 @@ fn creds(c: &ct_creds) -> Creds {
         cap_bounding: c.cap_bounding,
         cap_ambient: c.cap_ambient,
         securebits: c.securebits,
-        groups: groups(&c.groups, c.ngroups),
+        groups: groups.to_vec(),
         userns: Some(c.userns_inum),
         userns_level: Some(c.userns_level),
         userns_owner: Some(c.userns_owner),
@@ -296,18 +304,35 @@ fn creds(c: &ct_creds) -> Creds {
     }
 }
 
-/// Decodes one ring-buffer record.
+/// Decodes one credential event record: its head and the groups it counts
+/// (a record reserved whole may be longer).
 pub fn decode(bytes: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> {
-    if bytes.len() != EVENT_SIZE {
-        return Err(DecodeError::Size(bytes.len()));
+    let len = bytes.len();
+    if !(EVENT_HEAD_SIZE..=EVENT_SIZE).contains(&len) {
+        return Err(DecodeError::Size(len));
     }
     let mut raw = ct_event::default();
-    plain::copy_from_bytes(&mut raw, bytes).map_err(|_| DecodeError::Size(bytes.len()))?;
+    // SAFETY: ct_event is plain data (credtrail-recorder-bpf), any bytes are valid.
+    let dst = unsafe { plain::as_mut_bytes(&mut raw) };
+    dst[..len].copy_from_slice(bytes);
+    let counts = [raw.req_kept, raw.old_kept, raw.new_kept].map(|n| n as usize);
+    if counts.iter().any(|&n| n > MAX_GROUPS)
+        || EVENT_HEAD_SIZE + 4 * counts.iter().sum::<usize>() > len
+    {
+        return Err(DecodeError::Size(len));
+    }
     decode_raw(&raw, ctx)
 }
 
 /// Decodes an already-copied record.
 fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError> {
+    let (req, rest) = raw.groups.split_at(raw.req_kept as usize);
+    let (old, rest) = rest.split_at(raw.old_kept as usize);
+    let new = if raw.flags & ct_flag::CT_FLAG_NEW_GROUPS_SAME.0 != 0 {
+        old
+    } else {
+        &rest[..raw.new_kept as usize]
+    };
     let sys = Syscall::from_abi(raw.syscall).ok_or(DecodeError::Syscall(raw.syscall))?;
     let has = |f: ct_flag| raw.flags & f.0 != 0;
     let mut event_flags = Vec::new();
@@ -350,7 +375,7 @@ fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError>
         arg0: raw.args[0],
         arg1: raw.args[1],
         arg2: raw.args[2],
-        groups: (sys == Syscall::Setgroups).then(|| groups(&raw.req_groups, raw.req_ngroups)),
+        groups: (sys == Syscall::Setgroups).then(|| req.to_vec()),
         ret: raw.ret,
         auid: raw.auid,
         sessionid: raw.sessionid,
@@ -364,8 +389,8 @@ fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError>
             .then(|| micros(ctx.realtime_offset_ns.saturating_add(raw.args[1]))),
         ..Event::default()
     };
-    ev.set_old_creds(creds(&raw.old_creds));
-    ev.set_new_creds(creds(&raw.new_creds));
+    ev.set_old_creds(creds(&raw.old_creds, old));
+    ev.set_new_creds(creds(&raw.new_creds, new));
     ev.changed = ev.compute_changed();
     Ok(ev)
 }
@@ -389,6 +414,7 @@ mod tests {
 
     fn sample() -> ct_event {
         let mut raw = ct_event {
+            r#type: ct_record::CT_REC_EVENT.0,
             ktime_ns: 5_000_000_123,
             pid: 4242,
             tid: 4243,
@@ -405,9 +431,11 @@ mod tests {
         };
         raw.comm[..2].copy_from_slice(&[b's' as i8, b'u' as i8]);
         raw.old_creds.ngroups = 2;
-        raw.old_creds.groups[..2].copy_from_slice(&[10, 20]);
+        raw.old_kept = 2;
+        raw.groups[..2].copy_from_slice(&[10, 20]);
         raw.old_creds.cap_effective = 0x1ff_ffff_ffff;
         raw.new_creds = raw.old_creds;
+        raw.flags = ct_flag::CT_FLAG_NEW_GROUPS_SAME.0;
         raw.new_creds.uid = 1001;
         raw.new_creds.euid = 1002;
         raw.new_creds.suid = 1003;
@@ -416,9 +444,16 @@ mod tests {
         raw
     }
 
+    /// The record as the kernel sends it: the head and the groups it counts.
+    fn wire(raw: &ct_event) -> Vec<u8> {
+        let n = (raw.req_kept + raw.old_kept + raw.new_kept) as usize;
+        as_bytes(raw)[..EVENT_HEAD_SIZE + 4 * n].to_vec()
+    }
+
     #[test]
     fn decodes_every_field() {
-        let ev = decode(&as_bytes(&sample()), &ctx()).unwrap();
+        let ev = decode(&wire(&sample()), &ctx()).unwrap();
+        assert_eq!(decode(&as_bytes(&sample()), &ctx()), Ok(ev.clone()));
         assert_eq!(ev.time, 1_700_000_005_000_000_123);
         assert_eq!(ev.ktime_ns, 5_000_000_123);
         assert_eq!((ev.pid, ev.tid, ev.ppid), (4242, 4243, 1));
@@ -427,6 +462,7 @@ mod tests {
         assert_eq!((ev.arg0, ev.arg1, ev.arg2), (1001, 1002, 1003));
         assert_eq!(ev.groups, None);
         assert_eq!(ev.old_groups, vec![10, 20]);
+        assert_eq!(ev.new_groups, vec![10, 20]);
         assert_eq!(ev.old_cap_effective, 0x1ff_ffff_ffff);
         assert_eq!(
             (ev.new_uid, ev.new_euid, ev.new_suid, ev.new_fsuid),
@@ -456,11 +492,21 @@ mod tests {
         raw.syscall = Syscall::Setgroups as u32;
         raw.args = [40, 0, 0];
         raw.req_ngroups = 40;
-        for (i, g) in raw.req_groups.iter_mut().enumerate() {
+        raw.req_kept = MAX_GROUPS as u32;
+        for (i, g) in raw.groups[..MAX_GROUPS].iter_mut().enumerate() {
             *g = 100 + i as u32;
         }
+        // Before after the requested ones, and a different list after.
+        raw.groups[MAX_GROUPS..MAX_GROUPS + 2].copy_from_slice(&[10, 20]);
+        raw.groups[MAX_GROUPS + 2] = 100;
+        raw.new_kept = 1;
+        raw.new_creds.ngroups = 1;
         raw.flags = ct_flag::CT_FLAG_REQ_GROUPS_TRUNC.0;
-        let ev = decode(&as_bytes(&raw), &ctx()).unwrap();
+        let ev = decode(&wire(&raw), &ctx()).unwrap();
+        assert_eq!(
+            (ev.old_groups.clone(), ev.new_groups.clone()),
+            (vec![10, 20], vec![100])
+        );
         let groups = ev.groups.unwrap();
         assert_eq!(groups.len(), MAX_GROUPS);
         assert_eq!(groups[0], 100);
@@ -477,9 +523,19 @@ mod tests {
 
     #[test]
     fn rejects_wrong_sizes_and_unknown_syscalls() {
-        let bytes = as_bytes(&sample());
+        let bytes = wire(&sample());
         assert_eq!(decode(&bytes[..100], &ctx()), Err(DecodeError::Size(100)));
         assert_eq!(decode(&[], &ctx()), Err(DecodeError::Size(0)));
+        // Counting more groups than it carries.
+        let n = bytes.len() - 4;
+        assert_eq!(decode(&bytes[..n], &ctx()), Err(DecodeError::Size(n)));
+        let mut raw = sample();
+        raw.old_kept = 33;
+        assert!(decode(&as_bytes(&raw), &ctx()).is_err());
+        assert_eq!(
+            decode_record(&[9, 0, 0, 0], &ctx()).map(|_| ()),
+            Err(DecodeError::Type(9))
+        );
         let mut raw = sample();
         raw.syscall = 77;
         assert_eq!(

@@ -51,13 +51,15 @@ static __always_inline void read_setgroups_args(struct ct_event *e, unsigned lon
 		e->flags |= CT_FLAG_REQ_GROUPS_TRUNC;
 		n = CT_MAX_GROUPS;
 	}
+	/* The requested groups open the event's tail. */
+	e->req_kept = n;
 	if (!uid16) {
-		if (bpf_probe_read_user(e->req_groups, groups_bytes(n), (void *)listp))
+		if (bpf_probe_read_user(e->groups, groups_bytes(n), (void *)listp))
 			e->flags |= CT_FLAG_ARGS_FAULT;
 		return;
 	}
 	/* setgroups16: 16-bit gids, widened in place from the top down. */
-	__u16 *half = (__u16 *)e->req_groups;
+	__u16 *half = (__u16 *)e->groups;
 
 	if (bpf_probe_read_user(half, groups_bytes(n) / 2, (void *)listp)) {
 		e->flags |= CT_FLAG_ARGS_FAULT;
@@ -66,7 +68,7 @@ static __always_inline void read_setgroups_args(struct ct_event *e, unsigned lon
 	for (int i = CT_MAX_GROUPS - 1; i >= 0; i--) {
 		__u16 g = i < n ? half[i] : 0;
 
-		e->req_groups[i] = g == 0xffff ? (__u32)-1 : g;
+		e->groups[i] = g == 0xffff ? (__u32)-1 : g;
 	}
 }
 
@@ -103,7 +105,9 @@ static __always_inline int enter_call(const struct ct_call *c)
 		return 0;
 	}
 	e = &f->e;
-	__builtin_memset(e, 0, sizeof(*e));
+	/* The head only: the tail's groups are written before they are sent. */
+	__builtin_memset(e, 0, CT_EVENT_HEAD_SIZE);
+	e->type = CT_REC_EVENT;
 	e->syscall = c->sys;
 	e->abi = c->abi;
 	e->pid = id >> 32;
@@ -141,7 +145,8 @@ static __always_inline int enter_call(const struct ct_call *c)
 			e->args[2] = id_arg(c->raw[2], c->uid16);
 	}
 
-	read_creds(task, &e->old_creds, &e->flags, CT_FLAG_OLD_GROUPS_TRUNC);
+	event_old_creds(e, task);
+	f->old_group_info = (__u64)task->real_cred->group_info;
 	f->only_if_userns_changed = c->only_if_userns_changed;
 	f->pending = 1;
 	return 0;
@@ -155,15 +160,29 @@ static __always_inline int enter_call(const struct ct_call *c)
 static __always_inline void complete_call(struct task_struct *task, struct ct_inflight *f,
 					  struct ct_known *k, struct ct_event *e, long ret)
 {
+	const struct cred *cred = task->real_cred;
 	__u64 now = bpf_ktime_get_boot_ns();
+	__u32 *groups;
 
 	e->ktime_ns = now;
 	e->ret = ret;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	read_identity(task, e);
-	read_creds(task, &e->new_creds, &e->flags, CT_FLAG_NEW_GROUPS_TRUNC);
+	e->new_creds.no_new_privs = (task->atomic_flags >> PFA_NO_NEW_PRIVS) & 1;
+	if ((__u64)cred->group_info == f->old_group_info) {
+		/* group_info is never changed in place: the same list. */
+		read_cred_ids(cred, &e->new_creds);
+		e->new_creds.ngroups = e->old_creds.ngroups;
+		e->flags |= CT_FLAG_NEW_GROUPS_SAME;
+		if (e->flags & CT_FLAG_OLD_GROUPS_TRUNC)
+			e->flags |= CT_FLAG_NEW_GROUPS_TRUNC;
+		groups = event_groups(e, e->req_kept);
+	} else {
+		event_new_cred_set(e, cred);
+		groups = event_groups(e, e->req_kept + e->old_kept);
+	}
 	if (k)
-		know_from(task, k, &e->new_creds, now);
+		know_from(task, k, &e->new_creds, groups, now);
 	else
 		count(CT_CNT_KNOWN_STORE_FAIL);
 	f->pending = 0;
@@ -179,7 +198,6 @@ static __always_inline int exit_call(long ret, bool filtered)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct ct_inflight *f;
 	struct ct_known *k;
-	struct ct_event *e;
 
 	f = bpf_task_storage_get(&inflight, task, 0, 0);
 	if (!f || !f->pending) {
@@ -201,23 +219,10 @@ static __always_inline int exit_call(long ret, bool filtered)
 	/* The namespace reaches userspace before the first event in it. */
 	note_userns(task->real_cred);
 	count(CT_CNT_EXITS);
-	if (policy_selectors) {
-		/* The policy needs the whole event before it takes ring space. */
-		complete_call(task, f, k, &f->e, ret);
-		emit_event(&f->e);
-		return 0;
-	}
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(CT_CNT_RINGBUF_FULL);
-		if (k)
-			know(task, k);
-		f->pending = 0;
-		return 0;
-	}
-	__builtin_memcpy(e, &f->e, sizeof(*e));
-	complete_call(task, f, k, e, ret);
-	bpf_ringbuf_submit(e, CT_SUBMIT_FLAGS);
+	/* Completed where it was begun, then copied once into the ring, only
+	 * as long as its groups need. */
+	complete_call(task, f, k, &f->e, ret);
+	emit_event(&f->e);
 	return 0;
 }
 
@@ -329,7 +334,8 @@ static __always_inline void clone_userns_event(struct task_struct *parent,
 
 	if (!e || !regs)
 		return;
-	__builtin_memset(e, 0, sizeof(*e));
+	__builtin_memset(e, 0, CT_EVENT_HEAD_SIZE);
+	e->type = CT_REC_EVENT;
 	nr = BPF_CORE_READ(regs, orig_ax);
 	e->abi = compat ? CT_ABI_IA32 : CT_ABI_X64;
 	if (nr == 435) { /* clone3, in both tables */
@@ -345,13 +351,14 @@ static __always_inline void clone_userns_event(struct task_struct *parent,
 	e->pid = parent->tgid;
 	e->tid = parent->pid;
 	e->ret = child->tgid;
-	read_creds(parent, &e->old_creds, &e->flags, CT_FLAG_OLD_GROUPS_TRUNC);
+	event_old_creds(e, parent);
 	note_userns(child->real_cred);
 	count(CT_CNT_EXITS);
 	e->ktime_ns = bpf_ktime_get_boot_ns();
 	__builtin_memcpy(e->comm, parent->comm, sizeof(e->comm));
 	read_identity(parent, e);
-	read_creds(child, &e->new_creds, &e->flags, CT_FLAG_NEW_GROUPS_TRUNC);
+	e->new_creds.no_new_privs = (child->atomic_flags >> PFA_NO_NEW_PRIVS) & 1;
+	event_new_cred_set(e, child->real_cred);
 	emit_event(e);
 }
 
@@ -376,15 +383,16 @@ int BPF_PROG(io_uring_submit, struct io_kiocb *req)
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return 0;
-	__builtin_memset(e, 0, sizeof(*e));
+	__builtin_memset(e, 0, CT_EVENT_HEAD_SIZE);
+	e->type = CT_REC_EVENT;
 	e->syscall = CT_SYS_IO_URING_SUBMIT;
 	e->pid = task->tgid;
 	e->tid = task->pid;
 	e->args[0] = req->opcode;
 	e->args[1] = (__s64)req->cqe.user_data;
-	read_creds(task, &e->old_creds, &e->flags, CT_FLAG_OLD_GROUPS_TRUNC);
+	event_old_creds(e, task);
 	/* The personality's credentials, with the task's no_new_privs. */
-	read_cred_set(creds, &e->new_creds, &e->flags, CT_FLAG_NEW_GROUPS_TRUNC);
+	event_new_cred_set(e, creds);
 	e->new_creds.no_new_privs = e->old_creds.no_new_privs;
 	note_userns(creds);
 	count(CT_CNT_EXITS);

@@ -24,28 +24,33 @@ static __always_inline __u64 groups_bytes(int n)
  * fault-safe load, where BPF_CORE_READ costs a helper call per field. On
  * this path (every hooked syscall, twice) that was most of the overhead.
  */
-static __always_inline void read_groups(const struct cred *cred, struct ct_creds *out,
-					__u32 *flags, __u32 trunc_flag)
+/*
+ * Reads `cred`'s supplementary groups into `dst` (room for CT_MAX_GROUPS)
+ * and their true count into out->ngroups; returns how many were kept.
+ */
+static __always_inline __u32 read_groups(const struct cred *cred, struct ct_creds *out,
+					 __u32 *dst, __u32 *flags, __u32 trunc_flag)
 {
 	struct group_info *gi = cred->group_info;
 	int n;
 
 	out->ngroups = 0;
 	if (!gi)
-		return;
+		return 0;
 	n = gi->ngroups;
 	if (n <= 0)
-		return;
+		return 0;
 	out->ngroups = n;
 	if (n > CT_MAX_GROUPS) {
 		*flags |= trunc_flag;
 		n = CT_MAX_GROUPS;
 	}
-	bpf_core_read(out->groups, groups_bytes(n), &gi->gid);
+	bpf_core_read(dst, groups_bytes(n), &gi->gid);
+	return n;
 }
 
-static __always_inline void read_cred_set(const struct cred *cred, struct ct_creds *out,
-					 __u32 *flags, __u32 trunc_flag)
+/* Ids, capabilities, securebits and user namespace; groups: read_groups. */
+static __always_inline void read_cred_ids(const struct cred *cred, struct ct_creds *out)
 {
 	out->uid = cred->uid.val;
 	out->euid = cred->euid.val;
@@ -64,16 +69,55 @@ static __always_inline void read_cred_set(const struct cred *cred, struct ct_cre
 	out->userns_inum = cred->user_ns->ns.inum;
 	out->userns_level = cred->user_ns->level;
 	out->userns_owner = cred->user_ns->owner.val;
-	read_groups(cred, out, flags, trunc_flag);
 }
 
-static __always_inline void read_creds(struct task_struct *task, struct ct_creds *out,
-				       __u32 *flags, __u32 trunc_flag)
+/* The whole set, groups into `groups`; returns the groups kept. */
+static __always_inline __u32 read_cred_set(const struct cred *cred, struct ct_creds *out,
+					   __u32 *groups, __u32 *flags, __u32 trunc_flag)
+{
+	read_cred_ids(cred, out);
+	return read_groups(cred, out, groups, flags, trunc_flag);
+}
+
+static __always_inline __u32 read_creds(struct task_struct *task, struct ct_creds *out,
+					__u32 *groups, __u32 *flags, __u32 trunc_flag)
 {
 	/* The objective credentials: what others see and what set*id changes
 	 * (a temporary override_creds, as NFS or io_uring use, is not a change). */
-	read_cred_set(task->real_cred, out, flags, trunc_flag);
 	out->no_new_privs = (task->atomic_flags >> PFA_NO_NEW_PRIVS) & 1;
+	return read_cred_set(task->real_cred, out, groups, flags, trunc_flag);
+}
+
+/*
+ * Where a credential event's next group list goes: `at` groups into its
+ * tail. The mask lets the verifier bound the offset (at <= 2 *
+ * CT_MAX_GROUPS in practice; CT_TAIL_GROUPS leaves room past the mask).
+ */
+static __always_inline __u32 *event_groups(struct ct_event *e, __u32 at)
+{
+	return &e->groups[at & (4 * CT_MAX_GROUPS - 1)];
+}
+
+/* The event's credentials before: groups after the requested ones. */
+static __always_inline void event_old_creds(struct ct_event *e, struct task_struct *task)
+{
+	e->old_kept = read_creds(task, &e->old_creds, event_groups(e, e->req_kept), &e->flags,
+				 CT_FLAG_OLD_GROUPS_TRUNC);
+}
+
+/* The event's credentials after, from `cred` (the groups after the ones
+ * before). */
+static __always_inline void event_new_cred_set(struct ct_event *e, const struct cred *cred)
+{
+	e->new_kept = read_cred_set(cred, &e->new_creds, event_groups(e, e->req_kept + e->old_kept),
+				    &e->flags, CT_FLAG_NEW_GROUPS_TRUNC);
+}
+
+/* Bytes of the event's ring record: the head and the groups it carries. */
+static __always_inline __u64 event_size(const struct ct_event *e)
+{
+	return CT_EVENT_HEAD_SIZE + sizeof(__u32) * ((e->req_kept + e->old_kept + e->new_kept) &
+						     (4 * CT_MAX_GROUPS - 1));
 }
 
 static __always_inline void read_map(const struct uid_gid_map *map, struct ct_extent *out,
@@ -121,6 +165,7 @@ static __always_inline void note_userns(const struct cred *cred)
 		return;
 	}
 	__builtin_memset(u, 0, sizeof(*u));
+	u->type = CT_REC_USERNS;
 	u->ktime_ns = bpf_ktime_get_boot_ns();
 	u->inum = inum;
 	u->parent_inum = ns->parent ? ns->parent->ns.inum : 0;

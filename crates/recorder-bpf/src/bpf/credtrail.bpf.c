@@ -30,6 +30,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Keeps the ABI types in BTF so the skeleton generates them for Rust. */
 struct ct_event _ct_event = {};
 struct ct_proc_event _ct_proc_event = {};
+enum ct_record _ct_record = CT_REC_EVENT;
 enum ct_proc_kind _ct_proc_kind = CT_PROC_EXEC;
 enum ct_proc_flag _ct_proc_flag = CT_PF_ARGS_TRUNC;
 enum ct_syscall _ct_syscall = CT_SYS_NONE;
@@ -88,6 +89,9 @@ struct ct_inflight {
 	__u32 pending;
 	/* setns with nstype 0: an event only if the user namespace changed. */
 	__u32 only_if_userns_changed;
+	/* The credentials' group_info at enter: the same one at exit means
+	 * the same groups, sent once. */
+	__u64 old_group_info;
 	struct ct_event e;
 };
 
@@ -122,12 +126,18 @@ struct {
 	__type(value, __u64);
 } userns_sent SEC(".maps");
 
+/* A credential set with its groups, kept between two hooks. */
+struct ct_stash {
+	struct ct_creds creds;
+	__u32 groups[CT_MAX_GROUPS];
+};
+
 /* Credentials before exec, keyed by the exec'ing thread's tid. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
-	__type(value, struct ct_creds);
+	__type(value, struct ct_stash);
 } exec_creds SEC(".maps");
 
 struct {

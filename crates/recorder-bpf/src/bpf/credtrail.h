@@ -15,7 +15,7 @@
 
 /* Bump when the layout of struct ct_event changes. Userspace refuses a
  * mismatched object, so a stale build cannot silently misdecode. */
-#define CT_ABI_VERSION 4
+#define CT_ABI_VERSION 5
 
 /* Lifecycle record bounds. Paths and argv longer than these are cut and
  * flagged (CT_PF_*_TRUNC), never silently. */
@@ -26,6 +26,21 @@
 #define CT_CWD_DEPTH 48     /* path components walked */
 #define CT_CGROUP_NAME_MAX 128
 #define CT_CGROUP_LEVELS 4  /* cgroup path components kept, leaf first */
+
+/*
+ * The first field of every ring record: records differ in length (a
+ * credential event carries only the groups it has), not in a fixed size.
+ */
+enum ct_record {
+	CT_REC_EVENT = 1,
+	CT_REC_PROC = 2,
+	CT_REC_USERNS = 3,
+};
+
+/* Groups a credential event can carry: requested, before and after, each
+ * CT_MAX_GROUPS at most. The array is larger than 3 * CT_MAX_GROUPS so a
+ * list written at a masked offset (what the verifier can bound) fits. */
+#define CT_TAIL_GROUPS (4 * CT_MAX_GROUPS + CT_MAX_GROUPS)
 
 enum ct_syscall {
 	CT_SYS_NONE = 0,
@@ -109,6 +124,9 @@ enum ct_flag {
 	CT_FLAG_NEW_GROUPS_TRUNC = 1 << 3,
 	/* ia32 16-bit id call (setuid16 family): arguments were 16 bits, 0xffff = -1. */
 	CT_FLAG_UID16 = 1 << 4,
+	/* The groups after are the groups before (the same group_info): the
+	 * record carries them once. */
+	CT_FLAG_NEW_GROUPS_SAME = 1 << 5,
 };
 
 /* Loss and bookkeeping counters, one slot each in a per-CPU array. */
@@ -150,7 +168,8 @@ enum ct_counter {
 	CT_CNT_MAX = 17,
 };
 
-/* The full credential set of a task at one instant. */
+/* The credential set of a task at one instant; its supplementary groups
+ * travel beside it (a credential event's tail, or a `groups` array). */
 struct ct_creds {
 	__u32 uid;
 	__u32 euid;
@@ -166,9 +185,8 @@ struct ct_creds {
 	__u64 cap_bounding;
 	__u64 cap_ambient;
 	__u32 securebits;
-	/* Supplementary groups: true count, first CT_MAX_GROUPS entries. */
+	/* Supplementary groups: the true count (the list keeps CT_MAX_GROUPS). */
 	__u32 ngroups;
-	__u32 groups[CT_MAX_GROUPS];
 	/* The user namespace the credentials belong to: its inode, depth
 	 * (0 = the host's) and creator (kuid). */
 	__u32 userns_inum;
@@ -179,8 +197,15 @@ struct ct_creds {
 	__u32 no_new_privs;
 };
 
-/* One credential-changing syscall, emitted at its exit. */
+/*
+ * One credential-changing syscall, emitted at its exit. The ring record
+ * stops after the groups it carries (CT_EVENT_HEAD_SIZE + 4 bytes per
+ * group): a call that changes one id takes less than half the ring space
+ * of the whole struct.
+ */
 struct ct_event {
+	__u32 type;     /* CT_REC_EVENT */
+	__u32 flags;    /* enum ct_flag */
 	__u64 ktime_ns; /* CLOCK_BOOTTIME at exit */
 	__u32 pid;      /* tgid */
 	__u32 tid;
@@ -195,13 +220,19 @@ struct ct_event {
 	__u64 cgroup_id;
 	__u32 pidns_inum;
 	__u32 ns_pid;
-	__u32 flags;    /* enum ct_flag */
 	__u32 req_ngroups; /* setgroups: requested count as passed (clamped at 0) */
-	__u32 req_groups[CT_MAX_GROUPS];
+	/* Groups in `groups`, in this order: requested, before, after (none
+	 * after with CT_FLAG_NEW_GROUPS_SAME). */
+	__u32 req_kept;
+	__u32 old_kept;
+	__u32 new_kept;
 	struct ct_creds old_creds;
 	struct ct_creds new_creds;
 	char comm[CT_COMM_LEN];
+	__u32 groups[CT_TAIL_GROUPS];
 };
+
+#define CT_EVENT_HEAD_SIZE __builtin_offsetof(struct ct_event, groups)
 
 /*
  * Process lifecycle: exec, fork (processes only, not threads) and exit of a
@@ -209,8 +240,8 @@ struct ct_event {
  * (CT_PROC_SHORT_SIZE bytes); exec records are complete.
  */
 struct ct_proc_event {
+	__u32 type;  /* CT_REC_PROC */
 	__u32 kind;  /* enum ct_proc_kind */
-	__u32 flags; /* enum ct_proc_flag */
 	__u64 ktime_ns;
 	__u32 pid;     /* tgid (fork: the child's) */
 	__u32 tid;     /* exec: the exec'ing thread, now the leader */
@@ -228,8 +259,9 @@ struct ct_proc_event {
 	__u32 cwd_off;
 	/* exec: the executed file's path, stored as cwd is. */
 	__u32 exe_off;
-	__u32 pad;
+	__u32 flags; /* enum ct_proc_flag */
 	struct ct_creds creds;
+	__u32 groups[CT_MAX_GROUPS];
 	char comm[CT_COMM_LEN];
 	char cgroup[CT_CGROUP_LEVELS][CT_CGROUP_NAME_MAX];
 	char filename[CT_FILENAME_MAX];
@@ -253,15 +285,15 @@ struct ct_extent {
  * when its id maps change (they are written once, after creation).
  */
 struct ct_userns_event {
-	__u64 ktime_ns;
+	__u32 type; /* CT_REC_USERNS */
 	__u32 inum;
+	__u64 ktime_ns;
 	__u32 parent_inum; /* 0 for the host's */
 	__u32 level;
 	__u32 owner;       /* kuid of the creator */
 	__u32 group;       /* kgid of the creator */
 	__u32 uid_extents; /* true counts: the maps keep CT_MAP_EXTENTS */
 	__u32 gid_extents;
-	__u32 pad;
 	struct ct_extent uid_map[CT_MAP_EXTENTS];
 	struct ct_extent gid_map[CT_MAP_EXTENTS];
 };

@@ -32,6 +32,7 @@ struct ct_known {
 	/* sched_prepare_exec time of an exec under way, else 0. */
 	__u64 exec_ns;
 	struct ct_creds creds;
+	__u32 groups[CT_MAX_GROUPS];
 };
 
 struct {
@@ -58,10 +59,17 @@ static __always_inline __u64 last_seen_ns(const struct ct_known *k, __u64 now)
 	return seen;
 }
 
+/* Groups of a credential set kept in its list. */
+static __always_inline __u32 group_count(const struct ct_creds *c)
+{
+	return c->ngroups > CT_MAX_GROUPS ? CT_MAX_GROUPS : c->ngroups;
+}
+
 /* Whether the ids, capabilities, securebits, user namespace and groups of
  * `cred` are those of `k` (no_new_privs is not a credential: prctl only). */
-static __always_inline bool cred_matches(const struct cred *cred, const struct ct_creds *k)
+static __always_inline bool cred_matches(const struct cred *cred, const struct ct_known *known)
 {
+	const struct ct_creds *k = &known->creds;
 	struct group_info *gi;
 	__u32 groups[CT_MAX_GROUPS];
 	int n;
@@ -88,7 +96,7 @@ static __always_inline bool cred_matches(const struct cred *cred, const struct c
 	if (bpf_core_read(groups, groups_bytes(n), &gi->gid))
 		return true; /* unreadable: not evidence of a change */
 	for (int i = 0; i < CT_MAX_GROUPS; i++)
-		if (i < n && groups[i] != k->groups[i])
+		if (i < n && groups[i] != known->groups[i])
 			return false;
 	return true;
 }
@@ -102,7 +110,7 @@ static __always_inline void know(struct task_struct *task, struct ct_known *k)
 
 	k->cred = 0;
 	barrier();
-	read_creds(task, &k->creds, &flags, 0);
+	read_creds(task, &k->creds, k->groups, &flags, 0);
 	k->seen_ns = bpf_ktime_get_boot_ns();
 	barrier();
 	k->cred = (__u64)task->real_cred;
@@ -110,11 +118,12 @@ static __always_inline void know(struct task_struct *task, struct ct_known *k)
 
 /* As know(), from credentials the caller has just read at `now`. */
 static __always_inline void know_from(struct task_struct *task, struct ct_known *k,
-				      const struct ct_creds *c, __u64 now)
+				      const struct ct_creds *c, const __u32 *groups, __u64 now)
 {
 	k->cred = 0;
 	barrier();
 	__builtin_memcpy(&k->creds, c, sizeof(k->creds));
+	__builtin_memcpy(k->groups, groups, sizeof(k->groups));
 	k->seen_ns = now;
 	barrier();
 	k->cred = (__u64)task->real_cred;
@@ -184,7 +193,7 @@ static __always_inline void check(struct task_struct *task, __u32 where, bool fu
 		return;
 	}
 	now = bpf_ktime_get_boot_ns();
-	if (cred_matches(cred, &k->creds)) {
+	if (cred_matches(cred, k)) {
 		if (seen != (__u64)cred) {
 			/* A new struct cred with the same contents (keyrings,
 			 * LSM labels): nothing to report. */
@@ -222,12 +231,23 @@ static __always_inline void check(struct task_struct *task, __u32 where, bool fu
 		know(task, k);
 		return;
 	}
-	__builtin_memset(e, 0, sizeof(*e));
+	/* Reserved whole (a constant size): the record says how many of its
+	 * groups count. */
+	__builtin_memset(e, 0, CT_EVENT_HEAD_SIZE);
+	e->type = CT_REC_EVENT;
 	__builtin_memcpy(&e->old_creds, &k->creds, sizeof(e->old_creds));
+	__builtin_memcpy(e->groups, k->groups, sizeof(k->groups));
+	e->old_kept = group_count(&k->creds);
+	if (k->creds.ngroups > CT_MAX_GROUPS)
+		e->flags |= CT_FLAG_OLD_GROUPS_TRUNC;
 	/* The window: unchanged at last_seen, changed at now. */
 	e->args[1] = (__s64)last_seen_ns(k, now);
 	know(task, k);
 	__builtin_memcpy(&e->new_creds, &k->creds, sizeof(e->new_creds));
+	__builtin_memcpy(event_groups(e, e->old_kept), k->groups, sizeof(k->groups));
+	e->new_kept = group_count(&k->creds);
+	if (k->creds.ngroups > CT_MAX_GROUPS)
+		e->flags |= CT_FLAG_NEW_GROUPS_TRUNC;
 	e->old_creds.no_new_privs = e->new_creds.no_new_privs;
 	note_userns(cred);
 	e->syscall = CT_SYS_UNEXPLAINED;

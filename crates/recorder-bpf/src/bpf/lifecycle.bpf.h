@@ -200,13 +200,14 @@ static __always_inline struct ct_proc_event *proc_begin(__u32 kind, struct task_
 		return NULL;
 	/* Only the fixed part: the variable tail is written before it is sent. */
 	__builtin_memset(e, 0, CT_PROC_SHORT_SIZE);
+	e->type = CT_REC_PROC;
 	e->kind = kind;
 	e->ktime_ns = bpf_ktime_get_boot_ns();
 	e->pid = BPF_CORE_READ(task, tgid);
 	e->tid = BPF_CORE_READ(task, pid);
 	read_identity(task, e);
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
-	read_creds(task, &e->creds, &e->flags, CT_PF_GROUPS_TRUNC);
+	read_creds(task, &e->creds, e->groups, &e->flags, CT_PF_GROUPS_TRUNC);
 	read_cgroup_names(task, e);
 	note_userns(task->real_cred);
 	return e;
@@ -246,8 +247,7 @@ SEC("tp_btf/sched_prepare_exec")
 int BPF_PROG(prepare_exec, struct task_struct *task, struct linux_binprm *bprm)
 {
 	__u32 tid = BPF_CORE_READ(task, pid);
-	__u32 zero = 0;
-	struct ct_event *scr = bpf_map_lookup_elem(&scratch, &zero);
+	struct ct_stash before;
 	__u32 flags = 0;
 	struct ct_known *k;
 	bool adopted;
@@ -258,10 +258,8 @@ int BPF_PROG(prepare_exec, struct task_struct *task, struct linux_binprm *bprm)
 	k = known_of(task, &adopted);
 	if (k)
 		k->exec_ns = bpf_ktime_get_boot_ns();
-	if (!scr)
-		return 0;
-	read_creds(task, &scr->old_creds, &flags, 0);
-	bpf_map_update_elem(&exec_creds, &tid, &scr->old_creds, BPF_ANY);
+	read_creds(task, &before.creds, before.groups, &flags, 0);
+	bpf_map_update_elem(&exec_creds, &tid, &before, BPF_ANY);
 	return 0;
 }
 
@@ -271,7 +269,7 @@ int sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 old_tid = ctx->old_pid;
 	struct ct_proc_event *e = proc_begin(CT_PROC_EXEC, task);
-	struct ct_creds *before;
+	struct ct_stash *before;
 	struct ct_event *ce;
 	__u32 zero = 0;
 	long n;
@@ -300,17 +298,23 @@ int sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 		return 0;
 	}
 	ce = bpf_map_lookup_elem(&scratch, &zero);
-	if (ce && creds_differ(before, &e->creds)) {
-		__builtin_memset(ce, 0, sizeof(*ce));
+	if (ce && creds_differ(&before->creds, &e->creds)) {
+		__builtin_memset(ce, 0, CT_EVENT_HEAD_SIZE);
+		ce->type = CT_REC_EVENT;
 		ce->syscall = CT_SYS_EXECVE;
 		ce->pid = e->pid;
 		ce->tid = e->tid;
-		bpf_probe_read_kernel(&ce->old_creds, sizeof(ce->old_creds), before);
+		__builtin_memcpy(&ce->old_creds, &before->creds, sizeof(ce->old_creds));
+		__builtin_memcpy(ce->groups, before->groups, sizeof(before->groups));
+		ce->old_kept = group_count(&before->creds);
+		if (before->creds.ngroups > CT_MAX_GROUPS)
+			ce->flags |= CT_FLAG_OLD_GROUPS_TRUNC;
 		count(CT_CNT_EXITS);
 		ce->ktime_ns = bpf_ktime_get_boot_ns();
 		bpf_get_current_comm(ce->comm, sizeof(ce->comm));
 		read_identity(task, ce);
-		read_creds(task, &ce->new_creds, &ce->flags, CT_FLAG_NEW_GROUPS_TRUNC);
+		ce->new_creds.no_new_privs = (task->atomic_flags >> PFA_NO_NEW_PRIVS) & 1;
+		event_new_cred_set(ce, task->real_cred);
 		emit_event(ce);
 	}
 	bpf_map_delete_elem(&exec_creds, &old_tid);

@@ -247,8 +247,8 @@ __noinline int policy_posted(const struct ct_event *e, __u32 selectors)
 }
 
 /*
- * Sends a complete event built outside the ring buffer, unless no policy
- * posts it.
+ * Sends a complete event built outside the ring buffer (only the groups it
+ * carries), unless no policy posts it.
  */
 static __always_inline void emit_event(struct ct_event *e)
 {
@@ -259,7 +259,7 @@ static __always_inline void emit_event(struct ct_event *e)
 		if (!(__u32)d)
 			return;
 	}
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), CT_SUBMIT_FLAGS)) {
+	if (bpf_ringbuf_output(&events, e, event_size(e), CT_SUBMIT_FLAGS)) {
 		count(CT_CNT_RINGBUF_FULL);
 		return;
 	}
