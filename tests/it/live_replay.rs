@@ -18,6 +18,8 @@ fn record_live(format: PrintFormat, dir: &Path) -> String {
         print: Some(format),
         rotation: Rotation::default(),
         ring_buffer_bytes: 16 << 20,
+        spool_memory_bytes: 16 << 20,
+        spool_disk_bytes: 1 << 30,
         // The ia32 rows go through the same enrichment and printers.
         compat_syscalls: true,
         sweep_interval: Duration::from_secs(1),

@@ -15,7 +15,7 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/credtrail.skel.rs"));
 }
 
-pub use libbpf_rs::RingBuffer;
+pub use libbpf_rs::{MapHandle, RingBuffer};
 pub use skel::types::{
     ct_abi, ct_check, ct_counter, ct_creds, ct_event, ct_extent, ct_flag, ct_pol_arg, ct_pol_cap,
     ct_pol_field, ct_pol_value_key, ct_proc_event, ct_proc_flag, ct_proc_kind, ct_record,
@@ -534,18 +534,10 @@ impl<'obj> Tracer<'obj> {
         Ok(())
     }
 
-    /// A ring buffer reader calling `on_record` with each raw record.
-    pub fn ring_buffer<'cb, F>(&'cb self, on_record: F) -> Result<RingBuffer<'cb>, BpfError>
-    where
-        F: FnMut(&[u8]) -> i32 + 'cb,
-    {
-        let mut b = RingBufferBuilder::new();
-        b.add(&self.skel.maps.events, on_record)
-            .map_err(|source| BpfError::Map {
-                map: "events",
-                source,
-            })?;
-        b.build().map_err(|source| BpfError::Map {
+    /// The ring buffer map as a handle of its own (a duplicated file
+    /// descriptor) that another thread can read: [`ring_buffer_of`].
+    pub fn ring_map(&self) -> Result<MapHandle, BpfError> {
+        MapHandle::try_from(&self.skel.maps.events).map_err(|source| BpfError::Map {
             map: "events",
             source,
         })
@@ -587,6 +579,26 @@ impl<'obj> Tracer<'obj> {
             policy_rate_limited: read(ct_counter::CT_CNT_POLICY_RATE_LIMITED)?,
         })
     }
+}
+
+/// A ring buffer reader of `map` ([`Tracer::ring_map`]) calling
+/// `on_record` with each raw record.
+pub fn ring_buffer_of<'cb, F>(
+    map: &'cb MapHandle,
+    on_record: F,
+) -> Result<RingBuffer<'cb>, BpfError>
+where
+    F: FnMut(&[u8]) -> i32 + 'cb,
+{
+    let mut b = RingBufferBuilder::new();
+    b.add(map, on_record).map_err(|source| BpfError::Map {
+        map: "events",
+        source,
+    })?;
+    b.build().map_err(|source| BpfError::Map {
+        map: "events",
+        source,
+    })
 }
 
 /// Consumes at most `max` records, waiting up to `timeout` for the first

@@ -99,8 +99,17 @@ pub struct RecordArgs {
     #[arg(long, default_value_t = 256 << 20, value_parser = clap::value_parser!(u64).range(4096..))]
     pub rotate_bytes: u64,
     /// Kernel ring buffer size in MiB (a power of two); raise it if ringbuf_full drops appear.
-    #[arg(long, default_value_t = 16, value_parser = parse_ring_mib)]
+    #[arg(long, default_value_t = 8, value_parser = parse_ring_mib)]
     pub ring_buffer_mib: u32,
+    /// Memory in MiB for records drained from the ring and not yet encoded
+    /// (a storm faster than encoding waits here, then on disk).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub spool_mib: u32,
+    /// Disk in MiB (an unlinked file beside the capture) for the same once
+    /// memory is full; 0: none. Past both the ring fills and the kernel
+    /// counts the loss (ringbuf_full).
+    #[arg(long, default_value_t = 4096)]
+    pub spool_disk_mib: u64,
     /// Also record credential calls made through the 32-bit syscall entry
     /// (`int $0x80`, 32-bit programs), which the per-syscall tracepoints
     /// never see: any process can make them. Costs every syscall on the

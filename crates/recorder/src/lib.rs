@@ -1,7 +1,8 @@
 //! `credtrail-record`: the kernel's credential records, live.
 //!
-//! bpf (`credtrail-recorder-bpf`: programs, ring buffer) → [`decode`] (raw
-//! records to rows) → `credtrail_core::enrich` (who made each change) →
+//! bpf (`credtrail-recorder-bpf`: programs, ring buffer) → [`drain`] (a
+//! thread copying records into a bounded spool) → [`decode`] (raw records
+//! to rows) → `credtrail_core::enrich` (who made each change) →
 //! `credtrail_core::sink` (capture writer and printer). [`session`] runs
 //! that loop; [`pods`] (with [`cri`]) and [`procfs`] are the live node's sources of pod
 //! metadata and of the process table at start; [`privileges`] drops what
@@ -11,6 +12,7 @@
 pub mod cli;
 pub mod cri;
 pub mod decode;
+pub mod drain;
 pub mod flight;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -118,6 +118,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     max_bytes: a.rotate_bytes,
                 },
                 ring_buffer_bytes: a.ring_buffer_mib << 20,
+                spool_memory_bytes: (a.spool_mib as usize) << 20,
+                spool_disk_bytes: a.spool_disk_mib << 20,
                 compat_syscalls: a.compat_syscalls,
                 sweep_interval: Duration::from_secs_f64(a.sweep_interval),
                 switch_check: !a.no_switch_check,

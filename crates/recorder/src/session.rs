@@ -5,12 +5,10 @@
 //! told to stop, [`Session::finish`] (sealed capture, or a failed one with
 //! its losses counted).
 
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant as MonoInstant};
@@ -25,24 +23,18 @@ use credtrail_core::policy::decide::{PolicyFilter, PolicySink};
 use credtrail_core::policy::{HostNamespaces, Rules};
 use credtrail_core::print::PrintFormat;
 use credtrail_core::sink::{CaptureSink, Printer};
-use credtrail_recorder_bpf::{self as bpf, KernelCounters, RingBuffer, Tracer};
+use credtrail_recorder_bpf::{self as bpf, KernelCounters, Tracer};
 
 use crate::decode::{DecodeContext, decode_record};
+use crate::drain::{Drain, SpoolLimits};
 use crate::flight::SignalCut;
 use crate::pods::NodePods;
 use crate::redact::Redactor;
 
-/// Records taken from the ring buffer per loop at most.
-const POLL_BATCH: usize = 8192;
-/// The longest the consumer sleeps while the ring is empty. Records never
-/// wake it (see CT_SUBMIT_FLAGS in credtrail.bpf.c), so this is how late a
-/// quiet system's event is read; flat out, a 16 MiB ring takes ~40 ms to
-/// fill (a burst after a quiet spell fills ~5 MiB of it in 20 ms), and the
-/// consumer does not sleep while records wait.
-const POLL_PERIOD: Duration = Duration::from_millis(20);
-/// The same while records are flowing (the last poll found some), so a
-/// consumer that caught up does not leave a burst 20 ms to fill the ring.
-const BUSY_POLL_PERIOD: Duration = Duration::from_millis(1);
+/// The longest the session waits for the drain's next batch: it still
+/// checkpoints, rotates and serves cuts while the system is quiet (the
+/// drain hands over a batch, empty or not, at least every 20 ms).
+const POLL_PERIOD: Duration = Duration::from_millis(25);
 /// How often the recorder looks for a cut's request to seal (one stat).
 const CONTROL_PERIOD: Duration = Duration::from_millis(100);
 
@@ -54,6 +46,9 @@ pub struct RecordOptions {
     pub print: Option<PrintFormat>,
     pub rotation: Rotation,
     pub ring_buffer_bytes: u32,
+    /// The spool between the ring and the encoder: memory, then disk.
+    pub spool_memory_bytes: usize,
+    pub spool_disk_bytes: u64,
     /// Attach the ia32 entry hook (`--compat-syscalls`).
     pub compat_syscalls: bool,
     /// Time between sweeps for unexplained changes; zero: no sweeps.
@@ -129,10 +124,9 @@ pub fn record(
 pub struct Session<'t, 'o> {
     opts: &'t RecordOptions,
     tracer: &'t Tracer<'t>,
-    ring: RingBuffer<'t>,
-    /// Records the ring buffer callback decoded, waiting to be applied.
-    pending: Rc<RefCell<Vec<Record>>>,
-    decode_errors: Rc<Cell<u64>>,
+    drain: Drain,
+    decode_ctx: DecodeContext,
+    decode_errors: u64,
     enricher: Enricher<NodePods>,
     sink: CaptureSink<'o>,
     /// `--policy`: the kernel has dropped what it excludes; this adds the
@@ -142,7 +136,6 @@ pub struct Session<'t, 'o> {
     /// Arrival order of records, shared by events and lifecycle rows.
     seq: u64,
     stopping: bool,
-    last_batch: usize,
     last_counters: MonoInstant,
     reported_lost: u64,
     /// Sweeps run, their total time, and when the last one started.
@@ -214,34 +207,24 @@ impl<'t, 'o> Session<'t, 'o> {
         }
         crate::privileges::drop_capabilities()?;
 
-        let pending = Rc::new(RefCell::new(Vec::with_capacity(4096)));
-        let decode_errors = Rc::new(Cell::new(0u64));
-        let ring = {
-            let (pending, errors) = (Rc::clone(&pending), Rc::clone(&decode_errors));
-            let ctx = DecodeContext {
-                node_name,
-                realtime_offset_ns: offset,
-            };
-            tracer.ring_buffer(move |bytes| {
-                match decode_record(bytes, &ctx) {
-                    Ok(rec) => pending.borrow_mut().push(rec),
-                    Err(e) => {
-                        if errors.get() == 0 {
-                            tracing::error!("undecodable BPF record: {e}");
-                        }
-                        errors.set(errors.get() + 1);
-                    }
-                }
-                0
-            })?
-        };
+        let drain = Drain::start(
+            tracer.ring_map()?,
+            SpoolLimits {
+                memory_bytes: opts.spool_memory_bytes,
+                disk_bytes: opts.spool_disk_bytes,
+                dir: opts.out.clone(),
+            },
+        )?;
         let printer = opts.print.map(|format| Printer::new(format, out));
         let mut session = Session {
             opts,
             tracer,
-            ring,
-            pending,
-            decode_errors,
+            drain,
+            decode_ctx: DecodeContext {
+                node_name,
+                realtime_offset_ns: offset,
+            },
+            decode_errors: 0,
             enricher,
             sink: CaptureSink::new(writer, printer),
             policy: (!opts.policy.policies.is_empty())
@@ -249,7 +232,6 @@ impl<'t, 'o> Session<'t, 'o> {
             realtime_offset_ns: offset,
             seq: 0,
             stopping: false,
-            last_batch: 0,
             last_counters: MonoInstant::now(),
             reported_lost: 0,
             sweeps: 0,
@@ -265,10 +247,10 @@ impl<'t, 'o> Session<'t, 'o> {
         Ok(session)
     }
 
-    /// One round: waits for records (not once stopping), applies them,
-    /// refreshes the counters, checkpoints and rotates. With `stop`, the
-    /// programs are detached first and the ring drained. Returns false
-    /// once stopped and drained.
+    /// One round: waits for the drain's batches, applies them, refreshes
+    /// the counters, checkpoints and rotates. With `stop`, the programs are
+    /// detached first and the ring drained to its end. Returns false once
+    /// stopped and drained.
     pub fn poll(&mut self, stop: bool) -> anyhow::Result<bool> {
         if stop && !self.stopping {
             self.stopping = true;
@@ -276,31 +258,21 @@ impl<'t, 'o> Session<'t, 'o> {
             self.tracer.detach();
             // Let programs already running on other CPUs finish their submit.
             std::thread::sleep(Duration::from_millis(20));
+            self.drain.finish();
         }
-        // Once stopping, no waiting: drain what the kernel holds, batch by batch.
-        let wait = if self.stopping {
-            Duration::ZERO
-        } else if self.last_batch > 0 {
-            BUSY_POLL_PERIOD
-        } else {
-            POLL_PERIOD
-        };
         if !self.stopping
             && !self.opts.sweep_interval.is_zero()
             && self.last_sweep.elapsed() >= self.opts.sweep_interval
         {
             self.sweep()?;
         }
-        let drain_start = host::boottime_ns();
-        let n = bpf::poll_batch(&self.ring, POLL_BATCH, wait)?;
-        if n < POLL_BATCH {
-            // Caught up: every record made before this drain began is in.
-            self.drained_to = drain_start;
+        let caught_up = self.apply_batches()?;
+        if let Some(t) = caught_up {
+            // Every record made before this instant is applied.
+            self.drained_to = t;
         }
-        self.last_batch = n;
-        self.apply_pending()?;
         self.sink.flush()?;
-        let drained = self.stopping && n < POLL_BATCH;
+        let drained = self.stopping && self.drain.ended();
         // As often as checkpoints, so a recovered manifest's kernel counters
         // are as fresh as its rows.
         if drained || self.last_counters.elapsed() >= FLUSH_INTERVAL {
@@ -360,37 +332,49 @@ impl<'t, 'o> Session<'t, 'o> {
         sealed
     }
 
-    /// Applies the decoded records in ring-buffer order: a process's exec
-    /// reaches the cache before any of its credential events.
-    fn apply_pending(&mut self) -> anyhow::Result<()> {
-        let mut batch = std::mem::take(&mut *self.pending.borrow_mut());
-        for mut rec in batch.drain(..) {
-            self.seq += 1;
-            match &mut rec {
-                Record::Proc(p) => {
-                    p.seq = self.seq;
-                    self.opts.redactor.args(&mut p.args);
+    /// Decodes and applies the drain's next batch, record by record in
+    /// ring order (a process's exec reaches the cache before any of its
+    /// credential events); returns the drained instant it carried.
+    fn apply_batches(&mut self) -> anyhow::Result<Option<u64>> {
+        let mut caught_up = None;
+        for batch in self.drain.take(POLL_PERIOD)? {
+            for bytes in batch.records() {
+                match decode_record(bytes, &self.decode_ctx) {
+                    Ok(rec) => self.apply(rec)?,
+                    Err(e) => {
+                        if self.decode_errors == 0 {
+                            tracing::error!("undecodable BPF record: {e}");
+                        }
+                        self.decode_errors += 1;
+                    }
                 }
-                Record::Cred(e) => e.seq = self.seq,
-                Record::Userns(u) => u.seq = self.seq,
             }
-            match self.policy.as_mut() {
-                Some(filter) => {
-                    let mut sink = PolicySink {
-                        filter,
-                        inner: &mut self.sink,
-                    };
-                    self.enricher.apply(rec, &mut sink)?;
-                }
-                None => self.enricher.apply(rec, &mut self.sink)?,
+            caught_up = batch.caught_up.or(caught_up);
+            self.drain.recycle(batch);
+        }
+        Ok(caught_up)
+    }
+
+    fn apply(&mut self, mut rec: Record) -> anyhow::Result<()> {
+        self.seq += 1;
+        match &mut rec {
+            Record::Proc(p) => {
+                p.seq = self.seq;
+                self.opts.redactor.args(&mut p.args);
             }
+            Record::Cred(e) => e.seq = self.seq,
+            Record::Userns(u) => u.seq = self.seq,
         }
-        // Hand the allocation back for the next poll.
-        let mut p = self.pending.borrow_mut();
-        if p.is_empty() {
-            *p = batch;
+        match self.policy.as_mut() {
+            Some(filter) => {
+                let mut sink = PolicySink {
+                    filter,
+                    inner: &mut self.sink,
+                };
+                self.enricher.apply(rec, &mut sink)
+            }
+            None => self.enricher.apply(rec, &mut self.sink),
         }
-        Ok(())
     }
 
     /// Runs the task iterator once: every task's credentials against the
@@ -409,7 +393,10 @@ impl<'t, 'o> Session<'t, 'o> {
         // Userspace leaves out nothing the kernel kept unless pods decide
         // (or the two disagree: then counted, not hidden).
         let user = self.policy.as_ref().map(|f| f.counts).unwrap_or_default();
+        let spool = self.drain.stats();
         Ok(Counters {
+            spool_peak_bytes: spool.peak_bytes,
+            spool_spilled_bytes: spool.spilled_bytes,
             sweeps: self.sweeps,
             sweep_ns: self.sweep_ns,
             policy_filtered: k.policy_filtered + user.filtered,
@@ -417,7 +404,7 @@ impl<'t, 'o> Session<'t, 'o> {
             policy_pod_filtered: user.pod_filtered,
             ..counters_from(
                 k,
-                self.decode_errors.get(),
+                self.decode_errors,
                 self.sink.counts.events,
                 self.sink.counts.lifecycle,
             )
@@ -530,6 +517,8 @@ fn settings(opts: &RecordOptions, host_ns: HostNamespaces) -> BTreeMap<String, s
     );
     s.insert("rotate_bytes".into(), opts.rotation.max_bytes.into());
     s.insert("ring_buffer_bytes".into(), opts.ring_buffer_bytes.into());
+    s.insert("spool_memory_bytes".into(), opts.spool_memory_bytes.into());
+    s.insert("spool_disk_bytes".into(), opts.spool_disk_bytes.into());
     if opts.compat_syscalls {
         s.insert("compat_syscalls".into(), true.into());
     }

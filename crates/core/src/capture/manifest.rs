@@ -150,6 +150,13 @@ pub struct Counters {
     pub policy_rate_limited: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub policy_pod_filtered: u64,
+    /// The recorder's spool between the ring buffer and the encoder: the
+    /// most it held at once, and the bytes that went through its file on
+    /// disk (the encoder fell behind for a while; nothing was lost to it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spool_peak_bytes: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spool_spilled_bytes: u64,
 }
 
 fn is_zero(v: &u64) -> bool {

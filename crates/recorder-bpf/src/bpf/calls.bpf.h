@@ -90,23 +90,73 @@ static __always_inline __s64 id_arg(unsigned long v, bool uid16)
 	return sext32(v);
 }
 
+/*
+ * The caller's identity at exit; its pid namespace and the pid in it are
+ * read once per thread (two helper reads) and kept with its calls.
+ */
+static __always_inline void read_call_identity(struct task_struct *task, struct ct_inflight *f,
+					       struct ct_event *e)
+{
+	struct ct_ids ids;
+
+	read_ids_but_ns(task, &ids);
+	e->ppid = ids.ppid;
+	e->auid = ids.auid;
+	e->sessionid = ids.sessionid;
+	e->cgroup_id = ids.cgroup_id;
+	if (!f->pid_ns_known) {
+		read_pid_ns(task, &f->ns_pid, &f->pidns_inum);
+		f->pid_ns_known = 1;
+	}
+	e->ns_pid = f->ns_pid;
+	e->pidns_inum = f->pidns_inum;
+}
+
+/*
+ * The credentials before a call. The check at enter has just confirmed the
+ * task's known set, so it is copied from there (no helper read of the
+ * groups) unless it is being rewritten; the pointer read again after the
+ * copy proves the contents were not.
+ */
+static __always_inline void old_creds_at_enter(struct task_struct *task, struct ct_known *k,
+					       struct ct_event *e)
+{
+	__u64 cred = (__u64)task->real_cred;
+
+	if (k && k->cred == cred) {
+		__builtin_memcpy(&e->old_creds, &k->creds, sizeof(e->old_creds));
+		__builtin_memcpy(event_groups(e, e->req_kept), k->groups, sizeof(k->groups));
+		barrier();
+		if (k->cred == cred) {
+			e->old_creds.no_new_privs = (task->atomic_flags >> PFA_NO_NEW_PRIVS) & 1;
+			e->old_kept = group_count(&e->old_creds);
+			if (e->old_creds.ngroups > CT_MAX_GROUPS)
+				e->flags |= CT_FLAG_OLD_GROUPS_TRUNC;
+			return;
+		}
+	}
+	event_old_creds(e, task);
+}
+
 static __always_inline int enter_call(const struct ct_call *c)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct ct_inflight *f;
+	struct ct_known *k;
 	struct ct_event *e;
 
 	/* Anything that changed before this call is not this call's. */
-	check(task, CT_CHECK_CALL, false);
+	k = check(task, CT_CHECK_CALL, false);
 	f = bpf_task_storage_get(&inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!f) {
 		count(CT_CNT_ENTER_STORE_FAIL);
 		return 0;
 	}
 	e = &f->e;
-	/* The head only: the tail's groups are written before they are sent. */
-	__builtin_memset(e, 0, CT_EVENT_HEAD_SIZE);
+	/* Up to the credentials, which are written whole, as the tail's
+	 * groups are before they are sent. */
+	__builtin_memset(e, 0, __builtin_offsetof(struct ct_event, old_creds));
 	e->type = CT_REC_EVENT;
 	e->syscall = c->sys;
 	e->abi = c->abi;
@@ -145,7 +195,7 @@ static __always_inline int enter_call(const struct ct_call *c)
 			e->args[2] = id_arg(c->raw[2], c->uid16);
 	}
 
-	event_old_creds(e, task);
+	old_creds_at_enter(task, k, e);
 	f->old_group_info = (__u64)task->real_cred->group_info;
 	f->only_if_userns_changed = c->only_if_userns_changed;
 	f->pending = 1;
@@ -166,8 +216,8 @@ static __always_inline void complete_call(struct task_struct *task, struct ct_in
 
 	e->ktime_ns = now;
 	e->ret = ret;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	read_identity(task, e);
+	__builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
+	read_call_identity(task, f, e);
 	e->new_creds.no_new_privs = (task->atomic_flags >> PFA_NO_NEW_PRIVS) & 1;
 	if ((__u64)cred->group_info == f->old_group_info) {
 		/* group_info is never changed in place: the same list. */

@@ -187,12 +187,28 @@ struct ct_ids {
 	__u32 pidns_inum;
 };
 
-static __always_inline void read_ids(struct task_struct *task, struct ct_ids *ids)
+/* The thread group's pid as seen from its own (innermost) pid namespace,
+ * and that namespace: fixed for the life of the process. */
+static __always_inline void read_pid_ns(struct task_struct *task, __u32 *ns_pid,
+					__u32 *pidns_inum)
 {
-	struct pid *tp;
+	struct pid *tp = task->group_leader->thread_pid;
+	unsigned int level = tp->level;
 	struct upid up = {};
-	unsigned int level;
 
+	*ns_pid = 0;
+	*pidns_inum = 0;
+	if (level <= MAX_PID_NS_LEVEL) {
+		/* A variable index: one helper read rather than a variable-offset load. */
+		bpf_core_read(&up, sizeof(up), &tp->numbers[level]);
+		*ns_pid = up.nr;
+		*pidns_inum = BPF_CORE_READ(up.ns, ns.inum);
+	}
+}
+
+/* Who a task is, but its pid namespace (read_pid_ns): these can change. */
+static __always_inline void read_ids_but_ns(struct task_struct *task, struct ct_ids *ids)
+{
 	ids->ppid = task->real_parent->tgid;
 	if (bpf_core_field_exists(task->loginuid)) {
 		ids->auid = task->loginuid.val;
@@ -203,18 +219,12 @@ static __always_inline void read_ids(struct task_struct *task, struct ct_ids *id
 	}
 	/* The task's cgroup v2 id (what bpf_get_current_cgroup_id returns for current). */
 	ids->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
+}
 
-	/* The thread group's pid as seen from its own (innermost) pid namespace. */
-	tp = task->group_leader->thread_pid;
-	level = tp->level;
-	ids->ns_pid = 0;
-	ids->pidns_inum = 0;
-	if (level <= MAX_PID_NS_LEVEL) {
-		/* A variable index: one helper read rather than a variable-offset load. */
-		bpf_core_read(&up, sizeof(up), &tp->numbers[level]);
-		ids->ns_pid = up.nr;
-		ids->pidns_inum = BPF_CORE_READ(up.ns, ns.inum);
-	}
+static __always_inline void read_ids(struct task_struct *task, struct ct_ids *ids)
+{
+	read_ids_but_ns(task, ids);
+	read_pid_ns(task, &ids->ns_pid, &ids->pidns_inum);
 }
 
 /* Fills the identity fields of either record type (they share the names). */

@@ -92,6 +92,11 @@ struct ct_inflight {
 	/* The credentials' group_info at enter: the same one at exit means
 	 * the same groups, sent once. */
 	__u64 old_group_info;
+	/* The thread group's pid namespace and pid in it, once read. */
+	__u32 pid_ns_known;
+	__u32 ns_pid;
+	__u32 pidns_inum;
+	__u32 pad;
 	struct ct_event e;
 };
 

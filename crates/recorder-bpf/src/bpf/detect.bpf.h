@@ -172,8 +172,9 @@ static __always_inline bool call_in_flight(struct task_struct *task)
  * too, even when the pointer is the same) and sends an unexplained event
  * when they differ. The event is built in the ring buffer itself: a
  * per-CPU scratch could be in use by a program this one interrupted.
+ * Returns the task's known entry when it holds these credentials, else NULL.
  */
-static __always_inline void check(struct task_struct *task, __u32 where, bool full)
+static __always_inline struct ct_known *check(struct task_struct *task, __u32 where, bool full)
 {
 	const struct cred *cred = task->real_cred;
 	struct ct_known *k;
@@ -184,13 +185,13 @@ static __always_inline void check(struct task_struct *task, __u32 where, bool fu
 	count(CT_CNT_CHECKS);
 	k = known_of(task, &adopted);
 	if (!k || adopted)
-		return;
+		return NULL;
 	seen = k->cred;
 	if (seen == (__u64)cred && !full) {
 		/* The hot path (every switch-out): jiffies, not a clock read. */
 		if (where == CT_CHECK_SWITCH)
 			k->seen_jiffies = bpf_jiffies64();
-		return;
+		return k;
 	}
 	now = bpf_ktime_get_boot_ns();
 	if (cred_matches(cred, k)) {
@@ -201,14 +202,14 @@ static __always_inline void check(struct task_struct *task, __u32 where, bool fu
 			__sync_val_compare_and_swap(&k->cred, seen, (__u64)cred);
 		}
 		k->seen_ns = now;
-		return;
+		return k;
 	}
 	/* Different: not ours to report while an exec or a recorded call
 	 * is changing them (their hooks update the known set). */
 	if (k->exec_ns && now - k->exec_ns < CT_EXEC_GRACE_NS)
-		return;
+		return NULL;
 	if (call_in_flight(task))
-		return;
+		return NULL;
 	count(CT_CNT_CRED_SWAPS);
 	/*
 	 * Claim the entry before anything is counted or sent: the task's own
@@ -218,7 +219,7 @@ static __always_inline void check(struct task_struct *task, __u32 where, bool fu
 	 * race as a lost unexplained change whenever the ring was full.)
 	 */
 	if (__sync_val_compare_and_swap(&k->cred, seen, 0) != seen)
-		return;
+		return NULL;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		/* An event like any other (EXITS, RINGBUF_FULL), and counted
@@ -229,7 +230,7 @@ static __always_inline void check(struct task_struct *task, __u32 where, bool fu
 		count(CT_CNT_UNEXPLAINED_RINGBUF_FULL);
 		/* Known from now on: one loss, not one per check. */
 		know(task, k);
-		return;
+		return NULL;
 	}
 	/* Reserved whole (a constant size): the record says how many of its
 	 * groups count. */
@@ -264,13 +265,14 @@ static __always_inline void check(struct task_struct *task, __u32 where, bool fu
 
 		if (!(__u32)d) {
 			bpf_ringbuf_discard(e, 0);
-			return;
+			return NULL;
 		}
 		policy_posted(e, d >> 32);
 		bpf_ringbuf_submit(e, CT_SUBMIT_FLAGS);
-		return;
+		return NULL;
 	}
 	bpf_ringbuf_submit(e, CT_SUBMIT_FLAGS);
+	return NULL;
 }
 
 /* A child starts with the credentials it was created with (threads too:
