@@ -484,3 +484,66 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    fn rss_kib() -> u64 {
+        let s = std::fs::read_to_string("/proc/self/status").unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    #[test]
+    fn spilling_keeps_memory_at_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Arc::new(Spool {
+            limits: SpoolLimits {
+                memory_bytes: 8 << 20,
+                disk_bytes: 4 << 30,
+                dir: Some(dir.path().to_owned()),
+            },
+            state: Mutex::default(),
+            ready: Condvar::new(),
+            room: Condvar::new(),
+        });
+        let before = rss_kib();
+        let producer = {
+            let spool = Arc::clone(&spool);
+            std::thread::spawn(move || {
+                for i in 0..600u32 {
+                    let mut bytes = spool
+                        .lock()
+                        .free
+                        .pop()
+                        .unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 2));
+                    while bytes.len() < BATCH_BYTES {
+                        bytes.extend_from_slice(&320u32.to_ne_bytes());
+                        bytes.extend_from_slice(&[i as u8; 320]);
+                    }
+                    spool.push(Batch {
+                        bytes,
+                        caught_up: None,
+                    });
+                }
+            })
+        };
+        let mut peak = 0;
+        let mut taken = 0;
+        while taken < 600 {
+            for b in spool.take(Duration::from_millis(1), 1).unwrap() {
+                taken += usize::from(!b.bytes.is_empty());
+                spool.lock().give_back(b.bytes);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+            peak = peak.max(rss_kib());
+        }
+        producer.join().unwrap();
+        let grew = peak.saturating_sub(before);
+        eprintln!("RSS grew {grew} KiB while 600 MiB went through the spool");
+        assert!(grew < 64 << 10, "RSS grew {grew} KiB");
+    }
+}
