@@ -446,14 +446,16 @@ impl Storm {
                 }
                 let k = &cap.manifest.counters;
                 let note = format!(
-                    "recorder CPU {cpu_s:.2} s = {:.2} µs/event written, peak RSS {:.0} MiB; {:.2} bytes/event on disk",
+                    "recorder CPU {cpu_s:.2} s = {:.2} µs/event written, peak RSS {:.0} MiB; {:.2} bytes/event on disk; spool peak {:.0} MiB, {:.0} MiB through its file",
                     cpu_s * 1e6 / k.events_written.max(1) as f64,
                     max_rss as f64 / (1 << 20) as f64,
                     cap.manifest
                         .segments_of("events")
                         .map(|s| s.bytes)
                         .sum::<u64>() as f64
-                        / k.events_written.max(1) as f64
+                        / k.events_written.max(1) as f64,
+                    k.spool_peak_bytes as f64 / (1 << 20) as f64,
+                    k.spool_spilled_bytes as f64 / (1 << 20) as f64,
                 );
                 *capture = Some(dir);
                 Caught {

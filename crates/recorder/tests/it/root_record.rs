@@ -310,6 +310,44 @@ fn storm_accounting_is_exact_and_segments_rotate() {
     );
 }
 
+#[test]
+fn a_storm_faster_than_encoding_waits_in_the_spool_file_and_none_is_lost() {
+    if !bpf_available() {
+        return;
+    }
+    let _serial = serial();
+    // 1 MiB of spool in memory: a debug build's encoder falls behind a
+    // 40,000 calls/s storm within a second, and the rest waits on disk.
+    let rec = Recorder::start(false, &["--spool-mib", "1"]);
+    let out = storm(2, 3, 20_000).output().unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let issued = report["calls"].as_u64().unwrap();
+    let storm_pid = report["pid"].as_u64().unwrap() as u32;
+    let (_live, _stderr, cap, _tmp) = rec.stop();
+    let c = &cap.manifest.counters;
+    let ours = cap
+        .events()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.pid == storm_pid && e.syscall == "setresuid")
+        .count() as u64;
+    assert!(
+        c.spool_spilled_bytes > 0,
+        "the encoder never fell behind: {c:?}"
+    );
+    assert_eq!((c.ringbuf_full, c.lost()), (0, 0), "{c:?}");
+    assert_eq!(ours, issued, "{c:?}");
+    assert_eq!(c.kernel_events, c.events_written, "{c:?}");
+    // The spool's file was unlinked from the start: nothing is left.
+    let names: Vec<_> = std::fs::read_dir(&cap.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
+
 fn decode_exec_id(id: &str) -> String {
     use base64::Engine as _;
     String::from_utf8(
