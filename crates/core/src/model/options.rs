@@ -193,14 +193,19 @@ impl Event {
     /// x86-64; `setresuid32`, or `setresuid` with 16-bit ids
     /// (`event_flags` `uid16`), through the ia32 entry.
     pub fn call_name(&self) -> String {
-        let ia32 = self.abi == abi::IA32;
+        format!("{}{}", self.syscall, self.call_suffix())
+    }
+
+    /// What [`Event::call_name`] appends to the syscall: `32` for an id
+    /// call through the ia32 entry with 32-bit ids.
+    fn call_suffix(&self) -> &'static str {
         let id_call = self
             .syscall_kind()
             .is_some_and(|s| s.takes_ids() || s == Syscall::Setgroups);
-        if ia32 && id_call && !self.uid16() {
-            format!("{}32", self.syscall)
+        if self.abi == abi::IA32 && id_call && !self.uid16() {
+            "32"
         } else {
-            self.syscall.clone()
+            ""
         }
     }
 
@@ -209,15 +214,19 @@ impl Event {
     /// `__ia32_sys_setuid16`; the tracepoint for a request run under an
     /// io_uring personality.
     pub fn kernel_function(&self) -> String {
+        self.kernel_function_parts().concat()
+    }
+
+    /// [`Event::kernel_function`] in three pieces (prefix, syscall,
+    /// suffix), for printers that write it without building the string.
+    pub fn kernel_function_parts(&self) -> [&str; 3] {
         match self.syscall_kind() {
-            Some(Syscall::IoUringSubmit) => "io_uring_submit_req".into(),
+            Some(Syscall::IoUringSubmit) => ["io_uring_submit_req", "", ""],
             // No function was called: the credentials were found changed.
-            Some(Syscall::Unexplained) => "credtrail_unexplained_change".into(),
-            _ if self.abi == abi::IA32 && self.uid16() => {
-                format!("__ia32_sys_{}16", self.syscall)
-            }
-            _ if self.abi == abi::IA32 => format!("__ia32_sys_{}", self.call_name()),
-            _ => format!("__x64_sys_{}", self.syscall),
+            Some(Syscall::Unexplained) => ["credtrail_unexplained_change", "", ""],
+            _ if self.abi == abi::IA32 && self.uid16() => ["__ia32_sys_", &self.syscall, "16"],
+            _ if self.abi == abi::IA32 => ["__ia32_sys_", &self.syscall, self.call_suffix()],
+            _ => ["__x64_sys_", &self.syscall, ""],
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod compact;
 mod json;
+mod json_writer;
 mod tetragon;
 
 use std::io::{self, Write};
@@ -11,7 +12,7 @@ use crate::model::Event;
 
 pub use compact::compact;
 pub use json::write_json;
-pub use tetragon::{DEFAULT_POLICY, tetragon, tetragon_compact};
+pub use tetragon::{DEFAULT_POLICY, tetragon, tetragon_compact, write_tetragon};
 
 /// Output formats for events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,7 +37,7 @@ pub fn print_event(out: &mut impl Write, format: PrintFormat, ev: &Event) -> io:
         }
         PrintFormat::Compact => writeln!(out, "{}", compact(ev)),
         PrintFormat::Tetragon => {
-            serde_json::to_writer(&mut *out, &tetragon(ev)).map_err(io::Error::other)?;
+            write_tetragon(out, ev)?;
             out.write_all(b"\n")
         }
         PrintFormat::TetragonCompact => writeln!(out, "{}", tetragon_compact(ev)),
