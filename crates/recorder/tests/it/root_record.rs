@@ -266,6 +266,15 @@ fn check_private_files(cap: &Capture) {
     );
 }
 
+/// The storm's own setresuid rows in a capture.
+fn storm_rows(cap: &Capture, storm_pid: u32) -> u64 {
+    cap.events()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.pid == storm_pid && e.syscall == "setresuid")
+        .count() as u64
+}
+
 #[test]
 fn storm_accounting_is_exact_and_segments_rotate() {
     if !bpf_available() {
@@ -284,12 +293,7 @@ fn storm_accounting_is_exact_and_segments_rotate() {
     std::thread::sleep(Duration::from_millis(300));
     let (_live, _stderr, cap, _tmp) = rec.stop();
     let c = &cap.manifest.counters;
-    let ours = cap
-        .events()
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.pid == storm_pid && e.syscall == "setresuid")
-        .count() as u64;
+    let ours = storm_rows(&cap, storm_pid);
     assert!(issued > 1000, "storm issued only {issued} calls");
     assert!(
         c.ringbuf_full > 0,
@@ -326,12 +330,7 @@ fn a_storm_faster_than_encoding_waits_in_the_spool_file_and_none_is_lost() {
     let storm_pid = report["pid"].as_u64().unwrap() as u32;
     let (_live, _stderr, cap, _tmp) = rec.stop();
     let c = &cap.manifest.counters;
-    let ours = cap
-        .events()
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.pid == storm_pid && e.syscall == "setresuid")
-        .count() as u64;
+    let ours = storm_rows(&cap, storm_pid);
     assert!(
         c.spool_spilled_bytes > 0,
         "the encoder never fell behind: {c:?}"
