@@ -112,8 +112,9 @@ struct State {
 impl State {
     /// Keeps an emptied batch buffer for reuse.
     fn give_back(&mut self, mut buf: Vec<u8>) {
-        // A batch of exec records can grow past the usual size: not kept.
-        if buf.capacity() == 0
+        // Small copies, and a batch of exec records grown past the usual
+        // size, are not kept.
+        if buf.capacity() < BATCH_BYTES
             || buf.capacity() > 2 * BATCH_BYTES
             || self.free.len() >= FREE_BUFFERS
         {
@@ -154,8 +155,10 @@ impl Spool {
             return;
         }
         loop {
-            if st.memory + len <= self.limits.memory_bytes || st.queue.is_empty() {
-                st.memory += len;
+            // Held memory is the buffer's capacity, not its length.
+            let cost = batch.bytes.capacity();
+            if st.memory + cost <= self.limits.memory_bytes || st.queue.is_empty() {
+                st.memory += cost;
                 st.queue.push_back(Entry::Memory(batch));
                 break;
             }
@@ -207,10 +210,10 @@ impl Spool {
         Ok(())
     }
 
-    /// The queued batches (up to `max_bytes` of them, at least one),
-    /// waiting up to `wait` for the first. Empty when the drain has ended
-    /// and everything was taken, or on timeout.
-    fn take(&self, wait: Duration, max_bytes: usize) -> anyhow::Result<Vec<Batch>> {
+    /// The next queued batch in ring order, waiting up to `wait` for it.
+    /// None when the drain has ended and everything was taken, or on
+    /// timeout.
+    fn take(&self, wait: Duration) -> anyhow::Result<Option<Batch>> {
         let mut st = self.lock();
         if st.queue.is_empty() && !st.closed && !wait.is_zero() {
             st = self
@@ -222,42 +225,33 @@ impl Spool {
         if let Some(e) = &st.error {
             anyhow::bail!("{e}");
         }
-        let mut out = Vec::new();
-        let mut taken = 0;
-        while taken < max_bytes
-            && let Some(entry) = st.queue.pop_front()
-        {
-            let batch = match entry {
-                Entry::Memory(b) => {
-                    st.memory -= b.bytes.len();
-                    b
+        let batch = match st.queue.pop_front() {
+            None => return Ok(None),
+            Some(Entry::Memory(b)) => {
+                st.memory -= b.bytes.capacity();
+                b
+            }
+            Some(Entry::Disk {
+                offset,
+                len,
+                caught_up,
+            }) => {
+                let mut bytes = st.free.pop().unwrap_or_default();
+                bytes.resize(len, 0);
+                let file = st.file.as_ref().expect("a disk entry has its file");
+                file.read_exact_at(&mut bytes, offset)
+                    .context("cannot read back the recorder's spool file")?;
+                if st.disk == len as u64 {
+                    // Read back whole: start the file over, freeing the disk.
+                    file.set_len(0).context("cannot empty the spool file")?;
+                    st.disk_end = 0;
                 }
-                Entry::Disk {
-                    offset,
-                    len,
-                    caught_up,
-                } => {
-                    let mut bytes = st.free.pop().unwrap_or_default();
-                    bytes.resize(len, 0);
-                    let file = st.file.as_ref().expect("a disk entry has its file");
-                    file.read_exact_at(&mut bytes, offset)
-                        .context("cannot read back the recorder's spool file")?;
-                    if st.disk == len as u64 {
-                        // Read back whole: start the file over, freeing the disk.
-                        file.set_len(0).context("cannot empty the spool file")?;
-                        st.disk_end = 0;
-                    }
-                    st.disk -= len as u64;
-                    Batch { bytes, caught_up }
-                }
-            };
-            taken += batch.bytes.len().max(1);
-            out.push(batch);
-        }
-        if !out.is_empty() {
-            self.room.notify_all();
-        }
-        Ok(out)
+                st.disk -= len as u64;
+                Batch { bytes, caught_up }
+            }
+        };
+        self.room.notify_all();
+        Ok(Some(batch))
     }
 }
 
@@ -300,11 +294,11 @@ impl Drain {
         })
     }
 
-    /// The next batch (with the empty ones queued before it) in ring
-    /// order, waiting up to `wait` for one: a batch at a time keeps the
-    /// session's bookkeeping on time and its memory flat.
-    pub fn take(&self, wait: Duration) -> anyhow::Result<Vec<Batch>> {
-        self.spool.take(wait, 1)
+    /// The next batch in ring order, waiting up to `wait` for one: a batch
+    /// at a time keeps the session's bookkeeping on time and its memory
+    /// flat.
+    pub fn take(&self, wait: Duration) -> anyhow::Result<Option<Batch>> {
+        self.spool.take(wait)
     }
 
     /// Hands a processed batch's buffer back for reuse.
@@ -371,12 +365,7 @@ fn drain(map: &MapHandle, spool: &Spool, finish: &AtomicBool) -> anyhow::Result<
         last = bpf::poll_batch(&ring, POLL_BATCH, wait)?;
         let caught_up = (last < POLL_BATCH).then_some(start);
         if caught_up.is_some() || buf.borrow().len() >= BATCH_BYTES {
-            let fresh = spool
-                .lock()
-                .free
-                .pop()
-                .unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 2));
-            let bytes = std::mem::replace(&mut *buf.borrow_mut(), fresh);
+            let bytes = hand_over(&mut buf.borrow_mut(), spool);
             spool.push(Batch { bytes, caught_up });
         }
         if finishing && caught_up.is_some() {
@@ -385,12 +374,29 @@ fn drain(map: &MapHandle, spool: &Spool, finish: &AtomicBool) -> anyhow::Result<
     }
 }
 
+/// Takes what `buf` has gathered, leaving it empty with room for a batch.
+fn hand_over(buf: &mut Vec<u8>, spool: &Spool) -> Vec<u8> {
+    if buf.len() < BATCH_BYTES / 4 {
+        // A few records (the ring was emptied): an exact copy, so a queue of
+        // small batches does not hold a 1.5 MiB buffer each.
+        let bytes = buf.clone();
+        buf.clear();
+        return bytes;
+    }
+    let fresh = spool
+        .lock()
+        .free
+        .pop()
+        .unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 2));
+    std::mem::replace(buf, fresh)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn batch(records: &[&[u8]], caught_up: Option<u64>) -> Batch {
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(records.iter().map(|r| 4 + r.len()).sum());
         for r in records {
             bytes.extend_from_slice(&(r.len() as u32).to_ne_bytes());
             bytes.extend_from_slice(r);
@@ -409,6 +415,10 @@ mod tests {
             ready: Condvar::new(),
             room: Condvar::new(),
         }
+    }
+
+    fn take_all(s: &Spool) -> Vec<Batch> {
+        std::iter::from_fn(|| s.take(Duration::ZERO).unwrap()).collect()
     }
 
     fn records(batches: &[Batch]) -> Vec<Vec<u8>> {
@@ -436,7 +446,7 @@ mod tests {
             9 * 36,
             "all but the first went to disk"
         );
-        let got = s.take(Duration::ZERO, usize::MAX).unwrap();
+        let got = take_all(&s);
         assert_eq!(records(&got), want);
         assert_eq!(got.last().unwrap().caught_up, Some(9));
         // Read back whole: the file is emptied.
@@ -455,12 +465,42 @@ mod tests {
         assert_eq!(s.lock().queue.len(), 1);
         s.push(batch(&[b"abc"], Some(3)));
         s.push(batch(&[], Some(4)));
-        let got = s.take(Duration::ZERO, usize::MAX).unwrap();
+        let got = take_all(&s);
         assert_eq!(
             got.iter().map(|b| b.caught_up).collect::<Vec<_>>(),
             [Some(2), Some(3), Some(4)]
         );
         assert_eq!(records(&got), vec![b"abc".to_vec()]);
+    }
+
+    #[test]
+    fn small_batches_cost_what_they_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spool(8 << 20, 1 << 30, Some(dir.path().to_owned()));
+        let mut buf = Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 2);
+        // The ring emptied 4,000 times with a few records each, nothing taken.
+        for i in 0..4000u32 {
+            buf.extend_from_slice(&3000u32.to_ne_bytes());
+            buf.extend_from_slice(&[i as u8; 3000]);
+            let bytes = hand_over(&mut buf, &s);
+            s.push(Batch {
+                bytes,
+                caught_up: Some(u64::from(i)),
+            });
+        }
+        let st = s.lock();
+        let held: usize = st
+            .queue
+            .iter()
+            .map(|e| match e {
+                Entry::Memory(b) => b.bytes.capacity(),
+                Entry::Disk { .. } => 0,
+            })
+            .sum();
+        assert_eq!(held, st.memory);
+        assert!(held <= 8 << 20, "{held} bytes of buffers held in memory");
+        assert_eq!(st.queue.len(), 4000);
+        assert!(st.stats.spilled_bytes > 0);
     }
 
     #[test]
@@ -475,13 +515,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         assert!(!pusher.is_finished(), "no room: the second push waits");
         assert!(s.lock().disk_failed);
-        let first = s.take(Duration::ZERO, 1).unwrap();
-        assert_eq!(records(&first), vec![vec![1; 12]]);
+        let first = s.take(Duration::ZERO).unwrap().unwrap();
+        assert_eq!(records(&[first]), vec![vec![1; 12]]);
         pusher.join().unwrap();
-        assert_eq!(
-            records(&s.take(Duration::ZERO, usize::MAX).unwrap()),
-            vec![vec![2; 12]]
-        );
+        assert_eq!(records(&take_all(&s)), vec![vec![2; 12]]);
     }
 }
 
@@ -534,7 +571,7 @@ mod memory_tests {
         let mut peak = 0;
         let mut taken = 0;
         while taken < 600 {
-            for b in spool.take(Duration::from_millis(1), 1).unwrap() {
+            if let Some(b) = spool.take(Duration::from_millis(1)).unwrap() {
                 taken += usize::from(!b.bytes.is_empty());
                 spool.lock().give_back(b.bytes);
             }

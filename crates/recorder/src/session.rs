@@ -266,7 +266,7 @@ impl<'t, 'o> Session<'t, 'o> {
         {
             self.sweep()?;
         }
-        let caught_up = self.apply_batches()?;
+        let caught_up = self.apply_batch()?;
         if let Some(t) = caught_up {
             // Every record made before this instant is applied.
             self.drained_to = t;
@@ -335,23 +335,23 @@ impl<'t, 'o> Session<'t, 'o> {
     /// Decodes and applies the drain's next batch, record by record in
     /// ring order (a process's exec reaches the cache before any of its
     /// credential events); returns the drained instant it carried.
-    fn apply_batches(&mut self) -> anyhow::Result<Option<u64>> {
-        let mut caught_up = None;
-        for batch in self.drain.take(POLL_PERIOD)? {
-            for bytes in batch.records() {
-                match decode_record(bytes, &self.decode_ctx) {
-                    Ok(rec) => self.apply(rec)?,
-                    Err(e) => {
-                        if self.decode_errors == 0 {
-                            tracing::error!("undecodable BPF record: {e}");
-                        }
-                        self.decode_errors += 1;
+    fn apply_batch(&mut self) -> anyhow::Result<Option<u64>> {
+        let Some(batch) = self.drain.take(POLL_PERIOD)? else {
+            return Ok(None);
+        };
+        for bytes in batch.records() {
+            match decode_record(bytes, &self.decode_ctx) {
+                Ok(rec) => self.apply(rec)?,
+                Err(e) => {
+                    if self.decode_errors == 0 {
+                        tracing::error!("undecodable BPF record: {e}");
                     }
+                    self.decode_errors += 1;
                 }
             }
-            caught_up = batch.caught_up.or(caught_up);
-            self.drain.recycle(batch);
         }
+        let caught_up = batch.caught_up;
+        self.drain.recycle(batch);
         Ok(caught_up)
     }
 
