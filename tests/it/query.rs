@@ -20,14 +20,14 @@ fn query(args: &[&str]) -> (String, String, Option<String>) {
     )
 }
 
-fn ok(args: &[&str]) -> String {
+pub(crate) fn ok(args: &[&str]) -> String {
     let (out, _, e) = query(args);
     assert_eq!(e, None, "{args:?}");
     out
 }
 
 /// The su exec in the xwing fixture (`tree` and `timeline` start there).
-fn xwing_su_exec_id() -> String {
+pub(crate) fn xwing_su_exec_id() -> String {
     let out = ok(&[
         "../fixtures/k8s-xwing-su",
         "--sql",

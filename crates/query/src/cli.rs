@@ -7,11 +7,13 @@ use credtrail_core::policy::Rules;
 
 use clap::{Parser, Subcommand};
 use credtrail_core::capture::manifest::CaptureState;
-use credtrail_core::term::safe;
+use credtrail_core::term::table::Layout;
+use credtrail_core::term::{ColorChoice, safe};
 use polars::prelude::DataFrame;
 
-use crate::output::{Format, write};
+use crate::output::{Format, write, write_text};
 use crate::questions::{self, Filters, TimelineArgs};
+use crate::view::{self, Kind};
 use crate::{QueryError, Trust, discover_pruned, lossy, refuse_file_functions, sql};
 
 /// Ask questions of credtrail captures: SQL over the tables `events`,
@@ -46,9 +48,33 @@ pub struct Cli {
     /// altered or swapped for another is then read as if it belonged.
     #[arg(long, global = true)]
     pub no_verify: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table", global = true)]
+    /// Output format (`-o wide`: the table with every column).
+    #[arg(long, short = 'o', value_enum, default_value = "table", global = true)]
     pub format: Format,
+    /// The table with every column and whole values (= `-o wide`).
+    #[arg(long, global = true)]
+    pub wide: bool,
+    /// Rows a table shows at most (default for `timeline` and `--sql`: 50).
+    #[arg(long, value_name = "N", global = true, conflicts_with = "all")]
+    pub limit: Option<usize>,
+    /// Every row in a table.
+    #[arg(long, global = true)]
+    pub all: bool,
+    /// Table width in columns (default: the terminal's, or unlimited in a pipe).
+    #[arg(long, value_name = "COLUMNS", global = true)]
+    pub width: Option<usize>,
+    /// Colour in tables: privilege raises and refusals stand out.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub color: ColorChoice,
+    /// Times in tables in UTC (the default).
+    #[arg(long, global = true, conflicts_with = "local")]
+    pub utc: bool,
+    /// Times in tables in the local time zone.
+    #[arg(long, global = true)]
+    pub local: bool,
+    /// Print long tables straight to the terminal instead of through $PAGER.
+    #[arg(long, global = true)]
+    pub no_pager: bool,
     /// Write the answer to this file instead of stdout.
     #[arg(long, value_name = "FILE", global = true)]
     pub out: Option<PathBuf>,
@@ -93,8 +119,19 @@ pub enum Question {
     },
 }
 
-/// Runs the command; writes answers to `out` and warnings to `err`.
+/// Runs the command; writes answers to `out` (not a terminal) and
+/// warnings to `err`.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), QueryError> {
+    run_at(cli, out, err, false)
+}
+
+/// [`run`], told whether `out` is a terminal (colour, width).
+pub fn run_at(
+    cli: Cli,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    is_terminal: bool,
+) -> Result<(), QueryError> {
     let trust = if cli.no_verify {
         Trust::BoundsOnly
     } else {
@@ -172,35 +209,91 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Que
             )
         );
     }
-    let mut answers: Vec<DataFrame> = Vec::new();
+    let mut answers: Vec<(Kind, DataFrame)> = Vec::new();
+    let table = matches!(cli.format, Format::Table | Format::Wide) || cli.wide;
     match (&cli.sql, &cli.question) {
         (Some(_), Some(_)) => {
             return Err(QueryError::Invalid(
                 "give either --sql or a built-in question, not both".into(),
             ));
         }
-        (Some(q), None) => answers.push(sql(&caps, q)?),
+        (Some(q), None) => answers.push((Kind::Sql, sql(&caps, q)?)),
         (None, None) | (None, Some(Question::Summary)) => {
-            answers.push(questions::summary(&caps, &cli.filters)?);
-            if cli.format == Format::Table {
-                answers.push(questions::capture_counters(&caps)?);
+            answers.push((Kind::Summary, questions::summary(&caps, &cli.filters)?));
+            if table {
+                answers.push((Kind::Counters, questions::capture_counters(&caps)?));
             }
         }
-        (None, Some(Question::BecameRoot)) => {
-            answers.push(questions::became_root(&caps, &cli.filters)?)
+        (None, Some(Question::BecameRoot)) => answers.push((
+            Kind::BecameRoot,
+            questions::became_root(&caps, &cli.filters)?,
+        )),
+        (None, Some(Question::Caps)) => {
+            answers.push((Kind::Caps, questions::caps(&caps, &cli.filters)?))
         }
-        (None, Some(Question::Caps)) => answers.push(questions::caps(&caps, &cli.filters)?),
-        (None, Some(Question::Failed)) => answers.push(questions::failed(&caps, &cli.filters)?),
+        (None, Some(Question::Failed)) => {
+            answers.push((Kind::Failed, questions::failed(&caps, &cli.filters)?))
+        }
         (None, Some(Question::Timeline(t))) => {
-            answers.push(questions::timeline(&caps, &cli.filters, t)?)
+            answers.push((Kind::Timeline, questions::timeline(&caps, &cli.filters, t)?))
         }
-        (None, Some(Question::Unexplained)) => {
-            answers.push(crate::unexplained::unexplained(&caps, &cli.filters)?)
+        (None, Some(Question::Unexplained)) => answers.push((
+            Kind::Unexplained,
+            crate::unexplained::unexplained(&caps, &cli.filters)?,
+        )),
+        (None, Some(Question::Tree { exec_id })) => {
+            answers.push((Kind::Tree, questions::tree(&caps, exec_id)?))
         }
-        (None, Some(Question::Tree { exec_id })) => answers.push(questions::tree(&caps, exec_id)?),
     }
-    for mut df in answers {
-        write(&mut df, cli.format, cli.out.as_deref(), out)?;
+    let format = if cli.wide { Format::Wide } else { cli.format };
+    let to_file = cli.out.is_some();
+    let sql_limited = cli.sql.as_deref().is_some_and(has_limit);
+    let terminal = is_terminal && !to_file;
+    let mut text = String::new();
+    for (kind, mut df) in answers {
+        if !matches!(format, Format::Table | Format::Wide) {
+            write(&mut df, format, cli.out.as_deref(), out)?;
+            continue;
+        }
+        let limit = match (cli.all, cli.limit) {
+            (true, _) => None,
+            (false, Some(n)) => Some(n),
+            (false, None) if kind.row_per_event() && !sql_limited => Some(view::DEFAULT_LIMIT),
+            (false, None) => None,
+        };
+        let opts = view::Options {
+            layout: Layout {
+                width: cli
+                    .width
+                    .or_else(|| crate::output::terminal_width(terminal)),
+                color: cli.color.enabled(terminal),
+            },
+            wide: format == Format::Wide,
+            limit,
+            local: cli.local,
+            captures: crate::answered(&caps).count(),
+        };
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&view::render(&df, kind, &opts)?);
+    }
+    if !text.is_empty() {
+        write_text(&text, cli.out.as_deref(), out)?;
     }
     Ok(())
+}
+
+/// Whether a query limits its own rows (a LIMIT or FETCH keyword).
+fn has_limit(q: &str) -> bool {
+    use sqlparser::dialect::GenericDialect;
+    use sqlparser::keywords::Keyword;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    Tokenizer::new(&GenericDialect {}, q)
+        .tokenize()
+        .is_ok_and(|tokens| {
+            tokens.iter().any(|t| {
+                matches!(t, Token::Word(w) if matches!(w.keyword, Keyword::LIMIT | Keyword::FETCH))
+            })
+        })
 }

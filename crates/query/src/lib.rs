@@ -12,6 +12,7 @@ pub mod output;
 pub mod policy;
 pub mod questions;
 pub mod unexplained;
+pub mod view;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -4,15 +4,17 @@ use std::io::Write;
 use std::path::Path;
 
 use credtrail_core::fs::Dir;
-use credtrail_core::term::safe;
 use polars::prelude::*;
 
 use crate::QueryError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// A table that fits the terminal width (long cells and middle columns are elided).
+    /// A table for people: each question's answer columns, fitted to the
+    /// terminal (values shortened, the least important columns left out).
     Table,
+    /// The table with every column and whole values (`-o wide`).
+    Wide,
     /// CSV with a header row.
     Csv,
     /// One JSON array of objects.
@@ -23,7 +25,8 @@ pub enum Format {
     Parquet,
 }
 
-/// Writes `df` to `out` (stdout) or to the file `to`.
+/// Writes `df` to `out` (stdout) or to the file `to`, in a format other
+/// tools read (tables: `view::render`, then [`write_text`]).
 pub fn write(
     df: &mut DataFrame,
     format: Format,
@@ -43,12 +46,25 @@ pub fn write(
     }
 }
 
+/// Writes a rendered table to `out` (stdout) or to the file `to`.
+pub fn write_text(text: &str, to: Option<&Path>, out: &mut dyn Write) -> Result<(), QueryError> {
+    match to {
+        Some(path) => {
+            let mut f = AnswerFile::create(path)?;
+            f.file.write_all(text.as_bytes()).map_err(io)?;
+            f.commit()
+        }
+        None => out.write_all(text.as_bytes()).map_err(io),
+    }
+}
+
 fn write_as(df: &mut DataFrame, format: Format, w: &mut dyn Write) -> Result<(), QueryError> {
     match format {
-        Format::Table => {
-            // Cells came from processes and captures: escapes stay text
-            // (and an elided cell can no longer cut one in half).
-            writeln!(w, "{}", terminal_safe(df)?).map_err(io)?;
+        // Rendered by view::render and written by write_text.
+        Format::Table | Format::Wide => {
+            return Err(QueryError::Invalid(
+                "a table is rendered by view::render".into(),
+            ));
         }
         Format::Csv => CsvWriter::new(w).finish(df).map_err(nested(df))?,
         Format::Json => {
@@ -115,29 +131,6 @@ impl Drop for AnswerFile {
     }
 }
 
-/// `df` with every text cell (and text in lists) made safe for a terminal.
-fn terminal_safe(df: &DataFrame) -> PolarsResult<DataFrame> {
-    fn safe_series(s: &Series) -> PolarsResult<Series> {
-        Ok(match s.dtype() {
-            DataType::String => s
-                .str()?
-                .apply_values(|v| safe(v).into_owned().into())
-                .into_series(),
-            DataType::List(inner) if **inner == DataType::String => s
-                .list()?
-                .apply_to_inner(&|inner| safe_series(&inner))?
-                .into_series(),
-            _ => s.clone(),
-        })
-    }
-    let columns = df
-        .columns()
-        .iter()
-        .map(|c| Ok(safe_series(c.as_materialized_series())?.into_column()))
-        .collect::<PolarsResult<Vec<_>>>()?;
-    DataFrame::new(df.height(), columns)
-}
-
 fn io(e: std::io::Error) -> QueryError {
     QueryError::Polars(e.into())
 }
@@ -162,10 +155,14 @@ fn nested(df: &DataFrame) -> impl FnOnce(PolarsError) -> QueryError + '_ {
     }
 }
 
-/// Terminal width, for the table format.
-pub fn terminal_width() -> usize {
+/// The terminal's width: `$COLUMNS`, else the window's when stdout is a
+/// terminal.
+pub fn terminal_width(is_terminal: bool) -> Option<usize> {
     if let Some(w) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
-        return w;
+        return Some(w);
+    }
+    if !is_terminal {
+        return None;
     }
     let mut ws = libc::winsize {
         ws_row: 0,
@@ -175,9 +172,5 @@ pub fn terminal_width() -> usize {
     };
     // SAFETY: TIOCGWINSZ writes one winsize into the valid pointer.
     let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
-    if ok && ws.ws_col > 0 {
-        ws.ws_col as usize
-    } else {
-        120
-    }
+    (ok && ws.ws_col > 0).then_some(ws.ws_col as usize)
 }

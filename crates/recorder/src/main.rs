@@ -14,6 +14,7 @@ use credtrail_core::capture::{Capture, Retention, Rotation};
 use credtrail_core::policy::Rules;
 use credtrail_core::print::{PrintFormat, print_event};
 use credtrail_core::term::safe;
+use credtrail_core::term::table::{Column, Layout, Mark, Table, thousands};
 use credtrail_recorder::cli::{Cli, Command};
 use credtrail_recorder::flight;
 use credtrail_recorder::redact::Redactor;
@@ -235,17 +236,29 @@ fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
     if let Some(h) = &m.chain_head {
         head.push(format!("  chain head {h}"));
     }
-    for s in m.segments.iter().filter(|s| !s.evicted) {
-        head.push(format!(
-            "  {:<28} {:>8} rows {:>10} bytes sha256 {}",
-            s.file,
-            s.rows,
-            s.bytes,
-            s.sha256.chars().take(16).collect::<String>()
-        ));
-    }
     for line in head {
         eprintln!("{}", safe(&line));
+    }
+    // The segments as the query tables show things: counts with separators.
+    let mut segments = Table::new(vec![
+        Column::new("  SEGMENT"),
+        Column::new("ROWS").right(),
+        Column::new("BYTES").right(),
+        Column::new("SHA256"),
+    ]);
+    for s in m.segments.iter().filter(|s| !s.evicted) {
+        segments.push(
+            Mark::Plain,
+            vec![
+                Some(format!("  {}", s.file)),
+                Some(thousands(s.rows)),
+                Some(thousands(s.bytes)),
+                Some(s.sha256.chars().take(16).collect()),
+            ],
+        );
+    }
+    if !segments.rows.is_empty() {
+        eprint!("{}", segments.render(Layout::default()));
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // Streamed: an inspected capture may hold millions of events.

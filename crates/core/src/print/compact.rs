@@ -61,6 +61,11 @@ fn call_args(ev: &Event) -> Vec<String> {
     }
 }
 
+/// The call as a person writes it: `setuid(0)`, `unshare(CLONE_NEWUSER)`.
+pub fn call(ev: &Event) -> String {
+    format!("{}({})", ev.call_name(), call_args(ev).join(", "))
+}
+
 /// Time of day is enough on a live terminal; the date is in the capture.
 fn time_of_day(rfc3339: &str) -> &str {
     rfc3339.get(11..rfc3339.len() - 1).unwrap_or(rfc3339)
@@ -91,7 +96,7 @@ pub fn compact(ev: &Event) -> String {
         }
         _ => {}
     }
-    let _ = write!(s, "  {}({})", ev.call_name(), call_args(ev).join(", "));
+    let _ = write!(s, "  {}", call(ev));
     let old = ev.old_creds();
     let new = ev.new_creds();
     let mut diffs = String::new();

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 
 use crate::model::Event;
 
-pub use compact::compact;
+pub use compact::{call, compact};
 pub use json::write_json;
 pub use tetragon::{DEFAULT_POLICY, tetragon, tetragon_compact, write_tetragon};
 

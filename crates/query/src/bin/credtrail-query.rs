@@ -1,20 +1,17 @@
 //! credtrail-query: SQL and built-in questions over credtrail captures.
 
-use std::process::ExitCode;
+use std::io::IsTerminal;
+use std::process::{Child, Command, ExitCode, Stdio};
 
 use clap::Parser;
-use credtrail_query::cli::{Cli, run};
+use credtrail_query::cli::{Cli, run_at};
+use credtrail_query::output::Format;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Tables fit the terminal: polars reads these at formatting time.
-    let width = credtrail_query::output::terminal_width().to_string();
     // SAFETY: set before polars starts any thread; nothing else reads the
     // environment concurrently at this point.
     unsafe {
-        std::env::set_var("POLARS_TABLE_WIDTH", width);
-        std::env::set_var("POLARS_FMT_MAX_ROWS", "200");
-        std::env::set_var("POLARS_FMT_STR_LEN", "40");
         // polars' streaming group-by keeps this many groups per thread in a
         // table and spills the rest for a slower merge. Its default (4,096)
         // is below what credential questions group by (pid x syscall x pod):
@@ -24,9 +21,46 @@ fn main() -> ExitCode {
             std::env::set_var("POLARS_HOT_TABLE_SIZE", "65536");
         }
     }
-    let mut out = std::io::stdout().lock();
+    let is_terminal = std::io::stdout().is_terminal();
+    let table = cli.wide || matches!(cli.format, Format::Table | Format::Wide);
+    // Long tables at a terminal go through a pager, as `git log` does.
+    let pager = (is_terminal && table && !cli.no_pager && cli.out.is_none())
+        .then(spawn_pager)
+        .flatten();
     credtrail_core::host::main("credtrail-query", "warn", || {
-        run(cli, &mut out, &mut std::io::stderr())?;
+        match pager {
+            Some(mut child) => {
+                let mut stdin = child.stdin.take().expect("piped");
+                let result = run_at(cli, &mut stdin, &mut std::io::stderr(), true);
+                drop(stdin);
+                let _ = child.wait();
+                result?;
+            }
+            None => run_at(
+                cli,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr(),
+                is_terminal,
+            )?,
+        }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `$PAGER` (default `less`, told to quit when the table fits one screen,
+/// keep colours and not clear the screen); none when it is empty or `cat`,
+/// or cannot be started.
+fn spawn_pager() -> Option<Child> {
+    let pager = std::env::var("CREDTRAIL_PAGER")
+        .or_else(|_| std::env::var("PAGER"))
+        .unwrap_or_else(|_| "less".into());
+    if pager.trim().is_empty() || pager.trim() == "cat" {
+        return None;
+    }
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &pager]).stdin(Stdio::piped());
+    if std::env::var_os("LESS").is_none() {
+        cmd.env("LESS", "FRX");
+    }
+    cmd.spawn().ok()
 }

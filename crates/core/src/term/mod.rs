@@ -8,6 +8,32 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+pub mod table;
+
+/// `--color`: colour for people at a terminal, never in a pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// When writing to a terminal and NO_COLOR is unset.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour output going to a terminal (`is_terminal`) or not.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            // https://no-color.org: present and not empty.
+            ColorChoice::Auto => {
+                is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+}
+
 /// `s` with every control character, escape sequence introducer and
 /// bidirectional override shown escaped (`\e`, `\x07`, `\u{202e}`), and
 /// backslashes doubled so that the result is unambiguous. Text without them
