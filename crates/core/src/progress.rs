@@ -24,7 +24,8 @@ impl Progress {
         } else {
             "{human_pos}/{human_len} ({per_sec}, {eta})"
         };
-        let template = format!("{{msg}} [{{bar:30}}] {counts}");
+        // The label last: it is cut to the terminal's width, not wrapped.
+        let template = format!("[{{bar:20}}] {counts} {{wide_msg}}");
         let style = ProgressStyle::with_template(&template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
@@ -34,7 +35,7 @@ impl Progress {
 
     /// A spinner for work of unknown length, ticking by itself.
     pub fn spinner(what: &str) -> Progress {
-        let style = ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+        let style = ProgressStyle::with_template("{spinner} ({elapsed}) {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let p = Progress(ProgressBar::with_draw_target(None, target()).with_style(style))
             .with_message(what);
