@@ -12,6 +12,8 @@ mod bad_input;
 mod policy;
 // credtrail-query: built-in questions, errors, and DuckDB agreeing.
 mod query;
+// credtrail-query report in headless Chromium: what it shows, hostile text, its data.
+mod report;
 // Spark (local-cluster, default settings) reading a fleet of captures.
 mod spark;
 // credtrail-ship to a real S3 server (moto), resumed, tampered with, queried.

@@ -43,6 +43,13 @@ pub fn write(
     }
 }
 
+/// Writes `bytes` to the file `path`, as `--out` writes every answer.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), QueryError> {
+    let mut f = AnswerFile::create(path)?;
+    f.file.write_all(bytes).map_err(io)?;
+    f.commit()
+}
+
 fn write_as(df: &mut DataFrame, format: Format, w: &mut dyn Write) -> Result<(), QueryError> {
     match format {
         Format::Table => {

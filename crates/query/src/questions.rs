@@ -16,7 +16,7 @@ use crate::filters::time_ns;
 use crate::{CaptureInfo, QueryError, Streaming, invalid, table, table_pieces};
 use polars::chunked_array::cast::CastOptions;
 
-fn events(caps: &[CaptureInfo], f: &Filters) -> Result<LazyFrame, QueryError> {
+pub(crate) fn events(caps: &[CaptureInfo], f: &Filters) -> Result<LazyFrame, QueryError> {
     let lf = table(caps, "events")?.ok_or_else(no_events)?;
     Ok(f.apply(lf))
 }
@@ -27,7 +27,7 @@ fn no_events() -> QueryError {
 
 /// `ns/name` when the pod is known, else the first 12 characters of the
 /// container id, else null.
-fn pod_expr() -> Expr {
+pub(crate) fn pod_expr() -> Expr {
     when(col("pod_name").is_not_null())
         .then(concat_str(
             [col("pod_namespace"), col("pod_name")],
@@ -40,16 +40,16 @@ fn pod_expr() -> Expr {
 
 /// A column of format 3: scans of older captures alone lack the namespace
 /// columns, and an expression naming them would fail.
-const NS_COLUMN: &str = "new_userns_level";
+pub(crate) const NS_COLUMN: &str = "new_userns_level";
 
-fn has_column(lf: &mut LazyFrame, name: &str) -> PolarsResult<bool> {
+pub(crate) fn has_column(lf: &mut LazyFrame, name: &str) -> PolarsResult<bool> {
     Ok(lf.collect_schema()?.contains(name))
 }
 
 /// "ok" or "failed": setfsuid/setfsgid never fail, so for them a refused
 /// request is one that left the id unchanged (the id as the caller's user
 /// namespace shows it, where the capture has it, as `Event::outcome`).
-fn failed_expr(has_namespaces: bool) -> Expr {
+pub(crate) fn failed_expr(has_namespaces: bool) -> Expr {
     let id = |name: &str| {
         let host = col(format!("new_{name}")).cast(DataType::Int64);
         if has_namespaces {
@@ -222,6 +222,16 @@ pub fn capture_counters(caps: &[CaptureInfo]) -> Result<DataFrame, QueryError> {
 /// capture last recorded them (the kernel writes them once, just after
 /// creating it), so an unshare counts even though its maps came after it.
 pub fn became_root(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    Ok(became_root_rows(caps, f)?.drop(EXEC_ID)?)
+}
+
+/// The process image of each row, which the report links to its tree:
+/// every logical change is of one image, but the terminal answers leave it
+/// out.
+const EXEC_ID: &str = "exec_id";
+
+/// [`became_root`] with each row's `exec_id`.
+pub(crate) fn became_root_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
     let host = |old: &str, new: &str| col(new).eq(lit(0u32)).and(col(old).neq(lit(0u32)));
     let mut lf = events(caps, f)?;
     let has_namespaces = has_column(&mut lf, NS_COLUMN)?;
@@ -263,6 +273,7 @@ pub fn became_root(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, Query
         col("threads"),
         col("calls"),
         col("capture"),
+        col(EXEC_ID),
     ]);
     Ok(lf.collect_streaming()?)
 }
@@ -349,6 +360,11 @@ const CAP_SETS: [&str; 5] = [
 
 /// Capability changes, as named capabilities gained and lost per set.
 pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    Ok(caps_rows(caps, f)?.drop(EXEC_ID)?)
+}
+
+/// [`caps`] with each row's `exec_id`.
+pub(crate) fn caps_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
     let changed = CAP_SETS
         .iter()
         .map(|s| col(format!("old_cap_{s}")).neq(col(format!("new_cap_{s}"))))
@@ -375,6 +391,7 @@ pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> 
         "threads",
         "calls",
         "capture",
+        EXEC_ID,
     ])?;
     for s in CAP_SETS {
         // Masks are stored as int64, bit for bit.
@@ -395,8 +412,71 @@ pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> 
     Ok(out)
 }
 
+/// Supplementary group changes, as groups gained (+) and lost (-): joining
+/// group 0 or a group that owns files is a privilege gained as surely as
+/// a uid.
+pub fn groups(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    Ok(groups_rows(caps, f)?.drop(EXEC_ID)?)
+}
+
+/// [`groups`] with each row's `exec_id`.
+pub(crate) fn groups_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    let changed = col("old_groups").neq(col("new_groups"));
+    let df = logical_changes(
+        events(caps, f)?.filter(changed),
+        vec![col("old_groups").first(), col("new_groups").first()],
+    )
+    .collect_streaming()?;
+    let mut out = df.select([
+        "time",
+        "node_name",
+        "pod",
+        "pid",
+        "binary",
+        "syscall",
+        "threads",
+        "calls",
+        "capture",
+        EXEC_ID,
+    ])?;
+    let ids = |name: &str| -> Result<Vec<Vec<i64>>, QueryError> {
+        let c = df
+            .column(name)?
+            .cast(&DataType::List(Box::new(DataType::Int64)))?;
+        Ok(c.list()?
+            .amortized_iter()
+            .map(|l| {
+                l.and_then(|s| {
+                    s.as_ref()
+                        .i64()
+                        .ok()
+                        .map(|v| v.into_no_null_iter().collect())
+                })
+                .unwrap_or_default()
+            })
+            .collect())
+    };
+    let (old, new) = (ids("old_groups")?, ids("new_groups")?);
+    let diffs: Vec<String> = old
+        .iter()
+        .zip(&new)
+        .map(|(a, b)| {
+            let gained = b.iter().filter(|g| !a.contains(g)).map(|g| format!("+{g}"));
+            let lost = a.iter().filter(|g| !b.contains(g)).map(|g| format!("-{g}"));
+            gained.chain(lost).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    out.with_column(Column::new("groups".into(), diffs))?;
+    Ok(out)
+}
+
 /// Refused attempts (EPERM and friends): the clearest sign of probing.
 pub fn failed(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    Ok(failed_rows(caps, f)?.drop(EXEC_ID)?)
+}
+
+/// [`failed`] with each row's `exec_id`.
+pub(crate) fn failed_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
     let mut lf = events(caps, f)?;
     let has_namespaces = has_column(&mut lf, NS_COLUMN)?;
     let df = logical_changes(lf.filter(failed_expr(has_namespaces)), vec![])
@@ -415,6 +495,7 @@ pub fn failed(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError
             col("threads"),
             col("calls"),
             col("capture"),
+            col(EXEC_ID),
         ])
         .collect_streaming()?;
     let errors: Vec<String> = df
@@ -576,6 +657,14 @@ pub fn timeline(
     Ok(lf.drop(cols(["seq"])).collect_streaming()?)
 }
 
+/// A process image and its ancestors, the image first: the chain of
+/// parents the process cache keeps (`tree`, and the report's trees).
+pub(crate) fn ancestry(
+    p: &credtrail_core::enrich::ProcInfo,
+) -> Vec<&credtrail_core::enrich::ProcInfo> {
+    std::iter::successors(Some(p), |p| p.parent.as_deref()).collect()
+}
+
 /// The ancestry of a process image as it was when it existed, rebuilt by
 /// replaying the capture through the recorder's own process cache.
 pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryError> {
@@ -603,14 +692,7 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
         }
         sink.finish();
         let Some(p) = found else { continue };
-        let mut rows: BTreeMap<usize, _> = BTreeMap::new();
-        let mut cur = Some(p);
-        let mut depth = 0usize;
-        while let Some(p) = cur {
-            rows.insert(depth, p.clone());
-            cur = p.parent.clone();
-            depth += 1;
-        }
+        let rows: BTreeMap<usize, _> = ancestry(&p).into_iter().enumerate().collect();
         let get = |f: &dyn Fn(&credtrail_core::enrich::ProcInfo) -> String| {
             rows.values().map(|p| f(p)).collect::<Vec<String>>()
         };
