@@ -198,6 +198,24 @@ fn assert_su_raise_shown(dom: &str) {
 }
 
 #[test]
+fn a_report_needs_a_file_and_no_format() {
+    for (args, says) in [
+        (vec!["report"], "add --out FILE"),
+        (
+            vec!["report", "--out", "x.html", "--format", "csv"],
+            "--format does not apply to report",
+        ),
+    ] {
+        let mut argv = vec!["credtrail-query", "../fixtures/su-like"];
+        argv.extend(args);
+        let cli = Cli::try_parse_from(argv).unwrap();
+        let e = run(cli, &mut Vec::new(), &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    assert!(!Path::new("x.html").exists());
+}
+
+#[test]
 fn xwing_report_in_a_browser() {
     let tmp = tempfile::tempdir().unwrap();
     let page = tmp.path().join("incident.html");

@@ -190,7 +190,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Que
         (None, Some(Question::Unexplained)) => {
             answers.push(crate::unexplained::unexplained(&caps, &cli.filters)?)
         }
-        (None, Some(Question::Tree { exec_id })) => answers.push(questions::tree(&caps, exec_id)?),
+        (None, Some(Question::Tree { exec_id })) => {
+            answers.push(crate::tree::tree(&caps, exec_id)?)
+        }
         (None, Some(Question::Report)) => {
             let Some(path) = cli.out.as_deref() else {
                 return Err(QueryError::Invalid(

@@ -12,6 +12,7 @@ pub mod output;
 pub mod policy;
 pub mod questions;
 pub mod report;
+pub mod tree;
 pub mod unexplained;
 pub mod warnings;
 

@@ -45,7 +45,10 @@ pub fn lane_of(
 ) -> (String, String) {
     let label = match (pod, container) {
         (Some(p), _) if p.contains('/') => format!("pod {p}"),
-        (Some(c), _) | (None, Some(c)) => format!("container {}", &c[..c.len().min(12)]),
+        // By characters: a hostile capture's id need not be hex.
+        (Some(c), _) | (None, Some(c)) => {
+            format!("container {}", c.chars().take(12).collect::<String>())
+        }
         (None, None) => format!("process {}", binary.unwrap_or("(unknown binary)")),
     };
     (node.unwrap_or("").to_owned(), label)

@@ -17,7 +17,7 @@ use credtrail_core::progress::Progress;
 use credtrail_core::unexplained::describe;
 
 use super::data::TreeNode;
-use crate::questions::ancestry;
+use crate::tree::ancestry;
 use crate::unexplained::{Collector, Found};
 use crate::{CaptureInfo, QueryError, answered, invalid};
 
@@ -261,8 +261,10 @@ impl Sink for TreeSink<'_> {
     }
 }
 
+/// A container id's first 12 characters (by characters: an id read from a
+/// hostile capture need not be hex).
 fn short(id: &str) -> String {
-    id[..id.len().min(12)].to_owned()
+    id.chars().take(12).collect()
 }
 
 /// Credentials in one line: ids, then the capability sets that are set.
