@@ -446,14 +446,7 @@ fn process(n: &TreeNode, role: &str, creds_label: &str) -> Markup {
         div class=(format!("proc {role}")) data-pid=(n.pid) {
             span.pid { "pid " (n.pid) } " "
             span.bin { (n.binary) } " "
-            @if n.arguments.chars().count() > 200 {
-                details.args {
-                    summary.mono { (shorten(&n.arguments, 160)) }
-                    span.mono { (n.arguments) }
-                }
-            } @else {
-                span.args.mono { (n.arguments) }
-            }
+            span.args.mono { (n.arguments) }
             div.meta {
                 "started " (n.start)
                 @if let Some(p) = &n.pod { " · pod " (p) }

@@ -23,6 +23,10 @@ use crate::{CaptureInfo, QueryError, answered, invalid};
 
 /// Children listed per tree; the rest are counted.
 pub const MAX_CHILDREN: usize = 20;
+/// Characters of a process's arguments shown in a tree: ancestors recur in
+/// every tree, and a long command line (an environment passed as JSON) would
+/// make the page large; `credtrail-query CAPTURES tree EXEC_ID` gives them all.
+pub const MAX_ARGUMENTS: usize = 240;
 
 /// A process image whose tree is wanted, at its first raise.
 #[derive(Debug, Clone)]
@@ -161,7 +165,7 @@ impl TreeSink<'_> {
             pid: p.pid,
             exec_id: p.exec_id.clone(),
             binary: p.binary.clone(),
-            arguments: p.arguments.clone(),
+            arguments: cut(&p.arguments, MAX_ARGUMENTS),
             cwd: p.cwd.clone(),
             start: rfc3339_ns(p.ktime_ns as i64 + self.offset_ns),
             container: p.container.as_ref().map(|(_, id)| short(id)),
@@ -258,6 +262,14 @@ impl Sink for TreeSink<'_> {
 
     fn user_namespace(&mut self, u: &UsernsRow) -> anyhow::Result<()> {
         self.unexplained.user_namespace(u)
+    }
+}
+
+/// `s` cut to `max` characters, with an ellipsis.
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_owned(),
     }
 }
 
