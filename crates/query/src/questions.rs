@@ -360,11 +360,17 @@ const CAP_SETS: [&str; 5] = [
 
 /// Capability changes, as named capabilities gained and lost per set.
 pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
-    Ok(caps_rows(caps, f)?.drop(EXEC_ID)?)
+    Ok(caps_rows(caps, f, None)?.0.drop(EXEC_ID)?)
 }
 
-/// [`caps`] with each row's `exec_id`.
-pub(crate) fn caps_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+/// [`caps`] with each row's `exec_id`, and how many rows it has; with a
+/// `limit`, only the first rows (naming capabilities makes long text per
+/// row: the report shows a few rows of what may be millions).
+pub(crate) fn caps_rows(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    limit: Option<usize>,
+) -> Result<(DataFrame, usize), QueryError> {
     let changed = CAP_SETS
         .iter()
         .map(|s| col(format!("old_cap_{s}")).neq(col(format!("new_cap_{s}"))))
@@ -380,6 +386,9 @@ pub(crate) fn caps_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, 
         })
         .collect();
     let df = logical_changes(events(caps, f)?.filter(changed), firsts).collect_streaming()?;
+    let total = df.height();
+    // (`head(None)` would be ten rows.)
+    let df = df.head(Some(limit.unwrap_or(total)));
     // Naming bits is plain Rust over the (small) answer.
     let mut out = df.select([
         "time",
@@ -409,24 +418,32 @@ pub(crate) fn caps_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, 
             .collect();
         out.with_column(Column::new(s.into(), names))?;
     }
-    Ok(out)
+    Ok((out, total))
 }
 
 /// Supplementary group changes, as groups gained (+) and lost (-): joining
 /// group 0 or a group that owns files is a privilege gained as surely as
 /// a uid.
 pub fn groups(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
-    Ok(groups_rows(caps, f)?.drop(EXEC_ID)?)
+    Ok(groups_rows(caps, f, None)?.0.drop(EXEC_ID)?)
 }
 
-/// [`groups`] with each row's `exec_id`.
-pub(crate) fn groups_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+/// [`groups`] with each row's `exec_id`, and how many rows it has; with a
+/// `limit`, only the first rows (as [`caps_rows`]).
+pub(crate) fn groups_rows(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    limit: Option<usize>,
+) -> Result<(DataFrame, usize), QueryError> {
     let changed = col("old_groups").neq(col("new_groups"));
     let df = logical_changes(
         events(caps, f)?.filter(changed),
         vec![col("old_groups").first(), col("new_groups").first()],
     )
     .collect_streaming()?;
+    let total = df.height();
+    // (`head(None)` would be ten rows.)
+    let df = df.head(Some(limit.unwrap_or(total)));
     let mut out = df.select([
         "time",
         "node_name",
@@ -467,7 +484,7 @@ pub(crate) fn groups_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame
         })
         .collect();
     out.with_column(Column::new("groups".into(), diffs))?;
-    Ok(out)
+    Ok((out, total))
 }
 
 /// Refused attempts (EPERM and friends): the clearest sign of probing.

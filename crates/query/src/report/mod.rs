@@ -34,7 +34,10 @@ pub const MAX_TREES: usize = 50;
 struct Answer {
     question: &'static str,
     title: &'static str,
+    /// Its first rows at least (all but caps' and groups').
     frame: DataFrame,
+    /// Rows in the whole answer.
+    total: usize,
     /// Columns the terminal answer does not have.
     hidden: &'static [&'static str],
 }
@@ -48,32 +51,42 @@ pub fn build(
 ) -> Result<Report, QueryError> {
     let answers = {
         let _p = Progress::spinner("answering became-root, caps, groups and failed");
-        vec![
-            Answer {
-                question: "became-root",
-                title: "Became root",
-                frame: questions::became_root_rows(caps, f)?,
-                hidden: &["exec_id"],
-            },
-            Answer {
-                question: "caps",
-                title: "Capabilities gained (+) and lost (-)",
-                frame: questions::caps_rows(caps, f)?,
-                hidden: &["exec_id"],
-            },
-            Answer {
-                question: "groups",
-                title: "Supplementary groups gained (+) and lost (-)",
-                frame: questions::groups_rows(caps, f)?,
-                hidden: &["exec_id"],
-            },
-            Answer {
-                question: "failed",
-                title: "Refused attempts",
-                frame: questions::failed_rows(caps, f)?,
-                hidden: &["exec_id"],
-            },
+        let whole = |frame: DataFrame| {
+            let total = frame.height();
+            (frame, total)
+        };
+        let cut = Some(MAX_ROWS);
+        [
+            (
+                "became-root",
+                "Became root",
+                whole(questions::became_root_rows(caps, f)?),
+            ),
+            (
+                "caps",
+                "Capabilities gained (+) and lost (-)",
+                questions::caps_rows(caps, f, cut)?,
+            ),
+            (
+                "groups",
+                "Supplementary groups gained (+) and lost (-)",
+                questions::groups_rows(caps, f, cut)?,
+            ),
+            (
+                "failed",
+                "Refused attempts",
+                whole(questions::failed_rows(caps, f)?),
+            ),
         ]
+        .into_iter()
+        .map(|(question, title, (frame, total))| Answer {
+            question,
+            title,
+            frame,
+            total,
+            hidden: &["exec_id"],
+        })
+        .collect::<Vec<_>>()
     };
     // Every row shown is a mark; raises get a tree.
     let mut placed: Vec<(usize, usize, Placed)> = Vec::new();
@@ -112,10 +125,12 @@ pub fn build(
         }
     }
     let (snaps, found) = tree::collect(caps, &targets)?;
+    let frame = found.frame(f)?;
     let unexplained = Answer {
         question: "unexplained",
         title: "Unexplained changes",
-        frame: found.frame(f)?,
+        total: frame.height(),
+        frame,
         hidden: &[],
     };
     let uq = answers.len();
@@ -153,12 +168,12 @@ pub fn build(
     let mut findings = Vec::new();
     for (q, a) in answers.iter().enumerate() {
         let (columns, rows) = text_cells(&a.frame, a.hidden)?;
-        if a.frame.height() > rows.len() {
+        if a.total > rows.len() {
             notes.push(format!(
                 "{}: the first {} of {} rows are marked; `credtrail-query CAPTURES {}` lists them all",
                 a.question,
                 rows.len(),
-                a.frame.height(),
+                a.total,
                 a.question
             ));
         }
@@ -166,7 +181,7 @@ pub fn build(
             question: a.question,
             title: a.title,
             columns,
-            total: a.frame.height(),
+            total: a.total,
             rows: rows
                 .into_iter()
                 .enumerate()
