@@ -94,6 +94,11 @@ fn no_unreferenced_snapshots() {
             .map(|q| format!("it__query__{q}.snap")),
     );
     expected.extend(crate::tables::snapshots());
+    expected.extend(
+        crate::report::SNAPSHOTS
+            .iter()
+            .map(|s| format!("it__report__{s}.snap")),
+    );
     for entry in std::fs::read_dir(&here).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         if name.ends_with(".snap.new") {

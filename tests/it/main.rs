@@ -14,6 +14,8 @@ mod policy;
 mod query;
 // credtrail-query's terminal tables: per question, widths, colour, pager.
 mod tables;
+// credtrail-query report in headless Chromium: what it shows, hostile text, its data.
+mod report;
 // Spark (local-cluster, default settings) reading a fleet of captures.
 mod spark;
 // credtrail-ship to a real S3 server (moto), resumed, tampered with, queried.

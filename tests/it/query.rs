@@ -39,11 +39,12 @@ pub(crate) fn xwing_su_exec_id() -> String {
 }
 
 /// Snapshot names of `built_in_questions_over_the_fixtures`.
-pub const QUESTIONS: [&str; 8] = [
+pub const QUESTIONS: [&str; 9] = [
     "summary",
     "became_root",
     "caps",
     "caps_xwing_pod",
+    "groups",
     "failed",
     "timeline_su",
     "tree_su",
@@ -71,6 +72,7 @@ fn built_in_questions_over_the_fixtures() {
                 "csv",
             ],
         ),
+        ("groups", vec!["../fixtures", "groups", "--format", "csv"]),
         ("failed", vec!["../fixtures", "failed", "--format", "csv"]),
         (
             "timeline_su",
@@ -594,4 +596,46 @@ fn duckdb_and_pyarrow_read_every_table_with_no_option() {
         ])
     );
     assert!(m.counters.events_written > 0);
+}
+
+/// Long work shows progress on stderr when it is a terminal (here a pty
+/// from util-linux `script`), and nothing at all when it is a pipe.
+#[test]
+fn progress_on_a_terminal_only() {
+    let replay = credtrail_testkit::replay_bin();
+    let query = credtrail_testkit::query_bin();
+    let fixtures = credtrail_testkit::fixture("");
+    let xwing = credtrail_testkit::fixture("k8s-xwing-su");
+    let cases = [
+        (format!("{replay} --verify {}", xwing.display()), "checking"),
+        (
+            format!("{query} {} summary --format csv", fixtures.display()),
+            "checking captures",
+        ),
+    ];
+    for (cmd, label) in cases {
+        // In a pipe: the answer and nothing drawn.
+        let o = Command::new("sh").args(["-c", &cmd]).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains(label) && !err.contains('\u{1b}') && !err.contains('\r'),
+            "{cmd}: {err:?}"
+        );
+        // On a terminal: drawn, then cleared.
+        let o = Command::new("script")
+            .args(["-qec", &format!("{cmd} > /dev/null"), "/dev/null"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cmd}");
+        let tty = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            tty.contains(label) && tty.contains("\u{1b}[2K"),
+            "{cmd}: {tty:?}"
+        );
+    }
 }

@@ -44,6 +44,11 @@ fn questions(su: &str) -> Vec<(&'static str, Vec<String>, &'static [&'static str
             &["TIME (UTC)", "BINARY", "CALL", "CHANGE"],
         ),
         (
+            "groups",
+            args(&["../fixtures", "groups"]),
+            &["TIME (UTC)", "BINARY", "CALL", "CHANGE"],
+        ),
+        (
             "failed",
             args(&["../fixtures", "failed"]),
             &["TIME (UTC)", "BINARY", "CALL", "ERROR"],
@@ -161,11 +166,16 @@ fn long_answers_are_cut_with_a_line_saying_how_to_see_all() {
 /// Runs credtrail-query under a pseudo-terminal (`script`), with `env`.
 fn at_terminal(args: &str, env: &[(&str, &str)]) -> String {
     let mut cmd = Command::new("script");
-    cmd.args(["-qec", &format!("{} {args}", query_bin()), "/dev/null"])
-        .env_remove("NO_COLOR")
-        .env_remove("PAGER")
-        .env_remove("CREDTRAIL_PAGER")
-        .env("COLUMNS", "160");
+    // stderr (progress, warnings) away: `script` merges it into the output.
+    cmd.args([
+        "-qec",
+        &format!("{} {args} 2>/dev/null", query_bin()),
+        "/dev/null",
+    ])
+    .env_remove("NO_COLOR")
+    .env_remove("PAGER")
+    .env_remove("CREDTRAIL_PAGER")
+    .env("COLUMNS", "160");
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -248,5 +248,30 @@ pub(crate) fn bench_query(dir: &Path, runs: usize) -> anyhow::Result<String> {
             rb as f64 / (1 << 20) as f64,
         );
     }
+    md += &bench_report(&query, dir, runs)?;
     Ok(md)
+}
+
+/// `credtrail-query report` over the same capture: its time, peak memory
+/// and the page's size. The page aggregates (lanes × time slices, the
+/// first rows of each finding), so its size must not grow with the events.
+fn bench_report(query: &Path, dir: &Path, runs: usize) -> anyhow::Result<String> {
+    let page = dir.with_extension("report.html");
+    let (mut times, mut peak) = (Vec::new(), 0u64);
+    for _ in 0..runs {
+        let mut c = Command::new(query);
+        c.arg(dir).arg("report").arg("--out").arg(&page);
+        let (t, r) = measure(&mut c)?;
+        times.push(t.as_secs_f64());
+        peak = peak.max(r);
+    }
+    let bytes = std::fs::metadata(&page)
+        .with_context(|| format!("the report {} was not written", page.display()))?
+        .len();
+    let (min, med, max) = stats(times);
+    Ok(format!(
+        "\n`report` (the HTML page: timeline, process trees, findings) over the same capture: {min:.2} / {med:.2} / {max:.2} s (min / median / max), peak RSS {:.0} MiB, page {:.0} KiB.\n",
+        peak as f64 / (1 << 20) as f64,
+        bytes as f64 / 1024.0
+    ))
 }

@@ -20,6 +20,7 @@ pub mod host;
 pub mod model;
 pub mod policy;
 pub mod print;
+pub mod progress;
 pub mod replay;
 pub mod sink;
 pub mod term;

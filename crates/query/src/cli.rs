@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use credtrail_core::policy::Rules;
+use credtrail_core::progress::Progress;
 
 use clap::{Parser, Subcommand};
-use credtrail_core::capture::manifest::CaptureState;
 use credtrail_core::term::table::Layout;
 use credtrail_core::term::{ColorChoice, safe};
 use polars::prelude::DataFrame;
@@ -14,7 +14,7 @@ use polars::prelude::DataFrame;
 use crate::output::{Format, write, write_text};
 use crate::questions::{self, Filters, TimelineArgs};
 use crate::view::{self, Kind};
-use crate::{QueryError, Trust, discover_pruned, lossy, refuse_file_functions, sql};
+use crate::{QueryError, Trust, discover_pruned, refuse_file_functions, sql};
 
 /// Ask questions of credtrail captures: SQL over the tables `events`,
 /// `lifecycle`, `processes`, `containers`, `user_namespaces` and `captures`
@@ -25,7 +25,7 @@ use crate::{QueryError, Trust, discover_pruned, lossy, refuse_file_functions, sq
     name = "credtrail-query",
     version,
     subcommand_precedence_over_arg = true,
-    after_help = "Examples:\n  credtrail-query captures/ became-root\n  credtrail-query captures/ caps --pod default/xwing\n  credtrail-query captures/*/ --sql \"SELECT syscall, count(*) AS n FROM events GROUP BY 1\""
+    after_help = "Examples:\n  credtrail-query captures/ became-root\n  credtrail-query captures/ report --out incident.html\n  credtrail-query captures/ caps --pod default/xwing\n  credtrail-query captures/*/ --sql \"SELECT syscall, count(*) AS n FROM events GROUP BY 1\""
 )]
 pub struct Cli {
     /// Captures, or folders holding captures (hive layouts like node=a/date=b/ too),
@@ -102,6 +102,8 @@ pub enum Question {
     BecameRoot,
     /// Capability changes, as capabilities gained (+) and lost (-) per set.
     Caps,
+    /// Supplementary group changes, as groups gained (+) and lost (-).
+    Groups,
     /// Refused attempts (EPERM and friends): the clearest sign of probing.
     Failed,
     /// Credential and lifecycle events in time order.
@@ -117,6 +119,15 @@ pub enum Question {
         /// The process's exec_id.
         exec_id: String,
     },
+    /// One HTML page to look at in a browser (needs --out FILE): timeline, process trees, findings.
+    ///
+    /// Self-contained and offline (it loads nothing): what the captures
+    /// cover and lost, a timeline of credential changes per pod or process
+    /// with privilege raises, refused attempts and unexplained changes
+    /// marked, the process tree around each raise, and the findings of
+    /// became-root, caps, groups, failed and unexplained, each linked to its
+    /// place. The filters apply before the page is made.
+    Report,
 }
 
 /// Runs the command; writes answers to `out` (not a terminal) and
@@ -179,38 +190,19 @@ pub fn run_at(
             "--policy-warn needs --policy FILE".into(),
         ));
     }
-    // Every answer says when it rests on a capture that lost events.
-    for (c, counters) in lossy(&caps) {
-        let _ = writeln!(
-            err,
-            "credtrail-query: warning: {} lost {} events and {} lifecycle records while recording (ringbuf_full {}, enter_store_failures {}, decode_errors {}); answers may be incomplete",
-            safe(&c.name),
-            counters.lost(),
-            counters.lifecycle_lost(),
-            counters.ringbuf_full,
-            counters.enter_store_failures,
-            counters.decode_errors
-        );
-    }
-    for c in crate::answered(&caps).filter(|c| c.manifest.state == CaptureState::Recovered) {
-        let _ = writeln!(
-            err,
-            "credtrail-query: warning: {} was recovered after its recorder died: at least {} events lost, and what happened after {} may be missing",
-            safe(&c.name),
-            c.manifest
-                .recovery
-                .as_ref()
-                .map_or(0, |r| r.events_lost_at_least),
-            safe(
-                c.manifest
-                    .end
-                    .as_ref()
-                    .map_or("its last checkpoint", |e| e.time.as_str())
-            )
-        );
+    // Every answer says when it rests on a capture that lost events, was
+    // recovered or cut short, or whose manifest does not verify.
+    let warnings = crate::warnings::warnings(&caps, trust);
+    for w in warnings.iter().filter(|w| w.kind != "unverified") {
+        let _ = writeln!(err, "credtrail-query: warning: {}", safe(&w.text));
     }
     let mut answers: Vec<(Kind, DataFrame)> = Vec::new();
     let table = matches!(cli.format, Format::Table | Format::Wide) || cli.wide;
+    // Cleared before the answer is written (a terminal table follows it).
+    let progress = match &cli.question {
+        Some(Question::Report) => Progress::hidden(),
+        _ => Progress::spinner("answering"),
+    };
     match (&cli.sql, &cli.question) {
         (Some(_), Some(_)) => {
             return Err(QueryError::Invalid(
@@ -234,6 +226,9 @@ pub fn run_at(
         (None, Some(Question::Failed)) => {
             answers.push((Kind::Failed, questions::failed(&caps, &cli.filters)?))
         }
+        (None, Some(Question::Groups)) => {
+            answers.push((Kind::Groups, questions::groups(&caps, &cli.filters)?))
+        }
         (None, Some(Question::Timeline(t))) => {
             answers.push((Kind::Timeline, questions::timeline(&caps, &cli.filters, t)?))
         }
@@ -242,9 +237,32 @@ pub fn run_at(
             crate::unexplained::unexplained(&caps, &cli.filters)?,
         )),
         (None, Some(Question::Tree { exec_id })) => {
-            answers.push((Kind::Tree, questions::tree(&caps, exec_id)?))
+            answers.push((Kind::Tree, crate::tree::tree(&caps, exec_id)?))
+        }
+        (None, Some(Question::Report)) => {
+            let Some(path) = cli.out.as_deref() else {
+                return Err(QueryError::Invalid(
+                    "report writes an HTML page: add --out FILE (e.g. --out incident.html)".into(),
+                ));
+            };
+            if cli.format != Format::Table || cli.wide {
+                return Err(QueryError::Invalid(
+                    "--format does not apply to report, which writes HTML".into(),
+                ));
+            }
+            let data = crate::report::build(&caps, &cli.filters, trust, warnings)?;
+            let page = crate::report::html::render(&data)?;
+            crate::output::write_file(path, page.as_bytes())?;
+            let _ = writeln!(
+                err,
+                "credtrail-query: report written to {} ({} bytes); open it in a browser",
+                safe(&path.display().to_string()),
+                page.len()
+            );
+            return Ok(());
         }
     }
+    drop(progress);
     let format = if cli.wide { Format::Wide } else { cli.format };
     let to_file = cli.out.is_some();
     let sql_limited = cli.sql.as_deref().is_some_and(has_limit);

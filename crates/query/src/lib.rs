@@ -11,8 +11,11 @@ pub mod filters;
 pub mod output;
 pub mod policy;
 pub mod questions;
+pub mod report;
+pub mod tree;
 pub mod unexplained;
 pub mod view;
+pub mod warnings;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -143,7 +146,13 @@ pub fn discover_pruned(
     }
     let mut caps = Vec::new();
     let mut pruned = Vec::new();
+    // Checking every segment's sha256 is the long part over many captures.
+    let progress = match dirs.len() {
+        1 => credtrail_core::progress::Progress::hidden(),
+        n => credtrail_core::progress::Progress::bar("checking captures", n as u64, false),
+    };
     for dir in dirs {
+        progress.inc(1);
         let folder_node = folder_node(&dir);
         if !prune.keeps_folder(folder_node.as_deref()) {
             pruned.push(dir);
@@ -321,6 +330,21 @@ fn as_stored(mut lf: LazyFrame) -> Result<LazyFrame, QueryError> {
     for (name, t) in schema.iter() {
         if name.as_str() == "time" {
             exprs.push(col("time").cast(DataType::Int64).alias(storage::TIME_NS));
+        }
+        // Events' container_start_time was an integer (ns) before format 5.
+        if name.as_str() == "container_start_time" && *t == DataType::Int64 {
+            exprs.push(
+                col(name.clone())
+                    .cast(DataType::Datetime(
+                        TimeUnit::Nanoseconds,
+                        Some(TimeZone::UTC),
+                    ))
+                    .cast(DataType::Datetime(
+                        TimeUnit::Microseconds,
+                        Some(TimeZone::UTC),
+                    )),
+            );
+            continue;
         }
         if let Some(to) = stored_type(t) {
             let opts = if matches!(t, DataType::UInt64) {

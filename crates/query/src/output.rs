@@ -49,13 +49,16 @@ pub fn write(
 /// Writes a rendered table to `out` (stdout) or to the file `to`.
 pub fn write_text(text: &str, to: Option<&Path>, out: &mut dyn Write) -> Result<(), QueryError> {
     match to {
-        Some(path) => {
-            let mut f = AnswerFile::create(path)?;
-            f.file.write_all(text.as_bytes()).map_err(io)?;
-            f.commit()
-        }
+        Some(path) => write_file(path, text.as_bytes()),
         None => out.write_all(text.as_bytes()).map_err(io),
     }
+}
+
+/// Writes `bytes` to the file `path`, as `--out` writes every answer.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), QueryError> {
+    let mut f = AnswerFile::create(path)?;
+    f.file.write_all(bytes).map_err(io)?;
+    f.commit()
 }
 
 fn write_as(df: &mut DataFrame, format: Format, w: &mut dyn Write) -> Result<(), QueryError> {

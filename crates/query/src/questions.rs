@@ -2,7 +2,7 @@
 //! tables (see `lib.rs`). Results are sorted so that the same captures
 //! always give the same answer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use credtrail_core::model::creds::cap_diff;
@@ -13,10 +13,10 @@ use polars::prelude::*;
 
 pub use crate::filters::Filters;
 use crate::filters::time_ns;
-use crate::{CaptureInfo, QueryError, Streaming, invalid, table, table_pieces};
+use crate::{CaptureInfo, QueryError, Streaming, table, table_pieces};
 use polars::chunked_array::cast::CastOptions;
 
-fn events(caps: &[CaptureInfo], f: &Filters) -> Result<LazyFrame, QueryError> {
+pub(crate) fn events(caps: &[CaptureInfo], f: &Filters) -> Result<LazyFrame, QueryError> {
     let lf = table(caps, "events")?.ok_or_else(no_events)?;
     Ok(f.apply(lf))
 }
@@ -27,7 +27,7 @@ fn no_events() -> QueryError {
 
 /// `ns/name` when the pod is known, else the first 12 characters of the
 /// container id, else null.
-fn pod_expr() -> Expr {
+pub(crate) fn pod_expr() -> Expr {
     when(col("pod_name").is_not_null())
         .then(concat_str(
             [col("pod_namespace"), col("pod_name")],
@@ -40,16 +40,16 @@ fn pod_expr() -> Expr {
 
 /// A column of format 3: scans of older captures alone lack the namespace
 /// columns, and an expression naming them would fail.
-const NS_COLUMN: &str = "new_userns_level";
+pub(crate) const NS_COLUMN: &str = "new_userns_level";
 
-fn has_column(lf: &mut LazyFrame, name: &str) -> PolarsResult<bool> {
+pub(crate) fn has_column(lf: &mut LazyFrame, name: &str) -> PolarsResult<bool> {
     Ok(lf.collect_schema()?.contains(name))
 }
 
 /// "ok" or "failed": setfsuid/setfsgid never fail, so for them a refused
 /// request is one that left the id unchanged (the id as the caller's user
 /// namespace shows it, where the capture has it, as `Event::outcome`).
-fn failed_expr(has_namespaces: bool) -> Expr {
+pub(crate) fn failed_expr(has_namespaces: bool) -> Expr {
     let id = |name: &str| {
         let host = col(format!("new_{name}")).cast(DataType::Int64);
         if has_namespaces {
@@ -222,6 +222,16 @@ pub fn capture_counters(caps: &[CaptureInfo]) -> Result<DataFrame, QueryError> {
 /// capture last recorded them (the kernel writes them once, just after
 /// creating it), so an unshare counts even though its maps came after it.
 pub fn became_root(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    Ok(became_root_rows(caps, f)?.drop(EXEC_ID)?)
+}
+
+/// The process image of each row, which the report links to its tree:
+/// every logical change is of one image, but the terminal answers leave it
+/// out.
+const EXEC_ID: &str = "exec_id";
+
+/// [`became_root`] with each row's `exec_id`.
+pub(crate) fn became_root_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
     let host = |old: &str, new: &str| col(new).eq(lit(0u32)).and(col(old).neq(lit(0u32)));
     let mut lf = events(caps, f)?;
     let has_namespaces = has_column(&mut lf, NS_COLUMN)?;
@@ -263,6 +273,7 @@ pub fn became_root(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, Query
         col("threads"),
         col("calls"),
         col("capture"),
+        col(EXEC_ID),
     ]);
     Ok(lf.collect_streaming()?)
 }
@@ -349,6 +360,17 @@ const CAP_SETS: [&str; 5] = [
 
 /// Capability changes, as named capabilities gained and lost per set.
 pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    Ok(caps_rows(caps, f, None)?.0.drop(EXEC_ID)?)
+}
+
+/// [`caps`] with each row's `exec_id`, and how many rows it has; with a
+/// `limit`, only the first rows (naming capabilities makes long text per
+/// row: the report shows a few rows of what may be millions).
+pub(crate) fn caps_rows(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    limit: Option<usize>,
+) -> Result<(DataFrame, usize), QueryError> {
     let changed = CAP_SETS
         .iter()
         .map(|s| col(format!("old_cap_{s}")).neq(col(format!("new_cap_{s}"))))
@@ -364,6 +386,9 @@ pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> 
         })
         .collect();
     let df = logical_changes(events(caps, f)?.filter(changed), firsts).collect_streaming()?;
+    let total = df.height();
+    // (`head(None)` would be ten rows.)
+    let df = df.head(Some(limit.unwrap_or(total)));
     // Naming bits is plain Rust over the (small) answer.
     let mut out = df.select([
         "time",
@@ -375,6 +400,7 @@ pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> 
         "threads",
         "calls",
         "capture",
+        EXEC_ID,
     ])?;
     for s in CAP_SETS {
         // Masks are stored as int64, bit for bit.
@@ -392,11 +418,82 @@ pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> 
             .collect();
         out.with_column(Column::new(s.into(), names))?;
     }
-    Ok(out)
+    Ok((out, total))
+}
+
+/// Supplementary group changes, as groups gained (+) and lost (-): joining
+/// group 0 or a group that owns files is a privilege gained as surely as
+/// a uid.
+pub fn groups(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    Ok(groups_rows(caps, f, None)?.0.drop(EXEC_ID)?)
+}
+
+/// [`groups`] with each row's `exec_id`, and how many rows it has; with a
+/// `limit`, only the first rows (as [`caps_rows`]).
+pub(crate) fn groups_rows(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    limit: Option<usize>,
+) -> Result<(DataFrame, usize), QueryError> {
+    let changed = col("old_groups").neq(col("new_groups"));
+    let df = logical_changes(
+        events(caps, f)?.filter(changed),
+        vec![col("old_groups").first(), col("new_groups").first()],
+    )
+    .collect_streaming()?;
+    let total = df.height();
+    // (`head(None)` would be ten rows.)
+    let df = df.head(Some(limit.unwrap_or(total)));
+    let mut out = df.select([
+        "time",
+        "node_name",
+        "pod",
+        "pid",
+        "binary",
+        "syscall",
+        "threads",
+        "calls",
+        "capture",
+        EXEC_ID,
+    ])?;
+    let ids = |name: &str| -> Result<Vec<Vec<i64>>, QueryError> {
+        let c = df
+            .column(name)?
+            .cast(&DataType::List(Box::new(DataType::Int64)))?;
+        Ok(c.list()?
+            .amortized_iter()
+            .map(|l| {
+                l.and_then(|s| {
+                    s.as_ref()
+                        .i64()
+                        .ok()
+                        .map(|v| v.into_no_null_iter().collect())
+                })
+                .unwrap_or_default()
+            })
+            .collect())
+    };
+    let (old, new) = (ids("old_groups")?, ids("new_groups")?);
+    let diffs: Vec<String> = old
+        .iter()
+        .zip(&new)
+        .map(|(a, b)| {
+            let gained = b.iter().filter(|g| !a.contains(g)).map(|g| format!("+{g}"));
+            let lost = a.iter().filter(|g| !b.contains(g)).map(|g| format!("-{g}"));
+            gained.chain(lost).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    out.with_column(Column::new("groups".into(), diffs))?;
+    Ok((out, total))
 }
 
 /// Refused attempts (EPERM and friends): the clearest sign of probing.
 pub fn failed(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    Ok(failed_rows(caps, f)?.drop(EXEC_ID)?)
+}
+
+/// [`failed`] with each row's `exec_id`.
+pub(crate) fn failed_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
     let mut lf = events(caps, f)?;
     let has_namespaces = has_column(&mut lf, NS_COLUMN)?;
     let df = logical_changes(lf.filter(failed_expr(has_namespaces)), vec![])
@@ -415,6 +512,7 @@ pub fn failed(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError
             col("threads"),
             col("calls"),
             col("capture"),
+            col(EXEC_ID),
         ])
         .collect_streaming()?;
     let errors: Vec<String> = df
@@ -574,86 +672,4 @@ pub fn timeline(
     let lf = concat(frames, UnionArgs::default())?
         .sort(["capture", "time", "seq"], SortMultipleOptions::default());
     Ok(lf.drop(cols(["seq"])).collect_streaming()?)
-}
-
-/// The ancestry of a process image as it was when it existed, rebuilt by
-/// replaying the capture through the recorder's own process cache.
-pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryError> {
-    use credtrail_core::enrich::Record;
-    for c in crate::answered(caps_) {
-        let cap = credtrail_core::capture::Capture {
-            dir: c.dir.clone(),
-            manifest: c.manifest.clone(),
-            files: std::sync::Arc::clone(&c.files),
-        };
-        let mut inputs = credtrail_core::replay::open(&cap).map_err(invalid)?;
-        let mut enricher = credtrail_core::replay::enricher(&cap, &mut inputs);
-        let m = &c.manifest;
-        let mut found = enricher.find(exec_id);
-        // To the end: an ancestor's credentials may have changed
-        // unexplained after the process was found.
-        let mut sink = crate::unexplained::Collector::new(&m.node_name);
-        for rec in inputs.records {
-            let rec = rec.map_err(invalid)?;
-            let is_proc = matches!(rec, Record::Proc(_));
-            enricher.apply(rec, &mut sink).map_err(invalid)?;
-            if is_proc && found.is_none() {
-                found = enricher.find(exec_id);
-            }
-        }
-        sink.finish();
-        let Some(p) = found else { continue };
-        let mut rows: BTreeMap<usize, _> = BTreeMap::new();
-        let mut cur = Some(p);
-        let mut depth = 0usize;
-        while let Some(p) = cur {
-            rows.insert(depth, p.clone());
-            cur = p.parent.clone();
-            depth += 1;
-        }
-        let get = |f: &dyn Fn(&credtrail_core::enrich::ProcInfo) -> String| {
-            rows.values().map(|p| f(p)).collect::<Vec<String>>()
-        };
-        let df = DataFrame::new_infer_height(vec![
-            Column::new(
-                "depth".into(),
-                rows.keys().map(|d| *d as u32).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "pid".into(),
-                rows.values().map(|p| p.pid).collect::<Vec<_>>(),
-            ),
-            Column::new("binary".into(), get(&|p| p.binary.clone())),
-            Column::new("arguments".into(), get(&|p| p.arguments.clone())),
-            Column::new("cwd".into(), get(&|p| p.cwd.clone())),
-            Column::new("flags".into(), get(&|p| p.flags.clone())),
-            Column::new(
-                "start_time".into(),
-                get(&|p| {
-                    credtrail_core::host::rfc3339_ns(p.ktime_ns as i64 + m.realtime_offset_ns)
-                }),
-            ),
-            Column::new(
-                "container_id".into(),
-                get(&|p| {
-                    p.container
-                        .as_ref()
-                        .map(|(_, id)| id[..12].to_owned())
-                        .unwrap_or_default()
-                }),
-            ),
-            Column::new("exec_id".into(), get(&|p| p.exec_id.clone())),
-            // Credentials of this process changed with no call to explain it.
-            Column::new(
-                "unexplained".into(),
-                rows.values()
-                    .map(|p| sink.exec_ids.contains(&p.exec_id))
-                    .collect::<Vec<_>>(),
-            ),
-        ])?;
-        return Ok(df);
-    }
-    Err(QueryError::Invalid(format!(
-        "no process with exec_id {exec_id} in these captures"
-    )))
 }

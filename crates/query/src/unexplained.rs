@@ -232,13 +232,35 @@ fn filtered(rows: Vec<(Row, String)>, f: &Filters) -> Result<Vec<(Row, String)>,
 
 /// Every unexplained change in `caps`, live and offline, in time order.
 pub fn unexplained(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
-    let mut rows: Vec<(Row, String)> = Vec::new();
+    let mut found = Found::default();
     for cap in crate::answered(caps) {
         let mut c = Collector::new(&cap.manifest.node_name);
         replay_into(cap, &mut c)?;
-        c.finish();
-        rows.extend(c.rows.into_iter().map(|r| (r, cap.name.clone())));
+        found.add(c, &cap.name);
     }
+    found.frame(f)
+}
+
+/// What the collectors of several captures found, each row with its
+/// capture's name.
+#[derive(Default)]
+pub(crate) struct Found(Vec<(Row, String)>);
+
+impl Found {
+    /// A capture's findings, once its replay has ended.
+    pub(crate) fn add(&mut self, mut c: Collector, capture: &str) {
+        c.finish();
+        self.0
+            .extend(c.rows.into_iter().map(|r| (r, capture.to_owned())));
+    }
+
+    /// The answer of `unexplained`: the rows the filters keep, in time order.
+    pub(crate) fn frame(self, f: &Filters) -> Result<DataFrame, QueryError> {
+        frame(self.0, f)
+    }
+}
+
+fn frame(rows: Vec<(Row, String)>, f: &Filters) -> Result<DataFrame, QueryError> {
     let mut rows = filtered(rows, f)?;
     rows.sort_by(|(a, ca), (b, cb)| (a.time, ca, a.tid).cmp(&(b.time, cb, b.tid)));
     let strs = |g: &dyn Fn(&Row) -> Option<String>| {

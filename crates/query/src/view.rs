@@ -18,6 +18,7 @@ pub enum Kind {
     Counters,
     BecameRoot,
     Caps,
+    Groups,
     Failed,
     Timeline,
     Unexplained,
@@ -38,6 +39,7 @@ impl Kind {
             Kind::Counters => ("capture", "captures"),
             Kind::BecameRoot => ("privilege raise", "privilege raises"),
             Kind::Caps => ("capability change", "capability changes"),
+            Kind::Groups => ("group change", "group changes"),
             Kind::Failed => ("refused attempt", "refused attempts"),
             Kind::Timeline => ("event", "events"),
             Kind::Unexplained => ("unexplained change", "unexplained changes"),
@@ -161,6 +163,18 @@ fn specs(kind: Kind, df: &DataFrame) -> Vec<Spec> {
             spec("CHANGE", CapChange).text(),
             spec("THREADS", Field("threads")).right().drop(7),
             spec("CALLS", Field("calls")).right().drop(7),
+            spec("CAPTURE", Capture).drop(4),
+        ],
+        Kind::Groups => vec![
+            spec("TIME", Field("time")),
+            spec("NODE", Field("node_name")).drop(4),
+            spec("POD", Field("pod")).path().drop(3),
+            spec("BINARY", Field("binary")).path(),
+            spec("PID", Field("pid")).right().drop(2),
+            spec("CALL", Field("syscall")),
+            spec("CHANGE", Field("groups")).text(),
+            spec("THREADS", Field("threads")).right().drop(5),
+            spec("CALLS", Field("calls")).right().drop(5),
             spec("CAPTURE", Capture).drop(4),
         ],
         Kind::Failed => vec![
@@ -520,6 +534,7 @@ impl Row<'_> {
                     .any(|n| self.str(n).is_some_and(|s| s.contains('+')));
                 if gained { Mark::Raise } else { Mark::Plain }
             }
+            Kind::Groups if self.str("groups").is_some_and(|g| g.contains('+')) => Mark::Raise,
             Kind::Unexplained => Mark::Raise,
             Kind::Tree if self.any("unexplained") == AnyValue::Boolean(true) => Mark::Raise,
             Kind::Timeline => {

@@ -10,11 +10,12 @@ use std::path::Path;
 use anyhow::Context as _;
 use clap::Parser;
 use credtrail_core::capture::sign;
-use credtrail_core::capture::{Capture, CaptureWriter, Rotation};
+use credtrail_core::capture::{Capture, CaptureWriter, EVENTS, LIFECYCLE, Rotation};
 use credtrail_core::policy::Rules;
 use credtrail_core::policy::capture_host;
 use credtrail_core::policy::decide::{PolicyFilter, PolicySink};
 use credtrail_core::print::PrintFormat;
+use credtrail_core::progress::{Counted, Progress};
 use credtrail_core::replay::{open, run_records};
 use credtrail_core::sink::{CaptureSink, Counts, Printer};
 
@@ -80,18 +81,32 @@ pub fn replay(
         None => None,
     };
     let printer = print.map(|(format, out)| Printer::new(format, out));
+    // A copy being written is long work with nothing else on the terminal.
+    let progress = match &writer {
+        Some(_) => Progress::bar(
+            &format!("replaying {}", cap.dir.display()),
+            cap.manifest.rows_in(EVENTS) + cap.manifest.rows_in(LIFECYCLE),
+            false,
+        ),
+        None => Progress::hidden(),
+    };
     let mut sink = CaptureSink::new(writer, printer);
+    let mut counted = Counted {
+        inner: &mut sink,
+        progress: &progress,
+    };
     match policy {
         Some(rules) => {
             let mut filter = PolicyFilter::new(rules.clone(), capture_host(cap)?);
             let mut policy_sink = PolicySink {
                 filter: &mut filter,
-                inner: &mut sink,
+                inner: &mut counted,
             };
             run_records(cap, inputs, &mut policy_sink)?;
         }
-        None => run_records(cap, inputs, &mut sink)?,
+        None => run_records(cap, inputs, &mut counted)?,
     }
+    drop(progress);
     sink.flush()?;
     if let Some(e) = sink.write_error.take() {
         return Err(e.into());

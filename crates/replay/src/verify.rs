@@ -10,6 +10,7 @@ use credtrail_core::capture::storage::{self, micros};
 use credtrail_core::capture::{self, Capture, sign, status};
 use credtrail_core::enrich::{Record, Sink};
 use credtrail_core::model::{ContainerRow, Event, ProcEvent, UsernsRow};
+use credtrail_core::progress::Progress;
 use credtrail_core::replay::{enricher, open};
 use credtrail_core::term::safe;
 use credtrail_ship::fetch::Localized;
@@ -217,6 +218,15 @@ fn check_manifest(cap: &Capture, expect: Expect, v: &mut Verification) {
 /// segment file the manifest does not list.
 fn check_files(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
     let m = &cap.manifest;
+    let progress = Progress::bar(
+        &format!("checking {}", cap.dir.display()),
+        m.segments
+            .iter()
+            .filter(|s| !s.evicted && s.folded.is_none())
+            .map(|s| s.bytes)
+            .sum(),
+        true,
+    );
     for seg in &m.segments {
         if seg.folded.is_some() {
             // Records of files evicted long ago, folded: nothing to look at.
@@ -237,6 +247,7 @@ fn check_files(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
         if let Err(e) = cap.files.check_segment(seg) {
             v.problems.push(e.to_string());
         }
+        progress.inc(seg.bytes);
     }
     let listed: std::collections::BTreeSet<&str> = m
         .segments
@@ -326,8 +337,15 @@ fn recompute(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
         checked: 0,
         problems: Vec::new(),
     };
+    let m = &cap.manifest;
+    let progress = Progress::bar(
+        &format!("re-enriching {}", cap.dir.display()),
+        m.rows_in(capture::EVENTS) + m.rows_in(capture::LIFECYCLE),
+        false,
+    );
     for rec in inputs.records {
         let rec = rec?;
+        progress.inc(1);
         if let Record::Cred(stored) = &rec {
             sink.expected = Some(stored.clone());
         }

@@ -14,6 +14,7 @@ use credtrail_core::capture::manifest::{
     VerifyingKey,
 };
 use credtrail_core::capture::{CaptureFiles, layout, sign};
+use credtrail_core::progress::Progress;
 
 use crate::store::Remote;
 use crate::{ShipError, digests};
@@ -122,13 +123,20 @@ pub fn ship(dir: &Path, remote: &Remote, opts: Options) -> Result<Report, ShipEr
         if vanished {
             continue;
         }
+        let progress = Progress::bar(
+            &format!("shipping {}", dir.display()),
+            pending.iter().map(|s| s.bytes).sum(),
+            true,
+        );
         for seg in pending {
             // Checked again as sent: the bytes uploaded are the bytes hashed.
             let bytes = read_checked(&files, seg).map_err(refused)?;
             let key = format!("{rel}/{}", seg.file);
             send(remote, &key, bytes, &there, &mut report)?;
             shipped.insert(seg.file.clone());
+            progress.inc(seg.bytes);
         }
+        drop(progress);
         if last_manifest.as_deref() != Some(&text[..]) {
             // Segments the recorder evicted (--max-capture-bytes) leave the
             // bucket too, as the manifest about to be uploaded says.

@@ -1,0 +1,113 @@
+//! What an answer must say about the captures it rests on: events lost
+//! while recording, a recovery after a crash, a recorder that stopped
+//! early, a manifest whose hash chain does not hold. One text per fact,
+//! printed on stderr with every answer and shown at the top of the report.
+
+use credtrail_core::capture::manifest::CaptureState;
+
+use crate::{CaptureInfo, Trust, answered, lossy};
+
+/// Chain problems named per capture; the rest are counted.
+const MAX_CHAIN_PROBLEMS: usize = 3;
+
+/// One warning about one capture (text unescaped: callers escape it for
+/// where it goes).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Warning {
+    /// `lost`, `recovered`, `failed`, `unsealed`, `chain` or `unverified`.
+    pub kind: &'static str,
+    pub capture: String,
+    pub text: String,
+}
+
+/// Every warning about the answered captures, in capture order.
+pub fn warnings(caps: &[CaptureInfo], trust: Trust) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let mut push = |kind, c: &CaptureInfo, text: String| {
+        out.push(Warning {
+            kind,
+            capture: c.name.clone(),
+            text,
+        })
+    };
+    for (c, counters) in lossy(caps) {
+        push(
+            "lost",
+            c,
+            format!(
+                "{} lost {} events and {} lifecycle records while recording (ringbuf_full {}, enter_store_failures {}, decode_errors {}); answers may be incomplete",
+                c.name,
+                counters.lost(),
+                counters.lifecycle_lost(),
+                counters.ringbuf_full,
+                counters.enter_store_failures,
+                counters.decode_errors
+            ),
+        );
+    }
+    for c in answered(caps) {
+        let m = &c.manifest;
+        match m.state {
+            CaptureState::Recovered => push(
+                "recovered",
+                c,
+                format!(
+                    "{} was recovered after its recorder died: at least {} events lost, and what happened after {} may be missing",
+                    c.name,
+                    m.recovery.as_ref().map_or(0, |r| r.events_lost_at_least),
+                    m.end
+                        .as_ref()
+                        .map_or("its last checkpoint", |e| e.time.as_str())
+                ),
+            ),
+            CaptureState::Failed => push(
+                "failed",
+                c,
+                format!(
+                    "{} stopped recording on an error ({}): what happened after it is missing",
+                    c.name,
+                    m.error.as_deref().unwrap_or("no error recorded")
+                ),
+            ),
+            CaptureState::Recording => push(
+                "unsealed",
+                c,
+                format!(
+                    "{} is not sealed (its recorder is still running, or died: `credtrail-record recover` seals it): its newest events may be missing",
+                    c.name
+                ),
+            ),
+            CaptureState::Sealed => {}
+        }
+        let problems = m.check_chain();
+        for p in problems.iter().take(MAX_CHAIN_PROBLEMS) {
+            push(
+                "chain",
+                c,
+                format!(
+                    "{} failed verification: its manifest's hash chain does not hold ({p}); `credtrail-replay --verify` checks it in full",
+                    c.name
+                ),
+            );
+        }
+        if problems.len() > MAX_CHAIN_PROBLEMS {
+            push(
+                "chain",
+                c,
+                format!(
+                    "{}: … and {} more hash chain problems",
+                    c.name,
+                    problems.len() - MAX_CHAIN_PROBLEMS
+                ),
+            );
+        }
+    }
+    if trust == Trust::BoundsOnly && answered(caps).next().is_some() {
+        out.push(Warning {
+            kind: "unverified",
+            capture: String::new(),
+            text: "--no-verify: segments were read without checking their sha256 against the manifests".into(),
+        });
+    }
+    out
+}
