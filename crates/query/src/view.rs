@@ -27,6 +27,21 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The built-in question's kind by its CLI name (`became-root`).
+    pub fn of_question(name: &str) -> Option<Kind> {
+        Some(match name {
+            "summary" => Kind::Summary,
+            "became-root" => Kind::BecameRoot,
+            "caps" => Kind::Caps,
+            "groups" => Kind::Groups,
+            "failed" => Kind::Failed,
+            "timeline" => Kind::Timeline,
+            "unexplained" => Kind::Unexplained,
+            "tree" => Kind::Tree,
+            _ => return None,
+        })
+    }
+
     /// One row per event: long answers are cut to a limit at a terminal.
     pub fn row_per_event(self) -> bool {
         matches!(self, Kind::Timeline | Kind::Sql)
@@ -273,12 +288,29 @@ pub fn render(df: &DataFrame, kind: Kind, opts: &Options) -> Result<String, Quer
     let total = df.height();
     let shown = opts.limit.map_or(total, |l| l.min(total));
     let df = df.head(Some(shown));
-    let mut specs: Vec<Spec> = specs(kind, &df)
+    let table = table(&df, kind, opts);
+    let mut layout = opts.layout;
+    if opts.wide {
+        layout.width = None;
+    }
+    // No rows: the footer alone says so (`0 privilege raises in 1 capture`).
+    let mut out = if total == 0 {
+        String::new()
+    } else {
+        table.render(layout)
+    };
+    out.push_str(&footer(&df, kind, opts, total));
+    Ok(out)
+}
+
+/// The question's table for `df`'s rows, before it is fitted to a width:
+/// the terminal draws it, the HTML report shows its cells.
+pub fn table(df: &DataFrame, kind: Kind, opts: &Options) -> Table {
+    let mut specs: Vec<Spec> = specs(kind, df)
         .into_iter()
         .filter(|s| !matches!(s.cell, Capture) || opts.captures > 1 || kind == Kind::Counters)
         .filter(|s| !matches!(s.cell, Field(n) if df.column(n).is_err()))
         .collect();
-    let mut layout = opts.layout;
     if opts.wide {
         // Every column of the answer the view did not already show.
         let used: Vec<&str> = specs
@@ -295,7 +327,6 @@ pub fn render(df: &DataFrame, kind: Kind, opts: &Options) -> Result<String, Quer
             .map(|n| generic(leak(n.as_str())))
             .collect();
         specs.extend(rest);
-        layout.width = None;
     }
     for s in &mut specs {
         // Numbers line up on the right, whatever the question.
@@ -315,18 +346,11 @@ pub fn render(df: &DataFrame, kind: Kind, opts: &Options) -> Result<String, Quer
         .into();
     }
     for i in 0..df.height() {
-        let row = Row { df: &df, i, opts };
+        let row = Row { df, i, opts };
         let cells = specs.iter().map(|s| row.cell(s.cell, opts.wide)).collect();
         table.push(row.mark(kind), cells);
     }
-    // No rows: the footer alone says so (`0 privilege raises in 1 capture`).
-    let mut out = if total == 0 {
-        String::new()
-    } else {
-        table.render(layout)
-    };
-    out.push_str(&footer(&df, kind, opts, total));
-    Ok(out)
+    table
 }
 
 fn footer(df: &DataFrame, kind: Kind, opts: &Options, total: usize) -> String {

@@ -150,43 +150,6 @@ pub struct TreeNode {
     pub exec_change: Option<String>,
 }
 
-/// A table as text: column names, and rows of cells (None: null).
-pub type TextTable = (Vec<String>, Vec<Vec<Option<String>>>);
-
-/// One question's answer frame as text cells, for a table: `time` as RFC
-/// 3339, every other column as polars writes it as text; `hidden` columns
-/// left out; the first [`MAX_ROWS`] rows.
-pub fn text_cells(df: &DataFrame, hidden: &[&str]) -> Result<TextTable, QueryError> {
-    let shown: Vec<&Column> = df
-        .columns()
-        .iter()
-        .filter(|c| !hidden.contains(&c.name().as_str()))
-        .collect();
-    let height = df.height().min(MAX_ROWS);
-    let mut cols: Vec<Vec<Option<String>>> = Vec::new();
-    for c in &shown {
-        let text: Vec<Option<String>> = if c.name().as_str() == "time" {
-            times_ns(df)?
-                .into_iter()
-                .take(height)
-                .map(|t| t.map(credtrail_core::host::rfc3339_ns))
-                .collect()
-        } else {
-            let s = c.as_materialized_series().head(Some(height));
-            s.cast(&DataType::String)?
-                .str()?
-                .iter()
-                .map(|v| v.map(str::to_owned))
-                .collect()
-        };
-        cols.push(text);
-    }
-    let rows = (0..height)
-        .map(|i| cols.iter().map(|c| c[i].clone()).collect())
-        .collect();
-    Ok((shown.iter().map(|c| c.name().to_string()).collect(), rows))
-}
-
 /// The `time` column in ns since the epoch: a datetime in the event
 /// questions, RFC 3339 text in `unexplained`.
 pub fn times_ns(df: &DataFrame) -> Result<Vec<Option<i64>>, QueryError> {

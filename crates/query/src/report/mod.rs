@@ -19,11 +19,13 @@ use credtrail_core::progress::Progress;
 use polars::prelude::DataFrame;
 
 use crate::filters::Filters;
+use crate::view::{self, Kind};
 use crate::warnings::Warning;
 use crate::{CaptureInfo, QueryError, Trust, answered, questions};
+use credtrail_core::term::table::Layout;
 use data::{
     CaptureSummary, Cells, DROP, FindingRow, Findings, Header, MAX_ROWS, Mark, RAISE, REFUSED,
-    Report, Timeline, Tree, UNEXPLAINED, text_cells, times_ns,
+    Report, Timeline, Tree, UNEXPLAINED, times_ns,
 };
 use timeline::{Placed, lane_of};
 
@@ -38,8 +40,6 @@ struct Answer {
     frame: DataFrame,
     /// Rows in the whole answer.
     total: usize,
-    /// Columns the terminal answer does not have.
-    hidden: &'static [&'static str],
 }
 
 /// The report's data for `caps` as the filters keep it.
@@ -84,7 +84,6 @@ pub fn build(
             title,
             frame,
             total,
-            hidden: &["exec_id"],
         })
         .collect::<Vec<_>>()
     };
@@ -131,7 +130,6 @@ pub fn build(
         title: "Unexplained changes",
         total: frame.height(),
         frame,
-        hidden: &[],
     };
     let uq = answers.len();
     let c = Cells::of(&unexplained.frame)?;
@@ -167,7 +165,21 @@ pub fn build(
     let (lanes, marks, mut notes) = timeline::layout(counted, marks_placed, nodes.len() > 1);
     let mut findings = Vec::new();
     for (q, a) in answers.iter().enumerate() {
-        let (columns, rows) = text_cells(&a.frame, a.hidden)?;
+        // The terminal's table for the question, its cells whole.
+        let kind = Kind::of_question(a.question).ok_or_else(|| {
+            QueryError::Invalid(format!("report: {} is not a question", a.question))
+        })?;
+        let opts = view::Options {
+            layout: Layout::default(),
+            wide: false,
+            limit: None,
+            local: false,
+            captures: answered(caps).count(),
+        };
+        let shown = a.frame.head(Some(a.frame.height().min(MAX_ROWS)));
+        let table = view::table(&shown, kind, &opts);
+        let columns: Vec<String> = table.columns.iter().map(|c| c.header.clone()).collect();
+        let rows: Vec<Vec<Option<String>>> = table.rows.into_iter().map(|(_, r)| r).collect();
         if a.total > rows.len() {
             notes.push(format!(
                 "{}: the first {} of {} rows are marked; `credtrail-query CAPTURES {}` lists them all",
