@@ -40,7 +40,7 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
                 found = enricher.find(exec_id);
             }
         }
-        sink.finish();
+        sink.finish()?;
         let Some(p) = found else { continue };
         let rows: BTreeMap<usize, _> = ancestry(&p).into_iter().enumerate().collect();
         let get =

@@ -61,7 +61,22 @@ pub(crate) struct Collector {
     rows: Vec<Row>,
     /// Process images (exec_id) with an unexplained change.
     pub(crate) exec_ids: HashSet<String>,
+    /// For the report: only the earliest rows are kept (see [`Bound`]).
+    bound: Option<Bound>,
 }
+
+/// A collector that keeps the `keep` earliest rows the filters pass, and
+/// counts them all: the report shows a hundred, and a capture whose every
+/// event is unexplained (10 M rows) must not be held whole.
+struct Bound {
+    filters: Filters,
+    keep: usize,
+    kept: Vec<Row>,
+    total: usize,
+}
+
+/// Rows gathered before the filters run over them in bounded mode.
+const BOUND_CHUNK: usize = 4096;
 
 impl Collector {
     pub(crate) fn new(node_name: &str) -> Self {
@@ -69,6 +84,44 @@ impl Collector {
             node_name: node_name.to_owned(),
             ..Collector::default()
         }
+    }
+
+    /// [`Collector::new`] keeping only the `keep` earliest rows `filters`
+    /// pass (and counting them all).
+    pub(crate) fn bounded(node_name: &str, filters: &Filters, keep: usize) -> Self {
+        Collector {
+            bound: Some(Bound {
+                filters: filters.clone(),
+                keep,
+                kept: Vec::new(),
+                total: 0,
+            }),
+            ..Collector::new(node_name)
+        }
+    }
+
+    /// In bounded mode, filters the gathered rows and keeps the earliest.
+    fn settle(&mut self, at_end: bool) -> Result<(), QueryError> {
+        let Some(b) = &mut self.bound else {
+            return Ok(());
+        };
+        if self.rows.len() < BOUND_CHUNK && !at_end {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.rows)
+            .into_iter()
+            .map(|r| (r, String::new()));
+        let passed = filtered(chunk.collect(), &b.filters)?;
+        b.total += passed.len();
+        b.kept.extend(passed.into_iter().map(|(r, _)| r));
+        if b.kept.len() > 2 * b.keep || at_end {
+            b.kept.sort_by_key(|r| (r.time, r.tid));
+            b.kept.truncate(b.keep);
+        }
+        if at_end {
+            self.rows = std::mem::take(&mut b.kept);
+        }
+        Ok(())
     }
 
     fn offline(&mut self, found: Vec<Finding>) {
@@ -92,9 +145,15 @@ impl Collector {
         }
     }
 
-    pub(crate) fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) -> Result<(), QueryError> {
         let found = self.checker.finish();
         self.offline(found);
+        self.settle(true)
+    }
+
+    /// Rows the filters passed (bounded mode), or None.
+    fn counted(&self) -> Option<usize> {
+        self.bound.as_ref().map(|b| b.total)
     }
 }
 
@@ -112,7 +171,7 @@ impl Sink for Collector {
         }
         let found = self.checker.lifecycle(p);
         self.offline(found);
-        Ok(())
+        Ok(self.settle(false)?)
     }
 
     fn event(&mut self, ev: &Event) -> anyhow::Result<()> {
@@ -144,7 +203,7 @@ impl Sink for Collector {
                 change: describe(&ev.old_creds(), &ev.new_creds()),
             });
         }
-        Ok(())
+        Ok(self.settle(false)?)
     }
 
     fn container(&mut self, _: &ContainerRow) -> anyhow::Result<()> {
@@ -236,27 +295,40 @@ pub fn unexplained(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, Query
     for cap in crate::answered(caps) {
         let mut c = Collector::new(&cap.manifest.node_name);
         replay_into(cap, &mut c)?;
-        found.add(c, &cap.name);
+        found.add(c, &cap.name)?;
     }
-    found.frame(f)
+    Ok(found.frame(f)?.0)
 }
 
 /// What the collectors of several captures found, each row with its
 /// capture's name.
 #[derive(Default)]
-pub(crate) struct Found(Vec<(Row, String)>);
+pub(crate) struct Found {
+    rows: Vec<(Row, String)>,
+    /// Rows bounded collectors counted (they keep only the earliest).
+    counted: Option<usize>,
+}
 
 impl Found {
     /// A capture's findings, once its replay has ended.
-    pub(crate) fn add(&mut self, mut c: Collector, capture: &str) {
-        c.finish();
-        self.0
+    pub(crate) fn add(&mut self, mut c: Collector, capture: &str) -> Result<(), QueryError> {
+        c.finish()?;
+        if let Some(n) = c.counted() {
+            *self.counted.get_or_insert(0) += n;
+        }
+        self.rows
             .extend(c.rows.into_iter().map(|r| (r, capture.to_owned())));
+        Ok(())
     }
 
-    /// The answer of `unexplained`: the rows the filters keep, in time order.
-    pub(crate) fn frame(self, f: &Filters) -> Result<DataFrame, QueryError> {
-        frame(self.0, f)
+    /// The answer of `unexplained`: the rows the filters keep, in time
+    /// order; and how many there are (more than the frame's when the
+    /// collectors were bounded).
+    pub(crate) fn frame(self, f: &Filters) -> Result<(DataFrame, usize), QueryError> {
+        let counted = self.counted;
+        let df = frame(self.rows, f)?;
+        let total = counted.unwrap_or(df.height());
+        Ok((df, total))
     }
 }
 
@@ -301,4 +373,54 @@ fn frame(rows: Vec<(Row, String)>, f: &Filters) -> Result<DataFrame, QueryError>
             rows.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(),
         ),
     ])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(time: i64, node: &str) -> Row {
+        Row {
+            time,
+            last_seen: None,
+            node_name: node.to_owned(),
+            pid: 1,
+            tid: time as u32,
+            comm: String::new(),
+            ident: Ident::default(),
+            noticed_by: String::new(),
+            found: "offline",
+            change: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_bounded_collector_keeps_the_earliest_rows_the_filters_pass_and_counts_all() {
+        let filters = Filters {
+            node: Some("a".into()),
+            ..Filters::default()
+        };
+        let mut c = Collector::bounded("a", &filters, 3);
+        // 10,000 rows, latest first, every other one on another node.
+        for t in (0..10_000).rev() {
+            c.rows.push(row(t, if t % 2 == 0 { "a" } else { "b" }));
+            c.settle(false).unwrap();
+            assert!(c.rows.len() <= BOUND_CHUNK);
+        }
+        let mut found = Found::default();
+        found.add(c, "cap").unwrap();
+        let (df, total) = found.frame(&filters).unwrap();
+        assert_eq!(total, 5_000);
+        let tids: Vec<i64> = df
+            .column("tid")
+            .unwrap()
+            .cast(&DataType::Int64)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        // The earliest three on node a.
+        assert_eq!(tids, [0, 2, 4]);
+    }
 }

@@ -123,12 +123,12 @@ pub fn build(
             placed.push((q, i, placed_mark(kind, t, key, label, a.question, i)));
         }
     }
-    let (snaps, found) = tree::collect(caps, &targets)?;
-    let frame = found.frame(f)?;
+    let (snaps, found) = tree::collect(caps, &targets, f)?;
+    let (frame, total) = found.frame(f)?;
     let unexplained = Answer {
         question: "unexplained",
         title: "Unexplained changes",
-        total: frame.height(),
+        total,
         frame,
     };
     let uq = answers.len();

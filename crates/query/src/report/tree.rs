@@ -16,7 +16,8 @@ use credtrail_core::model::{ContainerRow, Creds, Event, ProcEvent, Syscall, User
 use credtrail_core::progress::Progress;
 use credtrail_core::unexplained::describe;
 
-use super::data::TreeNode;
+use super::data::{MAX_ROWS, TreeNode};
+use crate::filters::Filters;
 use crate::tree::ancestry;
 use crate::unexplained::{Collector, Found};
 use crate::{CaptureInfo, QueryError, answered, invalid};
@@ -52,6 +53,7 @@ pub struct Snapshot {
 pub fn collect(
     caps: &[CaptureInfo],
     targets: &[Target],
+    f: &Filters,
 ) -> Result<(Vec<Snapshot>, Found), QueryError> {
     let mut snaps = vec![Snapshot::default(); targets.len()];
     let mut found = Found::default();
@@ -72,7 +74,7 @@ pub fn collect(
         }
         let mut enricher = credtrail_core::replay::enricher(&cap, &mut inputs);
         let mut sink = TreeSink {
-            unexplained: Collector::new(&c.manifest.node_name),
+            unexplained: Collector::bounded(&c.manifest.node_name, f, MAX_ROWS),
             offset_ns: c.manifest.realtime_offset_ns,
             targets: targets
                 .iter()
@@ -123,7 +125,7 @@ pub fn collect(
             }
         }
         sink.finish();
-        found.add(sink.unexplained, &c.name);
+        found.add(sink.unexplained, &c.name)?;
     }
     Ok((snaps, found))
 }
