@@ -366,6 +366,20 @@ pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> 
 /// [`caps`] with each row's `exec_id`, and how many rows it has; with a
 /// `limit`, only the first rows (naming capabilities makes long text per
 /// row: the report shows a few rows of what may be millions).
+/// What `caps` and `groups` show of a logical change besides the change.
+const CHANGE_COLUMNS: [&str; 10] = [
+    "time",
+    "node_name",
+    "pod",
+    "pid",
+    "binary",
+    "syscall",
+    "threads",
+    "calls",
+    "capture",
+    EXEC_ID,
+];
+
 pub(crate) fn caps_rows(
     caps: &[CaptureInfo],
     f: &Filters,
@@ -390,18 +404,7 @@ pub(crate) fn caps_rows(
     // (`head(None)` would be ten rows.)
     let df = df.head(Some(limit.unwrap_or(total)));
     // Naming bits is plain Rust over the (small) answer.
-    let mut out = df.select([
-        "time",
-        "node_name",
-        "pod",
-        "pid",
-        "binary",
-        "syscall",
-        "threads",
-        "calls",
-        "capture",
-        EXEC_ID,
-    ])?;
+    let mut out = df.select(CHANGE_COLUMNS)?;
     for s in CAP_SETS {
         // Masks are stored as int64, bit for bit.
         let mask = |name: String| -> Result<UInt64Chunked, QueryError> {
@@ -444,18 +447,7 @@ pub(crate) fn groups_rows(
     let total = df.height();
     // (`head(None)` would be ten rows.)
     let df = df.head(Some(limit.unwrap_or(total)));
-    let mut out = df.select([
-        "time",
-        "node_name",
-        "pod",
-        "pid",
-        "binary",
-        "syscall",
-        "threads",
-        "calls",
-        "capture",
-        EXEC_ID,
-    ])?;
+    let mut out = df.select(CHANGE_COLUMNS)?;
     let ids = |name: &str| -> Result<Vec<Vec<i64>>, QueryError> {
         let c = df
             .column(name)?

@@ -97,6 +97,7 @@ enum Cell {
     Capture,
 }
 
+#[derive(Clone)]
 struct Spec {
     column: Column,
     cell: Cell,
@@ -154,57 +155,41 @@ fn specs(kind: Kind, df: &DataFrame) -> Vec<Spec> {
                 .right()
                 .drop(3),
         ],
-        Kind::BecameRoot => vec![
-            spec("TIME", Field("time")),
-            spec("NODE", Field("node_name")).drop(4),
-            spec("POD", Field("pod")).path().drop(3),
-            spec("BINARY", Field("binary")).path(),
-            spec("PID", Field("pid")).right().drop(2),
-            spec("CALL", Call).text(),
-            spec("CHANGE", RootChange).text(),
-            spec("THREADS", Field("threads")).right().drop(5),
-            spec("CALLS", Field("calls")).right().drop(5),
-            spec("PARENT", Field("parent_binary")).path().drop(6),
-            spec("CAPTURE", Capture).drop(4),
-            spec("ARGUMENTS", Field("arguments")).text().drop(7),
-        ],
-        Kind::Caps => vec![
-            spec("TIME", Field("time")),
-            spec("NODE", Field("node_name")).drop(4),
-            spec("POD", Field("pod")).path().drop(3),
-            spec("BINARY", Field("binary")).path(),
-            spec("PID", Field("pid")).right().drop(2),
-            spec("CALL", Field("syscall")),
-            spec("CHANGE", CapChange).text(),
-            spec("THREADS", Field("threads")).right().drop(7),
-            spec("CALLS", Field("calls")).right().drop(7),
-            spec("CAPTURE", Capture).drop(4),
-        ],
-        Kind::Groups => vec![
-            spec("TIME", Field("time")),
-            spec("NODE", Field("node_name")).drop(4),
-            spec("POD", Field("pod")).path().drop(3),
-            spec("BINARY", Field("binary")).path(),
-            spec("PID", Field("pid")).right().drop(2),
-            spec("CALL", Field("syscall")),
-            spec("CHANGE", Field("groups")).text(),
-            spec("THREADS", Field("threads")).right().drop(5),
-            spec("CALLS", Field("calls")).right().drop(5),
-            spec("CAPTURE", Capture).drop(4),
-        ],
-        Kind::Failed => vec![
-            spec("TIME", Field("time")),
-            spec("NODE", Field("node_name")).drop(4),
-            spec("POD", Field("pod")).path().drop(3),
-            spec("BINARY", Field("binary")).path(),
-            spec("PID", Field("pid")).right().drop(2),
-            spec("CALL", Call).text(),
-            spec("ERROR", Field("error")),
-            spec("THREADS", Field("threads")).right().drop(5),
-            spec("CALLS", Field("calls")).right().drop(5),
-            spec("CAPTURE", Capture).drop(4),
-            spec("ARGUMENTS", Field("arguments")).text().drop(6),
-        ],
+        Kind::BecameRoot => [
+            who(),
+            vec![spec("CALL", Call).text(), spec("CHANGE", RootChange).text()],
+            covered(5),
+            vec![
+                spec("PARENT", Field("parent_binary")).path().drop(6),
+                spec("ARGUMENTS", Field("arguments")).text().drop(7),
+            ],
+        ]
+        .concat(),
+        Kind::Caps => [
+            who(),
+            vec![
+                spec("CALL", Field("syscall")),
+                spec("CHANGE", CapChange).text(),
+            ],
+            covered(7),
+        ]
+        .concat(),
+        Kind::Groups => [
+            who(),
+            vec![
+                spec("CALL", Field("syscall")),
+                spec("CHANGE", Field("groups")).text(),
+            ],
+            covered(5),
+        ]
+        .concat(),
+        Kind::Failed => [
+            who(),
+            vec![spec("CALL", Call).text(), spec("ERROR", Field("error"))],
+            covered(5),
+            vec![spec("ARGUMENTS", Field("arguments")).text().drop(6)],
+        ]
+        .concat(),
         Kind::Timeline => vec![
             spec("TIME", Field("time")),
             spec("NODE", Field("node_name")).drop(5),
@@ -246,6 +231,28 @@ fn specs(kind: Kind, df: &DataFrame) -> Vec<Spec> {
             .map(|n| generic(leak(n.as_str())))
             .collect(),
     }
+}
+
+/// What the answers about one logical change start with: when, where,
+/// which process.
+fn who() -> Vec<Spec> {
+    vec![
+        spec("TIME", Field("time")),
+        spec("NODE", Field("node_name")).drop(4),
+        spec("POD", Field("pod")).path().drop(3),
+        spec("BINARY", Field("binary")).path(),
+        spec("PID", Field("pid")).right().drop(2),
+    ]
+}
+
+/// How many threads and calls a logical change covered (left out at
+/// `rank`), and its capture.
+fn covered(rank: u8) -> Vec<Spec> {
+    vec![
+        spec("THREADS", Field("threads")).right().drop(rank),
+        spec("CALLS", Field("calls")).right().drop(rank),
+        spec("CAPTURE", Capture).drop(4),
+    ]
 }
 
 /// A column by its name alone (SQL answers, `-o wide`).
