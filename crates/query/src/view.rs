@@ -560,7 +560,7 @@ impl Row<'_> {
             Kind::Summary if self.str("result").as_deref() == Some("failed") => Mark::Refused,
             Kind::Counters if self.int("lost").unwrap_or(0) > 0 => Mark::Refused,
             Kind::Caps => {
-                let gained = ["effective", "permitted", "ambient"]
+                let gained = RAISING_CAP_SETS
                     .iter()
                     .any(|n| self.str(n).is_some_and(|s| s.contains('+')));
                 if gained { Mark::Raise } else { Mark::Plain }
@@ -611,13 +611,17 @@ fn short_capture(name: &str) -> &str {
 }
 
 /// The capability set columns of `caps`, and how a table names them.
-const CAP_SETS: [(&str, &str); 5] = [
+pub(crate) const CAP_SETS: [(&str, &str); 5] = [
     ("effective", "eff"),
     ("permitted", "prm"),
     ("inheritable", "inh"),
     ("bounding", "bnd"),
     ("ambient", "amb"),
 ];
+
+/// The sets in which a capability gained is a privilege raise: gaining one
+/// in the inheritable or bounding set grants nothing by itself.
+pub(crate) const RAISING_CAP_SETS: [&str; 3] = ["effective", "permitted", "ambient"];
 
 /// `-CAP_A -CAP_B +CAP_C` as `+1: C  -2: A B`.
 fn caps(list: &str) -> String {

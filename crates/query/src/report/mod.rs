@@ -299,23 +299,17 @@ fn marks_of(a: &Answer, c: &Cells) -> Result<Vec<RowMark>, QueryError> {
                 ),
             ),
             "caps" | "groups" => {
-                let sets: &[&str] = if a.question == "caps" {
-                    &[
-                        "effective",
-                        "permitted",
-                        "inheritable",
-                        "bounding",
-                        "ambient",
-                    ]
+                let sets: Vec<&str> = if a.question == "caps" {
+                    view::CAP_SETS.iter().map(|(set, _)| *set).collect()
                 } else {
-                    &["groups"]
+                    vec!["groups"]
                 };
                 let mut gained = false;
                 let mut what = c.text("syscall", i);
                 for s in sets {
                     let v = c.text(s, i);
-                    // Gaining inheritable or bounding grants nothing by itself.
-                    gained |= v.contains('+') && *s != "inheritable" && *s != "bounding";
+                    gained |=
+                        v.contains('+') && (s == "groups" || view::RAISING_CAP_SETS.contains(&s));
                     if !v.is_empty() {
                         what.push_str(&format!(" {s} {v}"));
                     }
