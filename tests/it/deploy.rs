@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use credtrail_core::capture::Capture;
 use credtrail_testkit::{
     IMAGE, bpf_available, podman, podman_container, podman_ready, record_bin, replay_bin, serial,
+    ship_bin,
 };
 use serde_json::Value;
 
@@ -261,7 +262,9 @@ fn the_image_runs_the_daemonsets_recorder_and_its_captures_verify_on_the_host() 
             .unwrap();
         assert!(st.success());
     }
+    // scripts/image packs these three: each must be built from this checkout.
     let bins = Path::new(record_bin()).parent().unwrap();
+    let (_, _) = (replay_bin(), ship_bin());
     let tag = "localhost/credtrail-agent:test";
     let out = Command::new(repo().join("scripts/image"))
         .arg(bins)
@@ -397,4 +400,9 @@ fn the_image_runs_the_daemonsets_recorder_and_its_captures_verify_on_the_host() 
     assert!(line.contains("seccomp Unconfined"), "{line}");
     let line = refused("--cap-add=CAP_SETPCAP", &[]);
     assert!(line.contains("CAP_SETPCAP"), "{line}");
+    let line = refused("--cap-add=CAP_SYS_NICE", &[]);
+    assert!(
+        line.contains("CAP_SYS_NICE") && line.contains("--nice 0"),
+        "{line}"
+    );
 }

@@ -17,6 +17,7 @@ fn record_live(format: PrintFormat, dir: &Path) -> String {
         duration: None,
         print: Some(format),
         rotation: Rotation::default(),
+        nice: 0,
         ring_buffer_bytes: 16 << 20,
         spool_memory_bytes: 16 << 20,
         spool_disk_bytes: 1 << 30,

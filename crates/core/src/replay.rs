@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::capture::{Capture, TableStream};
-use crate::enrich::{Enricher, Record, Sink, StoredPods};
+use crate::enrich::{Enricher, Lineage, Record, Sink, StoredPods};
 use crate::error::CaptureError;
 use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow, UsernsRow};
 
@@ -100,20 +100,35 @@ pub fn open(cap: &Capture) -> anyhow::Result<Inputs> {
 /// The enricher replay starts from: seeded with the capture's /proc snapshot,
 /// container metadata from the capture.
 pub fn enricher(cap: &Capture, inputs: &mut Inputs) -> Enricher<StoredPods> {
+    enricher_with(cap, inputs, None)
+}
+
+fn enricher_with(
+    cap: &Capture,
+    inputs: &mut Inputs,
+    lineage: Option<Lineage>,
+) -> Enricher<StoredPods> {
     let m = &cap.manifest;
     let mut e = Enricher::new(
         &m.node_name,
         m.realtime_offset_ns,
         StoredPods(std::mem::take(&mut inputs.containers)),
-    );
+    )
+    .with_lineage(lineage);
     e.seed(&inputs.procs);
     e
 }
 
 /// Runs a capture's records through the enrichment into `sink`, until the
-/// records end or the sink wants no more.
-pub fn run_records(cap: &Capture, mut inputs: Inputs, sink: &mut dyn Sink) -> anyhow::Result<()> {
-    let mut enricher = enricher(cap, &mut inputs);
+/// records end or the sink wants no more. `lineage`: the marks of the
+/// policy `sink` decides with (`Rules::lineage`).
+pub fn run_records(
+    cap: &Capture,
+    mut inputs: Inputs,
+    lineage: Option<Lineage>,
+    sink: &mut dyn Sink,
+) -> anyhow::Result<()> {
+    let mut enricher = enricher_with(cap, &mut inputs, lineage);
     for rec in inputs.records {
         if !sink.wants_more() {
             break;

@@ -91,7 +91,7 @@ pub fn apply(caps: &mut [CaptureInfo], rules: &Rules) -> Result<FilterCounts, Qu
             filter: &mut filter,
             inner: &mut collect,
         };
-        replay::run_records(&cap, inputs, &mut sink).map_err(invalid)?;
+        replay::run_records(&cap, inputs, rules.lineage(), &mut sink).map_err(invalid)?;
         total.filtered += filter.counts.filtered;
         total.rate_limited += filter.counts.rate_limited;
         total.pod_filtered += filter.counts.pod_filtered;

@@ -5,14 +5,24 @@ use std::collections::BTreeMap;
 
 use polars::prelude::*;
 
-use credtrail_core::enrich::ProcInfo;
+use credtrail_core::enrich::{Image, ProcInfo};
 
 use crate::{CaptureInfo, QueryError, invalid};
 
-/// A process image and its ancestors, the image first: the chain of
-/// parents the process cache keeps (`tree`, and the report's trees).
-pub(crate) fn ancestry(p: &ProcInfo) -> Vec<&ProcInfo> {
-    std::iter::successors(Some(p), |p| p.parent.as_deref()).collect()
+/// A process image and its ancestors, the image first, as far as the
+/// process cache keeps them (`tree`, and the report's trees); and how many
+/// ancestors above those it counted but did not keep.
+pub(crate) fn ancestry(p: &ProcInfo) -> (Vec<&Image>, u64) {
+    let chain = std::iter::once(&*p.image)
+        .chain(p.ancestors.iter().map(|a| &**a))
+        .collect();
+    (chain, p.ancestors_left_out())
+}
+
+/// The first `n` characters of a container id (a hostile capture's id need
+/// be neither hex nor long).
+pub(crate) fn short_id(id: &str, n: usize) -> String {
+    id.chars().take(n).collect()
 }
 
 /// The ancestry of a process image as it was when it existed, rebuilt by
@@ -34,17 +44,35 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
         let mut sink = crate::unexplained::Collector::new(&m.node_name);
         for rec in inputs.records {
             let rec = rec.map_err(invalid)?;
-            let is_proc = matches!(rec, Record::Proc(_));
+            // The image a lifecycle record makes is its pid's entry.
+            let pid = match &rec {
+                Record::Proc(p) if found.is_none() => Some(p.pid),
+                _ => None,
+            };
             enricher.apply(rec, &mut sink).map_err(invalid)?;
-            if is_proc && found.is_none() {
-                found = enricher.find(exec_id);
+            if let Some(pid) = pid {
+                found = enricher
+                    .process(pid)
+                    .filter(|p| p.exec_id == exec_id)
+                    .cloned();
             }
         }
         sink.finish()?;
         let Some(p) = found else { continue };
-        let rows: BTreeMap<usize, _> = ancestry(&p).into_iter().enumerate().collect();
-        let get =
-            |f: &dyn Fn(&ProcInfo) -> String| rows.values().map(|p| f(p)).collect::<Vec<String>>();
+        let (chain, left_out) = ancestry(&p);
+        let mut rows: BTreeMap<usize, Image> = chain.into_iter().cloned().enumerate().collect();
+        if left_out > 0 {
+            // The cache keeps a bounded ancestry: say how much is above it.
+            let depth = rows.len();
+            rows.insert(
+                depth,
+                Image {
+                    binary: format!("… {left_out} more ancestors, not kept"),
+                    ..Image::default()
+                },
+            );
+        }
+        let get = |f: &dyn Fn(&Image) -> String| rows.values().map(f).collect::<Vec<String>>();
         let df = DataFrame::new_infer_height(vec![
             Column::new(
                 "depth".into(),
@@ -61,7 +89,12 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
             Column::new(
                 "start_time".into(),
                 get(&|p| {
-                    credtrail_core::host::rfc3339_ns(p.ktime_ns as i64 + m.realtime_offset_ns)
+                    if p.exec_id.is_empty() {
+                        return String::new();
+                    }
+                    credtrail_core::host::rfc3339_ns(
+                        (p.ktime_ns as i64).saturating_add(m.realtime_offset_ns),
+                    )
                 }),
             ),
             Column::new(
@@ -69,7 +102,7 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
                 get(&|p| {
                     p.container
                         .as_ref()
-                        .map(|(_, id)| id[..12].to_owned())
+                        .map(|(_, id)| short_id(id, 12))
                         .unwrap_or_default()
                 }),
             ),
@@ -78,7 +111,7 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
             Column::new(
                 "unexplained".into(),
                 rows.values()
-                    .map(|p| sink.exec_ids.contains(&p.exec_id))
+                    .map(|p| !p.exec_id.is_empty() && sink.exec_ids.contains(&p.exec_id))
                     .collect::<Vec<_>>(),
             ),
         ])?;

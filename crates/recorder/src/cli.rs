@@ -174,6 +174,14 @@ pub struct RecordArgs {
     /// How far back a `kill -USR1` cut goes.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub cut_last: std::time::Duration,
+    /// Scheduling priority (nice value, -20 to 19) of the recorder's
+    /// threads. Raised by default, as auditd's `priority_boost` does: on a
+    /// node whose CPUs are busy, the recorder still decodes, writes and
+    /// checkpoints on time, so a kill -9 loses at most about a second.
+    /// 0 leaves it as started.
+    #[arg(long, value_name = "N", default_value_t = -10, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub nice: i32,
     /// Do not fsync the checkpoints written every half second. A killed
     /// recorder still loses at most that half second, but a power cut or
     /// kernel crash may lose back to the last sealed segment. For slow

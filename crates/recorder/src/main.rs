@@ -118,6 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     max_age: Duration::from_secs(rotate_seconds),
                     max_bytes: a.rotate_bytes,
                 },
+                nice: a.nice,
                 ring_buffer_bytes: a.ring_buffer_mib << 20,
                 spool_memory_bytes: (a.spool_mib as usize) << 20,
                 spool_disk_bytes: a.spool_disk_mib << 20,

@@ -41,3 +41,19 @@ pub fn drop_capabilities() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Sets the nice value of the calling thread, which the threads it starts
+/// afterwards inherit (0: left as it is). Raising it needs CAP_SYS_NICE.
+pub fn set_nice(nice: i32) -> anyhow::Result<()> {
+    if nice == 0 {
+        return Ok(());
+    }
+    // SAFETY: setpriority with integer arguments; 0 names the caller.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+        let e = std::io::Error::last_os_error();
+        anyhow::bail!(
+            "cannot set the recorder's priority to nice {nice} ({e}): raising it needs CAP_SYS_NICE; grant it, or pass --nice 0"
+        );
+    }
+    Ok(())
+}

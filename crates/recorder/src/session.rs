@@ -35,8 +35,18 @@ use crate::redact::Redactor;
 /// checkpoints, rotates and serves cuts while the system is quiet (the
 /// drain hands over a batch, empty or not, at least every 20 ms).
 const POLL_PERIOD: Duration = Duration::from_millis(25);
+/// Records applied between two looks at the checkpoint clock.
+const CHECK_EVERY: usize = 256;
 /// How often the recorder looks for a cut's request to seal (one stat).
 const CONTROL_PERIOD: Duration = Duration::from_millis(100);
+
+/// Logs (at debug level) a step of the loop that held checkpoints back.
+fn slow(step: &str, since: MonoInstant) {
+    let took = since.elapsed();
+    if took >= FLUSH_INTERVAL / 2 {
+        tracing::debug!("{step} took {} ms", took.as_millis());
+    }
+}
 
 /// What to record and where.
 #[derive(Debug, Clone)]
@@ -45,6 +55,8 @@ pub struct RecordOptions {
     pub duration: Option<Duration>,
     pub print: Option<PrintFormat>,
     pub rotation: Rotation,
+    /// Nice value of every recorder thread (0: unchanged).
+    pub nice: i32,
     pub ring_buffer_bytes: u32,
     /// The spool between the ring and the encoder: memory, then disk.
     pub spool_memory_bytes: usize,
@@ -94,6 +106,8 @@ pub fn record(
         // Refuse a bad --out before touching the kernel.
         check_capture_dir(dir)?;
     }
+    // Before any thread starts: threads inherit it.
+    crate::privileges::set_nice(opts.nice)?;
     crate::privileges::drop_bounding_set()?;
     let host_ns = host::namespaces();
     let mut obj = MaybeUninit::uninit();
@@ -162,7 +176,8 @@ impl<'t, 'o> Session<'t, 'o> {
         let offset = host::realtime_offset_ns();
         let (uname_node, kernel_release) = host::uname();
         let node_name = opts.node_name.clone().unwrap_or(uname_node);
-        let mut enricher = Enricher::new(&node_name, offset, node_pods(opts));
+        let mut enricher =
+            Enricher::new(&node_name, offset, node_pods(opts)).with_lineage(opts.policy.lineage());
         tracing::info!(
             hooks = tracer.hooks().len(),
             "recording credential changes on {node_name}{}",
@@ -264,36 +279,65 @@ impl<'t, 'o> Session<'t, 'o> {
             && !self.opts.sweep_interval.is_zero()
             && self.last_sweep.elapsed() >= self.opts.sweep_interval
         {
+            let t = MonoInstant::now();
             self.sweep()?;
+            slow("sweep", t);
         }
+        let t = MonoInstant::now();
         let caught_up = self.apply_batch()?;
+        slow("applying a batch", t);
         if let Some(t) = caught_up {
             // Every record made before this instant is applied.
             self.drained_to = t;
         }
         self.sink.flush()?;
         let drained = self.stopping && self.drain.ended();
-        // As often as checkpoints, so a recovered manifest's kernel counters
-        // are as fresh as its rows.
-        if drained || self.last_counters.elapsed() >= FLUSH_INTERVAL {
+        if drained {
             self.last_counters = MonoInstant::now();
             self.refresh_counters()?;
         }
+        self.checkpoint_if_due()?;
         let mut rotated = false;
+        let t = MonoInstant::now();
         self.sink.write(|w| {
             rotated = w.tick()?;
             Ok(())
         });
+        slow("rotation and eviction", t);
         if !self.stopping && self.last_control.elapsed() >= CONTROL_PERIOD {
             self.last_control = MonoInstant::now();
             rotated |= self.serve_cuts();
         }
         if rotated {
             // A new segment begins: open it with the cache so it reads alone.
+            let t = MonoInstant::now();
             let procs = self.enricher.snapshot(host::boottime_ns());
             self.sink.write(|w| w.write_processes(&procs));
+            slow("the process snapshot", t);
         }
         Ok(!drained)
+    }
+
+    /// Every [`FLUSH_INTERVAL`]: fresh kernel counters, then a checkpoint of
+    /// every table (so a recovered manifest's counters are as fresh as its
+    /// rows).
+    fn checkpoint_if_due(&mut self) -> anyhow::Result<()> {
+        let since = self.last_counters.elapsed();
+        if since < FLUSH_INTERVAL {
+            return Ok(());
+        }
+        if since >= 2 * FLUSH_INTERVAL {
+            tracing::debug!(
+                "checkpoint {} ms late: a kill -9 now loses that much more",
+                (since - FLUSH_INTERVAL).as_millis()
+            );
+        }
+        self.last_counters = MonoInstant::now();
+        self.refresh_counters()?;
+        let t = MonoInstant::now();
+        self.sink.write(|w| w.checkpoint_if_due().map(drop));
+        slow("a checkpoint", t);
+        Ok(())
     }
 
     /// A cut's request to seal (`credtrail-record cut`), and SIGUSR1.
@@ -339,7 +383,7 @@ impl<'t, 'o> Session<'t, 'o> {
         let Some(batch) = self.drain.take(POLL_PERIOD)? else {
             return Ok(None);
         };
-        for bytes in batch.records() {
+        for (i, bytes) in batch.records().enumerate() {
             match decode_record(bytes, &self.decode_ctx) {
                 Ok(rec) => self.apply(rec)?,
                 Err(e) => {
@@ -348,6 +392,11 @@ impl<'t, 'o> Session<'t, 'o> {
                     }
                     self.decode_errors += 1;
                 }
+            }
+            // A large batch (the spool catching up) does not hold the
+            // checkpoint back: what is applied so far becomes durable.
+            if i % CHECK_EVERY == CHECK_EVERY - 1 {
+                self.checkpoint_if_due()?;
             }
         }
         let caught_up = batch.caught_up;

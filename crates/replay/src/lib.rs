@@ -102,9 +102,9 @@ pub fn replay(
                 filter: &mut filter,
                 inner: &mut counted,
             };
-            run_records(cap, inputs, &mut policy_sink)?;
+            run_records(cap, inputs, rules.lineage(), &mut policy_sink)?;
         }
-        None => run_records(cap, inputs, &mut counted)?,
+        None => run_records(cap, inputs, None, &mut counted)?,
     }
     drop(progress);
     sink.flush()?;

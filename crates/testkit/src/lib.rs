@@ -12,65 +12,199 @@ use std::time::{Duration, Instant};
 use credtrail_core::capture::{Capture, TABLES};
 use credtrail_core::model::{Event, ProcEvent, ProcessRow};
 
-/// `credtrail-record`: Cargo names it for the recorder's own tests; the
-/// cross-crate tests (`tests/it`, which include this file) find it beside
-/// their own executable, where `cargo test --workspace` builds it.
+/// `credtrail-record`, as [`bin`] finds it.
 pub fn record_bin() -> &'static str {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        bin(
-            option_env!("CARGO_BIN_EXE_credtrail-record"),
-            "credtrail-record",
-        )
-    })
+    PATH.get_or_init(|| bin("credtrail-record"))
 }
 
-/// `credtrail-workload`, found as [`record_bin`] is.
+/// `credtrail-workload`, as [`bin`] finds it.
 pub fn workload_bin() -> &'static str {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        bin(
-            option_env!("CARGO_BIN_EXE_credtrail-workload"),
-            "credtrail-workload",
-        )
-    })
+    PATH.get_or_init(|| bin("credtrail-workload"))
 }
 
-/// `credtrail-replay` (built for the replay crate's own CLI tests).
+/// `credtrail-ship`, as [`bin`] finds it.
 pub fn ship_bin() -> &'static str {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| bin(None, "credtrail-ship"))
+    PATH.get_or_init(|| bin("credtrail-ship"))
 }
 
+/// `credtrail-replay`, as [`bin`] finds it.
 pub fn replay_bin() -> &'static str {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| bin(None, "credtrail-replay"))
+    PATH.get_or_init(|| bin("credtrail-replay"))
 }
 
-/// `credtrail-query` (built for the query crate's own CLI tests).
+/// `credtrail-query`, as [`bin`] finds it.
 pub fn query_bin() -> &'static str {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| bin(None, "credtrail-query"))
+    PATH.get_or_init(|| bin("credtrail-query"))
 }
 
-fn bin(cargo_named: Option<&str>, name: &str) -> String {
-    if let Some(p) = cargo_named {
-        return p.to_owned();
-    }
-    // target/debug/deps/it-HASH -> target/debug/NAME
+/// The workspace this testkit was compiled from: the code under test.
+pub fn workspace_root() -> &'static Path {
+    // As Cargo spells it in dep-info files: crates/testkit's grandparent.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/testkit is two levels below the workspace root")
+}
+
+/// A workspace binary beside the test executable (`target/debug/NAME` for
+/// `target/debug/deps/it-HASH`), built from the code under test. Cargo
+/// builds a package's binaries for its own integration tests only, so the
+/// test command builds them all first (`cargo build --workspace --bins`,
+/// scripts/test). A binary that is missing, or older than a source file
+/// Cargo says it was built from (its `NAME.d`), or built from another
+/// checkout, fails the test with one line: never a fallback to whatever
+/// an earlier build left in the target directory.
+pub fn bin(name: &str) -> String {
     let exe = std::env::current_exe().expect("test executable path");
-    let path = exe
+    let dir = exe
         .parent()
         .and_then(Path::parent)
-        .map(|d| d.join(name))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| {
-            panic!(
-                "{name} is not built beside {}: run the tests with `cargo test --workspace`",
-                exe.display()
-            )
-        });
+        .expect("the test executable is in target/PROFILE/deps");
+    let path = dir.join(name);
+    if let Err(why) = check_fresh(&path, workspace_root()) {
+        panic!(
+            "{name}: {why}: build every binary from this checkout first with `cargo build --workspace --bins` (scripts/test does)"
+        );
+    }
     path.to_string_lossy().into_owned()
+}
+
+/// Whether `bin` was built from the sources under `root` as they are now,
+/// by Cargo's own list of what it was built from (`bin.d`, a make rule).
+pub fn check_fresh(bin: &Path, root: &Path) -> Result<(), String> {
+    let built = std::fs::metadata(bin)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("{} is not built ({e})", bin.display()))?;
+    let dep_file = bin.with_extension("d");
+    let rule = std::fs::read_to_string(&dep_file)
+        .map_err(|e| format!("{} is missing ({e})", dep_file.display()))?;
+    let target_dir = bin.parent().and_then(Path::parent).unwrap_or(bin);
+    let sources = make_rule_sources(&rule)
+        .ok_or_else(|| format!("{} is not a make rule", dep_file.display()))?;
+    let mut from_root = 0;
+    for src in &sources {
+        let src = Path::new(src);
+        if src.starts_with(root) {
+            from_root += 1;
+        } else if !src.starts_with(target_dir) {
+            return Err(format!(
+                "{} was built from {}, not from this checkout ({})",
+                bin.display(),
+                src.display(),
+                root.display()
+            ));
+        }
+        let changed = std::fs::metadata(src)
+            .and_then(|m| m.modified())
+            .map_err(|e| {
+                format!(
+                    "{} was built from {}, now gone ({e})",
+                    bin.display(),
+                    src.display()
+                )
+            })?;
+        if changed > built {
+            return Err(format!(
+                "{} is older than {}, a source it is built from",
+                bin.display(),
+                src.display()
+            ));
+        }
+    }
+    if from_root == 0 {
+        return Err(format!(
+            "{} names no source under {}",
+            dep_file.display(),
+            root.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The prerequisites of a make rule `target: a b\ c`, unescaped.
+fn make_rule_sources(rule: &str) -> Option<Vec<String>> {
+    let first = rule.lines().next()?;
+    let (_, deps) = first.split_once(": ")?;
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = deps.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => cur.extend(chars.next()),
+            ' ' => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    Some(out)
+}
+
+/// `bin` where every user can run it, for tests that drop privileges: the
+/// binary itself when every folder above it lets others through, else a
+/// copy (a hard link when it can) in a world-readable folder of the temp
+/// dir, removed when the test process exits. A checkout under /root (mode
+/// 0700), the usual place on a root-only machine, needs the copy.
+pub fn shared_bin(bin: &str) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static COPIES: Mutex<Option<HashMap<String, &'static str>>> = Mutex::new(None);
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let mut copies = COPIES.lock().unwrap_or_else(|e| e.into_inner());
+    let copies = copies.get_or_insert_with(HashMap::new);
+    if let Some(p) = copies.get(bin) {
+        return p;
+    }
+    let path = Path::new(bin);
+    let shared: &'static str = if others_can_run(path) {
+        Box::leak(bin.to_owned().into_boxed_str())
+    } else {
+        let dir = DIR.get_or_init(|| {
+            use std::os::unix::fs::PermissionsExt;
+            let d = tempfile::Builder::new()
+                .prefix("credtrail-test-bins.")
+                .tempdir()
+                .expect("a temp dir for shared binaries")
+                .keep();
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+            extern "C" fn remove() {
+                if let Some(d) = DIR.get() {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+            }
+            // SAFETY: registers a plain function to run at exit.
+            unsafe { libc::atexit(remove) };
+            d
+        });
+        let to = dir.join(path.file_name().expect("a binary's file name"));
+        if std::fs::hard_link(path, &to).is_err() {
+            std::fs::copy(path, &to).expect("copy a binary where other users can run it");
+        }
+        Box::leak(to.to_string_lossy().into_owned().into_boxed_str())
+    };
+    copies.insert(bin.to_owned(), shared);
+    shared
+}
+
+/// Whether a user other than the owner can reach and run `path` by the
+/// folders it names (a symlinked folder counts as what it points to).
+fn others_can_run(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(path) = std::path::absolute(path) else {
+        return false;
+    };
+    let mode = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.permissions().mode());
+    mode(&path) & 0o005 == 0o005 && path.ancestors().skip(1).all(|d| mode(d) & 0o001 != 0)
 }
 
 /// Every listed segment matches its size, checksum and row count, the chain
@@ -273,7 +407,12 @@ pub fn rootless_userns_argv<'a>(cmd: &[&'a str]) -> Vec<&'a str> {
         "--user",
         "--map-root-user",
     ];
-    argv.extend_from_slice(cmd);
+    // The rootless user must be able to reach the program.
+    argv.extend(
+        cmd.first()
+            .map(|p| if p.contains('/') { shared_bin(p) } else { p }),
+    );
+    argv.extend_from_slice(cmd.get(1..).unwrap_or_default());
     argv
 }
 

@@ -25,13 +25,34 @@ pub(crate) struct Salvage {
     pub problem: Option<String>,
 }
 
-/// The sidecar holding an open segment's latest checkpoint.
+/// The sidecar holding an open segment's latest durable checkpoint (its
+/// data was synced before it was written).
 pub(crate) fn checkpoint_name(open_name: &str) -> String {
     format!("{open_name}{CHECKPOINT_SUFFIX}")
 }
 
-/// Suffix of an open segment's checkpoint file.
+/// The sidecar holding an open segment's latest checkpoint as written, not
+/// synced: what a killed recorder leaves (see `durable`).
+pub(crate) fn live_checkpoint_name(open_name: &str) -> String {
+    format!("{open_name}{LIVE_CHECKPOINT_SUFFIX}")
+}
+
+/// Suffix of an open segment's durable checkpoint file.
 pub const CHECKPOINT_SUFFIX: &str = ".ckpt";
+/// Suffix of its live copy.
+pub const LIVE_CHECKPOINT_SUFFIX: &str = ".ckpt.live";
+
+/// The open segment a checkpoint file (durable or live) belongs to.
+pub(crate) fn checkpoint_of(name: &str) -> Option<&str> {
+    name.strip_suffix(LIVE_CHECKPOINT_SUFFIX)
+        .or_else(|| name.strip_suffix(CHECKPOINT_SUFFIX))
+}
+
+/// Removes both checkpoints of `open_name` (absent is fine).
+pub(crate) fn remove_checkpoints(dir: &Dir, open_name: &str) -> Result<(), CaptureError> {
+    dir.remove(&live_checkpoint_name(open_name))?;
+    dir.remove(&checkpoint_name(open_name))
+}
 const MAGIC: &[u8; 8] = b"CTCKPT01";
 /// A footer larger than this is not one credtrail wrote.
 const MAX_FOOTER: usize = 64 << 20;
@@ -108,39 +129,64 @@ impl Checkpoint {
     }
 }
 
-/// The checkpoint of the open segment `open_name` in `dir`; None if it has
-/// none.
-fn read_checkpoint(dir: &Dir, open_name: &str) -> Result<Option<Checkpoint>, CaptureError> {
-    let name = checkpoint_name(open_name);
-    if !dir.exists(&name) {
-        return Ok(None);
+/// The checkpoints of the open segment `open_name` in `dir`, the one that
+/// covers most first: the live copy (what a killed recorder wrote last),
+/// then the durable one (what survives a power cut). Empty if it has none;
+/// an error only when one exists and none decodes.
+fn read_checkpoints(dir: &Dir, open_name: &str) -> Result<Vec<Checkpoint>, CaptureError> {
+    let mut found = Vec::new();
+    let mut last_error = None;
+    for name in [live_checkpoint_name(open_name), checkpoint_name(open_name)] {
+        if !dir.exists(&name) {
+            continue;
+        }
+        let decoded = dir
+            .read_bounded(&name, (MAX_FOOTER + HEADER + 32) as u64)
+            .and_then(|bytes| {
+                Checkpoint::decode(&bytes).map_err(|message| CaptureError::Recovery {
+                    path: dir.child(&name),
+                    message,
+                })
+            });
+        match decoded {
+            Ok(ck) => found.push(ck),
+            Err(e) => last_error = Some(e),
+        }
     }
-    let bytes = dir.read_bounded(&name, (MAX_FOOTER + HEADER + 32) as u64)?;
-    Checkpoint::decode(&bytes)
-        .map(Some)
-        .map_err(|message| CaptureError::Recovery {
-            path: dir.child(&name),
-            message,
-        })
+    if let (true, Some(e)) = (found.is_empty(), last_error) {
+        return Err(e);
+    }
+    found.sort_by_key(|c| std::cmp::Reverse((c.data_len, c.rows)));
+    found.dedup_by_key(|c| (c.data_len, c.rows));
+    Ok(found)
 }
 
-/// Seals the open segment `open_name` of `table` from its checkpoint, or
+/// Seals the open segment `open_name` of `table` from its checkpoint (the
+/// live one, or if its data did not reach the disk, the durable one), or
 /// sets it aside.
 pub(crate) fn salvage_open(dir: &Dir, open_name: &str, table: &str) -> Salvage {
     let aside = |promised: u64, reason: String| set_aside(dir, open_name, table, promised, reason);
-    let ck = match read_checkpoint(dir, open_name) {
-        Ok(Some(ck)) if ck.rows > 0 => ck,
-        Ok(_) => return aside(0, "no checkpoint: no rows had been flushed to it".into()),
+    let checkpoints = match read_checkpoints(dir, open_name) {
+        Ok(c) => c,
         Err(e) => return aside(0, e.to_string()),
     };
-    match seal_from_checkpoint(dir, open_name, table, &ck) {
-        Ok(seg) => Salvage {
-            segment: Some(seg),
-            checkpoint_ktime_ns: ck.ktime_ns,
-            ..Salvage::default()
-        },
-        Err(e) => aside(ck.rows, e.to_string()),
+    let promised = checkpoints.first().map_or(0, |c| c.rows);
+    let mut why = "no checkpoint: no rows had been flushed to it".to_owned();
+    for ck in checkpoints.iter().filter(|c| c.rows > 0) {
+        // Each try cuts the file back to its checkpoint: a later (shorter)
+        // one is still whole.
+        match seal_from_checkpoint(dir, open_name, table, ck) {
+            Ok(seg) => {
+                return Salvage {
+                    segment: Some(seg),
+                    checkpoint_ktime_ns: ck.ktime_ns,
+                    ..Salvage::default()
+                };
+            }
+            Err(e) => why = e.to_string(),
+        }
     }
+    aside(promised, why)
 }
 
 /// Renames an open segment `*.discarded`, recording what it held. A file
@@ -159,7 +205,7 @@ fn set_aside(dir: &Dir, open_name: &str, table: &str, promised: u64, reason: Str
     if let Err(e) = dir.rename(open_name, &discarded) {
         return problem(format!("{reason}; cannot set it aside: {e}"));
     }
-    let _ = dir.remove(&checkpoint_name(open_name));
+    let _ = remove_checkpoints(dir, open_name);
     let held_data = bytes > 4 || promised > 0;
     Salvage {
         // An empty file is no problem: nothing was lost with it.
@@ -235,7 +281,7 @@ fn seal_from_checkpoint(
         });
     }
     dir.rename(open_name, name)?;
-    dir.remove(&checkpoint_name(open_name))?;
+    remove_checkpoints(dir, open_name)?;
     dir.sync()?;
     recovered_segment(dir, name, table, ck)
 }
@@ -270,25 +316,41 @@ pub(crate) fn adopt_sealed(
     open_name: &str,
     table: &str,
 ) -> Result<(Segment, u64), CaptureError> {
-    let ck_name = checkpoint_name(open_name);
-    let ck = read_checkpoint(dir, open_name)?.ok_or_else(|| CaptureError::Recovery {
-        path: dir.child(&ck_name),
-        message: "checkpoint vanished during recovery".into(),
-    })?;
+    let checkpoints = read_checkpoints(dir, open_name)?;
     let sealed = open_name.strip_suffix(".open").unwrap_or(open_name);
-    let rows = count_rows(dir.open_file(sealed)?, &dir.child(sealed))?;
-    if rows != ck.rows {
+    let Some(newest) = checkpoints.first() else {
         return Err(CaptureError::Recovery {
-            path: dir.child(sealed),
-            message: format!(
-                "is not listed in the manifest and holds {rows} rows, its checkpoint {}; left as is",
-                ck.rows
-            ),
+            path: dir.child(&checkpoint_name(open_name)),
+            message: "checkpoint vanished during recovery".into(),
         });
+    };
+    // The file as sealed is whole when it reads back the rows of its last
+    // checkpoint (a power cut may have kept the rename, not the data).
+    let rows = count_rows(dir.open_file(sealed)?, &dir.child(sealed));
+    match rows {
+        Ok(rows) if rows == newest.rows => {
+            let seg = recovered_segment(dir, sealed, table, newest)?;
+            remove_checkpoints(dir, open_name)?;
+            Ok((seg, newest.ktime_ns))
+        }
+        _ => {
+            // Back to an open segment, sealed again from a checkpoint whose
+            // data reached the disk.
+            dir.rename(sealed, open_name)?;
+            let s = salvage_open(dir, open_name, table);
+            match s.segment {
+                Some(seg) => Ok((seg, s.checkpoint_ktime_ns)),
+                None => Err(CaptureError::Recovery {
+                    path: dir.child(sealed),
+                    message: format!(
+                        "is not listed in the manifest and does not read back its checkpoint's {} rows: {}",
+                        newest.rows,
+                        s.problem.unwrap_or_else(|| "set aside".into())
+                    ),
+                }),
+            }
+        }
     }
-    let seg = recovered_segment(dir, sealed, table, &ck)?;
-    dir.remove(&ck_name)?;
-    Ok((seg, ck.ktime_ns))
 }
 
 /// Reads every row of a Parquet file: proves the recovered file decodes.

@@ -13,8 +13,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::checkpoint::checkpoint_name;
+use super::checkpoint::remove_checkpoints;
 use super::control::Pin;
+use super::durable::Job;
 use super::manifest::{
     CaptureState, Counters, FORMAT_VERSION, Instant, Manifest, Segment, SigningKey,
 };
@@ -263,10 +264,12 @@ fn cut_from(
                     kept += 1;
                 }
                 if kept > 0 {
-                    segments.extend(w.seal()?);
-                    // Listed below: its checkpoint has no use.
+                    let mut job = Job::default();
+                    segments.extend(w.seal(&mut job)?);
+                    job.run(out, true)?;
+                    // Listed below: its checkpoints have no use.
                     let name = format!("part-{epoch:05}.parquet.open");
-                    w.dir.remove(&checkpoint_name(&name))?;
+                    remove_checkpoints(&w.dir, &name)?;
                     report.rewritten += 1;
                 }
             }
@@ -313,7 +316,7 @@ fn cut_from(
     cm.segments.extend(empty);
     cm.end = Some(Instant::at(window.end_ktime_ns, m.realtime_offset_ns));
     cm.state = CaptureState::Sealed;
-    let status = write_status(&out.create_subdir(CAPTURES)?, cm, epoch + 1, true)?;
+    let status = write_status(&out.create_subdir(CAPTURES)?, cm, epoch + 1, true, None)?;
     cm.segments.push(status);
     cm.write(out, key)?;
     Ok(report)

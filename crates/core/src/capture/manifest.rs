@@ -681,18 +681,27 @@ impl Manifest {
         key: Option<&SigningKey>,
         durable: bool,
     ) -> Result<(), CaptureError> {
+        let (text, sig) = self.encode(key);
+        dir.replace_file(MANIFEST_FILE, &text, durable)?;
+        if let Some(sig) = sig {
+            dir.replace_file(SIGNATURE_FILE, &sig, durable)?;
+        }
+        Ok(())
+    }
+
+    /// Extends the chain and returns the file's bytes and, with a key, the
+    /// signature's: what [`Manifest::write`] writes.
+    pub(crate) fn encode(&mut self, key: Option<&SigningKey>) -> (Vec<u8>, Option<Vec<u8>>) {
         if self.format_version >= 2 {
             self.extend_chain();
         }
         let mut text = serde_json::to_vec_pretty(self).expect("manifest serializes");
         text.push(b'\n');
-        dir.replace_file(MANIFEST_FILE, &text, durable)?;
-        if let Some(key) = key {
+        let sig = key.map(|key| {
             use ed25519_dalek::Signer;
-            let sig = key.sign(&text);
-            dir.replace_file(SIGNATURE_FILE, &sig.to_bytes(), durable)?;
-        }
-        Ok(())
+            key.sign(&text).to_bytes().to_vec()
+        });
+        (text, sig)
     }
 }
 

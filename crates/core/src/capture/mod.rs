@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod columnar;
 pub mod control;
 pub mod cut;
+mod durable;
 pub mod integrity;
 pub mod layout;
 pub mod manifest;

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::checkpoint::{CHECKPOINT_SUFFIX, adopt_sealed, checkpoint_name, salvage_open};
+use super::checkpoint::{
+    adopt_sealed, checkpoint_name, checkpoint_of, live_checkpoint_name, salvage_open,
+};
 use super::manifest::{
     CaptureState, Discarded, DiscardedSegment, Instant, MANIFEST_FILE, Manifest, Recovery, Segment,
     SigningKey,
@@ -46,7 +48,7 @@ fn survey(dir: &Dir, table: &str, listed: &BTreeSet<&str>) -> Result<Found, Capt
     for n in &names {
         if n.ends_with(".parquet.open") {
             found.open.push(n.clone());
-        } else if let Some(open_name) = n.strip_suffix(CHECKPOINT_SUFFIX) {
+        } else if let Some(open_name) = checkpoint_of(n) {
             // A checkpoint whose segment was sealed: listed (stale) or
             // not yet (the recorder died between rename and manifest).
             let Some(sealed) = open_name.strip_suffix(".open") else {
@@ -57,13 +59,15 @@ fn survey(dir: &Dir, table: &str, listed: &BTreeSet<&str>) -> Result<Found, Capt
             }
             if listed.contains(format!("{table}/{sealed}").as_str()) {
                 found.stale.push(n.clone());
-            } else if names.iter().any(|m| m == sealed) {
+            } else if names.iter().any(|m| m == sealed)
+                && !found.adopt.iter().any(|a| a == open_name)
+            {
                 found.adopt.push(open_name.to_owned());
             }
         } else if n
             .strip_prefix('.')
             .and_then(|r| r.strip_suffix(".tmp"))
-            .is_some_and(|inner| inner.ends_with(CHECKPOINT_SUFFIX))
+            .is_some_and(|inner| checkpoint_of(inner).is_some())
         {
             // A checkpoint half written when the recorder died (the
             // atomic write's temporary): never read, removed.
@@ -80,7 +84,7 @@ fn survey(dir: &Dir, table: &str, listed: &BTreeSet<&str>) -> Result<Found, Capt
         .open
         .iter()
         .chain(&found.adopt)
-        .map(|n| checkpoint_name(n));
+        .flat_map(|n| [checkpoint_name(n), live_checkpoint_name(n)]);
     for name in checkpoints.chain(found.stale.iter().cloned()) {
         if dir.exists(&name) {
             dir.file_len(&name, true)?;
@@ -161,7 +165,7 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     }
     manifest.recovery = Some(recovery);
     let _ = root.remove(RESERVE_FILE);
-    let status = write_status(&root.create_subdir(CAPTURES)?, &manifest, epoch, true)?;
+    let status = write_status(&root.create_subdir(CAPTURES)?, &manifest, epoch, true, None)?;
     manifest.segments.push(status);
     manifest.write(&root, key)?;
     // Evictions the recorder had listed but not carried out when it died

@@ -18,8 +18,9 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::{ColumnPath, SchemaDescPtr};
 use serde_arrow::ArrayBuilder;
 
-use super::checkpoint::{Checkpoint, Salvage, checkpoint_name, salvage_open};
+use super::checkpoint::{Checkpoint, Salvage, checkpoint_name, live_checkpoint_name, salvage_open};
 use super::columnar::Columns;
+use super::durable::Job;
 use super::integrity::hash_file;
 use super::manifest::{FORMAT_VERSION, Segment};
 use super::storage;
@@ -283,10 +284,10 @@ impl<T: Table> TableWriter<T> {
     }
 
     /// Closes the row group in progress, pushes it to the kernel and writes
-    /// the checkpoint that lets `recover` seal the file as it is now.
-    /// `durable`: the data, then the checkpoint, reach the disk first, so a
-    /// power cut or a kernel crash leaves a checkpoint whose bytes exist.
-    pub(crate) fn flush(&mut self, durable: bool) -> Result<(), CaptureError> {
+    /// the checkpoint that lets `recover` seal the file as it is now: its
+    /// live copy at once (a killed recorder keeps it), its durable copy
+    /// queued in `job` behind the data it covers (see `durable`).
+    pub(crate) fn flush(&mut self, job: &mut Job) -> Result<(), CaptureError> {
         self.last_flush = MonoInstant::now();
         let Some(seg) = self.open.as_mut() else {
             return Ok(());
@@ -302,12 +303,6 @@ impl<T: Table> TableWriter<T> {
         seg.writer
             .sync()
             .map_err(CaptureError::io(&seg.open_path, "write"))?;
-        if durable {
-            seg.writer
-                .inner()
-                .sync_data()
-                .map_err(CaptureError::io(&seg.open_path, "sync"))?;
-        }
         seg.unflushed = false;
         let ck = Checkpoint {
             ktime_ns: crate::host::boottime_ns(),
@@ -322,9 +317,19 @@ impl<T: Table> TableWriter<T> {
                 seg.writer.flushed_row_groups(),
             )
             .map_err(|e| parquet_err(&seg.open_path, e))?,
-        };
+        }
+        .encode();
         self.dir
-            .replace_file(&checkpoint_name(&seg.open_name), &ck.encode(), durable)
+            .replace_file(&live_checkpoint_name(&seg.open_name), &ck, false)?;
+        let data = seg
+            .writer
+            .inner()
+            .try_clone()
+            .map_err(CaptureError::io(&seg.open_path, "open"))?;
+        job.files.push((seg.open_path.display().to_string(), data));
+        job.checkpoints
+            .push((self.dir.try_clone()?, checkpoint_name(&seg.open_name), ck));
+        Ok(())
     }
 
     pub(crate) fn needs_flush(&self) -> bool {
@@ -357,24 +362,25 @@ impl<T: Table> TableWriter<T> {
     }
 
     /// Closes the open segment (if any) and describes it for the manifest.
-    pub(crate) fn seal(&mut self) -> Result<Option<Segment>, CaptureError> {
-        // Sealing syncs the whole file itself.
-        self.flush(false)?;
+    /// Its data and the rename are made durable by `job` before the
+    /// manifest that lists it is written.
+    pub(crate) fn seal(&mut self, job: &mut Job) -> Result<Option<Segment>, CaptureError> {
+        self.flush(job)?;
         let Some(seg) = self.open.take() else {
             return Ok(None);
         };
+        // into_inner writes the footer.
         let file = seg
             .writer
             .into_inner()
             .map_err(|e| parquet_err(&seg.open_path, e))?;
-        // into_inner writes the footer; make it durable before it is listed.
-        file.sync_all()
-            .map_err(CaptureError::io(&seg.open_path, "sync"))?;
-        drop(file);
         self.dir.rename(&seg.open_name, &seg.final_name)?;
-        // The checkpoint stays until the manifest lists the segment: a crash
+        // The checkpoints stay until the manifest lists the segment: a crash
         // in between leaves `recover` what it needs to adopt the file.
-        self.dir.sync()?;
+        job.files
+            .push((self.dir.child(&seg.final_name).display().to_string(), file));
+        job.dirs.push(self.dir.try_clone()?);
+        job.always = true;
         let (bytes, sha256) = hash_file(&self.dir, &seg.final_name)?;
         Ok(Some(Segment {
             table: T::NAME.to_owned(),

@@ -365,11 +365,14 @@ pub fn parquet_bytes(rows: &[CaptureRow]) -> Result<Vec<u8>, parquet::errors::Pa
 /// Writes `part-{segment_set}.parquet` in the `captures` folder `dir` for the manifest as it
 /// stands (atomically: a crash leaves no partial file under that name) and
 /// returns its record, not yet listed.
+/// Written durably at once, or with `job`, queued to be made durable
+/// before the manifest that lists it.
 pub(crate) fn write_status(
     dir: &Dir,
     m: &Manifest,
     segment_set: u32,
     final_row: bool,
+    job: Option<&mut super::durable::Job>,
 ) -> Result<Segment, CaptureError> {
     let row = CaptureRow::of(m, segment_set, final_row);
     let name = format!("part-{segment_set:05}.parquet");
@@ -378,7 +381,14 @@ pub(crate) fn write_status(
             path: dir.child(&name),
             source,
         })?;
-    dir.replace_file(&name, &bytes, true)?;
+    dir.replace_file(&name, &bytes, job.is_none())?;
+    if let Some(job) = job {
+        job.files.push((
+            dir.child(&name).display().to_string(),
+            dir.open_file(&name)?,
+        ));
+        job.dirs.push(dir.try_clone()?);
+    }
     let ktime = (row.as_of_time - m.realtime_offset_ns).max(0) as u64;
     Ok(Segment {
         table: CAPTURES.to_owned(),

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use super::checkpoint::checkpoint_name;
+use super::checkpoint::{checkpoint_name, live_checkpoint_name};
 use super::control::{answer_seal, oldest_pin, pending_seal};
+use super::durable::{Job, Syncer};
 use super::manifest::{
     CaptureState, Counters, FORMAT_VERSION, MANIFEST_FILE, Manifest, Segment, SigningKey,
 };
@@ -62,6 +63,8 @@ pub struct CaptureWriter {
     user_namespaces: TableWriter<UsernsRow>,
     /// The `captures` table's folder (see `status`).
     captures: Dir,
+    /// Every fsync and manifest write, off the writer's path (see `durable`).
+    syncer: Syncer,
     _lock: fs::DirLock,
 }
 
@@ -128,6 +131,7 @@ impl CaptureWriter {
             })?;
         }
         manifest.write(&root, key.as_ref())?;
+        let syncer = Syncer::start(&root, !retention.no_fsync)?;
         Ok(CaptureWriter {
             processes: TableWriter::new(&root)?,
             events: TableWriter::new(&root)?,
@@ -141,6 +145,7 @@ impl CaptureWriter {
             retention,
             key,
             epoch: 0,
+            syncer,
             _lock: lock,
         })
     }
@@ -160,22 +165,37 @@ impl CaptureWriter {
         for row in rows {
             self.processes.push(self.epoch, row)?;
         }
-        let sealed = self.processes.seal()?;
-        self.list(sealed.into_iter().collect())
+        let mut job = Job::default();
+        let sealed = self.processes.seal(&mut job)?;
+        self.list(sealed.into_iter().collect(), job)
     }
 
-    /// Lists sealed segments in the manifest, then drops their checkpoints.
-    fn list(&mut self, sealed: Vec<Segment>) -> Result<(), CaptureError> {
-        let files: Vec<String> = sealed.iter().map(|s| s.file.clone()).collect();
-        self.manifest.segments.extend(sealed);
-        self.manifest.write(&self.root, self.key.as_ref())?;
-        for f in files {
-            let (table, name) = f
+    /// Lists sealed segments in the manifest; their checkpoints go once it
+    /// is on disk.
+    fn list(&mut self, sealed: Vec<Segment>, mut job: Job) -> Result<(), CaptureError> {
+        for seg in &sealed {
+            let (table, name) = seg
+                .file
                 .split_once('/')
                 .expect("the writer names files table/part");
-            self.table_dir(table)
-                .remove(&checkpoint_name(&format!("{name}.open")))?;
+            let open_name = format!("{name}.open");
+            let dir = self.table_dir(table).try_clone()?;
+            job.removals
+                .push((dir.try_clone()?, live_checkpoint_name(&open_name)));
+            job.removals.push((dir, checkpoint_name(&open_name)));
         }
+        self.manifest.segments.extend(sealed);
+        self.publish(job)
+    }
+
+    /// Hands `job` with the manifest as it stands to the syncer; fails with
+    /// the first error the syncer met (recording then stops).
+    fn publish(&mut self, mut job: Job) -> Result<(), CaptureError> {
+        if let Some(e) = self.syncer.take_error() {
+            return Err(e);
+        }
+        job.manifest = Some(self.manifest.encode(self.key.as_ref()));
+        self.syncer.submit(job);
         Ok(())
     }
 
@@ -209,25 +229,7 @@ impl CaptureWriter {
     /// budget. Returns true when segments were sealed: the caller then
     /// writes the process snapshot that opens the next ones.
     pub fn tick(&mut self) -> Result<bool, CaptureError> {
-        if self.events.needs_flush()
-            || self.lifecycle.needs_flush()
-            || self.containers.needs_flush()
-            || self.user_namespaces.needs_flush()
-        {
-            let durable = !self.retention.no_fsync;
-            // Dependencies first: an event's enrichment rests on the
-            // namespace, container and lifecycle rows before it, so a
-            // crash between two of these never keeps an event without them.
-            self.user_namespaces.flush(durable)?;
-            self.containers.flush(durable)?;
-            self.lifecycle.flush(durable)?;
-            self.events.flush(durable)?;
-            if durable {
-                self.manifest.write(&self.root, self.key.as_ref())?;
-            } else {
-                self.manifest.checkpoint(&self.root, self.key.as_ref())?;
-            }
-        }
+        self.checkpoint_if_due()?;
         let max = self.retention.max_capture_bytes;
         self.evict_before(max, self.epoch)?;
         // Still over budget with only the newest segments left: seal the
@@ -250,6 +252,30 @@ impl CaptureWriter {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Checkpoints every table once [`FLUSH_INTERVAL`] has passed since the
+    /// last time (row groups flushed, footers and manifest written), so a
+    /// killed recorder loses at most that much of what it applied. Returns
+    /// whether it did. Cheap to call often.
+    pub fn checkpoint_if_due(&mut self) -> Result<bool, CaptureError> {
+        if !(self.events.needs_flush()
+            || self.lifecycle.needs_flush()
+            || self.containers.needs_flush()
+            || self.user_namespaces.needs_flush())
+        {
+            return Ok(false);
+        }
+        let mut job = Job::default();
+        // Dependencies first: an event's enrichment rests on the
+        // namespace, container and lifecycle rows before it, so a
+        // crash between two of these never keeps an event without them.
+        self.user_namespaces.flush(&mut job)?;
+        self.containers.flush(&mut job)?;
+        self.lifecycle.flush(&mut job)?;
+        self.events.flush(&mut job)?;
+        self.publish(job)?;
+        Ok(true)
     }
 
     /// Bytes the capture's segments take now (sealed and open).
@@ -325,14 +351,19 @@ impl CaptureWriter {
         if unfolded >= FOLD_AFTER {
             self.manifest.fold_evicted(2);
         }
-        self.manifest.write(&self.root, self.key.as_ref())?;
+        // The files go once the manifest that lists them evicted is on disk.
+        let mut job = Job {
+            always: true,
+            ..Job::default()
+        };
         for file in victims {
             let (table, name) = file
                 .split_once('/')
                 .expect("the writer names files table/part");
-            remove_evicted(self.table_dir(table), name);
+            job.removals
+                .push((self.table_dir(table).try_clone()?, name.to_owned()));
         }
-        Ok(())
+        self.publish(job)
     }
 
     /// Seals the open segments now (a cut of the newest rows needs them),
@@ -344,6 +375,8 @@ impl CaptureWriter {
             self.list_status(self.epoch - 1, false)?;
         }
         self.evict_before(self.retention.max_capture_bytes, self.epoch)?;
+        // A cut reads the manifest next: it must list what was just sealed.
+        self.syncer.wait()?;
         Ok(sealed)
     }
 
@@ -361,19 +394,20 @@ impl CaptureWriter {
 
     /// Seals every open segment as set `epoch`; returns whether any was.
     fn seal_all(&mut self) -> Result<bool, CaptureError> {
+        let mut job = Job::default();
         let sealed = [
             // In the order of `tick`'s flushes, for the same reason.
-            self.user_namespaces.seal()?,
-            self.containers.seal()?,
-            self.lifecycle.seal()?,
-            self.events.seal()?,
+            self.user_namespaces.seal(&mut job)?,
+            self.containers.seal(&mut job)?,
+            self.lifecycle.seal(&mut job)?,
+            self.events.seal(&mut job)?,
             // Open only when `finish` makes an empty one.
-            self.processes.seal()?,
+            self.processes.seal(&mut job)?,
         ];
         self.epoch += 1;
         let any = sealed.iter().any(Option::is_some);
         if any {
-            self.list(sealed.into_iter().flatten().collect())?;
+            self.list(sealed.into_iter().flatten().collect(), job)?;
         }
         Ok(any)
     }
@@ -381,9 +415,19 @@ impl CaptureWriter {
     /// Writes the `captures` row of the manifest as it stands (as set
     /// `set`) and lists it.
     fn list_status(&mut self, set: u32, final_row: bool) -> Result<(), CaptureError> {
-        let seg = write_status(&self.captures, &self.manifest, set, final_row)?;
+        let mut job = Job {
+            always: true,
+            ..Job::default()
+        };
+        let seg = write_status(
+            &self.captures,
+            &self.manifest,
+            set,
+            final_row,
+            Some(&mut job),
+        )?;
         self.manifest.segments.push(seg);
-        self.manifest.write(&self.root, self.key.as_ref())
+        self.publish(job)
     }
 
     /// Updates the kernel-side counters; the row counts are the writer's own.
@@ -432,6 +476,7 @@ impl CaptureWriter {
         // One manifest write lists the final state and its `captures` row
         // together: a crash before it leaves a capture `recover` seals.
         self.list_status(self.epoch, true)?;
+        self.syncer.wait()?;
         Ok(self.manifest)
     }
 
@@ -463,6 +508,8 @@ impl CaptureWriter {
         delivered: (u64, u64),
         end: crate::capture::manifest::Instant,
     ) -> Result<Manifest, CaptureError> {
+        // What was queued first (a failing disk may fail it again).
+        let _ = self.syncer.wait();
         self.release_reserve();
         let salvaged = [
             self.events.abandon(),
@@ -497,7 +544,7 @@ impl CaptureWriter {
         self.manifest.error = Some(error.to_owned());
         self.manifest.end = Some(end);
         // Best effort, as above: the manifest says it all without the row.
-        match write_status(&self.captures, &self.manifest, self.epoch + 1, true) {
+        match write_status(&self.captures, &self.manifest, self.epoch + 1, true, None) {
             Ok(seg) => self.manifest.segments.push(seg),
             Err(e) => tracing::warn!("cannot write the captures row of the stopped capture: {e}"),
         }
@@ -524,7 +571,15 @@ pub(crate) fn seal_missing_tables(
     fn empty<T: Table>(root: &Dir, epoch: u32) -> Result<Option<Segment>, CaptureError> {
         let mut w = TableWriter::<T>::new(root)?;
         w.start_segment(epoch)?;
-        w.seal()
+        let mut job = Job::default();
+        let sealed = w.seal(&mut job)?;
+        // Durable before the caller lists it; its checkpoints have no use.
+        job.run(root, true)?;
+        if let Some(seg) = &sealed {
+            let open_name = format!("{}.open", seg.file.rsplit('/').next().unwrap_or_default());
+            super::checkpoint::remove_checkpoints(&w.dir, &open_name)?;
+        }
+        Ok(sealed)
     }
     let mut sealed = Vec::new();
     for table in missing_tables(manifest) {

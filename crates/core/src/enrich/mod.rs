@@ -8,6 +8,10 @@
 //! rows a capture stored).
 
 pub mod containers;
+mod image;
+
+use image::Descent;
+pub use image::{Image, Lineage, MAX_ANCESTRY, ProcInfo};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -49,33 +53,6 @@ fn flags_string(set: &[&str]) -> String {
         .join(" ")
 }
 
-/// One process image (an exec, a clone, or a process found in /proc).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcInfo {
-    pub exec_id: String,
-    pub pid: u32,
-    pub ppid: u32,
-    /// Boot clock of the exec or clone (or /proc start time).
-    pub ktime_ns: u64,
-    pub binary: String,
-    /// The executed file as /proc/PID/exe reads (None: unknown).
-    pub exe: Option<String>,
-    pub arguments: String,
-    pub cwd: String,
-    pub flags: String,
-    /// Effective uid when the image started.
-    pub uid: u32,
-    pub auid: u32,
-    pub parent_exec_id: String,
-    pub parent: Option<Arc<ProcInfo>>,
-    /// `(runtime, 64-hex id)` when in a container.
-    pub container: Option<(String, String)>,
-    /// pid inside its pid namespace.
-    pub ns_pid: u32,
-    /// A clone that has not exec'd yet.
-    pub fresh_clone: bool,
-}
-
 /// A kernel record, in arrival order.
 // Credential records dominate; boxing them would add an allocation each.
 #[allow(clippy::large_enum_variant)]
@@ -100,8 +77,8 @@ impl Record {
 pub trait Sink {
     fn lifecycle(&mut self, p: &ProcEvent) -> anyhow::Result<()>;
     fn event(&mut self, e: &Event) -> anyhow::Result<()>;
-    /// An event with the cached process that made it (its ancestry is
-    /// `process.parent`), for sinks that decide by lineage.
+    /// An event with the cached process that made it (its ancestry and
+    /// lineage marks), for sinks that decide by lineage.
     fn event_of(&mut self, e: &Event, process: Option<&ProcInfo>) -> anyhow::Result<()> {
         let _ = process;
         self.event(e)
@@ -143,6 +120,8 @@ pub struct Enricher<P> {
     /// User namespaces by inode, with the latest maps the kernel sent.
     user_namespaces: HashMap<u32, UsernsRow>,
     pods: P,
+    /// The policy's lineage marks (none: no policy follows children).
+    lineage: Option<Lineage>,
 }
 
 impl<P: PodSource> Enricher<P> {
@@ -155,7 +134,21 @@ impl<P: PodSource> Enricher<P> {
             new_containers: Vec::new(),
             user_namespaces: HashMap::new(),
             pods,
+            lineage: None,
         }
+    }
+
+    /// Marks every new image with `lineage` (the policy's follow matchers);
+    /// call before seeding.
+    pub fn with_lineage(mut self, lineage: Option<Lineage>) -> Self {
+        self.lineage = lineage;
+        self
+    }
+
+    /// A cache entry for a new image.
+    fn entry(&self, image: Image, descent: Descent, fresh_clone: bool) -> Arc<ProcInfo> {
+        let marks = self.lineage.as_ref().map_or(0, |f| f(&image));
+        Arc::new(ProcInfo::new(image, descent, marks, fresh_clone))
     }
 
     /// Processes currently alive in the cache.
@@ -182,7 +175,7 @@ impl<P: PodSource> Enricher<P> {
     }
 
     /// The parent's exec id; an unknown parent is the kernel (`node:1:0`).
-    fn parent_exec_id(&self, parent: Option<&ProcInfo>) -> String {
+    fn parent_exec_id(&self, parent: Option<&Image>) -> String {
         parent.map_or_else(|| exec_id(&self.node, 1, 0), |p| p.exec_id.clone())
     }
 
@@ -228,7 +221,7 @@ impl<P: PodSource> Enricher<P> {
             if parent.is_none() && r.ppid != 0 {
                 flags.push("miss");
             }
-            let info = ProcInfo {
+            let image = Image {
                 exec_id: exec_id(&self.node, r.start_ktime_ns, r.pid),
                 pid: r.pid,
                 ppid: r.ppid,
@@ -240,13 +233,12 @@ impl<P: PodSource> Enricher<P> {
                 flags: flags_string(&flags),
                 uid: r.euid,
                 auid: r.auid,
-                parent_exec_id: self.parent_exec_id(parent.as_deref()),
-                parent,
+                parent_exec_id: self.parent_exec_id(parent.as_ref().map(|p| &*p.image)),
                 container,
                 ns_pid: 0,
-                fresh_clone: false,
             };
-            self.procs.insert(r.pid, Arc::new(info));
+            let entry = self.entry(image, Descent::of(parent.as_deref()), false);
+            self.procs.insert(r.pid, entry);
         }
     }
 
@@ -272,7 +264,10 @@ impl<P: PodSource> Enricher<P> {
                 (self.containers[id].runtime.clone(), id.clone())
             });
             let flags = r.flags.clone().unwrap_or_default();
-            let info = Arc::new(ProcInfo {
+            // Forked and not yet exec'd: its exec hangs under its parent.
+            let fresh_clone =
+                flags.split(' ').any(|f| f == "clone") && !flags.split(' ').any(|f| f == "execve");
+            let image = Image {
                 exec_id: r
                     .exec_id
                     .clone()
@@ -284,20 +279,17 @@ impl<P: PodSource> Enricher<P> {
                 exe: Some(r.exe.clone()).filter(|e| !e.is_empty()),
                 arguments: r.arguments.clone().unwrap_or_default(),
                 cwd: r.cwd.clone(),
-                // Forked and not yet exec'd: its exec hangs under its parent.
-                fresh_clone: flags.split(' ').any(|f| f == "clone")
-                    && !flags.split(' ').any(|f| f == "execve"),
                 flags,
                 uid: r.euid,
                 auid: r.auid,
                 parent_exec_id: r
                     .parent_exec_id
                     .clone()
-                    .unwrap_or_else(|| self.parent_exec_id(parent.as_deref())),
-                parent,
+                    .unwrap_or_else(|| self.parent_exec_id(parent.as_ref().map(|p| &*p.image))),
                 container,
                 ns_pid: r.ns_pid.unwrap_or(0),
-            });
+            };
+            let info = self.entry(image, Descent::of(parent.as_deref()), fresh_clone);
             images.insert(info.exec_id.clone(), Arc::clone(&info));
             if r.source == CACHE {
                 self.procs.insert(r.pid, info);
@@ -309,7 +301,7 @@ impl<P: PodSource> Enricher<P> {
     pub fn annotate(&self, rows: &mut [ProcessRow]) {
         for r in rows {
             if let Some(p) = self.procs.get(&r.pid) {
-                fill_identity(r, p);
+                fill_identity(r, &p.image);
             }
         }
     }
@@ -317,7 +309,7 @@ impl<P: PodSource> Enricher<P> {
     /// The cache as snapshot rows (sorted by pid), written at the start of
     /// every segment after the first.
     pub fn snapshot(&self, ktime_ns: u64) -> Vec<ProcessRow> {
-        let row = |p: &ProcInfo, source: &str| {
+        let row = |p: &Image, source: &str| {
             let mut r = ProcessRow {
                 snapshot_ktime_ns: ktime_ns,
                 source: source.into(),
@@ -334,17 +326,17 @@ impl<P: PodSource> Enricher<P> {
             fill_identity(&mut r, p);
             r
         };
-        let mut rows: Vec<ProcessRow> = self.procs.values().map(|p| row(p, CACHE)).collect();
+        let mut rows: Vec<ProcessRow> = self.procs.values().map(|p| row(&p.image, CACHE)).collect();
         // Parents the cache keeps only through their children (exited, or
         // replaced by an exec since the fork): a segment read alone needs
         // them for its events' parent columns.
         let mut gone = BTreeMap::new();
         for p in self.procs.values() {
-            if let Some(parent) = &p.parent
+            if let Some(parent) = p.ancestors.first()
                 && !self
                     .procs
                     .get(&parent.pid)
-                    .is_some_and(|q| Arc::ptr_eq(q, parent))
+                    .is_some_and(|q| Arc::ptr_eq(&q.image, parent))
             {
                 gone.entry(parent.exec_id.clone())
                     .or_insert_with(|| row(parent, CACHE_PARENT));
@@ -367,7 +359,7 @@ impl<P: PodSource> Enricher<P> {
             }
             "exec" => self.on_exec(ev),
             "exit" => {
-                // Children keep their parent alive through their Arc.
+                // Children keep their parent's image in their ancestry.
                 let gone = self.procs.remove(&ev.pid);
                 if ev.exe.is_none() {
                     ev.exe = gone.and_then(|p| p.exe.clone());
@@ -382,10 +374,10 @@ impl<P: PodSource> Enricher<P> {
     fn image(
         &self,
         ev: &ProcEvent,
-        parent: Option<Arc<ProcInfo>>,
+        parent: Option<&Image>,
         container: Option<(String, String)>,
-    ) -> ProcInfo {
-        ProcInfo {
+    ) -> Image {
+        Image {
             exec_id: exec_id(&self.node, ev.ktime_ns, ev.pid),
             pid: ev.pid,
             ppid: ev.ppid,
@@ -397,11 +389,9 @@ impl<P: PodSource> Enricher<P> {
             flags: String::new(),
             uid: ev.euid,
             auid: ev.auid,
-            parent_exec_id: self.parent_exec_id(parent.as_deref()),
-            parent,
+            parent_exec_id: self.parent_exec_id(parent),
             container,
             ns_pid: ev.ns_pid,
-            fresh_clone: false,
         }
     }
 
@@ -426,16 +416,16 @@ impl<P: PodSource> Enricher<P> {
         if parent.is_none() {
             flags.push("miss");
         }
-        let info = ProcInfo {
+        let image = Image {
             binary,
             exe,
             arguments,
             cwd,
             flags: flags_string(&flags),
-            fresh_clone: true,
-            ..self.image(ev, parent, container)
+            ..self.image(ev, parent.as_ref().map(|p| &*p.image), container)
         };
-        self.procs.insert(ev.pid, Arc::new(info));
+        let entry = self.entry(image, Descent::of(parent.as_deref()), true);
+        self.procs.insert(ev.pid, entry);
     }
 
     fn on_exec(&mut self, ev: &ProcEvent) {
@@ -443,13 +433,19 @@ impl<P: PodSource> Enricher<P> {
         let mut flags = vec!["execve"];
         // A clone's exec hangs under the process that forked it; an exec
         // without fork hangs under the image it replaced (Tetragon's rule).
-        let parent = match &prev {
+        let (parent, descent) = match &prev {
             Some(p) if p.fresh_clone => {
                 flags.push("clone");
-                p.parent.clone()
+                (p.ancestors.first().cloned(), Descent::same_as(p))
             }
-            Some(p) => Some(Arc::clone(p)),
-            None => self.procs.get(&ev.ppid).cloned(),
+            Some(p) => (Some(Arc::clone(&p.image)), Descent::of(Some(&**p))),
+            None => {
+                let parent = self.procs.get(&ev.ppid);
+                (
+                    parent.map(|p| Arc::clone(&p.image)),
+                    Descent::of(parent.map(|p| &**p)),
+                )
+            }
         };
         if parent.is_none() {
             flags.push("miss");
@@ -476,16 +472,16 @@ impl<P: PodSource> Enricher<P> {
             format!("{}/{rel}", ev.cwd.trim_end_matches('/'))
         };
         let container = self.container(&ev.cgroup, ev.ktime_ns);
-        let info = ProcInfo {
+        let image = Image {
             binary,
             exe: ev.exe.clone(),
             arguments: join_args(&ev.args),
             cwd: ev.cwd.clone(),
             flags: flags_string(&flags),
-            fresh_clone: false,
-            ..self.image(ev, parent, container)
+            ..self.image(ev, parent.as_deref(), container)
         };
-        self.procs.insert(ev.pid, Arc::new(info));
+        let entry = self.entry(image, descent, false);
+        self.procs.insert(ev.pid, entry);
     }
 
     /// Applies one record and hands the results to `sink`: the one code path
@@ -536,7 +532,7 @@ impl<P: PodSource> Enricher<P> {
         ev.flags = Some(p.flags.clone());
         ev.start_time = Some(self.wall_us(p.ktime_ns));
         ev.process_uid = Some(p.uid);
-        if let Some(parent) = &p.parent {
+        if let Some(parent) = p.parent() {
             ev.parent_pid = Some(parent.pid);
             ev.parent_binary = Some(parent.binary.clone());
             ev.parent_arguments = Some(parent.arguments.clone());
@@ -561,7 +557,7 @@ impl<P: PodSource> Enricher<P> {
             ev.pod_labels = row.pod_labels.clone();
             ev.container_start_time = row.container_start_time;
         }
-        if let Some(parent) = &p.parent
+        if let Some(parent) = p.parent()
             && parent.container.is_some()
         {
             ev.parent_container_pid = Some(parent.ns_pid);
@@ -580,7 +576,7 @@ fn join_args(argv: &[String]) -> String {
     argv.get(1..).unwrap_or_default().join(" ")
 }
 
-fn fill_identity(r: &mut ProcessRow, p: &ProcInfo) {
+fn fill_identity(r: &mut ProcessRow, p: &Image) {
     r.exec_id = Some(p.exec_id.clone());
     r.parent_exec_id = Some(p.parent_exec_id.clone());
     r.binary = Some(p.binary.clone());

@@ -13,7 +13,7 @@ use super::{
     ArgOp, BinaryMatch, CapMatch, HostNamespaces, NsValue, PidMatch, RETURN_INDEX, RateScope,
     Rules, Selector, Set,
 };
-use crate::enrich::{ProcInfo, Sink};
+use crate::enrich::{Image, Lineage, ProcInfo, Sink};
 use crate::model::{ContainerRow, Event, ProcEvent, Syscall, UsernsRow, event::abi};
 
 /// The fields of an event a policy looks at (`struct ct_event` in the kernel).
@@ -73,7 +73,8 @@ impl Subject {
 pub struct Who<'a> {
     /// The executed file (`exe`; `binary` in captures written before it).
     pub exe: Option<&'a str>,
-    /// The cached process; its `parent` chain is its ancestry.
+    /// The cached process; its lineage marks say which follow matchers an
+    /// ancestor matched, however far up.
     pub process: Option<&'a ProcInfo>,
 }
 
@@ -85,15 +86,16 @@ impl<'a> Who<'a> {
         }
     }
 
-    /// Parent, grandparent, … as far as the cache knows them.
-    fn ancestors(&self) -> impl Iterator<Item = &'a ProcInfo> {
-        std::iter::successors(self.process.and_then(|p| p.parent.as_deref()), |p| {
-            p.parent.as_deref()
-        })
+    /// Whether an ancestor, however far up, carries the lineage mark `bit`.
+    fn inherits(&self, bit: Option<u8>) -> bool {
+        match (self.process, bit) {
+            (Some(p), Some(b)) => p.inherited & (1 << b) != 0,
+            _ => false,
+        }
     }
 }
 
-fn exe_of(p: &ProcInfo) -> Option<&str> {
+fn exe_of(p: &Image) -> Option<&str> {
     p.exe
         .as_deref()
         .or(Some(p.binary.as_str()))
@@ -102,24 +104,32 @@ fn exe_of(p: &ProcInfo) -> Option<&str> {
 
 impl BinaryMatch {
     fn matches(&self, who: &Who) -> bool {
-        let hit = self.hit(who.exe)
-            || (self.follow_children && who.ancestors().any(|a| self.hit(exe_of(a))));
+        let hit = self.hit(who.exe) || (self.follow_children && who.inherits(self.lineage_bit));
         hit != self.negate
+    }
+
+    /// Whether `image` hands this matcher's mark down to its descendants.
+    fn marks(&self, image: &Image) -> bool {
+        self.follow_children && self.hit(exe_of(image))
     }
 }
 
 impl PidMatch {
     fn matches(&self, s: &Subject, who: &Who) -> bool {
         let own = if self.namespace_pid { s.ns_pid } else { s.pid };
-        let hit = self.values.contains(&own)
-            || (self.follow_forks
-                && who.ancestors().any(|a| {
-                    // Processes found in /proc at start have no known
-                    // namespace pid (0).
-                    let pid = if self.namespace_pid { a.ns_pid } else { a.pid };
-                    pid != 0 && self.values.contains(&pid)
-                }));
+        let hit =
+            self.values.contains(&own) || (self.follow_forks && who.inherits(self.lineage_bit));
         hit != self.negate
+    }
+
+    fn marks(&self, image: &Image) -> bool {
+        // Processes found in /proc at start have no known namespace pid (0).
+        let pid = if self.namespace_pid {
+            image.ns_pid
+        } else {
+            image.pid
+        };
+        self.follow_forks && pid != 0 && self.values.contains(&pid)
     }
 }
 
@@ -228,6 +238,38 @@ fn rate_key(i: usize, sel: &Selector, s: &Subject) -> RateKey {
 }
 
 impl Rules {
+    /// The lineage marks the enrichment gives each new image, for
+    /// `followChildren` and `followForks` (None: no selector follows). An
+    /// enricher whose events this policy decides needs them.
+    pub fn lineage(&self) -> Option<Lineage> {
+        let binaries: Vec<BinaryMatch> = self
+            .selectors
+            .iter()
+            .flat_map(|s| &s.binaries)
+            .filter(|b| b.follow_children)
+            .cloned()
+            .collect();
+        let pids: Vec<PidMatch> = self
+            .selectors
+            .iter()
+            .filter_map(|s| s.pids.clone())
+            .filter(|p| p.follow_forks)
+            .collect();
+        if binaries.is_empty() && pids.is_empty() {
+            return None;
+        }
+        let bit = |b: Option<u8>| b.map_or(0, |b| 1u64 << b);
+        Some(Box::new(move |image: &Image| {
+            let b = binaries
+                .iter()
+                .filter(|m| m.marks(image))
+                .fold(0, |acc, m| acc | bit(m.lineage_bit));
+            pids.iter()
+                .filter(|m| m.marks(image))
+                .fold(b, |acc, m| acc | bit(m.lineage_bit))
+        }))
+    }
+
     /// The decision for one event (rate limits as `rate` has them): the
     /// kernel's, completed with what only userspace knows (`who`).
     pub fn decide(

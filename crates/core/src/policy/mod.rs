@@ -96,6 +96,9 @@ pub struct PidMatch {
     /// userspace, where the ancestry is).
     pub follow_forks: bool,
     pub values: Vec<u32>,
+    /// With `follow_forks`: the lineage mark of a process this matches
+    /// (see [`Rules::lineage`]).
+    pub lineage_bit: Option<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +161,9 @@ pub struct BinaryMatch {
     /// `followChildren`: the process or any of its ancestors.
     pub follow_children: bool,
     pub values: Vec<String>,
+    /// With `follow_children`: the lineage mark of a process this matches
+    /// (see [`Rules::lineage`]).
+    pub lineage_bit: Option<u8>,
 }
 
 impl BinaryMatch {
@@ -298,7 +304,39 @@ impl Rules {
             warn,
             rules: self,
         }
-        .policy(doc, text)
+        .policy(doc, text)?;
+        self.number_follows(file)
+    }
+
+    /// Gives every `followChildren` and `followForks` matcher its bit of
+    /// the lineage marks, in selector order.
+    fn number_follows(&mut self, file: &str) -> Result<(), PolicyError> {
+        let mut next = 0u32;
+        let mut take = |follows: bool| -> Result<Option<u8>, PolicyError> {
+            if !follows {
+                return Ok(None);
+            }
+            let bit = u8::try_from(next)
+                .ok()
+                .filter(|b| *b < 64)
+                .ok_or_else(|| PolicyError {
+                    at: file.to_owned(),
+                    field: "matchBinaries.followChildren / matchPIDs.followForks".into(),
+                    message: "more than 64 matchers follow children or forks across all policies"
+                        .into(),
+                })?;
+            next += 1;
+            Ok(Some(bit))
+        };
+        for sel in &mut self.selectors {
+            for b in &mut sel.binaries {
+                b.lineage_bit = take(b.follow_children)?;
+            }
+            if let Some(p) = &mut sel.pids {
+                p.lineage_bit = take(p.follow_forks)?;
+            }
+        }
+        Ok(())
     }
 
     /// The policy names, for the manifest.

@@ -91,6 +91,7 @@ impl Compiler<'_> {
                 negate,
                 follow_children: b.follow_children.is_some_and(|f| f.value),
                 values,
+                lineage_bit: None,
             });
         }
         for (i, p) in sel.match_pids.unwrap_or_default().into_iter().enumerate() {
@@ -123,6 +124,7 @@ impl Compiler<'_> {
                 namespace_pid: p.is_namespace_pid,
                 follow_forks: p.follow_forks.is_some_and(|f| f.value),
                 values,
+                lineage_bit: None,
             });
         }
         for (i, n) in sel

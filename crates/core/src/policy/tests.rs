@@ -234,9 +234,10 @@ fn kept_in_tree(yaml: &str, filename: &str, exe: &str) -> Vec<u64> {
     use crate::enrich::{Enricher, Record, StoredPods};
     use crate::model::{ProcEvent, ProcessRow};
 
-    let mut f = PolicyFilter::new(rules(yaml).unwrap(), HOST);
+    let rules = rules(yaml).unwrap();
+    let mut en = Enricher::new("n", 0, StoredPods::default()).with_lineage(rules.lineage());
+    let mut f = PolicyFilter::new(rules, HOST);
     let mut out = Seqs::default();
-    let mut en = Enricher::new("n", 0, StoredPods::default());
     en.seed(&[ProcessRow {
         pid: 10,
         ppid: 1,

@@ -355,6 +355,51 @@ fn killed_writer_is_recovered(no_fsync: bool) {
     assert!(!recover(&dir, None).unwrap().changed);
 }
 
+/// After a power cut the live checkpoint (page cache, not synced) may be on
+/// disk while the data it covers is not: recovery falls back to the durable
+/// checkpoint, whose data was synced before it was written.
+#[test]
+fn a_live_checkpoint_whose_data_is_gone_falls_back_to_the_durable_one() {
+    use credtrail_core::capture::recover::recover;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cap");
+    let mut w = CaptureWriter::create(&dir, manifest(), Rotation::default()).unwrap();
+    let first = push_events(&mut w, 0, 200);
+    std::thread::sleep(capture::FLUSH_INTERVAL);
+    w.tick().unwrap();
+    let events = dir.join("events");
+    let open = events.join("part-00000.parquet.open");
+    // The syncer wrote the durable copy once the data was synced.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !events.join("part-00000.parquet.open.ckpt").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no durable checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let synced = std::fs::metadata(&open).unwrap().len();
+    let durable = std::fs::read(events.join("part-00000.parquet.open.ckpt")).unwrap();
+    push_events(&mut w, 200, 300);
+    std::thread::sleep(capture::FLUSH_INTERVAL);
+    w.tick().unwrap();
+    drop(w);
+    // As a power cut leaves it: the live checkpoint of the second flush,
+    // the durable one of the first, and the data of the first only.
+    std::fs::write(events.join("part-00000.parquet.open.ckpt"), &durable).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&open).unwrap();
+    f.set_len(synced).unwrap();
+    drop(f);
+    let live = std::fs::read(events.join("part-00000.parquet.open.ckpt.live")).unwrap();
+    assert_ne!(live, durable, "the live checkpoint covers the second flush");
+
+    let r = recover(&dir, None).unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!(r.manifest.recovery.as_ref().unwrap().rows, 200);
+    assert_eq!(Capture::open(&dir).unwrap().events().unwrap(), first);
+    assert_eq!(names_in(&events), ["part-00000.parquet"]);
+}
+
 #[test]
 fn a_corrupt_checkpoint_sets_the_segment_aside_without_panicking() {
     use credtrail_core::capture::recover::recover;
@@ -365,11 +410,18 @@ fn a_corrupt_checkpoint_sets_the_segment_aside_without_panicking() {
     std::thread::sleep(capture::FLUSH_INTERVAL);
     w.tick().unwrap();
     drop(w);
-    let ck = dir.join("events/part-00000.parquet.open.ckpt");
-    let mut bytes = std::fs::read(&ck).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x40;
-    std::fs::write(&ck, &bytes).unwrap();
+    // Both copies, the live one and the durable one.
+    let mut bytes = Vec::new();
+    for name in [
+        "part-00000.parquet.open.ckpt",
+        "part-00000.parquet.open.ckpt.live",
+    ] {
+        let ck = dir.join("events").join(name);
+        bytes = std::fs::read(&ck).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        std::fs::write(&ck, &bytes).unwrap();
+    }
     let r = recover(&dir, None).unwrap();
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
     assert!(

@@ -131,6 +131,14 @@ pub struct Tree {
     pub ancestry: Vec<TreeNode>,
     pub children: Vec<TreeNode>,
     pub children_left_out: usize,
+    /// Ancestors above the root shown, which the process cache counted but
+    /// did not keep (a re-exec loop or a deep fork chain).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ancestors_left_out: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -404,41 +404,54 @@ fn tree(t: &Tree) -> Markup {
             @if t.ancestry.is_empty() {
                 p.note { "The replay of " (t.capture) " did not meet this process image; its tree is unknown." }
             } @else {
-                ul.tree { (chain(&t.ancestry, t)) }
+                ul.tree {
+                    @if t.ancestors_left_out > 0 {
+                        li.note { "… " (t.ancestors_left_out) " more ancestors above, counted but not kept" }
+                    }
+                    (chain(&t.ancestry, t))
+                }
             }
         }
     }
 }
 
 /// `nodes` (root first) as nested lists, the raising process last with its
-/// children under it.
+/// children under it. A loop, not a recursion: nothing a capture holds sets
+/// how deep this code goes.
 fn chain(nodes: &[TreeNode], t: &Tree) -> Markup {
-    let Some((n, rest)) = nodes.split_first() else {
-        return html! {};
-    };
-    html! {
-        li {
-            @if rest.is_empty() {
-                (process(n, "target", "credentials before the raise"))
-                @if let Some(r) = &t.raise {
-                    div.change.mono { "the raise: " (r) }
-                }
-                @if !t.children.is_empty() || t.children_left_out > 0 {
-                    ul {
-                        @for c in &t.children {
-                            li { (process(c, "child", "credentials when it started")) }
-                        }
-                        @if t.children_left_out > 0 {
-                            li.note { "… and " (t.children_left_out) " more children" }
-                        }
+    let mut out = String::new();
+    for (i, n) in nodes.iter().enumerate() {
+        out.push_str("<li>");
+        if i + 1 < nodes.len() {
+            out.push_str(&process(n, "", "credentials then").into_string());
+            out.push_str("<ul>");
+            continue;
+        }
+        let target = html! {
+            (process(n, "target", "credentials before the raise"))
+            @if let Some(r) = &t.raise {
+                div.change.mono { "the raise: " (r) }
+            }
+            @if !t.children.is_empty() || t.children_left_out > 0 {
+                ul {
+                    @for c in &t.children {
+                        li { (process(c, "child", "credentials when it started")) }
+                    }
+                    @if t.children_left_out > 0 {
+                        li.note { "… and " (t.children_left_out) " more children" }
                     }
                 }
-            } @else {
-                (process(n, "", "credentials then"))
-                ul { (chain(rest, t)) }
             }
-        }
+        };
+        out.push_str(&target.into_string());
     }
+    for i in (0..nodes.len()).rev() {
+        if i + 1 < nodes.len() {
+            out.push_str("</ul>");
+        }
+        out.push_str("</li>");
+    }
+    PreEscaped(out)
 }
 
 fn process(n: &TreeNode, role: &str, creds_label: &str) -> Markup {

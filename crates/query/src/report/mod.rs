@@ -220,6 +220,7 @@ pub fn build(
             ancestry: s.ancestry,
             children: s.children,
             children_left_out: s.children_left_out,
+            ancestors_left_out: s.ancestors_left_out,
         })
         .collect();
     let rfc = |t: i64| credtrail_core::host::rfc3339_ns(t);

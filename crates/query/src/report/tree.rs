@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use credtrail_core::capture::Capture;
 use credtrail_core::capture::storage::micros;
-use credtrail_core::enrich::{ProcInfo, Record, Sink};
+use credtrail_core::enrich::{Image, ProcInfo, Record, Sink};
 use credtrail_core::host::rfc3339_ns;
 use credtrail_core::model::{ContainerRow, Creds, Event, ProcEvent, Syscall, UsernsRow};
 use credtrail_core::progress::Progress;
@@ -18,7 +18,7 @@ use credtrail_core::unexplained::describe;
 
 use super::data::{MAX_ROWS, TreeNode};
 use crate::filters::Filters;
-use crate::tree::ancestry;
+use crate::tree::{ancestry, short_id};
 use crate::unexplained::{Collector, Found};
 use crate::{CaptureInfo, QueryError, answered, invalid};
 
@@ -46,6 +46,7 @@ pub struct Snapshot {
     pub ancestry: Vec<TreeNode>,
     pub children: Vec<TreeNode>,
     pub children_left_out: usize,
+    pub ancestors_left_out: u64,
 }
 
 /// Replays every answered capture once: a snapshot per target (empty when
@@ -155,9 +156,9 @@ struct TreeSink<'a> {
 }
 
 impl TreeSink<'_> {
-    fn node(&self, p: &ProcInfo, creds: Option<&Creds>) -> TreeNode {
+    fn node(&self, p: &Image, creds: Option<&Creds>) -> TreeNode {
         // What is known of the pid, if it is still this image.
-        fn own<'m, V>(m: &'m HashMap<u32, (String, V)>, p: &ProcInfo) -> Option<&'m V> {
+        fn own<'m, V>(m: &'m HashMap<u32, (String, V)>, p: &Image) -> Option<&'m V> {
             m.get(&p.pid)
                 .filter(|(id, _)| *id == p.exec_id)
                 .map(|(_, v)| v)
@@ -169,8 +170,8 @@ impl TreeSink<'_> {
             binary: p.binary.clone(),
             arguments: cut(&p.arguments, MAX_ARGUMENTS),
             cwd: p.cwd.clone(),
-            start: rfc3339_ns(p.ktime_ns as i64 + self.offset_ns),
-            container: p.container.as_ref().map(|(_, id)| short(id)),
+            start: rfc3339_ns((p.ktime_ns as i64).saturating_add(self.offset_ns)),
+            container: p.container.as_ref().map(|(_, id)| short_id(id, 12)),
             pod: p
                 .container
                 .as_ref()
@@ -196,7 +197,7 @@ impl TreeSink<'_> {
             return;
         }
         let Some(info) = info else { return };
-        let parent = info.parent.as_ref().map(|p| p.exec_id.as_str());
+        let parent = info.parent().map(|p| p.exec_id.as_str());
         if let Some(&t) = parent.and_then(|id| self.targets.get(id)) {
             let node = self.node(info, Some(&creds));
             let children = self.children.entry(t).or_default();
@@ -235,7 +236,8 @@ impl Sink for TreeSink<'_> {
                 && micros(e.time) >= want.time_ns
             {
                 let old = e.old_creds();
-                let mut chain: Vec<TreeNode> = ancestry(p)
+                let (chain, left_out) = ancestry(p);
+                let mut chain: Vec<TreeNode> = chain
                     .iter()
                     .enumerate()
                     .map(|(i, a)| self.node(a, (i == 0).then_some(&old)))
@@ -244,6 +246,7 @@ impl Sink for TreeSink<'_> {
                 let snap = &mut self.snaps[t];
                 snap.raise = Some(credtrail_core::print::compact(e));
                 snap.ancestry = chain;
+                snap.ancestors_left_out = left_out;
             }
         }
         let new = e.new_creds();
@@ -273,12 +276,6 @@ fn cut(s: &str, max: usize) -> String {
         Some((at, _)) => format!("{}…", &s[..at]),
         None => s.to_owned(),
     }
-}
-
-/// A container id's first 12 characters (by characters: an id read from a
-/// hostile capture need not be hex).
-fn short(id: &str) -> String {
-    id.chars().take(12).collect()
 }
 
 /// Credentials in one line: ids, then the capability sets that are set.

@@ -6,17 +6,22 @@ use std::process::Command;
 
 use credtrail_core::CaptureError;
 use credtrail_core::capture::{CaptureWriter, Rotation};
-use credtrail_testkit::record_bin;
 use credtrail_testkit::samples::{end, event, manifest};
+use credtrail_testkit::{record_bin, shared_bin};
 
 #[test]
 fn without_privileges_says_what_is_missing() {
-    let mut cmd = Command::new(record_bin());
-    cmd.args(["--print", "json", "--duration", "1"]);
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = Command::new(if root {
+        shared_bin(record_bin())
+    } else {
+        record_bin()
+    });
+    cmd.args(["--print", "json", "--duration", "1"]);
+    if root {
         // Run as nobody, with no capabilities.
-        cmd.uid(65534).gid(65534);
+        cmd.uid(65534).gid(65534).current_dir("/");
     }
     let o = cmd.output().unwrap();
     assert!(!o.status.success());
