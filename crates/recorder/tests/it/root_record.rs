@@ -321,9 +321,9 @@ fn a_storm_faster_than_encoding_waits_in_the_spool_file_and_none_is_lost() {
     }
     let _serial = serial();
     // 1 MiB of spool in memory: a debug build's encoder falls behind a
-    // 40,000 calls/s storm within a second, and the rest waits on disk.
+    // 200,000 calls/s storm within a second, and the rest waits on disk.
     let rec = Recorder::start(false, &["--spool-mib", "1"]);
-    let out = storm(2, 3, 20_000).output().unwrap();
+    let out = storm(2, 3, 100_000).output().unwrap();
     assert!(out.status.success());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let issued = report["calls"].as_u64().unwrap();
