@@ -19,6 +19,7 @@ fn replay_error(dir: &Path) -> String {
         policy: Vec::new(),
         policy_warn: false,
         endpoint: None,
+        memory_limit: None,
     };
     let mut out = Vec::new();
     let mut err = Vec::new();
@@ -129,6 +130,7 @@ fn a_table_without_segments_reads_as_empty() {
         policy: Vec::new(),
         policy_warn: false,
         endpoint: None,
+        memory_limit: None,
     };
     let mut out = Vec::new();
     assert!(credtrail_replay::run(cli, &mut out, &mut Vec::new()).unwrap());
@@ -246,6 +248,7 @@ fn verify_cli(dir: &Path, pubkey: Option<&Path>, head: Option<&str>) -> (bool, S
         policy: Vec::new(),
         policy_warn: false,
         endpoint: None,
+        memory_limit: None,
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let ok = credtrail_replay::run(cli, &mut out, &mut err).unwrap();
@@ -365,6 +368,7 @@ fn a_signed_capture_verifies_and_an_edited_one_does_not() {
             policy: Vec::new(),
             policy_warn: false,
             endpoint: None,
+            memory_limit: None,
         },
         &mut Vec::new(),
         &mut Vec::new(),

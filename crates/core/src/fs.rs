@@ -67,6 +67,12 @@ impl Dir {
         Ok(self.stat()?.st_uid)
     }
 
+    /// The directory's owner and permission bits.
+    pub fn owner_and_mode(&self) -> Result<(u32, u32), CaptureError> {
+        let st = self.stat()?;
+        Ok((st.st_uid, st.st_mode & 0o7777))
+    }
+
     /// Mode 0700: nobody else lists or enters it.
     pub fn make_private(&self) -> Result<(), CaptureError> {
         rustix::fs::fchmod(&self.fd, Mode::from_raw_mode(DIR_MODE))
@@ -396,23 +402,97 @@ fn read_limited(f: File, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Reads a whole file the user named (a key, a pods file) of at most `max`
-/// bytes.
+/// Reads a whole file the user named (a key, a policy, a pods file) of at
+/// most `max` bytes. Only a regular file: a FIFO, a device (`/dev/zero`) or
+/// a directory is refused without blocking on it or reading it.
 pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    read_limited(File::open(path)?, max)
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a FIFO, a device or a folder); refusing to read it",
+        ));
+    }
+    read_limited(f, max)
 }
 
-/// Creates the directory `path` with mode 0700 (its missing parents as
-/// `mkdir -p` would); Ok(false) when something is already there.
-pub fn mkdir_private(path: &Path) -> Result<bool, CaptureError> {
-    use std::os::unix::fs::DirBuilderExt;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(CaptureError::io(parent, "create"))?;
+/// Who may own a folder on the way to a capture, and how it may be open to
+/// others: the root the user named may belong to root or to us and be
+/// writable by others only with the sticky bit (as /tmp is: only an entry's
+/// owner may rename it there); every folder below it must be ours and
+/// writable by nobody else, or another user could rename the capture and
+/// put a fake in its place.
+fn check_folder(path: &Path, st: &rustix::fs::Stat, root: bool) -> Result<(), CaptureError> {
+    let (me, owner, mode) = (euid(), st.st_uid, st.st_mode);
+    let sticky = mode & 0o1000 != 0;
+    let owner_ok = owner == me || (root && owner == 0);
+    let open_to_others = mode & 0o022 != 0 && !(root && sticky);
+    if owner_ok && !open_to_others {
+        return Ok(());
     }
-    match std::fs::DirBuilder::new().mode(DIR_MODE).create(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(CaptureError::io(path, "create")(e)),
+    Err(CaptureError::Unsafe {
+        path: path.to_owned(),
+        message: format!(
+            "is owned by uid {owner} with mode {:o}: credtrail only writes in folders owned by {} and writable by nobody else (another user could rename the capture and put a fake in its place); remove it or choose another folder",
+            mode & 0o7777,
+            if root {
+                format!("root or uid {me} (or sticky, like /tmp)")
+            } else {
+                format!("its uid {me}")
+            }
+        ),
+    })
+}
+
+impl Dir {
+    /// Opens the folder the user named as a root for captures (symlinks in
+    /// the path they typed are theirs to follow), creating it and its
+    /// missing parents 0700 when absent; refuses one [`check_folder`] does
+    /// not allow as a root.
+    pub fn open_root(path: &Path) -> Result<Dir, CaptureError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let path = if path.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            path
+        };
+        if !path.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(path)
+                .map_err(CaptureError::io(path, "create"))?;
+        }
+        let d = Dir::open(path)?;
+        check_folder(path, &d.stat()?, true)?;
+        Ok(d)
+    }
+
+    /// The folder `name` below this one, created 0700 when absent, entered
+    /// without following a symlink; refused unless it is ours and writable
+    /// by nobody else.
+    pub fn private_subdir(&self, name: &str) -> Result<Dir, CaptureError> {
+        let d = self.create_subdir(name)?;
+        d.check_private()?;
+        Ok(d)
+    }
+
+    /// Refuses this folder unless it is ours and writable by nobody else.
+    pub fn check_private(&self) -> Result<(), CaptureError> {
+        check_folder(&self.path, &self.stat()?, false)
+    }
+
+    /// Whether this folder is ours and writable by nobody else.
+    pub fn is_private(&self) -> bool {
+        self.check_private().is_ok()
+    }
+
+    /// The inode of this folder (to find its lock in /proc/locks).
+    pub fn inode(&self) -> Result<u64, CaptureError> {
+        Ok(self.stat()?.st_ino)
     }
 }
 

@@ -88,6 +88,16 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
+/// When process `pid` started, in clock ticks since boot (`/proc/PID/stat`
+/// field 22): with the boot id, what tells a process from a later one that
+/// reuses its pid.
+pub fn process_start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: count after its end.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
 /// RFC 3339 UTC with nanoseconds, as Tetragon prints times.
 pub fn rfc3339_ns(unix_ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(unix_ns)

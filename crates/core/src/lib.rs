@@ -10,6 +10,7 @@
 //! enricher and sink from the kernel; `credtrail-replay` and
 //! `credtrail-query` read captures through [`replay`] and [`capture`].
 
+pub mod budget;
 pub mod capture;
 pub mod enrich;
 pub mod error;

@@ -36,6 +36,11 @@ pub struct Cli {
     /// S3-compatible endpoint for s3:// captures (default $AWS_ENDPOINT_URL, else AWS).
     #[arg(long, value_name = "URL", global = true)]
     pub endpoint: Option<String>,
+    /// Most memory to use (`512M`, `4G`); past it, stop with one line
+    /// instead of being killed. Default: half the machine's memory, or 80%
+    /// of its cgroup's limit.
+    #[arg(long, value_name = "SIZE", global = true, value_parser = credtrail_core::budget::parse_size)]
+    pub memory_limit: Option<u64>,
     /// Run this SQL query (polars SQL) instead of a built-in question.
     #[arg(long)]
     pub sql: Option<String>,

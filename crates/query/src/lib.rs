@@ -83,7 +83,10 @@ pub struct CaptureInfo {
 
 impl CaptureInfo {
     pub fn lost(&self) -> u64 {
-        self.manifest.counters.lost() + self.manifest.counters.lifecycle_lost()
+        self.manifest
+            .counters
+            .lost()
+            .saturating_add(self.manifest.counters.lifecycle_lost())
     }
 }
 
@@ -222,7 +225,18 @@ fn check_segment(files: &CaptureFiles, seg: &Segment, trust: Trust) -> Result<()
             (dir.child(name), dir.open_file(name)?)
         }
     };
-    bounds::check(&file).map_err(|message| CaptureError::Bounds { path, message })?;
+    let limits = bounds::Limits::for_table(&seg.table);
+    let rows = bounds::check_with(&file, &limits).map_err(|message| CaptureError::Bounds {
+        path: path.clone(),
+        message,
+    })?;
+    if rows != seg.rows {
+        return Err(CaptureError::Integrity {
+            path,
+            message: format!("holds {rows} rows; the manifest lists {}", seg.rows),
+        }
+        .into());
+    }
     Ok(())
 }
 

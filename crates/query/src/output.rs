@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use credtrail_core::fs::Dir;
+use credtrail_core::term::{JsonEscape, safe};
 use polars::prelude::*;
 
 use crate::QueryError;
@@ -69,16 +70,28 @@ fn write_as(df: &mut DataFrame, format: Format, w: &mut dyn Write) -> Result<(),
                 "a table is rendered by view::render".into(),
             ));
         }
-        Format::Csv => CsvWriter::new(w).finish(df).map_err(nested(df))?,
+        // Strings from a capture, escaped as the tables escape them: a CSV
+        // at a terminal shows a binary name's escape sequences and hidden
+        // characters, never acts on them.
+        Format::Csv => CsvWriter::new(w)
+            .finish(&mut escaped(df)?)
+            .map_err(nested(df))?,
+        // Exact data, every hidden character as JSON's own \u escape.
         Format::Json => {
-            JsonWriter::new(&mut *w)
+            let mut w = JsonEscape::new(&mut *w);
+            JsonWriter::new(&mut w)
                 .with_json_format(JsonFormat::Json)
                 .finish(df)?;
             writeln!(w).map_err(io)?;
+            w.flush().map_err(io)?;
         }
-        Format::Ndjson => JsonWriter::new(w)
-            .with_json_format(JsonFormat::JsonLines)
-            .finish(df)?,
+        Format::Ndjson => {
+            let mut w = JsonEscape::new(&mut *w);
+            JsonWriter::new(&mut w)
+                .with_json_format(JsonFormat::JsonLines)
+                .finish(df)?;
+            w.flush().map_err(io)?;
+        }
         Format::Parquet => {
             ParquetWriter::new(w)
                 .with_compression(ParquetCompression::Zstd(None))
@@ -86,6 +99,23 @@ fn write_as(df: &mut DataFrame, format: Format, w: &mut dyn Write) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// `df` with every string cell and column name passed through `safe`.
+fn escaped(df: &DataFrame) -> Result<DataFrame, QueryError> {
+    let mut columns = Vec::with_capacity(df.width());
+    for c in df.get_columns() {
+        let name = safe(c.name().as_str()).into_owned();
+        let c = match c.dtype() {
+            DataType::String => c
+                .str()?
+                .apply_values(safe)
+                .into_column(),
+            _ => c.clone(),
+        };
+        columns.push(c.with_name(name.into()));
+    }
+    Ok(DataFrame::new_infer_height(columns)?)
 }
 
 /// `--out FILE`: written as a new 0600 temp file beside it, then renamed

@@ -14,7 +14,8 @@ const MAX_CHAIN_PROBLEMS: usize = 3;
 /// where it goes).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Warning {
-    /// `lost`, `recovered`, `failed`, `unsealed`, `chain` or `unverified`.
+    /// `lost`, `corrupt`, `recovered`, `failed`, `unsealed`, `chain` or
+    /// `unverified`.
     pub kind: &'static str,
     pub capture: String,
     pub text: String,
@@ -47,6 +48,16 @@ pub fn warnings(caps: &[CaptureInfo], trust: Trust) -> Vec<Warning> {
     }
     for c in answered(caps) {
         let m = &c.manifest;
+        if let Some(why) = m.counters.implausible() {
+            push(
+                "corrupt",
+                c,
+                format!(
+                    "{}: {why}; its loss counts cannot be trusted (`credtrail-replay --verify` reports it)",
+                    c.name
+                ),
+            );
+        }
         match m.state {
             CaptureState::Recovered => push(
                 "recovered",

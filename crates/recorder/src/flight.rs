@@ -5,52 +5,63 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use credtrail_core::capture::control::{Pin, request_seal};
 use credtrail_core::capture::cut::{CutReport, CutWindow, cut};
 use credtrail_core::capture::manifest::{CaptureState, MANIFEST_FILE, Manifest, SigningKey};
+use credtrail_core::capture::write::recorder_pid;
 use credtrail_core::error::CaptureError;
 use credtrail_core::fs::Dir;
 
 /// `dir` itself if it is a capture; else the newest capture under it (two
-/// levels at most: `ROOT/node=N/CAPTURE`), preferring one still recording.
+/// levels at most: `ROOT/node=N/CAPTURE`), preferring one whose recorder is
+/// proved alive, then one still recording. Folders below `dir` that are not
+/// ours and closed to others are passed over (another user's fake is not a
+/// capture of ours), and said so on stderr.
 pub fn find_capture(dir: &Path) -> anyhow::Result<PathBuf> {
     if dir.join(MANIFEST_FILE).exists() {
         return Ok(dir.to_owned());
     }
-    let mut found: Vec<(bool, u64, PathBuf)> = Vec::new();
-    let mut folders = vec![(dir.to_owned(), 0)];
+    let mut found: Vec<(bool, bool, u64, PathBuf)> = Vec::new();
+    let mut skipped = Vec::new();
+    let top = Dir::open(dir)?;
+    let mut folders = vec![(top, 0)];
     while let Some((folder, depth)) = folders.pop() {
-        let entries = std::fs::read_dir(&folder)
-            .with_context(|| format!("cannot list {}", folder.display()))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        for name in folder.names()? {
+            // A symlink or a file is no capture folder.
+            let Ok(sub) = folder.subdir(&name) else {
+                continue;
+            };
+            if !sub.is_private() {
+                skipped.push(sub.path().display().to_string());
                 continue;
             }
-            match Manifest::read(&path) {
-                Ok(m) => found.push((m.state == CaptureState::Recording, m.start.ktime_ns, path)),
-                Err(_) if depth < 1 => folders.push((path, depth + 1)),
+            match Manifest::read_in(&sub) {
+                Ok(m) => found.push((
+                    recorder_pid(&sub).is_some(),
+                    m.state == CaptureState::Recording,
+                    m.start.ktime_ns,
+                    sub.path().to_owned(),
+                )),
+                Err(_) if depth < 1 => folders.push((sub, depth + 1)),
                 Err(_) => {}
             }
         }
     }
+    if !skipped.is_empty() {
+        tracing::warn!(
+            "passed over {} folder(s) not owned by uid {} or open to others: {}",
+            skipped.len(),
+            credtrail_core::fs::euid(),
+            skipped.join(", ")
+        );
+    }
     found.sort();
-    found.pop().map(|(_, _, p)| p).ok_or_else(|| {
+    found.pop().map(|(.., p)| p).ok_or_else(|| {
         anyhow::anyhow!(
             "{}: no capture there, nor in the folders under it (pass the --out or --out-root folder of a recorder)",
             dir.display()
         )
     })
-}
-
-/// Whether a recorder holds the capture (its lock is taken).
-fn recorder_running(root: &Dir) -> anyhow::Result<bool> {
-    match root.lock() {
-        Ok(_) => Ok(false),
-        Err(CaptureError::Busy { .. }) => Ok(true),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// `credtrail-record cut`: has the recorder seal its open segments, then
@@ -67,7 +78,7 @@ pub fn cut_running(
     let m = Manifest::read_in(&root)?;
     let end = match (m.state, &m.end) {
         (CaptureState::Recording, _) => {
-            if !recorder_running(&root)? {
+            if recorder_pid(&root).is_none() {
                 anyhow::bail!(
                     "{}: its recorder is gone (state recording, nobody holds it); seal it with `credtrail-record recover {}`, then cut",
                     dir.display(),
@@ -129,11 +140,9 @@ impl SignalCut {
     ) -> anyhow::Result<std::thread::JoinHandle<()>> {
         let start = end_ktime_ns.saturating_sub(self.last.as_nanos() as u64);
         let pin = Pin::new(&Dir::open(capture)?, start)?;
-        let node_folder = self
-            .root
-            .join(credtrail_core::capture::layout::node_folder(&self.node)?);
-        credtrail_core::fs::mkdir_private(&self.root)?;
-        credtrail_core::fs::mkdir_private(&node_folder)?;
+        // Refused if someone else made them.
+        Dir::open_root(&self.root)?
+            .private_subdir(&credtrail_core::capture::layout::node_folder(&self.node)?)?;
         let incident = credtrail_core::capture::layout::capture_dir(
             &self.root,
             &self.node,
@@ -159,7 +168,8 @@ pub fn status(dir: &Path) -> anyhow::Result<String> {
     let dir = find_capture(dir)?;
     let root = Dir::open(&dir)?;
     let m = Manifest::read_in(&root)?;
-    let running = recorder_running(&root)?;
+    let pid = recorder_pid(&root);
+    let running = pid.is_some();
     let c = &m.counters;
     let missing = m
         .settings
@@ -173,10 +183,9 @@ pub fn status(dir: &Path) -> anyhow::Result<String> {
         .map_or(String::from("?"), |d| format!("{} s", d.as_secs()));
     let text = format!(
         "{} {}: {:?}, node {}, since {}; {} hooks attached ({missing} optional missing); {} events written, {} lost (ringbuf_full {}), {} evicted; {} segments, {} bytes kept; manifest written {age} ago",
-        if running {
-            "recorder running on"
-        } else {
-            "no recorder on"
+        match pid {
+            Some(pid) => format!("recorder (pid {pid}) running on"),
+            None => "no recorder on".to_owned(),
         },
         dir.display(),
         m.state,

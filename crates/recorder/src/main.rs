@@ -82,11 +82,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::warn!("policy: {line}");
             }
             // The node's folder of --out-root, owner-only like the capture
-            // in it: made once every option has been checked.
-            if a.out_root.is_some()
-                && let Some(node_folder) = out.as_deref().and_then(Path::parent)
-            {
-                credtrail_core::fs::mkdir_private(node_folder)?;
+            // in it: made once every option has been checked, and refused
+            // if someone else made it.
+            if let Some(root) = &a.out_root {
+                let node = a
+                    .node_name
+                    .clone()
+                    .unwrap_or_else(|| credtrail_core::host::uname().0);
+                credtrail_core::fs::Dir::open_root(root)?
+                    .private_subdir(&credtrail_core::capture::layout::node_folder(&node)?)?;
             }
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -216,6 +220,9 @@ fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
             c.exit_without_enter,
         ),
     ];
+    if let Some(why) = c.implausible() {
+        head.push(format!("  CORRUPT: {why}"));
+    }
     if let Some(e) = &m.error {
         head.push(format!("  stopped early: {e}"));
     }

@@ -33,6 +33,10 @@ pub struct Cli {
     /// S3-compatible endpoint for s3:// captures (default $AWS_ENDPOINT_URL, else AWS).
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
+    /// Most memory to use (`512M`, `4G`); past it, stop with one line.
+    /// Default: half the machine's memory, or 80% of its cgroup's limit.
+    #[arg(long, value_name = "SIZE", value_parser = credtrail_core::budget::parse_size)]
+    pub memory_limit: Option<u64>,
     /// How to print events (default json, unless --out is given).
     #[arg(long, value_enum)]
     pub print: Option<PrintFormat>,

@@ -130,12 +130,22 @@ pub fn verify(dir: &Path, expect: Expect) -> anyhow::Result<Verification> {
         return Ok(v);
     }
     check_status(&cap, &mut v)?;
-    let evicted = cap.manifest.segments.iter().filter(|s| s.evicted).count();
+    let (_, evicted) = cap.manifest.record_counts();
     if evicted > 0 {
         // The stored enrichment came from a cache built since the start;
         // replay can only rebuild it from the oldest snapshot left.
+        let settings = &cap.manifest.settings;
+        let by = match (
+            settings.contains_key("max_capture_bytes"),
+            settings.contains_key("keep_seconds"),
+        ) {
+            (true, true) => "--max-capture-bytes or --keep",
+            (false, true) => "--keep",
+            (true, false) => "--max-capture-bytes",
+            (false, false) => "the recorder's retention",
+        };
         v.notes.push(format!(
-            "{evicted} oldest segment(s) were evicted by --max-capture-bytes; enrichment was not recomputed"
+            "{evicted} oldest segment(s) were evicted by {by}; enrichment was not recomputed"
         ));
         v.events = cap
             .manifest
@@ -163,6 +173,9 @@ fn check_manifest(cap: &Capture, expect: Expect, v: &mut Verification) {
     }
     for p in m.check_chain() {
         v.problems.push(format!("{}: {p}", mpath.display()));
+    }
+    if let Some(why) = m.counters.implausible() {
+        v.problems.push(format!("{}: {why}", mpath.display()));
     }
     if let Some(want) = expect.head {
         // Recomputed, never the stored string: a manifest rewritten with
@@ -283,12 +296,18 @@ fn check_status(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
     if m.format_version < 6 || m.state == CaptureState::Recording {
         return Ok(());
     }
-    let mut rows = Vec::new();
+    // One segment at a time (each is one row, bounded before decoding),
+    // keeping only the newest row.
+    let mut newest: Option<status::CaptureRow> = None;
     for seg in m.segments_of(capture::CAPTURES) {
         let (path, file) = cap.files.open_checked(seg)?;
-        rows.extend(status::read_rows(&path, file)?);
+        for row in status::read_rows(&path, file)? {
+            if newest.as_ref().is_none_or(|n| row.segment_set > n.segment_set) {
+                newest = Some(row);
+            }
+        }
     }
-    let Some(last) = rows.iter().max_by_key(|r| r.segment_set) else {
+    let Some(last) = newest.as_ref() else {
         v.problems.push(format!(
             "{}: no {} row: the capture's status is not in its Parquet files",
             cap.dir.display(),

@@ -59,6 +59,9 @@ impl Prune {
 pub struct Fetched {
     pub dir: PathBuf,
     pub url: String,
+    /// What was not fetched because the bucket holds something other than
+    /// the manifest lists (by size), one line each.
+    pub problems: Vec<String>,
 }
 
 /// What [`fetch`] read.
@@ -69,9 +72,54 @@ pub struct Stats {
     pub objects_listed: usize,
     pub objects_fetched: usize,
     pub bytes: u64,
+    /// Keys the fleet layout does not allow (passed over, never fetched).
+    pub skipped_keys: Vec<String>,
+}
+
+/// Objects' keys named in a note at most.
+const KEYS_NAMED: usize = 5;
+/// The signature's size at most (ed25519: 64 bytes).
+const MAX_SIGNATURE_BYTES: u64 = 4096;
+
+/// Whether `rel` names a capture's file in the fleet layout: every folder a
+/// plain name (not empty, `.`, `..`, hidden or with a control or hidden
+/// character), ending in `manifest.json`, its signature, or
+/// `TABLE/part-N.parquet`. Returns (capture folder, file name in it).
+fn layout_key(rel: &str) -> Option<(&str, &str)> {
+    let plain = |c: &str| {
+        !c.is_empty()
+            && !c.starts_with('.')
+            && !c.chars().any(|ch| ch.is_control() || credtrail_core::term::hidden(ch))
+    };
+    if !rel.split('/').all(plain) || object_store::path::Path::parse(rel).is_err() {
+        return None;
+    }
+    let (folder, last) = match rel.rsplit_once('/') {
+        Some((f, l)) => (f, l),
+        None => ("", rel),
+    };
+    if last == MANIFEST_FILE || last == SIGNATURE_FILE {
+        return Some((folder, last));
+    }
+    // TABLE/part-N.parquet under the capture folder.
+    let (capture, table) = match folder.rsplit_once('/') {
+        Some((c, t)) => (c, t),
+        None => ("", folder),
+    };
+    let name = &rel[rel.len() - last.len() - table.len() - 1..];
+    file_location(table, name).ok()?;
+    Some((capture, name))
 }
 
 /// Fetches the captures under `remote` into `dest` (created 0700; files 0600).
+///
+/// Nothing is fetched whole into memory, nor beyond the size the listing
+/// and the manifest agree on: manifests in batches of at most
+/// [`BATCH_BYTES`] by their listed sizes (each at most
+/// [`MAX_MANIFEST_BYTES`]), then each listed segment whose listed size is
+/// the manifest's, streamed to disk with that size as a hard limit. Keys
+/// the layout does not allow are passed over and named in
+/// [`Stats::skipped_keys`].
 pub fn fetch(
     remote: &Remote,
     dest: &Path,
@@ -82,31 +130,24 @@ pub fn fetch(
         objects_listed: listed.len(),
         ..Stats::default()
     };
-    let mut captures: Vec<&str> = listed
-        .iter()
-        .filter_map(|o| match o.rel.rsplit_once('/') {
-            Some((dir, MANIFEST_FILE)) => Some(dir),
-            None if o.rel == MANIFEST_FILE => Some(""),
-            _ => None,
-        })
-        .collect();
+    // Key -> (listed size); only keys of the layout.
+    let mut sizes: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    let mut captures: Vec<&str> = Vec::new();
+    for o in &listed {
+        match layout_key(&o.rel) {
+            Some((folder, MANIFEST_FILE)) => {
+                captures.push(folder);
+                sizes.insert(&o.rel, o.size);
+            }
+            Some(_) => {
+                sizes.insert(&o.rel, o.size);
+            }
+            None => stats.skipped_keys.push(o.rel.clone()),
+        }
+    }
     captures.sort_unstable();
-    // Manifests first, all at once: they decide what else is read.
     let mut wanted = Vec::new();
     for &rel in &captures {
-        let bad = |message: String| ShipError::Url {
-            url: remote.url_of(rel),
-            message,
-        };
-        if rel
-            .split('/')
-            .any(|c| c == "." || c == ".." || c.starts_with('.'))
-            || (!rel.is_empty() && rel.split('/').any(str::is_empty))
-        {
-            return Err(bad(
-                "a folder name no capture has; refusing to fetch it".into()
-            ));
-        }
         if prune.keeps_folder(folder_node(rel)) {
             wanted.push(rel);
         } else {
@@ -121,13 +162,11 @@ pub fn fetch(
     {
         wanted.push(first);
     }
-    let sizes: std::collections::HashMap<&str, u64> =
-        listed.iter().map(|o| (o.rel.as_str(), o.size)).collect();
-    let size_of = |rel: &str, name: &str| sizes.get(join(rel, name).as_str()).copied().unwrap_or(0);
+    let size_of = |rel: &str, name: &str| sizes.get(join(rel, name).as_str()).copied();
     // A manifest larger than any reader accepts is not fetched at all.
     if let Some(big) = wanted
         .iter()
-        .find(|rel| size_of(rel, MANIFEST_FILE) > MAX_MANIFEST_BYTES)
+        .find(|rel| size_of(rel, MANIFEST_FILE).unwrap_or(0) > MAX_MANIFEST_BYTES)
     {
         return Err(ShipError::Url {
             url: remote.url_of(&join(big, MANIFEST_FILE)),
@@ -136,120 +175,195 @@ pub fn fetch(
             ),
         });
     }
-    let manifests = remote.get_many(
-        &wanted
-            .iter()
-            .map(|rel| join(rel, MANIFEST_FILE))
-            .collect::<Vec<_>>(),
-    )?;
-    let mut kept = Vec::new();
+    make_dir(dest, true).map_err(|message| ShipError::Url {
+        url: remote.url().to_owned(),
+        message,
+    })?;
+    // Manifests, a batch at a time, each to disk and parsed from there;
+    // what is kept of each is the names it lists and their sizes.
+    let mut kept: Vec<(&str, PathBuf, Vec<(String, u64)>)> = Vec::new();
     let mut first = None;
-    for (rel, text) in wanted.into_iter().zip(manifests) {
-        let Some(text) = text else {
-            continue;
+    let staged = dest.join(".manifests");
+    make_dir(&staged, false).map_err(|message| ShipError::Url {
+        url: remote.url().to_owned(),
+        message,
+    })?;
+    let mut n = 0usize;
+    for batch in batches(&wanted, |rel| size_of(rel, MANIFEST_FILE).unwrap_or(0)) {
+        let jobs: Vec<(String, PathBuf, u64)> = batch
+            .iter()
+            .map(|rel| {
+                n += 1;
+                (
+                    join(rel, MANIFEST_FILE),
+                    staged.join(format!("{n}.json")),
+                    MAX_MANIFEST_BYTES,
+                )
+            })
+            .collect();
+        let got = remote.get_to_files(&jobs)?;
+        for ((rel, (_, path, _)), size) in batch.iter().zip(&jobs).zip(got) {
+            let Some(size) = size else { continue };
+            stats.objects_fetched += 1;
+            stats.bytes += size;
+            let local = if rel.is_empty() {
+                dest.to_owned()
+            } else {
+                dest.join(rel)
+            };
+            let text = credtrail_core::fs::read_bounded(path, MAX_MANIFEST_BYTES).map_err(
+                |e| ShipError::Url {
+                    url: remote.url_of(&join(rel, MANIFEST_FILE)),
+                    message: format!("cannot read it back: {e}"),
+                },
+            )?;
+            let m = Manifest::parse(&local.join(MANIFEST_FILE), &text)?;
+            let names = |m: &Manifest| -> Vec<(String, u64)> {
+                let mut v: Vec<(String, u64)> = m
+                    .segments
+                    .iter()
+                    .filter(|s| !s.evicted)
+                    .map(|s| (s.file.clone(), s.bytes))
+                    .collect();
+                v.push((SIGNATURE_FILE.to_owned(), MAX_SIGNATURE_BYTES));
+                v
+            };
+            if prune.keeps(folder_node(rel), &m) {
+                kept.push((rel, path.clone(), names(&m)));
+            } else if first.is_none() {
+                first = Some((*rel, path.clone(), names(&m)));
+            } else {
+                stats.pruned += 1;
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    match first {
+        // As above: one capture for its columns when nothing is kept.
+        Some(f) if kept.is_empty() => kept.push(f),
+        Some((_, path, _)) => {
+            stats.pruned += 1;
+            let _ = std::fs::remove_file(path);
+        }
+        None => {}
+    }
+    let mut out = Vec::new();
+    // (capture folder, its local copy, file name, the size expected) of
+    // every object to fetch.
+    let mut jobs: Vec<(&str, PathBuf, String, u64)> = Vec::new();
+    for (rel, staged_manifest, listed_names) in kept {
+        let bad = |message: String| ShipError::Url {
+            url: remote.url_of(rel),
+            message,
         };
         let local = if rel.is_empty() {
             dest.to_owned()
         } else {
             dest.join(rel)
         };
-        let m = Manifest::parse(&local.join(MANIFEST_FILE), &text)?;
-        if prune.keeps(folder_node(rel), &m) {
-            kept.push((rel, local, text, m));
-        } else if first.is_none() {
-            first = Some((rel, local, text, m));
-        } else {
-            stats.pruned += 1;
-        }
-    }
-    match first {
-        // As above: one capture for its columns when nothing is kept.
-        Some(f) if kept.is_empty() => kept.push(f),
-        Some(_) => stats.pruned += 1,
-        None => {}
-    }
-    let mut out = Vec::new();
-    // (capture folder, its local copy, file name) of every object to fetch.
-    let mut jobs: Vec<(&str, PathBuf, String)> = Vec::new();
-    for (rel, local, text, m) in kept {
-        let bad = |message: String| ShipError::Url {
-            url: remote.url_of(rel),
-            message,
-        };
         make_dir(&local, true).map_err(&bad)?;
-        let mut names: Vec<String> = if prune.everything {
+        std::fs::rename(&staged_manifest, local.join(MANIFEST_FILE))
+            .map_err(|e| bad(format!("cannot move its manifest into place: {e}")))?;
+        let mut problems = Vec::new();
+        let mut names = listed_names;
+        if prune.everything {
+            // --verify names what the manifest does not list: a file of
+            // that name stands for it (its bytes are not needed, and not
+            // trusted to be small).
             let under = join(rel, "");
-            listed
-                .iter()
-                .filter_map(|o| o.rel.strip_prefix(&under))
-                .filter(|n| *n != MANIFEST_FILE && n.matches('/').count() <= 1)
-                .map(str::to_owned)
-                .collect()
-        } else {
-            let mut n: Vec<String> = m
-                .segments
-                .iter()
-                .filter(|s| !s.evicted)
-                .map(|s| s.file.clone())
-                .collect();
-            n.push(SIGNATURE_FILE.to_owned());
-            n
-        };
+            for o in &listed {
+                let Some(name) = o.rel.strip_prefix(&under) else {
+                    continue;
+                };
+                let listed_here = names.iter().any(|(n, _)| n == name);
+                if name != MANIFEST_FILE
+                    && !listed_here
+                    && name.matches('/').count() <= 1
+                    && layout_key(&o.rel).is_some()
+                {
+                    if let Some((table, _)) = name.split_once('/') {
+                        make_dir(&local.join(table), false).map_err(&bad)?;
+                    }
+                    write_new(&local, name, b"").map_err(&bad)?;
+                }
+            }
+        }
         names.sort_unstable();
         names.dedup();
-        write_new(&local, MANIFEST_FILE, &text).map_err(&bad)?;
-        stats.objects_fetched += 1;
-        stats.bytes += text.len() as u64;
-        // Only names a capture has: table/part-N.parquet as checked for
-        // manifest records, or the signature.
-        for name in names {
-            let plain = name == SIGNATURE_FILE
-                || name
-                    .split_once('/')
-                    .is_some_and(|(t, _)| file_location(t, &name).is_ok());
-            if plain {
-                if let Some((table, _)) = name.split_once('/') {
-                    make_dir(&local.join(table), false).map_err(&bad)?;
-                }
-                jobs.push((rel, local.clone(), name));
+        for (name, expected) in names {
+            let Some(there) = size_of(rel, &name) else {
+                // Listed by the manifest, not in the bucket: left missing,
+                // readers say which.
+                continue;
+            };
+            let exact = name != SIGNATURE_FILE;
+            if (exact && there != expected) || there > expected {
+                problems.push(format!(
+                    "{}: {there} bytes in the bucket, the manifest says {}: altered or truncated; not fetched",
+                    remote.url_of(&join(rel, &name)),
+                    if exact {
+                        expected.to_string()
+                    } else {
+                        format!("at most {expected}")
+                    }
+                ));
+                continue;
             }
+            if let Some((table, _)) = name.split_once('/') {
+                make_dir(&local.join(table), false).map_err(&bad)?;
+            }
+            jobs.push((rel, local.clone(), name, there));
+        }
+        if !prune.everything && let Some(p) = problems.first() {
+            // A query does not answer from a capture that is not what its
+            // manifest says.
+            return Err(ShipError::Integrity {
+                url: remote.url_of(rel),
+                message: p.clone(),
+            });
         }
         stats.captures += 1;
         out.push(Fetched {
             dir: local,
             url: remote.url_of(rel),
+            problems,
         });
     }
+    let _ = std::fs::remove_dir(&staged);
     // In batches of at most FETCHES objects and BATCH_BYTES (by their
-    // listed sizes), so that memory holds a batch, not the fleet.
-    let mut batches: Vec<&[(&str, PathBuf, String)]> = Vec::new();
-    let (mut start, mut bytes) = (0, 0u64);
-    for (i, (rel, _, name)) in jobs.iter().enumerate() {
-        let size = size_of(rel, name);
-        if i > start && (i - start == FETCHES || bytes + size > BATCH_BYTES) {
-            batches.push(&jobs[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += size;
-    }
-    batches.push(&jobs[start..]);
-    for batch in batches {
-        let keys: Vec<String> = batch.iter().map(|(rel, _, n)| join(rel, n)).collect();
-        for ((rel, local, name), bytes) in batch.iter().zip(remote.get_many(&keys)?) {
+    // listed sizes), each streamed to disk.
+    for batch in batches(&jobs, |(_, _, _, size)| *size) {
+        let files: Vec<(String, PathBuf, u64)> = batch
+            .iter()
+            .map(|(rel, local, name, size)| (join(rel, name), local.join(name), *size))
+            .collect();
+        for size in remote.get_to_files(&files)?.into_iter().flatten() {
             // A listed object missing is left missing: readers then say
             // which one (`--verify` among its problems).
-            let Some(bytes) = bytes else {
-                continue;
-            };
-            write_new(local, name, &bytes).map_err(|message| ShipError::Url {
-                url: remote.url_of(rel),
-                message,
-            })?;
             stats.objects_fetched += 1;
-            stats.bytes += bytes.len() as u64;
+            stats.bytes += size;
         }
     }
     Ok((out, stats))
+}
+
+/// `items` in batches of at most [`FETCHES`] and [`BATCH_BYTES`] by
+/// `size_of` (a larger item alone).
+fn batches<T>(items: &[T], size_of: impl Fn(&T) -> u64) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, item) in items.iter().enumerate() {
+        let size = size_of(item);
+        if i > start && (i - start == FETCHES || bytes.saturating_add(size) > BATCH_BYTES) {
+            out.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes = bytes.saturating_add(size);
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
 }
 
 fn folder_node(rel: &str) -> Option<&str> {
@@ -299,6 +413,9 @@ pub struct Localized {
     pub urls: Vec<(PathBuf, String)>,
     /// One line per remote argument: what was read and what was pruned.
     pub notes: Vec<String>,
+    /// Per fetched capture folder: what was not fetched (`--verify`
+    /// reports them as problems).
+    pub problems: Vec<(PathBuf, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -331,6 +448,7 @@ pub fn localize(
         paths: Vec::new(),
         urls: Vec::new(),
         notes: Vec::new(),
+        problems: Vec::new(),
         _tmp: None,
     };
     for (i, arg) in args.iter().enumerate() {
@@ -370,8 +488,24 @@ pub fn localize(
             "{url}: read {} captures ({} objects, {} bytes); {} left out by --node/--since/--until without reading their segments",
             stats.captures, stats.objects_fetched, stats.bytes, stats.pruned
         ));
+        if !stats.skipped_keys.is_empty() {
+            let named: Vec<String> = stats
+                .skipped_keys
+                .iter()
+                .take(KEYS_NAMED)
+                .map(|k| format!("{:?}", credtrail_core::term::safe(k)))
+                .collect();
+            out.notes.push(format!(
+                "{url}: passed over {} object(s) whose keys the fleet layout does not allow: {}{}",
+                stats.skipped_keys.len(),
+                named.join(", "),
+                if stats.skipped_keys.len() > KEYS_NAMED { ", …" } else { "" }
+            ));
+        }
         for f in fetched {
             out.paths.push(f.dir.clone());
+            out.problems
+                .extend(f.problems.iter().map(|p| (f.dir.clone(), p.clone())));
             out.urls.push((f.dir, f.url));
         }
     }

@@ -22,19 +22,32 @@ use credtrail_core::CaptureError;
 pub enum ShipError {
     #[error("{url}: {message}")]
     Url { url: String, message: String },
-    #[error(
-        "{url}: {source} (check the bucket, --endpoint, and credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE is not read)"
-    )]
+    #[error("{url}: {source}{}", hint(source))]
     Store {
         url: String,
         source: object_store::Error,
     },
+    #[error("{url}: {message}")]
+    Listing { url: String, message: String },
     #[error(transparent)]
     Capture(#[from] CaptureError),
     #[error("{path}: {message}; nothing more was uploaded")]
     Refused { path: String, message: String },
     #[error("{url}: {message}")]
     Integrity { url: String, message: String },
+}
+
+/// What to check, for the errors the bucket, the endpoint or credentials
+/// can cause (and only those: a bad object is not a credentials problem).
+fn hint(e: &object_store::Error) -> &'static str {
+    match e {
+        object_store::Error::Unauthenticated { .. }
+        | object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Generic { .. } => {
+            " (check the bucket, --endpoint, and credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE is not read)"
+        }
+        _ => "",
+    }
 }
 
 /// sha256 and MD5 of bytes, hex.

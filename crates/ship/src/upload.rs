@@ -57,7 +57,7 @@ pub fn ship(dir: &Path, remote: &Remote, opts: Options) -> Result<Report, ShipEr
     let files = CaptureFiles::open(dir)?;
     let mut report = Report::default();
     let mut rel = None;
-    let mut there: HashMap<String, u64> = HashMap::new();
+    let mut there: HashMap<String, (u64, Option<String>)> = HashMap::new();
     let mut shipped: HashSet<String> = HashSet::new();
     let mut last_manifest: Option<Vec<u8>> = None;
     // Files found missing once while following (see below).
@@ -72,7 +72,7 @@ pub fn ship(dir: &Path, remote: &Remote, opts: Options) -> Result<Report, ShipEr
                 there = remote
                     .list(&r)?
                     .into_iter()
-                    .map(|o| (o.rel, o.size))
+                    .map(|o| (o.rel, (o.size, o.e_tag)))
                     .collect();
                 report.url = remote.url_of(&r);
                 rel.insert(r)
@@ -216,24 +216,31 @@ fn read_checked(files: &CaptureFiles, seg: &Segment) -> Result<Bytes, String> {
     Ok(Bytes::from(bytes))
 }
 
-/// Uploads `bytes` as `key` unless an object with the same sha256 is
-/// there, then checks what the store holds.
+/// Uploads `bytes` as `key` unless the object there holds these bytes,
+/// then checks what the store holds. "Holds these bytes" is the store's
+/// own word, never metadata we wrote (anyone who can put an object can
+/// copy that): its ETag when that is the MD5 of the content (a single-part
+/// upload without KMS), else its bytes read back and hashed.
 fn send(
     remote: &Remote,
     key: &str,
     bytes: Bytes,
-    there: &HashMap<String, u64>,
+    there: &HashMap<String, (u64, Option<String>)>,
     report: &mut Report,
 ) -> Result<(), ShipError> {
     let (sha, md5) = digests(&bytes);
     let len = bytes.len() as u64;
-    if there.get(key) == Some(&len)
-        && remote
-            .head(key)?
-            .is_some_and(|h| h.size == len && h.sha256.as_deref() == Some(sha.as_str()))
+    if let Some((size, e_tag)) = there.get(key)
+        && *size == len
     {
-        report.skipped += 1;
-        return Ok(());
+        let same = match md5_of_etag(e_tag.as_deref()) {
+            Some(t) => t.eq_ignore_ascii_case(&md5),
+            None => remote.sha256_of(key)?.as_deref() == Some(sha.as_str()),
+        };
+        if same {
+            report.skipped += 1;
+            return Ok(());
+        }
     }
     let e_tag = remote.put(key, bytes.clone(), &sha)?;
     check_uploaded(remote, key, len, &sha, &md5, e_tag)?;
@@ -266,15 +273,22 @@ fn check_uploaded(
             head.size
         )));
     }
-    let tag = |t: &Option<String>| t.as_deref().map(|t| t.trim_matches('"').to_owned());
-    if tag(&e_tag).as_deref() == Some(md5) && tag(&head.e_tag).as_deref() == Some(md5) {
+    if md5_of_etag(e_tag.as_deref()) == Some(md5) && md5_of_etag(head.e_tag.as_deref()) == Some(md5)
+    {
         return Ok(());
     }
     let back = remote
-        .get(key)?
+        .sha256_of(key)?
         .ok_or_else(|| bad("not there right after its upload".into()))?;
-    if digests(&back).0 != sha {
+    if back != sha {
         return Err(bad("reads back different bytes than were uploaded".into()));
     }
     Ok(())
+}
+
+/// The MD5 an ETag is, when it is one (32 hex digits: a single-part
+/// upload); None for a multipart (`…-N`) or encrypted object's.
+fn md5_of_etag(e_tag: Option<&str>) -> Option<&str> {
+    let t = e_tag?.trim_matches('"');
+    (t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit())).then_some(t)
 }

@@ -10,7 +10,9 @@
 //! - the footer is at most [`MAX_FOOTER_BYTES`], of at most [`MAX_COLUMNS`]
 //!   columns, with no column data in other files;
 //! - a row group holds at most [`MAX_ROWS_PER_GROUP`] rows (the writer seals
-//!   them at 131,072);
+//!   them at 131,072), a file at most [`Limits::row_groups`] row groups and
+//!   [`Limits::rows`] rows in all (the footer's total must be their sum): a
+//!   `captures` segment one row, as the writer makes them;
 //! - a page decompresses to at most [`MAX_PAGE_BYTES`], within its column
 //!   chunk, compressed with zstd or not at all, in an encoding the writer
 //!   uses (delta byte arrays, which expand without bound, are refused);
@@ -19,7 +21,8 @@
 //!   the same), and so is a plain value on average;
 //! - what a column chunk decodes to, counted from its values (a value
 //!   repeated from the dictionary counts at its full length each time), is
-//!   at most [`MAX_CHUNK_DECODED_BYTES`].
+//!   at most [`MAX_CHUNK_DECODED_BYTES`], and the whole file at most
+//!   [`Limits::decoded`].
 //!
 //! Readers decode at most one record batch of rows at a time, so memory
 //! stays within a few of these bounds whatever the file says.
@@ -43,14 +46,53 @@ pub const MAX_PAGE_BYTES: i64 = 16 << 20;
 pub const MAX_VALUE_BYTES: usize = 16 << 10;
 /// What one column chunk decodes to.
 pub const MAX_CHUNK_DECODED_BYTES: u64 = 256 << 20;
+/// Row groups per file (the writer seals a segment at 64 between two
+/// checkpoints; a storm may flush a few more before the seal).
+pub const MAX_ROW_GROUPS: usize = 1024;
+/// What a whole file decodes to, counted as for a chunk (the writer's
+/// segments stay far below: a storm's 64 full row groups ≈ 5 GiB counted).
+pub const MAX_FILE_DECODED_BYTES: u64 = 16 << 30;
+
+/// What one file may hold, per table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub row_groups: usize,
+    pub rows: u64,
+    pub decoded: u64,
+}
+
+impl Limits {
+    /// The bounds of a segment of `table`: a `captures` segment is one row,
+    /// as the writer makes them.
+    pub fn for_table(table: &str) -> Limits {
+        if table == crate::capture::CAPTURES {
+            return Limits {
+                row_groups: 1,
+                rows: 1,
+                decoded: 1 << 20,
+            };
+        }
+        Limits {
+            row_groups: MAX_ROW_GROUPS,
+            rows: MAX_ROW_GROUPS as u64 * MAX_ROWS_PER_GROUP as u64,
+            decoded: MAX_FILE_DECODED_BYTES,
+        }
+    }
+}
+
 /// A page header: its fields plus page statistics (two values at most).
 const MAX_PAGE_HEADER_BYTES: usize = 4096 + 2 * MAX_VALUE_BYTES;
 
 type Check<T = ()> = Result<T, String>;
 
-/// Checks a Parquet file against the bounds above, reading only its footer,
-/// its page headers and its dictionary pages.
+/// Checks a Parquet file against the bounds above (any table's), reading
+/// only its footer, its page headers and its dictionary pages.
 pub fn check<R: ChunkReader>(file: &R) -> Check {
+    check_with(file, &Limits::for_table(crate::capture::EVENTS)).map(drop)
+}
+
+/// [`check`] against `limits`; returns the file's rows.
+pub fn check_with<R: ChunkReader>(file: &R, limits: &Limits) -> Check<u64> {
     let len = file.len();
     if len < 12 {
         return Err(format!("{len} bytes is too short for a Parquet file"));
@@ -81,6 +123,28 @@ pub fn check<R: ChunkReader>(file: &R) -> Check {
     if meta.schema.len() > 4 * MAX_COLUMNS || leaves > MAX_COLUMNS {
         return Err(format!("{leaves} columns (at most {MAX_COLUMNS})"));
     }
+    if meta.row_groups.len() > limits.row_groups {
+        return Err(format!(
+            "{} row groups (at most {})",
+            meta.row_groups.len(),
+            limits.row_groups
+        ));
+    }
+    let rows: u64 = meta
+        .row_groups
+        .iter()
+        .map(|rg| u64::try_from(rg.num_rows).unwrap_or(u64::MAX))
+        .fold(0, u64::saturating_add);
+    if u64::try_from(meta.num_rows).ok() != Some(rows) {
+        return Err(format!(
+            "the footer says {} rows, its row groups hold {rows}",
+            meta.num_rows
+        ));
+    }
+    if rows > limits.rows {
+        return Err(format!("{rows} rows (at most {})", limits.rows));
+    }
+    let mut decoded = 0u64;
     for (i, rg) in meta.row_groups.iter().enumerate() {
         if !(0..=MAX_ROWS_PER_GROUP).contains(&rg.num_rows) {
             return Err(format!(
@@ -102,15 +166,21 @@ pub fn check<R: ChunkReader>(file: &R) -> Check {
                 .meta_data
                 .as_ref()
                 .ok_or_else(|| format!("row group {i}: a column chunk without metadata"))?;
-            check_chunk(file, col, data_end).map_err(|e| {
+            decoded += check_chunk(file, col, data_end).map_err(|e| {
                 format!(
                     "row group {i}, column {}: {e}",
                     col.path_in_schema.join(".")
                 )
             })?;
+            if decoded > limits.decoded {
+                return Err(format!(
+                    "decodes to more than {} bytes in all",
+                    limits.decoded
+                ));
+            }
         }
     }
-    Ok(())
+    Ok(rows)
 }
 
 fn get<R: ChunkReader>(file: &R, start: u64, len: usize) -> Check<bytes::Bytes> {
@@ -131,8 +201,8 @@ fn fixed_width(col: &ColumnMetaData) -> Option<u64> {
     })
 }
 
-/// Walks one column chunk's pages.
-fn check_chunk<R: ChunkReader>(file: &R, col: &ColumnMetaData, data_end: u64) -> Check {
+/// Walks one column chunk's pages; returns what it decodes to at most.
+fn check_chunk<R: ChunkReader>(file: &R, col: &ColumnMetaData, data_end: u64) -> Check<u64> {
     if col.codec != CompressionCodec::UNCOMPRESSED && col.codec != CompressionCodec::ZSTD {
         return Err(format!(
             "compression codec {} (credtrail writes zstd)",
@@ -208,7 +278,7 @@ fn check_chunk<R: ChunkReader>(file: &R, col: &ColumnMetaData, data_end: u64) ->
         }
         pos = next;
     }
-    Ok(())
+    Ok(decoded)
 }
 
 /// What a data page decodes to, at most: its values (and their levels).

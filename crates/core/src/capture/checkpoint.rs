@@ -270,7 +270,7 @@ fn seal_from_checkpoint(
     f.sync_all().map_err(CaptureError::io(&open_path, "sync"))?;
     f.seek(SeekFrom::Start(0))
         .map_err(CaptureError::io(&open_path, "seek"))?;
-    let rows = count_rows(f, &open_path)?;
+    let rows = count_rows(f, &open_path, table)?;
     if rows != ck.rows {
         return Err(CaptureError::Recovery {
             path: open_path,
@@ -326,7 +326,7 @@ pub(crate) fn adopt_sealed(
     };
     // The file as sealed is whole when it reads back the rows of its last
     // checkpoint (a power cut may have kept the rename, not the data).
-    let rows = count_rows(dir.open_file(sealed)?, &dir.child(sealed));
+    let rows = count_rows(dir.open_file(sealed)?, &dir.child(sealed), table);
     match rows {
         Ok(rows) if rows == newest.rows => {
             let seg = recovered_segment(dir, sealed, table, newest)?;
@@ -354,8 +354,8 @@ pub(crate) fn adopt_sealed(
 }
 
 /// Reads every row of a Parquet file: proves the recovered file decodes.
-fn count_rows(f: std::fs::File, path: &Path) -> Result<u64, CaptureError> {
-    let mut reader = batch_reader(path, f)?;
+fn count_rows(f: std::fs::File, path: &Path, table: &str) -> Result<u64, CaptureError> {
+    let (mut reader, _) = batch_reader(path, f, table)?;
     let mut rows = 0u64;
     while let Some(batch) = next_batch(path, &mut reader)? {
         rows += batch.num_rows() as u64;

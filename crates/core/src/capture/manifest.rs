@@ -20,8 +20,12 @@ use crate::fs::Dir;
 /// version 6 the `captures` table (see `status`); version 7 folded
 /// records of evicted segments (see [`Manifest::fold_evicted`]),
 /// `processes.ns_pid` and `cache-parent` rows, and the containers table's
-/// pod annotations and workload.
-pub const FORMAT_VERSION: u32 = 7;
+/// pod annotations and workload; version 8 chains folded records to what
+/// precedes them (`folded.chain_in`) and puts each whole in the head, so
+/// the head covers every record, folded or not.
+pub const FORMAT_VERSION: u32 = 8;
+/// The first version whose folded records carry `chain_in`.
+const CHAINED_FOLDS: u32 = 8;
 /// Every format version this build reads.
 const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=FORMAT_VERSION;
 /// Marks a directory as a credtrail capture.
@@ -164,14 +168,54 @@ fn is_zero(v: &u64) -> bool {
 }
 
 impl Counters {
-    /// Events known to be lost.
+    /// Events known to be lost (saturating: see [`Counters::implausible`]).
     pub fn lost(&self) -> u64 {
-        self.ringbuf_full + self.enter_store_failures + self.decode_errors + self.events_lost_io
+        [
+            self.ringbuf_full,
+            self.enter_store_failures,
+            self.decode_errors,
+            self.events_lost_io,
+        ]
+        .into_iter()
+        .fold(0, u64::saturating_add)
     }
 
     /// Lifecycle records known to be lost.
     pub fn lifecycle_lost(&self) -> u64 {
-        self.lifecycle_ringbuf_full + self.lifecycle_lost_io
+        self.lifecycle_ringbuf_full
+            .saturating_add(self.lifecycle_lost_io)
+    }
+
+    /// Why these counters cannot be a recorder's (a crafted or damaged
+    /// manifest), if they cannot: losses beyond every event the kernel
+    /// produced and the writer wrote, or a count beyond what any table
+    /// stores (2^63 - 1). Readers report such counters as corrupt rather
+    /// than showing a wrapped or saturated number as if it were real.
+    pub fn implausible(&self) -> Option<String> {
+        let value = serde_json::to_value(self).ok()?;
+        let huge = value.as_object()?.iter().find_map(|(k, v)| {
+            v.as_u64()
+                .filter(|n| *n > i64::MAX as u64)
+                .map(|n| format!("{k} = {n}"))
+        });
+        if let Some(h) = huge {
+            return Some(format!("counters are corrupt: {h} is beyond what any recorder counts"));
+        }
+        let events = self.events_written.saturating_add(self.kernel_events);
+        if self.lost() > events {
+            return Some(format!(
+                "counters are corrupt: {} events lost of at most {events} produced",
+                self.lost()
+            ));
+        }
+        let lifecycle = self.lifecycle_written.saturating_add(self.kernel_lifecycle);
+        if self.lifecycle_lost() > lifecycle {
+            return Some(format!(
+                "counters are corrupt: {} lifecycle records lost of at most {lifecycle} produced",
+                self.lifecycle_lost()
+            ));
+        }
+        None
     }
 }
 
@@ -216,6 +260,10 @@ pub struct Folded {
     pub records: u64,
     /// Their rows by table (evicted, counted in the counters).
     pub rows: BTreeMap<String, u64>,
+    /// The chain link before the first folded record (format 8): what the
+    /// records before the fold must still hash to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_in: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -340,9 +388,24 @@ struct ChainTail<'a> {
     error: &'a Option<String>,
     recovery: &'a Option<Recovery>,
     evicted: Vec<&'a str>,
-    /// Left out while empty: heads of captures without folds are as before.
+    /// Format 7's folds, their counts only. Left out while empty: heads of
+    /// captures without folds are as before.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     folded: Vec<&'a Folded>,
+    /// Format 8's: each folded record whole (its file range, times, links
+    /// in and out, counts), so that no part of it can change unseen.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    folds: Vec<FoldTail<'a>>,
+}
+
+#[derive(Serialize)]
+struct FoldTail<'a> {
+    file: &'a str,
+    first_ktime_ns: u64,
+    last_ktime_ns: u64,
+    chain: &'a Option<String>,
+    #[serde(flatten)]
+    folded: &'a Folded,
 }
 
 fn sha256_hex(parts: &[&[u8]]) -> String {
@@ -427,14 +490,26 @@ impl Manifest {
     /// rewritten with every manifest. Returns the records removed.
     pub fn fold_evicted(&mut self, min_run: usize) -> usize {
         let before = self.segments.len();
+        let genesis = self.genesis();
         let mut out: Vec<Segment> = Vec::with_capacity(before);
         let mut run: Vec<Segment> = Vec::new();
         let flush = |run: &mut Vec<Segment>, out: &mut Vec<Segment>| {
-            if run.len() < min_run.max(2) {
+            // The link the run follows: the record before it, or the header.
+            let chain_in = match run.first().and_then(|s| s.folded.as_ref()) {
+                Some(f) => f.chain_in.clone(),
+                None => match out.last() {
+                    Some(prev) => prev.chain.clone(),
+                    None => Some(genesis.clone()),
+                },
+            };
+            if run.len() < min_run.max(2) || chain_in.is_none() {
                 out.append(run);
                 return;
             }
-            let mut f = Folded::default();
+            let mut f = Folded {
+                chain_in,
+                ..Folded::default()
+            };
             for s in run.iter() {
                 match &s.folded {
                     Some(g) => {
@@ -485,7 +560,7 @@ impl Manifest {
     }
 
     /// The chain's first link: sha256 of the fixed header.
-    pub(crate) fn genesis(&self) -> String {
+    pub fn genesis(&self) -> String {
         let h = ChainHeader {
             format: &self.format,
             format_version: self.format_version,
@@ -517,7 +592,7 @@ impl Manifest {
     }
 
     fn head_after(&self, prev: &str) -> String {
-        let t = ChainTail {
+        let mut t = ChainTail {
             state: self.state,
             end: &self.end,
             counters: &self.counters,
@@ -529,12 +604,23 @@ impl Manifest {
                 .filter(|s| s.evicted)
                 .map(|s| s.file.as_str())
                 .collect(),
-            folded: self
-                .segments
-                .iter()
-                .filter_map(|s| s.folded.as_ref())
-                .collect(),
+            folded: Vec::new(),
+            folds: Vec::new(),
         };
+        for s in &self.segments {
+            let Some(f) = &s.folded else { continue };
+            if self.format_version >= CHAINED_FOLDS {
+                t.folds.push(FoldTail {
+                    file: &s.file,
+                    first_ktime_ns: s.first_ktime_ns,
+                    last_ktime_ns: s.last_ktime_ns,
+                    chain: &s.chain,
+                    folded: f,
+                });
+            } else {
+                t.folded.push(f);
+            }
+        }
         sha256_hex(&[prev.as_bytes(), b"\n", &json(&t)])
     }
 
@@ -569,7 +655,15 @@ impl Manifest {
         let mut problems = Vec::new();
         let mut prev = self.genesis();
         for seg in &self.segments {
-            if seg.folded.is_some() {
+            if let Some(f) = &seg.folded {
+                // The records before a fold still hash to the link it
+                // follows: an edit before it breaks the chain here.
+                if self.format_version >= CHAINED_FOLDS && f.chain_in.as_ref() != Some(&prev) {
+                    problems.push(format!(
+                        "folded records {}: hash chain broken before them (an earlier record or the header was edited, removed or reordered)",
+                        seg.file
+                    ));
+                }
                 match &seg.chain {
                     Some(c) => prev = c.clone(),
                     None => {
@@ -604,6 +698,12 @@ impl Manifest {
     /// (format 1) or its chain is broken.
     pub fn recomputed_head(&self) -> Option<String> {
         if self.format_version < 2 || !self.check_chain().is_empty() {
+            return None;
+        }
+        // Format 7 took a fold's link as given: its head does not cover the
+        // records before the last fold, so it proves nothing about them.
+        if self.format_version < CHAINED_FOLDS && self.segments.iter().any(|s| s.folded.is_some())
+        {
             return None;
         }
         let mut prev = self.genesis();

@@ -270,7 +270,18 @@ impl<T: Table> TableStream<T> {
 
     fn open(&mut self, seg: Segment) -> Result<(), CaptureError> {
         let (path, f) = self.files.open_checked(&seg)?;
-        let reader = batch_reader(&path, f)?;
+        let (reader, rows) = batch_reader(&path, f, T::NAME)?;
+        // Before any row is decoded: a file that claims other rows than
+        // the manifest lists is not the one listed.
+        if rows != seg.rows {
+            return Err(CaptureError::Integrity {
+                path,
+                message: format!(
+                    "holds {rows} rows; the manifest lists {}",
+                    seg.rows
+                ),
+            });
+        }
         self.current = Some((path, seg.rows, reader, 0));
         Ok(())
     }
@@ -337,7 +348,7 @@ pub fn decode_segment<T: Table, R: ChunkReader + 'static>(
     path: &Path,
     reader: R,
 ) -> Result<Vec<T>, CaptureError> {
-    let mut reader = batch_reader(path, reader)?;
+    let (mut reader, _) = batch_reader(path, reader, T::NAME)?;
     let mut rows = Vec::new();
     let fields = T::fields();
     while let Some(batch) = next_batch(path, &mut reader)? {
@@ -353,10 +364,14 @@ pub fn decode_segment<T: Table, R: ChunkReader + 'static>(
 pub(crate) fn batch_reader<R: ChunkReader + 'static>(
     path: &Path,
     reader: R,
-) -> Result<ParquetRecordBatchReader, CaptureError> {
-    crate::capture::bounds::check(&reader).map_err(|message| CaptureError::Bounds {
-        path: path.to_owned(),
-        message,
+    table: &str,
+) -> Result<(ParquetRecordBatchReader, u64), CaptureError> {
+    let limits = crate::capture::bounds::Limits::for_table(table);
+    let rows = crate::capture::bounds::check_with(&reader, &limits).map_err(|message| {
+        CaptureError::Bounds {
+            path: path.to_owned(),
+            message,
+        }
     })?;
     guard(path, || {
         let perr = |source| CaptureError::Parquet {
@@ -368,6 +383,7 @@ pub(crate) fn batch_reader<R: ChunkReader + 'static>(
             .build()
             .map_err(perr)
     })
+    .map(|r| (r, rows))
 }
 
 /// The reader's next batch; None at the end.

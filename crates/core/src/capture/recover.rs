@@ -14,7 +14,9 @@ use super::manifest::{
 };
 use super::status::write_status;
 use super::table::{CAPTURES, EVENTS, LIFECYCLE, TABLES, segment_location};
-use super::write::{RESERVE_FILE, next_free_epoch, remove_evicted, seal_missing_tables};
+use super::write::{
+    RECORDER_FILE, RESERVE_FILE, next_free_epoch, remove_evicted, seal_missing_tables,
+};
 use crate::error::CaptureError;
 use crate::fs::Dir;
 
@@ -165,6 +167,7 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     }
     manifest.recovery = Some(recovery);
     let _ = root.remove(RESERVE_FILE);
+    let _ = root.remove(RECORDER_FILE);
     let status = write_status(&root.create_subdir(CAPTURES)?, &manifest, epoch, true, None)?;
     manifest.segments.push(status);
     manifest.write(&root, key)?;
@@ -285,7 +288,11 @@ impl Salvaged {
             last_checkpoint_ktime_ns: self.last_checkpoint_ktime_ns,
             events_lost_at_least: c
                 .kernel_events
-                .saturating_sub(c.events_written + c.ringbuf_full + c.decode_errors)
+                .saturating_sub(
+                    c.events_written
+                        .saturating_add(c.ringbuf_full)
+                        .saturating_add(c.decode_errors),
+                )
                 .max(discarded_events),
         }
     }

@@ -15,7 +15,8 @@ use crate::error::CaptureError;
 use crate::fs::Dir;
 
 fn read_pem(path: &Path) -> Result<String, CaptureError> {
-    let bytes = std::fs::read(path).map_err(CaptureError::io(path, "read key"))?;
+    // A PEM key is a few hundred bytes.
+    let bytes = crate::fs::read_bounded(path, 64 << 10).map_err(CaptureError::io(path, "read key"))?;
     String::from_utf8(bytes).map_err(|_| CaptureError::Key {
         path: path.to_owned(),
         message: "is not a PEM text file".into(),

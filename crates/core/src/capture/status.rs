@@ -411,7 +411,7 @@ pub fn read_rows<R: parquet::file::reader::ChunkReader + 'static>(
     path: &Path,
     reader: R,
 ) -> Result<Vec<CaptureRow>, CaptureError> {
-    let mut reader = batch_reader(path, reader)?;
+    let (mut reader, _) = batch_reader(path, reader, CAPTURES)?;
     let mut rows = Vec::new();
     while let Some(batch) = next_batch(path, &mut reader)? {
         rows.extend(

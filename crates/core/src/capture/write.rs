@@ -21,6 +21,10 @@ use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow, UsernsRow};
 /// Room kept free from the start so that a full disk still leaves space
 /// for the final manifest that says what was lost.
 pub(crate) const RESERVE_FILE: &str = ".reserve";
+/// Who writes the capture while it is open: `PID START_TICKS BOOT_ID`,
+/// for `credtrail-record status` to prove the writer alive (see
+/// [`recorder_pid`]).
+pub const RECORDER_FILE: &str = ".recorder";
 const RESERVE_BYTES: usize = 256 << 10;
 /// Evicted records kept one by one before runs of them are folded (see
 /// `Manifest::fold_evicted`): the manifest of a flight recorder stays
@@ -119,6 +123,17 @@ impl CaptureWriter {
             manifest
                 .settings
                 .insert("keep_seconds".into(), keep.as_secs().into());
+        }
+        {
+            let pid = std::process::id();
+            let line = format!(
+                "{pid} {} {}\n",
+                crate::host::process_start_ticks(pid).unwrap_or(0),
+                crate::host::boot_id()
+            );
+            let mut f = root.create_new(RECORDER_FILE)?;
+            std::io::Write::write_all(&mut f, line.as_bytes())
+                .map_err(CaptureError::io(&root.child(RECORDER_FILE), "write"))?;
         }
         {
             let mut f = root.create_new(RESERVE_FILE)?;
@@ -480,8 +495,11 @@ impl CaptureWriter {
         Ok(self.manifest)
     }
 
+    /// The writer is finishing: the room reserved for the last manifest
+    /// is given back, and `status` no longer finds it writing.
     fn release_reserve(&self) {
         let _ = self.root.remove(RESERVE_FILE);
+        let _ = self.root.remove(RECORDER_FILE);
     }
 
     /// The folder of one of the writer's tables.
@@ -553,6 +571,50 @@ impl CaptureWriter {
     }
 }
 
+/// The pid of the process writing the capture `root`, when it can be
+/// proved alive: the folder is ours and writable by nobody else, its lock is
+/// held, its `.recorder` file (ours, one link) names a process that runs
+/// now (same boot, same start time, so not a reused pid), and that process
+/// holds the folder's lock (`/proc/locks`). None otherwise: a manifest in
+/// state `recording` or a lock alone proves nothing, since anyone who could
+/// write them could fake them.
+pub fn recorder_pid(root: &Dir) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    root.check_private().ok()?;
+    if root.lock().is_ok() {
+        return None;
+    }
+    let f = root.open_file(RECORDER_FILE).ok()?;
+    let meta = f.metadata().ok()?;
+    if meta.uid() != fs::euid() || meta.nlink() != 1 {
+        return None;
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(f, 256), &mut text).ok()?;
+    let mut it = text.split_whitespace();
+    let pid: u32 = it.next()?.parse().ok()?;
+    let start: u64 = it.next()?.parse().ok()?;
+    let boot = it.next()?;
+    if boot != crate::host::boot_id() || crate::host::process_start_ticks(pid)? != start {
+        return None;
+    }
+    let inode = root.inode().ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks
+        .lines()
+        .any(|l| holds_flock(l, pid, inode))
+        .then_some(pid)
+}
+
+/// Whether a `/proc/locks` line is a held write `flock` of `pid` on `inode`
+/// (`1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`; waiters read `->`).
+fn holds_flock(line: &str, pid: u32, inode: u64) -> bool {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    matches!(&f[..], [_, "FLOCK", _, "WRITE", p, dev_ino, ..]
+        if p.parse::<u32>() == Ok(pid)
+            && dev_ino.rsplit(':').next().and_then(|i| i.parse::<u64>().ok()) == Some(inode))
+}
+
 /// Tables of metadata that later rows rest on, whatever their age: never
 /// evicted. (A set's `captures` row goes with its set: the newest row
 /// carries every counter so far.)
@@ -620,16 +682,15 @@ pub(crate) fn remove_evicted(dir: &Dir, name: &str) {
 /// Takes `dir` as a new capture directory, or creates it (0700): absent,
 /// or an empty directory that is not a symlink, owned by us and writable by
 /// nobody else (a directory someone else prepared could be renamed or
-/// relinked under the recorder). Refuses files, foreign non-empty
-/// directories and existing captures, touching none of them. Returns the
-/// handle every file of the capture is then created through.
+/// relinked under the recorder), in a folder the root rules of
+/// `fs::Dir::open_root` allow. Refuses files, foreign non-empty directories
+/// and existing captures, touching none of them. Returns the handle every
+/// file of the capture is then created through.
 pub(crate) fn create_capture_dir(dir: &Path) -> Result<Dir, CaptureError> {
-    let existed = check_capture_dir(dir)?;
-    if !existed && !fs::mkdir_private(dir)? {
-        // Someone made it between the check and now: check it again.
-        check_capture_dir(dir)?;
-    }
-    let d = Dir::open_nofollow(dir)?;
+    let (parent, name) = split_capture_path(dir)?;
+    let parent = Dir::open_root(parent)?;
+    check_capture_entry(&parent, name, dir)?;
+    let d = parent.create_subdir(name)?;
     let (owner, me) = (d.owner()?, fs::euid());
     if owner != me {
         return Err(CaptureError::Unsafe {
@@ -648,35 +709,57 @@ pub(crate) fn create_capture_dir(dir: &Path) -> Result<Dir, CaptureError> {
     Ok(d)
 }
 
+/// A capture path's folder and its own name (a plain one).
+fn split_capture_path(dir: &Path) -> Result<(&Path, &str), CaptureError> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| *n != "." && *n != "..")
+        .ok_or_else(|| CaptureError::Unsafe {
+            path: dir.to_owned(),
+            message: "does not end in a plain folder name; name the capture's own folder".into(),
+        })?;
+    Ok((dir.parent().unwrap_or(Path::new(".")), name))
+}
+
 /// Checks that `dir` can become a new capture without touching anything:
-/// it must be absent, or an empty directory (not a symlink) owned by us
-/// and not writable by group or others. Returns whether it exists.
+/// its folder, if it exists, is one a capture may be made in, and `dir` is
+/// absent or an empty directory (not a symlink) owned by us and not writable
+/// by group or others. Returns whether it exists.
 pub fn check_capture_dir(dir: &Path) -> Result<bool, CaptureError> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = match std::fs::symlink_metadata(dir) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(source) => {
-            return Err(CaptureError::Io {
+    let (parent, name) = split_capture_path(dir)?;
+    let parent_path = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    if !parent_path.exists() {
+        return Ok(false);
+    }
+    check_capture_entry(&Dir::open_root(parent_path)?, name, dir)
+}
+
+/// [`check_capture_dir`] of the entry `name` in the folder `parent`, by
+/// handle: what is checked is what is then used.
+fn check_capture_entry(parent: &Dir, name: &str, dir: &Path) -> Result<bool, CaptureError> {
+    if !parent.exists(name) {
+        return Ok(false);
+    }
+    let d = match parent.subdir(name) {
+        Ok(d) => d,
+        Err(CaptureError::Unsafe { message, .. }) if message.contains("symbolic link") => {
+            return Err(CaptureError::Symlink {
                 path: dir.to_owned(),
-                op: "inspect",
-                source,
+            });
+        }
+        Err(_) => {
+            return Err(CaptureError::NotADirectory {
+                path: dir.to_owned(),
             });
         }
     };
-    if meta.file_type().is_symlink() {
-        return Err(CaptureError::Symlink {
-            path: dir.to_owned(),
-        });
-    }
-    if !meta.is_dir() {
-        return Err(CaptureError::NotADirectory {
-            path: dir.to_owned(),
-        });
-    }
-    let mut entries = std::fs::read_dir(dir).map_err(CaptureError::io(dir, "list"))?;
-    if entries.next().is_some() {
-        return Err(if dir.join(MANIFEST_FILE).exists() {
+    if !d.names()?.is_empty() {
+        return Err(if d.exists(MANIFEST_FILE) {
             CaptureError::ExistingCapture {
                 path: dir.to_owned(),
             }
@@ -686,16 +769,15 @@ pub fn check_capture_dir(dir: &Path) -> Result<bool, CaptureError> {
             }
         });
     }
-    let me = fs::euid();
-    if meta.uid() != me || meta.mode() & 0o022 != 0 {
-        return Err(CaptureError::Unsafe {
+    d.check_private().map_err(|_| {
+        let (owner, mode) = d.owner_and_mode().unwrap_or_default();
+        CaptureError::Unsafe {
             path: dir.to_owned(),
             message: format!(
-                "was made by uid {} with mode {:o}: only an empty directory owned by the recorder's uid {me} and writable by nobody else is taken (its owner could rename or relink the capture while it records); remove it, or let credtrail-record create it",
-                meta.uid(),
-                meta.mode() & 0o7777
+                "was made by uid {owner} with mode {mode:o}: only an empty directory owned by the recorder's uid {} and writable by nobody else is taken (its owner could rename or relink the capture while it records); remove it, or let credtrail-record create it",
+                fs::euid()
             ),
-        });
-    }
+        }
+    })?;
     Ok(true)
 }

@@ -223,6 +223,9 @@ impl Selector {
     }
 }
 
+/// The largest policy file read (Tetragon's own are a few KiB).
+const MAX_POLICY_BYTES: u64 = 4 << 20;
+
 /// One policy file, as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyInfo {
@@ -270,7 +273,7 @@ impl Rules {
         let mut rules = Rules::default();
         for path in paths {
             let path = path.as_ref();
-            let text = std::fs::read(path).map_err(|e| PolicyError {
+            let text = crate::fs::read_bounded(path, MAX_POLICY_BYTES).map_err(|e| PolicyError {
                 at: path.display().to_string(),
                 field: "file".into(),
                 message: format!("cannot read it: {e}"),

@@ -707,3 +707,84 @@ fn a_flight_recorders_evicted_records_fold_and_the_chain_still_holds() {
         .or_default() += 1;
     assert!(!edited.check_chain().is_empty());
 }
+
+/// A flight capture whose first record is live metadata (a user namespace,
+/// never evicted) followed by folded evictions: editing any record in turn,
+/// as an attacker would (its sha256 changed and its own link recomputed, or
+/// a fold's fields), changes the recomputed head, and so does re-linking
+/// every later record and fold as well.
+#[test]
+fn editing_any_record_of_a_folded_capture_changes_the_head() {
+    use credtrail_core::capture::Retention;
+    use credtrail_core::model::userns::UsernsRow;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cap");
+    let mut w = CaptureWriter::create_with(
+        &dir,
+        manifest(),
+        Rotation::default(),
+        Retention {
+            max_capture_bytes: Some(96 << 10),
+            ..Retention::default()
+        },
+        None,
+    )
+    .unwrap();
+    w.push_user_namespace(&UsernsRow {
+        userns: 4026532999,
+        level: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    for round in 0..80u64 {
+        push_events(&mut w, round * 1000, round * 1000 + 500);
+        if w.seal_now().unwrap() {
+            w.write_processes(&[]).unwrap();
+        }
+    }
+    let m = w.finish(end()).unwrap();
+    let head = m.recomputed_head().expect("an intact chain");
+    assert_eq!(Some(&head), m.chain_head.as_ref());
+    let first_fold = m.segments.iter().position(|s| s.folded.is_some()).unwrap();
+    assert!(
+        m.segments[..first_fold].iter().any(|s| s.table == "user_namespaces"),
+        "a live record precedes the folds"
+    );
+    assert!(m.segments.iter().filter(|s| s.folded.is_some()).count() >= 2);
+
+    // The link before record i, as a verifier computes it.
+    let link_before = |m: &Manifest, i: usize| match i {
+        0 => m.genesis(),
+        _ => m.segments[i - 1].chain.clone().unwrap(),
+    };
+    for i in 0..m.segments.len() {
+        for relink_after in [false, true] {
+            let mut e = m.clone();
+            if e.segments[i].folded.is_some() {
+                e.segments[i].last_ktime_ns += 1;
+            } else {
+                let prev = link_before(&e, i);
+                e.segments[i].sha256 = "0".repeat(64);
+                e.segments[i].chain = Some(Manifest::link(&prev, &e.segments[i]));
+            }
+            if relink_after {
+                for j in i + 1..e.segments.len() {
+                    let prev = link_before(&e, j);
+                    match e.segments[j].folded.as_mut() {
+                        Some(f) => f.chain_in = Some(prev),
+                        None => {
+                            let link = Manifest::link(&prev, &e.segments[j]);
+                            e.segments[j].chain = Some(link);
+                        }
+                    }
+                }
+            }
+            assert_ne!(
+                e.recomputed_head().as_ref(),
+                Some(&head),
+                "record {i} ({}) edited, later ones re-linked: {relink_after}",
+                e.segments[i].file
+            );
+        }
+    }
+}

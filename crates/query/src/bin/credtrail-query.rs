@@ -4,11 +4,20 @@ use std::io::IsTerminal;
 use std::process::{Child, Command, ExitCode, Stdio};
 
 use clap::Parser;
+use credtrail_core::budget::{self, Budgeted};
 use credtrail_query::cli::{Cli, run_at};
 use credtrail_query::output::Format;
 
+#[global_allocator]
+static ALLOC: Budgeted = Budgeted;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    budget::set_limit(
+        "credtrail-query",
+        cli.memory_limit.unwrap_or_else(budget::default_limit),
+        "narrow it (--since/--until, --node, --pod, a WHERE or a LIMIT, fewer columns)",
+    );
     // SAFETY: set before polars starts any thread; nothing else reads the
     // environment concurrently at this point.
     unsafe {

@@ -1,0 +1,196 @@
+//! A memory budget for the readers (`credtrail-query`, `credtrail-replay`):
+//! an allocator that counts what the process holds and, past the budget,
+//! stops it with one line naming the budget and how to narrow the work,
+//! instead of growing until the kernel's OOM killer ends it (or the
+//! analyst's machine). The readers' own bounds (per page, chunk and file,
+//! see `capture::bounds`) keep every single step small; this bounds what
+//! many bounded steps add up to (a query over many files, a sort).
+//!
+//! A binary opts in with `#[global_allocator] static A: Budgeted = Budgeted;`
+//! and [`set_limit`]; until then nothing is limited.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+static LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// The line printed when the budget is exceeded, made before it can be.
+static MESSAGE: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// The system allocator, counted against the budget.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budgeted;
+
+// SAFETY: every call goes to the system allocator unchanged; the counter
+// only observes sizes.
+unsafe impl GlobalAlloc for Budgeted {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grow(layout.size());
+        // SAFETY: forwarded as given.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        grow(layout.size());
+        // SAFETY: forwarded as given.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded as given.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > layout.size() {
+            grow(new_size - layout.size());
+        } else {
+            HELD.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded as given.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+fn grow(n: usize) {
+    let held = HELD.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+    if held > LIMIT.load(Ordering::Relaxed) {
+        over();
+    }
+}
+
+/// Past the budget: the prepared line, then exit. Allocates nothing (the
+/// allocator is what called it).
+fn over() -> ! {
+    if let Some(m) = MESSAGE.get() {
+        // SAFETY: writing a live buffer to stderr; _exit ends the process
+        // without running anything that could allocate.
+        unsafe {
+            libc::write(2, m.as_ptr().cast(), m.len());
+        }
+    }
+    // SAFETY: as above.
+    unsafe { libc::_exit(1) }
+}
+
+/// Limits the process to `bytes` held by the allocator from now on; `tool`
+/// and `how` make the line printed when it is exceeded.
+pub fn set_limit(tool: &str, bytes: u64, how: &str) {
+    let _ = MESSAGE.set(
+        format!(
+            "{tool}: stopped: this needs more memory than its budget of {} (--memory-limit): {how}, or raise --memory-limit\n",
+            show(bytes)
+        )
+        .into_bytes(),
+    );
+    LIMIT.store(usize::try_from(bytes).unwrap_or(usize::MAX), Ordering::Relaxed);
+}
+
+/// What the allocator holds now.
+pub fn held() -> usize {
+    HELD.load(Ordering::Relaxed)
+}
+
+/// The default budget: half the machine's memory, or 80% of the memory
+/// cgroup's limit when that is less (so the budget, not the OOM killer,
+/// speaks first); 1 GiB when neither can be read.
+pub fn default_limit() -> u64 {
+    let machine = procfs_mem_total().map(|b| b / 2);
+    let cgroup = cgroup_limit().map(|b| b / 10 * 8);
+    match (machine, cgroup) {
+        (Some(m), Some(c)) => m.min(c),
+        (Some(m), None) => m,
+        (None, Some(c)) => c,
+        (None, None) => 1 << 30,
+    }
+}
+
+fn procfs_mem_total() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The memory limit of this process's cgroup (v2 `memory.max`, v1
+/// `memory.limit_in_bytes`), if one is set.
+fn cgroup_limit() -> Option<u64> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mut limits = Vec::new();
+    for line in cgroups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let file = match controllers {
+            "" => format!("/sys/fs/cgroup{path}/memory.max"),
+            c if c.split(',').any(|c| c == "memory") => {
+                format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+            }
+            _ => continue,
+        };
+        if let Some(v) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        {
+            // v1 says "no limit" with a huge number.
+            if v < 1 << 60 {
+                limits.push(v);
+            }
+        }
+    }
+    limits.into_iter().min()
+}
+
+/// A size as people write it: `512M`, `2GiB`, `1.5G`, `1073741824`
+/// (binary units; a plain number is bytes).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 512M, 2G)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("{s:?}: unknown unit (K, M, G or T)")),
+    };
+    let bytes = num * (1u64 << shift) as f64;
+    if !(bytes >= (16 << 20) as f64 && bytes < u64::MAX as f64) {
+        return Err(format!("{s:?}: at least 16M"));
+    }
+    Ok(bytes as u64)
+}
+
+/// `bytes` in GiB or MiB, for messages.
+pub fn show(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{} MiB", bytes >> 20)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_as_people_write_them() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_size("1073741824"), Ok(1 << 30));
+        for bad in ["", "x", "12Q", "1K", "-1G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert!(default_limit() >= 16 << 20);
+        assert_eq!(show(3 << 29), "1.5 GiB");
+    }
+}
