@@ -32,3 +32,5 @@ mod deploy;
 mod recovery;
 // Hostile captures and processes against the real binaries.
 mod hostile;
+// A hostile user on the node, hostile captures: issue 33's attacks.
+mod hostile_node;

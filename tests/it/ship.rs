@@ -337,3 +337,76 @@ fn follow_ships_each_segment_as_it_is_sealed() {
     assert_eq!(n, format!("n\n{}\n", m.counters.events_written));
     assert_eq!(m.counters.events_written, 400);
 }
+
+/// A hostile bucket: an object replaced with other bytes of the same size
+/// and the same metadata is shipped again; keys the layout does not allow
+/// are passed over by name instead of failing the fleet (and blame no
+/// credentials); an object larger than its manifest lists is never fetched.
+#[test]
+fn a_hostile_bucket_neither_fools_ship_nor_blinds_or_floods_a_query() {
+    if !moto_ready() {
+        return;
+    }
+    let s3 = start_s3();
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("fleet");
+    let (cap, node) = local_capture(&local, "k8s-xwing-su", "cap-h");
+    let url = format!("s3://{BUCKET}/hostile");
+    ok(run(&s3, ship_bin(), &[cap.to_str().unwrap(), &url]));
+    let events_key = format!("hostile/node={node}/cap-h/events/part-00000.parquet");
+
+    // Same size, same credtrail-sha256 metadata, other bytes.
+    boto(
+        &s3,
+        &format!(
+            "o = s3.get_object(Bucket='{BUCKET}', Key='{events_key}')\n\
+             b = bytearray(o['Body'].read())\n\
+             b[200] ^= 1\n\
+             s3.put_object(Bucket='{BUCKET}', Key='{events_key}', Body=bytes(b), Metadata=o['Metadata'])\n"
+        ),
+    );
+    let line = ok(run(&s3, ship_bin(), &[cap.to_str().unwrap(), &url]));
+    assert_eq!(uploaded(&line).0, 1, "{line}");
+    let cap_url = format!("{url}/node={node}/cap-h");
+    ok(run(&s3, replay_bin(), &["--verify", &cap_url]));
+
+    // Keys no capture has, anywhere under the prefix.
+    boto(
+        &s3,
+        &format!(
+            "for k in ['hostile/node=x/a//b', 'hostile/node=x/../y', 'hostile/e\\x01vil', 'hostile/node={node}/cap-h/.hidden']:\n    s3.put_object(Bucket='{BUCKET}', Key=k, Body=b'x')\n"
+        ),
+    );
+    let o = run(&s3, query_bin(), &[&url, "summary", "--format", "csv"]);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let answer = ok(o);
+    assert!(answer.lines().count() >= 2, "{answer}");
+    assert!(stderr.contains("passed over 4 object(s)"), "{stderr}");
+    assert!(!stderr.contains("credentials"), "{stderr}");
+    assert!(!stderr.contains('\u{1}'), "the key is shown escaped: {stderr}");
+
+    // 64 MiB where the manifest lists a small segment: refused from the
+    // listing, before any byte is read (within 256 MiB, page cache and all).
+    boto(
+        &s3,
+        &format!(
+            "s3.put_object(Bucket='{BUCKET}', Key='{events_key}', Body=bytes(64 << 20))\n"
+        ),
+    );
+    let mut cmd = Command::new(query_bin());
+    s3.env(cmd.args([&url, "summary"]));
+    let (o, _) = credtrail_testkit::output_in_memory_cgroup(&mut cmd, 256 << 20);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("67108864 bytes in the bucket, the manifest says"),
+        "{stderr}"
+    );
+    // --verify names it as a problem of that capture.
+    let o = run(&s3, replay_bin(), &["--verify", &cap_url]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("not fetched"), "{stderr}");
+}

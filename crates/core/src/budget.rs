@@ -85,7 +85,10 @@ pub fn set_limit(tool: &str, bytes: u64, how: &str) {
         )
         .into_bytes(),
     );
-    LIMIT.store(usize::try_from(bytes).unwrap_or(usize::MAX), Ordering::Relaxed);
+    LIMIT.store(
+        usize::try_from(bytes).unwrap_or(usize::MAX),
+        Ordering::Relaxed,
+    );
 }
 
 /// What the allocator holds now.

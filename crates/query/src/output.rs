@@ -104,13 +104,10 @@ fn write_as(df: &mut DataFrame, format: Format, w: &mut dyn Write) -> Result<(),
 /// `df` with every string cell and column name passed through `safe`.
 fn escaped(df: &DataFrame) -> Result<DataFrame, QueryError> {
     let mut columns = Vec::with_capacity(df.width());
-    for c in df.get_columns() {
+    for c in df.columns() {
         let name = safe(c.name().as_str()).into_owned();
         let c = match c.dtype() {
-            DataType::String => c
-                .str()?
-                .apply_values(safe)
-                .into_column(),
+            DataType::String => c.str()?.apply_values(safe).into_column(),
             _ => c.clone(),
         };
         columns.push(c.with_name(name.into()));

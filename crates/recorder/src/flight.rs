@@ -9,7 +9,6 @@ use credtrail_core::capture::control::{Pin, request_seal};
 use credtrail_core::capture::cut::{CutReport, CutWindow, cut};
 use credtrail_core::capture::manifest::{CaptureState, MANIFEST_FILE, Manifest, SigningKey};
 use credtrail_core::capture::write::recorder_pid;
-use credtrail_core::error::CaptureError;
 use credtrail_core::fs::Dir;
 
 /// `dir` itself if it is a capture; else the newest capture under it (two

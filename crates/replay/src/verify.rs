@@ -302,7 +302,10 @@ fn check_status(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
     for seg in m.segments_of(capture::CAPTURES) {
         let (path, file) = cap.files.open_checked(seg)?;
         for row in status::read_rows(&path, file)? {
-            if newest.as_ref().is_none_or(|n| row.segment_set > n.segment_set) {
+            if newest
+                .as_ref()
+                .is_none_or(|n| row.segment_set > n.segment_set)
+            {
                 newest = Some(row);
             }
         }
@@ -394,8 +397,17 @@ pub fn verify_all(
 ) -> anyhow::Result<bool> {
     let mut ok = true;
     for dir in &captures.paths {
-        let v =
+        let mut v =
             verify(dir, expect).map_err(|e| anyhow::anyhow!(captures.rename(&format!("{e:#}"))))?;
+        // What the bucket held that was not fetched (another size than
+        // listed) comes first: it is why a file is missing.
+        let fetched: Vec<String> = captures
+            .problems
+            .iter()
+            .filter(|(d, _)| d == dir)
+            .map(|(_, p)| p.clone())
+            .collect();
+        v.problems.splice(0..0, fetched);
         for n in &v.notes {
             writeln!(
                 stderr,

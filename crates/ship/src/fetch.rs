@@ -76,6 +76,9 @@ pub struct Stats {
     pub skipped_keys: Vec<String>,
 }
 
+/// A capture's files to fetch, with the size its manifest lists for each.
+type Names = Vec<(String, u64)>;
+
 /// Objects' keys named in a note at most.
 const KEYS_NAMED: usize = 5;
 /// The signature's size at most (ed25519: 64 bytes).
@@ -89,7 +92,9 @@ fn layout_key(rel: &str) -> Option<(&str, &str)> {
     let plain = |c: &str| {
         !c.is_empty()
             && !c.starts_with('.')
-            && !c.chars().any(|ch| ch.is_control() || credtrail_core::term::hidden(ch))
+            && !c
+                .chars()
+                .any(|ch| ch.is_control() || credtrail_core::term::hidden(ch))
     };
     if !rel.split('/').all(plain) || object_store::path::Path::parse(rel).is_err() {
         return None;
@@ -181,7 +186,7 @@ pub fn fetch(
     })?;
     // Manifests, a batch at a time, each to disk and parsed from there;
     // what is kept of each is the names it lists and their sizes.
-    let mut kept: Vec<(&str, PathBuf, Vec<(String, u64)>)> = Vec::new();
+    let mut kept: Vec<(&str, PathBuf, Names)> = Vec::new();
     let mut first = None;
     let staged = dest.join(".manifests");
     make_dir(&staged, false).map_err(|message| ShipError::Url {
@@ -211,15 +216,15 @@ pub fn fetch(
             } else {
                 dest.join(rel)
             };
-            let text = credtrail_core::fs::read_bounded(path, MAX_MANIFEST_BYTES).map_err(
-                |e| ShipError::Url {
+            let text = credtrail_core::fs::read_bounded(path, MAX_MANIFEST_BYTES).map_err(|e| {
+                ShipError::Url {
                     url: remote.url_of(&join(rel, MANIFEST_FILE)),
                     message: format!("cannot read it back: {e}"),
-                },
-            )?;
+                }
+            })?;
             let m = Manifest::parse(&local.join(MANIFEST_FILE), &text)?;
-            let names = |m: &Manifest| -> Vec<(String, u64)> {
-                let mut v: Vec<(String, u64)> = m
+            let names = |m: &Manifest| -> Names {
+                let mut v: Names = m
                     .segments
                     .iter()
                     .filter(|s| !s.evicted)
@@ -314,7 +319,9 @@ pub fn fetch(
             }
             jobs.push((rel, local.clone(), name, there));
         }
-        if !prune.everything && let Some(p) = problems.first() {
+        if !prune.everything
+            && let Some(p) = problems.first()
+        {
             // A query does not answer from a capture that is not what its
             // manifest says.
             return Err(ShipError::Integrity {
@@ -499,7 +506,11 @@ pub fn localize(
                 "{url}: passed over {} object(s) whose keys the fleet layout does not allow: {}{}",
                 stats.skipped_keys.len(),
                 named.join(", "),
-                if stats.skipped_keys.len() > KEYS_NAMED { ", …" } else { "" }
+                if stats.skipped_keys.len() > KEYS_NAMED {
+                    ", …"
+                } else {
+                    ""
+                }
             ));
         }
         for f in fetched {

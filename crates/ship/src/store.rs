@@ -398,7 +398,6 @@ impl Remote {
             Err(e) => Err(self.err(rel)(e)),
         }
     }
-
 }
 
 /// One ListObjectsV2 page, the fields read.

@@ -682,3 +682,43 @@ impl MotoS3 {
             .env("AWS_ENDPOINT_URL", &self.endpoint)
     }
 }
+
+/// Runs `cmd` to the end inside a memory cgroup limited to `bytes` (cgroup
+/// v1's memory controller, as this machine has it; root only), and returns
+/// its output: a reader that needs more is killed by the kernel (a signal
+/// in its status), one that stays within returns. Also returns the cgroup's
+/// peak usage (page cache included). Without the controller, or not root,
+/// the command runs unlimited and the peak is 0.
+pub fn output_in_memory_cgroup(cmd: &mut Command, bytes: u64) -> (std::process::Output, u64) {
+    use std::os::unix::process::CommandExt;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = Path::new("/sys/fs/cgroup/memory");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !base.join("cgroup.procs").exists() {
+        return (cmd.output().expect("run"), 0);
+    }
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let cg = base.join(format!("credtrail-test-{}-{n}", std::process::id()));
+    std::fs::create_dir(&cg).expect("a memory cgroup");
+    // No swap here: the memory limit is the limit.
+    std::fs::write(cg.join("memory.limit_in_bytes"), bytes.to_string()).unwrap();
+    let procs = std::ffi::CString::new(cg.join("cgroup.procs").to_str().unwrap()).unwrap();
+    // SAFETY: only open/write/close between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("run");
+    let peak = std::fs::read_to_string(cg.join("memory.max_usage_in_bytes"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    let _ = std::fs::remove_dir(&cg);
+    (out, peak)
+}

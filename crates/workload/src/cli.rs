@@ -53,6 +53,13 @@ pub enum Command {
     },
     /// Do nothing (run as a setuid copy to make exec change credentials).
     Noop,
+    /// Replace itself with itself LEFT more times (exec of /proc/self/exe,
+    /// no fork), as any user can, then print its pid: one process whose
+    /// chain of images is as long as it likes.
+    Reexec {
+        #[arg(long)]
+        left: u64,
+    },
     /// Credential calls through the 32-bit entry (`int $0x80`):
     /// setgroups32, setresuid32, setuid32, setresuid16, setuid16.
     Ia32 {

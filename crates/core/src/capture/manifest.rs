@@ -199,7 +199,9 @@ impl Counters {
                 .map(|n| format!("{k} = {n}"))
         });
         if let Some(h) = huge {
-            return Some(format!("counters are corrupt: {h} is beyond what any recorder counts"));
+            return Some(format!(
+                "counters are corrupt: {h} is beyond what any recorder counts"
+            ));
         }
         let events = self.events_written.saturating_add(self.kernel_events);
         if self.lost() > events {
@@ -702,8 +704,7 @@ impl Manifest {
         }
         // Format 7 took a fold's link as given: its head does not cover the
         // records before the last fold, so it proves nothing about them.
-        if self.format_version < CHAINED_FOLDS && self.segments.iter().any(|s| s.folded.is_some())
-        {
+        if self.format_version < CHAINED_FOLDS && self.segments.iter().any(|s| s.folded.is_some()) {
             return None;
         }
         let mut prev = self.genesis();

@@ -276,10 +276,7 @@ impl<T: Table> TableStream<T> {
         if rows != seg.rows {
             return Err(CaptureError::Integrity {
                 path,
-                message: format!(
-                    "holds {rows} rows; the manifest lists {}",
-                    seg.rows
-                ),
+                message: format!("holds {rows} rows; the manifest lists {}", seg.rows),
             });
         }
         self.current = Some((path, seg.rows, reader, 0));

@@ -16,7 +16,8 @@ use crate::fs::Dir;
 
 fn read_pem(path: &Path) -> Result<String, CaptureError> {
     // A PEM key is a few hundred bytes.
-    let bytes = crate::fs::read_bounded(path, 64 << 10).map_err(CaptureError::io(path, "read key"))?;
+    let bytes =
+        crate::fs::read_bounded(path, 64 << 10).map_err(CaptureError::io(path, "read key"))?;
     String::from_utf8(bytes).map_err(|_| CaptureError::Key {
         path: path.to_owned(),
         message: "is not a PEM text file".into(),

@@ -273,11 +273,12 @@ impl Rules {
         let mut rules = Rules::default();
         for path in paths {
             let path = path.as_ref();
-            let text = crate::fs::read_bounded(path, MAX_POLICY_BYTES).map_err(|e| PolicyError {
-                at: path.display().to_string(),
-                field: "file".into(),
-                message: format!("cannot read it: {e}"),
-            })?;
+            let text =
+                crate::fs::read_bounded(path, MAX_POLICY_BYTES).map_err(|e| PolicyError {
+                    at: path.display().to_string(),
+                    field: "file".into(),
+                    message: format!("cannot read it: {e}"),
+                })?;
             let text = String::from_utf8(text).map_err(|_| PolicyError {
                 at: path.display().to_string(),
                 field: "file".into(),

@@ -747,7 +747,9 @@ fn editing_any_record_of_a_folded_capture_changes_the_head() {
     assert_eq!(Some(&head), m.chain_head.as_ref());
     let first_fold = m.segments.iter().position(|s| s.folded.is_some()).unwrap();
     assert!(
-        m.segments[..first_fold].iter().any(|s| s.table == "user_namespaces"),
+        m.segments[..first_fold]
+            .iter()
+            .any(|s| s.table == "user_namespaces"),
         "a live record precedes the folds"
     );
     assert!(m.segments.iter().filter(|s| s.folded.is_some()).count() >= 2);

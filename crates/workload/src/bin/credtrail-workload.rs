@@ -18,7 +18,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
-    if !matches!(cli.command, Command::Noop) && unsafe { libc::geteuid() } != 0 {
+    if !matches!(cli.command, Command::Noop | Command::Reexec { .. })
+        && unsafe { libc::geteuid() } != 0
+    {
         anyhow::bail!("must run as root: it changes credentials from root downwards");
     }
     let report = match cli.command {
@@ -52,9 +54,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             report.steps.extend(child.steps);
             report
         }
-        Command::Noop => {
+        Command::Noop | Command::Reexec { left: 0 } => {
             println!("{{\"pid\": {}}}", std::process::id());
             return Ok(());
+        }
+        Command::Reexec { left } => {
+            use std::os::unix::process::CommandExt;
+            let e = std::process::Command::new("/proc/self/exe")
+                .args(["reexec", "--left", &(left - 1).to_string()])
+                .exec();
+            anyhow::bail!("cannot exec /proc/self/exe: {e}");
         }
         Command::SuLike { uid } => {
             let ret = workload::su_like(uid);
