@@ -5,7 +5,7 @@
 //! error line with a non-zero exit.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -16,25 +16,10 @@ use credtrail_core::fs::Dir;
 use credtrail_testkit::{
     Recorder, bpf_available, query_bin, record_bin, replay_bin, serial, workload_bin,
 };
-use credtrail_testkit::{copy_fixture, edit_manifest};
+use credtrail_testkit::{copy_fixture, edit_manifest, one_error_line};
 
 fn run(bin: &str, args: &[&str]) -> Output {
     Command::new(bin).args(args).output().unwrap()
-}
-
-/// Failed cleanly: exit status 1 (not a signal, not a panic's 101) and one
-/// error line naming the program.
-#[track_caller]
-fn one_error_line(o: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(
-        (o.status.code(), o.status.signal()),
-        (Some(1), None),
-        "{stderr}"
-    );
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(": error: ")).collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
-    lines[0].to_owned()
 }
 
 /// A victim file outside any capture, with known content.

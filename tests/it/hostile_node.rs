@@ -17,8 +17,8 @@ use credtrail_core::fs::Dir;
 use credtrail_core::model::{Event, ProcEvent};
 use credtrail_testkit::samples::{end, event, manifest};
 use credtrail_testkit::{
-    Recorder, bpf_available, edit_manifest, fixture, output_in_memory_cgroup, query_bin, record_bin,
-    replay_bin, serial, shared_bin, workload_bin,
+    Recorder, bpf_available, edit_manifest, fixture, one_error_line, output_in_memory_cgroup,
+    query_bin, record_bin, replay_bin, serial, shared_bin, workload_bin,
 };
 
 fn run(bin: &str, args: &[&str]) -> Output {
@@ -27,29 +27,8 @@ fn run(bin: &str, args: &[&str]) -> Output {
 
 #[track_caller]
 fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Failed cleanly: exit 1 (not a signal, not a panic) and one error line.
-#[track_caller]
-fn one_error_line(o: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(
-        (o.status.code(), o.status.signal()),
-        (Some(1), None),
-        "{stderr}"
-    );
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains(": error: ") || l.contains(": stopped: "))
-        .collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
-    lines[0].to_owned()
 }
 
 /// `cmd` as uid and gid 65534, from `/` (a checkout may be private).
@@ -62,7 +41,11 @@ fn current(fx: &str, root: &Path) -> PathBuf {
     let out = root.join(fx);
     ok(&run(
         replay_bin(),
-        &[fixture(fx).to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &[
+            fixture(fx).to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
     ));
     out
 }
@@ -87,18 +70,14 @@ fn plant(dir: &Path, table: &str, bytes: &[u8], rows: u64) {
 }
 
 /// `batch`'s first row repeated: `groups` row groups of `rows` rows.
-fn repeated(
-    batch: &arrow::record_batch::RecordBatch,
-    groups: usize,
-    rows: usize,
-) -> Vec<u8> {
+fn repeated(batch: &arrow::record_batch::RecordBatch, groups: usize, rows: usize) -> Vec<u8> {
     use arrow::array::UInt32Array;
     use parquet::arrow::ArrowWriter;
     use parquet::basic::{Compression, ZstdLevel};
     use parquet::file::properties::WriterProperties;
     let step = 65_536.min(rows);
-    let chunk = arrow::compute::take_record_batch(batch, &UInt32Array::from(vec![0u32; step]))
-        .unwrap();
+    let chunk =
+        arrow::compute::take_record_batch(batch, &UInt32Array::from(vec![0u32; step])).unwrap();
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
         .set_max_row_group_row_count(Some(rows))
@@ -121,11 +100,9 @@ fn a_reexec_loop_by_any_user_leaves_the_recorder_and_every_reader_standing() {
     let _serial = serial();
     let rec = Recorder::start(false, &[]);
     // As nobody: one process replacing itself 25,000 times.
-    let o = as_nobody(
-        Command::new(shared_bin(workload_bin())).args(["reexec", "--left", "25000"]),
-    )
-    .output()
-    .unwrap();
+    let o = as_nobody(Command::new(shared_bin(workload_bin())).args(["reexec", "--left", "25000"]))
+        .output()
+        .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&ok(&o).into_bytes()).unwrap();
     let pid = report["pid"].as_u64().unwrap() as u32;
     assert!(
@@ -142,8 +119,7 @@ fn a_reexec_loop_by_any_user_leaves_the_recorder_and_every_reader_standing() {
         .collect();
     assert!(execs.len() >= 25_000, "{} execs recorded", execs.len());
     let last = execs.last().unwrap();
-    let exec_id =
-        credtrail_core::enrich::exec_id(&cap.manifest.node_name, last.ktime_ns, last.pid);
+    let exec_id = credtrail_core::enrich::exec_id(&cap.manifest.node_name, last.ktime_ns, last.pid);
     let d = cap.dir.to_str().unwrap();
     let tree = ok(&run(query_bin(), &[d, "tree", &exec_id, "--format", "csv"]));
     assert!(tree.contains("more ancestors, not kept"), "{tree}");
@@ -152,7 +128,10 @@ fn a_reexec_loop_by_any_user_leaves_the_recorder_and_every_reader_standing() {
     ok(&run(replay_bin(), &[d, "--print", "compact"]));
     ok(&run(query_bin(), &[d, "unexplained"]));
     let page = cap.dir.with_extension("html");
-    ok(&run(query_bin(), &[d, "report", "--out", page.to_str().unwrap()]));
+    ok(&run(
+        query_bin(),
+        &[d, "report", "--out", page.to_str().unwrap()],
+    ));
 }
 
 #[test]
@@ -249,7 +228,12 @@ fn folders_another_user_made_are_refused_and_a_faked_recorder_is_not_running() {
     let root = sticky_root();
     let node = foreign(root.path(), "node=n1", 0o755);
     let fake = node.join("20261206T000000Z");
-    let st = Command::new("cp").arg("-r").arg(&running).arg(&fake).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(&running)
+        .arg(&fake)
+        .status()
+        .unwrap();
     assert!(st.success());
     edit_manifest(&fake, |v| v["state"] = "recording".into());
     let st = Command::new("chown")
@@ -263,7 +247,11 @@ fn folders_another_user_made_are_refused_and_a_faked_recorder_is_not_running() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let o = run(record_bin(), &["status", root.path().to_str().unwrap()]);
-    assert!(!o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        !o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert!(!String::from_utf8_lossy(&o.stdout).contains("running on"));
     let _ = lock.kill();
     let _ = lock.wait();
@@ -274,7 +262,12 @@ fn folders_another_user_made_are_refused_and_a_faked_recorder_is_not_running() {
     let root = tempfile::tempdir().unwrap();
     let cap = root.path().join("node=n1/20261206T000000Z");
     std::fs::create_dir_all(cap.parent().unwrap()).unwrap();
-    let st = Command::new("cp").arg("-r").arg(&running).arg(&cap).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(&running)
+        .arg(&cap)
+        .status()
+        .unwrap();
     assert!(st.success());
     std::fs::set_permissions(&cap, std::fs::Permissions::from_mode(0o700)).unwrap();
     edit_manifest(&cap, |v| v["state"] = "recording".into());
@@ -284,10 +277,18 @@ fn folders_another_user_made_are_refused_and_a_faked_recorder_is_not_running() {
         format!("1 {start} {}\n", credtrail_core::host::boot_id()),
     )
     .unwrap();
-    let mut lock = Command::new("flock").arg(&cap).args(["sleep", "60"]).spawn().unwrap();
+    let mut lock = Command::new("flock")
+        .arg(&cap)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let o = run(record_bin(), &["status", root.path().to_str().unwrap()]);
-    assert!(!o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        !o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("no recorder on"),
         "{}",
@@ -344,7 +345,13 @@ fn segments_that_claim_millions_of_rows_are_refused_before_decoding() {
     // its bound, so the query reads it, and stops at its memory budget
     // with one line.
     let dir = current("su-like", &tmp.path().join("b"));
-    let seg = Manifest::read(&dir).unwrap().segments_of("events").next().unwrap().file.clone();
+    let seg = Manifest::read(&dir)
+        .unwrap()
+        .segments_of("events")
+        .next()
+        .unwrap()
+        .file
+        .clone();
     let file = std::fs::File::open(dir.join(&seg)).unwrap();
     let mut reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
@@ -492,7 +499,9 @@ fn a_flight_captures_evictions_are_named_by_keep() {
     }
     let m = w.finish(end()).unwrap();
     assert!(
-        m.segments.iter().any(|s| s.evicted && s.table == "captures"),
+        m.segments
+            .iter()
+            .any(|s| s.evicted && s.table == "captures"),
         "a set's captures row goes with its set"
     );
     let o = run(replay_bin(), &["--verify", dir.to_str().unwrap()]);

@@ -383,15 +383,16 @@ fn a_hostile_bucket_neither_fools_ship_nor_blinds_or_floods_a_query() {
     assert!(answer.lines().count() >= 2, "{answer}");
     assert!(stderr.contains("passed over 4 object(s)"), "{stderr}");
     assert!(!stderr.contains("credentials"), "{stderr}");
-    assert!(!stderr.contains('\u{1}'), "the key is shown escaped: {stderr}");
+    assert!(
+        !stderr.contains('\u{1}'),
+        "the key is shown escaped: {stderr}"
+    );
 
     // 64 MiB where the manifest lists a small segment: refused from the
     // listing, before any byte is read (within 256 MiB, page cache and all).
     boto(
         &s3,
-        &format!(
-            "s3.put_object(Bucket='{BUCKET}', Key='{events_key}', Body=bytes(64 << 20))\n"
-        ),
+        &format!("s3.put_object(Bucket='{BUCKET}', Key='{events_key}', Body=bytes(64 << 20))\n"),
     );
     let mut cmd = Command::new(query_bin());
     s3.env(cmd.args([&url, "summary"]));

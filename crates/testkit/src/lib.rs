@@ -722,3 +722,23 @@ pub fn output_in_memory_cgroup(cmd: &mut Command, bytes: u64) -> (std::process::
     let _ = std::fs::remove_dir(&cg);
     (out, peak)
 }
+
+/// Failed cleanly: exit status 1 (not a signal, not a panic's 101) and one
+/// error line naming the program (`NAME: error: …`, or the memory budget's
+/// `NAME: stopped: …`); returns that line.
+#[track_caller]
+pub fn one_error_line(o: &std::process::Output) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(
+        (o.status.code(), o.status.signal()),
+        (Some(1), None),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(": error: ") || l.contains(": stopped: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    lines[0].to_owned()
+}

@@ -646,13 +646,13 @@ fn manifests_are_signed_with_an_openssl_ed25519_key() {
     assert!(e.contains("openssl genpkey -algorithm ed25519"), "{e}");
 }
 
-#[test]
-fn a_flight_recorders_evicted_records_fold_and_the_chain_still_holds() {
+/// A capture kept within 96 KiB through 80 sets of 500 events, so that
+/// its evicted records fold; `first` is written before them (metadata,
+/// never evicted). Returns its manifest and every event pushed.
+fn folded_capture(dir: &Path, first: impl FnOnce(&mut CaptureWriter)) -> (Manifest, Vec<Event>) {
     use credtrail_core::capture::Retention;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("cap");
     let mut w = CaptureWriter::create_with(
-        &dir,
+        dir,
         manifest(),
         Rotation::default(),
         Retention {
@@ -662,6 +662,7 @@ fn a_flight_recorders_evicted_records_fold_and_the_chain_still_holds() {
         None,
     )
     .unwrap();
+    first(&mut w);
     let mut all = Vec::new();
     for round in 0..80u64 {
         all.extend(push_events(&mut w, round * 1000, round * 1000 + 500));
@@ -669,7 +670,14 @@ fn a_flight_recorders_evicted_records_fold_and_the_chain_still_holds() {
             w.write_processes(&[]).unwrap();
         }
     }
-    let m = w.finish(end()).unwrap();
+    (w.finish(end()).unwrap(), all)
+}
+
+#[test]
+fn a_flight_recorders_evicted_records_fold_and_the_chain_still_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cap");
+    let (m, all) = folded_capture(&dir, |_| {});
     let (records, evicted) = m.record_counts();
     assert!(
         m.segments.iter().any(|s| s.folded.is_some()),
@@ -715,34 +723,16 @@ fn a_flight_recorders_evicted_records_fold_and_the_chain_still_holds() {
 /// every later record and fold as well.
 #[test]
 fn editing_any_record_of_a_folded_capture_changes_the_head() {
-    use credtrail_core::capture::Retention;
     use credtrail_core::model::userns::UsernsRow;
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("cap");
-    let mut w = CaptureWriter::create_with(
-        &dir,
-        manifest(),
-        Rotation::default(),
-        Retention {
-            max_capture_bytes: Some(96 << 10),
-            ..Retention::default()
-        },
-        None,
-    )
-    .unwrap();
-    w.push_user_namespace(&UsernsRow {
-        userns: 4026532999,
-        level: 1,
-        ..Default::default()
-    })
-    .unwrap();
-    for round in 0..80u64 {
-        push_events(&mut w, round * 1000, round * 1000 + 500);
-        if w.seal_now().unwrap() {
-            w.write_processes(&[]).unwrap();
-        }
-    }
-    let m = w.finish(end()).unwrap();
+    let (m, _) = folded_capture(&tmp.path().join("cap"), |w| {
+        w.push_user_namespace(&UsernsRow {
+            userns: 4026532999,
+            level: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    });
     let head = m.recomputed_head().expect("an intact chain");
     assert_eq!(Some(&head), m.chain_head.as_ref());
     let first_fold = m.segments.iter().position(|s| s.folded.is_some()).unwrap();
