@@ -84,8 +84,17 @@ impl Job {
 
     /// Adds a later job to this one (a round not yet started).
     fn merge(&mut self, later: Job) {
-        self.files.extend(later.files);
-        self.dirs.extend(later.dirs);
+        // One handle per file and folder: a disk that stalls for a minute
+        // must not pile up a descriptor per checkpoint (syncing any handle
+        // of a file syncs the file).
+        for (name, f) in later.files {
+            self.files.retain(|(n, _)| *n != name);
+            self.files.push((name, f));
+        }
+        for d in later.dirs {
+            self.dirs.retain(|e| e.path() != d.path());
+            self.dirs.push(d);
+        }
         for (dir, name, bytes) in later.checkpoints {
             self.checkpoints
                 .retain(|(d, n, _)| !(n == &name && d.path() == dir.path()));
@@ -213,5 +222,42 @@ fn run(shared: &Shared, root: &Dir, fsync: bool) {
             st.error.get_or_insert(e);
         }
         shared.idle.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stalled_round_keeps_one_handle_per_file_and_the_newest_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        std::fs::write(tmp.path().join("seg"), b"x").unwrap();
+        let mut pending = Job::default();
+        for i in 0..1000u32 {
+            pending.merge(Job {
+                files: vec![("seg".into(), dir.open_file("seg").unwrap())],
+                dirs: vec![dir.try_clone().unwrap()],
+                checkpoints: vec![(dir.try_clone().unwrap(), "seg.ckpt".into(), vec![i as u8])],
+                manifest: Some((vec![i as u8], None)),
+                ..Job::default()
+            });
+        }
+        assert_eq!(
+            (
+                pending.files.len(),
+                pending.dirs.len(),
+                pending.checkpoints.len()
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!(pending.checkpoints[0].2, vec![(999 % 256) as u8]);
+        pending.run(&dir, true).unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("seg.ckpt")).unwrap(), [231]);
+        assert_eq!(
+            std::fs::read(tmp.path().join("manifest.json")).unwrap(),
+            [231]
+        );
     }
 }

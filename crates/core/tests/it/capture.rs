@@ -742,7 +742,9 @@ fn editing_any_record_of_a_folded_capture_changes_the_head() {
             .any(|s| s.table == "user_namespaces"),
         "a live record precedes the folds"
     );
-    assert!(m.segments.iter().filter(|s| s.folded.is_some()).count() >= 2);
+    // Folded again and again as evictions go on: one stub, its runs merged.
+    let (records, _) = m.record_counts();
+    assert!(records > m.segments.len() as u64 + 64, "{records} records");
 
     // The link before record i, as a verifier computes it.
     let link_before = |m: &Manifest, i: usize| match i {
