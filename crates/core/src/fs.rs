@@ -189,6 +189,17 @@ impl Dir {
         Ok(st.st_size as u64)
     }
 
+    /// What the entry `name` is (a symlink not followed); None if absent.
+    pub fn kind(&self, name: &str) -> Result<Option<FileType>, CaptureError> {
+        let path = self.child(name);
+        check_name(&path, name)?;
+        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode))),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(errno(&path, "inspect")(e)),
+        }
+    }
+
     /// Whether an entry `name` exists (of any type, symlinks not followed).
     pub fn exists(&self, name: &str) -> bool {
         check_name(&self.child(name), name).is_ok()

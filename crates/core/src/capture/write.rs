@@ -742,22 +742,21 @@ pub fn check_capture_dir(dir: &Path) -> Result<bool, CaptureError> {
 /// [`check_capture_dir`] of the entry `name` in the folder `parent`, by
 /// handle: what is checked is what is then used.
 fn check_capture_entry(parent: &Dir, name: &str, dir: &Path) -> Result<bool, CaptureError> {
-    if !parent.exists(name) {
-        return Ok(false);
-    }
-    let d = match parent.subdir(name) {
-        Ok(d) => d,
-        Err(CaptureError::Unsafe { message, .. }) if message.contains("symbolic link") => {
+    match parent.kind(name)? {
+        None => return Ok(false),
+        Some(rustix::fs::FileType::Symlink) => {
             return Err(CaptureError::Symlink {
                 path: dir.to_owned(),
             });
         }
-        Err(_) => {
+        Some(rustix::fs::FileType::Directory) => {}
+        Some(_) => {
             return Err(CaptureError::NotADirectory {
                 path: dir.to_owned(),
             });
         }
-    };
+    }
+    let d = parent.subdir(name)?;
     if !d.names()?.is_empty() {
         return Err(if d.exists(MANIFEST_FILE) {
             CaptureError::ExistingCapture {
