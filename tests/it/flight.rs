@@ -194,7 +194,9 @@ fn sigusr1_cuts_into_the_cut_root_and_status_reports_the_recorder() {
         "{text}{}",
         String::from_utf8_lossy(&status.stderr)
     );
-    assert!(text.starts_with("recorder running on"), "{text}");
+    // The pid is the recorder's own, proven by the lock it holds.
+    let expect = format!("recorder (pid {}) running on ", rec.child.id());
+    assert!(text.starts_with(&expect), "{text}");
     // The folder above the capture is found too (an --out-root's node).
     let parent = rec.dir.parent().unwrap().to_str().unwrap().to_owned();
     assert!(record(&["status", &parent]).status.success());
