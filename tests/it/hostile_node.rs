@@ -25,6 +25,22 @@ fn run(bin: &str, args: &[&str]) -> Output {
     Command::new(bin).args(args).output().unwrap()
 }
 
+/// `credtrail-record status ROOT` while `lock` holds its flock (then
+/// ended): it must not report a recorder.
+#[track_caller]
+fn status_while_locked(lock: &mut std::process::Child, root: &std::path::Path) -> Output {
+    std::thread::sleep(Duration::from_millis(300));
+    let o = run(record_bin(), &["status", root.to_str().unwrap()]);
+    let _ = lock.kill();
+    let _ = lock.wait();
+    assert!(
+        !o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    o
+}
+
 #[track_caller]
 fn ok(o: &Output) -> String {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -245,16 +261,8 @@ fn folders_another_user_made_are_refused_and_a_faked_recorder_is_not_running() {
     let mut lock = as_nobody(Command::new("flock").arg(&fake).args(["sleep", "60"]))
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let o = run(record_bin(), &["status", root.path().to_str().unwrap()]);
-    assert!(
-        !o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    let o = status_while_locked(&mut lock, root.path());
     assert!(!String::from_utf8_lossy(&o.stdout).contains("running on"));
-    let _ = lock.kill();
-    let _ = lock.wait();
 
     // Ours and private, in state `recording`, with a `.recorder` naming a
     // live process (pid 1, its real start time), and its lock held by
@@ -282,20 +290,12 @@ fn folders_another_user_made_are_refused_and_a_faked_recorder_is_not_running() {
         .args(["sleep", "60"])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let o = run(record_bin(), &["status", root.path().to_str().unwrap()]);
-    assert!(
-        !o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    let o = status_while_locked(&mut lock, root.path());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("no recorder on"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let _ = lock.kill();
-    let _ = lock.wait();
 
     if !bpf_available() {
         return;

@@ -22,6 +22,8 @@ mod spark;
 mod ship;
 // Root: the live recorder's output equals the replay of what it wrote.
 mod live_replay;
+// Root: a storm's folded rows, live, replayed, queried and in DuckDB.
+mod fold;
 // Root: the flight recorder: cuts of a running capture, SIGUSR1, status.
 mod flight;
 // Root: pod metadata from a real containerd's CRI socket.

@@ -71,10 +71,13 @@ fn assert_readers_agree(dir: &Path) -> u64 {
         .lines()
         .count() as u64;
 
+    // Rows, and the calls they hold (a folded row holds its repeat_count).
     let script = format!(
-        "import duckdb\nprint(duckdb.sql(\"SELECT count(*) FROM read_parquet('{d}/events/*.parquet')\").fetchall()[0][0])"
+        "import duckdb\nr = duckdb.sql(\"SELECT count(*), coalesce(sum(coalesce(repeat_count, 1)), 0) FROM read_parquet('{d}/events/*.parquet')\").fetchall()[0]\nprint(r[0], r[1])"
     );
-    let duckdb: u64 = duckdb(&script).trim().parse().unwrap();
+    let counts = duckdb(&script);
+    let (duckdb, calls) = counts.trim().split_once(' ').unwrap();
+    let (duckdb, calls): (u64, u64) = (duckdb.parse().unwrap(), calls.parse().unwrap());
 
     let cli = credtrail_query::cli::Cli::try_parse_from([
         "credtrail-query",
@@ -100,11 +103,12 @@ fn assert_readers_agree(dir: &Path) -> u64 {
         .map(|l| l.split(',').nth(col).unwrap().parse::<u64>().unwrap())
         .sum();
 
-    let written = Capture::open(dir).unwrap().manifest.counters.events_written;
+    let c = Capture::open(dir).unwrap().manifest.counters;
+    let written = c.events_written;
     assert_eq!(
-        (replayed, duckdb, summary),
-        (written, written, written),
-        "replay, DuckDB and query summary against the manifest's count"
+        (replayed, duckdb, summary, calls),
+        (written, written, c.calls_written(), c.calls_written()),
+        "replay and DuckDB rows, query summary's and DuckDB's calls, against the manifest's counts"
     );
     written
 }

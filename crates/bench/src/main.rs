@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod detect;
+mod fair;
 mod fleet;
 mod flight;
 mod measure;
@@ -103,6 +104,17 @@ enum Bench {
         #[arg(long, default_value = "BENCHMARKS.md")]
         markdown: PathBuf,
     },
+    /// A flood beside a quiet process (root): what fairness and folding
+    /// keep of each, per process.
+    Fair {
+        /// Length of each flat-out storm.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value = "/var/tmp/credtrail-bench/system")]
+        work: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
     /// The recorder for MINUTES under a storm plus fork/exec churn (root).
     Soak {
         #[arg(long, default_value_t = 30)]
@@ -159,7 +171,10 @@ fn system(runs: usize, seconds: u64, work: &Path, markdown: &Path) -> anyhow::Re
     replace_section(markdown, "sweep", &md)?;
     let md = policy::policy(&t, 3, 10)?;
     println!("{md}");
-    replace_section(markdown, "policy", &md)
+    replace_section(markdown, "policy", &md)?;
+    let md = fair::fair(&t, seconds)?;
+    println!("{md}");
+    replace_section(markdown, "fair", &md)
 }
 
 fn soak(minutes: u64, rate: u64, work: &Path, markdown: &Path) -> anyhow::Result<()> {
@@ -233,6 +248,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let md = policy::policy(&system::Tools::new(&work)?, runs, seconds)?;
             println!("{md}");
             replace_section(&markdown, "policy", &md)
+        }
+        Bench::Fair {
+            seconds,
+            work,
+            markdown,
+        } => {
+            let md = fair::fair(&system::Tools::new(&work)?, seconds)?;
+            println!("{md}");
+            replace_section(&markdown, "fair", &md)
         }
         Bench::Soak {
             minutes,

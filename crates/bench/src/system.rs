@@ -440,8 +440,10 @@ impl Storm {
                 let cap = Capture::open(&dir)?;
                 let mut captured = 0u64;
                 for e in cap.stream::<Event>() {
-                    if e?.pid as u64 == self.pid {
-                        captured += 1;
+                    let e = e?;
+                    if e.pid as u64 == self.pid {
+                        // Calls, not rows: a folded row holds many.
+                        captured += e.calls();
                     }
                 }
                 let k = &cap.manifest.counters;

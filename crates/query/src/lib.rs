@@ -462,16 +462,40 @@ fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, Quer
     if frames.is_empty() {
         return Ok(None);
     }
-    if frames.len() == 1 {
-        return Ok(frames.pop());
-    }
-    // Diagonal: captures of older formats lack the newer columns, which
-    // read as null, so a fleet of mixed versions is one table.
-    let union = UnionArgs {
-        diagonal: true,
-        ..UnionArgs::default()
+    let events = segments.first().is_some_and(|(_, s)| s.table == EVENTS);
+    let mut lf = if frames.len() == 1 {
+        frames.pop().expect("one frame")
+    } else {
+        // Diagonal: captures of older formats lack the newer columns, which
+        // read as null, so a fleet of mixed versions is one table.
+        let union = UnionArgs {
+            diagonal: true,
+            ..UnionArgs::default()
+        };
+        concat(frames, union)?
     };
-    Ok(Some(concat(frames, union)?))
+    // Rows of folded calls came with format 9: before, every row was one call.
+    if events && !lf.collect_schema()?.contains(REPEAT_COUNT) {
+        lf = lf.with_columns([
+            lit(NULL).cast(DataType::UInt64).alias(REPEAT_COUNT),
+            lit(NULL)
+                .cast(DataType::Datetime(
+                    TimeUnit::Microseconds,
+                    Some(TimeZone::UTC),
+                ))
+                .alias("last_time"),
+        ]);
+    }
+    Ok(Some(lf))
+}
+
+/// The column of a folded row's call count (null: one call).
+pub const REPEAT_COUNT: &str = "repeat_count";
+
+/// The calls an `events` row stands for: a folded row's `repeat_count`,
+/// else 1. Questions count calls with this, never rows.
+pub fn calls_expr() -> Expr {
+    col(REPEAT_COUNT).fill_null(lit(1u64))
 }
 
 /// Column names of a table (from the first segment's schema).

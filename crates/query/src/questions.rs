@@ -86,7 +86,8 @@ fn logical_changes(lf: LazyFrame, extra: Vec<Expr>) -> LazyFrame {
         col("time").min().alias("time"),
         // `time` is whole microseconds: order within one by nanoseconds.
         time_ns().min().alias("first_time_ns"),
-        len().alias("calls"),
+        // Calls, not rows: a folded row stands for its repeat_count.
+        crate::calls_expr().sum().alias("calls"),
         col("tid").n_unique().alias("threads"),
         col("binary").first(),
         col("arguments").first(),
@@ -107,7 +108,8 @@ fn logical_changes(lf: LazyFrame, extra: Vec<Expr>) -> LazyFrame {
 /// 750 MB, and 620 MB instead of 1.7 GB for 30 M.
 const SUMMARY_PIECE_ROWS: u64 = 4_000_000;
 
-/// Counts per node, syscall, result, pod and binary.
+/// Counts per node, syscall, result, pod and binary. `events` counts
+/// calls: a folded row (`repeat_count`) counts as the calls it holds.
 ///
 /// Two steps, so the labels are built once per group, not once per event:
 /// 1. over the events, count per raw key and pid (cheap keys: the result as
@@ -147,7 +149,7 @@ pub fn summary_in_pieces(
                     col("binary"),
                     col("pid"),
                 ])
-                .agg([len().alias("events")])
+                .agg([crate::calls_expr().sum().alias("events")])
                 .collect_streaming()
                 .map(IntoLazy::lazy)
         })

@@ -3,7 +3,7 @@
 //! early, a manifest whose hash chain does not hold. One text per fact,
 //! printed on stderr with every answer and shown at the top of the report.
 
-use credtrail_core::capture::manifest::CaptureState;
+use credtrail_core::capture::manifest::{CaptureState, Manifest};
 
 use crate::{CaptureInfo, Trust, answered, lossy};
 
@@ -14,8 +14,8 @@ const MAX_CHAIN_PROBLEMS: usize = 3;
 /// where it goes).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Warning {
-    /// `lost`, `corrupt`, `recovered`, `failed`, `unsealed`, `chain` or
-    /// `unverified`.
+    /// `lost`, `folded`, `corrupt`, `recovered`, `failed`, `unsealed`,
+    /// `chain` or `unverified`.
     pub kind: &'static str,
     pub capture: String,
     pub text: String,
@@ -48,6 +48,31 @@ pub fn warnings(caps: &[CaptureInfo], trust: Trust) -> Vec<Warning> {
     }
     for c in answered(caps) {
         let m = &c.manifest;
+        if m.counters.folded_calls > 0 {
+            push(
+                "folded",
+                c,
+                format!(
+                    "{}: {} calls of processes over their share of a full ring buffer were folded into {} rows (repeat_count; {}); counts of calls include them, row counts do not",
+                    c.name,
+                    m.counters.folded_calls,
+                    m.counters.folded_rows,
+                    Manifest::most_by_pid(&m.folded_by_pid, 5)
+                ),
+            );
+        }
+        if !m.lost_by_pid.is_empty() {
+            push(
+                "lost",
+                c,
+                format!(
+                    "{}: the events lost were made by {} processes ({})",
+                    c.name,
+                    m.lost_by_pid.len(),
+                    Manifest::most_by_pid(&m.lost_by_pid, 5),
+                ),
+            );
+        }
         if let Some(why) = m.counters.implausible() {
             push(
                 "corrupt",

@@ -11,15 +11,18 @@ use std::time::Duration;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBufferBuilder};
 
+mod fair;
+pub use fair::Folded;
+
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/credtrail.skel.rs"));
 }
 
 pub use libbpf_rs::{MapHandle, RingBuffer};
 pub use skel::types::{
-    ct_abi, ct_check, ct_counter, ct_creds, ct_event, ct_extent, ct_flag, ct_pol_arg, ct_pol_cap,
-    ct_pol_field, ct_pol_value_key, ct_proc_event, ct_proc_flag, ct_proc_kind, ct_record,
-    ct_selector, ct_syscall, ct_userns_event,
+    ct_abi, ct_check, ct_counter, ct_creds, ct_event, ct_extent, ct_flag, ct_fold, ct_fold_key,
+    ct_pol_arg, ct_pol_cap, ct_pol_field, ct_pol_value_key, ct_proc_event, ct_proc_flag,
+    ct_proc_kind, ct_record, ct_selector, ct_syscall, ct_userns_event,
 };
 
 // SAFETY: ct_event and ct_proc_event are generated from C structs of
@@ -30,6 +33,15 @@ unsafe impl plain::Plain for ct_event {}
 unsafe impl plain::Plain for ct_proc_event {}
 // SAFETY: as above.
 unsafe impl plain::Plain for ct_userns_event {}
+// SAFETY: as above.
+unsafe impl plain::Plain for ct_fold_key {}
+// SAFETY: as above.
+unsafe impl plain::Plain for ct_fold {}
+const _: () = assert!(std::mem::size_of::<ct_fold_key>() == 8 + EVENT_HEAD_SIZE + 4 * FOLD_GROUPS);
+const _: () = assert!(std::mem::size_of::<ct_fold>() == 24);
+
+/// Groups a folded transition carries (`CT_FOLD_GROUPS`).
+pub const FOLD_GROUPS: usize = 16;
 
 /// Size of `struct ct_event` in `credtrail.h`; a mismatch means the C header
 /// and this build disagree. A ring record is shorter: [`EVENT_HEAD_SIZE`]
@@ -249,6 +261,9 @@ pub struct KernelCounters {
     pub known_store_failures: u64,
     pub policy_filtered: u64,
     pub policy_rate_limited: u64,
+    pub folded: u64,
+    pub fold_full: u64,
+    pub lost_unattributed: u64,
 }
 
 /// Loaded and attached programs.
@@ -260,6 +275,8 @@ pub struct Tracer<'obj> {
     links: std::cell::RefCell<Vec<Link>>,
     /// The sweep's iterator link (dropped by `detach` too).
     sweep: std::cell::RefCell<Option<Link>>,
+    /// The programs' global data (fold_gen, fold_active), mapped.
+    bss: std::ptr::NonNull<skel::types::bss>,
 }
 
 /// Effective capability mask of this process, from /proc/self/status.
@@ -441,11 +458,17 @@ impl<'obj> Tracer<'obj> {
                 missing.push(tp);
             }
         }
-        let skel = open.load().map_err(|source| {
+        let mut skel = open.load().map_err(|source| {
             denied_or("loading the programs", source, |source| BpfError::Load {
                 source,
             })
         })?;
+        let bss = skel
+            .maps
+            .bss_data
+            .take()
+            .map(std::ptr::NonNull::from)
+            .expect("the object has global data");
         // The selectors are in place before any program is attached.
         let map_err = |map| move |source| BpfError::Map { map, source };
         for (i, sel) in opts.policy.selectors.iter().enumerate() {
@@ -494,6 +517,7 @@ impl<'obj> Tracer<'obj> {
             missing_optional: missing,
             links: std::cell::RefCell::new(links),
             sweep: std::cell::RefCell::new(sweep),
+            bss,
         })
     }
 
@@ -577,6 +601,9 @@ impl<'obj> Tracer<'obj> {
             known_store_failures: read(ct_counter::CT_CNT_KNOWN_STORE_FAIL)?,
             policy_filtered: read(ct_counter::CT_CNT_POLICY_FILTERED)?,
             policy_rate_limited: read(ct_counter::CT_CNT_POLICY_RATE_LIMITED)?,
+            folded: read(ct_counter::CT_CNT_FOLDED)?,
+            fold_full: read(ct_counter::CT_CNT_FOLD_FULL)?,
+            lost_unattributed: read(ct_counter::CT_CNT_LOST_UNATTRIBUTED)?,
         })
     }
 }

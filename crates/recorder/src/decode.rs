@@ -188,6 +188,7 @@ fn decode_proc(bytes: &[u8], ctx: &DecodeContext) -> Result<ProcEvent, DecodeErr
             lifecycle::flags::EXE_TRUNCATED,
         ),
         (ct_proc_flag::CT_PF_EXE_FAULT, lifecycle::flags::EXE_FAULT),
+        (ct_proc_flag::CT_PF_FOLDED, lifecycle::flags::FOLDED),
     ] {
         if has(f) {
             proc_flags.push(name.to_owned());

@@ -318,6 +318,13 @@ impl Drain {
         st.closed && st.queue.is_empty()
     }
 
+    /// Bytes the spool holds now, in memory and on disk: how far the
+    /// encoder is behind the ring.
+    pub fn backlog_bytes(&self) -> u64 {
+        let st = self.spool.lock();
+        st.memory as u64 + st.disk
+    }
+
     pub fn stats(&self) -> SpoolStats {
         self.spool.lock().stats
     }

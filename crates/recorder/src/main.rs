@@ -220,6 +220,21 @@ fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
             c.exit_without_enter,
         ),
     ];
+    if c.folded_calls + c.fold_full > 0 {
+        head.push(format!(
+            "  folded {} calls into {} rows (repeat_count) | fold_full {} (lost)",
+            c.folded_calls, c.folded_rows, c.fold_full
+        ));
+    }
+    for (what, by_pid) in [("folded", &m.folded_by_pid), ("lost", &m.lost_by_pid)] {
+        if !by_pid.is_empty() {
+            head.push(format!(
+                "  {what} by process ({} processes): {}",
+                by_pid.len(),
+                credtrail_core::capture::manifest::Manifest::most_by_pid(by_pid, 10)
+            ));
+        }
+    }
     if let Some(why) = c.implausible() {
         head.push(format!("  CORRUPT: {why}"));
     }

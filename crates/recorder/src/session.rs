@@ -15,10 +15,12 @@ use std::time::{Duration, Instant as MonoInstant};
 
 use anyhow::Context as _;
 use credtrail_core::capture::manifest::{Counters, Instant, Manifest, SigningKey};
+use credtrail_core::capture::storage::micros;
 use credtrail_core::capture::write::check_capture_dir;
 use credtrail_core::capture::{CaptureWriter, FLUSH_INTERVAL, Retention, Rotation};
 use credtrail_core::enrich::{Enricher, Record};
 use credtrail_core::host;
+use credtrail_core::model::{Syscall, lifecycle};
 use credtrail_core::policy::decide::{PolicyFilter, PolicySink};
 use credtrail_core::policy::{HostNamespaces, Rules};
 use credtrail_core::print::PrintFormat;
@@ -39,6 +41,12 @@ const POLL_PERIOD: Duration = Duration::from_millis(25);
 const CHECK_EVERY: usize = 256;
 /// How often the recorder looks for a cut's request to seal (one stat).
 const CONTROL_PERIOD: Duration = Duration::from_millis(100);
+/// How often the kernel's folded transitions become rows: a storm of one
+/// transition is one row per period (and a kill -9 loses at most one
+/// period of its count, as it does of rows).
+const FOLD_PERIOD: Duration = Duration::from_millis(1000);
+/// Processes the manifest names in `folded_by_pid` at most.
+const FOLDED_PIDS: usize = 8192;
 
 /// Logs (at debug level) a step of the loop that held checkpoints back.
 fn slow(step: &str, since: MonoInstant) {
@@ -161,6 +169,16 @@ pub struct Session<'t, 'o> {
     last_control: MonoInstant,
     /// The SIGUSR1 cut in progress.
     cut: Option<std::thread::JoinHandle<()>>,
+    /// Folded transitions taken from the kernel, each batch with the boot
+    /// time it was taken at: applied once the ring is drained past it, so
+    /// they follow every record sent before them.
+    pending_folds: Vec<(u64, Vec<bpf::Folded>)>,
+    last_fold: MonoInstant,
+    /// Folded rows applied, and the calls they hold (the kernel's count
+    /// runs ahead by what it has not handed over yet).
+    folded_rows: u64,
+    folded_calls: u64,
+    folded_by_pid: BTreeMap<u32, u64>,
 }
 
 impl<'t, 'o> Session<'t, 'o> {
@@ -255,6 +273,11 @@ impl<'t, 'o> Session<'t, 'o> {
             drained_to: host::boottime_ns(),
             last_control: MonoInstant::now(),
             cut: None,
+            pending_folds: Vec::new(),
+            last_fold: MonoInstant::now(),
+            folded_rows: 0,
+            folded_calls: 0,
+            folded_by_pid: BTreeMap::new(),
         };
         // Every task that already runs gets its last known credentials now,
         // not at its first switch-out.
@@ -283,6 +306,8 @@ impl<'t, 'o> Session<'t, 'o> {
             self.sweep()?;
             slow("sweep", t);
         }
+        self.tracer
+            .set_backlog_level(backlog_level(self.drain.backlog_bytes()));
         let t = MonoInstant::now();
         let caught_up = self.apply_batch()?;
         slow("applying a batch", t);
@@ -290,8 +315,13 @@ impl<'t, 'o> Session<'t, 'o> {
             // Every record made before this instant is applied.
             self.drained_to = t;
         }
-        self.sink.flush()?;
         let drained = self.stopping && self.drain.ended();
+        if drained || self.last_fold.elapsed() >= FOLD_PERIOD {
+            self.last_fold = MonoInstant::now();
+            // Detached and drained: the last folds, after every record.
+            self.take_folds(drained)?;
+        }
+        self.sink.flush()?;
         if drained {
             self.last_counters = MonoInstant::now();
             self.refresh_counters()?;
@@ -385,7 +415,15 @@ impl<'t, 'o> Session<'t, 'o> {
         };
         for (i, bytes) in batch.records().enumerate() {
             match decode_record(bytes, &self.decode_ctx) {
-                Ok(rec) => self.apply(rec)?,
+                Ok(rec) => {
+                    // Its folded calls first, while the cache still knows it.
+                    if let Record::Proc(p) = &rec
+                        && p.proc_flags.iter().any(|f| f == lifecycle::flags::FOLDED)
+                    {
+                        self.take_folds(true)?;
+                    }
+                    self.apply(rec)?
+                }
                 Err(e) => {
                     if self.decode_errors == 0 {
                         tracing::error!("undecodable BPF record: {e}");
@@ -404,6 +442,47 @@ impl<'t, 'o> Session<'t, 'o> {
         Ok(caught_up)
     }
 
+    /// Takes the kernel's folded transitions, and applies those taken
+    /// before the ring was drained to `drained_to` (all of them when
+    /// `last`): each is one row of `repeat_count` calls.
+    fn take_folds(&mut self, last: bool) -> anyhow::Result<()> {
+        let taken_at = host::boottime_ns();
+        let folds = self.tracer.drain_folds()?;
+        if !folds.is_empty() {
+            self.pending_folds.push((taken_at, folds));
+        }
+        let ready = self
+            .pending_folds
+            .iter()
+            .take_while(|(at, _)| last || *at <= self.drained_to)
+            .count();
+        let ready: Vec<_> = self.pending_folds.drain(..ready).collect();
+        for (_, folds) in ready {
+            for f in folds {
+                match decode_record(&f.record, &self.decode_ctx) {
+                    Ok(Record::Cred(mut e)) => {
+                        e.repeat_count = Some(f.count);
+                        // Whole microseconds, as stored: live equals replay.
+                        e.last_time = Some(micros(
+                            self.realtime_offset_ns.saturating_add(f.last_ns as i64),
+                        ));
+                        self.folded_rows += 1;
+                        self.folded_calls += f.count;
+                        // Bounded: a fork bomb's pids do not grow the manifest.
+                        if self.folded_by_pid.len() < FOLDED_PIDS
+                            || self.folded_by_pid.contains_key(&e.pid)
+                        {
+                            *self.folded_by_pid.entry(e.pid).or_default() += f.count;
+                        }
+                        self.apply(Record::Cred(e))?;
+                    }
+                    Ok(_) | Err(_) => self.decode_errors += f.count,
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn apply(&mut self, mut rec: Record) -> anyhow::Result<()> {
         self.seq += 1;
         match &mut rec {
@@ -411,7 +490,16 @@ impl<'t, 'o> Session<'t, 'o> {
                 p.seq = self.seq;
                 self.opts.redactor.args(&mut p.args);
             }
-            Record::Cred(e) => e.seq = self.seq,
+            Record::Cred(e) => {
+                e.seq = self.seq;
+                // As LKRG logs: the responder hears of it now, not at query.
+                if e.syscall == Syscall::Unexplained.name() {
+                    tracing::warn!(
+                        "unexplained credential change: {}",
+                        credtrail_core::term::safe(&credtrail_core::print::compact(e))
+                    );
+                }
+            }
             Record::Userns(u) => u.seq = self.seq,
         }
         match self.policy.as_mut() {
@@ -451,6 +539,8 @@ impl<'t, 'o> Session<'t, 'o> {
             policy_filtered: k.policy_filtered + user.filtered,
             policy_rate_limited: k.policy_rate_limited + user.rate_limited,
             policy_pod_filtered: user.pod_filtered,
+            folded_rows: self.folded_rows,
+            folded_calls: self.folded_calls,
             ..counters_from(
                 k,
                 self.decode_errors,
@@ -474,8 +564,10 @@ impl<'t, 'o> Session<'t, 'o> {
             );
             self.reported_lost = c.lost() + c.lifecycle_lost();
         }
+        let lost_by_pid = self.tracer.lost_by_tgid()?.into_iter().collect();
         if let Some(w) = self.sink.writer.as_mut() {
             w.set_counters(c);
+            w.set_by_pid(lost_by_pid, self.folded_by_pid.clone());
         }
         Ok(())
     }
@@ -488,6 +580,10 @@ impl<'t, 'o> Session<'t, 'o> {
             let _ = h.join();
         }
         let counters = self.counters()?;
+        let lost_by_pid = self.tracer.lost_by_tgid()?.into_iter().collect();
+        if let Some(w) = self.sink.writer.as_mut() {
+            w.set_by_pid(lost_by_pid, self.folded_by_pid.clone());
+        }
         let end = Instant::at(host::boottime_ns(), self.realtime_offset_ns);
         let delivered = (self.sink.counts.events, self.sink.counts.lifecycle);
         let manifest = match (self.sink.writer, self.sink.write_error) {
@@ -520,6 +616,19 @@ impl<'t, 'o> Session<'t, 'o> {
             "recording ended"
         );
         Ok(Summary { counters, manifest })
+    }
+}
+
+/// The kernel's pressure level for a spool holding `bytes`: a spool of a
+/// few batches is normal; past 1, 16 and 64 MiB, a flood is being spooled
+/// and processes over their share are folded ever sooner.
+fn backlog_level(bytes: u64) -> u32 {
+    const MIB: u64 = 1 << 20;
+    match bytes {
+        b if b >= 64 * MIB => 3,
+        b if b >= 16 * MIB => 2,
+        b if b >= MIB => 1,
+        _ => 0,
     }
 }
 
@@ -607,6 +716,8 @@ fn counters_from(k: KernelCounters, decode_errors: u64, written: u64, lifecycle:
         cred_swaps_examined: k.cred_swaps,
         sweep_tasks: k.sweep_tasks,
         unchecked_tasks: k.known_store_failures,
+        fold_full: k.fold_full,
+        lost_unattributed: k.lost_unattributed,
         ..Counters::default()
     }
 }

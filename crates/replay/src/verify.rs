@@ -44,6 +44,8 @@ struct CompareSink {
     /// nanoseconds, which the enrichment now leaves out.
     nanos: bool,
     checked: u64,
+    /// Rows with a `repeat_count`, and the calls they hold.
+    folded: (u64, u64),
     problems: Vec<String>,
 }
 
@@ -54,6 +56,9 @@ impl Sink for CompareSink {
 
     fn event(&mut self, e: &Event) -> anyhow::Result<()> {
         self.checked += 1;
+        if let Some(n) = e.repeat_count {
+            self.folded = (self.folded.0 + 1, self.folded.1.saturating_add(n));
+        }
         let expected = self.expected.take().map(|mut s| {
             if self.legacy {
                 s.copy_namespace_enrichment(e);
@@ -176,6 +181,22 @@ fn check_manifest(cap: &Capture, expect: Expect, v: &mut Verification) {
     }
     if let Some(why) = m.counters.implausible() {
         v.problems.push(format!("{}: {why}", mpath.display()));
+    }
+    if m.counters.folded_calls > 0 {
+        v.notes.push(format!(
+            "{}: {} calls folded into {} rows (repeat_count; {})",
+            mpath.display(),
+            m.counters.folded_calls,
+            m.counters.folded_rows,
+            manifest::Manifest::most_by_pid(&m.folded_by_pid, 5)
+        ));
+    }
+    if !m.lost_by_pid.is_empty() {
+        v.notes.push(format!(
+            "{}: events lost by process: {}",
+            mpath.display(),
+            manifest::Manifest::most_by_pid(&m.lost_by_pid, 5)
+        ));
     }
     if let Some(want) = expect.head {
         // Recomputed, never the stored string: a manifest rewritten with
@@ -357,6 +378,7 @@ fn recompute(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
         no_exe: cap.manifest.format_version < 4,
         nanos: cap.manifest.format_version < storage::SINCE_FORMAT,
         checked: 0,
+        folded: (0, 0),
         problems: Vec::new(),
     };
     let m = &cap.manifest;
@@ -382,6 +404,16 @@ fn recompute(cap: &Capture, v: &mut Verification) -> anyhow::Result<()> {
             cap.dir.join(manifest::MANIFEST_FILE).display(),
             c.events_written,
             v.events
+        ));
+    }
+    if sink.folded != (c.folded_rows, c.folded_calls) {
+        v.problems.push(format!(
+            "{}: counters say {} calls folded into {} rows, the segments hold {} in {}",
+            cap.dir.join(manifest::MANIFEST_FILE).display(),
+            c.folded_calls,
+            c.folded_rows,
+            sink.folded.1,
+            sink.folded.0
         ));
     }
     Ok(())

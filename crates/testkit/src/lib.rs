@@ -286,6 +286,12 @@ pub struct Recorder {
 /// No credential change in `cap` went unexplained: the detector's false
 /// positives, checked by every recording a test makes.
 pub fn assert_no_unexplained(cap: &Capture) {
+    assert_no_unexplained_logged(cap, "");
+}
+
+/// [`assert_no_unexplained`], naming the recorder's warnings about them
+/// (which outlive rows evicted by a disk budget).
+fn assert_no_unexplained_logged(cap: &Capture, stderr: &str) {
     let found: Vec<_> = cap
         .events()
         .unwrap()
@@ -294,8 +300,13 @@ pub fn assert_no_unexplained(cap: &Capture) {
         .collect();
     assert!(
         found.is_empty() && cap.manifest.counters.unexplained == 0,
-        "unexplained credential changes in a run that makes none: {found:#?}; counters {:?}",
-        cap.manifest.counters
+        "unexplained credential changes in a run that makes none: {found:#?}; counters {:?}; recorder: {}",
+        cap.manifest.counters,
+        stderr
+            .lines()
+            .filter(|l| l.contains("unexplained credential change"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -373,7 +384,7 @@ impl Recorder {
         assert!(status.success(), "recorder failed: {stderr}");
         let cap = Capture::open(&self.dir).unwrap();
         if !self.expect_unexplained {
-            assert_no_unexplained(&cap);
+            assert_no_unexplained_logged(&cap, &stderr);
         }
         (stdout, stderr, cap, self._tmp)
     }

@@ -376,6 +376,9 @@ pub fn broadcast_setuid(threads: usize, uid: u32) -> std::io::Result<Report> {
 pub enum Call {
     /// setresuid(-1, euid, -1), euid toggling 0 ↔ UID: a real change each time.
     Setresuid,
+    /// setresuid(-1, euid, -1), euid toggling 0 ↔ UID + n/2: every call a
+    /// transition not made before (nothing for the kernel to fold).
+    SetresuidVary,
     /// setresgid(-1, egid, -1), egid toggling 0 ↔ UID.
     Setresgid,
     /// capset toggling CAP_NET_RAW in the effective set.
@@ -403,6 +406,16 @@ fn make_call(call: Call, n: u64, uid: u32, caps: &[CapData; 2]) -> i64 {
             libc::SYS_setresuid,
             -1,
             if away { uid.into() } else { 0 },
+            -1,
+        ),
+        Call::SetresuidVary => raw(
+            libc::SYS_setresuid,
+            -1,
+            if away {
+                (i64::from(uid) + (n / 2 % 1_000_000) as i64) as libc::c_long
+            } else {
+                0
+            },
             -1,
         ),
         Call::Setresgid => raw(

@@ -97,6 +97,7 @@ required_primitive!(U64, u64, u64_values);
 required_primitive!(U32, u32, u32_values);
 optional_primitive!(OptI64, i64, i64_values);
 optional_primitive!(OptU32, u32, u32_values);
+optional_primitive!(OptU64, u64, u64_values);
 
 struct Bool<'a>(&'a BooleanArray);
 impl<'a> Column<'a> for Bool<'a> {
@@ -244,6 +245,8 @@ put_builder!(U32, PutU32, UInt32Builder, u32, |b, v| b.append_value(*v));
 put_builder!(OptI64, PutOptI64, Int64Builder, Option<i64>, |b, v| b
     .append_option(*v));
 put_builder!(OptU32, PutOptU32, UInt32Builder, Option<u32>, |b, v| b
+    .append_option(*v));
+put_builder!(OptU64, PutOptU64, UInt64Builder, Option<u64>, |b, v| b
     .append_option(*v));
 put_builder!(Bool, PutBool, BooleanBuilder, bool, |b, v| b
     .append_value(*v));
@@ -424,6 +427,8 @@ rows_from_batch!(events_from_batch, EventColumns -> Event {
     ns_pid: U32,
     event_flags: ListStr,
     last_seen: OptI64,
+    repeat_count: OptU64,
+    last_time: OptI64,
     exec_id: OptStr,
     parent_exec_id: OptStr,
     binary: OptStr,

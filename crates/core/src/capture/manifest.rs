@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 
+pub use super::counters::Counters;
+
 use crate::error::CaptureError;
 use crate::fs::Dir;
 
@@ -22,8 +24,10 @@ use crate::fs::Dir;
 /// `processes.ns_pid` and `cache-parent` rows, and the containers table's
 /// pod annotations and workload; version 8 chains folded records to what
 /// precedes them (`folded.chain_in`) and puts each whole in the head, so
-/// the head covers every record, folded or not.
-pub const FORMAT_VERSION: u32 = 8;
+/// the head covers every record, folded or not; version 9 rows of calls
+/// the kernel folded (`events.repeat_count`, `last_time`), the fold
+/// counters and `lost_by_pid`.
+pub const FORMAT_VERSION: u32 = 9;
 /// The first version whose folded records carry `chain_in`.
 const CHAINED_FOLDS: u32 = 8;
 /// Every format version this build reads.
@@ -68,156 +72,6 @@ impl Instant {
             time: crate::host::rfc3339_ns(ktime_ns as i64 + realtime_offset_ns),
             ktime_ns,
         }
-    }
-}
-
-/// Loss and bookkeeping counters. Every path that can lose an event has one.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counters {
-    /// Event rows written to `events/` segments.
-    pub events_written: u64,
-    /// Events the kernel programs produced: calls completed (enter and
-    /// exit both seen) and unexplained changes.
-    pub kernel_events: u64,
-    /// Lost: the ring buffer was full (kernel side, summed over CPUs).
-    pub ringbuf_full: u64,
-    /// Lost: the enter hook could not remember the call (in-flight map full).
-    pub enter_store_failures: u64,
-    /// Exits without a remembered enter: calls already under way when the
-    /// hooks attached, or whose enter store failed (counted above too).
-    pub exit_without_enter: u64,
-    /// Lost: ring buffer records userspace could not decode.
-    pub decode_errors: u64,
-    /// Lifecycle rows written to `lifecycle/` segments.
-    pub lifecycle_written: u64,
-    /// Lifecycle records the kernel produced.
-    pub kernel_lifecycle: u64,
-    /// Lost: lifecycle records dropped because the ring buffer was full.
-    pub lifecycle_ringbuf_full: u64,
-    /// Execs whose pre-exec credentials were not stashed (exec already under
-    /// way at start): such an exec cannot yield an `execve` credential event.
-    pub exec_without_stash: u64,
-    /// Lost: events decoded but never made durable because writing the
-    /// capture failed (disk full, I/O error): see the manifest's `error`.
-    #[serde(default)]
-    pub events_lost_io: u64,
-    /// Lost: lifecycle records never made durable (write failure).
-    #[serde(default)]
-    pub lifecycle_lost_io: u64,
-    /// Captured, then deleted by `--max-capture-bytes` (oldest first).
-    #[serde(default)]
-    pub events_evicted: u64,
-    #[serde(default)]
-    pub lifecycle_evicted: u64,
-    // Counters added in format 3 are left out of the JSON while zero: the
-    // chain head of a format 2 capture hashes its counters as they were,
-    // and must still verify.
-    /// User namespace records the kernel produced (a namespace first seen,
-    /// or its maps written), and those lost to a full ring buffer (the
-    /// namespace-local ids of its rows are then unknown until it is sent
-    /// again).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub kernel_user_namespaces: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub user_namespaces_ringbuf_full: u64,
-    /// Unexplained credential changes found (`unexplained` events), and
-    /// those lost to a full ring buffer (also in `kernel_events` and
-    /// `ringbuf_full`).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub unexplained: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub unexplained_ringbuf_full: u64,
-    /// Credential checks run (recorded calls, exec, fork, exit,
-    /// switch-outs, sweeps), and new struct cred pointers they examined.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub tasks_checked: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub cred_swaps_examined: u64,
-    /// Sweeps run (`--sweep-interval`), their total time and the tasks
-    /// they visited.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub sweeps: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub sweep_ns: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub sweep_tasks: u64,
-    /// Tasks whose last known credentials could not be stored: not checked.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub unchecked_tasks: u64,
-    /// `--policy`: events no policy posted (left out in the kernel, by
-    /// design: not lost), of those the ones a `rateLimit` held back, and
-    /// events left out for their pod (a TracingPolicyNamespaced's
-    /// namespace, a podSelector), which only userspace knows.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub policy_filtered: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub policy_rate_limited: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub policy_pod_filtered: u64,
-    /// The recorder's spool between the ring buffer and the encoder: the
-    /// most it held at once, and the bytes that went through its file on
-    /// disk (the encoder fell behind for a while; nothing was lost to it).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub spool_peak_bytes: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub spool_spilled_bytes: u64,
-}
-
-fn is_zero(v: &u64) -> bool {
-    *v == 0
-}
-
-impl Counters {
-    /// Events known to be lost (saturating: see [`Counters::implausible`]).
-    pub fn lost(&self) -> u64 {
-        [
-            self.ringbuf_full,
-            self.enter_store_failures,
-            self.decode_errors,
-            self.events_lost_io,
-        ]
-        .into_iter()
-        .fold(0, u64::saturating_add)
-    }
-
-    /// Lifecycle records known to be lost.
-    pub fn lifecycle_lost(&self) -> u64 {
-        self.lifecycle_ringbuf_full
-            .saturating_add(self.lifecycle_lost_io)
-    }
-
-    /// Why these counters cannot be a recorder's (a crafted or damaged
-    /// manifest), if they cannot: losses beyond every event the kernel
-    /// produced and the writer wrote, or a count beyond what any table
-    /// stores (2^63 - 1). Readers report such counters as corrupt rather
-    /// than showing a wrapped or saturated number as if it were real.
-    pub fn implausible(&self) -> Option<String> {
-        let value = serde_json::to_value(self).ok()?;
-        let huge = value.as_object()?.iter().find_map(|(k, v)| {
-            v.as_u64()
-                .filter(|n| *n > i64::MAX as u64)
-                .map(|n| format!("{k} = {n}"))
-        });
-        if let Some(h) = huge {
-            return Some(format!(
-                "counters are corrupt: {h} is beyond what any recorder counts"
-            ));
-        }
-        let events = self.events_written.saturating_add(self.kernel_events);
-        if self.lost() > events {
-            return Some(format!(
-                "counters are corrupt: {} events lost of at most {events} produced",
-                self.lost()
-            ));
-        }
-        let lifecycle = self.lifecycle_written.saturating_add(self.kernel_lifecycle);
-        if self.lifecycle_lost() > lifecycle {
-            return Some(format!(
-                "counters are corrupt: {} lifecycle records lost of at most {lifecycle} produced",
-                self.lifecycle_lost()
-            ));
-        }
-        None
     }
 }
 
@@ -341,6 +195,15 @@ pub struct Manifest {
     /// The recorder's settings that shape the capture (rotation, buffer size).
     pub settings: BTreeMap<String, serde_json::Value>,
     pub counters: Counters,
+    /// Events lost (ring buffer full, or not folded), by the pid of the
+    /// process that made them: who a flood cost what.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lost_by_pid: BTreeMap<u32, u64>,
+    /// Calls folded (rows with a `repeat_count`), by the pid of the process
+    /// that made them: the first 8,192 processes (`counters.folded_calls`
+    /// has them all).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub folded_by_pid: BTreeMap<u32, u64>,
     pub segments: Vec<Segment>,
     /// Why recording stopped early (state `failed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -398,6 +261,12 @@ struct ChainTail<'a> {
     /// in and out, counts), so that no part of it can change unseen.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     folds: Vec<FoldTail<'a>>,
+    /// Format 9's losses by process. Left out while empty: heads of
+    /// captures without losses are as before.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    lost_by_pid: &'a BTreeMap<u32, u64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    folded_by_pid: &'a BTreeMap<u32, u64>,
 }
 
 #[derive(Serialize)]
@@ -442,11 +311,28 @@ impl Manifest {
             hooks: Vec::new(),
             settings: BTreeMap::new(),
             counters: Counters::default(),
+            lost_by_pid: Default::default(),
+            folded_by_pid: Default::default(),
             segments: Vec::new(),
             error: None,
             recovery: None,
             chain_head: None,
         }
+    }
+
+    /// The `n` processes with the most in `by_pid` (`lost_by_pid`,
+    /// `folded_by_pid`), most first, as `pid P: N` texts, and `, ...` when
+    /// there are more.
+    pub fn most_by_pid(by_pid: &BTreeMap<u32, u64>, n: usize) -> String {
+        let mut worst: Vec<_> = by_pid.iter().collect();
+        worst.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let named: Vec<String> = worst
+            .iter()
+            .take(n)
+            .map(|(pid, count)| format!("pid {pid}: {count}"))
+            .collect();
+        let more = if worst.len() > n { ", ..." } else { "" };
+        format!("{}{more}", named.join(", "))
     }
 
     /// The readable segments of a table (evicted ones are skipped).
@@ -608,6 +494,8 @@ impl Manifest {
                 .collect(),
             folded: Vec::new(),
             folds: Vec::new(),
+            lost_by_pid: &self.lost_by_pid,
+            folded_by_pid: &self.folded_by_pid,
         };
         for s in &self.segments {
             let Some(f) = &s.folded else { continue };
@@ -688,7 +576,7 @@ impl Manifest {
         let head = self.head_after(&prev);
         if self.chain_head.as_deref() != Some(head.as_str()) && problems.is_empty() {
             problems.push(
-                "chain head differs: state, end, counters, error, recovery or evictions were edited"
+                "chain head differs: state, end, counters, losses by process, error, recovery or evictions were edited"
                     .to_owned(),
             );
         }

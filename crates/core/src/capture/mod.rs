@@ -10,6 +10,7 @@ pub mod bounds;
 pub mod checkpoint;
 pub mod columnar;
 pub mod control;
+mod counters;
 pub mod cut;
 mod durable;
 pub mod integrity;

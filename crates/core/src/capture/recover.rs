@@ -133,6 +133,11 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     for ((table, tdir), f) in tables.iter().zip(&found) {
         work.seal(&mut manifest, tdir, table, f);
     }
+    // Folded rows and their calls from the segments too (the truth, as
+    // for the row counts): what was lost is counted against them.
+    let (rows, calls) = folded_in(&tables, &manifest);
+    manifest.counters.folded_rows = rows;
+    manifest.counters.folded_calls = calls;
     let recovery = work.account(&mut manifest);
     // A status row written (or half written) but not listed when the
     // recorder died: the final row below says more.
@@ -185,6 +190,52 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
         manifest,
         problems: work.problems,
     })
+}
+
+/// Rows with a `repeat_count` in the readable events segments, and the
+/// calls they hold: only that column is read. A segment that cannot be
+/// read counts none (`--verify` then names it).
+fn folded_in(tables: &[(&'static str, Dir)], manifest: &Manifest) -> (u64, u64) {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let Some((_, tdir)) = tables.iter().find(|(t, _)| *t == EVENTS) else {
+        return (0, 0);
+    };
+    let mut total = (0u64, 0u64);
+    for seg in manifest.segments_of(EVENTS) {
+        let Ok((_, name)) = segment_location(seg) else {
+            continue;
+        };
+        let Ok(file) = tdir.open_file(name) else {
+            continue;
+        };
+        let Ok(builder) = ParquetRecordBatchReaderBuilder::try_new(file) else {
+            continue;
+        };
+        let Some(idx) = builder
+            .parquet_schema()
+            .columns()
+            .iter()
+            .position(|c| c.name() == "repeat_count")
+        else {
+            continue;
+        };
+        let mask = ProjectionMask::leaves(builder.parquet_schema(), [idx]);
+        let Ok(reader) = builder.with_projection(mask).build() else {
+            continue;
+        };
+        for batch in reader.flatten() {
+            if let Some(col) = batch.column(0).as_primitive_opt::<Int64Type>() {
+                for n in col.iter().flatten() {
+                    total = (total.0 + 1, total.1.saturating_add(n.max(0) as u64));
+                }
+            }
+        }
+    }
+    total
 }
 
 /// The capture's table folders, once every manifest record names a file in
@@ -289,8 +340,9 @@ impl Salvaged {
             events_lost_at_least: c
                 .kernel_events
                 .saturating_sub(
-                    c.events_written
+                    c.calls_written()
                         .saturating_add(c.ringbuf_full)
+                        .saturating_add(c.fold_full)
                         .saturating_add(c.decode_errors),
                 )
                 .max(discarded_events),

@@ -77,6 +77,7 @@ impl Table for Event {
             &[
                 ("time", false),
                 ("last_seen", true),
+                ("last_time", true),
                 ("start_time", true),
                 ("parent_start_time", true),
                 ("container_start_time", true),

@@ -1,6 +1,7 @@
 //! Writing a capture: the writer of all five tables, rotation, the disk
 //! budget, sealing, and stopping cleanly after a write error.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::checkpoint::{checkpoint_name, live_checkpoint_name};
@@ -446,6 +447,13 @@ impl CaptureWriter {
     }
 
     /// Updates the kernel-side counters; the row counts are the writer's own.
+    /// The kernel's losses by process (bounded by its map: 8192 pids),
+    /// and the folded calls by process (bounded by the session).
+    pub fn set_by_pid(&mut self, lost: BTreeMap<u32, u64>, folded: BTreeMap<u32, u64>) {
+        self.manifest.lost_by_pid = lost;
+        self.manifest.folded_by_pid = folded;
+    }
+
     pub fn set_counters(&mut self, counters: Counters) {
         let c = &self.manifest.counters;
         self.manifest.counters = Counters {

@@ -244,6 +244,15 @@ pub struct Event {
     /// last confirmed (wall clock, ns); the change happened between this
     /// and `time`.
     pub last_seen: Option<i64>,
+    /// A row of folded calls: while the ring buffer filled, this process
+    /// was over its share, and the kernel counted its repeats of this exact
+    /// transition (the same thread, call, arguments, result and credentials
+    /// before and after) instead of sending each one: `repeat_count` calls
+    /// from `time` to `last_time`. Null for a row of one call.
+    #[serde(default)]
+    pub repeat_count: Option<u64>,
+    #[serde(default)]
+    pub last_time: Option<i64>,
 
     // Enrichment: the process, its parent and its container as they were at
     // the time of the event (from the process cache). Null when unknown.
@@ -337,6 +346,11 @@ impl Event {
         userns => new_userns, userns_level => new_userns_level,
         userns_owner => new_userns_owner, no_new_privs => new_no_new_privs);
 
+    /// Calls this row stands for: 1, or a folded row's `repeat_count`.
+    pub fn calls(&self) -> u64 {
+        self.repeat_count.unwrap_or(1)
+    }
+
     /// Resets the enriched columns: what remains is what the kernel reported.
     pub fn clear_enrichment(&mut self) {
         // Every column is named: one added later must be sorted here as the
@@ -405,6 +419,8 @@ impl Event {
             ns_pid: _,
             event_flags: _,
             last_seen: _,
+            repeat_count: _,
+            last_time: _,
             exec_id,
             parent_exec_id,
             binary,

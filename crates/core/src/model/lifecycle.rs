@@ -16,6 +16,9 @@ pub mod flags {
     pub const GROUPS_TRUNCATED: &str = "groups_truncated";
     pub const EXE_TRUNCATED: &str = "exe_truncated";
     pub const EXE_FAULT: &str = "exe_fault";
+    /// exit: some of the process's calls were folded (rows with a
+    /// `repeat_count`), and those rows precede this exit.
+    pub const FOLDED: &str = "folded";
 }
 
 /// One exec, fork or exit.

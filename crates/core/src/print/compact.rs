@@ -66,6 +66,19 @@ pub fn call(ev: &Event) -> String {
     format!("{}({})", ev.call_name(), call_args(ev).join(", "))
 }
 
+/// `17012330` as `17,012,330`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Time of day is enough on a live terminal; the date is in the capture.
 fn time_of_day(rfc3339: &str) -> &str {
     rfc3339.get(11..rfc3339.len() - 1).unwrap_or(rfc3339)
@@ -97,6 +110,13 @@ pub fn compact(ev: &Event) -> String {
         _ => {}
     }
     let _ = write!(s, "  {}", call(ev));
+    // A folded row: the kernel counted this exact transition's repeats.
+    if let Some(n) = ev.repeat_count {
+        let _ = write!(s, " ×{}", thousands(n));
+        if let Some(t) = ev.last_time {
+            let _ = write!(s, " until {}", time_of_day(&rfc3339_ns(t)));
+        }
+    }
     let old = ev.old_creds();
     let new = ev.new_creds();
     let mut diffs = String::new();

@@ -5,6 +5,11 @@
 //! ambient sets, groups, no_new_privs) are fields a protobuf reader skips.
 //! `--print tetragon-compact` is `tetra getevents -o compact`.
 //!
+//! A folded row (`repeat_count`: calls the kernel counted instead of
+//! sending) is one line, as Tetragon has no count field: its time is the
+//! first call's. Count calls from the capture (`credtrail-query`), not from
+//! these lines.
+//!
 //! Each event is written straight into one buffer, in Tetragon's key order:
 //! building a `serde_json::Value` tree per event first ran at 53,000
 //! events/s, most of it spent on capability names (a root process's sets

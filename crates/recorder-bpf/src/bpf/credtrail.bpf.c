@@ -43,6 +43,8 @@ struct ct_selector _ct_selector = {};
 struct ct_rate_key _ct_rate_key = {};
 struct ct_pol_value_key _ct_pol_value_key = {};
 enum ct_pol_field _ct_pol_field = CT_FIELD_PIDNS;
+struct ct_fold_key _ct_fold_key = {};
+struct ct_fold _ct_fold = {};
 
 /* Read by userspace to refuse a mismatched object. */
 const volatile __u32 abi_version = CT_ABI_VERSION;
@@ -163,6 +165,7 @@ static __always_inline void count(__u32 which)
 /* In dependency order. */
 #include "creds.bpf.h"
 #include "policy.bpf.h"
+#include "fair.bpf.h"
 #include "detect.bpf.h"
 #include "calls.bpf.h"
 #include "lifecycle.bpf.h"

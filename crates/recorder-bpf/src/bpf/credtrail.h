@@ -112,6 +112,10 @@ enum ct_proc_flag {
 	/* exe: as cwd. */
 	CT_PF_EXE_TRUNC = 1 << 6,
 	CT_PF_EXE_FAULT = 1 << 7,
+	/* exit: calls of this process were folded (fair.bpf.h): userspace
+	 * takes the folds before it applies the exit, so their rows still
+	 * name the process. */
+	CT_PF_FOLDED = 1 << 8,
 };
 
 /* Event flags (bit set). */
@@ -165,7 +169,17 @@ enum ct_counter {
 	 * ones a rate limit held back. */
 	CT_CNT_POLICY_FILTERED = 15,
 	CT_CNT_POLICY_RATE_LIMITED = 16,
-	CT_CNT_MAX = 17,
+	/* Calls of a process over its share of a filling ring buffer, counted
+	 * in the fold map instead of sent one by one (not lost: they become
+	 * rows with a repeat count). */
+	CT_CNT_FOLDED = 17,
+	/* Lost: such a call could not be folded (the fold map was full, or it
+	 * carried more than CT_FOLD_GROUPS groups). Also in lost_by_tgid. */
+	CT_CNT_FOLD_FULL = 18,
+	/* Lost events (ring buffer full or not folded) whose process could not
+	 * be named because lost_by_tgid was full. */
+	CT_CNT_LOST_UNATTRIBUTED = 19,
+	CT_CNT_MAX = 20,
 };
 
 /* The credential set of a task at one instant; its supplementary groups
@@ -394,6 +408,33 @@ struct ct_rate_key {
 	__u32 syscall;
 	__u32 pad;
 	__s64 args[3];
+};
+
+/*
+ * Fairness (fair.bpf.h): while the ring buffer fills, a process over its
+ * share of events per window has its calls counted by transition in the
+ * fold map instead of sent; userspace turns each entry into one row with
+ * a repeat count.
+ */
+#define CT_FOLD_GROUPS 16
+#define CT_FOLD_ENTRIES 8192
+#define CT_LOST_TGIDS 8192
+#define CT_SHARE_TGIDS 16384
+
+/* A transition: the event's head with its time zeroed, and its groups
+ * (at most CT_FOLD_GROUPS, the rest zero). `gen` is the fold generation
+ * (userspace drains one while the kernel fills the other). */
+struct ct_fold_key {
+	__u32 gen;
+	__u32 pad;
+	__u8 head[CT_EVENT_HEAD_SIZE];
+	__u32 groups[CT_FOLD_GROUPS];
+};
+
+struct ct_fold {
+	__u64 count;
+	__u64 first_ns;
+	__u64 last_ns;
 };
 
 #endif /* CREDTRAIL_H */

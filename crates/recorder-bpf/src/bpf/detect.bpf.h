@@ -176,7 +176,7 @@ static __always_inline bool call_in_flight(struct task_struct *task)
  */
 static __always_inline struct ct_known *check(struct task_struct *task, __u32 where, bool full)
 {
-	const struct cred *cred = task->real_cred;
+	const struct cred *cred;
 	struct ct_known *k;
 	struct ct_event *e;
 	bool adopted;
@@ -187,6 +187,15 @@ static __always_inline struct ct_known *check(struct task_struct *task, __u32 wh
 	if (!k || adopted)
 		return NULL;
 	seen = k->cred;
+	/*
+	 * The credentials after the known pointer, never before: read first,
+	 * they could predate a call the task has completed since, whose exit
+	 * has made its result known (with `seen` its pointer and no call in
+	 * flight any more), and that legitimate change would look
+	 * unexplained. (Found by a flat-out storm under a sweep.)
+	 */
+	barrier();
+	cred = task->real_cred;
 	if (seen == (__u64)cred && !full) {
 		/* The hot path (every switch-out): jiffies, not a clock read. */
 		if (where == CT_CHECK_SWITCH)

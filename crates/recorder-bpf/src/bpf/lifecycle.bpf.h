@@ -357,6 +357,8 @@ int sched_exit(void *ctx)
 	if (!e)
 		return 0;
 	e->exit_code = BPF_CORE_READ(task, exit_code);
+	if (take_folded_mark(task->tgid))
+		e->flags |= CT_PF_FOLDED;
 	proc_send(e, CT_PROC_SHORT_SIZE);
 	return 0;
 }

@@ -246,25 +246,4 @@ __noinline int policy_posted(const struct ct_event *e, __u32 selectors)
 	return 0;
 }
 
-/*
- * Sends a complete event built outside the ring buffer (only the groups it
- * carries), unless no policy posts it.
- */
-static __always_inline void emit_event(struct ct_event *e)
-{
-	__u64 d = 0;
-
-	if (policy_selectors) {
-		d = policy_decide(e);
-		if (!(__u32)d)
-			return;
-	}
-	if (bpf_ringbuf_output(&events, e, event_size(e), CT_SUBMIT_FLAGS)) {
-		count(CT_CNT_RINGBUF_FULL);
-		return;
-	}
-	if (d >> 32)
-		policy_posted(e, d >> 32);
-}
-
 #endif /* CREDTRAIL_POLICY_BPF_H */

@@ -15,6 +15,8 @@ mod root_unexplained;
 mod root_policy;
 // Root: a full disk, dropped privileges, redaction, the disk budget.
 mod root_reliability;
+// Root: a storm's calls folded, counted per process; a quiet one untouched.
+mod root_fair;
 // Root: --out-root, many nodes' captures under one root.
 mod root_fleet;
 // Running the workload and comparing its report with captured rows.
