@@ -2,6 +2,7 @@
 //! the folded transitions taken out of the kernel, the losses it counted
 //! by process, and the encoder's backlog told to the hooks.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use libbpf_rs::{MapCore, MapFlags};
@@ -115,17 +116,14 @@ impl Tracer<'_> {
     }
 
     /// Events lost so far (ring buffer full, or not foldable), by process.
-    pub fn lost_by_tgid(&self) -> Result<Vec<(u32, u64)>, BpfError> {
+    pub fn lost_by_tgid(&self) -> BTreeMap<u32, u64> {
         let map = &self.skel.maps.lost_by_tgid;
-        let mut out: Vec<(u32, u64)> = map
-            .keys()
+        map.keys()
             .filter_map(|k| {
                 let tgid = u32::from_ne_bytes(k.get(..4)?.try_into().ok()?);
                 let v = map.lookup(&k, MapFlags::ANY).ok()??;
                 Some((tgid, u64::from_ne_bytes(v.get(..8)?.try_into().ok()?)))
             })
-            .collect();
-        out.sort_unstable();
-        Ok(out)
+            .collect()
     }
 }

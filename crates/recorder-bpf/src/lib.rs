@@ -261,7 +261,6 @@ pub struct KernelCounters {
     pub known_store_failures: u64,
     pub policy_filtered: u64,
     pub policy_rate_limited: u64,
-    pub folded: u64,
     pub fold_full: u64,
     pub lost_unattributed: u64,
 }
@@ -601,7 +600,6 @@ impl<'obj> Tracer<'obj> {
             known_store_failures: read(ct_counter::CT_CNT_KNOWN_STORE_FAIL)?,
             policy_filtered: read(ct_counter::CT_CNT_POLICY_FILTERED)?,
             policy_rate_limited: read(ct_counter::CT_CNT_POLICY_RATE_LIMITED)?,
-            folded: read(ct_counter::CT_CNT_FOLDED)?,
             fold_full: read(ct_counter::CT_CNT_FOLD_FULL)?,
             lost_unattributed: read(ct_counter::CT_CNT_LOST_UNATTRIBUTED)?,
         })

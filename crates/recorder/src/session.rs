@@ -564,12 +564,19 @@ impl<'t, 'o> Session<'t, 'o> {
             );
             self.reported_lost = c.lost() + c.lifecycle_lost();
         }
-        let lost_by_pid = self.tracer.lost_by_tgid()?.into_iter().collect();
         if let Some(w) = self.sink.writer.as_mut() {
             w.set_counters(c);
-            w.set_by_pid(lost_by_pid, self.folded_by_pid.clone());
         }
+        self.hand_over_by_pid();
         Ok(())
+    }
+
+    /// Losses (the kernel's) and folded calls by process, to the writer.
+    fn hand_over_by_pid(&mut self) {
+        let lost = self.tracer.lost_by_tgid();
+        if let Some(w) = self.sink.writer.as_mut() {
+            w.set_by_pid(lost, self.folded_by_pid.clone());
+        }
     }
 
     /// Seals the capture; after a write error, seals what the checkpoints
@@ -580,10 +587,7 @@ impl<'t, 'o> Session<'t, 'o> {
             let _ = h.join();
         }
         let counters = self.counters()?;
-        let lost_by_pid = self.tracer.lost_by_tgid()?.into_iter().collect();
-        if let Some(w) = self.sink.writer.as_mut() {
-            w.set_by_pid(lost_by_pid, self.folded_by_pid.clone());
-        }
+        self.hand_over_by_pid();
         let end = Instant::at(host::boottime_ns(), self.realtime_offset_ns);
         let delivered = (self.sink.counts.events, self.sink.counts.lifecycle);
         let manifest = match (self.sink.writer, self.sink.write_error) {

@@ -12,6 +12,7 @@ use super::manifest::{
     CaptureState, Discarded, DiscardedSegment, Instant, MANIFEST_FILE, Manifest, Recovery, Segment,
     SigningKey,
 };
+use super::read::{batch_reader, next_batch};
 use super::status::write_status;
 use super::table::{CAPTURES, EVENTS, LIFECYCLE, TABLES, segment_location};
 use super::write::{
@@ -193,13 +194,11 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
 }
 
 /// Rows with a `repeat_count` in the readable events segments, and the
-/// calls they hold: only that column is read. A segment that cannot be
-/// read counts none (`--verify` then names it).
+/// calls they hold, read through the same bounded reader as every other
+/// read. A segment that cannot be read counts none (`--verify` names it).
 fn folded_in(tables: &[(&'static str, Dir)], manifest: &Manifest) -> (u64, u64) {
     use arrow::array::AsArray;
     use arrow::datatypes::Int64Type;
-    use parquet::arrow::ProjectionMask;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let Some((_, tdir)) = tables.iter().find(|(t, _)| *t == EVENTS) else {
         return (0, 0);
@@ -209,29 +208,22 @@ fn folded_in(tables: &[(&'static str, Dir)], manifest: &Manifest) -> (u64, u64) 
         let Ok((_, name)) = segment_location(seg) else {
             continue;
         };
+        let path = tdir.child(name);
         let Ok(file) = tdir.open_file(name) else {
             continue;
         };
-        let Ok(builder) = ParquetRecordBatchReaderBuilder::try_new(file) else {
+        let Ok((mut reader, _)) = batch_reader(&path, file, EVENTS) else {
             continue;
         };
-        let Some(idx) = builder
-            .parquet_schema()
-            .columns()
-            .iter()
-            .position(|c| c.name() == "repeat_count")
-        else {
-            continue;
-        };
-        let mask = ProjectionMask::leaves(builder.parquet_schema(), [idx]);
-        let Ok(reader) = builder.with_projection(mask).build() else {
-            continue;
-        };
-        for batch in reader.flatten() {
-            if let Some(col) = batch.column(0).as_primitive_opt::<Int64Type>() {
-                for n in col.iter().flatten() {
-                    total = (total.0 + 1, total.1.saturating_add(n.max(0) as u64));
-                }
+        while let Ok(Some(batch)) = next_batch(&path, &mut reader) {
+            let Some(col) = batch
+                .column_by_name("repeat_count")
+                .and_then(|c| c.as_primitive_opt::<Int64Type>())
+            else {
+                break;
+            };
+            for n in col.iter().flatten() {
+                total = (total.0 + 1, total.1.saturating_add(n.max(0) as u64));
             }
         }
     }

@@ -169,17 +169,15 @@ enum ct_counter {
 	 * ones a rate limit held back. */
 	CT_CNT_POLICY_FILTERED = 15,
 	CT_CNT_POLICY_RATE_LIMITED = 16,
-	/* Calls of a process over its share of a filling ring buffer, counted
-	 * in the fold map instead of sent one by one (not lost: they become
-	 * rows with a repeat count). */
-	CT_CNT_FOLDED = 17,
-	/* Lost: such a call could not be folded (the fold map was full, or it
-	 * carried more than CT_FOLD_GROUPS groups). Also in lost_by_tgid. */
-	CT_CNT_FOLD_FULL = 18,
+	/* Lost: a call of a process over its share of a filling ring buffer
+	 * (fair.bpf.h) that could not be folded (the fold map was full, or it
+	 * carried more than CT_FOLD_GROUPS groups). Also in lost_by_tgid.
+	 * Folded calls are counted by userspace as it takes them. */
+	CT_CNT_FOLD_FULL = 17,
 	/* Lost events (ring buffer full or not folded) whose process could not
 	 * be named because lost_by_tgid was full. */
-	CT_CNT_LOST_UNATTRIBUTED = 19,
-	CT_CNT_MAX = 20,
+	CT_CNT_LOST_UNATTRIBUTED = 18,
+	CT_CNT_MAX = 19,
 };
 
 /* The credential set of a task at one instant; its supplementary groups

@@ -91,7 +91,10 @@ static __always_inline __u64 share_limit(void)
 	}
 }
 
-static __always_inline bool over_share(__u32 tgid, __u64 now, __u64 limit)
+/* Counts an event against its process's share; returns the share when
+ * the process is over it (the first event of a process never is: every
+ * limit is at least 16). */
+static __always_inline struct ct_share *over_share(__u32 tgid, __u64 now, __u64 limit)
 {
 	__u64 window = now >> CT_SHARE_WINDOW_SHIFT;
 	struct ct_share *s = bpf_map_lookup_elem(&shares, &tgid);
@@ -99,7 +102,7 @@ static __always_inline bool over_share(__u32 tgid, __u64 now, __u64 limit)
 
 	if (!s) {
 		bpf_map_update_elem(&shares, &tgid, &fresh, BPF_ANY);
-		return 1 > limit;
+		return NULL;
 	}
 	if (s->window != window) {
 		/* Threads of one process may race here: a window starts twice
@@ -107,7 +110,7 @@ static __always_inline bool over_share(__u32 tgid, __u64 now, __u64 limit)
 		s->window = window;
 		s->used = 0;
 	}
-	return __sync_fetch_and_add(&s->used, 1) + 1 > limit;
+	return __sync_fetch_and_add(&s->used, 1) + 1 > limit ? s : NULL;
 }
 
 /* Whether calls of the thread group were folded; forgets it (at exit). */
@@ -196,6 +199,7 @@ static __noinline bool fold_event(const struct ct_event *e)
  */
 static __always_inline void emit_event(struct ct_event *e)
 {
+	struct ct_share *over = NULL;
 	__u64 d = 0, limit;
 
 	if (policy_selectors) {
@@ -204,13 +208,12 @@ static __always_inline void emit_event(struct ct_event *e)
 			return;
 	}
 	limit = share_limit();
-	if (limit && over_share(e->pid, e->ktime_ns, limit)) {
+	if (limit)
+		over = over_share(e->pid, e->ktime_ns, limit);
+	if (over) {
 		if (fold_event(e)) {
-			struct ct_share *s = bpf_map_lookup_elem(&shares, &e->pid);
-
-			if (s)
-				s->folded = 1;
-			count(CT_CNT_FOLDED);
+			/* Not counted here: userspace counts what it takes. */
+			over->folded = 1;
 		} else {
 			count(CT_CNT_FOLD_FULL);
 			lost_by(e->pid);
