@@ -12,6 +12,8 @@ mod bad_input;
 mod policy;
 // credtrail-query: built-in questions, errors, and DuckDB agreeing.
 mod query;
+// Issue 35: caps, unexplained and report of 2 M events in a small cgroup, = DuckDB.
+mod bounded;
 // credtrail-query's terminal tables: per question, widths, colour, pager.
 mod tables;
 // credtrail-query report in headless Chromium: what it shows, hostile text, its data.

@@ -49,6 +49,14 @@ enum Bench {
         #[arg(long, default_value = "BENCHMARKS.md")]
         markdown: PathBuf,
     },
+    /// Only write the generated capture `query` measures (reused when it
+    /// already holds EVENTS events of this format).
+    Generate {
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// A fleet of simulated nodes: became-root with credtrail-query (local
     /// folder and a local S3 server) and Spark, and a one-hour time range.
     Fleet {
@@ -207,6 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{section}");
             replace_section(&markdown, "query", &section)
         }
+        Bench::Generate { events, dir } => ensure_capture(&dir, events),
         Bench::Fleet {
             nodes,
             events,

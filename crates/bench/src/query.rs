@@ -191,9 +191,11 @@ pub(crate) fn bench_query(dir: &Path, runs: usize) -> anyhow::Result<String> {
     // and order, so both tools must print the same rows (checked below).
     let summary_sql = "SELECT node_name, syscall, CASE WHEN ret < 0 OR (arg0 <> -1 AND ((syscall = 'setfsuid' AND new_fsuid <> arg0) OR (syscall = 'setfsgid' AND new_fsgid <> arg0))) THEN 'failed' ELSE 'ok' END AS result, CASE WHEN pod_name IS NOT NULL THEN concat_ws('/', pod_namespace, pod_name) ELSE substr(container_id, 1, 12) END AS pod, \"binary\", count(*) AS events, count(DISTINCT pid) AS processes FROM events GROUP BY ALL ORDER BY events DESC, node_name, syscall, result, pod, \"binary\" NULLS LAST";
     // Prints the rows as CSV without a header, nulls empty, as polars does.
+    // No progress bar: on a slow first run DuckDB drew one into the output
+    // the rows are compared by.
     let duck = |q: &str| {
         let script = format!(
-            "import duckdb\ncon = duckdb.connect()\ncon.execute(\"CREATE VIEW events AS SELECT * FROM read_parquet('{glob}')\")\nrows = con.execute(\"\"\"{q}\"\"\").fetchall()\nprint('\\n'.join(','.join('' if v is None else str(v) for v in r) for r in rows))\n"
+            "import duckdb\ncon = duckdb.connect()\ncon.execute(\"SET enable_progress_bar = false\")\ncon.execute(\"CREATE VIEW events AS SELECT * FROM read_parquet('{glob}')\")\nrows = con.execute(\"\"\"{q}\"\"\").fetchall()\nprint('\\n'.join(','.join('' if v is None else str(v) for v in r) for r in rows))\n"
         );
         let mut c = Command::new("python3");
         c.args(["-c", &script]);

@@ -201,8 +201,14 @@ pub fn run_at(
     for w in warnings.iter().filter(|w| w.kind != "unverified") {
         let _ = writeln!(err, "credtrail-query: warning: {}", safe(&w.text));
     }
-    let mut answers: Vec<(Kind, DataFrame)> = Vec::new();
+    // (kind, frame, rows in the whole answer when the frame holds fewer)
+    let mut answers: Vec<(Kind, DataFrame, Option<usize>)> = Vec::new();
     let table = matches!(cli.format, Format::Table | Format::Wide) || cli.wide;
+    // A table shows `--limit` rows: the logical-change questions keep no
+    // more (and count the rest), so their memory is the rows shown.
+    let keep = if table && !cli.all { cli.limit } else { None };
+    let whole = |df: DataFrame| (df, None);
+    let cut = |(df, total): (DataFrame, usize)| (df, Some(total));
     // Cleared before the answer is written (a terminal table follows it).
     let progress = match &cli.question {
         Some(Question::Report) => Progress::hidden(),
@@ -214,35 +220,43 @@ pub fn run_at(
                 "give either --sql or a built-in question, not both".into(),
             ));
         }
-        (Some(q), None) => answers.push((Kind::Sql, sql(&caps, q)?)),
+        (Some(q), None) => answers.push((Kind::Sql, sql(&caps, q)?, None)),
         (None, None) | (None, Some(Question::Summary)) => {
-            answers.push((Kind::Summary, questions::summary(&caps, &cli.filters)?));
+            answers.push((
+                Kind::Summary,
+                questions::summary(&caps, &cli.filters)?,
+                None,
+            ));
             if table {
-                answers.push((Kind::Counters, questions::capture_counters(&caps)?));
+                answers.push((Kind::Counters, questions::capture_counters(&caps)?, None));
             }
         }
-        (None, Some(Question::BecameRoot)) => answers.push((
-            Kind::BecameRoot,
-            questions::became_root(&caps, &cli.filters)?,
-        )),
-        (None, Some(Question::Caps)) => {
-            answers.push((Kind::Caps, questions::caps(&caps, &cli.filters)?))
-        }
-        (None, Some(Question::Failed)) => {
-            answers.push((Kind::Failed, questions::failed(&caps, &cli.filters)?))
-        }
-        (None, Some(Question::Groups)) => {
-            answers.push((Kind::Groups, questions::groups(&caps, &cli.filters)?))
+        (
+            None,
+            Some(q @ (Question::BecameRoot | Question::Caps | Question::Failed | Question::Groups)),
+        ) => {
+            let f = &cli.filters;
+            let (kind, (df, total)) = match q {
+                Question::BecameRoot => (
+                    Kind::BecameRoot,
+                    cut(questions::became_root(&caps, f, keep)?),
+                ),
+                Question::Caps => (Kind::Caps, cut(questions::caps(&caps, f, keep)?)),
+                Question::Failed => (Kind::Failed, cut(questions::failed(&caps, f, keep)?)),
+                _ => (Kind::Groups, cut(questions::groups(&caps, f, keep)?)),
+            };
+            answers.push((kind, df, total));
         }
         (None, Some(Question::Timeline(t))) => {
-            answers.push((Kind::Timeline, questions::timeline(&caps, &cli.filters, t)?))
+            let (df, total) = whole(questions::timeline(&caps, &cli.filters, t)?);
+            answers.push((Kind::Timeline, df, total))
         }
-        (None, Some(Question::Unexplained)) => answers.push((
-            Kind::Unexplained,
-            crate::unexplained::unexplained(&caps, &cli.filters)?,
-        )),
+        (None, Some(Question::Unexplained)) => {
+            let (df, total) = cut(crate::unexplained::unexplained(&caps, &cli.filters, keep)?);
+            answers.push((Kind::Unexplained, df, total))
+        }
         (None, Some(Question::Tree { exec_id })) => {
-            answers.push((Kind::Tree, crate::tree::tree(&caps, exec_id)?))
+            answers.push((Kind::Tree, crate::tree::tree(&caps, exec_id)?, None))
         }
         (None, Some(Question::Report)) => {
             let Some(path) = cli.out.as_deref() else {
@@ -273,7 +287,7 @@ pub fn run_at(
     let sql_limited = cli.sql.as_deref().is_some_and(has_limit);
     let terminal = is_terminal && !to_file;
     let mut text = String::new();
-    for (kind, mut df) in answers {
+    for (kind, mut df, total) in answers {
         if !matches!(format, Format::Table | Format::Wide) {
             write(&mut df, format, cli.out.as_deref(), out)?;
             continue;
@@ -295,6 +309,7 @@ pub fn run_at(
             limit,
             local: cli.local,
             captures: crate::answered(&caps).count(),
+            total,
         };
         if !text.is_empty() {
             text.push('\n');

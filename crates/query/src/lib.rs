@@ -6,7 +6,9 @@
 //! a `capture` column, so polars pushes projections and predicates down to
 //! the Parquet reader: a query touching two columns reads about two columns.
 
+mod changes;
 pub mod cli;
+mod columns;
 pub mod filters;
 pub mod output;
 pub mod policy;

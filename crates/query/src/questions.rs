@@ -13,7 +13,7 @@ use polars::prelude::*;
 
 pub use crate::filters::Filters;
 use crate::filters::time_ns;
-use crate::{CaptureInfo, QueryError, Streaming, table, table_pieces};
+use crate::{CaptureInfo, QueryError, Streaming, changes, columns, table, table_pieces};
 use polars::chunked_array::cast::CastOptions;
 
 pub(crate) fn events(caps: &[CaptureInfo], f: &Filters) -> Result<LazyFrame, QueryError> {
@@ -223,8 +223,15 @@ pub fn capture_counters(caps: &[CaptureInfo]) -> Result<DataFrame, QueryError> {
 /// that maps the caller to 0). Computed with each namespace's maps as the
 /// capture last recorded them (the kernel writes them once, just after
 /// creating it), so an unshare counts even though its maps came after it.
-pub fn became_root(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
-    Ok(became_root_rows(caps, f)?.drop(EXEC_ID)?)
+/// With a `limit`, only the earliest rows; also returns how many rows the
+/// whole answer has.
+pub fn became_root(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    limit: Option<usize>,
+) -> Result<(DataFrame, usize), QueryError> {
+    let (df, total) = became_root_rows(caps, f, limit)?;
+    Ok((df.drop(EXEC_ID)?, total))
 }
 
 /// The process image of each row, which the report links to its tree:
@@ -233,7 +240,14 @@ pub fn became_root(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, Query
 const EXEC_ID: &str = "exec_id";
 
 /// [`became_root`] with each row's `exec_id`.
-pub(crate) fn became_root_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+pub(crate) fn became_root_rows(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    limit: Option<usize>,
+) -> Result<(DataFrame, usize), QueryError> {
+    if columns::supported(caps) {
+        return changes::kinds::became_root(caps, f, limit, final_namespaces(caps)?);
+    }
     let host = |old: &str, new: &str| col(new).eq(lit(0u32)).and(col(old).neq(lit(0u32)));
     let mut lf = events(caps, f)?;
     let has_namespaces = has_column(&mut lf, NS_COLUMN)?;
@@ -277,7 +291,14 @@ pub(crate) fn became_root_rows(caps: &[CaptureInfo], f: &Filters) -> Result<Data
         col("capture"),
         col(EXEC_ID),
     ]);
-    Ok(lf.collect_streaming()?)
+    Ok(cut(lf.collect_streaming()?, limit))
+}
+
+/// The first `limit` rows of a whole answer, and its size.
+fn cut(df: DataFrame, limit: Option<usize>) -> (DataFrame, usize) {
+    let total = df.height();
+    // (`head(None)` would be ten rows.)
+    (df.head(Some(limit.unwrap_or(total))), total)
 }
 
 /// Each capture's user namespaces with the last maps recorded, by
@@ -352,7 +373,7 @@ fn with_root_scope(
     Ok(df)
 }
 
-const CAP_SETS: [&str; 5] = [
+pub(crate) const CAP_SETS: [&str; 5] = [
     "effective",
     "permitted",
     "inheritable",
@@ -361,15 +382,20 @@ const CAP_SETS: [&str; 5] = [
 ];
 
 /// Capability changes, as named capabilities gained and lost per set.
-pub fn caps(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
-    Ok(caps_rows(caps, f, None)?.0.drop(EXEC_ID)?)
+pub fn caps(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    limit: Option<usize>,
+) -> Result<(DataFrame, usize), QueryError> {
+    let (df, total) = caps_rows(caps, f, limit)?;
+    Ok((df.drop(EXEC_ID)?, total))
 }
 
 /// [`caps`] with each row's `exec_id`, and how many rows it has; with a
 /// `limit`, only the first rows (naming capabilities makes long text per
 /// row: the report shows a few rows of what may be millions).
 /// What `caps` and `groups` show of a logical change besides the change.
-const CHANGE_COLUMNS: [&str; 10] = [
+pub(crate) const CHANGE_COLUMNS: [&str; 10] = [
     "time",
     "node_name",
     "pod",
@@ -401,10 +427,14 @@ pub(crate) fn caps_rows(
             ]
         })
         .collect();
-    let df = logical_changes(events(caps, f)?.filter(changed), firsts).collect_streaming()?;
-    let total = df.height();
-    // (`head(None)` would be ten rows.)
-    let df = df.head(Some(limit.unwrap_or(total)));
+    let (df, total) = if columns::supported(caps) {
+        changes::kinds::caps(caps, f, limit)?
+    } else {
+        cut(
+            logical_changes(events(caps, f)?.filter(changed), firsts).collect_streaming()?,
+            limit,
+        )
+    };
     // Naming bits is plain Rust over the (small) answer.
     let mut out = df.select(CHANGE_COLUMNS)?;
     for s in CAP_SETS {
@@ -429,8 +459,13 @@ pub(crate) fn caps_rows(
 /// Supplementary group changes, as groups gained (+) and lost (-): joining
 /// group 0 or a group that owns files is a privilege gained as surely as
 /// a uid.
-pub fn groups(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
-    Ok(groups_rows(caps, f, None)?.0.drop(EXEC_ID)?)
+pub fn groups(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    limit: Option<usize>,
+) -> Result<(DataFrame, usize), QueryError> {
+    let (df, total) = groups_rows(caps, f, limit)?;
+    Ok((df.drop(EXEC_ID)?, total))
 }
 
 /// [`groups`] with each row's `exec_id`, and how many rows it has; with a
@@ -440,15 +475,17 @@ pub(crate) fn groups_rows(
     f: &Filters,
     limit: Option<usize>,
 ) -> Result<(DataFrame, usize), QueryError> {
-    let changed = col("old_groups").neq(col("new_groups"));
-    let df = logical_changes(
-        events(caps, f)?.filter(changed),
-        vec![col("old_groups").first(), col("new_groups").first()],
-    )
-    .collect_streaming()?;
-    let total = df.height();
-    // (`head(None)` would be ten rows.)
-    let df = df.head(Some(limit.unwrap_or(total)));
+    let (df, total) = if columns::supported(caps) {
+        changes::kinds::groups(caps, f, limit)?
+    } else {
+        let changed = col("old_groups").neq(col("new_groups"));
+        let df = logical_changes(
+            events(caps, f)?.filter(changed),
+            vec![col("old_groups").first(), col("new_groups").first()],
+        )
+        .collect_streaming()?;
+        cut(df, limit)
+    };
     let mut out = df.select(CHANGE_COLUMNS)?;
     let ids = |name: &str| -> Result<Vec<Vec<i64>>, QueryError> {
         let c = df
@@ -482,12 +519,45 @@ pub(crate) fn groups_rows(
 }
 
 /// Refused attempts (EPERM and friends): the clearest sign of probing.
-pub fn failed(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
-    Ok(failed_rows(caps, f)?.drop(EXEC_ID)?)
+pub fn failed(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    limit: Option<usize>,
+) -> Result<(DataFrame, usize), QueryError> {
+    let (df, total) = failed_rows(caps, f, limit)?;
+    Ok((df.drop(EXEC_ID)?, total))
 }
 
 /// [`failed`] with each row's `exec_id`.
-pub(crate) fn failed_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+pub(crate) fn failed_rows(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    limit: Option<usize>,
+) -> Result<(DataFrame, usize), QueryError> {
+    let (df, total) = if columns::supported(caps) {
+        changes::kinds::failed(caps, f, limit)?
+    } else {
+        failed_polars(caps, f, limit)?
+    };
+    let errors: Vec<String> = df
+        .column("ret")?
+        .i64()?
+        .iter()
+        .map(|r| match r {
+            Some(0) | None => "refused".to_owned(),
+            Some(r) => errno_name(r).map_or_else(|| r.to_string(), str::to_owned),
+        })
+        .collect();
+    let mut df = df;
+    df.with_column(Column::new("error".into(), errors))?;
+    Ok((df, total))
+}
+
+fn failed_polars(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    limit: Option<usize>,
+) -> Result<(DataFrame, usize), QueryError> {
     let mut lf = events(caps, f)?;
     let has_namespaces = has_column(&mut lf, NS_COLUMN)?;
     let df = logical_changes(lf.filter(failed_expr(has_namespaces)), vec![])
@@ -509,18 +579,7 @@ pub(crate) fn failed_rows(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame
             col(EXEC_ID),
         ])
         .collect_streaming()?;
-    let errors: Vec<String> = df
-        .column("ret")?
-        .i64()?
-        .iter()
-        .map(|r| match r {
-            Some(0) | None => "refused".to_owned(),
-            Some(r) => errno_name(r).map_or_else(|| r.to_string(), str::to_owned),
-        })
-        .collect();
-    let mut df = df;
-    df.with_column(Column::new("error".into(), errors))?;
-    Ok(df)
+    Ok(cut(df, limit))
 }
 
 /// Selection for `timeline`.

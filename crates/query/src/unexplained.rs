@@ -4,6 +4,7 @@
 //! identity the replay's enrichment gives them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use credtrail_core::enrich::Sink;
 use credtrail_core::host::rfc3339_ns;
@@ -16,7 +17,7 @@ use crate::filters::Filters;
 use crate::{CaptureInfo, QueryError, invalid};
 
 /// Who a process was, from its last enriched event or its exec.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Ident {
     binary: Option<String>,
     exec_id: Option<String>,
@@ -45,7 +46,7 @@ struct Row {
     pid: u32,
     tid: u32,
     comm: String,
-    ident: Ident,
+    ident: Arc<Ident>,
     noticed_by: String,
     /// `live` (the recorder's checks) or `offline` (this replay's).
     found: &'static str,
@@ -57,7 +58,9 @@ struct Row {
 pub(crate) struct Collector {
     node_name: String,
     checker: Checker,
-    idents: HashMap<u32, Ident>,
+    /// Shared by the rows of a process: most events repeat their
+    /// process's identity, and a copy per event was most of the time.
+    idents: HashMap<u32, Arc<Ident>>,
     rows: Vec<Row>,
     /// Process images (exec_id) with an unexplained change.
     pub(crate) exec_ids: HashSet<String>,
@@ -163,10 +166,10 @@ impl Sink for Collector {
             // A new image: what the events said about the old one is stale.
             self.idents.insert(
                 p.pid,
-                Ident {
+                Arc::new(Ident {
                     binary: Some(p.filename.clone()),
                     ..Ident::default()
-                },
+                }),
             );
         }
         let found = self.checker.lifecycle(p);
@@ -175,15 +178,29 @@ impl Sink for Collector {
     }
 
     fn event(&mut self, ev: &Event) -> anyhow::Result<()> {
-        let ident = Ident {
-            binary: ev.binary.clone(),
-            exec_id: ev.exec_id.clone(),
-            pod_namespace: ev.pod_namespace.clone(),
-            pod_name: ev.pod_name.clone(),
-            container_id: ev.container_id.clone(),
-            container_name: ev.container_name.clone(),
+        let same = |i: &Ident| {
+            i.binary == ev.binary
+                && i.exec_id == ev.exec_id
+                && i.pod_namespace == ev.pod_namespace
+                && i.pod_name == ev.pod_name
+                && i.container_id == ev.container_id
+                && i.container_name == ev.container_name
         };
-        self.idents.insert(ev.pid, ident.clone());
+        let ident = match self.idents.get(&ev.pid) {
+            Some(i) if same(i) => Arc::clone(i),
+            _ => {
+                let i = Arc::new(Ident {
+                    binary: ev.binary.clone(),
+                    exec_id: ev.exec_id.clone(),
+                    pod_namespace: ev.pod_namespace.clone(),
+                    pod_name: ev.pod_name.clone(),
+                    container_id: ev.container_id.clone(),
+                    container_name: ev.container_name.clone(),
+                });
+                self.idents.insert(ev.pid, Arc::clone(&i));
+                i
+            }
+        };
         let found = self.checker.event(ev);
         self.offline(found);
         if ev.syscall_kind() == Some(Syscall::Unexplained) {
@@ -289,15 +306,27 @@ fn filtered(rows: Vec<(Row, String)>, f: &Filters) -> Result<Vec<(Row, String)>,
         .collect())
 }
 
-/// Every unexplained change in `caps`, live and offline, in time order.
-pub fn unexplained(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+/// Every unexplained change in `caps`, live and offline, in time order;
+/// with a `limit`, only the earliest rows (the rest counted). Also returns
+/// how many rows the whole answer has.
+pub fn unexplained(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    limit: Option<usize>,
+) -> Result<(DataFrame, usize), QueryError> {
     let mut found = Found::default();
     for cap in crate::answered(caps) {
-        let mut c = Collector::new(&cap.manifest.node_name);
+        let node = &cap.manifest.node_name;
+        let mut c = match limit {
+            Some(keep) => Collector::bounded(node, f, keep),
+            None => Collector::new(node),
+        };
         replay_into(cap, &mut c)?;
         found.add(c, &cap.name)?;
     }
-    Ok(found.frame(f)?.0)
+    let (df, total) = found.frame(f)?;
+    // Each capture kept its earliest rows: of them all, the earliest.
+    Ok((df.head(Some(limit.unwrap_or(total))), total))
 }
 
 /// What the collectors of several captures found, each row with its
@@ -387,7 +416,7 @@ mod tests {
             pid: 1,
             tid: time as u32,
             comm: String::new(),
-            ident: Ident::default(),
+            ident: Arc::default(),
             noticed_by: String::new(),
             found: "offline",
             change: String::new(),

@@ -79,6 +79,9 @@ pub struct Options {
     pub local: bool,
     /// Captures the answer was read from (a capture column only when > 1).
     pub captures: usize,
+    /// Rows in the whole answer when the frame holds only its first ones
+    /// (a question asked for a limit keeps no more); None: the frame's.
+    pub total: Option<usize>,
 }
 
 /// What a column shows.
@@ -292,8 +295,8 @@ fn is_identifier(name: &str) -> bool {
 
 /// The answer `df` as a table, with its footer.
 pub fn render(df: &DataFrame, kind: Kind, opts: &Options) -> Result<String, QueryError> {
-    let total = df.height();
-    let shown = opts.limit.map_or(total, |l| l.min(total));
+    let total = opts.total.unwrap_or(df.height()).max(df.height());
+    let shown = opts.limit.map_or(df.height(), |l| l.min(df.height()));
     let df = df.head(Some(shown));
     let table = table(&df, kind, opts);
     let mut layout = opts.layout;

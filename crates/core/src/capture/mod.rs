@@ -16,6 +16,7 @@ mod durable;
 pub mod integrity;
 pub mod layout;
 pub mod manifest;
+pub mod projected;
 pub mod read;
 pub mod recover;
 pub mod segment;

@@ -424,7 +424,10 @@ fn batch_rows<T: Table>(
 
 /// Runs `f`, turning a panic in a dependency's decoder into an error: a
 /// crafted file must not take the reader down.
-fn guard<R>(path: &Path, f: impl FnOnce() -> Result<R, CaptureError>) -> Result<R, CaptureError> {
+pub(crate) fn guard<R>(
+    path: &Path,
+    f: impl FnOnce() -> Result<R, CaptureError>,
+) -> Result<R, CaptureError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
         Err(CaptureError::Schema {
             path: path.to_owned(),

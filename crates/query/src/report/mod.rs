@@ -51,16 +51,12 @@ pub fn build(
 ) -> Result<Report, QueryError> {
     let answers = {
         let _p = Progress::spinner("answering became-root, caps, groups and failed");
-        let whole = |frame: DataFrame| {
-            let total = frame.height();
-            (frame, total)
-        };
         let cut = Some(MAX_ROWS);
         [
             (
                 "became-root",
                 "Became root",
-                whole(questions::became_root_rows(caps, f)?),
+                questions::became_root_rows(caps, f, cut)?,
             ),
             (
                 "caps",
@@ -75,7 +71,7 @@ pub fn build(
             (
                 "failed",
                 "Refused attempts",
-                whole(questions::failed_rows(caps, f)?),
+                questions::failed_rows(caps, f, cut)?,
             ),
         ]
         .into_iter()
@@ -175,11 +171,18 @@ pub fn build(
             limit: None,
             local: false,
             captures: answered(caps).count(),
+            total: None,
         };
         let shown = a.frame.head(Some(a.frame.height().min(MAX_ROWS)));
         let table = view::table(&shown, kind, &opts);
-        let columns: Vec<String> = table.columns.iter().map(|c| c.header.clone()).collect();
-        let rows: Vec<Vec<Option<String>>> = table.rows.into_iter().map(|(_, r)| r).collect();
+        let headers: Vec<String> = table.columns.iter().map(|c| c.header.clone()).collect();
+        let order = answer_first(&headers);
+        let columns: Vec<String> = order.iter().map(|&c| headers[c].clone()).collect();
+        let rows: Vec<Vec<Option<String>>> = table
+            .rows
+            .into_iter()
+            .map(|(_, mut r)| order.iter().map(|&c| r[c].take()).collect())
+            .collect();
         if a.total > rows.len() {
             notes.push(format!(
                 "{}: the first {} of {} rows are marked; `credtrail-query CAPTURES {}` lists them all",
@@ -246,6 +249,22 @@ pub fn build(
         findings,
         trees,
     })
+}
+
+/// The terminal's columns with the answer (`CHANGE`, or a refusal's
+/// `ERROR`) and its `CALL` moved right after the time: a page is read
+/// left to right, and the answer must not sit past a window's right edge.
+fn answer_first(headers: &[String]) -> Vec<usize> {
+    let rank = |h: &str| match h {
+        h if h.starts_with("TIME") => 0,
+        "CHANGE" | "ERROR" => 1,
+        "CALL" => 2,
+        _ => 3,
+    };
+    let mut order: Vec<usize> = (0..headers.len()).collect();
+    // Stable: the other columns keep the terminal's order.
+    order.sort_by_key(|&c| rank(&headers[c]));
+    order
 }
 
 fn row_id(question: &str, i: usize) -> String {
