@@ -9,6 +9,7 @@
 mod changes;
 pub mod cli;
 mod columns;
+mod counts;
 pub mod filters;
 pub mod output;
 pub mod policy;

@@ -21,7 +21,7 @@ pub(crate) fn events(caps: &[CaptureInfo], f: &Filters) -> Result<LazyFrame, Que
     Ok(f.apply(lf))
 }
 
-fn no_events() -> QueryError {
+pub(crate) fn no_events() -> QueryError {
     QueryError::Invalid("the captures hold no events table".into())
 }
 
@@ -122,6 +122,17 @@ const SUMMARY_PIECE_ROWS: u64 = 4_000_000;
 ///
 /// Pieces run one after the other, each on every core.
 pub fn summary(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryError> {
+    if columns::supported(caps) {
+        if caps.iter().all(|c| {
+            c.manifest
+                .segments_of(credtrail_core::capture::EVENTS)
+                .next()
+                .is_none()
+        }) {
+            return Err(no_events());
+        }
+        return crate::counts::summary(caps, f);
+    }
     summary_in_pieces(caps, f, SUMMARY_PIECE_ROWS)
 }
 

@@ -21,7 +21,7 @@ use crate::{CaptureInfo, QueryError};
 pub(crate) type Rows = (DataFrame, usize);
 
 /// `failed`: refused calls (see `questions::failed_expr`).
-struct Failed;
+pub(crate) struct Failed;
 
 impl Question for Failed {
     type Extra = ();
