@@ -11,6 +11,7 @@ pub mod cli;
 mod columns;
 mod counts;
 pub mod filters;
+mod names;
 pub mod output;
 pub mod policy;
 pub mod questions;

@@ -13,6 +13,7 @@ use polars::prelude::*;
 
 pub use crate::filters::Filters;
 use crate::filters::time_ns;
+use crate::names::{CAP_SETS, CHANGE_COLUMNS, CHANGE_KEY, EXEC_ID, NS_COLUMN};
 use crate::{CaptureInfo, QueryError, Streaming, changes, columns, table, table_pieces};
 use polars::chunked_array::cast::CastOptions;
 
@@ -37,10 +38,6 @@ pub(crate) fn pod_expr() -> Expr {
         .otherwise(col("container_id").str().slice(lit(0), lit(12)))
         .alias("pod")
 }
-
-/// A column of format 3: scans of older captures alone lack the namespace
-/// columns, and an expression naming them would fail.
-pub(crate) const NS_COLUMN: &str = "new_userns_level";
 
 pub(crate) fn has_column(lf: &mut LazyFrame, name: &str) -> PolarsResult<bool> {
     Ok(lf.collect_schema()?.contains(name))
@@ -71,17 +68,7 @@ pub(crate) fn failed_expr(has_namespaces: bool) -> Expr {
 /// One row per logical change: glibc's setxid broadcast makes one call per
 /// thread, all with the same process, call, arguments and result.
 fn logical_changes(lf: LazyFrame, extra: Vec<Expr>) -> LazyFrame {
-    let keys = [
-        "capture",
-        "node_name",
-        "pid",
-        "exec_id",
-        "syscall",
-        "arg0",
-        "arg1",
-        "arg2",
-        "ret",
-    ];
+    let keys = std::iter::once("capture").chain(CHANGE_KEY);
     let mut aggs = vec![
         col("time").min().alias("time"),
         // `time` is whole microseconds: order within one by nanoseconds.
@@ -97,7 +84,7 @@ fn logical_changes(lf: LazyFrame, extra: Vec<Expr>) -> LazyFrame {
     ];
     aggs.extend(extra);
     lf.with_column(pod_expr())
-        .group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
+        .group_by(keys.map(col).collect::<Vec<_>>())
         .agg(aggs)
         .sort(["first_time_ns", "pid"], SortMultipleOptions::default())
         .drop(cols(["first_time_ns"]))
@@ -245,11 +232,6 @@ pub fn became_root(
     Ok((df.drop(EXEC_ID)?, total))
 }
 
-/// The process image of each row, which the report links to its tree:
-/// every logical change is of one image, but the terminal answers leave it
-/// out.
-const EXEC_ID: &str = "exec_id";
-
 /// [`became_root`] with each row's `exec_id`.
 pub(crate) fn became_root_rows(
     caps: &[CaptureInfo],
@@ -384,14 +366,6 @@ fn with_root_scope(
     Ok(df)
 }
 
-pub(crate) const CAP_SETS: [&str; 5] = [
-    "effective",
-    "permitted",
-    "inheritable",
-    "bounding",
-    "ambient",
-];
-
 /// Capability changes, as named capabilities gained and lost per set.
 pub fn caps(
     caps: &[CaptureInfo],
@@ -405,20 +379,6 @@ pub fn caps(
 /// [`caps`] with each row's `exec_id`, and how many rows it has; with a
 /// `limit`, only the first rows (naming capabilities makes long text per
 /// row: the report shows a few rows of what may be millions).
-/// What `caps` and `groups` show of a logical change besides the change.
-pub(crate) const CHANGE_COLUMNS: [&str; 10] = [
-    "time",
-    "node_name",
-    "pod",
-    "pid",
-    "binary",
-    "syscall",
-    "threads",
-    "calls",
-    "capture",
-    EXEC_ID,
-];
-
 pub(crate) fn caps_rows(
     caps: &[CaptureInfo],
     f: &Filters,

@@ -13,7 +13,7 @@ use arrow::array::{Array, AsArray};
 use super::{Extras, Question, run};
 use crate::columns::{Batch, int, int_list, opt_int, text_test};
 use crate::filters::Filters;
-use crate::questions::{CAP_SETS, CHANGE_COLUMNS};
+use crate::names::{CAP_SETS, CHANGE_COLUMNS, NS_COLUMN};
 use crate::{CaptureInfo, QueryError};
 
 /// A logical-change answer: the frame of the rows kept, and how many rows
@@ -39,7 +39,7 @@ impl Question for Failed {
             "new_fsgid",
             "new_ns_fsuid",
             "new_ns_fsgid",
-            crate::questions::NS_COLUMN,
+            NS_COLUMN,
         ]
     }
 
@@ -48,7 +48,7 @@ impl Question for Failed {
         let arg0 = b.need_ints("arg0")?;
         let fsuid = text_test(b, "syscall", |s| s == Syscall::Setfsuid.name());
         let fsgid = text_test(b, "syscall", |s| s == Syscall::Setfsgid.name());
-        let namespaces = b.ints(crate::questions::NS_COLUMN).is_some();
+        let namespaces = b.ints(NS_COLUMN).is_some();
         let id = |name: &'static str, ns: &'static str| {
             let (host, ns) = (b.ints(name), b.ints(ns).filter(|_| namespaces));
             move |i: usize| opt_int(ns, i).or_else(|| opt_int(host, i))
@@ -272,7 +272,7 @@ impl Question for BecameRoot {
         let get = |n: &str| b.need_ints(n);
         let (old_euid, new_euid) = (get("old_euid")?, get("new_euid")?);
         let (old_fsuid, new_fsuid) = (get("old_fsuid")?, get("new_fsuid")?);
-        let namespaces = b.ints(crate::questions::NS_COLUMN).is_some();
+        let namespaces = b.ints(NS_COLUMN).is_some();
         let ns = |n: &str| b.ints(n).filter(|_| namespaces);
         let (old_ns, new_ns) = (ns("old_userns"), ns("new_userns"));
         let (old_level, new_level) = (ns("old_userns_level"), ns("new_userns_level"));

@@ -22,24 +22,12 @@ pub(crate) mod kinds;
 
 use crate::columns::{self, Batch, Column as Ids, Strings, TextIds};
 use crate::filters::Filters;
+use crate::names::CHANGE_KEY;
 use crate::{CaptureInfo, QueryError};
 
 /// The columns every logical change reads.
-/// (With the text columns kept, [`TEXT`].)
-const BASE: [&str; 12] = [
-    "time",
-    storage_time_ns(),
-    "node_name",
-    "pid",
-    "tid",
-    "exec_id",
-    "syscall",
-    "arg0",
-    "arg1",
-    "arg2",
-    "ret",
-    crate::REPEAT_COUNT,
-];
+/// (With the key, [`CHANGE_KEY`], and the text columns kept, [`TEXT`].)
+const BASE: [&str; 4] = ["time", storage_time_ns(), "tid", crate::REPEAT_COUNT];
 
 const fn storage_time_ns() -> &'static str {
     credtrail_core::capture::storage::TIME_NS
@@ -195,6 +183,7 @@ pub(crate) fn run<Q: Question>(
     limit: Option<usize>,
 ) -> Result<Answer<Q::Extra>, QueryError> {
     let mut columns: Vec<&str> = BASE.to_vec();
+    columns.extend(CHANGE_KEY);
     columns.extend(TEXT);
     columns.extend(q.columns());
     let mut test_columns = q.test_columns();

@@ -10,7 +10,8 @@ use polars::prelude::*;
 
 use super::data::{Lane, Mark};
 use crate::filters::{Filters, time_ns};
-use crate::questions::{NS_COLUMN, events, failed_expr, has_column, pod_expr};
+use crate::names::NS_COLUMN;
+use crate::questions::{events, failed_expr, has_column, pod_expr};
 use crate::{CaptureInfo, QueryError, Streaming};
 
 /// Slices of the range each lane is counted in.
