@@ -207,7 +207,6 @@ pub fn run_at(
     // A table shows `--limit` rows: the logical-change questions keep no
     // more (and count the rest), so their memory is the rows shown.
     let keep = if table && !cli.all { cli.limit } else { None };
-    let whole = |df: DataFrame| (df, None);
     let cut = |(df, total): (DataFrame, usize)| (df, Some(total));
     // Cleared before the answer is written (a terminal table follows it).
     let progress = match &cli.question {
@@ -247,10 +246,11 @@ pub fn run_at(
             };
             answers.push((kind, df, total));
         }
-        (None, Some(Question::Timeline(t))) => {
-            let (df, total) = whole(questions::timeline(&caps, &cli.filters, t)?);
-            answers.push((Kind::Timeline, df, total))
-        }
+        (None, Some(Question::Timeline(t))) => answers.push((
+            Kind::Timeline,
+            questions::timeline(&caps, &cli.filters, t)?,
+            None,
+        )),
         (None, Some(Question::Unexplained)) => {
             let (df, total) = cut(crate::unexplained::unexplained(&caps, &cli.filters, keep)?);
             answers.push((Kind::Unexplained, df, total))

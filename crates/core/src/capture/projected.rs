@@ -16,9 +16,8 @@ use parquet::arrow::arrow_reader::{
     ParquetRecordBatchReaderBuilder, RowSelection,
 };
 
-use super::bounds;
 use super::manifest::Segment;
-use super::read::{CaptureFiles, guard};
+use super::read::{CaptureFiles, check_bounds, guard, next_batch};
 use crate::error::CaptureError;
 
 /// Rows per batch: large enough that per-batch work (a dictionary mapped
@@ -53,11 +52,7 @@ pub fn open(
     let (dir, name) = files.locate(seg)?;
     let path = dir.child(name);
     let file = dir.open_file(name)?;
-    let limits = bounds::Limits::for_table(&seg.table);
-    bounds::check_with(&file, &limits).map_err(|message| CaptureError::Bounds {
-        path: path.clone(),
-        message,
-    })?;
+    check_bounds(&path, &file, &seg.table)?;
     let perr = |source| CaptureError::Parquet {
         path: path.clone(),
         source,
@@ -224,17 +219,7 @@ impl Iterator for Projected {
                     }
                 }
             };
-            let path = &self.path;
-            let next = guard(path, || {
-                reader
-                    .next()
-                    .transpose()
-                    .map_err(|e| CaptureError::Parquet {
-                        path: path.clone(),
-                        source: e.into(),
-                    })
-            });
-            match next {
+            match next_batch(&self.path, reader) {
                 Ok(Some(b)) => return Some(Ok(b)),
                 Ok(None) => self.reader = None,
                 Err(e) => {

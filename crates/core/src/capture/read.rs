@@ -363,13 +363,7 @@ pub(crate) fn batch_reader<R: ChunkReader + 'static>(
     reader: R,
     table: &str,
 ) -> Result<(ParquetRecordBatchReader, u64), CaptureError> {
-    let limits = crate::capture::bounds::Limits::for_table(table);
-    let rows = crate::capture::bounds::check_with(&reader, &limits).map_err(|message| {
-        CaptureError::Bounds {
-            path: path.to_owned(),
-            message,
-        }
-    })?;
+    let rows = check_bounds(path, &reader, table)?;
     guard(path, || {
         let perr = |source| CaptureError::Parquet {
             path: path.to_owned(),
@@ -381,6 +375,20 @@ pub(crate) fn batch_reader<R: ChunkReader + 'static>(
             .map_err(perr)
     })
     .map(|r| (r, rows))
+}
+
+/// Checks a Parquet file against the decoding bounds of `table` (see
+/// [`crate::capture::bounds`]) before any decoder reads it; its rows.
+pub(crate) fn check_bounds<R: ChunkReader>(
+    path: &Path,
+    reader: &R,
+    table: &str,
+) -> Result<u64, CaptureError> {
+    let limits = crate::capture::bounds::Limits::for_table(table);
+    crate::capture::bounds::check_with(reader, &limits).map_err(|message| CaptureError::Bounds {
+        path: path.to_owned(),
+        message,
+    })
 }
 
 /// The reader's next batch; None at the end.

@@ -100,27 +100,17 @@ pub(crate) fn failed(
 /// after (int64, bit for bit).
 struct Caps;
 
+/// `old_cap_SET`, `new_cap_SET` for each set, made once (a question's
+/// columns are `'static` names).
 fn cap_columns() -> Vec<&'static str> {
-    let mut out = Vec::new();
-    for s in CAP_SETS {
-        out.push(leak(format!("old_cap_{s}")));
-        out.push(leak(format!("new_cap_{s}")));
-    }
-    out
-}
-
-/// Column names made once per process (ten of them).
-fn leak(s: String) -> &'static str {
-    static NAMES: std::sync::OnceLock<std::sync::Mutex<Vec<&'static str>>> =
-        std::sync::OnceLock::new();
-    let names = NAMES.get_or_init(Default::default);
-    let mut names = names.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(n) = names.iter().find(|n| **n == s) {
-        return n;
-    }
-    let n: &'static str = Box::leak(s.into_boxed_str());
-    names.push(n);
-    n
+    static NAMES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+        CAP_SETS
+            .iter()
+            .flat_map(|s| [format!("old_cap_{s}"), format!("new_cap_{s}")])
+            .map(|n| &*Box::leak(n.into_boxed_str()))
+            .collect()
+    });
+    NAMES.clone()
 }
 
 impl Question for Caps {
