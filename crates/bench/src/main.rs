@@ -16,6 +16,7 @@ mod measure;
 mod overhead;
 mod policy;
 mod query;
+mod replay;
 mod soak;
 mod system;
 
@@ -56,6 +57,21 @@ enum Bench {
         events: u64,
         #[arg(long)]
         dir: PathBuf,
+    },
+    /// credtrail-replay over a capture in every print format and
+    /// --verify, beside another build of it when --baseline names one.
+    Replay {
+        /// The capture replayed (a real recording: a generated one's
+        /// enrichment is made up and fails --verify).
+        #[arg(long)]
+        capture: PathBuf,
+        /// Another credtrail-replay binary, timed alternately with this one.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
     },
     /// A fleet of simulated nodes: became-root with credtrail-query (local
     /// folder and a local S3 server) and Spark, and a one-hour time range.
@@ -216,6 +232,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             replace_section(&markdown, "query", &section)
         }
         Bench::Generate { events, dir } => ensure_capture(&dir, events),
+        Bench::Replay {
+            capture,
+            baseline,
+            runs,
+            markdown,
+        } => {
+            let here = std::env::current_exe()?;
+            let section = replay::bench_replay(
+                &here.with_file_name("credtrail-replay"),
+                baseline.as_deref(),
+                &capture,
+                runs,
+            )?;
+            println!("{section}");
+            replace_section(&markdown, "replay", &section)
+        }
         Bench::Fleet {
             nodes,
             events,

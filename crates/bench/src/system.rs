@@ -17,7 +17,7 @@ use anyhow::{Context as _, bail};
 use credtrail_core::capture::Capture;
 use credtrail_core::model::event::Event;
 
-use crate::measure::{measure, proc_status, stats, vm_hwm};
+use crate::measure::{proc_status, vm_hwm};
 
 /// The ten syscalls every tool watches.
 const SYSCALLS: &str =
@@ -573,30 +573,9 @@ pub fn size_and_replay(t: &Tools) -> anyhow::Result<String> {
             replay_cap = Some((dir, events));
         }
     }
-    let (dir, events) = replay_cap.expect("storm capture");
-    md += &format!(
-        "\nReplay of the storm capture ({events} events; output to /dev/null; 3 runs, median):\n\n| replay | median s | events/s | peak RSS MiB |\n|---|---|---|---|\n"
-    );
-    for (label, args) in [
-        ("`--print compact`", &["--print", "compact"][..]),
-        ("`--print json`", &["--print", "json"]),
-        ("`--print tetragon`", &["--print", "tetragon"]),
-        ("`--verify`", &["--verify"]),
-    ] {
-        let mut times = Vec::new();
-        let mut rss = 0;
-        for _ in 0..3 {
-            let (d, r) = measure(Command::new(&t.replay).arg(&dir).args(args))?;
-            times.push(d.as_secs_f64());
-            rss = rss.max(r);
-        }
-        let (_, med, _) = stats(times);
-        md += &format!(
-            "| {label} | {med:.2} | {:.0} | {:.0} |\n",
-            events as f64 / med,
-            rss as f64 / (1 << 20) as f64
-        );
-    }
+    let (dir, _) = replay_cap.expect("storm capture");
+    md += "\n";
+    md += &crate::replay::bench_replay(&t.replay, None, &dir, 3)?;
     Ok(md)
 }
 

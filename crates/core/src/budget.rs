@@ -6,59 +6,102 @@
 //! see `capture::bounds`) keep every single step small; this bounds what
 //! many bounded steps add up to (a query over many files, a sort).
 //!
-//! A binary opts in with `#[global_allocator] static A: Budgeted = Budgeted;`
+//! A binary opts in with `#[global_allocator] static A: Budgeted = Budgeted(System);`
 //! and [`set_limit`]; until then nothing is limited.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
-static HELD: AtomicUsize = AtomicUsize::new(0);
+/// What all threads hold, as far as they have reported it (see [`SLACK`]).
+static HELD: AtomicIsize = AtomicIsize::new(0);
 static LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// How far a thread's unreported allocations may drift before it adds them
+/// to [`HELD`]: an atomic add on every malloc and free was 10% of a
+/// compact replay. The count is off by at most this much per thread.
+const SLACK: isize = 256 << 10;
+
+thread_local! {
+    /// This thread's allocations not yet added to [`HELD`] (negative: frees).
+    /// A const `Cell` of a plain integer: no destructor to register, so the
+    /// allocator may use it at any point of a thread's life.
+    static UNREPORTED: Cell<isize> = const { Cell::new(0) };
+}
 /// The line printed when the budget is exceeded, made before it can be.
 static MESSAGE: OnceLock<Vec<u8>> = OnceLock::new();
 
-/// The system allocator, counted against the budget.
+/// An allocator (the system's unless named), counted against the budget.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Budgeted;
+pub struct Budgeted<A = System>(pub A);
 
-// SAFETY: every call goes to the system allocator unchanged; the counter
+// SAFETY: every call goes to the inner allocator unchanged; the counter
 // only observes sizes.
-unsafe impl GlobalAlloc for Budgeted {
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Budgeted<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         grow(layout.size());
         // SAFETY: forwarded as given.
-        unsafe { System.alloc(layout) }
+        unsafe { self.0.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         grow(layout.size());
         // SAFETY: forwarded as given.
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { self.0.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+        shrink(layout.size());
         // SAFETY: forwarded as given.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { self.0.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if new_size > layout.size() {
             grow(new_size - layout.size());
         } else {
-            HELD.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            shrink(layout.size() - new_size);
         }
         // SAFETY: forwarded as given.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { self.0.realloc(ptr, layout, new_size) }
     }
 }
 
 fn grow(n: usize) {
-    let held = HELD.fetch_add(n, Ordering::Relaxed).saturating_add(n);
-    if held > LIMIT.load(Ordering::Relaxed) {
+    let n = isize::try_from(n).unwrap_or(isize::MAX);
+    let Some(due) = unreported(n) else {
+        return;
+    };
+    let held = HELD.fetch_add(due, Ordering::Relaxed).saturating_add(due);
+    if usize::try_from(held).is_ok_and(|h| h > LIMIT.load(Ordering::Relaxed)) {
         over();
     }
+}
+
+fn shrink(n: usize) {
+    let n = isize::try_from(n).unwrap_or(isize::MAX);
+    if let Some(due) = unreported(-n) {
+        HELD.fetch_add(due, Ordering::Relaxed);
+    }
+}
+
+/// Adds `delta` to this thread's unreported count; returns the count to
+/// report (and zeroes it) once it has drifted past [`SLACK`]. A thread
+/// being torn down reports at once.
+fn unreported(delta: isize) -> Option<isize> {
+    UNREPORTED
+        .try_with(|u| {
+            let v = u.get().saturating_add(delta);
+            if v.abs() > SLACK {
+                u.set(0);
+                Some(v)
+            } else {
+                u.set(v);
+                None
+            }
+        })
+        .unwrap_or(Some(delta))
 }
 
 /// Past the budget: the prepared line, then exit. Allocates nothing (the
@@ -110,9 +153,9 @@ pub fn limit() -> Option<usize> {
     Some(LIMIT.load(Ordering::Relaxed)).filter(|l| *l != usize::MAX)
 }
 
-/// What the allocator holds now.
+/// What the allocator holds now (to within [`SLACK`] per thread).
 pub fn held() -> usize {
-    HELD.load(Ordering::Relaxed)
+    usize::try_from(HELD.load(Ordering::Relaxed)).unwrap_or(0)
 }
 
 /// The default budget: half the machine's memory, or 80% of the memory

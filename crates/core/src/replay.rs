@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::capture::{Capture, TableStream};
+use crate::capture::{Capture, Prefetched, TableStream};
 use crate::enrich::{Enricher, Lineage, Record, Sink, StoredPods};
 use crate::error::CaptureError;
 use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow, UsernsRow};
@@ -21,10 +21,11 @@ pub struct Inputs {
 }
 
 /// Events, lifecycle and user namespace rows merged by `seq`: each table is
-/// already in seq order, so memory holds one record batch per table, never
-/// the capture.
+/// already in seq order, so memory holds a few record batches per table,
+/// never the capture. Events, nearly all the rows, are decoded on a thread
+/// of their own.
 pub struct Records {
-    events: std::iter::Peekable<TableStream<Event>>,
+    events: std::iter::Peekable<Prefetched<Event>>,
     lifecycle: std::iter::Peekable<TableStream<ProcEvent>>,
     user_namespaces: std::iter::Peekable<TableStream<UsernsRow>>,
 }
@@ -90,7 +91,7 @@ pub fn open(cap: &Capture) -> anyhow::Result<Inputs> {
         procs,
         containers,
         records: Records {
-            events: cap.stream::<Event>().peekable(),
+            events: cap.stream::<Event>().prefetched().peekable(),
             lifecycle: cap.stream::<ProcEvent>().peekable(),
             user_namespaces: cap.stream::<UsernsRow>().peekable(),
         },

@@ -10,7 +10,7 @@
 //! take their polars plans.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int64Array, ListArray, RecordBatch,
@@ -18,7 +18,8 @@ use arrow::array::{
 };
 use arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use credtrail_core::capture::manifest::Segment;
-use credtrail_core::capture::{projected, storage};
+use credtrail_core::capture::projected::{self, CheckedSegment};
+use credtrail_core::capture::storage;
 use polars::prelude::PlHashMap;
 
 use crate::filters::Filters;
@@ -45,12 +46,16 @@ struct Part<'a> {
     info: &'a CaptureInfo,
     seg_index: usize,
     seg: &'a Segment,
+    /// The segment's place among all the work's segments (its parts share
+    /// one opened, checked file).
+    slot: usize,
     part: usize,
     parts: usize,
 }
 
 fn parts<'a>(caps: &'a [CaptureInfo], table: &'a str) -> Vec<Part<'a>> {
     let mut out = Vec::new();
+    let mut slot = 0;
     for (cap, info) in caps.iter().enumerate().filter(|(_, c)| !c.schema_only) {
         for (seg_index, seg) in info.manifest.segments_of(table).enumerate() {
             let parts = usize::try_from(seg.rows.div_ceil(PART_ROWS).clamp(1, 64)).unwrap_or(1);
@@ -60,10 +65,12 @@ fn parts<'a>(caps: &'a [CaptureInfo], table: &'a str) -> Vec<Part<'a>> {
                     info,
                     seg_index,
                     seg,
+                    slot,
                     part,
                     parts,
                 });
             }
+            slot += 1;
         }
     }
     out
@@ -149,6 +156,12 @@ pub(crate) fn fold<S: Send>(
     merge: impl Fn(&mut S, S),
 ) -> Result<S, QueryError> {
     let work = parts(caps, table);
+    // Each segment opened and checked once, by the first worker to reach
+    // one of its parts (the others wait for it).
+    let segments: Vec<OnceLock<Result<CheckedSegment, String>>> =
+        (0..work.last().map_or(0, |p| p.slot + 1))
+            .map(|_| OnceLock::new())
+            .collect();
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let workers = std::thread::available_parallelism()
@@ -160,7 +173,11 @@ pub(crate) fn fold<S: Send>(
             let Some(p) = work.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 break;
             };
-            let part = projected::open(&p.info.files, p.seg, p.part, p.parts)?;
+            let part = segments[p.slot]
+                .get_or_init(|| projected::open(&p.info.files, p.seg).map_err(|e| e.to_string()))
+                .as_ref()
+                .map_err(|e| QueryError::Invalid(e.clone()))?
+                .part(p.part, p.parts);
             let base = ((p.cap as u128) << 96) | ((p.seg_index as u128) << 64);
             let batch = |rb, row: u128| Batch {
                 cap: p.cap,

@@ -41,7 +41,7 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
         let mut found = enricher.find(exec_id);
         // To the end: an ancestor's credentials may have changed
         // unexplained after the process was found.
-        let mut sink = crate::unexplained::Collector::new(&m.node_name);
+        let mut sink = crate::unexplained::Collector::exec_ids_only(&m.node_name);
         for rec in inputs.records {
             let rec = rec.map_err(invalid)?;
             // The image a lifecycle record makes is its pid's entry.

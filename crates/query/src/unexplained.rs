@@ -66,6 +66,9 @@ pub(crate) struct Collector {
     pub(crate) exec_ids: HashSet<String>,
     /// For the report: only the earliest rows are kept (see [`Bound`]).
     bound: Option<Bound>,
+    /// For `tree`: only `exec_ids`, no rows (a capture whose every event
+    /// is unexplained made 100 M rows of them).
+    ids_only: bool,
 }
 
 /// A collector that keeps the `keep` earliest rows the filters pass, and
@@ -103,6 +106,15 @@ impl Collector {
         }
     }
 
+    /// [`Collector::new`] that keeps no rows, only which process images had
+    /// an unexplained change ([`Collector::exec_ids`]).
+    pub(crate) fn exec_ids_only(node_name: &str) -> Self {
+        Collector {
+            ids_only: true,
+            ..Collector::new(node_name)
+        }
+    }
+
     /// In bounded mode, filters the gathered rows and keeps the earliest.
     fn settle(&mut self, at_end: bool) -> Result<(), QueryError> {
         let Some(b) = &mut self.bound else {
@@ -130,8 +142,13 @@ impl Collector {
     fn offline(&mut self, found: Vec<Finding>) {
         for f in found {
             let ident = self.idents.get(&f.pid).cloned().unwrap_or_default();
-            if let Some(id) = &ident.exec_id {
+            if let Some(id) = &ident.exec_id
+                && !self.exec_ids.contains(id)
+            {
                 self.exec_ids.insert(id.clone());
+            }
+            if self.ids_only {
+                continue;
             }
             self.rows.push(Row {
                 time: f.time,
@@ -203,10 +220,13 @@ impl Sink for Collector {
         };
         let found = self.checker.event(ev);
         self.offline(found);
-        if ev.syscall_kind() == Some(Syscall::Unexplained) {
-            if let Some(id) = &ev.exec_id {
-                self.exec_ids.insert(id.clone());
-            }
+        if ev.syscall_kind() == Some(Syscall::Unexplained)
+            && let Some(id) = &ev.exec_id
+            && !self.exec_ids.contains(id)
+        {
+            self.exec_ids.insert(id.clone());
+        }
+        if ev.syscall_kind() == Some(Syscall::Unexplained) && !self.ids_only {
             self.rows.push(Row {
                 time: ev.time,
                 last_seen: ev.last_seen,

@@ -356,8 +356,21 @@ fn decompress<R: ChunkReader>(
     if col.codec == CompressionCodec::UNCOMPRESSED {
         return Ok(raw.to_vec());
     }
-    zstd::bulk::decompress(&raw, uncompressed as usize).map_err(|e| {
-        format!("a dictionary page that does not decompress to its declared size: {e}")
+    thread_local! {
+        /// One zstd context per thread: making one per page was a fifth of
+        /// a question's time (thousands of dictionary pages per capture).
+        static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let failed =
+        |e| format!("a dictionary page that does not decompress to its declared size: {e}");
+    DCTX.with(|d| {
+        let mut d = d.borrow_mut();
+        let dctx = match d.as_mut() {
+            Some(dctx) => dctx,
+            None => d.insert(zstd::bulk::Decompressor::new().map_err(failed)?),
+        };
+        dctx.decompress(&raw, uncompressed as usize).map_err(failed)
     })
 }
 

@@ -16,6 +16,7 @@ mod durable;
 pub mod integrity;
 pub mod layout;
 pub mod manifest;
+mod positional;
 pub mod projected;
 pub mod read;
 pub mod recover;
@@ -27,7 +28,7 @@ pub mod table;
 pub mod write;
 
 pub use integrity::{hash_file, hash_open_file};
-pub use read::{Capture, CaptureFiles, TableStream, decode_segment};
+pub use read::{Capture, CaptureFiles, Prefetched, TableStream, decode_segment};
 pub use segment::{FLUSH_INTERVAL, Rotation};
 pub use table::{
     CAPTURES, CONTAINERS, EVENTS, LIFECYCLE, PROCESSES, TABLES, Table, USER_NAMESPACES,

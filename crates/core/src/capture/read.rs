@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
 
 use arrow::datatypes::FieldRef;
 use arrow::record_batch::RecordBatch;
@@ -283,8 +284,9 @@ impl<T: Table> TableStream<T> {
         Ok(())
     }
 
-    /// Loads the next batch of rows; Ok(false) at the end of the table.
-    fn refill(&mut self) -> Result<bool, CaptureError> {
+    /// The next batch, decoded and cast to the table's logical types (not
+    /// yet rows); None at the end of the table.
+    fn next_logical(&mut self) -> Result<Option<(PathBuf, RecordBatch)>, CaptureError> {
         loop {
             let Some((path, want, reader, seen)) = self.current.as_mut() else {
                 match self.segments.next() {
@@ -292,15 +294,14 @@ impl<T: Table> TableStream<T> {
                         self.open(seg)?;
                         continue;
                     }
-                    None => return Ok(false),
+                    None => return Ok(None),
                 }
             };
             match next_batch(path, reader)? {
                 Some(batch) => {
-                    let rows: Vec<T> = batch_rows(path, &batch, &self.fields)?;
-                    *seen += rows.len() as u64;
-                    self.buffered = rows.into_iter();
-                    return Ok(true);
+                    let batch = logical::<T>(path, &batch, &self.fields)?;
+                    *seen += batch.num_rows() as u64;
+                    return Ok(Some((path.clone(), batch)));
                 }
                 None => {
                     if *seen != *want {
@@ -312,6 +313,14 @@ impl<T: Table> TableStream<T> {
                     self.current = None;
                 }
             }
+        }
+    }
+
+    /// The next batch of rows; None at the end of the table.
+    fn next_rows(&mut self) -> Result<Option<Vec<T>>, CaptureError> {
+        match self.next_logical()? {
+            Some((path, batch)) => rows_of(&path, &batch).map(Some),
+            None => Ok(None),
         }
     }
 }
@@ -327,11 +336,98 @@ impl<T: Table> Iterator for TableStream<T> {
             if let Some(row) = self.buffered.next() {
                 return Some(Ok(row));
             }
-            match self.refill() {
-                Ok(true) => {}
-                Ok(false) => return None,
+            match self.next_rows() {
+                Ok(Some(rows)) => self.buffered = rows.into_iter(),
+                Ok(None) => return None,
                 Err(e) => {
                     self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Batches a [`Prefetched`] stream decodes ahead of its reader: enough to
+/// keep both threads busy, a few MiB of rows.
+const PREFETCH_BATCHES: usize = 2;
+
+/// A [`TableStream`] whose Parquet is decoded on a thread of its own,
+/// [`PREFETCH_BATCHES`] batches ahead, overlapping enrichment and printing.
+/// The rows are made on the reading thread: made on one thread and freed on
+/// another, their strings cost glibc's malloc more than the overlap saved
+/// (measured: compact replay 4.3 s -> 5.6 s). Same rows, same order, same
+/// errors; the thread ends when the stream does or the reader is dropped.
+pub struct Prefetched<T> {
+    /// Ok(None) marks the end: a thread that stops without saying so is
+    /// an error, never a quietly shorter table.
+    batches: Receiver<Result<Option<(PathBuf, RecordBatch)>, CaptureError>>,
+    buffered: std::vec::IntoIter<T>,
+    ended: bool,
+}
+
+impl<T: Table + Send + 'static> TableStream<T> {
+    /// This stream, its Parquet decoded on its own thread.
+    pub fn prefetched(mut self) -> Prefetched<T> {
+        let (tx, rx) = sync_channel(PREFETCH_BATCHES);
+        let worker = tx.clone();
+        let decode = move || {
+            loop {
+                let next = self.next_logical();
+                let more = matches!(next, Ok(Some(_)));
+                // A send fails only when the reader is gone.
+                if worker.send(next).is_err() || !more {
+                    return;
+                }
+            }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name(format!("read-{}", T::NAME))
+            .spawn(decode)
+        {
+            let _ = tx.send(Err(thread_error(T::NAME, e)));
+        }
+        Prefetched {
+            batches: rx,
+            buffered: Vec::new().into_iter(),
+            ended: false,
+        }
+    }
+}
+
+fn thread_error(table: &str, source: std::io::Error) -> CaptureError {
+    CaptureError::Io {
+        path: PathBuf::from(table),
+        op: "read (in a thread of its own)",
+        source,
+    }
+}
+
+impl<T: Table> Iterator for Prefetched<T> {
+    type Item = Result<T, CaptureError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(row) = self.buffered.next() {
+                return Some(Ok(row));
+            }
+            if self.ended {
+                return None;
+            }
+            let next = self.batches.recv().unwrap_or_else(|_| {
+                Err(thread_error(
+                    "a table",
+                    std::io::Error::other("the reading thread stopped early"),
+                ))
+            });
+            match next.and_then(|b| b.map(|(path, batch)| rows_of(&path, &batch)).transpose()) {
+                Ok(Some(rows)) => self.buffered = rows.into_iter(),
+                Ok(None) => {
+                    self.ended = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.ended = true;
                     return Some(Err(e));
                 }
             }
@@ -413,13 +509,26 @@ fn batch_rows<T: Table>(
     batch: &RecordBatch,
     fields: &[FieldRef],
 ) -> Result<Vec<T>, CaptureError> {
+    rows_of(path, &logical::<T>(path, batch, fields)?)
+}
+
+/// A stored batch cast to the table's logical types.
+fn logical<T: Table>(
+    path: &Path,
+    batch: &RecordBatch,
+    fields: &[FieldRef],
+) -> Result<RecordBatch, CaptureError> {
     guard(path, || {
-        let batch = &crate::capture::storage::to_logical(batch, fields).map_err(|e| {
-            CaptureError::Schema {
-                path: path.to_owned(),
-                message: format!("columns do not match credtrail's {} table: {e}", T::NAME),
-            }
-        })?;
+        crate::capture::storage::to_logical(batch, fields).map_err(|e| CaptureError::Schema {
+            path: path.to_owned(),
+            message: format!("columns do not match credtrail's {} table: {e}", T::NAME),
+        })
+    })
+}
+
+/// A logical batch's rows.
+fn rows_of<T: Table>(path: &Path, batch: &RecordBatch) -> Result<Vec<T>, CaptureError> {
+    guard(path, || {
         if let Some(rows) = T::typed_rows(batch) {
             return Ok(rows);
         }

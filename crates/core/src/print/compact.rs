@@ -63,7 +63,43 @@ fn call_args(ev: &Event) -> Vec<String> {
 
 /// The call as a person writes it: `setuid(0)`, `unshare(CLONE_NEWUSER)`.
 pub fn call(ev: &Event) -> String {
-    format!("{}({})", ev.call_name(), call_args(ev).join(", "))
+    let mut s = String::new();
+    write_call(&mut s, ev);
+    s
+}
+
+/// [`call`], appended to `s`: the id calls (nearly every event) without a
+/// string per argument.
+fn write_call(s: &mut String, ev: &Event) {
+    let _ = write!(s, "{}(", ev.call_name());
+    if ev.syscall_kind().is_some_and(plain_args) {
+        for (i, a) in ev.args().enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(itoa::Buffer::new().format(a));
+        }
+    } else {
+        s.push_str(&call_args(ev).join(", "));
+    }
+    s.push(')');
+}
+
+/// Calls [`call_args`] prints as plain numbers (its last arm).
+fn plain_args(k: Syscall) -> bool {
+    !matches!(
+        k,
+        Syscall::Capset
+            | Syscall::Setgroups
+            | Syscall::Prctl
+            | Syscall::Unshare
+            | Syscall::Clone
+            | Syscall::Clone3
+            | Syscall::Setns
+            | Syscall::IoUringRegister
+            | Syscall::IoUringSubmit
+            | Syscall::Unexplained
+    )
 }
 
 /// `17012330` as `17,012,330`.
@@ -84,12 +120,37 @@ fn time_of_day(rfc3339: &str) -> &str {
     rfc3339.get(11..rfc3339.len() - 1).unwrap_or(rfc3339)
 }
 
+/// `time_of_day(&rfc3339_ns(unix_ns))` (UTC, nanoseconds), written into
+/// `s` without a date made and cut off: chrono's formatting was a tenth of
+/// a compact replay.
+fn write_time_of_day(s: &mut String, unix_ns: i64) {
+    let secs = unix_ns.div_euclid(1_000_000_000);
+    let nanos = unix_ns.rem_euclid(1_000_000_000);
+    let day = secs.rem_euclid(86_400);
+    let _ = write!(
+        s,
+        "{:02}:{:02}:{:02}.{nanos:09}",
+        day / 3600,
+        day / 60 % 60,
+        day % 60
+    );
+}
+
 /// `12:00:01.123456789 setresuid  pid 4242/4242 (su)  uid 1000→0 euid 1000→0  ok`
 pub fn compact(ev: &Event) -> String {
     let mut s = String::with_capacity(160);
-    let time = rfc3339_ns(ev.time);
-    let tod = time_of_day(&time);
-    let _ = write!(s, "{tod} {:<9}  pid {}", ev.syscall, ev.pid);
+    write_compact(&mut s, ev);
+    match crate::term::safe(&s) {
+        std::borrow::Cow::Borrowed(_) => s,
+        std::borrow::Cow::Owned(safe) => safe,
+    }
+}
+
+/// [`compact`] appended to `s`, before escaping: the caller escapes the
+/// line ([`crate::term::safe`]).
+pub(crate) fn write_compact(s: &mut String, ev: &Event) {
+    write_time_of_day(s, ev.time);
+    let _ = write!(s, " {:<9}  pid {}", ev.syscall, ev.pid);
     if ev.tid != ev.pid {
         let _ = write!(s, "/{}", ev.tid);
     }
@@ -109,7 +170,8 @@ pub fn compact(ev: &Event) -> String {
         }
         _ => {}
     }
-    let _ = write!(s, "  {}", call(ev));
+    s.push_str("  ");
+    write_call(s, ev);
     // A folded row: the kernel counted this exact transition's repeats.
     if let Some(n) = ev.repeat_count {
         let _ = write!(s, " ×{}", thousands(n));
@@ -119,7 +181,10 @@ pub fn compact(ev: &Event) -> String {
     }
     let old = ev.old_creds();
     let new = ev.new_creds();
-    let mut diffs = String::new();
+    // Each change starts with a space, after the one that opens them.
+    s.push(' ');
+    let before_diffs = s.len();
+    let diffs = s;
     let (o, n) = (ev.old_ns_ids(), ev.new_ns_ids());
     for (name, a, b, la, lb) in [
         ("uid", old.uid, new.uid, o.uid, n.uid),
@@ -188,11 +253,10 @@ pub fn compact(ev: &Event) -> String {
             let _ = write!(diffs, " (level {level})");
         }
     }
-    if diffs.is_empty() {
+    if diffs.len() == before_diffs {
         diffs.push_str(" (no change)");
     }
-    s.push(' ');
-    s.push_str(&diffs);
+    let s = diffs;
     let _ = write!(s, "  {}", ev.outcome());
     match ev.syscall_kind() {
         Some(Syscall::Clone | Syscall::Clone3) if ev.ret > 0 => {
@@ -214,9 +278,22 @@ pub fn compact(ev: &Event) -> String {
     if !ev.event_flags.is_empty() {
         let _ = write!(s, " [{}]", ev.event_flags.join(","));
     }
-    // Names and arguments are the caller's choice: escapes stay text.
-    match crate::term::safe(&s) {
-        std::borrow::Cow::Borrowed(_) => s,
-        std::borrow::Cow::Owned(safe) => safe,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_of_day_is_the_rfc3339_times() {
+        let mut times = vec![0, 1, -1, 999_999_999, 1_000_000_000, -1_000_000_001];
+        // From 1960 to 2100 in uneven steps.
+        let (from, to) = (-315_619_200_000_000_000i64, 4_102_444_800_000_000_000i64);
+        times.extend((0..200_000i64).map(|i| from + i * ((to - from) / 200_000) + i * 7_919));
+        for t in times {
+            let mut s = String::new();
+            write_time_of_day(&mut s, t);
+            assert_eq!(s, time_of_day(&rfc3339_ns(t)), "{t}");
+        }
     }
 }

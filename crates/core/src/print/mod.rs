@@ -35,7 +35,20 @@ pub fn print_event(out: &mut impl Write, format: PrintFormat, ev: &Event) -> io:
             write_json(out, ev)?;
             out.write_all(b"\n")
         }
-        PrintFormat::Compact => writeln!(out, "{}", compact(ev)),
+        PrintFormat::Compact => {
+            thread_local! {
+                /// One line's buffer, kept between events.
+                static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+            }
+            LINE.with(|line| {
+                let mut line = line.borrow_mut();
+                line.clear();
+                compact::write_compact(&mut line, ev);
+                // Names and arguments are the caller's choice: escapes stay text.
+                out.write_all(crate::term::safe(&line).as_bytes())?;
+                out.write_all(b"\n")
+            })
+        }
         PrintFormat::Tetragon => {
             write_tetragon(out, ev)?;
             out.write_all(b"\n")

@@ -1,5 +1,6 @@
 //! credtrail-query: SQL and built-in questions over credtrail captures.
 
+use std::alloc::System;
 use std::io::IsTerminal;
 use std::process::{Child, Command, ExitCode, Stdio};
 
@@ -9,7 +10,7 @@ use credtrail_query::cli::{Cli, run_at};
 use credtrail_query::output::Format;
 
 #[global_allocator]
-static ALLOC: Budgeted = Budgeted;
+static ALLOC: Budgeted = Budgeted(System);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
