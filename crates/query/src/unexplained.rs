@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use credtrail_core::enrich::Sink;
 use credtrail_core::host::rfc3339_ns;
+use credtrail_core::model::creds::Creds;
 use credtrail_core::model::lifecycle::ProcEvent;
 use credtrail_core::model::{ContainerRow, Event, Syscall, UsernsRow};
 use credtrail_core::unexplained::{Checker, Finding, describe};
@@ -50,7 +51,9 @@ struct Row {
     noticed_by: String,
     /// `live` (the recorder's checks) or `offline` (this replay's).
     found: &'static str,
-    change: String,
+    /// Before and after: described only for the rows shown (describing
+    /// every finding was an eighth of `unexplained`'s time).
+    change: (Creds, Creds),
 }
 
 /// Replays one capture, collecting both kinds of finding.
@@ -158,7 +161,7 @@ impl Collector {
                 tid: f.tid,
                 comm: f.comm,
                 ident,
-                change: describe(&f.before, &f.after),
+                change: (f.before, f.after),
                 noticed_by: f.noticed_by,
                 found: "offline",
             });
@@ -237,7 +240,7 @@ impl Sink for Collector {
                 ident,
                 noticed_by: ev.option.clone().unwrap_or_default(),
                 found: "live",
-                change: describe(&ev.old_creds(), &ev.new_creds()),
+                change: (ev.old_creds(), ev.new_creds()),
             });
         }
         Ok(self.settle(false)?)
@@ -413,7 +416,10 @@ fn frame(rows: Vec<(Row, String)>, f: &Filters) -> Result<DataFrame, QueryError>
         ),
         Column::new("comm".into(), strs(&|r| Some(r.comm.clone()))),
         Column::new("binary".into(), strs(&|r| r.ident.binary.clone())),
-        Column::new("change".into(), strs(&|r| Some(r.change.clone()))),
+        Column::new(
+            "change".into(),
+            strs(&|r| Some(describe(&r.change.0, &r.change.1))),
+        ),
         Column::new("noticed_by".into(), strs(&|r| Some(r.noticed_by.clone()))),
         Column::new("found".into(), strs(&|r| Some(r.found.to_owned()))),
         Column::new("exec_id".into(), strs(&|r| r.ident.exec_id.clone())),
@@ -439,7 +445,7 @@ mod tests {
             ident: Arc::default(),
             noticed_by: String::new(),
             found: "offline",
-            change: String::new(),
+            change: Default::default(),
         }
     }
 

@@ -516,30 +516,54 @@ impl<P: PodSource> Enricher<P> {
     /// Fills the event's process, parent, container and pod columns, and
     /// returns the cached process (None: not in the cache).
     pub fn enrich(&mut self, ev: &mut Event) -> Option<Arc<ProcInfo>> {
+        // The process's strings are written into the buffers of those the
+        // event came with (a replayed event holds the stored ones): a fresh
+        // string per column per event was most of replay's allocations.
+        let mut spare = [
+            ev.exec_id.take(),
+            ev.parent_exec_id.take(),
+            ev.binary.take(),
+            ev.exe.take(),
+            ev.arguments.take(),
+            ev.cwd.take(),
+            ev.flags.take(),
+            ev.parent_binary.take(),
+            ev.parent_arguments.take(),
+            ev.parent_flags.take(),
+            ev.parent_parent_exec_id.take(),
+            ev.parent_cwd.take(),
+        ]
+        .into_iter();
+        let mut text = |v: &str| {
+            let mut s = spare.next().flatten().unwrap_or_default();
+            s.clear();
+            s.push_str(v);
+            Some(s)
+        };
         ev.clear_enrichment();
         let ns = |inum: Option<u32>| inum.and_then(|i| self.user_namespaces.get(&i));
         ev.set_ns_ids(ns(ev.old_userns), ns(ev.new_userns));
         let Some(p) = self.procs.get(&ev.pid).cloned() else {
-            ev.flags = Some("miss".into());
+            ev.flags = text("miss");
             return None;
         };
-        ev.exec_id = Some(p.exec_id.clone());
-        ev.parent_exec_id = Some(p.parent_exec_id.clone());
-        ev.binary = Some(p.binary.clone());
-        ev.exe = p.exe.clone();
-        ev.arguments = Some(p.arguments.clone());
-        ev.cwd = Some(p.cwd.clone());
-        ev.flags = Some(p.flags.clone());
+        ev.exec_id = text(&p.exec_id);
+        ev.parent_exec_id = text(&p.parent_exec_id);
+        ev.binary = text(&p.binary);
+        ev.exe = p.exe.as_deref().and_then(&mut text);
+        ev.arguments = text(&p.arguments);
+        ev.cwd = text(&p.cwd);
+        ev.flags = text(&p.flags);
         ev.start_time = Some(self.wall_us(p.ktime_ns));
         ev.process_uid = Some(p.uid);
         if let Some(parent) = p.parent() {
             ev.parent_pid = Some(parent.pid);
-            ev.parent_binary = Some(parent.binary.clone());
-            ev.parent_arguments = Some(parent.arguments.clone());
+            ev.parent_binary = text(&parent.binary);
+            ev.parent_arguments = text(&parent.arguments);
             ev.parent_start_time = Some(self.wall_us(parent.ktime_ns));
-            ev.parent_flags = Some(parent.flags.clone());
-            ev.parent_parent_exec_id = Some(parent.parent_exec_id.clone());
-            ev.parent_cwd = Some(parent.cwd.clone());
+            ev.parent_flags = text(&parent.flags);
+            ev.parent_parent_exec_id = text(&parent.parent_exec_id);
+            ev.parent_cwd = text(&parent.cwd);
             ev.parent_uid = Some(parent.uid);
             ev.parent_auid = Some(parent.auid);
         }
