@@ -35,6 +35,25 @@ pub(crate) const CHANGE_COLUMNS: [&str; 10] = [
     EXEC_ID,
 ];
 
+/// What `failed` shows of a refused call (its `error` is made from `ret`).
+pub(crate) const FAILED_COLUMNS: [&str; 15] = [
+    "time",
+    "node_name",
+    "pod",
+    "pid",
+    "binary",
+    "arguments",
+    "syscall",
+    "arg0",
+    "arg1",
+    "arg2",
+    "ret",
+    "threads",
+    "calls",
+    "capture",
+    EXEC_ID,
+];
+
 /// What makes two events one logical change (besides their capture):
 /// glibc's setxid broadcast makes one call per thread, all alike in these.
 pub(crate) const CHANGE_KEY: [&str; 8] = [

@@ -13,7 +13,7 @@ use polars::prelude::*;
 
 pub use crate::filters::Filters;
 use crate::filters::time_ns;
-use crate::names::{CAP_SETS, CHANGE_COLUMNS, CHANGE_KEY, EXEC_ID, NS_COLUMN};
+use crate::names::{CAP_SETS, CHANGE_COLUMNS, CHANGE_KEY, EXEC_ID, FAILED_COLUMNS, NS_COLUMN};
 use crate::{CaptureInfo, QueryError, Streaming, changes, columns, table, table_pieces};
 use polars::chunked_array::cast::CastOptions;
 
@@ -532,23 +532,7 @@ fn failed_polars(
     let mut lf = events(caps, f)?;
     let has_namespaces = has_column(&mut lf, NS_COLUMN)?;
     let df = logical_changes(lf.filter(failed_expr(has_namespaces)), vec![])
-        .select([
-            col("time"),
-            col("node_name"),
-            col("pod"),
-            col("pid"),
-            col("binary"),
-            col("arguments"),
-            col("syscall"),
-            col("arg0"),
-            col("arg1"),
-            col("arg2"),
-            col("ret"),
-            col("threads"),
-            col("calls"),
-            col("capture"),
-            col(EXEC_ID),
-        ])
+        .select(FAILED_COLUMNS.map(col))
         .collect_streaming()?;
     Ok(cut(df, limit))
 }

@@ -2,7 +2,6 @@
 
 use std::fmt::Write as _;
 
-use crate::host::rfc3339_ns;
 use crate::model::creds::{cap_diff, cap_name};
 use crate::model::options;
 use crate::model::{Event, Syscall};
@@ -53,7 +52,9 @@ fn call_args(ev: &Event) -> Vec<String> {
         Some(Syscall::Unexplained) => {
             let mut v = vec![option()];
             if let Some(t) = ev.last_seen {
-                v.push(format!("unchanged at {}", time_of_day(&rfc3339_ns(t))));
+                let mut at = String::from("unchanged at ");
+                write_time_of_day(&mut at, t);
+                v.push(at);
             }
             v
         }
@@ -115,14 +116,10 @@ fn thousands(n: u64) -> String {
     out
 }
 
-/// Time of day is enough on a live terminal; the date is in the capture.
-fn time_of_day(rfc3339: &str) -> &str {
-    rfc3339.get(11..rfc3339.len() - 1).unwrap_or(rfc3339)
-}
-
-/// `time_of_day(&rfc3339_ns(unix_ns))` (UTC, nanoseconds), written into
-/// `s` without a date made and cut off: chrono's formatting was a tenth of
-/// a compact replay.
+/// The time of day (UTC, nanoseconds: `HH:MM:SS.nnnnnnnnn`), appended to
+/// `s`: enough on a live terminal, the date is in the capture. Computed,
+/// not cut from chrono's RFC 3339 text: that was a tenth of a compact
+/// replay (the test checks both agree).
 fn write_time_of_day(s: &mut String, unix_ns: i64) {
     let secs = unix_ns.div_euclid(1_000_000_000);
     let nanos = unix_ns.rem_euclid(1_000_000_000);
@@ -176,7 +173,8 @@ pub(crate) fn write_compact(s: &mut String, ev: &Event) {
     if let Some(n) = ev.repeat_count {
         let _ = write!(s, " ×{}", thousands(n));
         if let Some(t) = ev.last_time {
-            let _ = write!(s, " until {}", time_of_day(&rfc3339_ns(t)));
+            s.push_str(" until ");
+            write_time_of_day(s, t);
         }
     }
     let old = ev.old_creds();
@@ -283,6 +281,12 @@ pub(crate) fn write_compact(s: &mut String, ev: &Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::rfc3339_ns;
+
+    /// The time of day as chrono's RFC 3339 text has it.
+    fn time_of_day(rfc3339: &str) -> &str {
+        rfc3339.get(11..rfc3339.len() - 1).unwrap_or(rfc3339)
+    }
 
     #[test]
     fn time_of_day_is_the_rfc3339_times() {

@@ -13,7 +13,7 @@ use arrow::array::{Array, AsArray};
 use super::{Extras, Question, run};
 use crate::columns::{Batch, int, int_list, opt_int, text_test};
 use crate::filters::Filters;
-use crate::names::{CAP_SETS, CHANGE_COLUMNS, NS_COLUMN};
+use crate::names::{CAP_SETS, CHANGE_COLUMNS, FAILED_COLUMNS, NS_COLUMN};
 use crate::{CaptureInfo, QueryError};
 
 /// A logical-change answer: the frame of the rows kept, and how many rows
@@ -73,26 +73,7 @@ pub(crate) fn failed(
     limit: Option<usize>,
 ) -> Result<Rows, QueryError> {
     let a = run(caps, f, &Failed, limit)?;
-    let df = a.frame(
-        &[
-            "time",
-            "node_name",
-            "pod",
-            "pid",
-            "binary",
-            "arguments",
-            "syscall",
-            "arg0",
-            "arg1",
-            "arg2",
-            "ret",
-            "threads",
-            "calls",
-            "capture",
-            "exec_id",
-        ],
-        vec![],
-    )?;
+    let df = a.frame(&FAILED_COLUMNS, vec![])?;
     Ok((df, a.total))
 }
 
