@@ -386,6 +386,13 @@ fn summary_in_pieces_is_the_same_answer() {
 /// A capture of one process: forked with euid 1000, setuid to 1001, and at
 /// exit holding `exit_euid`.
 fn crafted_capture(dir: &Path, exit_euid: u32) {
+    crafted_capture_with(dir, exit_euid, &[]);
+}
+
+/// [`crafted_capture`] with subjective rows (check, subjective euid) after
+/// the setuid, as the recorder writes them: before the objective
+/// credentials (euid 1001), after the subjective ones.
+fn crafted_capture_with(dir: &Path, exit_euid: u32, subjective: &[(i64, u32)]) {
     use credtrail_core::capture::{CaptureWriter, Rotation};
     use credtrail_core::model::lifecycle::ProcEvent;
     use credtrail_core::model::{Creds, Event};
@@ -434,8 +441,77 @@ fn crafted_capture(dir: &Path, exit_euid: u32) {
     let mut w = CaptureWriter::create(dir, samples::manifest(), Rotation::default()).unwrap();
     w.push_lifecycle(&proc(1, "fork", 1000)).unwrap();
     w.push(&ev).unwrap();
-    w.push_lifecycle(&proc(3, "exit", exit_euid)).unwrap();
+    for (i, &(check, euid)) in subjective.iter().enumerate() {
+        let mut row = Event {
+            time: base + 21 + i as i64,
+            ktime_ns: 21 + i as u64,
+            seq: 3 + i as u64,
+            syscall: "unexplained".into(),
+            option: Some(credtrail_core::model::options::subjective_option(check)),
+            arg0: check,
+            arg1: 21 + i as i64,
+            arg2: 2,
+            event_flags: vec!["subjective".into()],
+            ..ev.clone()
+        };
+        row.set_old_creds(creds(1001));
+        row.set_new_creds(creds(euid));
+        w.push(&row).unwrap();
+    }
+    let exit_seq = 3 + subjective.len() as u64;
+    w.push_lifecycle(&proc(exit_seq, "exit", exit_euid))
+        .unwrap();
     w.finish(samples::end()).unwrap();
+}
+
+#[test]
+fn subjective_overrides_are_judged_and_leave_the_objective_history_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Root's subjective credentials at a return to user space, and at a
+    // sweep (where a legitimate override may be open); the objective ones
+    // stay 1001 to the exit.
+    crafted_capture_with(tmp.path(), 1001, &[(7, 0), (2, 0)]);
+    let out = ok(&[
+        tmp.path().to_str().unwrap(),
+        "unexplained",
+        "--format",
+        "csv",
+    ]);
+    let rows: Vec<&str> = out.lines().collect();
+    assert_eq!(rows.len(), 3, "two live rows, no offline one: {out}");
+    let header: Vec<&str> = rows[0].split(',').collect();
+    let cell = |row: usize, name: &str| {
+        rows[row]
+            .split(',')
+            .nth(header.iter().position(|h| *h == name).unwrap())
+            .unwrap()
+    };
+    for row in [1, 2] {
+        assert_eq!(cell(row, "found"), "live", "{out}");
+        assert_eq!(cell(row, "change"), "euid 1001→0 fsuid 1001→0", "{out}");
+    }
+    assert_eq!(cell(1, "noticed_by"), "subjective at return to user");
+    assert_eq!(
+        cell(2, "noticed_by"),
+        "subjective at sweep (inconclusive: an override may be open there)"
+    );
+    // Replay prints the mark; no window ("unchanged at") is claimed.
+    let o = Command::new(credtrail_testkit::replay_bin())
+        .arg(tmp.path())
+        .args(["--print", "compact"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("return to user"))
+        .expect(&text);
+    assert!(
+        line.contains("unexplained(subjective at return to user)"),
+        "{line}"
+    );
+    assert!(!line.contains("unchanged at"), "{line}");
 }
 
 #[test]

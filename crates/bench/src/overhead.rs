@@ -27,6 +27,7 @@ pub fn overhead(t: &Tools, runs: usize) -> anyhow::Result<String> {
     let tools = [
         Tool::None,
         Tool::Credtrail,
+        Tool::CredtrailSubjective,
         Tool::CredtrailNoDetect,
         Tool::CredtrailCompat,
         Tool::Bpftrace,
@@ -54,7 +55,7 @@ pub fn overhead(t: &Tools, runs: usize) -> anyhow::Result<String> {
         .map(|per_call| per_call.into_iter().map(stats).collect())
         .collect();
     let mut md = format!(
-        "`credtrail-workload time-calls` on one thread, {runs} rounds, each round runs every condition in turn (fresh processes each time): setresuid toggling its euid 0 ↔ 1234 (a real change every call, recorded); getpid (traced by nobody); prctl(PR_SET_NAME) (credtrail's prctl hook runs and drops it in the kernel); an io_uring NOP (credtrail's request hook runs and returns: no personality); getpid through the 32-bit entry; sched_yield between two threads pinned to one CPU (two context switches per call, each a switch-out the detector checks). `credtrail` has detection on (switch-out check, 1 s sweep); the row without them shows what detection costs. Median ns per call (min–max), overhead against untraced from the medians.\n\n| condition |"
+        "`credtrail-workload time-calls` on one thread, {runs} rounds, each round runs every condition in turn (fresh processes each time): setresuid toggling its euid 0 ↔ 1234 (a real change every call, recorded); getpid (traced by nobody); prctl(PR_SET_NAME) (credtrail's prctl hook runs and drops it in the kernel); an io_uring NOP (credtrail's request hook runs and returns: no personality); getpid through the 32-bit entry; sched_yield between two threads pinned to one CPU (two context switches per call, each a switch-out the detector checks). `credtrail` has detection on as by default (switch-out check, 1 s sweep); the row without them shows what they cost, the row with `--subjective-check` what the return-to-user check of subjective credentials costs. Median ns per call (min–max), overhead against untraced from the medians.\n\n| condition |"
     );
     for (_, label, _, _) in TIMED_CALLS {
         md += &format!(" {label} |");

@@ -112,6 +112,9 @@ pub enum Tool {
     Credtrail,
     /// credtrail with the ia32 entry hook (`--compat-syscalls`).
     CredtrailCompat,
+    /// credtrail with the return-to-user check of subjective credentials
+    /// (`--subjective-check`): its cost is the difference to `Credtrail`.
+    CredtrailSubjective,
     /// credtrail without the switch-out check and the sweep: the cost of
     /// detection is the difference to `Credtrail`.
     CredtrailNoDetect,
@@ -120,14 +123,27 @@ pub enum Tool {
 }
 
 impl Tool {
-    pub(crate) fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> String {
         match self {
-            Tool::None => "untraced",
-            Tool::Credtrail => "credtrail",
-            Tool::CredtrailCompat => "credtrail --compat-syscalls",
-            Tool::CredtrailNoDetect => "credtrail --no-switch-check --sweep-interval 0",
-            Tool::Auditd => "auditd",
-            Tool::Bpftrace => "bpftrace",
+            Tool::None => "untraced".into(),
+            Tool::Auditd => "auditd".into(),
+            Tool::Bpftrace => "bpftrace".into(),
+            _ => ["credtrail"]
+                .iter()
+                .chain(self.recorder_args())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+
+    /// The recorder's options of a credtrail condition (none for others).
+    fn recorder_args(self) -> &'static [&'static str] {
+        match self {
+            Tool::CredtrailCompat => &["--compat-syscalls"],
+            Tool::CredtrailSubjective => &["--subjective-check"],
+            Tool::CredtrailNoDetect => &["--no-switch-check", "--sweep-interval", "0"],
+            _ => &[],
         }
     }
 }
@@ -239,14 +255,12 @@ impl Running {
     pub(crate) fn start(tool: Tool, t: &Tools, tag: &str) -> anyhow::Result<Running> {
         match tool {
             Tool::None => Ok(Running::None),
-            Tool::Credtrail | Tool::CredtrailCompat | Tool::CredtrailNoDetect => {
+            Tool::Credtrail
+            | Tool::CredtrailCompat
+            | Tool::CredtrailSubjective
+            | Tool::CredtrailNoDetect => {
                 let dir = t.work.join(format!("capture-{tag}"));
-                let extra: &[&str] = match tool {
-                    Tool::CredtrailCompat => &["--compat-syscalls"],
-                    Tool::CredtrailNoDetect => &["--no-switch-check", "--sweep-interval", "0"],
-                    _ => &[],
-                };
-                let child = t.start_recorder(&dir, extra)?;
+                let child = t.start_recorder(&dir, tool.recorder_args())?;
                 Ok(Running::Credtrail { child, dir })
             }
             Tool::Auditd => Ok(Running::Auditd(Auditd::start(&t.work)?)),

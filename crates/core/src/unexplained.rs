@@ -71,6 +71,42 @@ fn differ(a: &Creds, b: &Creds) -> bool {
                 })
 }
 
+/// Where a task with subjective credentials (`task->cred`) other than its
+/// objective ones (`real_cred`) has no legitimate reason for them: the
+/// kernel opens override windows (`override_creds` .. `revert_creds`:
+/// faccessat, io_uring personalities, overlayfs, NFS) only inside a
+/// syscall or kernel work, and closes them before the syscall returns. At
+/// these checks (`enum ct_check`) no window is open: a recorded call's
+/// exit (3), entering exec (4), returning to user space (7). A switch-out
+/// or a sweep can find a task asleep inside a window (faccessat on a slow
+/// file system): there the difference proves nothing. The recorder's
+/// kernel side checks at exactly these (decode.rs asserts the numbers).
+pub const SUBJECTIVE_SITES: [i64; 3] = [3, 4, 7];
+
+/// What a subjective `unexplained` row shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subjective {
+    /// Credentials no call gave the task: an override outside any window.
+    Override,
+    /// Seen where a legitimate override may be open (not one of
+    /// [`SUBJECTIVE_SITES`]): not evidence.
+    Inconclusive,
+    /// Another struct cred with the same credentials: nothing gained.
+    Same,
+}
+
+/// The decision on a task found running with subjective credentials
+/// `subjective` while its objective ones are `objective`, at check `site`.
+pub fn judge_subjective(site: i64, objective: &Creds, subjective: &Creds) -> Subjective {
+    if !SUBJECTIVE_SITES.contains(&site) {
+        Subjective::Inconclusive
+    } else if differ(objective, subjective) {
+        Subjective::Override
+    } else {
+        Subjective::Same
+    }
+}
+
 impl Checker {
     pub fn new() -> Self {
         Self::default()
@@ -79,6 +115,12 @@ impl Checker {
     /// A credential event (an `unexplained` one included: it explains
     /// itself).
     pub fn event(&mut self, ev: &Event) -> Vec<Finding> {
+        // The task's objective credentials did not change: its history
+        // goes on from the record before (judge_subjective says what the
+        // row itself shows).
+        if ev.syscall_kind() == Some(Syscall::Unexplained) && ev.is_subjective() {
+            return Vec::new();
+        }
         let mut found = self.settle_exec(ev.tid, Some(ev));
         let old = ev.old_creds();
         // An execve event's before-credentials were checked against the
@@ -307,6 +349,55 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].before.euid, f[0].after.euid), (1001, 0));
         assert_eq!(f[0].noticed_by, "exit");
+    }
+
+    /// A subjective row as the recorder writes it: before the objective
+    /// set, after the subjective one.
+    fn subjective(tid: u32, site: i64, objective_euid: u32, subjective_euid: u32) -> Event {
+        let mut ev = event(tid, Syscall::Unexplained, objective_euid, subjective_euid);
+        ev.arg0 = site;
+        ev.event_flags = vec![crate::model::event::flags::SUBJECTIVE.into()];
+        ev
+    }
+
+    #[test]
+    fn a_subjective_row_leaves_the_objective_history_alone() {
+        let mut c = Checker::new();
+        assert!(c.event(&event(7, Syscall::Setuid, 0, 1000)).is_empty());
+        // Running as root while real_cred says 1000: the next call starts
+        // from 1000, which is no objective change.
+        assert!(c.event(&subjective(7, 7, 1000, 0)).is_empty());
+        assert!(c.event(&event(7, Syscall::Setgid, 1000, 1000)).is_empty());
+        assert!(c.lifecycle(&proc("exit", 7, 1000)).is_empty());
+        assert!(c.finish().is_empty());
+    }
+
+    #[test]
+    fn subjective_credentials_are_judged_by_where_they_were_seen() {
+        let user = Creds {
+            uid: 1000,
+            euid: 1000,
+            ..Creds::default()
+        };
+        let root = Creds::default();
+        // Call exit, exec, return to user: no override window can be open.
+        for site in [3, 4, 7] {
+            assert_eq!(judge_subjective(site, &user, &root), Subjective::Override);
+            assert_eq!(judge_subjective(site, &user, &user), Subjective::Same);
+        }
+        // Switch-out, sweep, fork, exit, unknown: a window may be open.
+        for site in [1, 2, 5, 6, 0, 99] {
+            assert_eq!(
+                judge_subjective(site, &user, &root),
+                Subjective::Inconclusive
+            );
+        }
+        // no_new_privs is a task flag, not a credential.
+        let nnp = Creds {
+            no_new_privs: Some(true),
+            ..user.clone()
+        };
+        assert_eq!(judge_subjective(7, &user, &nnp), Subjective::Same);
     }
 
     #[test]

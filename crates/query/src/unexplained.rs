@@ -11,7 +11,7 @@ use credtrail_core::host::rfc3339_ns;
 use credtrail_core::model::creds::Creds;
 use credtrail_core::model::lifecycle::ProcEvent;
 use credtrail_core::model::{ContainerRow, Event, Syscall, UsernsRow};
-use credtrail_core::unexplained::{Checker, Finding, describe};
+use credtrail_core::unexplained::{Checker, Finding, Subjective, describe, judge_subjective};
 use polars::prelude::*;
 
 use crate::filters::Filters;
@@ -238,7 +238,7 @@ impl Sink for Collector {
                 tid: ev.tid,
                 comm: ev.comm.clone(),
                 ident,
-                noticed_by: ev.option.clone().unwrap_or_default(),
+                noticed_by: noticed_by(ev),
                 found: "live",
                 change: (ev.old_creds(), ev.new_creds()),
             });
@@ -252,6 +252,22 @@ impl Sink for Collector {
 
     fn user_namespace(&mut self, _: &UsernsRow) -> anyhow::Result<()> {
         Ok(())
+    }
+}
+
+/// What noticed a live row: its check, and for a subjective one that the
+/// rule does not count as evidence, why (a capture can claim anything).
+fn noticed_by(ev: &Event) -> String {
+    let check = ev.option.clone().unwrap_or_default();
+    if !ev.is_subjective() {
+        return check;
+    }
+    match judge_subjective(ev.arg0, &ev.old_creds(), &ev.new_creds()) {
+        Subjective::Override => check,
+        Subjective::Same => format!("{check} (the same credentials)"),
+        Subjective::Inconclusive => {
+            format!("{check} (inconclusive: an override may be open there)")
+        }
     }
 }
 

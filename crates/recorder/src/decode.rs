@@ -11,8 +11,9 @@ use credtrail_core::enrich::Record;
 use credtrail_core::model::creds::{Creds, MAX_GROUPS};
 use credtrail_core::model::event::{Event, Syscall, abi, flags};
 use credtrail_core::model::lifecycle::{self, ProcEvent};
-use credtrail_core::model::options::{CHECKS, option_name};
+use credtrail_core::model::options::{CHECKS, option_name, subjective_option};
 use credtrail_core::model::userns::{Extent, MAP_EXTENTS, UsernsRow};
+use credtrail_core::unexplained::SUBJECTIVE_SITES;
 
 /// The C enum of each syscall credtrail models: the match is exhaustive,
 /// and the block below compares the numbers, so a syscall added to one side
@@ -55,12 +56,26 @@ const _: () = {
         ct_check::CT_CHECK_EXEC,
         ct_check::CT_CHECK_FORK,
         ct_check::CT_CHECK_EXIT,
+        ct_check::CT_CHECK_RETURN,
     ];
     assert!(checks.len() == CHECKS.len());
     let mut j = 0;
     while j < checks.len() {
         assert!(CHECKS[j].0 == checks[j].0 as i64);
         j += 1;
+    }
+    // The subjective checks run where the model's rule says no override
+    // window can be open (detect.bpf.h's check_subjective callers).
+    let sites = [
+        ct_check::CT_CHECK_CALL,
+        ct_check::CT_CHECK_EXEC,
+        ct_check::CT_CHECK_RETURN,
+    ];
+    assert!(sites.len() == SUBJECTIVE_SITES.len());
+    let mut k = 0;
+    while k < sites.len() {
+        assert!(SUBJECTIVE_SITES[k] == sites[k].0 as i64);
+        k += 1;
     }
     // The kept map extents are the model's.
     assert!(std::mem::size_of::<[ct_extent; MAP_EXTENTS]>() == 12 * MAP_EXTENTS);
@@ -336,6 +351,7 @@ fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError>
     };
     let sys = Syscall::from_abi(raw.syscall).ok_or(DecodeError::Syscall(raw.syscall))?;
     let has = |f: ct_flag| raw.flags & f.0 != 0;
+    let subjective = sys == Syscall::Unexplained && has(ct_flag::CT_FLAG_SUBJECTIVE);
     let mut event_flags = Vec::new();
     for (f, name) in [
         (ct_flag::CT_FLAG_ARGS_FAULT, flags::ARGS_FAULT),
@@ -352,6 +368,7 @@ fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError>
             flags::NEW_GROUPS_TRUNCATED,
         ),
         (ct_flag::CT_FLAG_UID16, flags::UID16),
+        (ct_flag::CT_FLAG_SUBJECTIVE, flags::SUBJECTIVE),
     ] {
         if has(f) {
             event_flags.push(name.to_owned());
@@ -372,7 +389,11 @@ fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError>
             _ => return Err(DecodeError::Abi(raw.abi)),
         }
         .to_owned(),
-        option: option_name(sys, raw.args),
+        option: if subjective {
+            Some(subjective_option(raw.args[0]))
+        } else {
+            option_name(sys, raw.args)
+        },
         arg0: raw.args[0],
         arg1: raw.args[1],
         arg2: raw.args[2],
@@ -386,7 +407,8 @@ fn decode_raw(raw: &ct_event, ctx: &DecodeContext) -> Result<Event, DecodeError>
         event_flags,
         // args[1] of an unexplained change: boot-clock ns of the last check
         // that found the old credentials.
-        last_seen: (sys == Syscall::Unexplained)
+        // A subjective override has no such window.
+        last_seen: (sys == Syscall::Unexplained && !subjective)
             .then(|| micros(ctx.realtime_offset_ns.saturating_add(raw.args[1]))),
         ..Event::default()
     };
@@ -475,6 +497,27 @@ mod tests {
         assert!(ev.changed);
         assert!(ev.event_flags.is_empty());
         assert_eq!(ev.node_name, "node-a");
+    }
+
+    #[test]
+    fn a_subjective_record_is_marked_and_has_no_window() {
+        let mut raw = sample();
+        raw.syscall = Syscall::Unexplained as u32;
+        raw.flags |= ct_flag::CT_FLAG_SUBJECTIVE.0;
+        // Returning from setuid (105), noticed at 5 s boot time.
+        raw.args = [ct_check::CT_CHECK_RETURN.0 as i64, 5_000_000_123, 105];
+        let ev = decode(&wire(&raw), &ctx()).unwrap();
+        assert!(ev.is_subjective());
+        assert_eq!(ev.event_flags, vec!["subjective".to_owned()]);
+        assert_eq!(ev.option.as_deref(), Some("subjective at return to user"));
+        assert_eq!(ev.last_seen, None);
+        assert_eq!((ev.old_uid, ev.new_uid), (0, 1001));
+        assert!(ev.changed);
+        // The same check without the mark is an objective change.
+        raw.flags &= !ct_flag::CT_FLAG_SUBJECTIVE.0;
+        let ev = decode(&wire(&raw), &ctx()).unwrap();
+        assert_eq!(ev.option.as_deref(), Some("return to user"));
+        assert!(ev.last_seen.is_some());
     }
 
     #[test]

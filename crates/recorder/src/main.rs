@@ -129,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 compat_syscalls: a.compat_syscalls,
                 sweep_interval: Duration::from_secs_f64(a.sweep_interval),
                 switch_check: !a.no_switch_check,
+                subjective_check: a.subjective_check,
                 node_name: a.node_name,
                 pods_file: a.pods,
                 cri_socket: a.cri_socket,

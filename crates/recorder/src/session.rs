@@ -75,6 +75,9 @@ pub struct RecordOptions {
     pub sweep_interval: Duration,
     /// Check tasks at every switch-out (`--no-switch-check` clears it).
     pub switch_check: bool,
+    /// Compare subjective and objective credentials at every return to
+    /// user space (`--subjective-check`).
+    pub subjective_check: bool,
     pub node_name: Option<String>,
     /// `kubectl get pods -A -o json` output, for pod labels and image ids.
     pub pods_file: Option<PathBuf>,
@@ -125,6 +128,7 @@ pub fn record(
             ring_buffer_bytes: opts.ring_buffer_bytes,
             compat_syscalls: opts.compat_syscalls,
             switch_check: opts.switch_check,
+            subjective_check: opts.subjective_check,
             policy: crate::policy::kernel_policy(&opts.policy, host_ns),
         },
     )?;
@@ -691,6 +695,9 @@ fn settings(opts: &RecordOptions, host_ns: HostNamespaces) -> BTreeMap<String, s
     if !opts.switch_check {
         s.insert("switch_check".into(), false.into());
     }
+    if opts.subjective_check {
+        s.insert("subjective_check".into(), true.into());
+    }
     if !opts.redactor.is_empty() {
         s.insert("redact".into(), true.into());
     }
@@ -719,6 +726,8 @@ fn counters_from(k: KernelCounters, decode_errors: u64, written: u64, lifecycle:
         tasks_checked: k.checks,
         cred_swaps_examined: k.cred_swaps,
         sweep_tasks: k.sweep_tasks,
+        returns_checked: k.return_checks,
+        subjective_overrides: k.subjective,
         unchecked_tasks: k.known_store_failures,
         fold_full: k.fold_full,
         lost_unattributed: k.lost_unattributed,

@@ -53,6 +53,14 @@ pub enum Command {
     },
     /// Do nothing (run as a setuid copy to make exec change credentials).
     Noop,
+    /// CALLS access() and faccessat() checks of /etc/shadow, as any user:
+    /// in a setuid copy run by another user the kernel checks each with
+    /// the real ids under override_creds (a legitimate subjective
+    /// override inside the call); prints how many were allowed.
+    Access {
+        #[arg(long, default_value_t = 10_000)]
+        calls: u64,
+    },
     /// Replace itself with itself LEFT more times (exec of /proc/self/exe,
     /// no fork), as any user can, then print its pid: one process whose
     /// chain of images is as long as it likes.

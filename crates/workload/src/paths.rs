@@ -504,3 +504,21 @@ pub fn io_uring_steps(uid: u32) -> std::io::Result<Report> {
     )?;
     Ok(r)
 }
+
+/// `calls` rounds of access(R_OK) and faccessat(R_OK | W_OK) on
+/// /etc/shadow; returns how many checks were allowed. Each runs under the
+/// real ids (override_creds) whenever they differ from the effective ones.
+pub fn access_checks(calls: u64) -> u64 {
+    let path = c"/etc/shadow";
+    let mut allowed = 0;
+    for _ in 0..calls {
+        // SAFETY: a valid NUL-terminated path; no memory is written.
+        unsafe {
+            allowed += u64::from(libc::access(path.as_ptr(), libc::R_OK) == 0);
+            allowed += u64::from(
+                libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::R_OK | libc::W_OK, 0) == 0,
+            );
+        }
+    }
+    allowed
+}

@@ -73,6 +73,15 @@ pub struct Counters {
     pub sweep_ns: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub sweep_tasks: u64,
+    /// Returns to user space whose subjective credentials (`task->cred`)
+    /// were compared with the objective ones (`--subjective-check`), and tasks found running with subjective
+    /// credentials that are not their objective ones (each reported once
+    /// per override as an `unexplained` event marked `subjective`, also in
+    /// `unexplained`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub returns_checked: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub subjective_overrides: u64,
     /// Tasks whose last known credentials could not be stored: not checked.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unchecked_tasks: u64,

@@ -151,6 +151,10 @@ pub mod flags {
     /// A 16-bit id call of the ia32 entry (setuid16 family): the arguments
     /// were 16 bits wide, 0xffff meaning -1.
     pub const UID16: &str = "uid16";
+    /// An `unexplained` row of the subjective credentials (`task->cred`):
+    /// its before is the objective set (`real_cred`), its after the
+    /// subjective one the task was running with.
+    pub const SUBJECTIVE: &str = "subjective";
 }
 
 /// The entry a call came through (the `abi` column).

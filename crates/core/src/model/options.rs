@@ -150,14 +150,21 @@ pub fn io_uring_op(op: i64) -> String {
 }
 
 /// Where an unexplained change was noticed (`enum ct_check`).
-pub const CHECKS: [(i64, &str); 6] = [
+pub const CHECKS: [(i64, &str); 7] = [
     (1, "switch-out"),
     (2, "sweep"),
     (3, "credential call"),
     (4, "exec"),
     (5, "fork"),
     (6, "exit"),
+    (7, "return to user"),
 ];
+
+/// The `option` of a subjective `unexplained` row: `subjective at return
+/// to user`.
+pub fn subjective_option(check: i64) -> String {
+    format!("subjective at {}", check_name(check))
+}
 
 fn check_name(v: i64) -> String {
     CHECKS
@@ -187,6 +194,12 @@ pub fn option_name(sys: Syscall, args: [i64; 3]) -> Option<String> {
 impl Event {
     fn uid16(&self) -> bool {
         self.event_flags.iter().any(|f| f == flags::UID16)
+    }
+
+    /// An `unexplained` row of the subjective credentials
+    /// ([`flags::SUBJECTIVE`]).
+    pub fn is_subjective(&self) -> bool {
+        self.event_flags.iter().any(|f| f == flags::SUBJECTIVE)
     }
 
     /// The call as its entry's syscall table names it: `setresuid` on

@@ -273,6 +273,8 @@ static __always_inline int exit_call(long ret, bool filtered)
 	 * as long as its groups need. */
 	complete_call(task, f, k, &f->e, ret);
 	emit_event(&f->e);
+	/* Any override the call made is reverted by now. */
+	check_subjective(task, CT_CHECK_CALL, -1);
 	return 0;
 }
 

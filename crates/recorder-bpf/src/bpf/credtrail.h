@@ -81,6 +81,9 @@ enum ct_check {
 	CT_CHECK_EXEC = 4,
 	CT_CHECK_FORK = 5,
 	CT_CHECK_EXIT = 6,
+	/* The task was returning to user space from a syscall (sys_exit):
+	 * subjective credentials only (CT_FLAG_SUBJECTIVE). */
+	CT_CHECK_RETURN = 7,
 };
 
 /* The entry a call came through. */
@@ -131,6 +134,11 @@ enum ct_flag {
 	/* The groups after are the groups before (the same group_info): the
 	 * record carries them once. */
 	CT_FLAG_NEW_GROUPS_SAME = 1 << 5,
+	/* An unexplained record of the subjective credentials: the task ran
+	 * with task->cred != task->real_cred where no legitimate override
+	 * (override_creds) can be open. old_creds are the objective ones
+	 * (real_cred), new_creds the subjective ones (cred). */
+	CT_FLAG_SUBJECTIVE = 1 << 6,
 };
 
 /* Loss and bookkeeping counters, one slot each in a per-CPU array. */
@@ -177,7 +185,13 @@ enum ct_counter {
 	/* Lost events (ring buffer full or not folded) whose process could not
 	 * be named because lost_by_tgid was full. */
 	CT_CNT_LOST_UNATTRIBUTED = 18,
-	CT_CNT_MAX = 19,
+	/* Returns to user space whose subjective credentials were compared
+	 * (the sys_exit check), and tasks found running with subjective
+	 * credentials not their objective ones (also in UNEXPLAINED when
+	 * reported; once per task and struct cred). */
+	CT_CNT_RETURN_CHECKS = 19,
+	CT_CNT_SUBJECTIVE = 20,
+	CT_CNT_MAX = 21,
 };
 
 /* The credential set of a task at one instant; its supplementary groups

@@ -31,6 +31,9 @@ struct ct_known {
 	__u64 seen_jiffies;
 	/* sched_prepare_exec time of an exec under way, else 0. */
 	__u64 exec_ns;
+	/* The subjective struct cred last reported (check_subjective): one
+	 * record per task and override, not one per syscall. */
+	__u64 subjective_cred;
 	struct ct_creds creds;
 	__u32 groups[CT_MAX_GROUPS];
 };
@@ -294,6 +297,105 @@ static __always_inline void know_child(struct task_struct *child)
 		know(child, k);
 	else
 		count(CT_CNT_KNOWN_STORE_FAIL);
+}
+
+#define PF_IO_WORKER 0x00000010
+#define PF_KTHREAD 0x00200000
+
+/*
+ * Subjective credentials (task->cred), which the kernel checks for file
+ * access, signals and most permissions. override_creds() points them
+ * elsewhere for a while (faccessat, io_uring personalities, overlayfs,
+ * NFS, coredumps) and revert_creds() points them back before the syscall
+ * returns; commit_creds() refuses to run inside such a window. So a task
+ * whose cred is not its real_cred at a moment where no window can be
+ * open (returning to user space, entering exec, at a recorded call's
+ * exit) runs with credentials no call gave it: a kernel exploit's
+ * favourite, as it leaves real_cred, and with it /proc and every
+ * objective check, untouched.
+ * Kernel threads and io_uring workers run no user code and live in such
+ * windows (nfsd, io-wq personalities): never reported.
+ * The record: old_creds the objective set, new_creds the subjective one,
+ * args[0] where, args[2] the syscall returning (or -1).
+ */
+static __always_inline void check_subjective(struct task_struct *task, __u32 where, long nr)
+{
+	const struct cred *cred = task->cred;
+	struct ct_known *k;
+	struct ct_event *e;
+	__u32 old_kept;
+	bool adopted;
+	__u64 now;
+
+	if (cred == task->real_cred || (task->flags & (PF_KTHREAD | PF_IO_WORKER)))
+		return;
+	count(CT_CNT_SUBJECTIVE);
+	k = known_of(task, &adopted);
+	if (!k)
+		return;
+	/* Claimed before anything is sent: one record per override, even
+	 * when two hooks on this exit both look. */
+	if (__sync_lock_test_and_set(&k->subjective_cred, (__u64)cred) == (__u64)cred)
+		return;
+	now = bpf_ktime_get_boot_ns();
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(CT_CNT_EXITS);
+		count(CT_CNT_RINGBUF_FULL);
+		count(CT_CNT_UNEXPLAINED);
+		count(CT_CNT_UNEXPLAINED_RINGBUF_FULL);
+		return;
+	}
+	__builtin_memset(e, 0, CT_EVENT_HEAD_SIZE);
+	e->type = CT_REC_EVENT;
+	e->flags = CT_FLAG_SUBJECTIVE;
+	old_kept = read_creds(task, &e->old_creds, event_groups(e, 0), &e->flags,
+			      CT_FLAG_OLD_GROUPS_TRUNC);
+	e->old_kept = old_kept;
+	/* clang knows old_kept <= CT_MAX_GROUPS and drops event_groups' mask;
+	 * the verifier does not know it and needs the mask. */
+	barrier_var(old_kept);
+	e->new_kept = read_cred_set(cred, &e->new_creds, event_groups(e, old_kept), &e->flags,
+				    CT_FLAG_NEW_GROUPS_TRUNC);
+	e->new_creds.no_new_privs = e->old_creds.no_new_privs;
+	note_userns(cred);
+	e->syscall = CT_SYS_UNEXPLAINED;
+	e->pid = task->tgid;
+	e->tid = task->pid;
+	e->args[0] = where;
+	/* No window: the override began at an unknown time. */
+	e->args[1] = (__s64)now;
+	e->args[2] = nr;
+	e->ktime_ns = now;
+	__builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
+	read_identity(task, e);
+	count(CT_CNT_EXITS);
+	count(CT_CNT_UNEXPLAINED);
+	if (policy_selectors) {
+		__u64 d = policy_decide(e);
+
+		if (!(__u32)d) {
+			bpf_ringbuf_discard(e, 0);
+			return;
+		}
+		policy_posted(e, d >> 32);
+	}
+	bpf_ringbuf_submit(e, CT_SUBMIT_FLAGS);
+}
+
+/* Every return to user space from a syscall, native or ia32: two pointer
+ * loads and a compare on the way out, but a raw tracepoint program on
+ * every syscall of the host (+45 ns measured), so loaded only with
+ * --subjective-check; recorded calls and execs are checked either way. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(subjective_check, struct pt_regs *regs, long ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	count(CT_CNT_RETURN_CHECKS);
+	if (task->cred != task->real_cred)
+		check_subjective(task, CT_CHECK_RETURN, regs->orig_ax);
+	return 0;
 }
 
 /* Every task reaches a switch-out soon: a pointer comparison, and the

@@ -255,6 +255,8 @@ int BPF_PROG(prepare_exec, struct task_struct *task, struct linux_binprm *bprm)
 	/* A change before this exec is not the exec's; from here until
 	 * sched_process_exec the exec changes them itself. */
 	check(task, CT_CHECK_EXEC, false);
+	/* The new image's credentials are prepared from the subjective ones. */
+	check_subjective(task, CT_CHECK_EXEC, -1);
 	k = known_of(task, &adopted);
 	if (k)
 		k->exec_ns = bpf_ktime_get_boot_ns();

@@ -134,7 +134,8 @@ fn a_mixed_storm_has_no_unexplained_changes() {
     let suid = suid.to_str().unwrap().to_owned();
 
     // The ia32 entry is hooked here: every change has its call.
-    let rec = Recorder::start(false, &["--compat-syscalls"]);
+    // And the subjective credentials are compared at every return to user.
+    let rec = Recorder::start(false, &["--compat-syscalls", "--subjective-check"]);
     let w = workload_bin();
     let mixes: Vec<Vec<String>> = [
         vec![w, "broadcast", "--threads", "4", "--uid", "5001"],
@@ -148,6 +149,18 @@ fn a_mixed_storm_has_no_unexplained_changes() {
             "noop",
         ],
         vec![w, "prctl", "--names", "100"],
+        // Legitimate subjective overrides: access checks by a setuid
+        // process (override_creds to the real ids inside each call).
+        vec![
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            &suid,
+            "access",
+            "--calls",
+            "2000",
+        ],
         vec![w, "userns"],
         vec![w, "ia32"],
         vec![w, "io-uring", "--uid", "4200"],
@@ -190,4 +203,12 @@ fn a_mixed_storm_has_no_unexplained_changes() {
         "{c:?}"
     );
     assert!(c.sweeps >= storm_secs() / 2, "{c:?}");
+    // Every return to user space was compared, the access checks' and
+    // io_uring personalities' overrides among them, and none was reported.
+    assert!(c.returns_checked > runs.iter().sum::<u64>() * 1000, "{c:?}");
+    assert_eq!(c.subjective_overrides, 0, "{c:?}");
+    assert_eq!(
+        cap.manifest.settings.get("subjective_check"),
+        Some(&true.into())
+    );
 }

@@ -18,8 +18,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
-    if !matches!(cli.command, Command::Noop | Command::Reexec { .. })
-        && unsafe { libc::geteuid() } != 0
+    if !matches!(
+        cli.command,
+        Command::Noop | Command::Reexec { .. } | Command::Access { .. }
+    ) && unsafe { libc::geteuid() } != 0
     {
         anyhow::bail!("must run as root: it changes credentials from root downwards");
     }
@@ -64,6 +66,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .args(["reexec", "--left", &(left - 1).to_string()])
                 .exec();
             anyhow::bail!("cannot exec /proc/self/exe: {e}");
+        }
+        Command::Access { calls } => {
+            let allowed = workload::paths::access_checks(calls);
+            println!(
+                "{{\"pid\": {}, \"calls\": {calls}, \"allowed\": {allowed}}}",
+                std::process::id()
+            );
+            return Ok(());
         }
         Command::SuLike { uid } => {
             let ret = workload::su_like(uid);
