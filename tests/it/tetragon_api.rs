@@ -119,6 +119,7 @@ fn fields(msg: &str) -> &'static [(&'static str, T, bool)] {
             ("process_exec", Msg("ProcessExec"), false),
             ("process_exit", Msg("ProcessExit"), false),
             ("process_kprobe", Msg("ProcessKprobe"), false),
+            ("process_tracepoint", Msg("ProcessTracepoint"), false),
             ("node_name", Str, false),
             ("time", Time, false),
             ("cluster_name", Str, false),
@@ -133,6 +134,18 @@ fn fields(msg: &str) -> &'static [(&'static str, T, bool)] {
             ("action", Enum(KPROBE_ACTIONS), false),
             ("policy_name", Str, false),
             ("return_action", Enum(KPROBE_ACTIONS), false),
+            ("message", Str, false),
+            ("tags", Str, true),
+            ("ancestors", Msg("Process"), true),
+        ],
+        "ProcessTracepoint" => &[
+            ("process", Msg("Process"), false),
+            ("parent", Msg("Process"), false),
+            ("subsys", Str, false),
+            ("event", Str, false),
+            ("args", Msg("KprobeArgument"), true),
+            ("policy_name", Str, false),
+            ("action", Enum(KPROBE_ACTIONS), false),
             ("message", Str, false),
             ("tags", Str, true),
             ("ancestors", Msg("Process"), true),
@@ -234,7 +247,9 @@ fn fields(msg: &str) -> &'static [(&'static str, T, bool)] {
 /// Fields credtrail adds, which Tetragon's readers skip.
 fn extras(msg: &str) -> &'static [(&'static str, T, bool)] {
     match msg {
-        "ProcessKprobe" => &[("new_process_credentials", Msg("ProcessCredentials"), false)],
+        "ProcessKprobe" | "ProcessTracepoint" => {
+            &[("new_process_credentials", Msg("ProcessCredentials"), false)]
+        }
         "ProcessExec" => &[("old_process_credentials", Msg("ProcessCredentials"), false)],
         "ProcessCredentials" => &[("groups", U32, true), ("no_new_privs", Bool, false)],
         "Capabilities" => &[
@@ -318,7 +333,12 @@ fn check_msg(v: &Value, msg: &str, path: &str, errs: &mut Vec<String>) {
     }
 }
 
-const EVENTS: [&str; 3] = ["process_exec", "process_exit", "process_kprobe"];
+const EVENTS: [&str; 4] = [
+    "process_exec",
+    "process_exit",
+    "process_kprobe",
+    "process_tracepoint",
+];
 
 #[test]
 fn every_fixture_line_is_a_tetragon_get_events_response() {
@@ -402,4 +422,153 @@ fn what_the_tetragon_views_say_about_the_xwing_su() {
         props["privileges_changed"],
         serde_json::json!(["PRIVILEGES_RAISED_EXEC_FILE_SETUID"])
     );
+}
+
+/// `tetra getevents -o compact` for one `--print tetragon` line, written
+/// from Tetragon's compact encoder (`pkg/encoder`, colours off), not from
+/// credtrail's printer: `EMOJI WORD` (the word padded to 7), the pod
+/// (`namespace/name`) or node, the binary, then the event's own part, all
+/// joined by single spaces, empty parts included. Kprobes: the function
+/// name with its entry prefix cut (`__x64_`, `__arm64_`, `__ia32_`);
+/// `sys_setuid` and `sys_setns` have their own words, every other call is
+/// `❓ syscall` and the full function name. Tracepoints other than
+/// `raw_syscalls/sys_enter`: `⁉️ tracepoint SUBSYS EVENT`. No capability
+/// trailer: it is drawn from `process.cap`, which credtrail does not write.
+fn tetra_compact(v: &Value) -> String {
+    let node = v["node_name"].as_str().unwrap_or_default();
+    let info = |p: &Value| {
+        let source = match p.get("pod") {
+            Some(pod) => format!(
+                "{}/{}",
+                pod["namespace"].as_str().unwrap_or_default(),
+                pod["name"].as_str().unwrap_or_default()
+            ),
+            None => node.to_owned(),
+        };
+        format!("{source} {}", p["binary"].as_str().unwrap_or_default())
+    };
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    if let Some(e) = v.get("process_exec") {
+        let p = &e["process"];
+        return format!("🚀 {:<7} {} {}", "process", info(p), text(&p["arguments"]));
+    }
+    if let Some(t) = v.get("process_tracepoint") {
+        return format!(
+            "⁉️ {:<7} {} {} {}",
+            "tracepoint",
+            info(&t["process"]),
+            text(&t["subsys"]),
+            text(&t["event"])
+        );
+    }
+    let k = &v["process_kprobe"];
+    let function = text(&k["function_name"]);
+    let cut = ["__x64_", "__arm64_", "__ia32_"]
+        .iter()
+        .find_map(|p| function.strip_prefix(p))
+        .unwrap_or(&function);
+    // GetIntArg: 0 unless the argument is an int_arg.
+    let int_arg = |i: usize| k["args"][i]["int_arg"].as_i64().unwrap_or(0);
+    match cut {
+        "sys_setuid" => format!("🔑 {:<7} {} {}", "setuid", info(&k["process"]), int_arg(0)),
+        "sys_setns" => {
+            let ns = match int_arg(1) {
+                0 => "any",
+                0x0200_0000 => "cgroup",
+                0x0800_0000 => "ipc",
+                0x4000_0000 => "net",
+                0x0002_0000 => "mnt",
+                0x2000_0000 => "pid",
+                0x80 => "time",
+                0x1000_0000 => "user",
+                0x0400_0000 => "uts",
+                _ => "",
+            };
+            format!("🔧 {:<7} {} {ns}", "setns", info(&k["process"]))
+        }
+        _ => format!("❓ {:<7} {} {function}", "syscall", info(&k["process"])),
+    }
+}
+
+#[test]
+fn tetragon_compact_is_what_tetra_prints_for_every_fixture_line() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let mut lines = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("manifest.json").exists() {
+            continue;
+        }
+        let json = replay_to_string(&dir, PrintFormat::Tetragon);
+        let compact = replay_to_string(&dir, PrintFormat::TetragonCompact);
+        let compact: Vec<&str> = compact.lines().collect();
+        assert_eq!(json.lines().count(), compact.len(), "{}", dir.display());
+        for (i, (line, got)) in json.lines().zip(compact).enumerate() {
+            let want = tetra_compact(&serde_json::from_str(line).unwrap());
+            // Byte for byte, trailing spaces included (insta's snapshots
+            // do not see those).
+            assert_eq!(got, want, "{} line {}", dir.display(), i + 1);
+            lines += 1;
+        }
+    }
+    assert!(lines > 100, "{lines} lines checked");
+}
+
+/// The kernel functions fixtures/README.md lists, and the kernel release
+/// whose /proc/kallsyms they were checked against.
+fn listed_functions() -> (String, Vec<String>) {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/README.md"),
+    )
+    .unwrap();
+    let (_, rest) = readme
+        .split_once("<!-- kallsyms:begin release=")
+        .expect("the list's start");
+    let (release, rest) = rest.split_once(" -->").unwrap();
+    let (list, _) = rest.split_once("<!-- kallsyms:end -->").expect("its end");
+    let names = list
+        .lines()
+        .filter_map(|l| l.strip_prefix("- `")?.strip_suffix('`'))
+        .map(str::to_owned)
+        .collect();
+    (release.to_owned(), names)
+}
+
+#[test]
+fn every_function_name_is_a_kernel_symbol() {
+    let (release, listed) = listed_functions();
+    assert!(listed.len() >= 39, "{listed:?}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let mut named = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("manifest.json").exists() {
+            continue;
+        }
+        for line in replay_to_string(&dir, PrintFormat::Tetragon).lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            if let Some(f) = v["process_kprobe"]["function_name"].as_str() {
+                named.insert(f.to_owned());
+            }
+        }
+    }
+    for f in &named {
+        assert!(
+            listed.contains(f) || f == "credtrail_unexplained_change",
+            "{f} is not a function of the recording kernel (fixtures/README.md)"
+        );
+    }
+    assert!(named.contains("__ia32_sys_setresuid") && named.contains("__ia32_sys_setuid16"));
+    // On the kernel the list was made on, the list itself is checked.
+    let running = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    if running.trim() == release {
+        let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
+        let symbols: std::collections::HashSet<&str> = kallsyms
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(2))
+            .collect();
+        for f in &listed {
+            assert!(symbols.contains(f.as_str()), "{f} is not in /proc/kallsyms");
+        }
+    }
 }

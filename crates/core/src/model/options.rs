@@ -1,5 +1,5 @@
-//! Names: of the calls as their entry knows them (`setresuid32`,
-//! `__ia32_sys_setuid16`), and of the options and flags the newer
+//! Names: of the calls as their entry knows them (`setresuid32`, and the
+//! kernel's `__ia32_sys_setresuid` that implements it), and of the options and flags the newer
 //! credential paths take (prctl options, namespace flags, io_uring
 //! opcodes). One table per fact, read by the decoder (the `option` column)
 //! and by the printers.
@@ -222,10 +222,12 @@ impl Event {
         }
     }
 
-    /// The kernel function Tetragon would name for this call:
-    /// `__x64_sys_setuid`, `__ia32_sys_setresuid32`,
-    /// `__ia32_sys_setuid16`; the tracepoint for a request run under an
-    /// io_uring personality.
+    /// The kernel function Tetragon would name for this call, as
+    /// /proc/kallsyms spells it: `__x64_sys_setuid`; through the ia32
+    /// entry `__ia32_sys_setresuid` for `setresuid32` (the 32-bit id calls
+    /// are the native functions; there is no `__ia32_sys_setresuid32`) and
+    /// `__ia32_sys_setuid16` for the 16-bit one; for a request run under
+    /// an io_uring personality, the tracepoint's event name.
     pub fn kernel_function(&self) -> String {
         self.kernel_function_parts().concat()
     }
@@ -238,7 +240,7 @@ impl Event {
             // No function was called: the credentials were found changed.
             Some(Syscall::Unexplained) => ["credtrail_unexplained_change", "", ""],
             _ if self.abi == abi::IA32 && self.uid16() => ["__ia32_sys_", &self.syscall, "16"],
-            _ if self.abi == abi::IA32 => ["__ia32_sys_", &self.syscall, self.call_suffix()],
+            _ if self.abi == abi::IA32 => ["__ia32_sys_", &self.syscall, ""],
             _ => ["__x64_sys_", &self.syscall, ""],
         }
     }
@@ -292,7 +294,7 @@ mod tests {
         );
         assert_eq!(
             names(ev("setresuid", "ia32", false)),
-            ("setresuid32".into(), "__ia32_sys_setresuid32".into())
+            ("setresuid32".into(), "__ia32_sys_setresuid".into())
         );
         assert_eq!(
             names(ev("setuid", "ia32", true)),

@@ -22,7 +22,8 @@ pub enum PrintFormat {
     /// One human-readable line per event.
     Compact,
     /// Tetragon's JSON (as `tetra getevents -o json`): `process_kprobe`,
-    /// or `process_exec` for exec, plus the credentials after the change.
+    /// `process_exec` for exec, `process_tracepoint` for an io_uring
+    /// request, plus the credentials after the change.
     Tetragon,
     /// Tetragon's compact line (as `tetra getevents -o compact`).
     TetragonCompact,

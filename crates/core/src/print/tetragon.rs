@@ -1,7 +1,9 @@
 //! `--print tetragon`: Tetragon's `GetEventsResponse` JSON (as `tetra
 //! getevents -o json` writes it, under the protobuf JSON mapping):
 //! `process_kprobe` for calls, `process_exec` for credentials changed by
-//! exec. credtrail's extra fields (credentials after the call, bounding and
+//! exec, `process_tracepoint` for an io_uring request run under a
+//! personality (credtrail hooks the `io_uring/io_uring_submit_req`
+//! tracepoint, and so would a Tetragon policy). credtrail's extra fields (credentials after the call, bounding and
 //! ambient sets, groups, no_new_privs) are fields a protobuf reader skips.
 //! `--print tetragon-compact` is `tetra getevents -o compact`.
 //!
@@ -59,6 +61,7 @@ fn event(out: &mut Vec<u8>, ev: &Event) {
     object(out, |top| {
         match ev.syscall_kind() {
             Some(Syscall::Execve) => top.obj("process_exec", |o| exec(o, ev)),
+            Some(Syscall::IoUringSubmit) => top.obj("process_tracepoint", |o| tracepoint(o, ev)),
             kind => top.obj("process_kprobe", |o| kprobe(o, ev, kind)),
         }
         top.str("node_name", &ev.node_name);
@@ -97,6 +100,38 @@ fn kprobe(o: &mut Obj<'_>, ev: &Event, kind: Option<Syscall>) {
         ev.policy.as_deref().unwrap_or(DEFAULT_POLICY),
     );
     o.plain("return_action", "KPROBE_ACTION_POST");
+    o.obj("new_process_credentials", |c| {
+        credentials(c, &ev.new_creds())
+    });
+}
+
+/// The tracepoint of an io_uring request (subsystem, event), as Tetragon's
+/// `process_tracepoint` names it.
+pub const IO_URING_TRACEPOINT: (&str, &str) = ("io_uring", "io_uring_submit_req");
+
+/// Tetragon's ProcessTracepoint for a request run under a personality: the
+/// process with its own credentials, the tracepoint's `user_data` (u64, a
+/// `size_arg`) and `opcode` fields in their format's order, and
+/// (credtrail's) the personality's credentials the request ran with.
+fn tracepoint(o: &mut Obj<'_>, ev: &Event) {
+    o.obj("process", |p| process(p, ev, &ev.old_creds()));
+    parent(o, ev);
+    o.plain("subsys", IO_URING_TRACEPOINT.0);
+    o.plain("event", IO_URING_TRACEPOINT.1);
+    o.list("args", [0, 1], |out, i| {
+        object(out, |a| {
+            if i == 0 {
+                display(a.key("size_arg"), ev.arg1 as u64);
+            } else {
+                int_arg(a, ev.arg0);
+            }
+        })
+    });
+    o.str(
+        "policy_name",
+        ev.policy.as_deref().unwrap_or(DEFAULT_POLICY),
+    );
+    o.plain("action", "KPROBE_ACTION_POST");
     o.obj("new_process_credentials", |c| {
         credentials(c, &ev.new_creds())
     });
@@ -492,22 +527,57 @@ fn digits(out: &mut [u8], mut v: u32) {
 }
 
 /// `tetra getevents -o compact`: an emoji, the event's word padded to 7,
-/// the pod (or the node) and binary, then what the call asked for. Tetragon
-/// names setuid only; every other call is `❓ syscall … FUNCTION`.
+/// the pod (or the node) and binary, then what the event says, each part
+/// joined by one space even when empty (an exec without arguments ends
+/// with one). Of the calls Tetragon names `sys_setuid` (`🔑 setuid UID`)
+/// and `sys_setns` (`🔧 setns NAMESPACE`) once the entry's prefix
+/// (`__x64_`, `__ia32_`) is cut; every other call is `❓ syscall …
+/// FUNCTION`, a tracepoint `⁉️ tracepoint … SUBSYS EVENT`.
 pub fn tetragon_compact(ev: &Event) -> String {
     let place = match (&ev.pod_namespace, &ev.pod_name) {
         (Some(ns), Some(name)) => format!("{ns}/{name}"),
         _ => ev.node_name.clone(),
     };
     let binary = ev.binary.as_deref().unwrap_or_default();
+    let function = ev.kernel_function();
+    let call = ["__x64_", "__ia32_"]
+        .iter()
+        .find_map(|p| function.strip_prefix(p))
+        .unwrap_or(&function);
+    // Tetragon reads an int_arg; a value printed as long_arg reads as 0.
+    let int_arg = |v: i64| i32::try_from(v).unwrap_or(0);
     let (emoji, word, rest) = match ev.syscall_kind() {
         Some(Syscall::Execve) => ("🚀", "process", ev.arguments.clone().unwrap_or_default()),
-        Some(Syscall::Setuid) => ("🔑", "setuid", ev.arg0.to_string()),
-        _ => ("❓", "syscall", ev.kernel_function()),
+        Some(Syscall::IoUringSubmit) => (
+            "⁉️",
+            "tracepoint",
+            format!("{} {}", IO_URING_TRACEPOINT.0, IO_URING_TRACEPOINT.1),
+        ),
+        _ if call == "sys_setuid" => ("🔑", "setuid", int_arg(ev.arg0).to_string()),
+        _ if call == "sys_setns" => ("🔧", "setns", namespace_name(int_arg(ev.arg1)).into()),
+        _ => ("❓", "syscall", function.clone()),
     };
-    let line = format!("{emoji} {word:<7} {place} {binary} {rest}");
-    // Names and arguments are the caller's choice: escapes stay text.
-    crate::term::safe(line.trim_end()).into_owned()
+    // Names and arguments are the caller's choice: escapes stay text (the
+    // emoji's variation selector is ours).
+    let told = format!("{place} {binary} {rest}");
+    format!("{emoji} {word:<7} {}", crate::term::safe(&told))
+}
+
+/// The namespace Tetragon's compact line names for a setns nstype: one
+/// kind, `any` for 0, nothing for a combination.
+fn namespace_name(nstype: i32) -> &'static str {
+    match nstype {
+        0 => "any",
+        0x0200_0000 => "cgroup",
+        0x0800_0000 => "ipc",
+        0x4000_0000 => "net",
+        0x0002_0000 => "mnt",
+        0x2000_0000 => "pid",
+        0x80 => "time",
+        0x1000_0000 => "user",
+        0x0400_0000 => "uts",
+        _ => "",
+    }
 }
 
 #[cfg(test)]

@@ -166,13 +166,31 @@ fn securebits_are_tetragon_enum_names_and_big_args_int64_strings() {
     };
     ev.ret = 0;
     let v = output::tetragon(&ev);
-    let k = &v["process_kprobe"];
+    // The request hook is a tracepoint: its fields user_data (u64) and
+    // opcode, in the format's order.
+    let t = &v["process_tracepoint"];
     assert_eq!(
-        k["process"]["process_credentials"]["securebits"],
+        t["process"]["process_credentials"]["securebits"],
         serde_json::json!(["SecBitNoRoot", "SecBitNoRootLocked", "SecBitKeepCaps"])
     );
-    assert_eq!(k["args"][0]["int_arg"], 18);
+    assert_eq!(
+        (&t["subsys"], &t["event"]),
+        (&"io_uring".into(), &"io_uring_submit_req".into())
+    );
+    assert_eq!(t["args"][0]["size_arg"], "4294991597");
+    assert_eq!(t["args"][1]["int_arg"], 18);
+    assert_eq!(t["policy_name"], "credtrail-credentials");
+    assert_eq!(t["action"], "KPROBE_ACTION_POST");
+    assert!(v.get("process_kprobe").is_none() && t.get("return").is_none());
+    // A call's argument beyond int32 is an int64 string.
+    let ev = Event {
+        syscall: "prctl".into(),
+        arg0: 47,
+        arg1: 0x1_0000_5eed,
+        ..Event::default()
+    };
+    let k = &output::tetragon(&ev)["process_kprobe"];
+    assert_eq!(k["args"][0]["int_arg"], 47);
     assert_eq!(k["args"][1]["long_arg"], "4294991597");
-    assert_eq!(k["policy_name"], "credtrail-credentials");
     assert_eq!(k["return_action"], "KPROBE_ACTION_POST");
 }

@@ -94,17 +94,26 @@ fn ia32_entry_calls_are_exact_rows_with_compat_syscalls() {
         .map(|e| (e.call_name(), e.kernel_function()))
         .collect();
     let expect = [
-        ("setgroups32", "__ia32_sys_setgroups32"),
-        ("setresuid32", "__ia32_sys_setresuid32"),
-        ("setuid32", "__ia32_sys_setuid32"),
+        ("setgroups32", "__ia32_sys_setgroups"),
+        ("setresuid32", "__ia32_sys_setresuid"),
+        ("setuid32", "__ia32_sys_setuid"),
         ("setresuid", "__ia32_sys_setresuid16"),
         ("setuid", "__ia32_sys_setuid16"),
         ("setuid", "__ia32_sys_setuid16"),
     ];
+    // Tetragon names the function it hooked: each must be a symbol of
+    // this kernel.
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
     for ((call, function), (want_call, want_function)) in names.iter().zip(expect) {
         assert_eq!(
             (call.as_str(), function.as_str()),
             (want_call, want_function)
+        );
+        assert!(
+            kallsyms
+                .lines()
+                .any(|l| l.ends_with(&format!(" {function}"))),
+            "{function} is not in /proc/kallsyms"
         );
     }
     // Regaining euid 0 through the 32-bit entry is host root.

@@ -339,7 +339,8 @@ fn live_with_a_policy_keeps_what_everything_replayed_with_it_keeps() {
     let tetragon = replay(&[kept_dir, "--print", "tetragon"]);
     for line in tetragon.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let name = &v["process_kprobe"]["policy_name"];
+        let event = v.get("process_kprobe").or(v.get("process_tracepoint"));
+        let name = &event.expect(line)["policy_name"];
         assert!(name == GUIDE || name == "mixed", "{line}");
     }
     assert_accounted(&kept);
