@@ -551,12 +551,21 @@ fn su_in_a_real_container_carries_container_and_pod_identity() {
     }]});
     std::fs::write(pods.path(), pods_json.to_string()).unwrap();
 
-    let rec = Recorder::start(false, &["--pods", pods.path().to_str().unwrap()]);
+    // With the subjective check: the container's files are on overlayfs,
+    // which runs its work under the mounter's credentials (override_creds),
+    // and none of that may be reported (stop() fails on any unexplained).
+    let rec = Recorder::start(
+        false,
+        &["--pods", pods.path().to_str().unwrap(), "--subjective-check"],
+    );
     let out = podman(&["start", "--attach", &id]);
     let inspect_id = podman(&["inspect", "--format", "{{.Id}}", &id]);
     let (_live, _stderr, cap, _tmp) = rec.stop();
     podman(&["rm", "--force", &id]);
     assert!(out.contains("uid=65534(nobody)"), "{out}");
+    let c = &cap.manifest.counters;
+    assert!(c.returns_checked > 10_000, "{c:?}");
+    assert_eq!(c.subjective_overrides, 0, "{c:?}");
 
     let rows: Vec<Event> = cap
         .events()
