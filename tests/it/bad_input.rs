@@ -18,6 +18,7 @@ fn replay_error(dir: &Path) -> String {
         expect_head: None,
         policy: Vec::new(),
         policy_warn: false,
+        stable: false,
         endpoint: None,
         memory_limit: None,
     };
@@ -129,6 +130,7 @@ fn a_table_without_segments_reads_as_empty() {
         expect_head: None,
         policy: Vec::new(),
         policy_warn: false,
+        stable: false,
         endpoint: None,
         memory_limit: None,
     };
@@ -247,6 +249,7 @@ fn verify_cli(dir: &Path, pubkey: Option<&Path>, head: Option<&str>) -> (bool, S
         expect_head: head.map(str::to_owned),
         policy: Vec::new(),
         policy_warn: false,
+        stable: false,
         endpoint: None,
         memory_limit: None,
     };
@@ -367,6 +370,7 @@ fn a_signed_capture_verifies_and_an_edited_one_does_not() {
             expect_head: None,
             policy: Vec::new(),
             policy_warn: false,
+            stable: false,
             endpoint: None,
             memory_limit: None,
         },

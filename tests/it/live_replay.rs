@@ -26,6 +26,7 @@ fn record_live(format: PrintFormat, dir: &Path) -> String {
         sweep_interval: Duration::from_secs(1),
         switch_check: true,
         subjective_check: false,
+        command: None,
         node_name: Some("live-replay-node".into()),
         pods_file: None,
         cri_socket: None,

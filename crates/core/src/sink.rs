@@ -9,7 +9,7 @@ use crate::capture::CaptureWriter;
 use crate::enrich::Sink;
 use crate::error::CaptureError;
 use crate::model::{ContainerRow, Event, ProcEvent, UsernsRow};
-use crate::print::{PrintFormat, print_event};
+use crate::print::{PrintFormat, Stable, print_event};
 
 /// Printing to stdout that stops quietly when the reader goes away
 /// (`| head`): a recorder keeps recording, a replay stops.
@@ -17,6 +17,9 @@ pub struct Printer<'a> {
     format: PrintFormat,
     out: io::BufWriter<&'a mut dyn Write>,
     closed: bool,
+    /// `--stable`: rows held until the first flush, then printed ordered
+    /// and normalized (a replay's printer, flushed once at its end).
+    stable: Option<Stable>,
 }
 
 impl<'a> Printer<'a> {
@@ -25,10 +28,23 @@ impl<'a> Printer<'a> {
             format,
             out: io::BufWriter::new(out),
             closed: false,
+            stable: None,
         }
     }
 
+    /// A printer of [`Stable`] output: json or compact only.
+    pub fn stable(format: PrintFormat, out: &'a mut dyn Write) -> anyhow::Result<Self> {
+        Stable::check(format)?;
+        Ok(Printer {
+            stable: Some(Stable::default()),
+            ..Printer::new(format, out)
+        })
+    }
+
     fn print(&mut self, ev: &Event) -> anyhow::Result<()> {
+        if let Some(s) = self.stable.as_mut() {
+            return Ok(s.push(ev)?);
+        }
         if self.closed {
             return Ok(());
         }
@@ -37,6 +53,10 @@ impl<'a> Printer<'a> {
     }
 
     pub fn flush(&mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stable.take() {
+            let r = s.finish(&mut self.out, self.format);
+            self.check(r)?;
+        }
         if self.closed {
             return Ok(());
         }

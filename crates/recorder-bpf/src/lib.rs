@@ -158,6 +158,9 @@ pub struct Options {
     /// hook, +45 ns on every syscall of the host). Without it, they are
     /// compared at recorded calls and execs only.
     pub subjective_check: bool,
+    /// Record only the process tree of the command the recorder starts
+    /// (`-- COMMAND`): see [`Tracer::scope_add`].
+    pub scope: bool,
     /// `--policy`, compiled.
     pub policy: Policy,
 }
@@ -169,6 +172,7 @@ impl Default for Options {
             compat_syscalls: false,
             switch_check: true,
             subjective_check: false,
+            scope: false,
             policy: Policy::default(),
         }
     }
@@ -267,6 +271,8 @@ pub struct KernelCounters {
     pub sweep_tasks: u64,
     pub return_checks: u64,
     pub subjective: u64,
+    pub out_of_scope: u64,
+    pub scope_full: u64,
     pub known_store_failures: u64,
     pub policy_filtered: u64,
     pub policy_rate_limited: u64,
@@ -432,6 +438,7 @@ impl<'obj> Tracer<'obj> {
             "credtrail.h and lib.rs disagree"
         );
         rodata.cgroup_v1 = u32::from(cgroup_v1_hierarchies());
+        rodata.scope_enabled = u32::from(opts.scope);
         if opts.policy.selectors.len() > POLICY_SELECTORS {
             return Err(BpfError::Policy {
                 selectors: opts.policy.selectors.len(),
@@ -584,6 +591,25 @@ impl<'obj> Tracer<'obj> {
         })
     }
 
+    /// With [`Options::scope`]: puts a process in the recorded tree; the
+    /// processes it forks from then on join it in the kernel.
+    pub fn scope_add(&self, tgid: u32) -> Result<(), BpfError> {
+        self.skel
+            .maps
+            .scope
+            .update(&tgid.to_ne_bytes(), &[1], MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                map: "scope",
+                source,
+            })
+    }
+
+    /// Processes of the recorded tree still alive (counted up to
+    /// `CT_SCOPE_MAX`, the map's size).
+    pub fn scope_len(&self) -> usize {
+        self.skel.maps.scope.keys().count()
+    }
+
     /// Reads and sums the per-CPU counters.
     pub fn counters(&self) -> Result<KernelCounters, BpfError> {
         let map = &self.skel.maps.counters;
@@ -617,6 +643,8 @@ impl<'obj> Tracer<'obj> {
             sweep_tasks: read(ct_counter::CT_CNT_SWEEP_TASKS)?,
             return_checks: read(ct_counter::CT_CNT_RETURN_CHECKS)?,
             subjective: read(ct_counter::CT_CNT_SUBJECTIVE)?,
+            out_of_scope: read(ct_counter::CT_CNT_OUT_OF_SCOPE)?,
+            scope_full: read(ct_counter::CT_CNT_SCOPE_FULL)?,
             known_store_failures: read(ct_counter::CT_CNT_KNOWN_STORE_FAIL)?,
             policy_filtered: read(ct_counter::CT_CNT_POLICY_FILTERED)?,
             policy_rate_limited: read(ct_counter::CT_CNT_POLICY_RATE_LIMITED)?,

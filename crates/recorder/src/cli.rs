@@ -217,6 +217,16 @@ pub struct RecordArgs {
     /// widens the filter, and listed in the manifest's settings.
     #[arg(long, requires = "policy")]
     pub policy_warn: bool,
+    /// Run COMMAND as this user (its uid, gid and groups from the user
+    /// database), switched to before recording starts.
+    #[arg(long, value_name = "NAME", requires = "command")]
+    pub user: Option<String>,
+    /// Record only this command and its descendants (`-- COMMAND ARGS…`),
+    /// filtered in the kernel: the recorder starts it once its hooks are
+    /// attached, stops when the command and every process it started have
+    /// exited, and exits with the command's exit status.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 fn parse_interval(s: &str) -> Result<f64, String> {

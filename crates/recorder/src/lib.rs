@@ -7,9 +7,11 @@
 //! that loop; [`pods`] (with [`cri`]) and [`procfs`] are the live node's sources of pod
 //! metadata and of the process table at start; [`privileges`] drops what
 //! the recorder no longer needs once its hooks are attached; [`flight`]
-//! cuts a running capture's last minutes and reports on its recorder.
+//! cuts a running capture's last minutes and reports on its recorder;
+//! [`command`] starts the one command whose tree `-- COMMAND` records.
 
 pub mod cli;
+pub mod command;
 pub mod cri;
 pub mod decode;
 pub mod drain;

@@ -15,29 +15,37 @@ use credtrail_core::policy::Rules;
 use credtrail_core::print::{PrintFormat, print_event};
 use credtrail_core::term::safe;
 use credtrail_core::term::table::{Column, Layout, Mark, Table, thousands};
-use credtrail_recorder::cli::{Cli, Command};
+use credtrail_recorder::cli::{Cli, Command, RecordArgs};
+use credtrail_recorder::command::{Launcher, Scope, User};
 use credtrail_recorder::flight;
 use credtrail_recorder::redact::Redactor;
-use credtrail_recorder::session::{RecordOptions, record};
+use credtrail_recorder::session::{RecordOptions, record, record_command};
 
 fn main() -> ExitCode {
-    credtrail_core::host::main("credtrail-record", "info", || {
-        run(Cli::parse())?;
-        Ok(ExitCode::SUCCESS)
-    })
+    credtrail_core::host::main("credtrail-record", "info", || run(Cli::parse()))
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Some(Command::Inspect { dir, print }) => inspect(&dir, print),
-        Some(Command::Recover { dir, sign_key }) => recover(&dir, sign_key.as_deref()),
-        Some(Command::Cut {
+        None => record_args(cli.record),
+        Some(command) => {
+            subcommand(command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn subcommand(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Inspect { dir, print } => inspect(&dir, print),
+        Command::Recover { dir, sign_key } => recover(&dir, sign_key.as_deref()),
+        Command::Cut {
             running,
             incident,
             last,
             sign_key,
             timeout,
-        }) => {
+        } => {
             let key = sign_key.as_deref().map(load_signing_key).transpose()?;
             let (dir, report) =
                 flight::cut_running(&running, &incident, last, key.as_ref(), timeout)?;
@@ -47,117 +55,130 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Command::Status { dir }) => {
+        Command::Status { dir } => {
             println!("{}", safe(&flight::status(&dir)?));
             Ok(())
         }
-        None => {
-            let mut a = cli.record;
-            if a.out.is_none() && a.out_root.is_none() && a.print.is_none() {
-                anyhow::bail!(
-                    "nothing to do: pass --out DIR (or --out-root ROOT) to write a capture and/or --print json|compact"
-                );
-            }
-            let rotate_seconds = a.rotate_seconds();
-            let out = match (a.out.take(), &a.out_root) {
-                (Some(dir), _) => Some(dir),
-                (None, Some(root)) => {
-                    let node = a
-                        .node_name
-                        .clone()
-                        .unwrap_or_else(|| credtrail_core::host::uname().0);
-                    let now = chrono::Utc::now().timestamp();
-                    Some(credtrail_core::capture::layout::capture_dir(
-                        root, &node, now,
-                    )?)
-                }
-                (None, None) => None,
-            };
-            let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
-            let redactor = Redactor::new(&a.redact).map_err(anyhow::Error::msg)?;
-            // Before anything touches the kernel or the disk: a bad policy
-            // records nothing.
-            let policy = Rules::load(&a.policy, a.policy_warn)?;
-            for line in &policy.ignored {
-                tracing::warn!("policy: {line}");
-            }
-            // The node's folder of --out-root, owner-only like the capture
-            // in it: made once every option has been checked, and refused
-            // if someone else made it.
-            if let Some(root) = &a.out_root {
-                let node = a
-                    .node_name
-                    .clone()
-                    .unwrap_or_else(|| credtrail_core::host::uname().0);
-                credtrail_core::fs::Dir::open_root(root)?
-                    .private_subdir(&credtrail_core::capture::layout::node_folder(&node)?)?;
-            }
-            let stop = Arc::new(AtomicBool::new(false));
-            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                signal_hook::flag::register(sig, Arc::clone(&stop))
-                    .context("cannot install signal handlers")?;
-            }
+    }
+}
+
+fn record_args(mut a: RecordArgs) -> anyhow::Result<ExitCode> {
+    if a.out.is_none() && a.out_root.is_none() && a.print.is_none() {
+        anyhow::bail!(
+            "nothing to do: pass --out DIR (or --out-root ROOT) to write a capture and/or --print json|compact"
+        );
+    }
+    // The command's first process, forked while the recorder has one
+    // thread and its own privileges (see command.rs).
+    let user = a.user.as_deref().map(User::lookup).transpose()?;
+    let mut launcher = (!a.command.is_empty())
+        .then(|| Launcher::fork(&a.command, user.as_ref()))
+        .transpose()?;
+    let rotate_seconds = a.rotate_seconds();
+    let out = match (a.out.take(), &a.out_root) {
+        (Some(dir), _) => Some(dir),
+        (None, Some(root)) => {
             let node = a
                 .node_name
                 .clone()
                 .unwrap_or_else(|| credtrail_core::host::uname().0);
-            let signal_cut = out.as_deref().map(|dir| flight::SignalCut {
-                root: a.cut_root.clone().unwrap_or_else(|| {
-                    // Next to the capture's folder, or to --out-root.
-                    let base = a.out_root.as_deref().unwrap_or(dir);
-                    base.parent().unwrap_or(Path::new("/")).join("incidents")
-                }),
-                last: a.cut_last,
-                node: node.clone(),
-                key: sign_key.clone(),
-            });
-            let cut_requested = Arc::new(AtomicBool::new(false));
-            signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&cut_requested))
-                .context("cannot install signal handlers")?;
-            let opts = RecordOptions {
-                out,
-                duration: a.duration.map(Duration::from_secs),
-                print: a.print,
-                rotation: Rotation {
-                    max_age: Duration::from_secs(rotate_seconds),
-                    max_bytes: a.rotate_bytes,
-                },
-                nice: a.nice,
-                ring_buffer_bytes: a.ring_buffer_mib << 20,
-                spool_memory_bytes: (a.spool_mib as usize) << 20,
-                spool_disk_bytes: a.spool_disk_mib << 20,
-                compat_syscalls: a.compat_syscalls,
-                sweep_interval: Duration::from_secs_f64(a.sweep_interval),
-                switch_check: !a.no_switch_check,
-                subjective_check: a.subjective_check,
-                node_name: a.node_name,
-                pods_file: a.pods,
-                cri_socket: a.cri_socket,
-                no_cri: a.no_cri,
-                retention: Retention {
-                    max_capture_bytes: a.max_capture_bytes,
-                    no_fsync: a.no_fsync,
-                    keep: a.keep,
-                },
-                sign_key,
-                redactor,
-                policy,
-                cut_requested: Some(cut_requested),
-                signal_cut,
-            };
-            let summary = record(&opts, &stop, &mut std::io::stdout())?;
-            if let Some(m) = summary.manifest {
-                eprintln!(
-                    "credtrail-record: sealed {} segment(s), {} events, {} lost; chain head {} (note it: `credtrail-replay --verify --expect-head` checks it)",
-                    m.segments.len(),
-                    m.counters.events_written,
-                    m.counters.lost(),
-                    m.chain_head.as_deref().unwrap_or("-")
-                );
-            }
-            Ok(())
+            let now = chrono::Utc::now().timestamp();
+            Some(credtrail_core::capture::layout::capture_dir(
+                root, &node, now,
+            )?)
         }
+        (None, None) => None,
+    };
+    let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
+    let redactor = Redactor::new(&a.redact).map_err(anyhow::Error::msg)?;
+    // Before anything touches the kernel or the disk: a bad policy
+    // records nothing.
+    let policy = Rules::load(&a.policy, a.policy_warn)?;
+    for line in &policy.ignored {
+        tracing::warn!("policy: {line}");
     }
+    // The node's folder of --out-root, owner-only like the capture
+    // in it: made once every option has been checked, and refused
+    // if someone else made it.
+    if let Some(root) = &a.out_root {
+        let node = a
+            .node_name
+            .clone()
+            .unwrap_or_else(|| credtrail_core::host::uname().0);
+        credtrail_core::fs::Dir::open_root(root)?
+            .private_subdir(&credtrail_core::capture::layout::node_folder(&node)?)?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install signal handlers")?;
+    }
+    let node = a
+        .node_name
+        .clone()
+        .unwrap_or_else(|| credtrail_core::host::uname().0);
+    let signal_cut = out.as_deref().map(|dir| flight::SignalCut {
+        root: a.cut_root.clone().unwrap_or_else(|| {
+            // Next to the capture's folder, or to --out-root.
+            let base = a.out_root.as_deref().unwrap_or(dir);
+            base.parent().unwrap_or(Path::new("/")).join("incidents")
+        }),
+        last: a.cut_last,
+        node: node.clone(),
+        key: sign_key.clone(),
+    });
+    let cut_requested = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&cut_requested))
+        .context("cannot install signal handlers")?;
+    let opts = RecordOptions {
+        out,
+        command: launcher.as_ref().map(|_| Scope {
+            program: a.command[0].clone(),
+            user: a.user.clone(),
+        }),
+        duration: a.duration.map(Duration::from_secs),
+        print: a.print,
+        rotation: Rotation {
+            max_age: Duration::from_secs(rotate_seconds),
+            max_bytes: a.rotate_bytes,
+        },
+        nice: a.nice,
+        ring_buffer_bytes: a.ring_buffer_mib << 20,
+        spool_memory_bytes: (a.spool_mib as usize) << 20,
+        spool_disk_bytes: a.spool_disk_mib << 20,
+        compat_syscalls: a.compat_syscalls,
+        sweep_interval: Duration::from_secs_f64(a.sweep_interval),
+        switch_check: !a.no_switch_check,
+        subjective_check: a.subjective_check,
+        node_name: a.node_name,
+        pods_file: a.pods,
+        cri_socket: a.cri_socket,
+        no_cri: a.no_cri,
+        retention: Retention {
+            max_capture_bytes: a.max_capture_bytes,
+            no_fsync: a.no_fsync,
+            keep: a.keep,
+        },
+        sign_key,
+        redactor,
+        policy,
+        cut_requested: Some(cut_requested),
+        signal_cut,
+    };
+    let summary = match launcher.as_mut() {
+        Some(l) => record_command(&opts, &stop, &mut std::io::stdout(), l)?,
+        None => record(&opts, &stop, &mut std::io::stdout())?,
+    };
+    if let Some(m) = summary.manifest {
+        eprintln!(
+            "credtrail-record: sealed {} segment(s), {} events, {} lost; chain head {} (note it: `credtrail-replay --verify --expect-head` checks it)",
+            m.segments.len(),
+            m.counters.events_written,
+            m.counters.lost(),
+            m.chain_head.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(summary.exit_code.unwrap_or(ExitCode::SUCCESS))
 }
 
 fn recover(dir: &std::path::Path, key: Option<&std::path::Path>) -> anyhow::Result<()> {

@@ -27,6 +27,7 @@ use credtrail_core::print::PrintFormat;
 use credtrail_core::sink::{CaptureSink, Printer};
 use credtrail_recorder_bpf::{self as bpf, KernelCounters, Tracer};
 
+use crate::command::{Launcher, Scope};
 use crate::decode::{DecodeContext, decode_record};
 use crate::drain::{Drain, SpoolLimits};
 use crate::flight::SignalCut;
@@ -60,6 +61,8 @@ fn slow(step: &str, since: MonoInstant) {
 #[derive(Debug, Clone)]
 pub struct RecordOptions {
     pub out: Option<PathBuf>,
+    /// `-- COMMAND`: only its tree is recorded ([`record_command`]).
+    pub command: Option<Scope>,
     pub duration: Option<Duration>,
     pub print: Option<PrintFormat>,
     pub rotation: Rotation,
@@ -103,6 +106,8 @@ pub struct RecordOptions {
 pub struct Summary {
     pub counters: Counters,
     pub manifest: Option<Manifest>,
+    /// `-- COMMAND`: its exit status, to be the recorder's.
+    pub exit_code: Option<std::process::ExitCode>,
 }
 
 /// Records until `stop` is set or the duration ends, printing events to
@@ -111,6 +116,27 @@ pub fn record(
     opts: &RecordOptions,
     stop: &AtomicBool,
     out: &mut dyn Write,
+) -> anyhow::Result<Summary> {
+    run(opts, stop, out, None)
+}
+
+/// [`record`] of one command's tree (`-- COMMAND`): `launcher`'s process
+/// joins the tree and execs once the hooks are attached, and recording
+/// stops when it and every process of its tree have exited.
+pub fn record_command(
+    opts: &RecordOptions,
+    stop: &AtomicBool,
+    out: &mut dyn Write,
+    launcher: &mut Launcher,
+) -> anyhow::Result<Summary> {
+    run(opts, stop, out, Some(launcher))
+}
+
+fn run(
+    opts: &RecordOptions,
+    stop: &AtomicBool,
+    out: &mut dyn Write,
+    mut launcher: Option<&mut Launcher>,
 ) -> anyhow::Result<Summary> {
     bpf::check_privileges()?;
     if let Some(dir) = &opts.out {
@@ -129,20 +155,50 @@ pub fn record(
             compat_syscalls: opts.compat_syscalls,
             switch_check: opts.switch_check,
             subjective_check: opts.subjective_check,
+            scope: launcher.is_some(),
             policy: crate::policy::kernel_policy(&opts.policy, host_ns),
         },
     )?;
     let mut session = Session::start(&tracer, opts, host_ns, out)?;
+    if let Some(l) = launcher.as_deref_mut() {
+        let started = tracer
+            .scope_add(l.pid())
+            .map_err(anyhow::Error::from)
+            .and_then(|()| l.start());
+        if let Err(e) = started {
+            // The capture stays whole: sealed with what it holds.
+            while session.poll(true)? {}
+            session.finish()?;
+            return Err(e);
+        }
+    }
     let started = MonoInstant::now();
+    let mut waiting_told = false;
     loop {
-        let stop = stop.load(Ordering::Relaxed)
+        let mut done = false;
+        if let Some(l) = launcher.as_deref_mut()
+            && l.exited()?
+        {
+            let left = tracer.scope_len();
+            done = left == 0;
+            if !done && !waiting_told {
+                waiting_told = true;
+                tracing::info!(
+                    "the command exited; waiting for the {left} process(es) it started (Ctrl-C stops)"
+                );
+            }
+        }
+        let stop = done
+            || stop.load(Ordering::Relaxed)
             || opts.duration.is_some_and(|d| started.elapsed() >= d)
             || session.sink.write_error.is_some();
         if !session.poll(stop)? {
             break;
         }
     }
-    session.finish()
+    let mut summary = session.finish()?;
+    summary.exit_code = launcher.and_then(|l| l.exit_code());
+    Ok(summary)
 }
 
 /// A recording in progress: the attached programs, the ring buffer, the
@@ -623,7 +679,11 @@ impl<'t, 'o> Session<'t, 'o> {
             decode_errors = counters.decode_errors,
             "recording ended"
         );
-        Ok(Summary { counters, manifest })
+        Ok(Summary {
+            counters,
+            manifest,
+            exit_code: None,
+        })
     }
 }
 
@@ -695,6 +755,12 @@ fn settings(opts: &RecordOptions, host_ns: HostNamespaces) -> BTreeMap<String, s
     if !opts.switch_check {
         s.insert("switch_check".into(), false.into());
     }
+    if let Some(c) = &opts.command {
+        s.insert("command".into(), c.program.clone().into());
+        if let Some(u) = &c.user {
+            s.insert("user".into(), u.clone().into());
+        }
+    }
     if opts.subjective_check {
         s.insert("subjective_check".into(), true.into());
     }
@@ -728,6 +794,8 @@ fn counters_from(k: KernelCounters, decode_errors: u64, written: u64, lifecycle:
         sweep_tasks: k.sweep_tasks,
         returns_checked: k.return_checks,
         subjective_overrides: k.subjective,
+        outside_scope: k.out_of_scope,
+        scope_full: k.scope_full,
         unchecked_tasks: k.known_store_failures,
         fold_full: k.fold_full,
         lost_unattributed: k.lost_unattributed,

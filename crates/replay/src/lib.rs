@@ -64,6 +64,12 @@ pub struct Cli {
     /// honour (each ignored, listed on stderr).
     #[arg(long, requires = "policy")]
     pub policy_warn: bool,
+    /// The same bytes for the same behaviour on any machine and in any run
+    /// (for golden files; `--print json` or `compact`): rows grouped by
+    /// process and thread, ids renumbered, times, hosts and temporary
+    /// directories left out or normalized (docs/ci.md).
+    #[arg(long, conflicts_with_all = ["verify", "out"])]
+    pub stable: bool,
 }
 
 /// Replays one capture: prints events in `format` to `out`, and/or writes a
@@ -72,6 +78,17 @@ pub struct Cli {
 pub fn replay(
     cap: &Capture,
     print: Option<(PrintFormat, &mut dyn Write)>,
+    new_capture: Option<&Path>,
+    policy: Option<&Rules>,
+) -> anyhow::Result<Counts> {
+    let printer = print.map(|(format, out)| Printer::new(format, out));
+    replay_to(cap, printer, new_capture, policy)
+}
+
+/// [`replay`] into a printer of the caller's making ([`Printer::stable`]).
+pub fn replay_to(
+    cap: &Capture,
+    printer: Option<Printer<'_>>,
     new_capture: Option<&Path>,
     policy: Option<&Rules>,
 ) -> anyhow::Result<Counts> {
@@ -84,7 +101,6 @@ pub fn replay(
         }
         None => None,
     };
-    let printer = print.map(|(format, out)| Printer::new(format, out));
     // A copy being written is long work with nothing else on the terminal.
     let progress = match &writer {
         Some(_) => Progress::bar(
@@ -167,8 +183,13 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::
     };
     for dir in &local.paths {
         let cap = Capture::open(dir)?;
-        let print = format.map(|f| (f, &mut *stdout as &mut dyn Write));
-        replay(&cap, print, cli.out.as_deref(), policy.as_ref()).with_context(|| {
+        let out = &mut *stdout as &mut dyn Write;
+        let printer = match format {
+            Some(f) if cli.stable => Some(Printer::stable(f, out)?),
+            Some(f) => Some(Printer::new(f, out)),
+            None => None,
+        };
+        replay_to(&cap, printer, cli.out.as_deref(), policy.as_ref()).with_context(|| {
             format!(
                 "replaying {}",
                 local

@@ -82,6 +82,14 @@ pub struct Counters {
     pub returns_checked: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub subjective_overrides: u64,
+    /// `-- COMMAND`: credential calls of processes outside the command's
+    /// tree, left out in the kernel (by design, not lost), and processes of
+    /// the tree the kernel could not follow (more than 65,536 at once):
+    /// their events were not recorded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub outside_scope: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub scope_full: u64,
     /// Tasks whose last known credentials could not be stored: not checked.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unchecked_tasks: u64,

@@ -4,6 +4,7 @@
 mod compact;
 mod json;
 mod json_writer;
+mod stable;
 mod tetragon;
 
 use std::io::{self, Write};
@@ -12,6 +13,7 @@ use crate::model::Event;
 
 pub use compact::{call, compact};
 pub use json::write_json;
+pub use stable::{MAX_STABLE_EVENTS, Stable, StableError};
 pub use tetragon::{DEFAULT_POLICY, tetragon, tetragon_compact, write_tetragon};
 
 /// Output formats for events.

@@ -146,6 +146,10 @@ static __always_inline int enter_call(const struct ct_call *c)
 	struct ct_known *k;
 	struct ct_event *e;
 
+	if (!in_scope(task)) {
+		count(CT_CNT_OUT_OF_SCOPE);
+		return 0;
+	}
 	/* Anything that changed before this call is not this call's. */
 	k = check(task, CT_CHECK_CALL, false);
 	f = bpf_task_storage_get(&inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -251,7 +255,7 @@ static __always_inline int exit_call(long ret, bool filtered)
 
 	f = bpf_task_storage_get(&inflight, task, 0, 0);
 	if (!f || !f->pending) {
-		if (!filtered)
+		if (!filtered && in_scope(task))
 			count(CT_CNT_EXIT_NO_ENTER);
 		return 0;
 	}
@@ -427,7 +431,7 @@ int BPF_PROG(io_uring_submit, struct io_kiocb *req)
 	struct ct_event *e;
 	__u32 zero = 0;
 
-	if (!(req->flags & REQ_F_CREDS))
+	if (!(req->flags & REQ_F_CREDS) || !in_scope(task))
 		return 0;
 	creds = req->creds;
 	if (!creds)

@@ -164,6 +164,7 @@ static __always_inline void count(__u32 which)
 
 /* In dependency order. */
 #include "creds.bpf.h"
+#include "scope.bpf.h"
 #include "policy.bpf.h"
 #include "fair.bpf.h"
 #include "detect.bpf.h"

@@ -121,6 +121,9 @@ enum ct_proc_flag {
 	CT_PF_FOLDED = 1 << 8,
 };
 
+/* Processes of one command's tree that can be followed at once. */
+#define CT_SCOPE_MAX 65536
+
 /* Event flags (bit set). */
 enum ct_flag {
 	/* Reading the requested capset masks or setgroups list from user memory failed. */
@@ -191,7 +194,12 @@ enum ct_counter {
 	 * reported; once per task and struct cred). */
 	CT_CNT_RETURN_CHECKS = 19,
 	CT_CNT_SUBJECTIVE = 20,
-	CT_CNT_MAX = 21,
+	/* Recording one command's tree (scope.bpf.h): credential calls of
+	 * processes outside it (by design, not lost), and processes of the
+	 * tree the kernel could not add to it (their events are lost). */
+	CT_CNT_OUT_OF_SCOPE = 21,
+	CT_CNT_SCOPE_FULL = 22,
+	CT_CNT_MAX = 23,
 };
 
 /* The credential set of a task at one instant; its supplementary groups

@@ -185,6 +185,8 @@ static __always_inline struct ct_known *check(struct task_struct *task, __u32 wh
 	bool adopted;
 	__u64 seen, now;
 
+	if (!in_scope(task))
+		return NULL;
 	count(CT_CNT_CHECKS);
 	k = known_of(task, &adopted);
 	if (!k || adopted)
@@ -327,7 +329,8 @@ static __always_inline void check_subjective(struct task_struct *task, __u32 whe
 	bool adopted;
 	__u64 now;
 
-	if (cred == task->real_cred || (task->flags & (PF_KTHREAD | PF_IO_WORKER)))
+	if (cred == task->real_cred || (task->flags & (PF_KTHREAD | PF_IO_WORKER)) ||
+	    !in_scope(task))
 		return;
 	count(CT_CNT_SUBJECTIVE);
 	k = known_of(task, &adopted);

@@ -252,6 +252,8 @@ int BPF_PROG(prepare_exec, struct task_struct *task, struct linux_binprm *bprm)
 	struct ct_known *k;
 	bool adopted;
 
+	if (!in_scope(task))
+		return 0;
 	/* A change before this exec is not the exec's; from here until
 	 * sched_process_exec the exec changes them itself. */
 	check(task, CT_CHECK_EXEC, false);
@@ -270,12 +272,15 @@ int sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 old_tid = ctx->old_pid;
-	struct ct_proc_event *e = proc_begin(CT_PROC_EXEC, task);
+	struct ct_proc_event *e;
 	struct ct_stash *before;
 	struct ct_event *ce;
 	__u32 zero = 0;
 	long n;
 
+	if (!in_scope(task))
+		return 0;
+	e = proc_begin(CT_PROC_EXEC, task);
 	if (!e)
 		return 0;
 	e->old_tid = old_tid;
@@ -328,7 +333,10 @@ int BPF_PROG(sched_fork, struct task_struct *parent, struct task_struct *child)
 {
 	struct ct_proc_event *e;
 
+	scope_fork(parent, child);
 	check(parent, CT_CHECK_FORK, false);
+	if (!in_scope(child))
+		return 0;
 	know_child(child);
 	/* Threads are not processes. */
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
@@ -350,18 +358,21 @@ int sched_exit(void *ctx)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct ct_proc_event *e;
 
+	if (!in_scope(task))
+		return 0;
 	/* Every thread's last chance to be checked. */
 	check(task, CT_CHECK_EXIT, false);
 	/* Only when the whole thread group is gone. */
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	e = proc_begin(CT_PROC_EXIT, task);
-	if (!e)
-		return 0;
-	e->exit_code = BPF_CORE_READ(task, exit_code);
-	if (take_folded_mark(task->tgid))
-		e->flags |= CT_PF_FOLDED;
-	proc_send(e, CT_PROC_SHORT_SIZE);
+	if (e) {
+		e->exit_code = BPF_CORE_READ(task, exit_code);
+		if (take_folded_mark(task->tgid))
+			e->flags |= CT_PF_FOLDED;
+		proc_send(e, CT_PROC_SHORT_SIZE);
+	}
+	scope_exit(task);
 	return 0;
 }
 

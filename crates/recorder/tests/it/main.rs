@@ -19,5 +19,7 @@ mod root_reliability;
 mod root_fair;
 // Root: --out-root, many nodes' captures under one root.
 mod root_fleet;
+// Root: `-- COMMAND`, one command's tree; --stable output of it.
+mod root_command;
 // Running the workload and comparing its report with captured rows.
 mod workload;

@@ -556,7 +556,11 @@ fn su_in_a_real_container_carries_container_and_pod_identity() {
     // and none of that may be reported (stop() fails on any unexplained).
     let rec = Recorder::start(
         false,
-        &["--pods", pods.path().to_str().unwrap(), "--subjective-check"],
+        &[
+            "--pods",
+            pods.path().to_str().unwrap(),
+            "--subjective-check",
+        ],
     );
     let out = podman(&["start", "--attach", &id]);
     let inspect_id = podman(&["inspect", "--format", "{{.Id}}", &id]);
