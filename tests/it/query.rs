@@ -715,3 +715,47 @@ fn progress_on_a_terminal_only() {
         );
     }
 }
+
+#[test]
+fn expect_checks_what_a_recording_may_and_may_not_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("expect.yaml");
+    std::fs::write(
+        &file,
+        "expect:\n\
+         - name: every setresuid succeeds\n  never: { syscall: setresuid, result: failed }\n\
+         - name: never becomes uid 4242\n  never: { becomes: { uid: 4242 } }\n\
+         - name: ends as 4242 with no capabilities\n  at_exit: { uid: 4242, euid: 4242, capabilities: none }\n",
+    )
+    .unwrap();
+    let (out, _, e) = query(&["../fixtures/su-like", "expect", file.to_str().unwrap()]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "ok    every setresuid succeeds", "{out}");
+    assert_eq!(lines[1], "FAIL  never becomes uid 4242 (1)", "{out}");
+    assert!(
+        lines[2].contains("setresuid(4242, 4242, 4242)") && lines[2].contains("uid 0→4242"),
+        "{out}"
+    );
+    assert_eq!(lines[3], "ok    ends as 4242 with no capabilities", "{out}");
+    assert_eq!(
+        e.as_deref(),
+        Some(
+            format!(
+                "1 of 3 expectation(s) broken ({}); the rows that broke each are listed above",
+                file.display()
+            )
+            .as_str()
+        )
+    );
+    // A misspelt capability is one line naming the rule.
+    std::fs::write(
+        &file,
+        "expect:\n- name: no admin\n  never: { gains_capability: CAP_SYS_ADMN }\n",
+    )
+    .unwrap();
+    let (_, _, e) = query(&["../fixtures/su-like", "expect", file.to_str().unwrap()]);
+    assert!(
+        e.unwrap()
+            .contains("expectation \"no admin\": unknown capability \"CAP_SYS_ADMN\""),
+    );
+}

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod command;
 mod detect;
 mod fair;
 mod fleet;
@@ -102,6 +103,16 @@ enum Bench {
     },
     /// Only the per-call overhead table of `system` (root).
     Overhead {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value = "/var/tmp/credtrail-bench/system")]
+        work: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
+    /// `credtrail-record -- COMMAND` as a CI step: start-up to exit, and
+    /// credential calls inside a one-command recording (root).
+    Command {
         #[arg(long, default_value_t = 5)]
         runs: usize,
         #[arg(long, default_value = "/var/tmp/credtrail-bench/system")]
@@ -274,6 +285,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let md = overhead::overhead(&t, runs)?;
             println!("{md}");
             replace_section(&markdown, "overhead", &md)
+        }
+        Bench::Command {
+            runs,
+            work,
+            markdown,
+        } => {
+            let md = command::command(&system::Tools::new(&work)?, runs)?;
+            println!("{md}");
+            replace_section(&markdown, "command", &md)
         }
         Bench::Sweep { work, markdown } => {
             let md = detect::sweep(&system::Tools::new(&work)?)?;

@@ -133,6 +133,13 @@ pub enum Question {
     /// became-root, caps, groups, failed and unexplained, each linked to its
     /// place. The filters apply before the page is made.
     Report,
+    /// Check what a recorded command did against an expectations file
+    /// (what it may and may not do to its credentials; docs/ci.md): one
+    /// line per expectation, the rows that broke it, exit 1 if any did.
+    Expect {
+        /// The expectations (YAML).
+        file: std::path::PathBuf,
+    },
 }
 
 /// Runs the command; writes answers to `out` (not a terminal) and
@@ -257,6 +264,10 @@ pub fn run_at(
         }
         (None, Some(Question::Tree { exec_id })) => {
             answers.push((Kind::Tree, crate::tree::tree(&caps, exec_id)?, None))
+        }
+        (None, Some(Question::Expect { file })) => {
+            drop(progress);
+            return crate::expect::expect(&caps, file, out);
         }
         (None, Some(Question::Report)) => {
             let Some(path) = cli.out.as_deref() else {

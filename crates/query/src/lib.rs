@@ -10,6 +10,7 @@ mod changes;
 pub mod cli;
 mod columns;
 mod counts;
+mod expect;
 pub mod filters;
 mod names;
 pub mod output;

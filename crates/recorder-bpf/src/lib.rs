@@ -558,7 +558,16 @@ impl<'obj> Tracer<'obj> {
     /// Detaches every hook: no new events after this returns, so a final
     /// drain and counter read add up exactly.
     pub fn detach(&self) {
-        self.links.borrow_mut().clear();
+        // Each perf-event tracepoint waits for an RCU grace period as it
+        // goes (~60 ms here): one after another, the 28 syscall hooks took
+        // 1.7 s of every recording's end. Closed side by side, they wait
+        // for them together.
+        let links = std::mem::take(&mut *self.links.borrow_mut());
+        std::thread::scope(|s| {
+            for link in links {
+                s.spawn(move || drop(link));
+            }
+        });
         self.sweep.borrow_mut().take();
     }
 

@@ -21,5 +21,7 @@ mod root_fair;
 mod root_fleet;
 // Root: `-- COMMAND`, one command's tree; --stable output of it.
 mod root_command;
+// Root: examples/, each against its golden file and expectations.
+mod root_examples;
 // Running the workload and comparing its report with captured rows.
 mod workload;

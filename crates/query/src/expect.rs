@@ -1,0 +1,521 @@
+//! `expect FILE`: what a recorded command may and may not do to its
+//! credentials, checked against the capture (docs/ci.md). The file is
+//! YAML a reviewer can read without knowing credtrail:
+//!
+//! ```yaml
+//! expect:
+//!   - name: never gains CAP_SYS_ADMIN
+//!     never: { gains_capability: CAP_SYS_ADMIN }
+//!   - name: every setgroups succeeds
+//!     never: { syscall: setgroups, result: failed }
+//!   - name: ends as the service user with no capabilities
+//!     at_exit: { uid: 1000, gid: 1000, groups: [], capabilities: none }
+//! ```
+//!
+//! `never`: no row may match all of its conditions. `at_exit`: the
+//! credentials of the command's first process (or of the last process
+//! running `binary`) when it exited.
+
+use std::io::Write;
+use std::path::Path;
+
+use credtrail_core::capture::{Capture, EVENTS, LIFECYCLE};
+use credtrail_core::model::creds::{Creds, cap_bit};
+use credtrail_core::model::lifecycle::ProcEvent;
+use credtrail_core::model::{Event, Syscall};
+use credtrail_core::print::compact;
+use credtrail_core::term::safe;
+use serde::Deserialize;
+
+use crate::{CaptureInfo, QueryError};
+
+/// Largest expectations file read.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Rows a capture may hold for `expect`: one command's recording.
+const MAX_ROWS: u64 = 5_000_000;
+/// Rows printed under a broken rule (the rest counted).
+const SHOWN: usize = 20;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    expect: Vec<Rule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rule {
+    name: String,
+    #[serde(default)]
+    never: Option<Never>,
+    #[serde(default)]
+    at_exit: Option<AtExit>,
+}
+
+/// One name or several.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn list(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Never {
+    /// `setuid`, `setgroups`, `execve`, `unexplained`…
+    syscall: Option<OneOrMany>,
+    /// `ok` or `failed`.
+    result: Option<String>,
+    /// The process's binary: a full path, or a file name.
+    binary: Option<String>,
+    /// A capability (or `any`) in the effective, permitted or ambient set
+    /// after the row that was in none of them before.
+    gains_capability: Option<OneOrMany>,
+    /// Ids after the row that differ from before: `{ euid: 0 }`.
+    becomes: Option<Ids>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ids {
+    uid: Option<u32>,
+    euid: Option<u32>,
+    suid: Option<u32>,
+    fsuid: Option<u32>,
+    gid: Option<u32>,
+    egid: Option<u32>,
+    sgid: Option<u32>,
+    fsgid: Option<u32>,
+}
+
+impl Ids {
+    fn pairs(&self, c: &Creds) -> [(&'static str, Option<u32>, u32); 8] {
+        [
+            ("uid", self.uid, c.uid),
+            ("euid", self.euid, c.euid),
+            ("suid", self.suid, c.suid),
+            ("fsuid", self.fsuid, c.fsuid),
+            ("gid", self.gid, c.gid),
+            ("egid", self.egid, c.egid),
+            ("sgid", self.sgid, c.sgid),
+            ("fsgid", self.fsgid, c.fsgid),
+        ]
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AtExit {
+    /// Which process: the last one running this binary (path or file
+    /// name). Default: the command's first process.
+    binary: Option<String>,
+    uid: Option<u32>,
+    euid: Option<u32>,
+    suid: Option<u32>,
+    fsuid: Option<u32>,
+    gid: Option<u32>,
+    egid: Option<u32>,
+    sgid: Option<u32>,
+    fsgid: Option<u32>,
+    groups: Option<Vec<u32>>,
+    /// `none`, or the exact effective set (`[CAP_NET_BIND_SERVICE]`).
+    capabilities: Option<OneOrMany>,
+}
+
+/// A checked rule, its names resolved.
+#[derive(Debug)]
+enum Check {
+    Never {
+        syscalls: Vec<String>,
+        failed: Option<bool>,
+        binary: Option<String>,
+        gains: Option<u64>,
+        becomes: Option<Ids>,
+    },
+    AtExit {
+        binary: Option<String>,
+        ids: Ids,
+        groups: Option<Vec<u32>>,
+        /// The effective set expected (permitted and ambient hold no more).
+        caps: Option<u64>,
+    },
+}
+
+fn bad(file: &str, rule: &str, why: String) -> QueryError {
+    QueryError::Invalid(format!("{file}: expectation {rule:?}: {why}"))
+}
+
+fn caps_of(file: &str, rule: &str, names: &OneOrMany, none_ok: bool) -> Result<u64, QueryError> {
+    let mut mask = 0u64;
+    for n in names.list() {
+        match n {
+            "any" if !none_ok => return Ok(u64::MAX),
+            "none" if none_ok => return Ok(0),
+            _ => {
+                let bit = cap_bit(n).ok_or_else(|| {
+                    bad(
+                        file,
+                        rule,
+                        format!("unknown capability {n:?} (CAP_SYS_ADMIN, …)"),
+                    )
+                })?;
+                mask |= 1 << bit;
+            }
+        }
+    }
+    Ok(mask)
+}
+
+fn compile(file: &str, text: &str) -> Result<Vec<(String, Check)>, QueryError> {
+    let doc: File = serde_saphyr::from_str(text).map_err(|e| {
+        let at = e
+            .location()
+            .map_or_else(String::new, |l| format!(":{}:{}", l.line(), l.column()));
+        QueryError::Invalid(format!(
+            "{file}{at}: {}",
+            e.to_string()
+                .lines()
+                .next()
+                .unwrap_or("not an expectations file")
+        ))
+    })?;
+    if doc.expect.is_empty() {
+        return Err(QueryError::Invalid(format!(
+            "{file}: no expectations under `expect:`"
+        )));
+    }
+    let mut out = Vec::new();
+    for r in doc.expect {
+        let check = match (r.never, r.at_exit) {
+            (Some(n), None) => {
+                let syscalls: Vec<String> = n
+                    .syscall
+                    .as_ref()
+                    .map(|s| s.list().into_iter().map(str::to_owned).collect())
+                    .unwrap_or_default();
+                if let Some(s) = syscalls.iter().find(|s| Syscall::from_name(s).is_none()) {
+                    return Err(bad(file, &r.name, format!("unknown syscall {s:?}")));
+                }
+                let failed = match n.result.as_deref() {
+                    None => None,
+                    Some("ok") => Some(false),
+                    Some("failed") => Some(true),
+                    Some(o) => {
+                        return Err(bad(
+                            file,
+                            &r.name,
+                            format!("result is ok or failed, not {o:?}"),
+                        ));
+                    }
+                };
+                let gains = n
+                    .gains_capability
+                    .as_ref()
+                    .map(|c| caps_of(file, &r.name, c, false))
+                    .transpose()?;
+                Check::Never {
+                    syscalls,
+                    failed,
+                    binary: n.binary,
+                    gains,
+                    becomes: n.becomes,
+                }
+            }
+            (None, Some(i)) => {
+                let a_binary = i.binary.clone();
+                Check::AtExit {
+                    binary: a_binary,
+                    ids: Ids {
+                        uid: i.uid,
+                        euid: i.euid,
+                        suid: i.suid,
+                        fsuid: i.fsuid,
+                        gid: i.gid,
+                        egid: i.egid,
+                        sgid: i.sgid,
+                        fsgid: i.fsgid,
+                    },
+                    groups: i.groups,
+                    caps: i
+                        .capabilities
+                        .as_ref()
+                        .map(|c| caps_of(file, &r.name, c, true))
+                        .transpose()?,
+                }
+            }
+            _ => {
+                return Err(bad(
+                    file,
+                    &r.name,
+                    "give exactly one of `never:` and `at_exit:`".into(),
+                ));
+            }
+        };
+        out.push((r.name, check));
+    }
+    Ok(out)
+}
+
+fn binary_is(binary: Option<&str>, want: &str) -> bool {
+    binary.is_some_and(|b| b == want || b.rsplit('/').next() == Some(want))
+}
+
+/// Rows that break a `never` rule.
+fn never_rows<'e>(
+    events: &'e [Event],
+    syscalls: &[String],
+    failed: Option<bool>,
+    binary: Option<&str>,
+    gains: Option<u64>,
+    becomes: Option<&Ids>,
+) -> Vec<&'e Event> {
+    events
+        .iter()
+        .filter(|e| syscalls.is_empty() || syscalls.contains(&e.syscall))
+        .filter(|e| failed.is_none_or(|f| f == (e.ret < 0)))
+        .filter(|e| binary.is_none_or(|b| binary_is(e.binary.as_deref(), b)))
+        .filter(|e| {
+            gains.is_none_or(|mask| {
+                let held = |c: &Creds| c.cap_effective | c.cap_permitted | c.cap_ambient;
+                held(&e.new_creds()) & !held(&e.old_creds()) & mask != 0
+            })
+        })
+        .filter(|e| {
+            becomes.is_none_or(|ids| {
+                let (old, new) = (e.old_creds(), e.new_creds());
+                ids.pairs(&new)
+                    .iter()
+                    .zip(ids.pairs(&old))
+                    .all(|((_, want, now), (_, _, was))| want.is_none_or(|w| *now == w && was != w))
+            })
+        })
+        .collect()
+}
+
+/// What differs between the expected exit credentials and `p`'s.
+fn exit_differences(
+    p: &ProcEvent,
+    ids: &Ids,
+    groups: Option<&[u32]>,
+    caps: Option<u64>,
+) -> Vec<String> {
+    let c = p.creds();
+    let mut out: Vec<String> = ids
+        .pairs(&c)
+        .iter()
+        .filter_map(|(name, want, now)| {
+            want.filter(|w| w != now)
+                .map(|w| format!("{name} {now}, expected {w}"))
+        })
+        .collect();
+    if let Some(g) = groups
+        && c.groups != g
+    {
+        out.push(format!("groups {:?}, expected {g:?}", c.groups));
+    }
+    // The effective set is the one expected; permitted and ambient hold
+    // nothing beyond it.
+    if let Some(mask) = caps {
+        for (name, set, expected) in [
+            ("effective", c.cap_effective, mask),
+            ("permitted", c.cap_permitted, c.cap_permitted & mask),
+            ("ambient", c.cap_ambient, c.cap_ambient & mask),
+        ] {
+            if set != expected {
+                out.push(format!(
+                    "{name} capabilities {} (against what was expected)",
+                    credtrail_core::model::creds::cap_diff(expected, set)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Checks `file` against each capture; writes a line per expectation (and
+/// the rows that broke it). Fails with one line naming how many broke.
+pub fn expect(caps: &[CaptureInfo], file: &Path, out: &mut dyn Write) -> Result<(), QueryError> {
+    let name = file.display().to_string();
+    let text = credtrail_core::fs::read_bounded(file, MAX_FILE_BYTES)
+        .map_err(|e| QueryError::Invalid(format!("cannot read {name}: {e}")))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| QueryError::Invalid(format!("{name}: not UTF-8 text (YAML)")))?;
+    let checks = compile(&name, &text)?;
+    let mut broken = 0;
+    for info in caps {
+        let rows = info.manifest.rows_in(EVENTS) + info.manifest.rows_in(LIFECYCLE);
+        if rows > MAX_ROWS {
+            return Err(QueryError::Invalid(format!(
+                "{}: {rows} rows; expect checks one command's recording (`credtrail-record -- COMMAND`), at most {MAX_ROWS}",
+                info.name
+            )));
+        }
+        let cap = Capture {
+            dir: info.dir.clone(),
+            manifest: info.manifest.clone(),
+            files: std::sync::Arc::clone(&info.files),
+        };
+        let events = cap.events()?;
+        let life = cap.lifecycle()?;
+        for (rule, check) in &checks {
+            let failures: Vec<String> = match check {
+                Check::Never {
+                    syscalls,
+                    failed,
+                    binary,
+                    gains,
+                    becomes,
+                } => never_rows(
+                    &events,
+                    syscalls,
+                    *failed,
+                    binary.as_deref(),
+                    *gains,
+                    becomes.as_ref(),
+                )
+                .into_iter()
+                .map(compact)
+                .collect(),
+                Check::AtExit {
+                    binary,
+                    ids,
+                    groups,
+                    caps,
+                } => {
+                    // The command's first process: the first exec'd one.
+                    let pid = match binary {
+                        Some(b) => life
+                            .iter()
+                            .rev()
+                            .find(|p| p.kind == "exec" && binary_is(Some(&p.filename), b))
+                            .map(|p| p.pid),
+                        None => life.iter().find(|p| p.kind == "exec").map(|p| p.pid),
+                    };
+                    match pid.and_then(|pid| {
+                        life.iter().rev().find(|p| p.kind == "exit" && p.pid == pid)
+                    }) {
+                        None => vec![format!(
+                            "no exit of {} in the capture",
+                            binary.as_deref().unwrap_or("the command's first process")
+                        )],
+                        Some(p) => exit_differences(p, ids, groups.as_deref(), *caps),
+                    }
+                }
+            };
+            if failures.is_empty() {
+                writeln!(out, "ok    {}", safe(rule)).map_err(io_err)?;
+                continue;
+            }
+            broken += 1;
+            writeln!(out, "FAIL  {} ({})", safe(rule), failures.len()).map_err(io_err)?;
+            for f in failures.iter().take(SHOWN) {
+                writeln!(out, "      {}", safe(f)).map_err(io_err)?;
+            }
+            if failures.len() > SHOWN {
+                writeln!(out, "      … and {} more", failures.len() - SHOWN).map_err(io_err)?;
+            }
+        }
+    }
+    if broken > 0 {
+        return Err(QueryError::Invalid(format!(
+            "{broken} of {} expectation(s) broken ({name}); the rows that broke each are listed above",
+            checks.len() * caps.len()
+        )));
+    }
+    Ok(())
+}
+
+fn io_err(e: std::io::Error) -> QueryError {
+    QueryError::Invalid(format!("cannot write the result: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(syscall: &str, ret: i64, old_euid: u32, new_euid: u32, new_caps: u64) -> Event {
+        let mut e = Event {
+            syscall: syscall.into(),
+            ret,
+            binary: Some("/usr/sbin/daemon".into()),
+            ..Event::default()
+        };
+        e.set_old_creds(Creds {
+            euid: old_euid,
+            ..Creds::default()
+        });
+        e.set_new_creds(Creds {
+            euid: new_euid,
+            cap_effective: new_caps,
+            ..Creds::default()
+        });
+        e
+    }
+
+    #[test]
+    fn never_rules_match_every_condition_given() {
+        let events = [
+            ev("setuid", 0, 1000, 0, 0),
+            ev("setgroups", -1, 0, 0, 0),
+            ev("capset", 0, 0, 0, 1 << 21),
+        ];
+        let rows = |syscalls: &[&str], failed, gains, becomes| {
+            let s: Vec<String> = syscalls.iter().map(|s| (*s).to_owned()).collect();
+            never_rows(&events, &s, failed, None, gains, becomes).len()
+        };
+        assert_eq!(rows(&["setgroups"], Some(true), None, None), 1);
+        assert_eq!(rows(&["setgroups"], Some(false), None, None), 0);
+        assert_eq!(rows(&[], None, Some(1 << 21), None), 1);
+        assert_eq!(rows(&[], None, Some(1 << 12), None), 0);
+        let root = Ids {
+            euid: Some(0),
+            ..Ids::default()
+        };
+        // Only the row that made euid 0 from something else.
+        assert_eq!(rows(&[], None, None, Some(&root)), 1);
+        assert_eq!(
+            never_rows(&events, &[], None, Some("daemon"), None, None).len(),
+            3
+        );
+        assert_eq!(
+            never_rows(&events, &[], None, Some("other"), None, None).len(),
+            0
+        );
+    }
+
+    #[test]
+    fn bad_files_name_the_rule_and_the_fix() {
+        let e = |t: &str| match compile("x.yaml", t) {
+            Err(QueryError::Invalid(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            e("expect:\n- name: a\n  never: { syscall: setfoo }\n")
+                .contains("unknown syscall \"setfoo\"")
+        );
+        assert!(
+            e("expect:\n- name: a\n  never: { gains_capability: CAP_NOPE }\n")
+                .contains("unknown capability")
+        );
+        assert!(e("expect:\n- name: a\n").contains("exactly one of"));
+        assert!(e("expect:\n- name: a\n  sometimes: {}\n").starts_with("x.yaml:"));
+        assert!(e("expect: []\n").contains("no expectations"));
+        assert!(
+            compile(
+                "x.yaml",
+                "expect:\n- name: a\n  at_exit: { uid: 1000, capabilities: none }\n"
+            )
+            .is_ok()
+        );
+    }
+}
