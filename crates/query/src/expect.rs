@@ -83,6 +83,8 @@ struct Never {
     gains_capability: Option<OneOrMany>,
     /// Ids after the row that differ from before: `{ euid: 0 }`.
     becomes: Option<Ids>,
+    /// A supplementary group the task is still in after the row.
+    in_group: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +143,7 @@ enum Check {
         binary: Option<String>,
         gains: Option<u64>,
         becomes: Option<Ids>,
+        in_group: Option<u32>,
     },
     AtExit {
         binary: Option<String>,
@@ -229,6 +232,7 @@ fn compile(file: &str, text: &str) -> Result<Vec<(String, Check)>, QueryError> {
                     binary: n.binary,
                     gains,
                     becomes: n.becomes,
+                    in_group: n.in_group,
                 }
             }
             (None, Some(i)) => {
@@ -270,17 +274,30 @@ fn binary_is(binary: Option<&str>, want: &str) -> bool {
     binary.is_some_and(|b| b == want || b.rsplit('/').next() == Some(want))
 }
 
-/// Rows that break a `never` rule.
-fn never_rows<'e>(
-    events: &'e [Event],
-    syscalls: &[String],
+/// The conditions of a `never` rule.
+#[derive(Clone, Copy)]
+struct Conditions<'c> {
+    syscalls: &'c [String],
     failed: Option<bool>,
-    binary: Option<&str>,
+    binary: Option<&'c str>,
     gains: Option<u64>,
-    becomes: Option<&Ids>,
-) -> Vec<&'e Event> {
+    becomes: Option<&'c Ids>,
+    in_group: Option<u32>,
+}
+
+/// Rows that break a `never` rule.
+fn never_rows<'e>(events: &'e [Event], c: &Conditions<'_>) -> Vec<&'e Event> {
+    let Conditions {
+        syscalls,
+        failed,
+        binary,
+        gains,
+        becomes,
+        in_group,
+    } = *c;
     events
         .iter()
+        .filter(|e| in_group.is_none_or(|g| e.new_groups.contains(&g)))
         .filter(|e| syscalls.is_empty() || syscalls.contains(&e.syscall))
         .filter(|e| failed.is_none_or(|f| f == (e.ret < 0)))
         .filter(|e| binary.is_none_or(|b| binary_is(e.binary.as_deref(), b)))
@@ -375,13 +392,17 @@ pub fn expect(caps: &[CaptureInfo], file: &Path, out: &mut dyn Write) -> Result<
                     binary,
                     gains,
                     becomes,
+                    in_group,
                 } => never_rows(
                     &events,
-                    syscalls,
-                    *failed,
-                    binary.as_deref(),
-                    *gains,
-                    becomes.as_ref(),
+                    &Conditions {
+                        syscalls,
+                        failed: *failed,
+                        binary: binary.as_deref(),
+                        gains: *gains,
+                        becomes: becomes.as_ref(),
+                        in_group: *in_group,
+                    },
                 )
                 .into_iter()
                 .map(compact)
@@ -469,9 +490,24 @@ mod tests {
             ev("setgroups", -1, 0, 0, 0),
             ev("capset", 0, 0, 0, 1 << 21),
         ];
+        let none = Conditions {
+            syscalls: &[],
+            failed: None,
+            binary: None,
+            gains: None,
+            becomes: None,
+            in_group: None,
+        };
         let rows = |syscalls: &[&str], failed, gains, becomes| {
             let s: Vec<String> = syscalls.iter().map(|s| (*s).to_owned()).collect();
-            never_rows(&events, &s, failed, None, gains, becomes).len()
+            let c = Conditions {
+                syscalls: &s,
+                failed,
+                gains,
+                becomes,
+                ..none
+            };
+            never_rows(&events, &c).len()
         };
         assert_eq!(rows(&["setgroups"], Some(true), None, None), 1);
         assert_eq!(rows(&["setgroups"], Some(false), None, None), 0);
@@ -483,14 +519,17 @@ mod tests {
         };
         // Only the row that made euid 0 from something else.
         assert_eq!(rows(&[], None, None, Some(&root)), 1);
-        assert_eq!(
-            never_rows(&events, &[], None, Some("daemon"), None, None).len(),
-            3
-        );
-        assert_eq!(
-            never_rows(&events, &[], None, Some("other"), None, None).len(),
-            0
-        );
+        let by = |binary| Conditions { binary, ..none };
+        assert_eq!(never_rows(&events, &by(Some("daemon"))).len(), 3);
+        assert_eq!(never_rows(&events, &by(Some("other"))).len(), 0);
+        let mut in_root_group = events[0].clone();
+        in_root_group.new_groups = vec![0];
+        let in_group = Conditions {
+            in_group: Some(0),
+            ..none
+        };
+        assert_eq!(never_rows(&[in_root_group], &in_group).len(), 1);
+        assert_eq!(never_rows(&events, &in_group).len(), 0);
     }
 
     #[test]

@@ -589,23 +589,33 @@ pub fn replay_fuzz_inputs(target: &str, f: fn(&[u8])) {
     }
 }
 
-/// `podman --runtime runc SUBCOMMAND` with the options every test
-/// container gets here (no network, bounded file and process counts),
-/// then `args`.
+/// The options every test container gets here: no network, bounded file
+/// and process counts.
+const CONTAINER_OPTIONS: [&str; 6] = [
+    "--network",
+    "none",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+];
+
+/// `podman --runtime runc SUBCOMMAND` with [`CONTAINER_OPTIONS`], then
+/// `args`.
 pub fn podman_container(subcommand: &str, args: &[&str]) -> String {
-    let mut all = vec![
-        "--runtime",
-        "runc",
-        subcommand,
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-    ];
+    let mut all = vec!["--runtime", "runc", subcommand];
+    all.extend_from_slice(&CONTAINER_OPTIONS);
     all.extend_from_slice(args);
     podman(&all)
+}
+
+/// The command line `podman --runtime runc run --rm` of a test container
+/// ([`CONTAINER_OPTIONS`]) running `args`, for a command to record.
+pub fn podman_run_argv<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["podman", "--runtime", "runc", "run", "--rm"];
+    all.extend_from_slice(&CONTAINER_OPTIONS);
+    all.extend_from_slice(args);
+    all
 }
 
 /// Runs a Python script with DuckDB (installed by scripts/setup) and

@@ -94,12 +94,22 @@ fn kprobe(o: &mut Obj<'_>, ev: &Event, kind: Option<Syscall>) {
     );
     args(o, ev, kind);
     o.obj("return", |r| int_arg(r, ev.ret));
-    o.plain("action", "KPROBE_ACTION_POST");
-    o.str(
-        "policy_name",
-        ev.policy.as_deref().unwrap_or(DEFAULT_POLICY),
-    );
-    o.plain("return_action", "KPROBE_ACTION_POST");
+    policy_and_after(o, ev, true);
+}
+
+/// The policy and action fields, in each event type's key order, then
+/// (credtrail's) the credentials after the event. A kprobe has a return
+/// action too; a tracepoint names its policy before its action.
+fn policy_and_after(o: &mut Obj<'_>, ev: &Event, kprobe: bool) {
+    let policy = ev.policy.as_deref().unwrap_or(DEFAULT_POLICY);
+    if kprobe {
+        o.plain("action", "KPROBE_ACTION_POST");
+        o.str("policy_name", policy);
+        o.plain("return_action", "KPROBE_ACTION_POST");
+    } else {
+        o.str("policy_name", policy);
+        o.plain("action", "KPROBE_ACTION_POST");
+    }
     o.obj("new_process_credentials", |c| {
         credentials(c, &ev.new_creds())
     });
@@ -127,14 +137,7 @@ fn tracepoint(o: &mut Obj<'_>, ev: &Event) {
             }
         })
     });
-    o.str(
-        "policy_name",
-        ev.policy.as_deref().unwrap_or(DEFAULT_POLICY),
-    );
-    o.plain("action", "KPROBE_ACTION_POST");
-    o.obj("new_process_credentials", |c| {
-        credentials(c, &ev.new_creds())
-    });
+    policy_and_after(o, ev, false);
 }
 
 /// Tetragon's Process for the event's process: identity, pod and the

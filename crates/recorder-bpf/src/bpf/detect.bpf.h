@@ -162,6 +162,39 @@ static __always_inline struct ct_known *known_of(struct task_struct *task, bool 
 	return k;
 }
 
+/* An unexplained record the ring had no room for: an event like any other
+ * (EXITS, RINGBUF_FULL), and counted apart as unexplained. */
+static __always_inline void unexplained_lost(void)
+{
+	count(CT_CNT_EXITS);
+	count(CT_CNT_RINGBUF_FULL);
+	count(CT_CNT_UNEXPLAINED);
+	count(CT_CNT_UNEXPLAINED_RINGBUF_FULL);
+}
+
+/* Sends an unexplained record built in the ring: its identity, the
+ * counters, and a --policy's decision. */
+static __always_inline void unexplained_send(struct task_struct *task, struct ct_event *e)
+{
+	e->syscall = CT_SYS_UNEXPLAINED;
+	e->pid = task->tgid;
+	e->tid = task->pid;
+	__builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
+	read_identity(task, e);
+	count(CT_CNT_EXITS);
+	count(CT_CNT_UNEXPLAINED);
+	if (policy_selectors) {
+		__u64 d = policy_decide(e);
+
+		if (!(__u32)d) {
+			bpf_ringbuf_discard(e, 0);
+			return;
+		}
+		policy_posted(e, d >> 32);
+	}
+	bpf_ringbuf_submit(e, CT_SUBMIT_FLAGS);
+}
+
 /* A recorded call is in flight on the task: a change now is that call's. */
 static __always_inline bool call_in_flight(struct task_struct *task)
 {
@@ -236,12 +269,7 @@ static __always_inline struct ct_known *check(struct task_struct *task, __u32 wh
 		return NULL;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		/* An event like any other (EXITS, RINGBUF_FULL), and counted
-		 * apart as unexplained. */
-		count(CT_CNT_EXITS);
-		count(CT_CNT_RINGBUF_FULL);
-		count(CT_CNT_UNEXPLAINED);
-		count(CT_CNT_UNEXPLAINED_RINGBUF_FULL);
+		unexplained_lost();
 		/* Known from now on: one loss, not one per check. */
 		know(task, k);
 		return NULL;
@@ -265,27 +293,9 @@ static __always_inline struct ct_known *check(struct task_struct *task, __u32 wh
 		e->flags |= CT_FLAG_NEW_GROUPS_TRUNC;
 	e->old_creds.no_new_privs = e->new_creds.no_new_privs;
 	note_userns(cred);
-	e->syscall = CT_SYS_UNEXPLAINED;
-	e->pid = task->tgid;
-	e->tid = task->pid;
 	e->args[0] = where;
 	e->ktime_ns = now;
-	__builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
-	read_identity(task, e);
-	count(CT_CNT_EXITS);
-	count(CT_CNT_UNEXPLAINED);
-	if (policy_selectors) {
-		__u64 d = policy_decide(e);
-
-		if (!(__u32)d) {
-			bpf_ringbuf_discard(e, 0);
-			return NULL;
-		}
-		policy_posted(e, d >> 32);
-		bpf_ringbuf_submit(e, CT_SUBMIT_FLAGS);
-		return NULL;
-	}
-	bpf_ringbuf_submit(e, CT_SUBMIT_FLAGS);
+	unexplained_send(task, e);
 	return NULL;
 }
 
@@ -343,10 +353,7 @@ static __always_inline void check_subjective(struct task_struct *task, __u32 whe
 	now = bpf_ktime_get_boot_ns();
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		count(CT_CNT_EXITS);
-		count(CT_CNT_RINGBUF_FULL);
-		count(CT_CNT_UNEXPLAINED);
-		count(CT_CNT_UNEXPLAINED_RINGBUF_FULL);
+		unexplained_lost();
 		return;
 	}
 	__builtin_memset(e, 0, CT_EVENT_HEAD_SIZE);
@@ -362,28 +369,12 @@ static __always_inline void check_subjective(struct task_struct *task, __u32 whe
 				    CT_FLAG_NEW_GROUPS_TRUNC);
 	e->new_creds.no_new_privs = e->old_creds.no_new_privs;
 	note_userns(cred);
-	e->syscall = CT_SYS_UNEXPLAINED;
-	e->pid = task->tgid;
-	e->tid = task->pid;
 	e->args[0] = where;
 	/* No window: the override began at an unknown time. */
 	e->args[1] = (__s64)now;
 	e->args[2] = nr;
 	e->ktime_ns = now;
-	__builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
-	read_identity(task, e);
-	count(CT_CNT_EXITS);
-	count(CT_CNT_UNEXPLAINED);
-	if (policy_selectors) {
-		__u64 d = policy_decide(e);
-
-		if (!(__u32)d) {
-			bpf_ringbuf_discard(e, 0);
-			return;
-		}
-		policy_posted(e, d >> 32);
-	}
-	bpf_ringbuf_submit(e, CT_SUBMIT_FLAGS);
+	unexplained_send(task, e);
 }
 
 /* Every return to user space from a syscall, native or ia32: two pointer

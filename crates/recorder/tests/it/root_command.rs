@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 
 use credtrail_core::capture::Capture;
 use credtrail_testkit::{
-    IMAGE, bpf_available, one_error_line, podman_ready, record_bin, replay_bin, serial, storm,
-    workload_bin,
+    IMAGE, bpf_available, one_error_line, podman_ready, podman_run_argv, record_bin, replay_bin,
+    serial, storm, workload_bin,
 };
 
 /// Runs `credtrail-record --out DIR [extra] -- argv` to its end.
@@ -37,7 +37,9 @@ fn only_the_commands_tree_is_recorded_while_the_host_changes_credentials() {
     // The host keeps changing credentials the whole time.
     let host = storm(1, 8, 500).stdout(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let out = record(&dir, &[], &[workload_bin(), "su-like", "--uid", "4242"]);
+    // The command lasts a second: the host's calls meanwhile are counted.
+    let script = format!("{} su-like --uid 4242 && sleep 1", workload_bin());
+    let out = record(&dir, &[], &["sh", "-c", &script]);
     let host_out = host.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -54,18 +56,19 @@ fn only_the_commands_tree_is_recorded_while_the_host_changes_credentials() {
     assert_eq!((e.pid, e.syscall.as_str()), (pid, "setresuid"));
     assert_eq!((e.arg0, e.new_uid, e.ret), (4242, 4242, 0));
     let life = cap.lifecycle().unwrap();
-    assert!(life.iter().all(|p| p.pid == pid), "{life:#?}");
-    assert!(life.iter().any(|p| p.kind == "exec") && life.iter().any(|p| p.kind == "exit"));
+    // The shell, the workload it forked, and sleep: never the storm.
+    assert!(life.iter().all(|p| p.pid != storm_pid), "{life:#?}");
+    assert!(
+        life.iter().any(|p| p.kind == "exec" && p.pid == pid)
+            && life.iter().any(|p| p.kind == "exit" && p.pid == pid)
+    );
     let c = &cap.manifest.counters;
     assert!(
         c.outside_scope > 100,
         "the storm ({storm_pid}) ran during the recording: {c:?}"
     );
     assert_eq!((c.scope_full, c.lost()), (0, 0), "{c:?}");
-    assert_eq!(
-        cap.manifest.settings.get("command"),
-        Some(&workload_bin().into())
-    );
+    assert_eq!(cap.manifest.settings.get("command"), Some(&"sh".into()));
 }
 
 #[test]
@@ -107,23 +110,7 @@ fn a_container_the_command_starts_is_part_of_its_tree() {
     let out = record(
         &dir,
         &[],
-        &[
-            "podman",
-            "--runtime",
-            "runc",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-            IMAGE,
-            "sh",
-            "-c",
-            "/bin/su nobody -c id",
-        ],
+        &podman_run_argv(&[IMAGE, "sh", "-c", "/bin/su nobody -c id"]),
     );
     assert!(
         out.status.success(),

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use credtrail_testkit::{
-    IMAGE, bpf_available, podman_ready, query_bin, record_bin, replay_bin, serial, workspace_root,
+    IMAGE, bpf_available, podman_ready, podman_run_argv, query_bin, record_bin, replay_bin, serial,
+    workspace_root,
 };
 
 struct Example {
@@ -20,7 +21,8 @@ struct Example {
     setuid: bool,
     /// `--user`.
     user: &'static str,
-    /// The command when nothing is built.
+    /// The arguments of a test container (`podman run`) when nothing is
+    /// built.
     argv: &'static [&'static str],
     /// Lines `expect` must print (it exits 1 when one starts with FAIL).
     expect_lines: &'static [&'static str],
@@ -35,6 +37,7 @@ const EXAMPLES: [Example; 4] = [
         argv: &[],
         expect_lines: &[
             "ok    ends as the service user, in no other group, with no capabilities",
+            "ok    never becomes the service user while still in root's group",
             "ok    never gets root back once dropped",
             "ok    every credential call it makes as root succeeds",
             "ok    nothing changes its credentials behind its back",
@@ -49,6 +52,7 @@ const EXAMPLES: [Example; 4] = [
         expect_lines: &[
             "FAIL  ends as the service user, in no other group, with no capabilities (1)",
             "      groups [0], expected []",
+            "FAIL  never becomes the service user while still in root's group (1)",
             "ok    never gets root back once dropped",
         ],
     },
@@ -69,17 +73,6 @@ const EXAMPLES: [Example; 4] = [
         setuid: false,
         user: "root",
         argv: &[
-            "podman",
-            "--runtime",
-            "runc",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
             "--cap-drop=ALL",
             IMAGE,
             "sh",
@@ -163,7 +156,10 @@ fn check(ex: &Example) {
             }
             vec![bin.display().to_string()]
         }
-        None => ex.argv.iter().map(|s| (*s).to_owned()).collect(),
+        None => podman_run_argv(ex.argv)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
     };
     let runs: Vec<PathBuf> = ["first", "second"]
         .iter()
