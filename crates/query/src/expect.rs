@@ -221,6 +221,43 @@ fn compile(file: &str, text: &str) -> Result<Vec<(String, Check)>, QueryError> {
                         ));
                     }
                 };
+                if failed == Some(true)
+                    && let Some(s) = syscalls
+                        .iter()
+                        .find(|s| matches!(s.as_str(), "execve" | "unexplained"))
+                {
+                    return Err(bad(
+                        file,
+                        &r.name,
+                        format!("{s} rows are changes that happened: none has a failed result"),
+                    ));
+                }
+                if n.gains_capability
+                    .as_ref()
+                    .is_some_and(|c| c.list().is_empty())
+                {
+                    return Err(bad(file, &r.name, "gains_capability lists nothing".into()));
+                }
+                if n.becomes.as_ref().is_some_and(|b| {
+                    b.pairs(&Creds::default())
+                        .iter()
+                        .all(|(_, w, _)| w.is_none())
+                }) {
+                    return Err(bad(file, &r.name, "becomes names no id".into()));
+                }
+                if syscalls.is_empty()
+                    && failed.is_none()
+                    && n.binary.is_none()
+                    && n.gains_capability.is_none()
+                    && n.becomes.is_none()
+                    && n.in_group.is_none()
+                {
+                    return Err(bad(
+                        file,
+                        &r.name,
+                        "`never:` has no condition, so every row would break it".into(),
+                    ));
+                }
                 let gains = n
                     .gains_capability
                     .as_ref()
@@ -236,6 +273,16 @@ fn compile(file: &str, text: &str) -> Result<Vec<(String, Check)>, QueryError> {
                 }
             }
             (None, Some(i)) => {
+                if [
+                    i.uid, i.euid, i.suid, i.fsuid, i.gid, i.egid, i.sgid, i.fsgid,
+                ]
+                .iter()
+                .all(Option::is_none)
+                    && i.groups.is_none()
+                    && i.capabilities.is_none()
+                {
+                    return Err(bad(file, &r.name, "`at_exit:` checks nothing".into()));
+                }
                 let a_binary = i.binary.clone();
                 Check::AtExit {
                     binary: a_binary,
@@ -308,12 +355,17 @@ fn never_rows<'e>(events: &'e [Event], c: &Conditions<'_>) -> Vec<&'e Event> {
             })
         })
         .filter(|e| {
+            // Every id named has that value after the row, and the row
+            // changed at least one of them.
             becomes.is_none_or(|ids| {
                 let (old, new) = (e.old_creds(), e.new_creds());
-                ids.pairs(&new)
+                let pairs: Vec<_> = ids.pairs(&new).into_iter().zip(ids.pairs(&old)).collect();
+                pairs
                     .iter()
-                    .zip(ids.pairs(&old))
-                    .all(|((_, want, now), (_, _, was))| want.is_none_or(|w| *now == w && was != w))
+                    .all(|((_, want, now), _)| want.is_none_or(|w| *now == w))
+                    && pairs
+                        .iter()
+                        .any(|((_, want, now), (_, _, was))| want.is_some() && now != was)
             })
         })
         .collect()
@@ -384,6 +436,19 @@ pub fn expect(caps: &[CaptureInfo], file: &Path, out: &mut dyn Write) -> Result<
         };
         let events = cap.events()?;
         let life = cap.lifecycle()?;
+        // A row that was never recorded cannot break a rule: an incomplete
+        // recording fails on its own.
+        let c = &info.manifest.counters;
+        if c.lost() > 0 || c.scope_full > 0 {
+            broken += 1;
+            writeln!(
+                out,
+                "FAIL  the recording is complete ({} events lost, {} processes of the command's tree not followed)",
+                c.lost(),
+                c.scope_full
+            )
+            .map_err(io_err)?;
+        }
         for (rule, check) in &checks {
             let failures: Vec<String> = match check {
                 Check::Never {
@@ -519,6 +584,14 @@ mod tests {
         };
         // Only the row that made euid 0 from something else.
         assert_eq!(rows(&[], None, None, Some(&root)), 1);
+        // Every id named as given after the row, one of them changed by it
+        // (uid was 0 already).
+        let all_root = Ids {
+            uid: Some(0),
+            euid: Some(0),
+            ..Ids::default()
+        };
+        assert_eq!(rows(&["setuid"], None, None, Some(&all_root)), 1);
         let by = |binary| Conditions { binary, ..none };
         assert_eq!(never_rows(&events, &by(Some("daemon"))).len(), 3);
         assert_eq!(never_rows(&events, &by(Some("other"))).len(), 0);
@@ -549,6 +622,13 @@ mod tests {
         assert!(e("expect:\n- name: a\n").contains("exactly one of"));
         assert!(e("expect:\n- name: a\n  sometimes: {}\n").starts_with("x.yaml:"));
         assert!(e("expect: []\n").contains("no expectations"));
+        assert!(e("expect:\n- name: a\n  never: {}\n").contains("no condition"));
+        assert!(e("expect:\n- name: a\n  never: { becomes: {} }\n").contains("names no id"));
+        assert!(e("expect:\n- name: a\n  at_exit: {}\n").contains("checks nothing"));
+        assert!(
+            e("expect:\n- name: a\n  never: { syscall: execve, result: failed }\n")
+                .contains("none has a failed result")
+        );
         assert!(
             compile(
                 "x.yaml",

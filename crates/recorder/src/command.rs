@@ -22,6 +22,9 @@ use anyhow::{Context as _, bail};
 pub struct Scope {
     pub program: String,
     pub user: Option<String>,
+    /// The command's first process: of the /proc snapshot, only it and its
+    /// ancestors go into the capture.
+    pub pid: u32,
 }
 
 /// The user a command runs as (`--user NAME`).
@@ -97,13 +100,33 @@ pub struct Launcher {
     started: bool,
 }
 
+/// What the child says on its status pipe: ready after the switch to
+/// `--user` (or why it failed), then nothing if the exec succeeded (the
+/// pipe closes on exec) or why it failed.
+const READY: u8 = b'R';
+const SWITCH_FAILED: u8 = b'U';
+const EXEC_FAILED: u8 = b'X';
+
+/// The initial pid namespace's inode (PROC_PID_INIT_INO): the kernel's
+/// tree map is keyed by host pids, which fork() returns only there.
+const HOST_PID_NS: u64 = 0xEFFF_FFFC;
+
 impl Launcher {
-    /// Forks the command's first process. Must run while the recorder has
-    /// one thread: the child only makes system calls before it execs.
+    /// Forks the command's first process and waits until it has switched
+    /// to `user`. Must run while the recorder has one thread: the child
+    /// only makes system calls before it execs.
     pub fn fork(argv: &[String], user: Option<&User>) -> anyhow::Result<Launcher> {
         let Some(argv0) = argv.first() else {
             bail!("no command after `--`: give the command to record, e.g. `-- /usr/bin/id`");
         };
+        let ns = std::fs::metadata("/proc/self/ns/pid")
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .context("cannot read /proc/self/ns/pid")?;
+        if ns != HOST_PID_NS {
+            bail!(
+                "`-- COMMAND` follows the command by host pid, and this recorder is in a pid namespace of its own: run it in the host's (docker --pid=host, Kubernetes hostPID: true)"
+            );
+        }
         // Everything the child needs, made before the fork.
         let args: Vec<CString> = argv
             .iter()
@@ -114,8 +137,12 @@ impl Launcher {
         arg_ptrs.push(std::ptr::null());
         let groups: Vec<libc::gid_t> = user.map(|u| u.groups.clone()).unwrap_or_default();
         let ids = user.map(|u| (u.uid, u.gid));
-        let (go_read, go) = pipe()?;
-        let (exec_status, status_write) = pipe()?;
+        let go_pipe = Pipe::new()?;
+        let status_pipe = Pipe::new()?;
+        // A SIGCHLD its own parent ignored would make waitpid fail: the
+        // recorder waits for its command.
+        // SAFETY: restoring a default disposition.
+        unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
         // SAFETY: the recorder is single-threaded here (documented above);
         // the child calls only async-signal-safe functions, then execs or
         // _exits.
@@ -124,45 +151,101 @@ impl Launcher {
             return Err(std::io::Error::last_os_error()).context("cannot fork the command");
         }
         if pid == 0 {
+            let (go_read, status_write) = (go_pipe.read, status_pipe.write);
             // SAFETY: as above; every pointer was made before the fork.
             unsafe {
-                libc::close(go);
-                libc::close(exec_status);
-                let fail = |fd: libc::c_int| {
-                    let errno = *libc::__errno_location();
-                    libc::write(fd, (&raw const errno).cast(), 4);
-                    libc::_exit(127);
+                // The recorder's ends: a recorder that fails must leave
+                // this read with end of file.
+                libc::close(go_pipe.write);
+                libc::close(status_pipe.read);
+                let say = |what: u8, errno: bool| {
+                    let mut msg = [what, 0, 0, 0, 0];
+                    let n = if errno {
+                        msg[1..].copy_from_slice(&(*libc::__errno_location()).to_ne_bytes());
+                        5
+                    } else {
+                        1
+                    };
+                    libc::write(status_write, msg.as_ptr().cast(), n);
                 };
+                // Rust's runtime ignores SIGPIPE; the command must not
+                // inherit that.
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
                 if let Some((uid, gid)) = ids
                     && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
                         || libc::setresgid(gid, gid, gid) != 0
                         || libc::setresuid(uid, uid, uid) != 0)
                 {
-                    fail(status_write);
+                    say(SWITCH_FAILED, true);
+                    libc::_exit(127);
                 }
+                say(READY, false);
                 let mut byte = 0u8;
                 // The recorder closes its end without a byte if it fails.
                 if libc::read(go_read, (&raw mut byte).cast(), 1) != 1 {
                     libc::_exit(127);
                 }
-                libc::close(go_read);
                 libc::execvp(arg_ptrs[0], arg_ptrs.as_ptr());
-                fail(status_write);
+                say(EXEC_FAILED, true);
+                libc::_exit(127);
             }
         }
-        // SAFETY: closing the child's ends, which this process owns.
-        unsafe {
-            libc::close(go_read);
-            libc::close(status_write);
-        }
-        Ok(Launcher {
+        let mut l = Launcher {
             pid,
-            go,
-            exec_status,
+            go: go_pipe.take_write(),
+            exec_status: status_pipe.take_read(),
             argv0: argv0.clone(),
             status: None,
             started: false,
-        })
+        };
+        // The child's ends close with the pipes here.
+        drop((go_pipe, status_pipe));
+        match l.message()? {
+            Some((READY, _)) => Ok(l),
+            Some((SWITCH_FAILED, why)) => {
+                l.wait(0)?;
+                bail!(
+                    "cannot switch the command to user {}: {why}",
+                    user.map_or("?", |u| u.name.as_str())
+                )
+            }
+            _ => {
+                l.wait(0)?;
+                bail!("the command's process ended before it started {argv0}");
+            }
+        }
+    }
+
+    /// The next message on the status pipe: its kind and the error it
+    /// carries; None at end of file (the exec closed the pipe).
+    fn message(&mut self) -> anyhow::Result<Option<(u8, std::io::Error)>> {
+        let mut msg = [0u8; 5];
+        let mut got = 0;
+        loop {
+            // SAFETY: a valid descriptor owned by self; msg has room.
+            let n = unsafe {
+                libc::read(
+                    self.exec_status,
+                    msg[got..].as_mut_ptr().cast(),
+                    if got == 0 { 1 } else { 5 - got },
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e).context("cannot read the command's status");
+            }
+            if n == 0 {
+                return Ok((got > 0).then(|| (msg[0], std::io::Error::other("cut short"))));
+            }
+            got += n as usize;
+            if msg[0] == READY || got == 5 {
+                let errno = i32::from_ne_bytes(msg[1..5].try_into().expect("four bytes"));
+                return Ok(Some((msg[0], std::io::Error::from_raw_os_error(errno))));
+            }
+        }
     }
 
     /// The command's first process.
@@ -173,27 +256,27 @@ impl Launcher {
     /// Lets the process exec the command (after the caller put it in the
     /// recorded tree); fails with one line if the command cannot start.
     pub fn start(&mut self) -> anyhow::Result<()> {
-        // SAFETY: valid descriptors owned by self.
+        // SAFETY: a valid descriptor owned by self. A child that died
+        // already makes this EPIPE (SIGPIPE is ignored): its status says why.
         let wrote = unsafe { libc::write(self.go, [1u8].as_ptr().cast(), 1) };
-        let mut errno = [0u8; 4];
-        // SAFETY: as above; blocks until the exec succeeded (end of file,
-        // the write end is close-on-exec) or failed (its errno).
-        let n = unsafe { libc::read(self.exec_status, errno.as_mut_ptr().cast(), 4) };
         self.started = wrote == 1;
-        if wrote != 1 || n == 4 {
-            let why = if n == 4 {
-                std::io::Error::from_raw_os_error(i32::from_ne_bytes(errno))
-            } else {
-                std::io::Error::last_os_error()
-            };
-            // Reap it now: it has exited.
-            self.wait(0)?;
-            bail!(
-                "cannot start {}: {why}; give a program on the PATH or a path to one",
-                self.argv0
-            );
+        match self.message()? {
+            None if wrote == 1 => Ok(()),
+            Some((EXEC_FAILED, why)) => {
+                self.wait(0)?;
+                bail!(
+                    "cannot start {}: {why}; give a program on the PATH or a path to one",
+                    self.argv0
+                )
+            }
+            _ => {
+                self.wait(0)?;
+                bail!(
+                    "the command's process ended before it started {}",
+                    self.argv0
+                )
+            }
         }
-        Ok(())
     }
 
     /// Whether the command's first process has exited (reaping it).
@@ -202,6 +285,27 @@ impl Launcher {
             self.wait(libc::WNOHANG)?;
         }
         Ok(self.status.is_some())
+    }
+
+    /// Ends a command the recording stopped before (a signal, --duration,
+    /// a write error): SIGTERM, and SIGKILL if it is still there after
+    /// `grace`. Its status is then the recorder's.
+    pub fn stop(&mut self, grace: std::time::Duration) -> anyhow::Result<()> {
+        if self.exited()? {
+            return Ok(());
+        }
+        // SAFETY: our own child, not yet reaped.
+        unsafe { libc::kill(self.pid, libc::SIGTERM) };
+        let until = std::time::Instant::now() + grace;
+        while !self.exited()? {
+            if std::time::Instant::now() > until {
+                // SAFETY: as above.
+                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                return self.wait(0);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     /// The command's exit status as the recorder's own: its code, or 128 +
@@ -229,6 +333,46 @@ impl Launcher {
     }
 }
 
+/// A pipe whose ends close on exec, and when dropped unless taken.
+struct Pipe {
+    read: libc::c_int,
+    write: libc::c_int,
+}
+
+impl Pipe {
+    fn new() -> anyhow::Result<Pipe> {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for two descriptors.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("cannot make a pipe");
+        }
+        Ok(Pipe {
+            read: fds[0],
+            write: fds[1],
+        })
+    }
+
+    fn take_read(&self) -> libc::c_int {
+        // SAFETY: dup of a descriptor we own; the original closes on drop.
+        unsafe { libc::fcntl(self.read, libc::F_DUPFD_CLOEXEC, 0) }
+    }
+
+    fn take_write(&self) -> libc::c_int {
+        // SAFETY: as take_read.
+        unsafe { libc::fcntl(self.write, libc::F_DUPFD_CLOEXEC, 0) }
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // SAFETY: descriptors owned by this pipe.
+        unsafe {
+            libc::close(self.read);
+            libc::close(self.write);
+        }
+    }
+}
+
 impl Drop for Launcher {
     fn drop(&mut self) {
         // SAFETY: descriptors owned by self; the pid is our child.
@@ -241,14 +385,4 @@ impl Drop for Launcher {
             }
         }
     }
-}
-
-/// A pipe whose ends close on exec.
-fn pipe() -> anyhow::Result<(libc::c_int, libc::c_int)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds has room for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("cannot make a pipe");
-    }
-    Ok((fds[0], fds[1]))
 }

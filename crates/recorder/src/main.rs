@@ -132,9 +132,10 @@ fn record_args(mut a: RecordArgs) -> anyhow::Result<ExitCode> {
         .context("cannot install signal handlers")?;
     let opts = RecordOptions {
         out,
-        command: launcher.as_ref().map(|_| Scope {
+        command: launcher.as_ref().map(|l| Scope {
             program: a.command[0].clone(),
             user: a.user.clone(),
+            pid: l.pid(),
         }),
         duration: a.duration.map(Duration::from_secs),
         print: a.print,

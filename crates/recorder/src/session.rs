@@ -20,7 +20,7 @@ use credtrail_core::capture::write::check_capture_dir;
 use credtrail_core::capture::{CaptureWriter, FLUSH_INTERVAL, Retention, Rotation};
 use credtrail_core::enrich::{Enricher, Record};
 use credtrail_core::host;
-use credtrail_core::model::{Syscall, lifecycle};
+use credtrail_core::model::{ProcessRow, Syscall, lifecycle};
 use credtrail_core::policy::decide::{PolicyFilter, PolicySink};
 use credtrail_core::policy::{HostNamespaces, Rules};
 use credtrail_core::print::PrintFormat;
@@ -110,6 +110,21 @@ pub struct Summary {
     pub exit_code: Option<std::process::ExitCode>,
 }
 
+/// `pid` and its ancestors, of a process table.
+fn ancestry(procs: Vec<ProcessRow>, pid: u32) -> Vec<ProcessRow> {
+    let by_pid: BTreeMap<u32, &ProcessRow> = procs.iter().map(|p| (p.pid, p)).collect();
+    let mut keep = std::collections::BTreeSet::new();
+    let mut at = pid;
+    // Bounded by the table: a cycle in what /proc said ends here.
+    while at != 0 && keep.len() < by_pid.len() && keep.insert(at) {
+        at = by_pid.get(&at).map_or(0, |p| p.ppid);
+    }
+    procs
+        .into_iter()
+        .filter(|p| keep.contains(&p.pid))
+        .collect()
+}
+
 /// Records until `stop` is set or the duration ends, printing events to
 /// `out` when `opts.print` asks for it.
 pub fn record(
@@ -174,18 +189,27 @@ fn run(
     }
     let started = MonoInstant::now();
     let mut waiting_told = false;
+    let mut wait_error = None;
     loop {
         let mut done = false;
-        if let Some(l) = launcher.as_deref_mut()
-            && l.exited()?
-        {
-            let left = tracer.scope_len();
-            done = left == 0;
-            if !done && !waiting_told {
-                waiting_told = true;
-                tracing::info!(
-                    "the command exited; waiting for the {left} process(es) it started (Ctrl-C stops)"
-                );
+        if let Some(l) = launcher.as_deref_mut() {
+            match l.exited() {
+                Ok(false) => {}
+                Ok(true) => {
+                    let left = tracer.scope_len();
+                    done = left == 0;
+                    if !done && !waiting_told {
+                        waiting_told = true;
+                        tracing::info!(
+                            "the command exited; waiting for the {left} process(es) it started (Ctrl-C stops)"
+                        );
+                    }
+                }
+                // Sealed all the same, then reported.
+                Err(e) => {
+                    done = true;
+                    wait_error.get_or_insert(e);
+                }
             }
         }
         let stop = done
@@ -196,7 +220,16 @@ fn run(
             break;
         }
     }
-    let mut summary = session.finish()?;
+    let summary = session.finish();
+    // A command the recording stopped before (a signal, --duration, a
+    // write error) does not outlive it.
+    if let Some(l) = launcher.as_deref_mut() {
+        l.stop(Duration::from_secs(5))?;
+    }
+    if let Some(e) = wait_error {
+        return Err(e);
+    }
+    let mut summary = summary?;
     summary.exit_code = launcher.and_then(|l| l.exit_code());
     Ok(summary)
 }
@@ -288,6 +321,11 @@ impl<'t, 'o> Session<'t, 'o> {
         };
         let mut procs = crate::procfs::snapshot(host::boottime_ns())
             .context("cannot read the process table from /proc")?;
+        // One command's recording holds the command's ancestry, not the
+        // host's process table.
+        if let Some(c) = &opts.command {
+            procs = ancestry(procs, c.pid);
+        }
         for p in &mut procs {
             if opts.redactor.args(&mut p.cmdline) {
                 p.arguments = None;

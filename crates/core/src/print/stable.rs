@@ -2,8 +2,8 @@
 //! any run, for golden files of one command's recording. What changes from
 //! run to run is normalized (docs/ci.md lists every rule):
 //!
-//! - Order: rows grouped by process (processes in order of their first
-//!   row), then by thread (threads of a process in order of their first
+//! - Order: rows grouped by process (processes in order of their start,
+//!   then of their first row), then by thread (threads of a process in order of their first
 //!   row), each thread's rows in the kernel's order. Threads or processes
 //!   running at the same time are in the kernel's order only within
 //!   themselves: across them it is a race, and grouping takes it away.
@@ -17,7 +17,7 @@
 //! - Exec ids `exec-1`…, container ids `container-1`…, the node `node`;
 //!   directories under /tmp, /var/tmp and $TMPDIR become `<tmp>`; the
 //!   recorder's own command line and directory, as the first process's
-//!   parent, are left out.
+//!   parent, are left out (its binary is `credtrail-record`).
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -79,16 +79,19 @@ impl Stable {
 
     /// Writes every row, ordered and normalized, in `format`.
     pub fn finish(mut self, out: &mut impl Write, format: PrintFormat) -> io::Result<()> {
-        // Grouping keys from the kernel's order.
+        // Grouping keys from the kernel's order. Processes in order of
+        // their start (siblings a parent forked one after another keep
+        // their order even when their first rows race), then of their
+        // first row.
         self.events.sort_by_key(|e| e.seq);
         let mut process_rank = Numbers::default();
         let mut thread_rank = Numbers::default();
-        let keys: Vec<(u32, u32, u64)> = self
+        let keys: Vec<((i64, u32), u32, u64)> = self
             .events
             .iter()
             .map(|e| {
                 (
-                    process_rank.of(e.pid),
+                    (e.start_time.unwrap_or(i64::MAX), process_rank.of(e.pid)),
                     thread_rank.of((e.pid, e.tid)),
                     e.seq,
                 )
@@ -129,7 +132,7 @@ impl Stable {
 }
 
 /// JSON columns `--stable` leaves out.
-const LEFT_OUT: [&str; 11] = [
+const LEFT_OUT: [&str; 13] = [
     "time",
     "ktime_ns",
     "seq",
@@ -141,6 +144,8 @@ const LEFT_OUT: [&str; 11] = [
     "cgroup_id",
     "auid",
     "sessionid",
+    "parent_auid",
+    "pod_uid",
 ];
 
 #[derive(Default)]
@@ -202,6 +207,8 @@ impl Normalizer {
             ev.container_id = Some(format!("container-{}", self.containers.of(c)));
         }
         ev.node_name = "node".into();
+        // The compact line prints these.
+        (ev.time, ev.last_seen, ev.last_time) = (0, None, None);
         // The recorder, parent of the command's first process: its own
         // command line and directory are not the command's behaviour.
         if ev
@@ -209,6 +216,7 @@ impl Normalizer {
             .as_deref()
             .is_some_and(|b| b.rsplit('/').next() == Some("credtrail-record"))
         {
+            ev.parent_binary = Some("credtrail-record".into());
             ev.parent_arguments = None;
             ev.parent_cwd = None;
         }

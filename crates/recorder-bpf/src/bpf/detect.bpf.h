@@ -234,6 +234,10 @@ static __always_inline struct ct_known *check(struct task_struct *task, __u32 wh
 	 */
 	barrier();
 	cred = task->real_cred;
+	/* The sweep forgets an override that ended, so the same struct cred
+	 * swapped in again (&init_cred, say) is reported again. */
+	if (full && k->subjective_cred && task->cred == cred)
+		k->subjective_cred = 0;
 	if (seen == (__u64)cred && !full) {
 		/* The hot path (every switch-out): jiffies, not a clock read. */
 		if (where == CT_CHECK_SWITCH)
@@ -342,7 +346,6 @@ static __always_inline void check_subjective(struct task_struct *task, __u32 whe
 	if (cred == task->real_cred || (task->flags & (PF_KTHREAD | PF_IO_WORKER)) ||
 	    !in_scope(task))
 		return;
-	count(CT_CNT_SUBJECTIVE);
 	k = known_of(task, &adopted);
 	if (!k)
 		return;
@@ -350,6 +353,7 @@ static __always_inline void check_subjective(struct task_struct *task, __u32 whe
 	 * when two hooks on this exit both look. */
 	if (__sync_lock_test_and_set(&k->subjective_cred, (__u64)cred) == (__u64)cred)
 		return;
+	count(CT_CNT_SUBJECTIVE);
 	now = bpf_ktime_get_boot_ns();
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {

@@ -63,7 +63,7 @@ const EXAMPLES: [Example; 4] = [
         user: "nobody",
         argv: &[],
         expect_lines: &[
-            "ok    the exec makes it root (the setuid bit)",
+            "ok    only its exec makes it root, never a call",
             "ok    it hands back to the user who ran it, with no capabilities",
         ],
     },
