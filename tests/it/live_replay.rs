@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use credtrail_core::capture::{Capture, Rotation};
 use credtrail_core::print::PrintFormat;
-use credtrail_recorder::session::{RecordOptions, record};
+use credtrail_recorder::record::record;
+use credtrail_recorder::session::RecordOptions;
 
 use credtrail_testkit::{bpf_available, rootless_userns_argv, workload_bin};
 

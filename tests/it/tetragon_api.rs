@@ -340,15 +340,20 @@ const EVENTS: [&str; 4] = [
     "process_tracepoint",
 ];
 
+/// Every fixture capture's folder.
+fn fixture_dirs() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|d| d.join("manifest.json").exists())
+        .collect()
+}
+
 #[test]
 fn every_fixture_line_is_a_tetragon_get_events_response() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
     let mut lines = 0;
-    for entry in std::fs::read_dir(&root).unwrap() {
-        let dir = entry.unwrap().path();
-        if !dir.join("manifest.json").exists() {
-            continue;
-        }
+    for dir in fixture_dirs() {
         for (i, line) in replay_to_string(&dir, PrintFormat::Tetragon)
             .lines()
             .enumerate()
@@ -492,13 +497,8 @@ fn tetra_compact(v: &Value) -> String {
 
 #[test]
 fn tetragon_compact_is_what_tetra_prints_for_every_fixture_line() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
     let mut lines = 0;
-    for entry in std::fs::read_dir(&root).unwrap() {
-        let dir = entry.unwrap().path();
-        if !dir.join("manifest.json").exists() {
-            continue;
-        }
+    for dir in fixture_dirs() {
         let json = replay_to_string(&dir, PrintFormat::Tetragon);
         let compact = replay_to_string(&dir, PrintFormat::TetragonCompact);
         let compact: Vec<&str> = compact.lines().collect();
@@ -538,13 +538,8 @@ fn listed_functions() -> (String, Vec<String>) {
 fn every_function_name_is_a_kernel_symbol() {
     let (release, listed) = listed_functions();
     assert!(listed.len() >= 39, "{listed:?}");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
     let mut named = std::collections::BTreeSet::new();
-    for entry in std::fs::read_dir(&root).unwrap() {
-        let dir = entry.unwrap().path();
-        if !dir.join("manifest.json").exists() {
-            continue;
-        }
+    for dir in fixture_dirs() {
         for line in replay_to_string(&dir, PrintFormat::Tetragon).lines() {
             let v: Value = serde_json::from_str(line).unwrap();
             if let Some(f) = v["process_kprobe"]["function_name"].as_str() {

@@ -9,11 +9,13 @@
 //! lets it exec: everything it and its descendants do is recorded, the
 //! switch to `--user` is not (the recorder's doing, not the command's).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt as _;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use credtrail_core::model::ProcessRow;
 
 /// What the manifest says about a recorded command (`settings.command`,
 /// `settings.user`): the program, not its arguments (they may hold
@@ -385,4 +387,19 @@ impl Drop for Launcher {
             }
         }
     }
+}
+
+/// `pid` and its ancestors, of a process table.
+pub(crate) fn ancestry(procs: Vec<ProcessRow>, pid: u32) -> Vec<ProcessRow> {
+    let by_pid: BTreeMap<u32, &ProcessRow> = procs.iter().map(|p| (p.pid, p)).collect();
+    let mut keep = BTreeSet::new();
+    let mut at = pid;
+    // Bounded by the table: a cycle in what /proc said ends here.
+    while at != 0 && keep.len() < by_pid.len() && keep.insert(at) {
+        at = by_pid.get(&at).map_or(0, |p| p.ppid);
+    }
+    procs
+        .into_iter()
+        .filter(|p| keep.contains(&p.pid))
+        .collect()
 }

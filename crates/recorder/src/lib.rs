@@ -3,8 +3,8 @@
 //! bpf (`credtrail-recorder-bpf`: programs, ring buffer) → [`drain`] (a
 //! thread copying records into a bounded spool) → [`decode`] (raw records
 //! to rows) → `credtrail_core::enrich` (who made each change) →
-//! `credtrail_core::sink` (capture writer and printer). [`session`] runs
-//! that loop; [`pods`] (with [`cri`]) and [`procfs`] are the live node's sources of pod
+//! `credtrail_core::sink` (capture writer and printer). [`record`] runs
+//! that loop in a [`session`]; [`pods`] (with [`cri`]) and [`procfs`] are the live node's sources of pod
 //! metadata and of the process table at start; [`privileges`] drops what
 //! the recorder no longer needs once its hooks are attached; [`flight`]
 //! cuts a running capture's last minutes and reports on its recorder;
@@ -22,5 +22,6 @@ pub mod pods;
 pub mod policy;
 pub mod privileges;
 pub mod procfs;
+pub mod record;
 pub mod redact;
 pub mod session;

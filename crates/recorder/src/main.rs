@@ -18,8 +18,9 @@ use credtrail_core::term::table::{Column, Layout, Mark, Table, thousands};
 use credtrail_recorder::cli::{Cli, Command, RecordArgs};
 use credtrail_recorder::command::{Launcher, Scope, User};
 use credtrail_recorder::flight;
+use credtrail_recorder::record::{record, record_command};
 use credtrail_recorder::redact::Redactor;
-use credtrail_recorder::session::{RecordOptions, record, record_command};
+use credtrail_recorder::session::RecordOptions;
 
 fn main() -> ExitCode {
     credtrail_core::host::main("credtrail-record", "info", || run(Cli::parse()))

@@ -1,13 +1,12 @@
 //! The live recording: BPF records → decode → enrich → capture and printer.
 //!
-//! [`record`] loads the programs and runs a [`Session`]: [`Session::start`]
+//! [`crate::record`] loads the programs and runs a [`Session`]: [`Session::start`]
 //! (capture, /proc snapshot, privileges dropped), [`Session::poll`] until
 //! told to stop, [`Session::finish`] (sealed capture, or a failed one with
 //! its losses counted).
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::mem::MaybeUninit;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,18 +15,17 @@ use std::time::{Duration, Instant as MonoInstant};
 use anyhow::Context as _;
 use credtrail_core::capture::manifest::{Counters, Instant, Manifest, SigningKey};
 use credtrail_core::capture::storage::micros;
-use credtrail_core::capture::write::check_capture_dir;
 use credtrail_core::capture::{CaptureWriter, FLUSH_INTERVAL, Retention, Rotation};
 use credtrail_core::enrich::{Enricher, Record};
 use credtrail_core::host;
-use credtrail_core::model::{ProcessRow, Syscall, lifecycle};
+use credtrail_core::model::{Syscall, lifecycle};
 use credtrail_core::policy::decide::{PolicyFilter, PolicySink};
 use credtrail_core::policy::{HostNamespaces, Rules};
 use credtrail_core::print::PrintFormat;
 use credtrail_core::sink::{CaptureSink, Printer};
 use credtrail_recorder_bpf::{self as bpf, KernelCounters, Tracer};
 
-use crate::command::{Launcher, Scope};
+use crate::command::Scope;
 use crate::decode::{DecodeContext, decode_record};
 use crate::drain::{Drain, SpoolLimits};
 use crate::flight::SignalCut;
@@ -110,130 +108,6 @@ pub struct Summary {
     pub exit_code: Option<std::process::ExitCode>,
 }
 
-/// `pid` and its ancestors, of a process table.
-fn ancestry(procs: Vec<ProcessRow>, pid: u32) -> Vec<ProcessRow> {
-    let by_pid: BTreeMap<u32, &ProcessRow> = procs.iter().map(|p| (p.pid, p)).collect();
-    let mut keep = std::collections::BTreeSet::new();
-    let mut at = pid;
-    // Bounded by the table: a cycle in what /proc said ends here.
-    while at != 0 && keep.len() < by_pid.len() && keep.insert(at) {
-        at = by_pid.get(&at).map_or(0, |p| p.ppid);
-    }
-    procs
-        .into_iter()
-        .filter(|p| keep.contains(&p.pid))
-        .collect()
-}
-
-/// Records until `stop` is set or the duration ends, printing events to
-/// `out` when `opts.print` asks for it.
-pub fn record(
-    opts: &RecordOptions,
-    stop: &AtomicBool,
-    out: &mut dyn Write,
-) -> anyhow::Result<Summary> {
-    run(opts, stop, out, None)
-}
-
-/// [`record`] of one command's tree (`-- COMMAND`): `launcher`'s process
-/// joins the tree and execs once the hooks are attached, and recording
-/// stops when it and every process of its tree have exited.
-pub fn record_command(
-    opts: &RecordOptions,
-    stop: &AtomicBool,
-    out: &mut dyn Write,
-    launcher: &mut Launcher,
-) -> anyhow::Result<Summary> {
-    run(opts, stop, out, Some(launcher))
-}
-
-fn run(
-    opts: &RecordOptions,
-    stop: &AtomicBool,
-    out: &mut dyn Write,
-    mut launcher: Option<&mut Launcher>,
-) -> anyhow::Result<Summary> {
-    bpf::check_privileges()?;
-    if let Some(dir) = &opts.out {
-        // Refuse a bad --out before touching the kernel.
-        check_capture_dir(dir)?;
-    }
-    // Before any thread starts: threads inherit it.
-    crate::privileges::set_nice(opts.nice)?;
-    crate::privileges::drop_bounding_set()?;
-    let host_ns = host::namespaces();
-    let mut obj = MaybeUninit::uninit();
-    let tracer = Tracer::load(
-        &mut obj,
-        &bpf::Options {
-            ring_buffer_bytes: opts.ring_buffer_bytes,
-            compat_syscalls: opts.compat_syscalls,
-            switch_check: opts.switch_check,
-            subjective_check: opts.subjective_check,
-            scope: launcher.is_some(),
-            policy: crate::policy::kernel_policy(&opts.policy, host_ns),
-        },
-    )?;
-    let mut session = Session::start(&tracer, opts, host_ns, out)?;
-    if let Some(l) = launcher.as_deref_mut() {
-        let started = tracer
-            .scope_add(l.pid())
-            .map_err(anyhow::Error::from)
-            .and_then(|()| l.start());
-        if let Err(e) = started {
-            // The capture stays whole: sealed with what it holds.
-            while session.poll(true)? {}
-            session.finish()?;
-            return Err(e);
-        }
-    }
-    let started = MonoInstant::now();
-    let mut waiting_told = false;
-    let mut wait_error = None;
-    loop {
-        let mut done = false;
-        if let Some(l) = launcher.as_deref_mut() {
-            match l.exited() {
-                Ok(false) => {}
-                Ok(true) => {
-                    let left = tracer.scope_len();
-                    done = left == 0;
-                    if !done && !waiting_told {
-                        waiting_told = true;
-                        tracing::info!(
-                            "the command exited; waiting for the {left} process(es) it started (Ctrl-C stops)"
-                        );
-                    }
-                }
-                // Sealed all the same, then reported.
-                Err(e) => {
-                    done = true;
-                    wait_error.get_or_insert(e);
-                }
-            }
-        }
-        let stop = done
-            || stop.load(Ordering::Relaxed)
-            || opts.duration.is_some_and(|d| started.elapsed() >= d)
-            || session.sink.write_error.is_some();
-        if !session.poll(stop)? {
-            break;
-        }
-    }
-    let summary = session.finish();
-    // A command the recording stopped before (a signal, --duration, a
-    // write error) does not outlive it.
-    if let Some(l) = launcher.as_deref_mut() {
-        l.stop(Duration::from_secs(5))?;
-    }
-    if let Some(e) = wait_error {
-        return Err(e);
-    }
-    let mut summary = summary?;
-    summary.exit_code = launcher.and_then(|l| l.exit_code());
-    Ok(summary)
-}
-
 /// A recording in progress: the attached programs, the ring buffer, the
 /// enricher and the sink behind it.
 pub struct Session<'t, 'o> {
@@ -275,6 +149,11 @@ pub struct Session<'t, 'o> {
 }
 
 impl<'t, 'o> Session<'t, 'o> {
+    /// Whether writing the capture failed (the recording then stops).
+    pub fn write_failed(&self) -> bool {
+        self.sink.write_error.is_some()
+    }
+
     /// Opens the capture, snapshots /proc (after attaching, so a process
     /// starting now is in the snapshot or seen by the lifecycle hooks),
     /// drops privileges and starts reading the ring buffer.
@@ -324,7 +203,7 @@ impl<'t, 'o> Session<'t, 'o> {
         // One command's recording holds the command's ancestry, not the
         // host's process table.
         if let Some(c) = &opts.command {
-            procs = ancestry(procs, c.pid);
+            procs = crate::command::ancestry(procs, c.pid);
         }
         for p in &mut procs {
             if opts.redactor.args(&mut p.cmdline) {

@@ -137,30 +137,26 @@ fn a_mixed_storm_has_no_unexplained_changes() {
     // And the subjective credentials are compared at every return to user.
     let rec = Recorder::start(false, &["--compat-syscalls", "--subjective-check"]);
     let w = workload_bin();
+    // The setuid copy, run by nobody.
+    let as_nobody = |args: &[&'static str]| {
+        let mut v = vec![
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ];
+        v.push(suid.as_str());
+        v.extend_from_slice(args);
+        v
+    };
     let mixes: Vec<Vec<String>> = [
         vec![w, "broadcast", "--threads", "4", "--uid", "5001"],
         vec![w, "su-like"],
-        vec![
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            &suid,
-            "noop",
-        ],
+        as_nobody(&["noop"]),
         vec![w, "prctl", "--names", "100"],
         // Legitimate subjective overrides: access checks by a setuid
         // process (override_creds to the real ids inside each call).
-        vec![
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            &suid,
-            "access",
-            "--calls",
-            "2000",
-        ],
+        as_nobody(&["access", "--calls", "2000"]),
         vec![w, "userns"],
         vec![w, "ia32"],
         vec![w, "io-uring", "--uid", "4200"],
