@@ -87,7 +87,7 @@ struct Never {
     in_group: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Ids {
     uid: Option<u32>,
@@ -134,17 +134,21 @@ struct AtExit {
     capabilities: Option<OneOrMany>,
 }
 
+/// A `never` rule's conditions, its names resolved (empty or None: any).
+#[derive(Debug, Default)]
+struct NeverRule {
+    syscalls: Vec<String>,
+    failed: Option<bool>,
+    binary: Option<String>,
+    gains: Option<u64>,
+    becomes: Option<Ids>,
+    in_group: Option<u32>,
+}
+
 /// A checked rule, its names resolved.
 #[derive(Debug)]
 enum Check {
-    Never {
-        syscalls: Vec<String>,
-        failed: Option<bool>,
-        binary: Option<String>,
-        gains: Option<u64>,
-        becomes: Option<Ids>,
-        in_group: Option<u32>,
-    },
+    Never(NeverRule),
     AtExit {
         binary: Option<String>,
         ids: Ids,
@@ -263,14 +267,14 @@ fn compile(file: &str, text: &str) -> Result<Vec<(String, Check)>, QueryError> {
                     .as_ref()
                     .map(|c| caps_of(file, &r.name, c, false))
                     .transpose()?;
-                Check::Never {
+                Check::Never(NeverRule {
                     syscalls,
                     failed,
                     binary: n.binary,
                     gains,
                     becomes: n.becomes,
                     in_group: n.in_group,
-                }
+                })
             }
             (None, Some(i)) => {
                 if [
@@ -321,35 +325,20 @@ fn binary_is(binary: Option<&str>, want: &str) -> bool {
     binary.is_some_and(|b| b == want || b.rsplit('/').next() == Some(want))
 }
 
-/// The conditions of a `never` rule.
-#[derive(Clone, Copy)]
-struct Conditions<'c> {
-    syscalls: &'c [String],
-    failed: Option<bool>,
-    binary: Option<&'c str>,
-    gains: Option<u64>,
-    becomes: Option<&'c Ids>,
-    in_group: Option<u32>,
-}
-
 /// Rows that break a `never` rule.
-fn never_rows<'e>(events: &'e [Event], c: &Conditions<'_>) -> Vec<&'e Event> {
-    let Conditions {
-        syscalls,
-        failed,
-        binary,
-        gains,
-        becomes,
-        in_group,
-    } = *c;
+fn never_rows<'e>(events: &'e [Event], rule: &NeverRule) -> Vec<&'e Event> {
     events
         .iter()
-        .filter(|e| in_group.is_none_or(|g| e.new_groups.contains(&g)))
-        .filter(|e| syscalls.is_empty() || syscalls.contains(&e.syscall))
-        .filter(|e| failed.is_none_or(|f| f == (e.ret < 0)))
-        .filter(|e| binary.is_none_or(|b| binary_is(e.binary.as_deref(), b)))
+        .filter(|e| rule.in_group.is_none_or(|g| e.new_groups.contains(&g)))
+        .filter(|e| rule.syscalls.is_empty() || rule.syscalls.contains(&e.syscall))
+        .filter(|e| rule.failed.is_none_or(|f| f == (e.ret < 0)))
         .filter(|e| {
-            gains.is_none_or(|mask| {
+            rule.binary
+                .as_deref()
+                .is_none_or(|b| binary_is(e.binary.as_deref(), b))
+        })
+        .filter(|e| {
+            rule.gains.is_none_or(|mask| {
                 let held = |c: &Creds| c.cap_effective | c.cap_permitted | c.cap_ambient;
                 held(&e.new_creds()) & !held(&e.old_creds()) & mask != 0
             })
@@ -357,7 +346,7 @@ fn never_rows<'e>(events: &'e [Event], c: &Conditions<'_>) -> Vec<&'e Event> {
         .filter(|e| {
             // Every id named has that value after the row, and the row
             // changed at least one of them.
-            becomes.is_none_or(|ids| {
+            rule.becomes.as_ref().is_none_or(|ids| {
                 let (old, new) = (e.old_creds(), e.new_creds());
                 let pairs: Vec<_> = ids.pairs(&new).into_iter().zip(ids.pairs(&old)).collect();
                 pairs
@@ -451,27 +440,7 @@ pub fn expect(caps: &[CaptureInfo], file: &Path, out: &mut dyn Write) -> Result<
         }
         for (rule, check) in &checks {
             let failures: Vec<String> = match check {
-                Check::Never {
-                    syscalls,
-                    failed,
-                    binary,
-                    gains,
-                    becomes,
-                    in_group,
-                } => never_rows(
-                    &events,
-                    &Conditions {
-                        syscalls,
-                        failed: *failed,
-                        binary: binary.as_deref(),
-                        gains: *gains,
-                        becomes: becomes.as_ref(),
-                        in_group: *in_group,
-                    },
-                )
-                .into_iter()
-                .map(compact)
-                .collect(),
+                Check::Never(rule) => never_rows(&events, rule).into_iter().map(compact).collect(),
                 Check::AtExit {
                     binary,
                     ids,
@@ -555,24 +524,15 @@ mod tests {
             ev("setgroups", -1, 0, 0, 0),
             ev("capset", 0, 0, 0, 1 << 21),
         ];
-        let none = Conditions {
-            syscalls: &[],
-            failed: None,
-            binary: None,
-            gains: None,
-            becomes: None,
-            in_group: None,
-        };
-        let rows = |syscalls: &[&str], failed, gains, becomes| {
-            let s: Vec<String> = syscalls.iter().map(|s| (*s).to_owned()).collect();
-            let c = Conditions {
-                syscalls: &s,
+        let rows = |syscalls: &[&str], failed, gains, becomes: Option<&Ids>| {
+            let rule = NeverRule {
+                syscalls: syscalls.iter().map(|s| (*s).to_owned()).collect(),
                 failed,
                 gains,
-                becomes,
-                ..none
+                becomes: becomes.copied(),
+                ..NeverRule::default()
             };
-            never_rows(&events, &c).len()
+            never_rows(&events, &rule).len()
         };
         assert_eq!(rows(&["setgroups"], Some(true), None, None), 1);
         assert_eq!(rows(&["setgroups"], Some(false), None, None), 0);
@@ -592,14 +552,17 @@ mod tests {
             ..Ids::default()
         };
         assert_eq!(rows(&["setuid"], None, None, Some(&all_root)), 1);
-        let by = |binary| Conditions { binary, ..none };
-        assert_eq!(never_rows(&events, &by(Some("daemon"))).len(), 3);
-        assert_eq!(never_rows(&events, &by(Some("other"))).len(), 0);
+        let by = |binary: &str| NeverRule {
+            binary: Some(binary.into()),
+            ..NeverRule::default()
+        };
+        assert_eq!(never_rows(&events, &by("daemon")).len(), 3);
+        assert_eq!(never_rows(&events, &by("other")).len(), 0);
         let mut in_root_group = events[0].clone();
         in_root_group.new_groups = vec![0];
-        let in_group = Conditions {
+        let in_group = NeverRule {
             in_group: Some(0),
-            ..none
+            ..NeverRule::default()
         };
         assert_eq!(never_rows(&[in_root_group], &in_group).len(), 1);
         assert_eq!(never_rows(&events, &in_group).len(), 0);

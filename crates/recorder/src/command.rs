@@ -139,8 +139,8 @@ impl Launcher {
         arg_ptrs.push(std::ptr::null());
         let groups: Vec<libc::gid_t> = user.map(|u| u.groups.clone()).unwrap_or_default();
         let ids = user.map(|u| (u.uid, u.gid));
-        let go_pipe = Pipe::new()?;
-        let status_pipe = Pipe::new()?;
+        let mut go_pipe = Pipe::new()?;
+        let mut status_pipe = Pipe::new()?;
         // A SIGCHLD its own parent ignored would make waitpid fail: the
         // recorder waits for its command.
         // SAFETY: restoring a default disposition.
@@ -194,8 +194,8 @@ impl Launcher {
         }
         let mut l = Launcher {
             pid,
-            go: go_pipe.take_write(),
-            exec_status: status_pipe.take_read(),
+            go: std::mem::replace(&mut go_pipe.write, -1),
+            exec_status: std::mem::replace(&mut status_pipe.read, -1),
             argv0: argv0.clone(),
             status: None,
             started: false,
@@ -335,7 +335,8 @@ impl Launcher {
     }
 }
 
-/// A pipe whose ends close on exec, and when dropped unless taken.
+/// A pipe whose ends close on exec, and when dropped unless taken (an end
+/// taken is -1).
 struct Pipe {
     read: libc::c_int,
     write: libc::c_int,
@@ -353,24 +354,15 @@ impl Pipe {
             write: fds[1],
         })
     }
-
-    fn take_read(&self) -> libc::c_int {
-        // SAFETY: dup of a descriptor we own; the original closes on drop.
-        unsafe { libc::fcntl(self.read, libc::F_DUPFD_CLOEXEC, 0) }
-    }
-
-    fn take_write(&self) -> libc::c_int {
-        // SAFETY: as take_read.
-        unsafe { libc::fcntl(self.write, libc::F_DUPFD_CLOEXEC, 0) }
-    }
 }
 
 impl Drop for Pipe {
     fn drop(&mut self) {
-        // SAFETY: descriptors owned by this pipe.
-        unsafe {
-            libc::close(self.read);
-            libc::close(self.write);
+        for fd in [self.read, self.write] {
+            if fd >= 0 {
+                // SAFETY: a descriptor owned by this pipe.
+                unsafe { libc::close(fd) };
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Names: of the calls as their entry knows them (`setresuid32`, and the
-//! kernel's `__ia32_sys_setresuid` that implements it), and of the options and flags the newer
-//! credential paths take (prctl options, namespace flags, io_uring
+//! kernel's `__ia32_sys_setresuid` that implements it), and of the options
+//! and flags the newer credential paths take (prctl options, namespace flags, io_uring
 //! opcodes). One table per fact, read by the decoder (the `option` column)
 //! and by the printers.
 
@@ -149,6 +149,10 @@ pub fn io_uring_op(op: i64) -> String {
     }
 }
 
+/// The tracepoint an io_uring request run under a personality is hooked
+/// at (subsystem, event), and what Tetragon's `process_tracepoint` names.
+pub const IO_URING_TRACEPOINT: (&str, &str) = ("io_uring", "io_uring_submit_req");
+
 /// Where an unexplained change was noticed (`enum ct_check`).
 pub const CHECKS: [(i64, &str); 7] = [
     (1, "switch-out"),
@@ -236,7 +240,7 @@ impl Event {
     /// suffix), for printers that write it without building the string.
     pub fn kernel_function_parts(&self) -> [&str; 3] {
         match self.syscall_kind() {
-            Some(Syscall::IoUringSubmit) => ["io_uring_submit_req", "", ""],
+            Some(Syscall::IoUringSubmit) => [IO_URING_TRACEPOINT.1, "", ""],
             // No function was called: the credentials were found changed.
             Some(Syscall::Unexplained) => ["credtrail_unexplained_change", "", ""],
             _ if self.abi == abi::IA32 && self.uid16() => ["__ia32_sys_", &self.syscall, "16"],

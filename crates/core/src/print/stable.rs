@@ -99,7 +99,7 @@ impl Stable {
             .collect();
         let mut order: Vec<usize> = (0..self.events.len()).collect();
         order.sort_by_key(|&i| keys[i]);
-        let mut n = Normalizer::default();
+        let mut n = Normalizer::new();
         for i in order {
             let mut ev = std::mem::take(&mut self.events[i]);
             n.normalize(&mut ev);
@@ -159,16 +159,22 @@ struct Normalizer {
 }
 
 impl Normalizer {
-    fn normalize(&mut self, ev: &mut Event) {
-        if self.tmp.is_empty() {
-            self.tmp = ["/tmp/", "/var/tmp/"].map(str::to_owned).to_vec();
-            if let Ok(t) = std::env::var("TMPDIR")
-                && t.starts_with('/')
-            {
-                self.tmp.push(format!("{}/", t.trim_end_matches('/')));
-            }
-            self.tmp.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    /// The temporary directories of this machine, longest first.
+    fn new() -> Self {
+        let mut tmp = ["/tmp/", "/var/tmp/"].map(str::to_owned).to_vec();
+        if let Ok(t) = std::env::var("TMPDIR")
+            && t.starts_with('/')
+        {
+            tmp.push(format!("{}/", t.trim_end_matches('/')));
         }
+        tmp.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        Normalizer {
+            tmp,
+            ..Normalizer::default()
+        }
+    }
+
+    fn normalize(&mut self, ev: &mut Event) {
         ev.pid = self.ids.of(ev.pid);
         ev.tid = self.ids.of(ev.tid);
         if ev.ppid != 0 {

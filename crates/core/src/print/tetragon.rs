@@ -3,8 +3,9 @@
 //! `process_kprobe` for calls, `process_exec` for credentials changed by
 //! exec, `process_tracepoint` for an io_uring request run under a
 //! personality (credtrail hooks the `io_uring/io_uring_submit_req`
-//! tracepoint, and so would a Tetragon policy). credtrail's extra fields (credentials after the call, bounding and
-//! ambient sets, groups, no_new_privs) are fields a protobuf reader skips.
+//! tracepoint, and so would a Tetragon policy). credtrail's extra fields
+//! (credentials after the call, bounding and ambient sets, groups,
+//! no_new_privs) are fields a protobuf reader skips.
 //! `--print tetragon-compact` is `tetra getevents -o compact`.
 //!
 //! A folded row (`repeat_count`: calls the kernel counted instead of
@@ -25,6 +26,7 @@ use serde_json::Value;
 
 use super::json_writer::{Obj, display, int, object, plain_str, string};
 use crate::model::creds::{Creds, cap_name};
+use crate::model::options::IO_URING_TRACEPOINT;
 use crate::model::{Event, Syscall};
 
 /// The policy an event is reported under when it was recorded without
@@ -114,10 +116,6 @@ fn policy_and_after(o: &mut Obj<'_>, ev: &Event, kprobe: bool) {
         credentials(c, &ev.new_creds())
     });
 }
-
-/// The tracepoint of an io_uring request (subsystem, event), as Tetragon's
-/// `process_tracepoint` names it.
-pub const IO_URING_TRACEPOINT: (&str, &str) = ("io_uring", "io_uring_submit_req");
 
 /// Tetragon's ProcessTracepoint for a request run under a personality: the
 /// process with its own credentials, the tracepoint's `user_data` (u64, a
