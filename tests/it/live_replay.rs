@@ -36,8 +36,8 @@ fn record_live(format: PrintFormat, dir: &Path) -> String {
         sign_key: None,
         redactor: Default::default(),
         policy: Default::default(),
-        cut_requested: None,
-        signal_cut: None,
+        cuts: None,
+        metrics: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let handle = std::thread::spawn({

@@ -28,6 +28,10 @@ mod live_replay;
 mod fold;
 // Root: the flight recorder: cuts of a running capture, SIGUSR1, status.
 mod flight;
+// Root: --metrics-addr scraped by a real Prometheus, = the manifest; JSON logs.
+mod metrics;
+// Root: --cut-on cuts (unexplained, a storm of them), shipped by ship --follow.
+mod incidents;
 // Root: pod metadata from a real containerd's CRI socket.
 mod cri;
 // Root + podman: the node-agent image running the DaemonSet's recorder.

@@ -104,18 +104,47 @@ pub fn rfc3339_ns(unix_ns: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-/// Logs to stderr (colour only on a terminal); `RUST_LOG` overrides `default`.
-fn init_logging(default: &str) {
-    tracing_subscriber::fmt()
-        // Log lines carry names from processes and captures: no raw escapes
-        // (and so no colours of our own either).
-        .with_writer(|| crate::term::SafeWriter(std::io::stderr()))
+/// How log lines look on stderr (`--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per message.
+    #[default]
+    Human,
+    /// One JSON object per line (timestamp, level, fields with the
+    /// message, target), for Fluent Bit, Vector or Loki.
+    Json,
+}
+
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Logs to stderr (never raw escapes); `RUST_LOG` overrides `default`.
+fn init_logging(default: &str, format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Log lines carry names from processes and captures: no raw escapes
+    // (and so no colours of our own either).
+    let fmt = tracing_subscriber::fmt()
         .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
-        )
-        .init();
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Human => fmt
+            .with_writer(|| crate::term::SafeWriter(std::io::stderr()))
+            .init(),
+        LogFormat::Json => fmt
+            .json()
+            .with_writer(|| crate::term::JsonSafeWriter(std::io::stderr()))
+            .init(),
+    }
+}
+
+/// A binary's closing line on stderr (`credtrail-record: sealed ...`): as
+/// it is, or, under `--log-format json`, as a log record like the others.
+pub fn say(program: &str, line: &str) {
+    match LOG_FORMAT.get() {
+        Some(LogFormat::Json) => tracing::info!(program, "{line}"),
+        _ => eprintln!("{program}: {}", crate::term::safe(line)),
+    }
 }
 
 /// The `main` of every credtrail binary: logs to stderr at `log_level`
@@ -127,10 +156,30 @@ pub fn main(
     log_level: &str,
     run: impl FnOnce() -> anyhow::Result<std::process::ExitCode>,
 ) -> std::process::ExitCode {
-    init_logging(log_level);
+    main_logged(program, log_level, LogFormat::Human, run)
+}
+
+/// [`main`] with the log lines in `format`; under JSON the error line is a
+/// log record too.
+pub fn main_logged(
+    program: &str,
+    log_level: &str,
+    format: LogFormat,
+    run: impl FnOnce() -> anyhow::Result<std::process::ExitCode>,
+) -> std::process::ExitCode {
+    init_logging(log_level, format);
     match run_guarded(run) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
+        Err(e) if format == LogFormat::Json => {
+            let line = error_line(program, &e);
+            tracing::error!(
+                program,
+                "{}",
+                line.trim_start_matches(&format!("{program}: error: "))
+            );
+            std::process::ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("{}", error_line(program, &e));
             std::process::ExitCode::FAILURE

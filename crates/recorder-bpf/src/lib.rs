@@ -683,6 +683,25 @@ where
     })
 }
 
+/// Bytes the ring holds not yet consumed, and its size: how close the
+/// kernel is to counting `ringbuf_full` losses.
+pub fn ring_fill(rb: &RingBuffer<'_>) -> (u64, u64) {
+    use libbpf_rs::AsRawLibbpf as _;
+    let rb = rb.as_libbpf_object().as_ptr();
+    // SAFETY: ring 0 of a ring buffer manager we hold (one map was added);
+    // both calls only read its positions.
+    unsafe {
+        let ring = libbpf_rs::libbpf_sys::ring_buffer__ring(rb, 0);
+        if ring.is_null() {
+            return (0, 0);
+        }
+        (
+            libbpf_rs::libbpf_sys::ring__avail_data_size(ring) as u64,
+            libbpf_rs::libbpf_sys::ring__size(ring) as u64,
+        )
+    }
+}
+
 /// Consumes at most `max` records, waiting up to `timeout` for the first
 /// if none is ready; returns how many were consumed. Bounded batches keep
 /// the consumer's memory flat and its bookkeeping (checkpoints, rotation)

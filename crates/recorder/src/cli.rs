@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use credtrail_core::host::LogFormat;
 use credtrail_core::print::PrintFormat;
+
+use crate::autocut::Trigger;
 
 /// Record which processes change their UIDs, GIDs, groups or capabilities,
 /// with the full credentials before and after each call, into a capture
@@ -21,6 +24,11 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub record: RecordArgs,
+    /// How log lines on stderr look: `human`, or `json` (one object per
+    /// line: timestamp, level, fields with the message) for Fluent Bit or
+    /// Vector.
+    #[arg(long, value_enum, default_value = "human", global = true)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,15 +180,39 @@ pub struct RecordArgs {
     /// with --max-capture-bytes (whichever is reached first).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub keep: Option<std::time::Duration>,
-    /// Where `kill -USR1` puts its cuts, as `DIR/node=<node>/<time>` (the
-    /// fleet layout, so `credtrail-ship` and `credtrail-query` take them
-    /// as they are). Default: `incidents` next to the capture's folder (or
-    /// next to --out-root).
+    /// Where `kill -USR1` and `--cut-on` put their cuts, as
+    /// `DIR/node=<node>/<time>` (the fleet layout, so `credtrail-ship
+    /// --follow DIR` and `credtrail-query` take them as they are). Default:
+    /// `incidents` next to the capture's folder (or next to --out-root).
     #[arg(long, value_name = "DIR")]
     pub cut_root: Option<PathBuf>,
-    /// How far back a `kill -USR1` cut goes.
+    /// How far back a cut goes: from the signal (`kill -USR1`), or from
+    /// the event that triggered it (`--cut-on`).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub cut_last: std::time::Duration,
+    /// Cut by itself when it records such an event: `unexplained` (a change
+    /// no recorded call explains), `became-root` (a process became root, on
+    /// the host or in its user namespace), `policy:NAME` (an event the
+    /// --policy NAME kept). Comma-separated or repeated. Each cut holds the
+    /// --cut-last before the event and the --cut-after after it, signed
+    /// with --sign-key, under --cut-root; a log line names the event.
+    #[arg(long, value_name = "TRIGGER", value_delimiter = ',', value_parser = Trigger::parse)]
+    pub cut_on: Vec<Trigger>,
+    /// How long after the triggering event a --cut-on cut ends.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+    pub cut_after: std::time::Duration,
+    /// The least time between two cuts of one trigger: events of a trigger
+    /// storm in between make no cut of their own (they are in the capture,
+    /// and counted in credtrail_cut_triggers_suppressed_total).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub cut_cooldown: std::time::Duration,
+    /// Serve Prometheus metrics (events by call and result, losses by
+    /// reason, ring buffer and spool use, unexplained changes, sweeps,
+    /// cuts, CRI lookups, the recorder's CPU and memory) at
+    /// http://ADDR:PORT/metrics, e.g. `127.0.0.1:9464` or `0.0.0.0:9464`.
+    /// Off by default.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Scheduling priority (nice value, -20 to 19) of the recorder's
     /// threads. Raised by default, as auditd's `priority_boost` does: on a
     /// node whose CPUs are busy, the recorder still decodes, writes and

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::metrics::Live;
 use credtrail_core::model::container::PodInfo;
 use credtrail_cri::{DEFAULT_SOCKETS, PodMeta, blocking::CriClient};
 
@@ -16,13 +17,15 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 pub struct CriSource {
     client: CriClient,
     socket: PathBuf,
+    /// Lookups and their time, for `--metrics-addr`.
+    live: Live,
 }
 
 impl CriSource {
     /// Connects to `socket`, or to the first well-known socket present.
     /// None (logged) when there is none or it does not answer: pod
     /// metadata then comes from bundles and `--pods` alone.
-    pub fn connect(socket: Option<&Path>) -> Option<CriSource> {
+    pub fn connect(socket: Option<&Path>, live: Live) -> Option<CriSource> {
         let candidates: Vec<PathBuf> = match socket {
             Some(s) => vec![s.to_owned()],
             None => DEFAULT_SOCKETS
@@ -41,7 +44,11 @@ impl CriSource {
                         v.runtime_version,
                         v.runtime_api_version
                     );
-                    return Some(CriSource { client, socket });
+                    return Some(CriSource {
+                        client,
+                        socket,
+                        live,
+                    });
                 }
                 Err(e) => tracing::warn!(
                     "{e}; pod metadata from OCI bundles and --pods only (pass --cri-socket, or --no-cri)"
@@ -53,7 +60,15 @@ impl CriSource {
 
     /// The pod of container `id`, if the runtime knows it.
     pub fn pod_info(&self, id: &str) -> Option<PodInfo> {
-        match self.client.pod_for_container(id) {
+        let began = std::time::Instant::now();
+        let answer = self.client.pod_for_container(id);
+        let result = match &answer {
+            Ok(_) => "found",
+            Err(credtrail_cri::Error::NotFound(_)) => "not_found",
+            Err(_) => "error",
+        };
+        self.live.cri_lookup(result, began.elapsed());
+        match answer {
             Ok(m) => Some(pod_info(m, &self.socket)),
             Err(credtrail_cri::Error::NotFound(_)) => None,
             Err(e) => {

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -259,6 +259,8 @@ impl Spool {
 pub struct Drain {
     spool: Arc<Spool>,
     finish: Arc<AtomicBool>,
+    /// The ring's unread bytes before the drain's last poll, and its size.
+    ring: Arc<[AtomicU64; 2]>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -272,12 +274,14 @@ impl Drain {
             room: Condvar::new(),
         });
         let finish = Arc::new(AtomicBool::new(false));
+        let ring = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let thread = {
             let (spool, finish) = (Arc::clone(&spool), Arc::clone(&finish));
+            let fill = Arc::clone(&ring);
             std::thread::Builder::new()
                 .name("credtrail-drain".into())
                 .spawn(move || {
-                    let result = drain(&map, &spool, &finish);
+                    let result = drain(&map, &spool, &finish, &fill);
                     let mut st = spool.lock();
                     if let Err(e) = result {
                         st.error = Some(format!("{e:#}"));
@@ -290,6 +294,7 @@ impl Drain {
         Ok(Drain {
             spool,
             finish,
+            ring,
             thread: Some(thread),
         })
     }
@@ -328,6 +333,15 @@ impl Drain {
     pub fn stats(&self) -> SpoolStats {
         self.spool.lock().stats
     }
+
+    /// The kernel ring's unread bytes (as the drain last found it) and
+    /// its size.
+    pub fn ring_fill(&self) -> (u64, u64) {
+        (
+            self.ring[0].load(Ordering::Relaxed),
+            self.ring[1].load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl Drop for Drain {
@@ -348,7 +362,12 @@ impl Drop for Drain {
 }
 
 /// The thread: copy records into batches, hand them over, never decode.
-fn drain(map: &MapHandle, spool: &Spool, finish: &AtomicBool) -> anyhow::Result<()> {
+fn drain(
+    map: &MapHandle,
+    spool: &Spool,
+    finish: &AtomicBool,
+    fill: &[AtomicU64; 2],
+) -> anyhow::Result<()> {
     let buf = RefCell::new(Vec::with_capacity(BATCH_BYTES + 4096));
     let count = Cell::new(0usize);
     let ring = bpf::ring_buffer_of(map, |rec| {
@@ -369,6 +388,9 @@ fn drain(map: &MapHandle, spool: &Spool, finish: &AtomicBool) -> anyhow::Result<
             POLL_PERIOD
         };
         let start = host::boottime_ns();
+        let (used, size) = bpf::ring_fill(&ring);
+        fill[0].store(used, Ordering::Relaxed);
+        fill[1].store(size, Ordering::Relaxed);
         last = bpf::poll_batch(&ring, POLL_BATCH, wait)?;
         let caught_up = (last < POLL_BATCH).then_some(start);
         if caught_up.is_some() || buf.borrow().len() >= BATCH_BYTES {

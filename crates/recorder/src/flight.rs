@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use credtrail_core::capture::control::{Pin, request_seal};
 use credtrail_core::capture::cut::{CutReport, CutWindow, cut};
 use credtrail_core::capture::manifest::{CaptureState, MANIFEST_FILE, Manifest, SigningKey};
@@ -120,25 +122,26 @@ pub fn cut_line(dir: &Path, incident: &Path, r: &CutReport) -> String {
     )
 }
 
-/// A `kill -USR1` cut, made on a thread while the recorder goes on.
+/// Where the recorder's own cuts go (`kill -USR1`, `--cut-on`), made on a
+/// thread while the recorder goes on.
 #[derive(Debug, Clone)]
-pub struct SignalCut {
+pub struct CutPlan {
     pub root: PathBuf,
-    pub last: Duration,
     pub node: String,
     pub key: Option<SigningKey>,
 }
 
-impl SignalCut {
-    /// Starts the cut of `capture` up to `end_ktime_ns` (its open segments
-    /// just sealed); `pin` was made before the recorder's next eviction.
+impl CutPlan {
+    /// Starts the cut of `window` of `capture` (its open segments just
+    /// sealed); `pin` holds the window's segments from before the
+    /// recorder's next eviction. `done` hears how it went.
     pub fn spawn(
         &self,
         capture: &Path,
-        end_ktime_ns: u64,
+        window: CutWindow,
+        pin: Pin,
+        done: impl FnOnce(Result<(PathBuf, CutReport), String>) + Send + 'static,
     ) -> anyhow::Result<std::thread::JoinHandle<()>> {
-        let start = end_ktime_ns.saturating_sub(self.last.as_nanos() as u64);
-        let pin = Pin::new(&Dir::open(capture)?, start)?;
         // Refused if someone else made them.
         Dir::open_root(&self.root)?
             .private_subdir(&credtrail_core::capture::layout::node_folder(&self.node)?)?;
@@ -147,16 +150,18 @@ impl SignalCut {
             &self.node,
             chrono::Utc::now().timestamp(),
         )?;
+        // Made now, so that the next cut started this second takes the
+        // next name (the cut fills an empty folder).
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&incident)
+            .with_context(|| format!("cannot make {}", incident.display()))?;
         let (capture, key) = (capture.to_owned(), self.key.clone());
-        let window = CutWindow {
-            start_ktime_ns: start,
-            end_ktime_ns,
-        };
         Ok(std::thread::spawn(move || {
-            match cut(&capture, &incident, window, key.as_ref(), Some(pin)) {
-                Ok(r) => tracing::info!("{}", cut_line(&capture, &incident, &r)),
-                Err(e) => tracing::error!("SIGUSR1 cut failed: {e}"),
-            }
+            done(
+                cut(&capture, &incident, window, key.as_ref(), Some(pin))
+                    .map(|r| (incident, r))
+                    .map_err(|e| e.to_string()),
+            )
         }))
     }
 }

@@ -10,6 +10,7 @@
 //! cuts a running capture's last minutes and reports on its recorder;
 //! [`command`] starts the one command whose tree `-- COMMAND` records.
 
+pub mod autocut;
 pub mod cli;
 pub mod command;
 pub mod cri;
@@ -18,6 +19,7 @@ pub mod drain;
 pub mod flight;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod metrics;
 pub mod pods;
 pub mod policy;
 pub mod privileges;
@@ -25,3 +27,4 @@ pub mod procfs;
 pub mod record;
 pub mod redact;
 pub mod session;
+pub mod watch;

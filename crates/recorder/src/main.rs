@@ -11,19 +11,23 @@ use clap::Parser;
 use credtrail_core::capture::manifest::Discarded;
 use credtrail_core::capture::sign::load_signing_key;
 use credtrail_core::capture::{Capture, Retention, Rotation};
+use credtrail_core::host::say;
 use credtrail_core::policy::Rules;
 use credtrail_core::print::{PrintFormat, print_event};
 use credtrail_core::term::safe;
 use credtrail_core::term::table::{Column, Layout, Mark, Table, thousands};
+use credtrail_recorder::autocut::{CutOptions, Trigger};
 use credtrail_recorder::cli::{Cli, Command, RecordArgs};
 use credtrail_recorder::command::{Launcher, Scope, User};
 use credtrail_recorder::flight;
+use credtrail_recorder::metrics::{Metrics, serve};
 use credtrail_recorder::record::{record, record_command};
 use credtrail_recorder::redact::Redactor;
 use credtrail_recorder::session::RecordOptions;
 
 fn main() -> ExitCode {
-    credtrail_core::host::main("credtrail-record", "info", || run(Cli::parse()))
+    let cli = Cli::parse();
+    credtrail_core::host::main_logged("credtrail-record", "info", cli.log_format, || run(cli))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -50,9 +54,9 @@ fn subcommand(command: Command) -> anyhow::Result<()> {
             let key = sign_key.as_deref().map(load_signing_key).transpose()?;
             let (dir, report) =
                 flight::cut_running(&running, &incident, last, key.as_ref(), timeout)?;
-            eprintln!(
-                "credtrail-record: {}",
-                safe(&flight::cut_line(&dir, &incident, &report))
+            say(
+                "credtrail-record",
+                &flight::cut_line(&dir, &incident, &report),
             );
             Ok(())
         }
@@ -118,19 +122,52 @@ fn record_args(mut a: RecordArgs) -> anyhow::Result<ExitCode> {
         .node_name
         .clone()
         .unwrap_or_else(|| credtrail_core::host::uname().0);
-    let signal_cut = out.as_deref().map(|dir| flight::SignalCut {
-        root: a.cut_root.clone().unwrap_or_else(|| {
-            // Next to the capture's folder, or to --out-root.
-            let base = a.out_root.as_deref().unwrap_or(dir);
-            base.parent().unwrap_or(Path::new("/")).join("incidents")
-        }),
-        last: a.cut_last,
-        node: node.clone(),
-        key: sign_key.clone(),
-    });
-    let cut_requested = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&cut_requested))
+    let signal = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&signal))
         .context("cannot install signal handlers")?;
+    if !a.cut_on.is_empty() && out.is_none() {
+        anyhow::bail!("--cut-on cuts a capture: pass --out DIR or --out-root ROOT too");
+    }
+    for t in &a.cut_on {
+        if let Trigger::Policy(name) = t
+            && !policy.policies.iter().any(|p| p.name == *name)
+        {
+            anyhow::bail!(
+                "--cut-on {}: no --policy is named {name:?} (the names given: {})",
+                t.name(),
+                policy
+                    .policies
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    let cuts = out.as_deref().map(|dir| CutOptions {
+        plan: flight::CutPlan {
+            root: a.cut_root.clone().unwrap_or_else(|| {
+                // Next to the capture's folder, or to --out-root.
+                let base = a.out_root.as_deref().unwrap_or(dir);
+                base.parent().unwrap_or(Path::new("/")).join("incidents")
+            }),
+            node: node.clone(),
+            key: sign_key.clone(),
+        },
+        triggers: a.cut_on.clone(),
+        last: a.cut_last,
+        after: a.cut_after,
+        cooldown: a.cut_cooldown,
+        signal: Arc::clone(&signal),
+    });
+    let metrics = match a.metrics_addr {
+        Some(addr) => {
+            let m = Metrics::new();
+            serve::start(addr, m.clone())?;
+            Some(m)
+        }
+        None => None,
+    };
     let opts = RecordOptions {
         out,
         command: launcher.as_ref().map(|l| Scope {
@@ -164,20 +201,23 @@ fn record_args(mut a: RecordArgs) -> anyhow::Result<ExitCode> {
         sign_key,
         redactor,
         policy,
-        cut_requested: Some(cut_requested),
-        signal_cut,
+        cuts,
+        metrics,
     };
     let summary = match launcher.as_mut() {
         Some(l) => record_command(&opts, &stop, &mut std::io::stdout(), l)?,
         None => record(&opts, &stop, &mut std::io::stdout())?,
     };
     if let Some(m) = summary.manifest {
-        eprintln!(
-            "credtrail-record: sealed {} segment(s), {} events, {} lost; chain head {} (note it: `credtrail-replay --verify --expect-head` checks it)",
-            m.segments.len(),
-            m.counters.events_written,
-            m.counters.lost(),
-            m.chain_head.as_deref().unwrap_or("-")
+        say(
+            "credtrail-record",
+            &format!(
+                "sealed {} segment(s), {} events, {} lost; chain head {} (note it: `credtrail-replay --verify --expect-head` checks it)",
+                m.segments.len(),
+                m.counters.events_written,
+                m.counters.lost(),
+                m.chain_head.as_deref().unwrap_or("-")
+            ),
         );
     }
     Ok(summary.exit_code.unwrap_or(ExitCode::SUCCESS))

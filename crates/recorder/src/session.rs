@@ -8,8 +8,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant as MonoInstant};
 
 use anyhow::Context as _;
@@ -25,12 +23,14 @@ use credtrail_core::print::PrintFormat;
 use credtrail_core::sink::{CaptureSink, Printer};
 use credtrail_recorder_bpf::{self as bpf, KernelCounters, Tracer};
 
+use crate::autocut::{CutOptions, Cuts};
 use crate::command::Scope;
 use crate::decode::{DecodeContext, decode_record};
 use crate::drain::{Drain, SpoolLimits};
-use crate::flight::SignalCut;
+use crate::metrics::{Metrics, Snapshot};
 use crate::pods::NodePods;
 use crate::redact::Redactor;
+use crate::watch::{Tally, Watch};
 
 /// The longest the session waits for the drain's next batch: it still
 /// checkpoints, rotates and serves cuts while the system is quiet (the
@@ -94,9 +94,10 @@ pub struct RecordOptions {
     pub redactor: Redactor,
     /// `--policy` files, compiled (no selector: every event is kept).
     pub policy: Rules,
-    /// Set by SIGUSR1: cut the last minutes as `signal_cut` says.
-    pub cut_requested: Option<Arc<AtomicBool>>,
-    pub signal_cut: Option<SignalCut>,
+    /// The recorder's own cuts (SIGUSR1, `--cut-on`); none without a capture.
+    pub cuts: Option<CutOptions>,
+    /// `--metrics-addr`: where each checkpoint's counters are published.
+    pub metrics: Option<Metrics>,
 }
 
 /// How a session ended.
@@ -134,8 +135,12 @@ pub struct Session<'t, 'o> {
     /// When the last drain of the ring began: what a seal covers.
     drained_to: u64,
     last_control: MonoInstant,
-    /// The SIGUSR1 cut in progress.
-    cut: Option<std::thread::JoinHandle<()>>,
+    /// The recorder's own cuts, pending and running.
+    cuts: Option<Cuts>,
+    /// Rows by call and result, for the metrics.
+    tally: Tally,
+    /// Log lines about unexplained changes, per second.
+    unexplained_log: LogBudget,
     /// Folded transitions taken from the kernel, each batch with the boot
     /// time it was taken at: applied once the ring is drained past it, so
     /// they follow every record sent before them.
@@ -226,6 +231,17 @@ impl<'t, 'o> Session<'t, 'o> {
             },
         )?;
         let printer = opts.print.map(|format| Printer::new(format, out));
+        let cuts = match (&opts.cuts, &writer) {
+            (Some(c), Some(w)) => Some(Cuts::new(
+                c.clone(),
+                w.dir(),
+                opts.metrics
+                    .as_ref()
+                    .map(|m| m.live.clone())
+                    .unwrap_or_default(),
+            )?),
+            _ => None,
+        };
         let mut session = Session {
             opts,
             tracer,
@@ -249,7 +265,9 @@ impl<'t, 'o> Session<'t, 'o> {
             last_sweep: MonoInstant::now(),
             drained_to: host::boottime_ns(),
             last_control: MonoInstant::now(),
-            cut: None,
+            cuts,
+            tally: Tally::default(),
+            unexplained_log: LogBudget::default(),
             pending_folds: Vec::new(),
             last_fold: MonoInstant::now(),
             folded_rows: 0,
@@ -311,9 +329,11 @@ impl<'t, 'o> Session<'t, 'o> {
             Ok(())
         });
         slow("rotation and eviction", t);
-        if !self.stopping && self.last_control.elapsed() >= CONTROL_PERIOD {
+        if drained || (!self.stopping && self.last_control.elapsed() >= CONTROL_PERIOD) {
             self.last_control = MonoInstant::now();
-            rotated |= self.serve_cuts();
+            // Drained: the cuts still waiting for their window's end are
+            // made with what there is.
+            rotated |= self.serve_cuts(drained);
         }
         if rotated {
             // A new segment begins: open it with the cache so it reads alone.
@@ -347,27 +367,19 @@ impl<'t, 'o> Session<'t, 'o> {
         Ok(())
     }
 
-    /// A cut's request to seal (`credtrail-record cut`), and SIGUSR1.
-    /// Returns whether segments were sealed.
-    fn serve_cuts(&mut self) -> bool {
+    /// A cut's request to seal (`credtrail-record cut`), and the
+    /// recorder's own cuts that are due (all of them when `all`: the
+    /// recording ends). Returns whether segments were sealed.
+    fn serve_cuts(&mut self, all: bool) -> bool {
         let end = self.drained_to;
         let mut sealed = false;
         self.sink.write(|w| {
             sealed = w.serve_seal_request(end)?;
             Ok(())
         });
-        let signalled = self
-            .opts
-            .cut_requested
-            .as_ref()
-            .is_some_and(|f| f.swap(false, Ordering::Relaxed));
-        let (Some(sc), true) = (&self.opts.signal_cut, signalled) else {
+        let Some(cuts) = self.cuts.as_mut().filter(|c| c.due(end, all)) else {
             return sealed;
         };
-        if self.cut.as_ref().is_some_and(|h| !h.is_finished()) {
-            tracing::warn!("SIGUSR1: a cut is still being made; this one is skipped");
-            return sealed;
-        }
         let mut dir = None;
         self.sink.write(|w| {
             sealed |= w.seal_now()?;
@@ -375,10 +387,7 @@ impl<'t, 'o> Session<'t, 'o> {
             Ok(())
         });
         if let Some(dir) = dir {
-            match sc.spawn(&dir, end) {
-                Ok(h) => self.cut = Some(h),
-                Err(e) => tracing::error!("SIGUSR1 cut not started: {e:#}"),
-            }
+            cuts.start_due(&dir, end, all);
         }
         sealed
     }
@@ -469,8 +478,9 @@ impl<'t, 'o> Session<'t, 'o> {
             }
             Record::Cred(e) => {
                 e.seq = self.seq;
-                // As LKRG logs: the responder hears of it now, not at query.
-                if e.syscall == Syscall::Unexplained.name() {
+                // As LKRG logs: the responder hears of it now, not at query
+                // (a storm's lines are bounded per second; the rows are not).
+                if e.syscall == Syscall::Unexplained.name() && self.unexplained_log.take() {
                     tracing::warn!(
                         "unexplained credential change: {}",
                         credtrail_core::term::safe(&credtrail_core::print::compact(e))
@@ -479,15 +489,20 @@ impl<'t, 'o> Session<'t, 'o> {
             }
             Record::Userns(u) => u.seq = self.seq,
         }
+        let mut watch = Watch {
+            inner: &mut self.sink,
+            tally: &mut self.tally,
+            cuts: self.cuts.as_mut(),
+        };
         match self.policy.as_mut() {
             Some(filter) => {
                 let mut sink = PolicySink {
                     filter,
-                    inner: &mut self.sink,
+                    inner: &mut watch,
                 };
                 self.enricher.apply(rec, &mut sink)
             }
-            None => self.enricher.apply(rec, &mut self.sink),
+            None => self.enricher.apply(rec, &mut watch),
         }
     }
 
@@ -541,11 +556,48 @@ impl<'t, 'o> Session<'t, 'o> {
             );
             self.reported_lost = c.lost() + c.lifecycle_lost();
         }
+        self.publish(&c);
         if let Some(w) = self.sink.writer.as_mut() {
             w.set_counters(c);
         }
         self.hand_over_by_pid();
         Ok(())
+    }
+
+    /// The counters (those the manifest gets) to the metrics endpoint.
+    fn publish(&self, c: &Counters) {
+        let Some(m) = &self.opts.metrics else {
+            return;
+        };
+        let (ring_used_bytes, ring_size_bytes) = self.drain.ring_fill();
+        let mut s = Snapshot {
+            counters: c.clone(),
+            by_call: self
+                .tally
+                .by_call
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            unexplained_by_check: self
+                .tally
+                .unexplained_by_check
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            spool_bytes: self.drain.backlog_bytes(),
+            ring_used_bytes,
+            ring_size_bytes,
+            hooks_attached: self.tracer.hooks().len() as u64,
+            hooks_missing: self.tracer.missing_optional_hooks().len() as u64,
+            ..Snapshot::default()
+        };
+        if let Some(w) = &self.sink.writer {
+            let manifest = w.manifest();
+            s.capture_bytes = manifest.kept_bytes();
+            s.segments_sealed = manifest.segments.len() as u64;
+            s.segments_evicted = manifest.segments.iter().filter(|g| g.evicted).count() as u64;
+        }
+        m.publish(s);
     }
 
     /// Losses (the kernel's) and folded calls by process, to the writer.
@@ -559,11 +611,12 @@ impl<'t, 'o> Session<'t, 'o> {
     /// Seals the capture; after a write error, seals what the checkpoints
     /// hold, counts the rest as lost and says so in the error.
     pub fn finish(mut self) -> anyhow::Result<Summary> {
-        if let Some(h) = self.cut.take() {
-            // Its segments are pinned until it is done.
-            let _ = h.join();
+        if let Some(mut cuts) = self.cuts.take() {
+            // Their segments are pinned until they are done.
+            cuts.join();
         }
         let counters = self.counters()?;
+        self.publish(&counters);
         self.hand_over_by_pid();
         let end = Instant::at(host::boottime_ns(), self.realtime_offset_ns);
         let delivered = (self.sink.counts.events, self.sink.counts.lifecycle);
@@ -604,6 +657,45 @@ impl<'t, 'o> Session<'t, 'o> {
     }
 }
 
+/// Log lines allowed per second of one kind: a storm of findings is a few
+/// lines and a count, not a flooded log collector.
+#[derive(Default)]
+struct LogBudget {
+    since: Option<MonoInstant>,
+    logged: u32,
+    skipped: u64,
+}
+
+impl LogBudget {
+    const PER_SECOND: u32 = 20;
+
+    /// Whether this one may be logged (reporting those skipped before).
+    fn take(&mut self) -> bool {
+        let now = MonoInstant::now();
+        if self
+            .since
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            if self.skipped > 0 {
+                tracing::warn!(
+                    "{} more unexplained credential changes were not logged (the capture holds them all)",
+                    self.skipped
+                );
+            }
+            *self = LogBudget {
+                since: Some(now),
+                ..LogBudget::default()
+            };
+        }
+        if self.logged < Self::PER_SECOND {
+            self.logged += 1;
+            return true;
+        }
+        self.skipped += 1;
+        false
+    }
+}
+
 /// The kernel's pressure level for a spool holding `bytes`: a spool of a
 /// few batches is normal; past 1, 16 and 64 MiB, a flood is being spooled
 /// and processes over their share are folded ever sooner.
@@ -634,7 +726,13 @@ fn node_pods(opts: &RecordOptions) -> NodePods {
         cri: if opts.no_cri {
             None
         } else {
-            crate::cri::CriSource::connect(opts.cri_socket.as_deref())
+            crate::cri::CriSource::connect(
+                opts.cri_socket.as_deref(),
+                opts.metrics
+                    .as_ref()
+                    .map(|m| m.live.clone())
+                    .unwrap_or_default(),
+            )
         },
     }
 }

@@ -1,15 +1,20 @@
 //! The `credtrail-ship` command line.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Parser;
 use credtrail_core::capture::sign;
+use credtrail_core::host::LogFormat;
 use credtrail_core::term::safe;
 
 use crate::store::Remote;
-use crate::upload::{self, Options};
+use crate::upload::{self, Options, Report};
+use crate::watch;
 
 /// Ship sealed captures to object storage (S3 or S3-compatible), under the
 /// fleet layout PREFIX/node=<node>/<capture folder>/. Each capture is
@@ -25,7 +30,10 @@ use crate::upload::{self, Options};
     after_help = "Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), AWS_REGION, web identity (EKS), container or instance metadata; AWS_PROFILE files are not read.\n\nExamples:\n  credtrail-ship /var/lib/credtrail/node=n1/20261202T181502Z s3://evidence/fleet\n  credtrail-ship --follow RUNNING_CAPTURE s3://evidence/fleet --endpoint http://127.0.0.1:9000"
 )]
 pub struct Cli {
-    /// The capture folder to ship.
+    /// The capture folder to ship; with --follow, also a folder of
+    /// captures in the fleet layout (ROOT/node=<node>/<capture>, e.g. a
+    /// recorder's --cut-root), whose sealed captures are shipped as they
+    /// appear until SIGTERM or Ctrl-C.
     #[arg(value_name = "CAPTURE")]
     pub capture: PathBuf,
     /// Destination: s3://bucket/prefix (the fleet root).
@@ -42,7 +50,7 @@ pub struct Cli {
     /// manifest as it changes, until the recorder stops.
     #[arg(long)]
     pub follow: bool,
-    /// With --follow: how often to look at the manifest.
+    /// With --follow: how often to look at the manifest (or the folder).
     #[arg(
         long,
         value_name = "SECONDS",
@@ -53,6 +61,9 @@ pub struct Cli {
     /// Delete each local capture once all of it is shipped and checked.
     #[arg(long)]
     pub remove_local: bool,
+    /// How log lines on stderr look: `human`, or `json` (one object per line).
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
 }
 
 /// Ships the capture; one line on `out`.
@@ -75,8 +86,24 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         remove_local: cli.remove_local,
     };
     let dir = &cli.capture;
+    if let (Some(every), true) = (opts.follow, watch::is_root(dir)) {
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, Arc::clone(&stop))
+                .context("cannot install signal handlers")?;
+        }
+        return watch::follow_root(dir, &remote, opts, every, &stop, out, |d, r| {
+            safe(&shipped_line(d, r)).into_owned()
+        });
+    }
     let r = upload::ship(dir, &remote, opts)?;
-    let line = format!(
+    writeln!(out, "{}", safe(&shipped_line(dir, &r)))?;
+    Ok(())
+}
+
+/// One line on a shipped capture.
+fn shipped_line(dir: &Path, r: &Report) -> String {
+    format!(
         "{} -> {}: {} objects uploaded ({} bytes), {} already there; every object checked{}",
         dir.display(),
         r.url,
@@ -88,7 +115,5 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         } else {
             ""
         }
-    );
-    writeln!(out, "{}", safe(&line))?;
-    Ok(())
+    )
 }

@@ -3,6 +3,9 @@
 //! busybox image, fixtures, sample rows, and checks of a whole capture.
 
 pub mod samples;
+mod servers;
+
+pub use servers::{MotoS3, Prometheus, free_port, http_get};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -631,77 +634,6 @@ pub fn duckdb(script: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// moto's S3 server (`moto[server]` from PyPI) on a free port of
-/// 127.0.0.1 with one bucket, stopped on drop.
-pub struct MotoS3 {
-    child: Child,
-    pub endpoint: String,
-}
-
-impl Drop for MotoS3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl MotoS3 {
-    /// Starts the server and creates `bucket` (credentials: any).
-    pub fn start(bucket: &str) -> MotoS3 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m moto.server (scripts/setup installs moto[server])");
-        let s3 = MotoS3 {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let t0 = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(30), "moto did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s3.boto(&format!("s3.create_bucket(Bucket='{bucket}')"));
-        s3
-    }
-
-    /// Runs a boto3 snippet against the server (`s3` is the client);
-    /// returns its stdout.
-    pub fn boto(&self, code: &str) -> String {
-        let script = format!(
-            "import boto3, sys\ns3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n{code}",
-            self.endpoint
-        );
-        let o = Command::new("python3")
-            .args(["-c", &script])
-            .output()
-            .expect("python3");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    /// `cmd` pointed at the server with test credentials.
-    pub fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        cmd.env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", &self.endpoint)
-    }
 }
 
 /// Runs `cmd` to the end inside a memory cgroup limited to `bytes` (cgroup

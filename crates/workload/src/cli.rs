@@ -120,6 +120,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "setresuid")]
         call: crate::Call,
     },
+    /// TOGGLES euid changes through the 32-bit entry (0 → UID → 0 …), each
+    /// followed by a recorded setresuid(-1, -1, -1) that finds it: without
+    /// --compat-syscalls, exactly TOGGLES unexplained changes, at RATE per
+    /// second (0: as fast as possible). Prints the pid and the count.
+    Ia32Toggle {
+        #[arg(long, default_value_t = 1000)]
+        toggles: u64,
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        #[arg(long, default_value_t = 4301)]
+        uid: u32,
+    },
     /// Time CALLS calls on one thread; prints nanoseconds per call.
     TimeCalls {
         #[arg(long, value_enum, default_value = "setresuid")]

@@ -102,6 +102,39 @@ fn low_page() -> std::io::Result<*mut u32> {
     Ok(p.cast())
 }
 
+/// `count` euid changes through the 32-bit entry (alternately to `uid` and
+/// back to 0: the real and saved uids stay 0), each followed by a recorded
+/// setresuid(-1, -1, -1), whose check finds it if no switch-out did:
+/// exactly one unexplained change each. `rate` per second (0: unpaced).
+/// Returns how many changes were made.
+pub fn ia32_toggle(count: u64, rate: u64, uid: u32) -> std::io::Result<u64> {
+    let started = std::time::Instant::now();
+    for i in 0..count {
+        let to = if i % 2 == 0 { uid } else { 0 };
+        if int80(IA32_SETRESUID32, u32::MAX, to, u32::MAX) != 0 {
+            return Err(std::io::Error::other(format!(
+                "setresuid32(-1, {to}, -1) through int $0x80 failed"
+            )));
+        }
+        // SAFETY: setresuid with "unchanged" for every id changes nothing.
+        unsafe { libc::syscall(libc::SYS_setresuid, -1i64, -1i64, -1i64) };
+        if rate > 0 {
+            let due = started + std::time::Duration::from_secs_f64((i + 1) as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    if count % 2 == 1 {
+        // Ends as it began: euid 0.
+        int80(IA32_SETRESUID32, u32::MAX, 0, u32::MAX);
+        // SAFETY: as above.
+        unsafe { libc::syscall(libc::SYS_setresuid, -1i64, -1i64, -1i64) };
+        return Ok(count + 1);
+    }
+    Ok(count)
+}
+
 /// Must run as root: credential calls a 64-bit process makes through the
 /// 32-bit entry, which the per-syscall tracepoints never see.
 /// [`ia32_steps`], then `then` for `how_long`. The 32-bit entry is what the

@@ -208,6 +208,34 @@ impl<W: std::io::Write> std::io::Write for SafeWriter<W> {
     }
 }
 
+/// [`SafeWriter`] for JSON lines: what a terminal would act on becomes a
+/// JSON `\u` escape, so each line stays valid JSON with the same content.
+pub struct JsonSafeWriter<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for JsonSafeWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            // A JSON encoder already escaped the controls inside strings;
+            // outside them there is only ASCII punctuation and newlines.
+            if c != '\n' && needs_escape(c) {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        self.0.write_all(out.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{has_escape, needs_escape, safe};

@@ -7,8 +7,8 @@ use clap::Parser;
 use credtrail_ship::cli::{Cli, run};
 
 fn main() -> ExitCode {
-    credtrail_core::host::main("credtrail-ship", "warn", || {
-        let cli = Cli::parse();
+    let cli = Cli::parse();
+    credtrail_core::host::main_logged("credtrail-ship", "warn", cli.log_format, || {
         let mut out = std::io::stdout().lock();
         run(cli, &mut out)?;
         out.flush()?;

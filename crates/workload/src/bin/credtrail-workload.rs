@@ -67,6 +67,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .exec();
             anyhow::bail!("cannot exec /proc/self/exe: {e}");
         }
+        Command::Ia32Toggle { toggles, rate, uid } => {
+            let done = workload::paths::ia32_toggle(toggles, rate, uid)?;
+            println!("{{\"pid\": {}, \"toggles\": {done}}}", std::process::id());
+            return Ok(());
+        }
         Command::Access { calls } => {
             let allowed = workload::paths::access_checks(calls);
             println!(

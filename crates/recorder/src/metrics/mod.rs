@@ -1,0 +1,485 @@
+//! `--metrics-addr`: the recorder's counters in Prometheus' text format.
+//!
+//! The manifest's counters are the truth; a scrape shows the copy the
+//! session hands over with each checkpoint ([`Metrics::publish`], every
+//! half second), so a scrape after a quiet second shows exactly what the
+//! manifest holds. Cuts and CRI lookups, which happen on other threads,
+//! are counted where they happen. Encoding is prometheus-client's; the
+//! HTTP side is in [`serve`].
+
+pub mod serve;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use credtrail_core::capture::manifest::Counters;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// One label, as prometheus-client encodes it.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// What the session publishes with each checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub counters: Counters,
+    /// Event rows delivered, by (syscall, result).
+    pub by_call: Vec<((String, String), u64)>,
+    /// Unexplained rows delivered, by the check that found them.
+    pub unexplained_by_check: Vec<(String, u64)>,
+    pub capture_bytes: u64,
+    pub segments_sealed: u64,
+    pub segments_evicted: u64,
+    pub spool_bytes: u64,
+    pub ring_used_bytes: u64,
+    pub ring_size_bytes: u64,
+    pub hooks_attached: u64,
+    pub hooks_missing: u64,
+}
+
+/// Counted on other threads: the cuts (by trigger) and the CRI lookups.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub cuts: Family<Labels, Counter>,
+    pub cut_failures: Family<Labels, Counter>,
+    pub cut_triggers: Family<Labels, Counter>,
+    pub cut_suppressed: Family<Labels, Counter>,
+    pub cut_seconds: Histogram,
+    pub cri_lookups: Family<Labels, Counter>,
+    pub cri_seconds: Histogram,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            cuts: Family::default(),
+            cut_failures: Family::default(),
+            cut_triggers: Family::default(),
+            cut_suppressed: Family::default(),
+            cut_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
+            cri_lookups: Family::default(),
+            cri_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+        }
+    }
+}
+
+impl Live {
+    pub fn trigger(name: &str) -> Labels {
+        vec![("trigger", name.to_owned())]
+    }
+
+    /// One CRI request: `result` is found, not_found or error.
+    pub fn cri_lookup(&self, result: &'static str, took: Duration) {
+        self.cri_lookups
+            .get_or_create(&vec![("result", result.to_owned())])
+            .inc();
+        self.cri_seconds.observe(took.as_secs_f64());
+    }
+}
+
+/// The registry a scrape encodes, and the snapshot behind it.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    snapshot: Arc<Mutex<Snapshot>>,
+    pub live: Live,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+        let live = Live::default();
+        let mut r = Registry::default();
+        r.register(
+            "credtrail_cuts",
+            "Incident cuts made, by what triggered them (signal: SIGUSR1)",
+            live.cuts.clone(),
+        );
+        r.register(
+            "credtrail_cut_failures",
+            "Incident cuts that failed, by trigger (see the recorder's log)",
+            live.cut_failures.clone(),
+        );
+        r.register(
+            "credtrail_cut_triggers",
+            "Events that matched a --cut-on trigger",
+            live.cut_triggers.clone(),
+        );
+        r.register(
+            "credtrail_cut_triggers_suppressed",
+            "Trigger events that made no cut of their own: a cut of the same trigger was pending or within --cut-cooldown",
+            live.cut_suppressed.clone(),
+        );
+        r.register_with_unit(
+            "credtrail_cut_duration",
+            "Time to make a cut once its window ended (seal, link, rewrite, sign)",
+            Unit::Seconds,
+            live.cut_seconds.clone(),
+        );
+        r.register(
+            "credtrail_cri_lookups",
+            "Pod metadata requests to the CRI socket, by result",
+            live.cri_lookups.clone(),
+        );
+        r.register_with_unit(
+            "credtrail_cri_lookup_duration",
+            "Time of each CRI pod metadata request",
+            Unit::Seconds,
+            live.cri_seconds.clone(),
+        );
+        r.register_collector(Box::new(Published(Arc::clone(&snapshot))));
+        Metrics {
+            registry: Arc::new(r),
+            snapshot,
+            live,
+        }
+    }
+
+    /// The session's counters, as of its latest checkpoint.
+    pub fn publish(&self, s: Snapshot) {
+        *lock(&self.snapshot) = s;
+    }
+
+    /// The text a scrape gets (OpenMetrics 1.0).
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 << 10);
+        // Writing to a String fails only on a bug in the encoder.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!("metrics: encoding failed: {e}");
+        }
+        out
+    }
+}
+
+fn lock(m: &Mutex<Snapshot>) -> MutexGuard<'_, Snapshot> {
+    // A panicked publisher left a whole snapshot: still the latest one.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The snapshot as metrics, read at each scrape.
+#[derive(Debug)]
+struct Published(Arc<Mutex<Snapshot>>);
+
+/// Writes one metric family: a counter or gauge, each sample with its labels.
+fn family(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    kind: MetricType,
+    samples: &[(Labels, f64)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, unit.as_ref(), kind)?;
+    for (labels, v) in samples {
+        let sample = m.encode_family(labels)?;
+        // Counts as integers: exact, and as the manifest writes them.
+        let whole = v.fract() == 0.0 && v.abs() < 9.0e15;
+        match kind {
+            MetricType::Counter if whole => ConstCounter::new(*v as u64).encode(sample)?,
+            MetricType::Counter => ConstCounter::new(*v).encode(sample)?,
+            _ if whole => ConstGauge::new(*v as i64).encode(sample)?,
+            _ => ConstGauge::new(*v).encode(sample)?,
+        }
+    }
+    Ok(())
+}
+
+fn one(v: u64) -> Vec<(Labels, f64)> {
+    vec![(Vec::new(), v as f64)]
+}
+
+fn by(label: &'static str, values: &[(&str, u64)]) -> Vec<(Labels, f64)> {
+    values
+        .iter()
+        .map(|(k, v)| (vec![(label, (*k).to_owned())], *v as f64))
+        .collect()
+}
+
+impl Collector for Published {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = lock(&self.0).clone();
+        let c = &s.counters;
+        let counter = MetricType::Counter;
+        let gauge = MetricType::Gauge;
+        let calls: Vec<(Labels, f64)> = s
+            .by_call
+            .iter()
+            .map(|((call, result), n)| {
+                (
+                    vec![("syscall", call.clone()), ("result", result.clone())],
+                    *n as f64,
+                )
+            })
+            .collect();
+        let checks: Vec<(Labels, f64)> = s
+            .unexplained_by_check
+            .iter()
+            .map(|(check, n)| (vec![("check", check.clone())], *n as f64))
+            .collect();
+        let mut f = |name: &str, help: &str, kind, samples: Vec<(Labels, f64)>| {
+            family(&mut enc, name, help, None, kind, &samples)
+        };
+        f(
+            "credtrail_events",
+            "Credential event rows written (a folded row counts once), by syscall and result (ok, an errno name, refused, query); their sum is the manifest's events_written",
+            counter,
+            calls,
+        )?;
+        f(
+            "credtrail_events_lost",
+            "Credential events lost, by reason; their sum is the manifest's lost()",
+            counter,
+            by(
+                "reason",
+                &[
+                    ("ringbuf_full", c.ringbuf_full),
+                    ("fold_full", c.fold_full),
+                    ("enter_store_failure", c.enter_store_failures),
+                    ("decode_error", c.decode_errors),
+                    ("write_error", c.events_lost_io),
+                ],
+            ),
+        )?;
+        f(
+            "credtrail_kernel_events",
+            "Events the kernel programs produced (calls completed, unexplained changes)",
+            counter,
+            one(c.kernel_events),
+        )?;
+        f(
+            "credtrail_calls_folded",
+            "Calls the kernel folded into repeat counts (not lost: the repeat_count of folded rows)",
+            counter,
+            one(c.folded_calls),
+        )?;
+        f(
+            "credtrail_folded_rows",
+            "Rows that stand for folded calls",
+            counter,
+            one(c.folded_rows),
+        )?;
+        f(
+            "credtrail_lifecycle_records",
+            "Process lifecycle rows written (exec, fork, exit)",
+            counter,
+            one(c.lifecycle_written),
+        )?;
+        f(
+            "credtrail_lifecycle_lost",
+            "Process lifecycle records lost, by reason",
+            counter,
+            by(
+                "reason",
+                &[
+                    ("ringbuf_full", c.lifecycle_ringbuf_full),
+                    ("write_error", c.lifecycle_lost_io),
+                ],
+            ),
+        )?;
+        f(
+            "credtrail_evicted",
+            "Rows deleted with the oldest segments (--keep, --max-capture-bytes), by table",
+            counter,
+            by(
+                "table",
+                &[
+                    ("events", c.events_evicted),
+                    ("lifecycle", c.lifecycle_evicted),
+                ],
+            ),
+        )?;
+        f(
+            "credtrail_unexplained_changes",
+            "Unexplained credential changes written, by the check that found them",
+            counter,
+            checks,
+        )?;
+        f(
+            "credtrail_subjective_overrides",
+            "Tasks found running with subjective credentials that are not their objective ones",
+            counter,
+            one(c.subjective_overrides),
+        )?;
+        f(
+            "credtrail_tasks_checked",
+            "Credential checks run in the kernel (calls, exec, fork, exit, switch-outs, sweeps)",
+            counter,
+            one(c.tasks_checked),
+        )?;
+        f(
+            "credtrail_returns_checked",
+            "Returns to user space checked (--subjective-check)",
+            counter,
+            one(c.returns_checked),
+        )?;
+        f(
+            "credtrail_sweeps",
+            "Sweeps over every task for unexplained changes",
+            counter,
+            one(c.sweeps),
+        )?;
+        family(
+            &mut enc,
+            "credtrail_sweep_duration",
+            "Time spent in sweeps",
+            Some(Unit::Seconds),
+            counter,
+            &[(Vec::new(), c.sweep_ns as f64 / 1e9)],
+        )?;
+        let mut f = |name: &str, help: &str, kind, samples: Vec<(Labels, f64)>| {
+            family(&mut enc, name, help, None, kind, &samples)
+        };
+        f(
+            "credtrail_sweep_tasks",
+            "Tasks the sweeps visited",
+            counter,
+            one(c.sweep_tasks),
+        )?;
+        f(
+            "credtrail_policy_filtered_events",
+            "Events left out by --policy, by stage: kernel (no policy posted them), rate_limit (a rateLimit held them back), pod (a namespace or podSelector, decided in userspace)",
+            counter,
+            by(
+                "stage",
+                &[
+                    (
+                        "kernel",
+                        c.policy_filtered.saturating_sub(c.policy_rate_limited),
+                    ),
+                    ("rate_limit", c.policy_rate_limited),
+                    ("pod", c.policy_pod_filtered),
+                ],
+            ),
+        )?;
+        f(
+            "credtrail_outside_scope_events",
+            "-- COMMAND: calls of processes outside the command's tree, left out in the kernel",
+            counter,
+            one(c.outside_scope),
+        )?;
+        f(
+            "credtrail_segments_sealed",
+            "Capture segments sealed (every table)",
+            counter,
+            one(s.segments_sealed),
+        )?;
+        f(
+            "credtrail_segments_evicted",
+            "Capture segments deleted to keep within --keep or --max-capture-bytes",
+            counter,
+            one(s.segments_evicted),
+        )?;
+        let mut f = |name: &str, help: &str, unit, kind, v: f64| {
+            family(&mut enc, name, help, unit, kind, &[(Vec::new(), v)])
+        };
+        let bytes = Some(Unit::Bytes);
+        f(
+            "credtrail_spool_spilled",
+            "Bytes the spool wrote to disk because encoding fell behind the ring",
+            bytes.clone(),
+            counter,
+            c.spool_spilled_bytes as f64,
+        )?;
+        f(
+            "credtrail_capture",
+            "Bytes of sealed segments the capture keeps",
+            bytes.clone(),
+            gauge,
+            s.capture_bytes as f64,
+        )?;
+        f(
+            "credtrail_spool",
+            "Bytes waiting between the ring buffer and the encoder (memory and disk)",
+            bytes.clone(),
+            gauge,
+            s.spool_bytes as f64,
+        )?;
+        f(
+            "credtrail_spool_peak",
+            "The most bytes the spool held at once",
+            bytes.clone(),
+            gauge,
+            c.spool_peak_bytes as f64,
+        )?;
+        f(
+            "credtrail_ring_buffer_used",
+            "Bytes in the kernel ring buffer not yet read (when it is full, ringbuf_full losses begin)",
+            bytes.clone(),
+            gauge,
+            s.ring_used_bytes as f64,
+        )?;
+        f(
+            "credtrail_ring_buffer_size",
+            "Size of the kernel ring buffer (--ring-buffer-mib)",
+            bytes,
+            gauge,
+            s.ring_size_bytes as f64,
+        )?;
+        f(
+            "credtrail_hooks_attached",
+            "BPF programs attached",
+            None,
+            gauge,
+            s.hooks_attached as f64,
+        )?;
+        f(
+            "credtrail_hooks_missing",
+            "Optional hooks this kernel does not have",
+            None,
+            gauge,
+            s.hooks_missing as f64,
+        )?;
+        process(&mut enc)
+    }
+}
+
+/// Prometheus' standard process metrics, from /proc/self.
+fn process(enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let Ok(me) = procfs::process::Process::myself() else {
+        return Ok(());
+    };
+    let Ok(stat) = me.stat() else {
+        return Ok(());
+    };
+    let ticks = procfs::ticks_per_second() as f64;
+    let page = procfs::page_size();
+    family(
+        enc,
+        "process_cpu",
+        "Total user and system CPU time of the recorder",
+        Some(Unit::Seconds),
+        MetricType::Counter,
+        &[(Vec::new(), (stat.utime + stat.stime) as f64 / ticks)],
+    )?;
+    family(
+        enc,
+        "process_resident_memory",
+        "Resident memory of the recorder",
+        Some(Unit::Bytes),
+        MetricType::Gauge,
+        &[(Vec::new(), (stat.rss * page) as f64)],
+    )?;
+    if let Ok(fds) = me.fd_count() {
+        family(
+            enc,
+            "process_open_fds",
+            "Open file descriptors of the recorder",
+            None,
+            MetricType::Gauge,
+            &[(Vec::new(), fds as f64)],
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! What the session notes about each row on its way to the capture: rows
+//! by call and result, unexplained rows by check (for `--metrics-addr`),
+//! and the events that trigger a cut (`--cut-on`). A sink in front of the
+//! capture's, after the policy's: it sees exactly the rows written.
+
+use std::collections::BTreeMap;
+
+use credtrail_core::enrich::{ProcInfo, Sink};
+use credtrail_core::model::event::{Outcome, errno_name};
+use credtrail_core::model::{ContainerRow, Event, ProcEvent, Syscall, UsernsRow};
+
+use crate::autocut::Cuts;
+
+/// Label sets kept at most per count: the names come from fixed tables,
+/// so this is only a guard.
+const MAX_KEYS: usize = 512;
+
+/// Rows counted by label.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub by_call: BTreeMap<(String, String), u64>,
+    pub unexplained_by_check: BTreeMap<String, u64>,
+}
+
+fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, other: K) {
+    let key = if map.len() < MAX_KEYS || map.contains_key(&key) {
+        key
+    } else {
+        other
+    };
+    *map.entry(key).or_default() += 1;
+}
+
+impl Tally {
+    pub fn count(&mut self, e: &Event) {
+        let result = match e.outcome() {
+            Outcome::Ok => "ok".to_owned(),
+            Outcome::Refused => "refused".to_owned(),
+            Outcome::Query => "query".to_owned(),
+            Outcome::Failed(ret) => errno_name(ret).unwrap_or("failed").to_owned(),
+        };
+        bump(
+            &mut self.by_call,
+            (e.syscall.clone(), result),
+            ("other".into(), "other".into()),
+        );
+        if e.syscall == Syscall::Unexplained.name() {
+            let check = e.option.clone().unwrap_or_default();
+            bump(&mut self.unexplained_by_check, check, "other".into());
+        }
+    }
+}
+
+/// The sink that notes, in front of `inner`.
+pub struct Watch<'a> {
+    pub inner: &'a mut dyn Sink,
+    pub tally: &'a mut Tally,
+    pub cuts: Option<&'a mut Cuts>,
+}
+
+impl Sink for Watch<'_> {
+    fn lifecycle(&mut self, p: &ProcEvent) -> anyhow::Result<()> {
+        self.inner.lifecycle(p)
+    }
+
+    fn event(&mut self, e: &Event) -> anyhow::Result<()> {
+        self.tally.count(e);
+        if let Some(c) = self.cuts.as_deref_mut() {
+            c.seen(e);
+        }
+        self.inner.event(e)
+    }
+
+    fn event_of(&mut self, e: &Event, _process: Option<&ProcInfo>) -> anyhow::Result<()> {
+        self.event(e)
+    }
+
+    fn container(&mut self, c: &ContainerRow) -> anyhow::Result<()> {
+        self.inner.container(c)
+    }
+
+    fn user_namespace(&mut self, u: &UsernsRow) -> anyhow::Result<()> {
+        self.inner.user_namespace(u)
+    }
+
+    fn wants_more(&self) -> bool {
+        self.inner.wants_more()
+    }
+}
