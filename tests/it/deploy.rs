@@ -82,6 +82,20 @@ fn the_systemd_unit_runs_the_daemonsets_flight_recorder() {
         .find_map(|l| l.strip_prefix("ExecStart="))
         .unwrap();
     let got: Vec<String> = exec.split_whitespace().map(str::to_owned).collect();
+    // Metrics are the DaemonSet's only: the unit has no network (and says
+    // how to turn them on).
+    let at = want.iter().position(|a| a == "--metrics-addr").unwrap();
+    let addr = want.drain(at..at + 2).nth(1).unwrap();
+    assert!(!got.contains(&"--metrics-addr".to_owned()));
+    assert!(unit.contains("append `--metrics-addr 127.0.0.1:9464`"));
+    // The port the recorder serves is the one the pod exposes and names
+    // in its scrape annotations.
+    let port = addr.rsplit(':').next().unwrap();
+    assert_eq!(c["ports"][0]["containerPort"].to_string(), port);
+    let notes = &ds["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(notes["prometheus.io/port"].as_str(), Some(port));
+    assert_eq!(notes["prometheus.io/scrape"].as_str(), Some("true"));
+    assert_eq!(notes["prometheus.io/path"].as_str(), Some("/metrics"));
     // Same program and flags; the node name comes from each side's own source.
     let name = |v: &[String]| {
         v.iter()

@@ -188,7 +188,17 @@ fn an_unexplained_change_cuts_its_minute_and_a_storm_makes_few_cuts_shipped_as_t
         .filter(|e| e.pid == trigger && e.syscall == "unexplained")
         .map(|e| e.ktime_ns)
         .min()
-        .expect("the triggering row is in the cut");
+        .unwrap_or_else(|| {
+            panic!(
+                "the triggering row (pid {trigger}) is not in {}: {:?}; {stderr}",
+                cuts[0].display(),
+                rows.iter()
+                    .filter(|e| e.syscall == "unexplained")
+                    .map(|e| (e.pid, e.ktime_ns))
+                    .take(5)
+                    .collect::<Vec<_>>()
+            )
+        });
     assert_eq!(
         first.manifest.start.ktime_ns,
         fired - 60_000_000_000,

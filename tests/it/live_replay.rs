@@ -9,7 +9,7 @@ use credtrail_core::print::PrintFormat;
 use credtrail_recorder::record::record;
 use credtrail_recorder::session::RecordOptions;
 
-use credtrail_testkit::{bpf_available, rootless_userns_argv, workload_bin};
+use credtrail_testkit::{bpf_available, rootless_userns_argv, serial, workload_bin};
 
 /// Records in-process while `workload` runs; returns what was printed live.
 fn record_live(format: PrintFormat, dir: &Path) -> String {
@@ -86,6 +86,9 @@ fn live_output_equals_replay_of_the_capture() {
     if !bpf_available() {
         return;
     }
+    // Its workloads (ia32 changes among them) would be other root tests'
+    // rows, and theirs its own.
+    let _serial = serial();
     for (name, format) in crate::golden::FORMATS {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("capture");

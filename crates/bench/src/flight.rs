@@ -12,7 +12,7 @@ use crate::measure::proc_status;
 use crate::system::{Tools, dir_bytes};
 
 /// User and system CPU of a process so far, seconds.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name, which may hold spaces.
     let rest = stat.rsplit_once(')').context("malformed /proc/PID/stat")?.1;

@@ -13,6 +13,7 @@ mod detect;
 mod fair;
 mod fleet;
 mod flight;
+mod incidents;
 mod measure;
 mod overhead;
 mod policy;
@@ -172,6 +173,20 @@ enum Bench {
         /// Storm calls per second during the window (1 thread).
         #[arg(long, default_value_t = 1000)]
         rate: u64,
+        #[arg(long, default_value = "/var/tmp/credtrail-bench/system")]
+        work: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
+    /// The recorder watched (root): CPU per Prometheus scrape of
+    /// --metrics-addr, and the time from a --cut-on trigger to a sealed,
+    /// verified cut.
+    Incidents {
+        /// Back to back: CPU time is counted in 10 ms ticks.
+        #[arg(long, default_value_t = 5000)]
+        scrapes: u32,
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
         #[arg(long, default_value = "/var/tmp/credtrail-bench/system")]
         work: PathBuf,
         #[arg(long, default_value = "BENCHMARKS.md")]
@@ -341,6 +356,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{md}");
             replace_section(&markdown, "flight", &md)
         }
+        Bench::Incidents {
+            scrapes,
+            rounds,
+            work,
+            markdown,
+        } => {
+            let md = incidents::incidents(&system::Tools::new(&work)?, scrapes, rounds)?;
+            println!("{md}");
+            replace_section(&markdown, "incidents", &md)
+        }
         Bench::All {
             soak_minutes,
             work,
@@ -353,6 +378,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             replace_section(&markdown, "query", &section)?;
             let md = flight::flight(&system::Tools::new(&work)?, 300, 600, 1000)?;
             replace_section(&markdown, "flight", &md)?;
+            let md = incidents::incidents(&system::Tools::new(&work)?, 5000, 5)?;
+            replace_section(&markdown, "incidents", &md)?;
             if soak_minutes > 0 {
                 soak(soak_minutes, 5000, &work, &markdown)?;
             }

@@ -7,7 +7,9 @@
 //! that loop in a [`session`]; [`pods`] (with [`cri`]) and [`procfs`] are the live node's sources of pod
 //! metadata and of the process table at start; [`privileges`] drops what
 //! the recorder no longer needs once its hooks are attached; [`flight`]
-//! cuts a running capture's last minutes and reports on its recorder;
+//! cuts a running capture's last minutes and reports on its recorder,
+//! [`autocut`] makes the recorder's own cuts (SIGUSR1, `--cut-on`),
+//! [`watch`] notes what passes to the sink and [`metrics`] serves it;
 //! [`command`] starts the one command whose tree `-- COMMAND` records.
 
 pub mod autocut;
@@ -19,7 +21,9 @@ pub mod drain;
 pub mod flight;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod manifest;
 pub mod metrics;
+pub mod options;
 pub mod pods;
 pub mod policy;
 pub mod privileges;

@@ -7,30 +7,28 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, Instant as MonoInstant};
 
 use anyhow::Context as _;
-use credtrail_core::capture::manifest::{Counters, Instant, Manifest, SigningKey};
+use credtrail_core::capture::manifest::{Counters, Instant, Manifest};
 use credtrail_core::capture::storage::micros;
-use credtrail_core::capture::{CaptureWriter, FLUSH_INTERVAL, Retention, Rotation};
+use credtrail_core::capture::{CaptureWriter, FLUSH_INTERVAL};
 use credtrail_core::enrich::{Enricher, Record};
 use credtrail_core::host;
 use credtrail_core::model::{Syscall, lifecycle};
+use credtrail_core::policy::HostNamespaces;
 use credtrail_core::policy::decide::{PolicyFilter, PolicySink};
-use credtrail_core::policy::{HostNamespaces, Rules};
-use credtrail_core::print::PrintFormat;
 use credtrail_core::sink::{CaptureSink, Printer};
-use credtrail_recorder_bpf::{self as bpf, KernelCounters, Tracer};
+use credtrail_recorder_bpf::{self as bpf, Tracer};
 
-use crate::autocut::{CutOptions, Cuts};
-use crate::command::Scope;
+use crate::autocut::Cuts;
 use crate::decode::{DecodeContext, decode_record};
 use crate::drain::{Drain, SpoolLimits};
-use crate::metrics::{Metrics, Snapshot};
+use crate::manifest::{counters_from, settings};
+use crate::metrics::Snapshot;
+pub use crate::options::RecordOptions;
 use crate::pods::NodePods;
-use crate::redact::Redactor;
-use crate::watch::{Tally, Watch};
+use crate::watch::{LogBudget, Tally, Watch};
 
 /// The longest the session waits for the drain's next batch: it still
 /// checkpoints, rotates and serves cuts while the system is quiet (the
@@ -53,51 +51,6 @@ fn slow(step: &str, since: MonoInstant) {
     if took >= FLUSH_INTERVAL / 2 {
         tracing::debug!("{step} took {} ms", took.as_millis());
     }
-}
-
-/// What to record and where.
-#[derive(Debug, Clone)]
-pub struct RecordOptions {
-    pub out: Option<PathBuf>,
-    /// `-- COMMAND`: only its tree is recorded ([`record_command`]).
-    pub command: Option<Scope>,
-    pub duration: Option<Duration>,
-    pub print: Option<PrintFormat>,
-    pub rotation: Rotation,
-    /// Nice value of every recorder thread (0: unchanged).
-    pub nice: i32,
-    pub ring_buffer_bytes: u32,
-    /// The spool between the ring and the encoder: memory, then disk.
-    pub spool_memory_bytes: usize,
-    pub spool_disk_bytes: u64,
-    /// Attach the ia32 entry hook (`--compat-syscalls`).
-    pub compat_syscalls: bool,
-    /// Time between sweeps for unexplained changes; zero: no sweeps.
-    pub sweep_interval: Duration,
-    /// Check tasks at every switch-out (`--no-switch-check` clears it).
-    pub switch_check: bool,
-    /// Compare subjective and objective credentials at every return to
-    /// user space (`--subjective-check`).
-    pub subjective_check: bool,
-    pub node_name: Option<String>,
-    /// `kubectl get pods -A -o json` output, for pod labels and image ids.
-    pub pods_file: Option<PathBuf>,
-    /// The CRI socket to ask for pod metadata (None: the first well-known
-    /// one present), unless `no_cri`.
-    pub cri_socket: Option<PathBuf>,
-    pub no_cri: bool,
-    /// Disk budget (`--max-capture-bytes`).
-    pub retention: Retention,
-    /// Signs every manifest written (`--sign-key`).
-    pub sign_key: Option<SigningKey>,
-    /// Blanks secrets in command lines before they are stored (`--redact`).
-    pub redactor: Redactor,
-    /// `--policy` files, compiled (no selector: every event is kept).
-    pub policy: Rules,
-    /// The recorder's own cuts (SIGUSR1, `--cut-on`); none without a capture.
-    pub cuts: Option<CutOptions>,
-    /// `--metrics-addr`: where each checkpoint's counters are published.
-    pub metrics: Option<Metrics>,
 }
 
 /// How a session ended.
@@ -657,45 +610,6 @@ impl<'t, 'o> Session<'t, 'o> {
     }
 }
 
-/// Log lines allowed per second of one kind: a storm of findings is a few
-/// lines and a count, not a flooded log collector.
-#[derive(Default)]
-struct LogBudget {
-    since: Option<MonoInstant>,
-    logged: u32,
-    skipped: u64,
-}
-
-impl LogBudget {
-    const PER_SECOND: u32 = 20;
-
-    /// Whether this one may be logged (reporting those skipped before).
-    fn take(&mut self) -> bool {
-        let now = MonoInstant::now();
-        if self
-            .since
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
-        {
-            if self.skipped > 0 {
-                tracing::warn!(
-                    "{} more unexplained credential changes were not logged (the capture holds them all)",
-                    self.skipped
-                );
-            }
-            *self = LogBudget {
-                since: Some(now),
-                ..LogBudget::default()
-            };
-        }
-        if self.logged < Self::PER_SECOND {
-            self.logged += 1;
-            return true;
-        }
-        self.skipped += 1;
-        false
-    }
-}
-
 /// The kernel's pressure level for a spool holding `bytes`: a spool of a
 /// few batches is normal; past 1, 16 and 64 MiB, a flood is being spooled
 /// and processes over their share are folded ever sooner.
@@ -734,86 +648,5 @@ fn node_pods(opts: &RecordOptions) -> NodePods {
                     .unwrap_or_default(),
             )
         },
-    }
-}
-
-/// The settings that shape the capture, for its manifest.
-fn settings(opts: &RecordOptions, host_ns: HostNamespaces) -> BTreeMap<String, serde_json::Value> {
-    let mut s = BTreeMap::new();
-    // What a policy's host_ns means here, for policies applied later.
-    s.insert("host_pid_ns".into(), host_ns.pid.into());
-    s.insert("host_user_ns".into(), host_ns.user.into());
-    if !opts.policy.policies.is_empty() {
-        s.insert(
-            "policies".into(),
-            credtrail_core::policy::manifest_entry(&opts.policy),
-        );
-    }
-    if !opts.policy.ignored.is_empty() {
-        s.insert("policy_ignored".into(), opts.policy.ignored.clone().into());
-    }
-    s.insert(
-        "rotate_seconds".into(),
-        opts.rotation.max_age.as_secs().into(),
-    );
-    s.insert("rotate_bytes".into(), opts.rotation.max_bytes.into());
-    s.insert("ring_buffer_bytes".into(), opts.ring_buffer_bytes.into());
-    s.insert("spool_memory_bytes".into(), opts.spool_memory_bytes.into());
-    s.insert("spool_disk_bytes".into(), opts.spool_disk_bytes.into());
-    if opts.compat_syscalls {
-        s.insert("compat_syscalls".into(), true.into());
-    }
-    s.insert(
-        "sweep_interval_ms".into(),
-        (opts.sweep_interval.as_millis() as u64).into(),
-    );
-    if !opts.switch_check {
-        s.insert("switch_check".into(), false.into());
-    }
-    if let Some(c) = &opts.command {
-        s.insert("command".into(), c.program.clone().into());
-        if let Some(u) = &c.user {
-            s.insert("user".into(), u.clone().into());
-        }
-    }
-    if opts.subjective_check {
-        s.insert("subjective_check".into(), true.into());
-    }
-    if !opts.redactor.is_empty() {
-        s.insert("redact".into(), true.into());
-    }
-    if opts.sign_key.is_some() {
-        s.insert("signed".into(), true.into());
-    }
-    s
-}
-
-fn counters_from(k: KernelCounters, decode_errors: u64, written: u64, lifecycle: u64) -> Counters {
-    Counters {
-        events_written: written,
-        kernel_events: k.exits,
-        ringbuf_full: k.ringbuf_full,
-        enter_store_failures: k.enter_store_failures,
-        exit_without_enter: k.exit_without_enter,
-        decode_errors,
-        lifecycle_written: lifecycle,
-        kernel_lifecycle: k.proc_events,
-        lifecycle_ringbuf_full: k.proc_ringbuf_full,
-        exec_without_stash: k.exec_no_stash,
-        kernel_user_namespaces: k.userns_records,
-        user_namespaces_ringbuf_full: k.userns_ringbuf_full,
-        unexplained: k.unexplained,
-        unexplained_ringbuf_full: k.unexplained_ringbuf_full,
-        tasks_checked: k.checks,
-        cred_swaps_examined: k.cred_swaps,
-        sweep_tasks: k.sweep_tasks,
-        returns_checked: k.return_checks,
-        subjective_overrides: k.subjective,
-        outside_scope: k.out_of_scope,
-        scope_full: k.scope_full,
-        unchecked_tasks: k.known_store_failures,
-        fold_full: k.fold_full,
-        lost_unattributed: k.lost_unattributed,
-        ..Counters::default()
     }
 }

@@ -4,6 +4,7 @@
 //! capture's, after the policy's: it sees exactly the rows written.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant as MonoInstant};
 
 use credtrail_core::enrich::{ProcInfo, Sink};
 use credtrail_core::model::event::{Outcome, errno_name};
@@ -85,5 +86,44 @@ impl Sink for Watch<'_> {
 
     fn wants_more(&self) -> bool {
         self.inner.wants_more()
+    }
+}
+
+/// Log lines allowed per second of one kind: a storm of findings is a few
+/// lines and a count, not a flooded log collector.
+#[derive(Default)]
+pub struct LogBudget {
+    since: Option<MonoInstant>,
+    logged: u32,
+    skipped: u64,
+}
+
+impl LogBudget {
+    const PER_SECOND: u32 = 20;
+
+    /// Whether this one may be logged (reporting those skipped before).
+    pub fn take(&mut self) -> bool {
+        let now = MonoInstant::now();
+        if self
+            .since
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            if self.skipped > 0 {
+                tracing::warn!(
+                    "{} more unexplained credential changes were not logged (the capture holds them all)",
+                    self.skipped
+                );
+            }
+            *self = LogBudget {
+                since: Some(now),
+                ..LogBudget::default()
+            };
+        }
+        if self.logged < Self::PER_SECOND {
+            self.logged += 1;
+            return true;
+        }
+        self.skipped += 1;
+        false
     }
 }

@@ -12,9 +12,9 @@ use credtrail_core::capture::sign;
 use credtrail_core::host::LogFormat;
 use credtrail_core::term::safe;
 
+use crate::follow;
 use crate::store::Remote;
 use crate::upload::{self, Options, Report};
-use crate::watch;
 
 /// Ship sealed captures to object storage (S3 or S3-compatible), under the
 /// fleet layout PREFIX/node=<node>/<capture folder>/. Each capture is
@@ -27,7 +27,7 @@ use crate::watch;
 #[command(
     name = "credtrail-ship",
     version,
-    after_help = "Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), AWS_REGION, web identity (EKS), container or instance metadata; AWS_PROFILE files are not read.\n\nExamples:\n  credtrail-ship /var/lib/credtrail/node=n1/20261202T181502Z s3://evidence/fleet\n  credtrail-ship --follow RUNNING_CAPTURE s3://evidence/fleet --endpoint http://127.0.0.1:9000"
+    after_help = "Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), AWS_REGION, web identity (EKS), container or instance metadata; AWS_PROFILE files are not read.\n\nExamples:\n  credtrail-ship /var/lib/credtrail/node=n1/20261202T181502Z s3://evidence/fleet\n  credtrail-ship --follow RUNNING_CAPTURE s3://evidence/fleet --endpoint http://127.0.0.1:9000\n  credtrail-ship --follow /var/lib/credtrail/incidents s3://evidence/fleet"
 )]
 pub struct Cli {
     /// The capture folder to ship; with --follow, also a folder of
@@ -86,13 +86,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         remove_local: cli.remove_local,
     };
     let dir = &cli.capture;
-    if let (Some(every), true) = (opts.follow, watch::is_root(dir)) {
+    if let (Some(every), true) = (opts.follow, follow::is_root(dir)) {
         let stop = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_hook::flag::register(sig, Arc::clone(&stop))
                 .context("cannot install signal handlers")?;
         }
-        return watch::follow_root(dir, &remote, opts, every, &stop, out, |d, r| {
+        return follow::follow_root(dir, &remote, opts, every, &stop, out, |d, r| {
             safe(&shipped_line(d, r)).into_owned()
         });
     }

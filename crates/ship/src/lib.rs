@@ -6,7 +6,7 @@
 //! (`PREFIX/node=<node>/<capture folder>/…`), checking each object after
 //! upload and skipping objects already there with the same sha256; with
 //! `--follow` it ships each segment of a running recorder as it is sealed,
-//! or ([`watch`]) each capture of a folder of captures as it appears.
+//! or ([`follow`]) each capture of a folder of captures as it appears.
 //! [`fetch::fetch`] brings captures under a prefix back to a local folder,
 //! pruned by node and time range before any segment is read, so that
 //! credtrail-query and `credtrail-replay --verify` read them as local ones
@@ -14,9 +14,9 @@
 
 pub mod cli;
 pub mod fetch;
+pub mod follow;
 pub mod store;
 pub mod upload;
-pub mod watch;
 
 use credtrail_core::CaptureError;
 
