@@ -10,7 +10,7 @@ use std::time::Duration;
 use credtrail_core::model::container::ContainerRow;
 use credtrail_cri::CriClient;
 use credtrail_cri::testpod::{TestPod, remove_pod, remove_pod_cgroups};
-use credtrail_testkit::{Recorder, bpf_available, serial};
+use credtrail_testkit::{Recorder, bpf_available, free_port, http_get, sample, serial};
 
 fn scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/containerd")
@@ -59,7 +59,16 @@ fn pod_metadata_comes_from_the_runtimes_cri_socket() {
     let _serial = serial();
     let containerd = Containerd::start();
     let sock = containerd.socket();
-    let mut rec = Recorder::start(false, &["--cri-socket", sock.to_str().unwrap()]);
+    let port = free_port();
+    let mut rec = Recorder::start(
+        false,
+        &[
+            "--cri-socket",
+            sock.to_str().unwrap(),
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ],
+    );
     // containerd, runc and the pause container make credential calls of
     // their own at start; only the detector's verdict on them matters here.
     rec.expect_unexplained = true;
@@ -80,6 +89,7 @@ fn pod_metadata_comes_from_the_runtimes_cri_socket() {
     });
     // The container's loop runs su (root -> nobody) every 2 s.
     std::thread::sleep(Duration::from_secs(5));
+    let (_, metrics) = http_get(port, "/metrics").unwrap();
     let (_, stderr, cap, _guard) = rec.stop();
     rt.block_on(remove_pod(&cri, &sandbox)).unwrap();
     remove_pod_cgroups(&pod.cgroup_parent);
@@ -124,4 +134,24 @@ fn pod_metadata_comes_from_the_runtimes_cri_socket() {
         "{row:?}"
     );
     assert!(row.source.starts_with("cri:"), "{row:?}");
+    // Each container's pod came from one lookup, counted and timed.
+    let found = sample(&metrics, "credtrail_cri_lookups_total{result=\"found\"}");
+    let from_cri = rows.iter().filter(|r| r.source.starts_with("cri:")).count();
+    assert!(
+        found >= 1.0 && found as usize <= from_cri,
+        "{found} lookups found a pod, {from_cri} rows came from the CRI: {metrics}"
+    );
+    let lookups: f64 = ["found", "not_found", "error"]
+        .iter()
+        .map(|r| {
+            sample(
+                &metrics,
+                &format!("credtrail_cri_lookups_total{{result=\"{r}\"}}"),
+            )
+        })
+        .sum();
+    assert_eq!(
+        sample(&metrics, "credtrail_cri_lookup_duration_seconds_count"),
+        lookups
+    );
 }

@@ -164,6 +164,8 @@ fn captures_under(root: &Path) -> Vec<PathBuf> {
     nodes
         .flatten()
         .flat_map(|n| std::fs::read_dir(n.path()).into_iter().flatten().flatten())
+        // A cut being made is a hidden folder, renamed into place.
+        .filter(|c| !c.file_name().to_string_lossy().starts_with('.'))
         .map(|c| c.path())
         .collect()
 }

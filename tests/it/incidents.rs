@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use credtrail_core::capture::Capture;
 use credtrail_core::capture::manifest::{CaptureState, Manifest};
 use credtrail_testkit::{
-    MotoS3, Recorder, bpf_available, free_port, http_get, record_bin, replay_bin, serial, ship_bin,
-    workload_bin,
+    MotoS3, Recorder, bpf_available, free_port, http_get, record_bin, replay_bin, sample, serial,
+    ship_bin, workload_bin,
 };
 
 /// Runs the workload; returns its pid.
@@ -39,6 +39,8 @@ fn sealed_cuts(root: &Path) -> Vec<PathBuf> {
         .flatten()
         .flatten()
         .flat_map(|n| std::fs::read_dir(n.path()).into_iter().flatten().flatten())
+        // A cut being made is a hidden folder, renamed into place.
+        .filter(|c| !c.file_name().to_string_lossy().starts_with('.'))
         .map(|c| c.path())
         .filter(|c| Manifest::read(c).is_ok_and(|m| m.state == CaptureState::Sealed))
         .collect();
@@ -54,13 +56,6 @@ fn openssl(args: &[&str]) {
             .unwrap()
             .success()
     );
-}
-
-/// The value of an unlabelled or one-label sample in `/metrics` text.
-fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[test]
@@ -124,7 +119,8 @@ fn an_unexplained_change_cuts_its_minute_and_a_storm_makes_few_cuts_shipped_as_t
 
     // Before the window, inside it, then the trigger 64 s after the first.
     let t0 = Instant::now();
-    let outside = workload(&["setgroups"]);
+    // setgroups([1001, 1002, 1003]): no other row sets these groups.
+    workload(&["setgroups"]);
     std::thread::sleep(Duration::from_secs(34));
     let inside = workload(&["setuid", "--uid", "0"]);
     std::thread::sleep(Duration::from_secs(64).saturating_sub(t0.elapsed()));
@@ -136,9 +132,21 @@ fn an_unexplained_change_cuts_its_minute_and_a_storm_makes_few_cuts_shipped_as_t
     }
     // The storm: 6 s of 1,000 unexplained changes a second.
     let storm = workload(&["ia32-toggle", "--toggles", "6000", "--rate", "1000"]);
-    // Its last trigger's cut, if any, is due 3 s after its window began.
-    std::thread::sleep(Duration::from_secs(5));
-    let (_, metrics) = http_get(port, "/metrics").unwrap();
+    // Every trigger judged, and every cut it started finished (made or
+    // failed): the counts settle.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let (_, m) = http_get(port, "/metrics").unwrap();
+        let get = |name: &str| sample(&m, &format!("{name}{{trigger=\"unexplained\"}}"));
+        let started =
+            get("credtrail_cut_triggers_total") - get("credtrail_cut_triggers_suppressed_total");
+        let ended = get("credtrail_cuts_total") + get("credtrail_cut_failures_total");
+        if get("credtrail_cut_triggers_total") == 6002.0 && started == ended {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "cuts did not settle: {m}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
     let (_, stderr, cap, _guard) = rec.stop();
 
     // Nothing lost: every change of the storm is a row.
@@ -213,7 +221,9 @@ fn an_unexplained_change_cuts_its_minute_and_a_storm_makes_few_cuts_shipped_as_t
             .any(|e| e.pid == inside && e.syscall == "setuid")
     );
     assert!(
-        !rows.iter().any(|e| e.pid == outside),
+        !rows
+            .iter()
+            .any(|e| e.syscall == "setgroups" && e.new_groups == [1001, 1002, 1003]),
         "64 s before the event is outside the cut"
     );
 
@@ -268,6 +278,51 @@ fn an_unexplained_change_cuts_its_minute_and_a_storm_makes_few_cuts_shipped_as_t
 }
 
 #[test]
+fn cut_max_bounds_the_cuts_a_trigger_anyone_can_cause_makes() {
+    if !bpf_available() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("incidents");
+    let mut rec = Recorder::start(
+        false,
+        &[
+            "--keep",
+            "10m",
+            "--cut-on",
+            "unexplained",
+            "--cut-after",
+            "1s",
+            "--cut-cooldown",
+            "1s",
+            "--cut-max",
+            "1",
+            "--cut-root",
+            root.to_str().unwrap(),
+        ],
+    );
+    rec.expect_unexplained = true;
+    workload(&["ia32-toggle", "--toggles", "2"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sealed_cuts(&root).is_empty() {
+        assert!(Instant::now() < deadline, "no cut");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Past the cooldown: this one would cut, but the root holds --cut-max.
+    std::thread::sleep(Duration::from_millis(1500));
+    workload(&["ia32-toggle", "--toggles", "2"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, stderr, cap, _guard) = rec.stop();
+    assert_eq!(sealed_cuts(&root).len(), 1);
+    assert!(
+        stderr.contains("already holds 1 cuts (--cut-max 1)"),
+        "{stderr}"
+    );
+    assert_eq!(cap.manifest.counters.lost(), 0);
+}
+
+#[test]
 fn bad_cut_triggers_are_refused_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
@@ -286,6 +341,16 @@ fn bad_cut_triggers_are_refused_in_one_line() {
         err.contains("is not a trigger (unexplained, became-root, policy:NAME)"),
         "{err}"
     );
+    for (flag, value, why) in [
+        ("--cut-after", "2h", "at most 1h"),
+        ("--cut-last", "8d", "at most 7 days"),
+        ("--cut-max", "0", "0 is not in 1..=100000"),
+    ] {
+        let out = run(&["--cut-on", "unexplained", flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{flag} {value}: {err}");
+    }
     let out = run(&["--cut-on", "policy:nope"]);
     assert!(!out.status.success());
     let line = credtrail_testkit::one_error_line(&out);

@@ -23,6 +23,8 @@ fn sealed_cuts(root: &Path) -> Vec<PathBuf> {
         .flatten()
         .flatten()
         .flat_map(|n| std::fs::read_dir(n.path()).into_iter().flatten().flatten())
+        // A cut being made is a hidden folder, renamed into place.
+        .filter(|c| !c.file_name().to_string_lossy().starts_with('.'))
         .map(|c| c.path())
         .filter(|c| Manifest::read(c).is_ok_and(|m| m.state == CaptureState::Sealed))
         .collect();

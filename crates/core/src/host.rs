@@ -142,7 +142,18 @@ fn init_logging(default: &str, format: LogFormat) {
 /// it is, or, under `--log-format json`, as a log record like the others.
 pub fn say(program: &str, line: &str) {
     match LOG_FORMAT.get() {
-        Some(LogFormat::Json) => tracing::info!(program, "{line}"),
+        // As the log records are, but past RUST_LOG's filter: the closing
+        // line is always there, as in text.
+        Some(LogFormat::Json) => {
+            use std::io::Write as _;
+            let record = serde_json::json!({
+                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "level": "INFO",
+                "fields": { "message": line, "program": program },
+                "target": program,
+            });
+            let _ = writeln!(crate::term::JsonSafeWriter(std::io::stderr()), "{record}");
+        }
         _ => eprintln!("{program}: {}", crate::term::safe(line)),
     }
 }

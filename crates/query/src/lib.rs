@@ -109,6 +109,8 @@ fn find_manifests(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     let mut dirs: Vec<PathBuf> = entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        // Hidden: work in progress (a cut being made, renamed when whole).
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .map(|e| e.path())
         .collect();
     dirs.sort();

@@ -65,6 +65,11 @@ impl Trigger {
     }
 }
 
+/// How long past its window's end a cut waits for the ring to be drained
+/// there (a flood may keep it from catching up): then it is made with what
+/// is drained.
+const GRACE_NS: u64 = 30_000_000_000;
+
 /// `--cut-on` and the SIGUSR1 cut.
 #[derive(Debug, Clone)]
 pub struct CutOptions {
@@ -74,8 +79,12 @@ pub struct CutOptions {
     pub last: Duration,
     /// How long after its event a trigger's cut ends.
     pub after: Duration,
-    /// Per trigger: the least time between two of its cuts.
+    /// Per trigger: the least time between two of its events that cut.
     pub cooldown: Duration,
+    /// Cuts the cut root's node folder may hold before triggers stop
+    /// cutting (`--cut-max`): a trigger anyone can cause cannot fill the
+    /// disk with cuts.
+    pub max_cuts: usize,
     /// Set by SIGUSR1.
     pub signal: Arc<AtomicBool>,
 }
@@ -88,10 +97,19 @@ struct Pending {
     pin: Pin,
 }
 
+impl Pending {
+    fn is_due(&self, drained_to: u64, now: u64, all: bool) -> bool {
+        all || self.due_ktime_ns <= drained_to || now >= self.due_ktime_ns.saturating_add(GRACE_NS)
+    }
+}
+
 #[derive(Default)]
 struct TriggerState {
     pending: Option<Pending>,
-    last_cut: Option<MonoInstant>,
+    /// The boot time of the last event that started a cut (or tried to):
+    /// the cooldown runs in event time, so a backlog applied in a burst
+    /// is judged as it happened.
+    last_ktime_ns: Option<u64>,
 }
 
 /// The recorder's cuts: pending, running, counted.
@@ -128,11 +146,24 @@ impl Cuts {
             }
             let label = Live::trigger(&t.name());
             self.live.cut_triggers.get_or_create(&label).inc();
+            let cooldown = self.opts.cooldown.as_nanos() as u64;
             let cooling = state
-                .last_cut
-                .is_some_and(|at| at.elapsed() < self.opts.cooldown);
+                .last_ktime_ns
+                .is_some_and(|at| e.ktime_ns < at.saturating_add(cooldown));
             if state.pending.is_some() || cooling {
                 self.live.cut_suppressed.get_or_create(&label).inc();
+                continue;
+            }
+            state.last_ktime_ns = Some(e.ktime_ns);
+            let held = self.opts.plan.cuts_held();
+            if held >= self.opts.max_cuts {
+                self.live.cut_suppressed.get_or_create(&label).inc();
+                tracing::error!(
+                    trigger = t.name(),
+                    "no cut: {} already holds {held} cuts (--cut-max {}); ship them (credtrail-ship --follow --remove-local) or remove some",
+                    self.opts.plan.root.display(),
+                    self.opts.max_cuts
+                );
                 continue;
             }
             let start = e.ktime_ns.saturating_sub(self.opts.last.as_nanos() as u64);
@@ -144,7 +175,6 @@ impl Cuts {
                         "cut triggered by {event}; the cut ends {} s after it",
                         self.opts.after.as_secs()
                     );
-                    state.last_cut = Some(MonoInstant::now());
                     state.pending = Some(Pending {
                         start_ktime_ns: start,
                         due_ktime_ns: e.ktime_ns.saturating_add(self.opts.after.as_nanos() as u64),
@@ -160,21 +190,21 @@ impl Cuts {
         }
     }
 
-    /// Whether a cut is due: a trigger's window ended (the ring drained to
-    /// `drained_to`), or SIGUSR1 (then `signalled` is true). Every pending
-    /// cut is due when `all`.
-    pub fn due(&self, drained_to: u64, all: bool) -> bool {
+    /// Whether a cut is due: SIGUSR1, or a trigger's window ended (the
+    /// ring drained to `drained_to` past it, or `now` is [`GRACE_NS`] past
+    /// it). Every pending cut is due when `all`.
+    pub fn due(&self, drained_to: u64, now: u64, all: bool) -> bool {
         self.opts.signal.load(Ordering::Relaxed)
             || self.states.iter().any(|s| {
                 s.pending
                     .as_ref()
-                    .is_some_and(|p| all || p.due_ktime_ns <= drained_to)
+                    .is_some_and(|p| p.is_due(drained_to, now, all))
             })
     }
 
     /// Starts every cut that is due, up to `end_ktime_ns` (the capture's
     /// open segments were just sealed up to there).
-    pub fn start_due(&mut self, capture: &Path, end_ktime_ns: u64, all: bool) {
+    pub fn start_due(&mut self, capture: &Path, end_ktime_ns: u64, now: u64, all: bool) {
         self.running.retain(|h| !h.is_finished());
         if self.opts.signal.swap(false, Ordering::Relaxed) {
             let start = end_ktime_ns.saturating_sub(self.opts.last.as_nanos() as u64);
@@ -194,7 +224,7 @@ impl Cuts {
             let due = self.states[i]
                 .pending
                 .as_ref()
-                .is_some_and(|p| all || p.due_ktime_ns <= end_ktime_ns);
+                .is_some_and(|p| p.is_due(end_ktime_ns, now, all));
             if !due {
                 continue;
             }
@@ -266,5 +296,26 @@ impl Cuts {
         for h in self.running.drain(..) {
             let _ = h.join();
         }
+    }
+}
+
+impl Drop for Cuts {
+    /// A recording that ends on an error leaves its pending cuts unmade:
+    /// each is counted and said, never dropped in silence.
+    fn drop(&mut self) {
+        for (t, state) in self.opts.triggers.iter().zip(&mut self.states) {
+            if let Some(p) = state.pending.take() {
+                self.live
+                    .cut_failures
+                    .get_or_create(&Live::trigger(&t.name()))
+                    .inc();
+                tracing::error!(
+                    trigger = t.name(),
+                    "cut not made: the recording ended before its window did (triggered by {})",
+                    p.event
+                );
+            }
+        }
+        self.join();
     }
 }

@@ -188,7 +188,7 @@ pub struct RecordArgs {
     pub cut_root: Option<PathBuf>,
     /// How far back a cut goes: from the signal (`kill -USR1`), or from
     /// the event that triggered it (`--cut-on`).
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_cut_last)]
     pub cut_last: std::time::Duration,
     /// Cut by itself when it records such an event: `unexplained` (a change
     /// no recorded call explains), `became-root` (a process became root, on
@@ -198,9 +198,15 @@ pub struct RecordArgs {
     /// with --sign-key, under --cut-root; a log line names the event.
     #[arg(long, value_name = "TRIGGER", value_delimiter = ',', value_parser = Trigger::parse)]
     pub cut_on: Vec<Trigger>,
-    /// How long after the triggering event a --cut-on cut ends.
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+    /// How long after the triggering event a --cut-on cut ends (at most 1h).
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_cut_after)]
     pub cut_after: std::time::Duration,
+    /// The most cuts the cut root's node folder may hold: past it, triggers
+    /// make no cut (logged, counted in credtrail_cut_triggers_suppressed_total)
+    /// until cuts are shipped away (`credtrail-ship --follow --remove-local`)
+    /// or removed. Anyone on the node can cause some triggers.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub cut_max: u32,
     /// The least time between two cuts of one trigger: events of a trigger
     /// storm in between make no cut of their own (they are in the capture,
     /// and counted in credtrail_cut_triggers_suppressed_total).
@@ -276,6 +282,22 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         Ok(_) => Err("must be longer than zero".into()),
         Err(e) => Err(format!("{e} (e.g. 90s, 10m, 2h)")),
     }
+}
+
+fn parse_cut_last(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d > std::time::Duration::from_secs(7 * 86_400) {
+        return Err("at most 7 days".into());
+    }
+    Ok(d)
+}
+
+fn parse_cut_after(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d > std::time::Duration::from_secs(3600) {
+        return Err("at most 1h: the window's segments are kept until it ends".into());
+    }
+    Ok(d)
 }
 
 impl RecordArgs {

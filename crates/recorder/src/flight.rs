@@ -134,7 +134,10 @@ pub struct CutPlan {
 impl CutPlan {
     /// Starts the cut of `window` of `capture` (its open segments just
     /// sealed); `pin` holds the window's segments from before the
-    /// recorder's next eviction. `done` hears how it went.
+    /// recorder's next eviction. `done` hears how it went. The cut is made
+    /// in a hidden folder and renamed into place once whole (manifest and
+    /// signature), so a follower (`credtrail-ship --follow`) never takes a
+    /// cut half made.
     pub fn spawn(
         &self,
         capture: &Path,
@@ -150,19 +153,50 @@ impl CutPlan {
             &self.node,
             chrono::Utc::now().timestamp(),
         )?;
-        // Made now, so that the next cut started this second takes the
-        // next name (the cut fills an empty folder).
-        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
-            .create(&incident)
-            .with_context(|| format!("cannot make {}", incident.display()))?;
+        let name = incident
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("a cut folder's name")?;
+        let partial = incident.with_file_name(format!(".{name}.partial"));
+        // Both made now: the next cut started this second takes the next
+        // name, and the cut fills an empty folder.
+        for dir in [&incident, &partial] {
+            std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+                .create(dir)
+                .with_context(|| format!("cannot make {}", dir.display()))?;
+        }
         let (capture, key) = (capture.to_owned(), self.key.clone());
         Ok(std::thread::spawn(move || {
-            done(
-                cut(&capture, &incident, window, key.as_ref(), Some(pin))
-                    .map(|r| (incident, r))
-                    .map_err(|e| e.to_string()),
-            )
+            let made = cut(&capture, &partial, window, key.as_ref(), Some(pin))
+                .map_err(|e| e.to_string())
+                .and_then(|r| {
+                    // Onto the empty folder that held the name.
+                    std::fs::rename(&partial, &incident)
+                        .map(|()| (incident.clone(), r))
+                        .map_err(|e| {
+                            format!(
+                                "cannot rename {} to {}: {e}",
+                                partial.display(),
+                                incident.display()
+                            )
+                        })
+                });
+            if made.is_err() {
+                let _ = std::fs::remove_dir(&incident);
+            }
+            done(made)
         }))
+    }
+
+    /// The cuts this node's folder under the root holds now (hidden
+    /// folders, cuts being made, count too).
+    pub fn cuts_held(&self) -> usize {
+        let folder =
+            credtrail_core::capture::layout::node_folder(&self.node).map(|n| self.root.join(n));
+        folder
+            .ok()
+            .and_then(|f| std::fs::read_dir(f).ok())
+            .map_or(0, |entries| entries.count())
     }
 }
 

@@ -20,7 +20,7 @@ use credtrail_recorder::autocut::{CutOptions, Trigger};
 use credtrail_recorder::cli::{Cli, Command, RecordArgs};
 use credtrail_recorder::command::{Launcher, Scope, User};
 use credtrail_recorder::flight;
-use credtrail_recorder::metrics::{Metrics, serve};
+use credtrail_recorder::metrics::Metrics;
 use credtrail_recorder::record::{record, record_command};
 use credtrail_recorder::redact::Redactor;
 use credtrail_recorder::session::RecordOptions;
@@ -158,16 +158,10 @@ fn record_args(mut a: RecordArgs) -> anyhow::Result<ExitCode> {
         last: a.cut_last,
         after: a.cut_after,
         cooldown: a.cut_cooldown,
+        max_cuts: a.cut_max as usize,
         signal: Arc::clone(&signal),
     });
-    let metrics = match a.metrics_addr {
-        Some(addr) => {
-            let m = Metrics::new();
-            serve::start(addr, m.clone())?;
-            Some(m)
-        }
-        None => None,
-    };
+    let metrics = a.metrics_addr.map(Metrics::listen).transpose()?;
     let opts = RecordOptions {
         out,
         command: launcher.as_ref().map(|l| Scope {

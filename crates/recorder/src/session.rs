@@ -174,6 +174,9 @@ impl<'t, 'o> Session<'t, 'o> {
             w.write_processes(&procs)?;
         }
         crate::privileges::drop_capabilities()?;
+        if let Some(m) = &opts.metrics {
+            m.serve()?;
+        }
 
         let drain = Drain::start(
             tracer.ring_map()?,
@@ -330,17 +333,17 @@ impl<'t, 'o> Session<'t, 'o> {
             sealed = w.serve_seal_request(end)?;
             Ok(())
         });
-        let Some(cuts) = self.cuts.as_mut().filter(|c| c.due(end, all)) else {
+        let now = host::boottime_ns();
+        let Some(cuts) = self.cuts.as_mut().filter(|c| c.due(end, now, all)) else {
             return sealed;
         };
-        let mut dir = None;
         self.sink.write(|w| {
             sealed |= w.seal_now()?;
-            dir = Some(w.dir().to_owned());
             Ok(())
         });
-        if let Some(dir) = dir {
-            cuts.start_due(&dir, end, all);
+        // After a write error what was sealed is still whole: cut that.
+        if let Some(dir) = self.sink.writer.as_ref().map(|w| w.dir().to_owned()) {
+            cuts.start_due(&dir, end, now, all);
         }
         sealed
     }

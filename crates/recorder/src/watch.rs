@@ -65,11 +65,13 @@ impl Sink for Watch<'_> {
     }
 
     fn event(&mut self, e: &Event) -> anyhow::Result<()> {
+        // Counted once delivered, as the manifest counts it.
+        self.inner.event(e)?;
         self.tally.count(e);
         if let Some(c) = self.cuts.as_deref_mut() {
             c.seen(e);
         }
-        self.inner.event(e)
+        Ok(())
     }
 
     fn event_of(&mut self, e: &Event, _process: Option<&ProcInfo>) -> anyhow::Result<()> {

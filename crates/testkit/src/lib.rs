@@ -5,7 +5,7 @@
 pub mod samples;
 mod servers;
 
-pub use servers::{MotoS3, Prometheus, free_port, http_get};
+pub use servers::{MotoS3, Prometheus, free_port, http_get, sample};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

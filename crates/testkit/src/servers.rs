@@ -28,6 +28,14 @@ pub fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
     Ok((status, body))
 }
 
+/// The value of the sample `name` (with its labels, as written) in
+/// `/metrics` text; 0 when absent.
+pub fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// moto's S3 server (`moto[server]` from PyPI) on a free port of
 /// 127.0.0.1 with one bucket, stopped on drop.
 pub struct MotoS3 {

@@ -217,9 +217,10 @@ impl<W: std::io::Write> std::io::Write for JsonSafeWriter<W> {
         let text = String::from_utf8_lossy(buf);
         let mut out = String::with_capacity(text.len());
         for c in text.chars() {
-            // A JSON encoder already escaped the controls inside strings;
-            // outside them there is only ASCII punctuation and newlines.
-            if c != '\n' && needs_escape(c) {
+            // The encoder escaped controls, `"` and `\` inside strings
+            // (its own escapes stay as they are); outside them there is
+            // only ASCII punctuation and the newline ending the record.
+            if hidden(c) {
                 for unit in c.encode_utf16(&mut [0; 2]) {
                     let _ = write!(out, "\\u{unit:04x}");
                 }
@@ -239,6 +240,23 @@ impl<W: std::io::Write> std::io::Write for JsonSafeWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::{has_escape, needs_escape, safe};
+
+    #[test]
+    fn json_lines_stay_json_with_the_same_text() {
+        use std::io::Write as _;
+        let text =
+            "quote \" backslash \\ newline \n esc \x1b bidi \u{202e} emoji \u{1f511} del \x7f";
+        let line = format!("{}\n", serde_json::json!({ "message": text }));
+        let mut out = super::JsonSafeWriter(Vec::new());
+        out.write_all(line.as_bytes()).unwrap();
+        let written = String::from_utf8(out.0).unwrap();
+        assert!(
+            !written.contains('\u{202e}') && !written.contains('\x1b') && !written.contains('\x7f')
+        );
+        assert!(written.ends_with('\n') && written.matches('\n').count() == 1);
+        let back: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(back["message"], text);
+    }
 
     #[test]
     fn the_byte_scan_agrees_with_the_char_rule_for_every_char() {

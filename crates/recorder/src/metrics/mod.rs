@@ -83,22 +83,38 @@ impl Live {
     }
 }
 
-/// The registry a scrape encodes, and the snapshot behind it.
+/// The registry a scrape encodes, the snapshot behind it, and the socket
+/// bound for it until it is served.
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
     snapshot: Arc<Mutex<Snapshot>>,
     pub live: Live,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
+    listener: Arc<Mutex<Option<std::net::TcpListener>>>,
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    /// Metrics to be served at `addr`, bound now (see [`serve::bind`]).
+    pub fn listen(addr: std::net::SocketAddr) -> anyhow::Result<Metrics> {
+        let m = Metrics::new();
+        *m.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(serve::bind(addr)?);
+        Ok(m)
+    }
+
+    /// Starts answering scrapes (once; see [`serve::serve`]).
+    pub fn serve(&self) -> anyhow::Result<()> {
+        let taken = self
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match taken {
+            Some(l) => serve::serve(l, self.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn new() -> Metrics {
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         let live = Live::default();
         let mut r = Registry::default();
@@ -144,6 +160,7 @@ impl Metrics {
             registry: Arc::new(r),
             snapshot,
             live,
+            listener: Arc::default(),
         }
     }
 
@@ -307,6 +324,36 @@ impl Collector for Published {
             checks,
         )?;
         f(
+            "credtrail_unexplained_found",
+            "Unexplained credential changes the kernel found (written, or lost to a full ring buffer)",
+            counter,
+            one(c.unexplained),
+        )?;
+        f(
+            "credtrail_unexplained_lost",
+            "Unexplained changes lost to a full ring buffer (also in credtrail_events_lost_total{reason=\"ringbuf_full\"}): a flood may be hiding one",
+            counter,
+            one(c.unexplained_ringbuf_full),
+        )?;
+        f(
+            "credtrail_user_namespace_records_lost",
+            "User namespace records lost to a full ring buffer (their rows' namespace-local ids are unknown until sent again)",
+            counter,
+            one(c.user_namespaces_ringbuf_full),
+        )?;
+        f(
+            "credtrail_unchecked_tasks",
+            "Tasks whose last known credentials could not be stored, so not checked for unexplained changes",
+            counter,
+            one(c.unchecked_tasks),
+        )?;
+        f(
+            "credtrail_lost_unattributed",
+            "Losses whose process the kernel could not name (its table of losing processes was full)",
+            counter,
+            one(c.lost_unattributed),
+        )?;
+        f(
             "credtrail_subjective_overrides",
             "Tasks found running with subjective credentials that are not their objective ones",
             counter,
@@ -368,6 +415,12 @@ impl Collector for Published {
             "-- COMMAND: calls of processes outside the command's tree, left out in the kernel",
             counter,
             one(c.outside_scope),
+        )?;
+        f(
+            "credtrail_scope_full",
+            "-- COMMAND: processes of the command's tree the kernel could not follow (their events were not recorded)",
+            counter,
+            one(c.scope_full),
         )?;
         f(
             "credtrail_segments_sealed",

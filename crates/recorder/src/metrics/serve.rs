@@ -2,9 +2,9 @@
 //!
 //! Anyone who can reach the port can connect, so a connection costs the
 //! recorder little and not for long: at most [`MAX_CONNECTIONS`] are
-//! served at once (more are closed at accept), each has [`TIMEOUT`] to
-//! send its request and read the answer, and a request's head is read
-//! into a small buffer. The recording never waits for this thread.
+//! served at once (more are closed at accept), each has [`HEAD_TIMEOUT`]
+//! to send a request's head (into a small buffer) and lives
+//! [`LIFETIME`] at most. The recording never waits for this thread.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,21 +22,31 @@ use super::Metrics;
 
 /// Connections served at once; Prometheus uses one per target.
 const MAX_CONNECTIONS: usize = 8;
-/// A connection's whole life, request to answer.
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// Time to send a request's head (a connection idle this long between
+/// requests is closed too).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// A kept-alive connection's life (Prometheus reconnects after it).
+const LIFETIME: Duration = Duration::from_secs(60);
 /// Bytes of a request's head read at most.
 const MAX_HEAD: usize = 8192;
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Binds `addr` now (so a bad address or a port in use is an error before
-/// recording starts) and serves scrapes on a thread until the process ends.
-pub fn start(addr: SocketAddr, metrics: Metrics) -> anyhow::Result<SocketAddr> {
+/// Binds `addr` (so a bad address or a port in use is an error before
+/// recording starts); [`serve`] answers on it later.
+pub fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| {
         format!("--metrics-addr {addr}: cannot listen there (a port in use, or an address not on this node)")
     })?;
     listener
         .set_nonblocking(true)
         .context("--metrics-addr: cannot make the socket non-blocking")?;
+    Ok(listener)
+}
+
+/// Serves scrapes on `listener` from a thread of its own until the process
+/// ends. Called once the recorder has dropped its capabilities: the thread
+/// that parses what the network sends holds none of them.
+pub fn serve(listener: std::net::TcpListener, metrics: Metrics) -> anyhow::Result<()> {
     let bound = listener.local_addr().context("--metrics-addr")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -55,7 +65,7 @@ pub fn start(addr: SocketAddr, metrics: Metrics) -> anyhow::Result<SocketAddr> {
         })
         .context("--metrics-addr: cannot start the server's thread")?;
     tracing::info!("metrics on http://{bound}/metrics");
-    Ok(bound)
+    Ok(())
 }
 
 async fn accept(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
@@ -82,11 +92,20 @@ async fn accept(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(TIMEOUT)
+                .header_read_timeout(HEAD_TIMEOUT)
                 .max_buf_size(MAX_HEAD)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(TIMEOUT, conn).await;
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = tokio::time::sleep(LIFETIME) => {
+                    // Kept alive long enough: the answer in flight is
+                    // finished, then the connection closed.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(HEAD_TIMEOUT, conn).await;
+                }
+            }
             drop(slot);
         });
     }
