@@ -6,15 +6,15 @@
 //! server (moto) as it appears.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use credtrail_core::capture::Capture;
-use credtrail_core::capture::manifest::{CaptureState, Manifest};
+
 use credtrail_testkit::{
-    MotoS3, Recorder, bpf_available, free_port, http_get, record_bin, replay_bin, sample, serial,
-    ship_bin, workload_bin,
+    MotoS3, Recorder, bpf_available, free_port, http_get, record_bin, replay_bin, sample,
+    sealed_captures, serial, ship_bin, workload_bin,
 };
 
 /// Runs the workload; returns its pid.
@@ -30,22 +30,6 @@ fn workload(args: &[&str]) -> u32 {
         .as_u64()
         .or_else(|| v["steps"][0]["pid"].as_u64())
         .unwrap() as u32
-}
-
-/// The sealed captures under a cut root, oldest first.
-fn sealed_cuts(root: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(root)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .flat_map(|n| std::fs::read_dir(n.path()).into_iter().flatten().flatten())
-        // A cut being made is a hidden folder, renamed into place.
-        .filter(|c| !c.file_name().to_string_lossy().starts_with('.'))
-        .map(|c| c.path())
-        .filter(|c| Manifest::read(c).is_ok_and(|m| m.state == CaptureState::Sealed))
-        .collect();
-    found.sort();
-    found
 }
 
 fn openssl(args: &[&str]) {
@@ -126,7 +110,7 @@ fn an_unexplained_change_cuts_its_minute_and_a_storm_makes_few_cuts_shipped_as_t
     std::thread::sleep(Duration::from_secs(64).saturating_sub(t0.elapsed()));
     let trigger = workload(&["ia32-toggle", "--toggles", "2"]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while sealed_cuts(&root).is_empty() {
+    while sealed_captures(&root).is_empty() {
         assert!(Instant::now() < deadline, "no cut under {}", root.display());
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -166,7 +150,7 @@ fn an_unexplained_change_cuts_its_minute_and_a_storm_makes_few_cuts_shipped_as_t
         "every change of the storm is a row"
     );
 
-    let cuts = sealed_cuts(&root);
+    let cuts = sealed_captures(&root);
     // One for the trigger; then at most one per 4 s cooldown of the 6 s
     // storm (the first may fall in the trigger's cooldown), plus its start.
     assert!(
@@ -305,7 +289,7 @@ fn cut_max_bounds_the_cuts_a_trigger_anyone_can_cause_makes() {
     rec.expect_unexplained = true;
     workload(&["ia32-toggle", "--toggles", "2"]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while sealed_cuts(&root).is_empty() {
+    while sealed_captures(&root).is_empty() {
         assert!(Instant::now() < deadline, "no cut");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -314,7 +298,7 @@ fn cut_max_bounds_the_cuts_a_trigger_anyone_can_cause_makes() {
     workload(&["ia32-toggle", "--toggles", "2"]);
     std::thread::sleep(Duration::from_secs(3));
     let (_, stderr, cap, _guard) = rec.stop();
-    assert_eq!(sealed_cuts(&root).len(), 1);
+    assert_eq!(sealed_captures(&root).len(), 1);
     assert!(
         stderr.contains("already holds 1 cuts (--cut-max 1)"),
         "{stderr}"

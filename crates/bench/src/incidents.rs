@@ -3,34 +3,18 @@
 //! unexplained`) takes from the triggering change to a sealed cut that
 //! `credtrail-replay --verify` accepts.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use credtrail_core::capture::manifest::{CaptureState, Manifest};
-use credtrail_testkit::{free_port, http_get};
+use credtrail_core::capture::manifest::Manifest;
+use credtrail_testkit::{free_port, http_get, sealed_captures};
 
 use crate::flight::cpu_seconds;
 use crate::system::Tools;
 
 /// How long the window runs past its event (`--cut-after`).
 const AFTER: Duration = Duration::from_secs(1);
-
-fn sealed_cuts(root: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(root)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .flat_map(|n| std::fs::read_dir(n.path()).into_iter().flatten().flatten())
-        // A cut being made is a hidden folder, renamed into place.
-        .filter(|c| !c.file_name().to_string_lossy().starts_with('.'))
-        .map(|c| c.path())
-        .filter(|c| Manifest::read(c).is_ok_and(|m| m.state == CaptureState::Sealed))
-        .collect();
-    found.sort();
-    found
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -89,7 +73,7 @@ pub fn incidents(t: &Tools, scrapes: u32, rounds: u32) -> anyhow::Result<String>
     let mut verify = Vec::new();
     let mut events = 0;
     for _ in 0..rounds {
-        let before = sealed_cuts(&root).len();
+        let before = sealed_captures(&root).len();
         let started = Instant::now();
         let out = Command::new(&t.workload)
             .args(["ia32-toggle", "--toggles", "2"])
@@ -99,7 +83,7 @@ pub fn incidents(t: &Tools, scrapes: u32, rounds: u32) -> anyhow::Result<String>
             bail!("credtrail-workload ia32-toggle failed");
         }
         let cut = loop {
-            if let Some(c) = sealed_cuts(&root).get(before) {
+            if let Some(c) = sealed_captures(&root).get(before) {
                 break c.clone();
             }
             if started.elapsed() > Duration::from_secs(60) {

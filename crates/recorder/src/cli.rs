@@ -193,9 +193,11 @@ pub struct RecordArgs {
     /// Cut by itself when it records such an event: `unexplained` (a change
     /// no recorded call explains), `became-root` (a process became root, on
     /// the host or in its user namespace), `policy:NAME` (an event the
-    /// --policy NAME kept). Comma-separated or repeated. Each cut holds the
-    /// --cut-last before the event and the --cut-after after it, signed
-    /// with --sign-key, under --cut-root; a log line names the event.
+    /// --policy NAME kept; an event several policies post carries, and
+    /// triggers on, the first one's name). Comma-separated or repeated.
+    /// Each cut holds the --cut-last before the event and the --cut-after
+    /// after it, signed with --sign-key, under --cut-root; a log line
+    /// names the event.
     #[arg(long, value_name = "TRIGGER", value_delimiter = ',', value_parser = Trigger::parse)]
     pub cut_on: Vec<Trigger>,
     /// How long after the triggering event a --cut-on cut ends (at most 1h).

@@ -286,6 +286,23 @@ pub struct Recorder {
     pub expect_unexplained: bool,
 }
 
+/// The sealed captures under a fleet-layout root (`ROOT/node=*/NAME`),
+/// oldest name first; hidden folders (a cut being made) left out.
+pub fn sealed_captures(root: &Path) -> Vec<PathBuf> {
+    use credtrail_core::capture::manifest::{CaptureState, Manifest};
+    let mut found: Vec<PathBuf> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|n| std::fs::read_dir(n.path()).into_iter().flatten().flatten())
+        .filter(|c| !c.file_name().to_string_lossy().starts_with('.'))
+        .map(|c| c.path())
+        .filter(|c| Manifest::read(c).is_ok_and(|m| m.state == CaptureState::Sealed))
+        .collect();
+    found.sort();
+    found
+}
+
 /// No credential change in `cap` went unexplained: the detector's false
 /// positives, checked by every recording a test makes.
 pub fn assert_no_unexplained(cap: &Capture) {

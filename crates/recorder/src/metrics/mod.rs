@@ -24,6 +24,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 /// One label, as prometheus-client encodes it.
 pub type Labels = Vec<(&'static str, String)>;
+/// A family's samples: labels and value.
+type Samples = Vec<(Labels, f64)>;
 
 /// What the session publishes with each checkpoint.
 #[derive(Debug, Clone, Default)]
@@ -213,10 +215,6 @@ fn family(
     Ok(())
 }
 
-fn one(v: u64) -> Vec<(Labels, f64)> {
-    vec![(Vec::new(), v as f64)]
-}
-
 fn by(label: &'static str, values: &[(&str, u64)]) -> Vec<(Labels, f64)> {
     values
         .iter()
@@ -224,12 +222,218 @@ fn by(label: &'static str, values: &[(&str, u64)]) -> Vec<(Labels, f64)> {
         .collect()
 }
 
+/// A metric without labels: name, help, unit, type, and its value in a
+/// snapshot.
+type Plain = (
+    &'static str,
+    &'static str,
+    Option<Unit>,
+    MetricType,
+    fn(&Snapshot) -> f64,
+);
+
+const SECONDS: Option<Unit> = Some(Unit::Seconds);
+const BYTES: Option<Unit> = Some(Unit::Bytes);
+const COUNTER: MetricType = MetricType::Counter;
+const GAUGE: MetricType = MetricType::Gauge;
+
+/// Every unlabelled metric of the snapshot, in the order scraped.
+const PLAIN: &[Plain] = &[
+    (
+        "credtrail_kernel_events",
+        "Events the kernel programs produced (calls completed, unexplained changes)",
+        None,
+        COUNTER,
+        |s| s.counters.kernel_events as f64,
+    ),
+    (
+        "credtrail_calls_folded",
+        "Calls the kernel folded into repeat counts (not lost: the repeat_count of folded rows)",
+        None,
+        COUNTER,
+        |s| s.counters.folded_calls as f64,
+    ),
+    (
+        "credtrail_folded_rows",
+        "Rows that stand for folded calls",
+        None,
+        COUNTER,
+        |s| s.counters.folded_rows as f64,
+    ),
+    (
+        "credtrail_lifecycle_records",
+        "Process lifecycle rows written (exec, fork, exit)",
+        None,
+        COUNTER,
+        |s| s.counters.lifecycle_written as f64,
+    ),
+    (
+        "credtrail_unexplained_found",
+        "Unexplained credential changes the kernel found (written, or lost to a full ring buffer)",
+        None,
+        COUNTER,
+        |s| s.counters.unexplained as f64,
+    ),
+    (
+        "credtrail_unexplained_lost",
+        "Unexplained changes lost to a full ring buffer (also in credtrail_events_lost_total{reason=\"ringbuf_full\"}): a flood may be hiding one",
+        None,
+        COUNTER,
+        |s| s.counters.unexplained_ringbuf_full as f64,
+    ),
+    (
+        "credtrail_user_namespace_records_lost",
+        "User namespace records lost to a full ring buffer (their rows' namespace-local ids are unknown until sent again)",
+        None,
+        COUNTER,
+        |s| s.counters.user_namespaces_ringbuf_full as f64,
+    ),
+    (
+        "credtrail_unchecked_tasks",
+        "Tasks whose last known credentials could not be stored, so not checked for unexplained changes",
+        None,
+        COUNTER,
+        |s| s.counters.unchecked_tasks as f64,
+    ),
+    (
+        "credtrail_lost_unattributed",
+        "Losses whose process the kernel could not name (its table of losing processes was full)",
+        None,
+        COUNTER,
+        |s| s.counters.lost_unattributed as f64,
+    ),
+    (
+        "credtrail_subjective_overrides",
+        "Tasks found running with subjective credentials that are not their objective ones",
+        None,
+        COUNTER,
+        |s| s.counters.subjective_overrides as f64,
+    ),
+    (
+        "credtrail_tasks_checked",
+        "Credential checks run in the kernel (calls, exec, fork, exit, switch-outs, sweeps)",
+        None,
+        COUNTER,
+        |s| s.counters.tasks_checked as f64,
+    ),
+    (
+        "credtrail_returns_checked",
+        "Returns to user space checked (--subjective-check)",
+        None,
+        COUNTER,
+        |s| s.counters.returns_checked as f64,
+    ),
+    (
+        "credtrail_sweeps",
+        "Sweeps over every task for unexplained changes",
+        None,
+        COUNTER,
+        |s| s.counters.sweeps as f64,
+    ),
+    (
+        "credtrail_sweep_duration",
+        "Time spent in sweeps",
+        SECONDS,
+        COUNTER,
+        |s| s.counters.sweep_ns as f64 / 1e9,
+    ),
+    (
+        "credtrail_sweep_tasks",
+        "Tasks the sweeps visited",
+        None,
+        COUNTER,
+        |s| s.counters.sweep_tasks as f64,
+    ),
+    (
+        "credtrail_outside_scope_events",
+        "-- COMMAND: calls of processes outside the command's tree, left out in the kernel",
+        None,
+        COUNTER,
+        |s| s.counters.outside_scope as f64,
+    ),
+    (
+        "credtrail_scope_full",
+        "-- COMMAND: processes of the command's tree the kernel could not follow (their events were not recorded)",
+        None,
+        COUNTER,
+        |s| s.counters.scope_full as f64,
+    ),
+    (
+        "credtrail_segments_sealed",
+        "Capture segments sealed (every table)",
+        None,
+        COUNTER,
+        |s| s.segments_sealed as f64,
+    ),
+    (
+        "credtrail_segments_evicted",
+        "Capture segments deleted to keep within --keep or --max-capture-bytes",
+        None,
+        COUNTER,
+        |s| s.segments_evicted as f64,
+    ),
+    (
+        "credtrail_spool_spilled",
+        "Bytes the spool wrote to disk because encoding fell behind the ring",
+        BYTES,
+        COUNTER,
+        |s| s.counters.spool_spilled_bytes as f64,
+    ),
+    (
+        "credtrail_capture",
+        "Bytes of sealed segments the capture keeps",
+        BYTES,
+        GAUGE,
+        |s| s.capture_bytes as f64,
+    ),
+    (
+        "credtrail_spool",
+        "Bytes waiting between the ring buffer and the encoder (memory and disk)",
+        BYTES,
+        GAUGE,
+        |s| s.spool_bytes as f64,
+    ),
+    (
+        "credtrail_spool_peak",
+        "The most bytes the spool held at once",
+        BYTES,
+        GAUGE,
+        |s| s.counters.spool_peak_bytes as f64,
+    ),
+    (
+        "credtrail_ring_buffer_used",
+        "Bytes in the kernel ring buffer not yet read (when it is full, ringbuf_full losses begin)",
+        BYTES,
+        GAUGE,
+        |s| s.ring_used_bytes as f64,
+    ),
+    (
+        "credtrail_ring_buffer_size",
+        "Size of the kernel ring buffer (--ring-buffer-mib)",
+        BYTES,
+        GAUGE,
+        |s| s.ring_size_bytes as f64,
+    ),
+    (
+        "credtrail_hooks_attached",
+        "BPF programs attached",
+        None,
+        GAUGE,
+        |s| s.hooks_attached as f64,
+    ),
+    (
+        "credtrail_hooks_missing",
+        "Optional hooks this kernel does not have",
+        None,
+        GAUGE,
+        |s| s.hooks_missing as f64,
+    ),
+];
+
 impl Collector for Published {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = lock(&self.0).clone();
         let c = &s.counters;
-        let counter = MetricType::Counter;
-        let gauge = MetricType::Gauge;
         let calls: Vec<(Labels, f64)> = s
             .by_call
             .iter()
@@ -245,255 +449,82 @@ impl Collector for Published {
             .iter()
             .map(|(check, n)| (vec![("check", check.clone())], *n as f64))
             .collect();
-        let mut f = |name: &str, help: &str, kind, samples: Vec<(Labels, f64)>| {
-            family(&mut enc, name, help, None, kind, &samples)
-        };
-        f(
-            "credtrail_events",
-            "Credential event rows written (a folded row counts once), by syscall and result (ok, an errno name, refused, query); their sum is the manifest's events_written",
-            counter,
-            calls,
-        )?;
-        f(
-            "credtrail_events_lost",
-            "Credential events lost, by reason; their sum is the manifest's lost()",
-            counter,
-            by(
-                "reason",
-                &[
-                    ("ringbuf_full", c.ringbuf_full),
-                    ("fold_full", c.fold_full),
-                    ("enter_store_failure", c.enter_store_failures),
-                    ("decode_error", c.decode_errors),
-                    ("write_error", c.events_lost_io),
-                ],
+        let labelled: [(&str, &str, Samples); 6] = [
+            (
+                "credtrail_events",
+                "Credential event rows written (a folded row counts once), by syscall and result (ok, an errno name, refused, query); their sum is the manifest's events_written",
+                calls,
             ),
-        )?;
-        f(
-            "credtrail_kernel_events",
-            "Events the kernel programs produced (calls completed, unexplained changes)",
-            counter,
-            one(c.kernel_events),
-        )?;
-        f(
-            "credtrail_calls_folded",
-            "Calls the kernel folded into repeat counts (not lost: the repeat_count of folded rows)",
-            counter,
-            one(c.folded_calls),
-        )?;
-        f(
-            "credtrail_folded_rows",
-            "Rows that stand for folded calls",
-            counter,
-            one(c.folded_rows),
-        )?;
-        f(
-            "credtrail_lifecycle_records",
-            "Process lifecycle rows written (exec, fork, exit)",
-            counter,
-            one(c.lifecycle_written),
-        )?;
-        f(
-            "credtrail_lifecycle_lost",
-            "Process lifecycle records lost, by reason",
-            counter,
-            by(
-                "reason",
-                &[
-                    ("ringbuf_full", c.lifecycle_ringbuf_full),
-                    ("write_error", c.lifecycle_lost_io),
-                ],
+            (
+                "credtrail_events_lost",
+                "Credential events lost, by reason; their sum is the manifest's lost()",
+                by(
+                    "reason",
+                    &[
+                        ("ringbuf_full", c.ringbuf_full),
+                        ("fold_full", c.fold_full),
+                        ("enter_store_failure", c.enter_store_failures),
+                        ("decode_error", c.decode_errors),
+                        ("write_error", c.events_lost_io),
+                    ],
+                ),
             ),
-        )?;
-        f(
-            "credtrail_evicted",
-            "Rows deleted with the oldest segments (--keep, --max-capture-bytes), by table",
-            counter,
-            by(
-                "table",
-                &[
-                    ("events", c.events_evicted),
-                    ("lifecycle", c.lifecycle_evicted),
-                ],
+            (
+                "credtrail_lifecycle_lost",
+                "Process lifecycle records lost, by reason",
+                by(
+                    "reason",
+                    &[
+                        ("ringbuf_full", c.lifecycle_ringbuf_full),
+                        ("write_error", c.lifecycle_lost_io),
+                    ],
+                ),
             ),
-        )?;
-        f(
-            "credtrail_unexplained_changes",
-            "Unexplained credential changes written, by the check that found them",
-            counter,
-            checks,
-        )?;
-        f(
-            "credtrail_unexplained_found",
-            "Unexplained credential changes the kernel found (written, or lost to a full ring buffer)",
-            counter,
-            one(c.unexplained),
-        )?;
-        f(
-            "credtrail_unexplained_lost",
-            "Unexplained changes lost to a full ring buffer (also in credtrail_events_lost_total{reason=\"ringbuf_full\"}): a flood may be hiding one",
-            counter,
-            one(c.unexplained_ringbuf_full),
-        )?;
-        f(
-            "credtrail_user_namespace_records_lost",
-            "User namespace records lost to a full ring buffer (their rows' namespace-local ids are unknown until sent again)",
-            counter,
-            one(c.user_namespaces_ringbuf_full),
-        )?;
-        f(
-            "credtrail_unchecked_tasks",
-            "Tasks whose last known credentials could not be stored, so not checked for unexplained changes",
-            counter,
-            one(c.unchecked_tasks),
-        )?;
-        f(
-            "credtrail_lost_unattributed",
-            "Losses whose process the kernel could not name (its table of losing processes was full)",
-            counter,
-            one(c.lost_unattributed),
-        )?;
-        f(
-            "credtrail_subjective_overrides",
-            "Tasks found running with subjective credentials that are not their objective ones",
-            counter,
-            one(c.subjective_overrides),
-        )?;
-        f(
-            "credtrail_tasks_checked",
-            "Credential checks run in the kernel (calls, exec, fork, exit, switch-outs, sweeps)",
-            counter,
-            one(c.tasks_checked),
-        )?;
-        f(
-            "credtrail_returns_checked",
-            "Returns to user space checked (--subjective-check)",
-            counter,
-            one(c.returns_checked),
-        )?;
-        f(
-            "credtrail_sweeps",
-            "Sweeps over every task for unexplained changes",
-            counter,
-            one(c.sweeps),
-        )?;
-        family(
-            &mut enc,
-            "credtrail_sweep_duration",
-            "Time spent in sweeps",
-            Some(Unit::Seconds),
-            counter,
-            &[(Vec::new(), c.sweep_ns as f64 / 1e9)],
-        )?;
-        let mut f = |name: &str, help: &str, kind, samples: Vec<(Labels, f64)>| {
-            family(&mut enc, name, help, None, kind, &samples)
-        };
-        f(
-            "credtrail_sweep_tasks",
-            "Tasks the sweeps visited",
-            counter,
-            one(c.sweep_tasks),
-        )?;
-        f(
-            "credtrail_policy_filtered_events",
-            "Events left out by --policy, by stage: kernel (no policy posted them), rate_limit (a rateLimit held them back), pod (a namespace or podSelector, decided in userspace)",
-            counter,
-            by(
-                "stage",
-                &[
-                    (
-                        "kernel",
-                        c.policy_filtered.saturating_sub(c.policy_rate_limited),
-                    ),
-                    ("rate_limit", c.policy_rate_limited),
-                    ("pod", c.policy_pod_filtered),
-                ],
+            (
+                "credtrail_evicted",
+                "Rows deleted with the oldest segments (--keep, --max-capture-bytes), by table",
+                by(
+                    "table",
+                    &[
+                        ("events", c.events_evicted),
+                        ("lifecycle", c.lifecycle_evicted),
+                    ],
+                ),
             ),
-        )?;
-        f(
-            "credtrail_outside_scope_events",
-            "-- COMMAND: calls of processes outside the command's tree, left out in the kernel",
-            counter,
-            one(c.outside_scope),
-        )?;
-        f(
-            "credtrail_scope_full",
-            "-- COMMAND: processes of the command's tree the kernel could not follow (their events were not recorded)",
-            counter,
-            one(c.scope_full),
-        )?;
-        f(
-            "credtrail_segments_sealed",
-            "Capture segments sealed (every table)",
-            counter,
-            one(s.segments_sealed),
-        )?;
-        f(
-            "credtrail_segments_evicted",
-            "Capture segments deleted to keep within --keep or --max-capture-bytes",
-            counter,
-            one(s.segments_evicted),
-        )?;
-        let mut f = |name: &str, help: &str, unit, kind, v: f64| {
-            family(&mut enc, name, help, unit, kind, &[(Vec::new(), v)])
-        };
-        let bytes = Some(Unit::Bytes);
-        f(
-            "credtrail_spool_spilled",
-            "Bytes the spool wrote to disk because encoding fell behind the ring",
-            bytes.clone(),
-            counter,
-            c.spool_spilled_bytes as f64,
-        )?;
-        f(
-            "credtrail_capture",
-            "Bytes of sealed segments the capture keeps",
-            bytes.clone(),
-            gauge,
-            s.capture_bytes as f64,
-        )?;
-        f(
-            "credtrail_spool",
-            "Bytes waiting between the ring buffer and the encoder (memory and disk)",
-            bytes.clone(),
-            gauge,
-            s.spool_bytes as f64,
-        )?;
-        f(
-            "credtrail_spool_peak",
-            "The most bytes the spool held at once",
-            bytes.clone(),
-            gauge,
-            c.spool_peak_bytes as f64,
-        )?;
-        f(
-            "credtrail_ring_buffer_used",
-            "Bytes in the kernel ring buffer not yet read (when it is full, ringbuf_full losses begin)",
-            bytes.clone(),
-            gauge,
-            s.ring_used_bytes as f64,
-        )?;
-        f(
-            "credtrail_ring_buffer_size",
-            "Size of the kernel ring buffer (--ring-buffer-mib)",
-            bytes,
-            gauge,
-            s.ring_size_bytes as f64,
-        )?;
-        f(
-            "credtrail_hooks_attached",
-            "BPF programs attached",
-            None,
-            gauge,
-            s.hooks_attached as f64,
-        )?;
-        f(
-            "credtrail_hooks_missing",
-            "Optional hooks this kernel does not have",
-            None,
-            gauge,
-            s.hooks_missing as f64,
-        )?;
+            (
+                "credtrail_unexplained_changes",
+                "Unexplained credential changes written, by the check that found them",
+                checks,
+            ),
+            (
+                "credtrail_policy_filtered_events",
+                "Events left out by --policy, by stage: kernel (no policy posted them), rate_limit (a rateLimit held them back), pod (a namespace or podSelector, decided in userspace)",
+                by(
+                    "stage",
+                    &[
+                        (
+                            "kernel",
+                            c.policy_filtered.saturating_sub(c.policy_rate_limited),
+                        ),
+                        ("rate_limit", c.policy_rate_limited),
+                        ("pod", c.policy_pod_filtered),
+                    ],
+                ),
+            ),
+        ];
+        for (name, help, samples) in &labelled {
+            family(&mut enc, name, help, None, COUNTER, samples)?;
+        }
+        for (name, help, unit, kind, value) in PLAIN {
+            family(
+                &mut enc,
+                name,
+                help,
+                unit.clone(),
+                *kind,
+                &[(Vec::new(), value(&s))],
+            )?;
+        }
         process(&mut enc)
     }
 }
