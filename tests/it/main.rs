@@ -6,6 +6,8 @@ mod golden;
 mod tetragon_api;
 // Each binary's --help, as users see it.
 mod help;
+// docs/architecture.md names every crate and module.
+mod docs;
 // Broken, tampered and foreign captures: one clear error, never a panic.
 mod bad_input;
 // TracingPolicy files: Tetragon's load or fail in one line; replay = query.

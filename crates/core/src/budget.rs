@@ -153,11 +153,6 @@ pub fn limit() -> Option<usize> {
     Some(LIMIT.load(Ordering::Relaxed)).filter(|l| *l != usize::MAX)
 }
 
-/// What the allocator holds now (to within [`SLACK`] per thread).
-pub fn held() -> usize {
-    usize::try_from(HELD.load(Ordering::Relaxed)).unwrap_or(0)
-}
-
 /// The default budget: half the machine's memory, or 80% of the memory
 /// cgroup's limit when that is less (so the budget, not the OOM killer,
 /// speaks first); 1 GiB when neither can be read.

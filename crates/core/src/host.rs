@@ -55,11 +55,20 @@ pub fn uname() -> (String, String) {
     (s(&u.nodename), s(&u.release))
 }
 
+/// The host's namespaces, which a policy's `host_ns` names: those of pid 1
+/// (recorded in the capture's manifest as `host_pid_ns` and
+/// `host_user_ns`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostNamespaces {
+    pub pid: u32,
+    pub user: u32,
+}
+
 /// The host's pid and user namespaces (those of pid 1), which a policy's
 /// `host_ns` names. Where pid 1's are not readable (a sandbox that hides
 /// it), the recorder's own: it runs in the host's (hostPID on Kubernetes).
 /// 0 where /proc says nothing.
-pub fn namespaces() -> crate::policy::HostNamespaces {
+pub fn namespaces() -> HostNamespaces {
     use std::os::unix::fs::MetadataExt as _;
     let inode = |ns: &str| {
         ["/proc/1/ns", "/proc/self/ns"]
@@ -76,7 +85,7 @@ pub fn namespaces() -> crate::policy::HostNamespaces {
             })
             .unwrap_or(0)
     };
-    crate::policy::HostNamespaces {
+    HostNamespaces {
         pid: inode("pid"),
         user: inode("user"),
     }

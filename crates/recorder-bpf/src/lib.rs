@@ -1,7 +1,10 @@
 //! credtrail's BPF side: the CO-RE programs in `src/bpf/` and their loader.
 //!
 //! This is the one seam to the kernel. It hands out raw ring-buffer records
-//! (`&[u8]` holding a [`ct_event`]) and the kernel counters; decoding and
+//! (`&[u8]` holding one of three structs of `credtrail.h`, told apart by
+//! their first field: a [`ct_event`], a credential call or an unexplained
+//! change; a [`ct_proc_event`], exec, fork or exit; a [`ct_userns_event`],
+//! a user namespace's maps) and the kernel counters; decoding and
 //! everything after it live in `credtrail-recorder` and run without root.
 
 use std::mem::MaybeUninit;

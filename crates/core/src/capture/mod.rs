@@ -1,4 +1,5 @@
-//! Capture format (v6): a directory of zstd Parquet segments plus a manifest.
+//! Capture format (version [`manifest::FORMAT_VERSION`]): a directory of
+//! zstd Parquet segments plus a manifest.
 //! See `docs/capture-format.md`. Written by [`CaptureWriter`], read by
 //! [`Capture`], sealed after a crash by [`recover::recover`].
 //!

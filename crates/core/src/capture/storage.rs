@@ -32,12 +32,8 @@ pub const TIME_NS: &str = "time_ns";
 /// The first format stored this way; older ones hold the logical types.
 pub const SINCE_FORMAT: u32 = 5;
 
-/// A wall-clock time in nanoseconds, cut to whole microseconds: what the
-/// stored timestamp columns other than `time` hold, so that a row read back
-/// equals the row written.
-pub fn micros(ns: i64) -> i64 {
-    ns - ns.rem_euclid(1_000)
-}
+/// Rows hold their times as stored (see the model's definition).
+pub use crate::model::micros;
 
 /// The stored type of a logical type.
 fn stored_type(t: &DataType) -> DataType {

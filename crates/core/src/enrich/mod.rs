@@ -18,10 +18,10 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
-use crate::capture::storage::micros;
 use crate::model::container::ContainerRow;
 use crate::model::event::Event;
 use crate::model::lifecycle::{self, ProcEvent};
+use crate::model::micros;
 use crate::model::process::ProcessRow;
 use crate::model::userns::UsernsRow;
 

@@ -122,7 +122,7 @@ impl ContainerRow {
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect(),
-            container_start_time: info.start_time.map(crate::capture::storage::micros),
+            container_start_time: info.start_time.map(super::micros),
             source: info.source.join(";"),
             pod_annotations: info
                 .annotations

@@ -16,3 +16,10 @@ pub use event::{Event, Syscall};
 pub use lifecycle::ProcEvent;
 pub use process::ProcessRow;
 pub use userns::UsernsRow;
+
+/// A wall-clock time in nanoseconds, cut to whole microseconds: what the
+/// stored timestamp columns other than `time` hold, so that a row read back
+/// equals the row written (rows are made with it, live and replayed).
+pub fn micros(ns: i64) -> i64 {
+    ns - ns.rem_euclid(1_000)
+}

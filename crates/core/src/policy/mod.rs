@@ -63,13 +63,8 @@ pub enum NsValue {
     Inode(u32),
 }
 
-/// The host's namespaces, which `host_ns` names: those of pid 1 (recorded
-/// in the capture's manifest as `host_pid_ns` and `host_user_ns`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HostNamespaces {
-    pub pid: u32,
-    pub user: u32,
-}
+/// What `host_ns` names (a fact of the host, defined there).
+pub use crate::host::HostNamespaces;
 
 impl NsValue {
     pub fn resolve(self, host: u32) -> u32 {
