@@ -11,6 +11,8 @@ use crate::capture::{Capture, Prefetched, TableStream};
 use crate::enrich::{Enricher, Lineage, Record, Sink, StoredPods};
 use crate::error::CaptureError;
 use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow, UsernsRow};
+use crate::policy::decide::{FilterCounts, PolicyFilter, PolicySink};
+use crate::policy::{Rules, capture_host};
 
 /// A capture opened for replay: the small tables in memory, events and
 /// lifecycle streamed and merged in the recorder's arrival order (`seq`).
@@ -137,4 +139,26 @@ pub fn run_records(
         enricher.apply(rec?, sink)?;
     }
     Ok(())
+}
+
+/// [`run_records`] through `policy`'s pass when given, decided as the
+/// recorder decides (the capture's own `host_ns`): the one way replay and
+/// query apply `--policy`. Returns what the pass left out.
+pub fn run_with_policy(
+    cap: &Capture,
+    inputs: Inputs,
+    policy: Option<&Rules>,
+    sink: &mut dyn Sink,
+) -> anyhow::Result<FilterCounts> {
+    let Some(rules) = policy else {
+        run_records(cap, inputs, None, sink)?;
+        return Ok(FilterCounts::default());
+    };
+    let mut filter = PolicyFilter::new(rules.clone(), capture_host(cap)?);
+    let mut policy_sink = PolicySink {
+        filter: &mut filter,
+        inner: sink,
+    };
+    run_records(cap, inputs, rules.lineage(), &mut policy_sink)?;
+    Ok(filter.counts)
 }

@@ -19,7 +19,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use credtrail_core::capture::{Capture, EVENTS, LIFECYCLE};
+use credtrail_core::capture::{EVENTS, LIFECYCLE};
 use credtrail_core::model::creds::{Creds, cap_bit};
 use credtrail_core::model::lifecycle::ProcEvent;
 use credtrail_core::model::{Event, Syscall};
@@ -418,11 +418,7 @@ pub fn expect(caps: &[CaptureInfo], file: &Path, out: &mut dyn Write) -> Result<
                 info.name
             )));
         }
-        let cap = Capture {
-            dir: info.dir.clone(),
-            manifest: info.manifest.clone(),
-            files: std::sync::Arc::clone(&info.files),
-        };
+        let cap = info.capture();
         let events = cap.events()?;
         let life = cap.lifecycle()?;
         // A row that was never recorded cannot break a rule: an incomplete

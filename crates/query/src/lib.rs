@@ -28,7 +28,7 @@ use std::sync::Arc;
 use credtrail_core::CaptureError;
 use credtrail_core::capture::manifest::Counters;
 use credtrail_core::capture::manifest::{MANIFEST_FILE, Manifest, Segment};
-use credtrail_core::capture::{CAPTURES, CaptureFiles, EVENTS, TABLES};
+use credtrail_core::capture::{CAPTURES, Capture, CaptureFiles, EVENTS, TABLES};
 use credtrail_core::capture::{bounds, status, storage};
 pub use credtrail_ship::fetch::Prune;
 use polars::chunked_array::cast::CastOptions;
@@ -87,6 +87,16 @@ pub struct CaptureInfo {
 }
 
 impl CaptureInfo {
+    /// The capture as discovery opened and checked it (its manifest, and
+    /// the folder handles every read goes through).
+    pub fn capture(&self) -> Capture {
+        Capture {
+            dir: self.dir.clone(),
+            manifest: self.manifest.clone(),
+            files: Arc::clone(&self.files),
+        }
+    }
+
     pub fn lost(&self) -> u64 {
         self.manifest
             .counters

@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
-use credtrail_core::capture::Capture;
 use credtrail_core::enrich::Sink;
 use credtrail_core::model::{ContainerRow, Event, ProcEvent, UsernsRow};
-use credtrail_core::policy::decide::{FilterCounts, PolicyFilter, PolicySink};
-use credtrail_core::policy::{Rules, capture_host};
+use credtrail_core::policy::Rules;
+use credtrail_core::policy::decide::FilterCounts;
 use credtrail_core::replay;
 use polars::prelude::*;
 
@@ -80,21 +79,18 @@ impl Sink for Collect<'_> {
 pub fn apply(caps: &mut [CaptureInfo], rules: &Rules) -> Result<FilterCounts, QueryError> {
     let mut total = FilterCounts::default();
     for c in caps.iter_mut() {
-        let cap = Capture::open(&c.dir)?;
-        let mut filter = PolicyFilter::new(rules.clone(), capture_host(&cap)?);
+        // The capture as discovery checked it, through the handles it
+        // opened: never the path again.
+        let cap = c.capture();
         let mut kept = Kept {
             by_policy: rules.names().into_iter().map(|n| (n, Vec::new())).collect(),
         };
         let inputs = replay::open(&cap).map_err(invalid)?;
-        let mut collect = Collect(&mut kept);
-        let mut sink = PolicySink {
-            filter: &mut filter,
-            inner: &mut collect,
-        };
-        replay::run_records(&cap, inputs, rules.lineage(), &mut sink).map_err(invalid)?;
-        total.filtered += filter.counts.filtered;
-        total.rate_limited += filter.counts.rate_limited;
-        total.pod_filtered += filter.counts.pod_filtered;
+        let counts = replay::run_with_policy(&cap, inputs, Some(rules), &mut Collect(&mut kept))
+            .map_err(invalid)?;
+        total.filtered += counts.filtered;
+        total.rate_limited += counts.rate_limited;
+        total.pod_filtered += counts.pod_filtered;
         c.policy = Some(Arc::new(kept));
     }
     Ok(total)

@@ -3,7 +3,6 @@
 //! always give the same answer.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use credtrail_core::model::creds::cap_diff;
 use credtrail_core::model::event::errno_name;
@@ -299,11 +298,7 @@ fn cut(df: DataFrame, limit: Option<usize>) -> (DataFrame, usize) {
 fn final_namespaces(caps: &[CaptureInfo]) -> Result<HashMap<(String, u32), UsernsRow>, QueryError> {
     let mut out = HashMap::new();
     for c in caps {
-        let cap = credtrail_core::capture::Capture {
-            dir: c.dir.clone(),
-            manifest: c.manifest.clone(),
-            files: Arc::clone(&c.files),
-        };
+        let cap = c.capture();
         for row in cap.stream::<UsernsRow>() {
             let row = row?;
             out.insert((c.name.clone(), row.userns), row);

@@ -30,11 +30,7 @@ pub(crate) fn short_id(id: &str, n: usize) -> String {
 pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryError> {
     use credtrail_core::enrich::Record;
     for c in crate::answered(caps_) {
-        let cap = credtrail_core::capture::Capture {
-            dir: c.dir.clone(),
-            manifest: c.manifest.clone(),
-            files: std::sync::Arc::clone(&c.files),
-        };
+        let cap = c.capture();
         let mut inputs = credtrail_core::replay::open(&cap).map_err(invalid)?;
         let mut enricher = credtrail_core::replay::enricher(&cap, &mut inputs);
         let m = &c.manifest;

@@ -273,11 +273,7 @@ fn noticed_by(ev: &Event) -> String {
 
 /// Replays `cap` through the recorder's enrichment into `sink`.
 pub(crate) fn replay_into(cap: &CaptureInfo, sink: &mut dyn Sink) -> Result<(), QueryError> {
-    let c = credtrail_core::capture::Capture {
-        dir: cap.dir.clone(),
-        manifest: cap.manifest.clone(),
-        files: std::sync::Arc::clone(&cap.files),
-    };
+    let c = cap.capture();
     let mut inputs = credtrail_core::replay::open(&c).map_err(invalid)?;
     let mut enricher = credtrail_core::replay::enricher(&c, &mut inputs);
     for rec in inputs.records {

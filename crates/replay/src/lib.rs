@@ -12,11 +12,9 @@ use clap::Parser;
 use credtrail_core::capture::sign;
 use credtrail_core::capture::{Capture, CaptureWriter, EVENTS, LIFECYCLE, Rotation};
 use credtrail_core::policy::Rules;
-use credtrail_core::policy::capture_host;
-use credtrail_core::policy::decide::{PolicyFilter, PolicySink};
 use credtrail_core::print::PrintFormat;
 use credtrail_core::progress::{Counted, Progress};
-use credtrail_core::replay::{open, run_records};
+use credtrail_core::replay::{open, run_with_policy};
 use credtrail_core::sink::{CaptureSink, Counts, Printer};
 
 pub use verify::{Expect, Verification, verify};
@@ -115,17 +113,7 @@ pub fn replay_to(
         inner: &mut sink,
         progress: &progress,
     };
-    match policy {
-        Some(rules) => {
-            let mut filter = PolicyFilter::new(rules.clone(), capture_host(cap)?);
-            let mut policy_sink = PolicySink {
-                filter: &mut filter,
-                inner: &mut counted,
-            };
-            run_records(cap, inputs, rules.lineage(), &mut policy_sink)?;
-        }
-        None => run_records(cap, inputs, None, &mut counted)?,
-    }
+    run_with_policy(cap, inputs, policy, &mut counted)?;
     drop(progress);
     sink.flush()?;
     if let Some(e) = sink.write_error.take() {

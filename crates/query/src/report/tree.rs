@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use credtrail_core::capture::Capture;
 use credtrail_core::capture::storage::micros;
 use credtrail_core::enrich::{Image, ProcInfo, Record, Sink};
 use credtrail_core::host::rfc3339_ns;
@@ -63,11 +62,7 @@ pub fn collect(
         .sum();
     let progress = Progress::bar("replaying for process trees", total, false);
     for c in answered(caps) {
-        let cap = Capture {
-            dir: c.dir.clone(),
-            manifest: c.manifest.clone(),
-            files: Arc::clone(&c.files),
-        };
+        let cap = c.capture();
         let mut inputs = credtrail_core::replay::open(&cap).map_err(invalid)?;
         let mut pods = HashMap::new();
         for (id, row) in &inputs.containers {
