@@ -56,12 +56,29 @@ impl Compiler<'_> {
                 )?;
             }
         }
-        for (i, b) in sel
-            .match_binaries
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
+        self.binaries(path, &mut s, sel.match_binaries.unwrap_or_default())?;
+        self.pids(path, &mut s, sel.match_pids.unwrap_or_default())?;
+        self.namespaces(path, &mut s, sel.match_namespaces.unwrap_or_default())?;
+        let args = sel.match_args.unwrap_or_default();
+        self.args(path, &mut s, "matchArgs", args, false)?;
+        let ret = sel.match_return_args.unwrap_or_default();
+        self.args(path, &mut s, "matchReturnArgs", ret, true)?;
+        let caps = sel.match_capabilities.unwrap_or_default();
+        self.caps(path, &mut s, "matchCapabilities", caps, false)?;
+        let changes = sel.match_capability_changes.unwrap_or_default();
+        self.caps(path, &mut s, "matchCapabilityChanges", changes, true)?;
+        self.actions(path, &mut s, sel.match_actions.unwrap_or_default())?;
+        Ok(s)
+    }
+
+    /// `matchBinaries`: the binary (or an ancestor, `followChildren`) by path.
+    fn binaries(
+        &mut self,
+        path: &str,
+        s: &mut Selector,
+        list: Vec<document::BinarySelector>,
+    ) -> Result<(), PolicyError> {
+        for (i, b) in list.into_iter().enumerate() {
             let field = format!("{path}.matchBinaries[{i}]");
             let (op, negate) = match b.operator.value.as_str() {
                 "In" => (BinaryOp::In, false),
@@ -94,7 +111,17 @@ impl Compiler<'_> {
                 lineage_bit: None,
             });
         }
-        for (i, p) in sel.match_pids.unwrap_or_default().into_iter().enumerate() {
+        Ok(())
+    }
+
+    /// `matchPIDs`: one entry per selector.
+    fn pids(
+        &mut self,
+        path: &str,
+        s: &mut Selector,
+        list: Vec<document::PidSelector>,
+    ) -> Result<(), PolicyError> {
+        for (i, p) in list.into_iter().enumerate() {
             let field = format!("{path}.matchPIDs[{i}]");
             let Some(negate) = negate_of(&p.operator.value) else {
                 self.unsupported(
@@ -127,12 +154,17 @@ impl Compiler<'_> {
                 lineage_bit: None,
             });
         }
-        for (i, n) in sel
-            .match_namespaces
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
+        Ok(())
+    }
+
+    /// `matchNamespaces`: the Pid and User namespaces, one entry each.
+    fn namespaces(
+        &mut self,
+        path: &str,
+        s: &mut Selector,
+        list: Vec<document::NamespaceSelector>,
+    ) -> Result<(), PolicyError> {
+        for (i, n) in list.into_iter().enumerate() {
             let field = format!("{path}.matchNamespaces[{i}]");
             let slot = match n.namespace.value.as_str() {
                 "Pid" => &mut s.pid_ns,
@@ -173,154 +205,159 @@ impl Compiler<'_> {
             )?;
             *slot = Some(Set { negate, values });
         }
-        let arg_lists = [
-            ("matchArgs", sel.match_args.unwrap_or_default(), false),
-            (
-                "matchReturnArgs",
-                sel.match_return_args.unwrap_or_default(),
-                true,
-            ),
-        ];
-        for (name, list, ret) in arg_lists {
-            for (i, a) in list.into_iter().enumerate() {
-                let field = format!("{path}.{name}[{i}]");
-                let index = if ret {
-                    if a.index.value != 0 {
-                        return Err(self.error(
-                            &a.index.referenced,
-                            &format!("{field}.index"),
-                            "a call has one return value: index 0".into(),
-                        ));
-                    }
-                    RETURN_INDEX
-                } else {
-                    if a.index.value >= RETURN_INDEX {
-                        let msg = format!(
-                            "argument {}: credtrail records a call's first three arguments (arg0..arg2)",
-                            a.index.value
-                        );
-                        self.unsupported(&a.index.referenced, &format!("{field}.index"), msg)?;
-                        continue;
-                    }
-                    a.index.value
-                };
-                let op = match a.operator.value.as_str() {
-                    "Equal" => ArgOp::Equal,
-                    "NotEqual" => ArgOp::NotEqual,
-                    "GT" | "GreaterThan" => ArgOp::GreaterThan,
-                    "LT" | "LessThan" => ArgOp::LessThan,
-                    "Mask" => ArgOp::Mask,
-                    other => {
-                        let msg = format!(
-                            "{other}: credtrail's arguments are integers; operators are Equal, NotEqual, GT, LT and Mask"
-                        );
-                        self.unsupported(
-                            &a.operator.referenced,
-                            &format!("{field}.operator"),
-                            msg,
-                        )?;
-                        continue;
-                    }
-                };
-                let values = self.values(
+        Ok(())
+    }
+
+    /// `matchArgs` (`ret` false) or `matchReturnArgs`: integer conditions on arg0..arg2 or the return value.
+    fn args(
+        &mut self,
+        path: &str,
+        s: &mut Selector,
+        name: &str,
+        list: Vec<document::ArgSelector>,
+        ret: bool,
+    ) -> Result<(), PolicyError> {
+        for (i, a) in list.into_iter().enumerate() {
+            let field = format!("{path}.{name}[{i}]");
+            let index = if ret {
+                if a.index.value != 0 {
+                    return Err(self.error(
+                        &a.index.referenced,
+                        &format!("{field}.index"),
+                        "a call has one return value: index 0".into(),
+                    ));
+                }
+                RETURN_INDEX
+            } else {
+                if a.index.value >= RETURN_INDEX {
+                    let msg = format!(
+                        "argument {}: credtrail records a call's first three arguments (arg0..arg2)",
+                        a.index.value
+                    );
+                    self.unsupported(&a.index.referenced, &format!("{field}.index"), msg)?;
+                    continue;
+                }
+                a.index.value
+            };
+            let op = match a.operator.value.as_str() {
+                "Equal" => ArgOp::Equal,
+                "NotEqual" => ArgOp::NotEqual,
+                "GT" | "GreaterThan" => ArgOp::GreaterThan,
+                "LT" | "LessThan" => ArgOp::LessThan,
+                "Mask" => ArgOp::Mask,
+                other => {
+                    let msg = format!(
+                        "{other}: credtrail's arguments are integers; operators are Equal, NotEqual, GT, LT and Mask"
+                    );
+                    self.unsupported(&a.operator.referenced, &format!("{field}.operator"), msg)?;
+                    continue;
+                }
+            };
+            let values = self.values(
+                &a.operator.referenced,
+                &field,
+                &a.values,
+                "is not an integer",
+                int_value,
+            )?;
+            if values.is_empty() {
+                return Err(self.error(
+                    &a.operator.referenced,
+                    &format!("{field}.values"),
+                    "no values".into(),
+                ));
+            }
+            if s.args.len() == limits::ARGS {
+                return Err(self.error(
                     &a.operator.referenced,
                     &field,
-                    &a.values,
-                    "is not an integer",
-                    int_value,
-                )?;
-                if values.is_empty() {
-                    return Err(self.error(
-                        &a.operator.referenced,
-                        &format!("{field}.values"),
-                        "no values".into(),
-                    ));
-                }
-                if s.args.len() == limits::ARGS {
-                    return Err(self.error(
-                        &a.operator.referenced,
-                        &field,
-                        format!(
-                            "more than {} matchArgs and matchReturnArgs entries in one selector",
-                            limits::ARGS
-                        ),
-                    ));
-                }
-                s.args.push(ArgMatch { index, op, values });
+                    format!(
+                        "more than {} matchArgs and matchReturnArgs entries in one selector",
+                        limits::ARGS
+                    ),
+                ));
             }
+            s.args.push(ArgMatch { index, op, values });
         }
-        let cap_lists = [
-            (
-                "matchCapabilities",
-                sel.match_capabilities.unwrap_or_default(),
-                false,
-            ),
-            (
-                "matchCapabilityChanges",
-                sel.match_capability_changes.unwrap_or_default(),
-                true,
-            ),
-        ];
-        for (name, list, change) in cap_lists {
-            for (i, c) in list.into_iter().enumerate() {
-                let field = format!("{path}.{name}[{i}]");
-                let set = match c.type_.value.as_str() {
-                    "Effective" => CapSet::Effective,
-                    "Permitted" => CapSet::Permitted,
-                    "Inheritable" => CapSet::Inheritable,
-                    other => {
+        Ok(())
+    }
+
+    /// `matchCapabilities` (`change` false) or `matchCapabilityChanges`: a capability set before, or its change.
+    fn caps(
+        &mut self,
+        path: &str,
+        s: &mut Selector,
+        name: &str,
+        list: Vec<document::CapSelector>,
+        change: bool,
+    ) -> Result<(), PolicyError> {
+        for (i, c) in list.into_iter().enumerate() {
+            let field = format!("{path}.{name}[{i}]");
+            let set = match c.type_.value.as_str() {
+                "Effective" => CapSet::Effective,
+                "Permitted" => CapSet::Permitted,
+                "Inheritable" => CapSet::Inheritable,
+                other => {
+                    return Err(self.error(
+                        &c.type_.referenced,
+                        &format!("{field}.type"),
+                        format!("{other:?}: types are Effective, Permitted and Inheritable"),
+                    ));
+                }
+            };
+            let Some(negate) = negate_of(&c.operator.value) else {
+                self.unsupported(
+                    &c.operator.referenced,
+                    &format!("{field}.operator"),
+                    format!(
+                        "{:?}: capability operators are In and NotIn",
+                        c.operator.value
+                    ),
+                )?;
+                continue;
+            };
+            let mut mask = 0u64;
+            for v in &c.values {
+                let t = v.value.text();
+                match cap_bit(&t) {
+                    Some(b) => mask |= 1 << b,
+                    None => {
                         return Err(self.error(
-                            &c.type_.referenced,
-                            &format!("{field}.type"),
-                            format!("{other:?}: types are Effective, Permitted and Inheritable"),
+                            &v.referenced,
+                            &format!("{field}.values"),
+                            format!("{t:?} is not a capability name (CAP_SYS_ADMIN, ...)"),
                         ));
                     }
-                };
-                let Some(negate) = negate_of(&c.operator.value) else {
-                    self.unsupported(
-                        &c.operator.referenced,
-                        &format!("{field}.operator"),
-                        format!(
-                            "{:?}: capability operators are In and NotIn",
-                            c.operator.value
-                        ),
-                    )?;
-                    continue;
-                };
-                let mut mask = 0u64;
-                for v in &c.values {
-                    let t = v.value.text();
-                    match cap_bit(&t) {
-                        Some(b) => mask |= 1 << b,
-                        None => {
-                            return Err(self.error(
-                                &v.referenced,
-                                &format!("{field}.values"),
-                                format!("{t:?} is not a capability name (CAP_SYS_ADMIN, ...)"),
-                            ));
-                        }
-                    }
                 }
-                if s.caps.len() == limits::CAPS {
-                    return Err(self.error(
-                        &c.operator.referenced,
-                        &field,
-                        format!(
-                            "more than {} capability entries in one selector",
-                            limits::CAPS
-                        ),
-                    ));
-                }
-                s.caps.push(CapMatch {
-                    set,
-                    negate,
-                    change,
-                    namespace_capability: c.is_namespace_capability,
-                    mask,
-                });
             }
+            if s.caps.len() == limits::CAPS {
+                return Err(self.error(
+                    &c.operator.referenced,
+                    &field,
+                    format!(
+                        "more than {} capability entries in one selector",
+                        limits::CAPS
+                    ),
+                ));
+            }
+            s.caps.push(CapMatch {
+                set,
+                negate,
+                change,
+                namespace_capability: c.is_namespace_capability,
+                mask,
+            });
         }
-        let actions = sel.match_actions.unwrap_or_default();
+        Ok(())
+    }
+
+    /// `matchActions`: Post or NoPost, and a rate limit.
+    fn actions(
+        &mut self,
+        path: &str,
+        s: &mut Selector,
+        actions: Vec<document::Action>,
+    ) -> Result<(), PolicyError> {
         if actions.len() > 1 {
             let l = &actions[1].action.referenced;
             self.unsupported(
@@ -372,6 +409,6 @@ impl Compiler<'_> {
                 };
             }
         }
-        Ok(s)
+        Ok(())
     }
 }
