@@ -23,8 +23,8 @@ pub mod api {
     include!("gen/runtime.v1.rs");
 }
 pub mod blocking;
+pub mod owner;
 pub mod testpod;
-pub mod workload;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,7 +37,7 @@ use tokio::net::UnixStream;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-pub use workload::Workload;
+pub use owner::Workload;
 
 /// Well-known CRI sockets, tried in order by [`CriClient::connect_default`].
 pub const DEFAULT_SOCKETS: &[&str] = &[
@@ -318,7 +318,7 @@ fn pod_from_sandbox(
     let uid = pick(md.uid, LABEL_POD_UID);
     let labels = sorted(&sb.labels);
     let annotations = sorted(&sb.annotations);
-    let workload = workload::derive(&name, &labels, &annotations);
+    let workload = owner::derive(&name, &labels, &annotations);
     PodMeta {
         namespace,
         name,
