@@ -192,12 +192,8 @@ pub fn main_logged(
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) if format == LogFormat::Json => {
-            let line = error_line(program, &e);
-            tracing::error!(
-                program,
-                "{}",
-                line.trim_start_matches(&format!("{program}: error: "))
-            );
+            // The encoder escapes the text; the record carries the program.
+            tracing::error!(program, "{}", error_text(&e));
             std::process::ExitCode::FAILURE
         }
         Err(e) => {
@@ -207,10 +203,14 @@ pub fn main_logged(
     }
 }
 
-/// The one line a binary prints for an error: the message and each cause
-/// it does not already say (errors that name their cause also chain it),
-/// made safe for a terminal.
+/// The one line a binary prints for an error, made safe for a terminal.
 fn error_line(program: &str, e: &anyhow::Error) -> String {
+    format!("{program}: error: {}", crate::term::safe(&error_text(e)))
+}
+
+/// An error's message and each cause it does not already say (errors that
+/// name their cause also chain it).
+fn error_text(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
@@ -222,7 +222,7 @@ fn error_line(program: &str, e: &anyhow::Error) -> String {
         }
         line.push_str(&text);
     }
-    format!("{program}: error: {}", crate::term::safe(&line))
+    line
 }
 
 /// True when the error comes from writing to a closed pipe: `| head` having

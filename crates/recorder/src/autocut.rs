@@ -19,7 +19,7 @@ use credtrail_core::model::{Event, Syscall};
 use credtrail_core::term::safe;
 
 use crate::flight::{CutPlan, cut_line};
-use crate::metrics::Live;
+use crate::metrics::{Labels, Live};
 
 /// What starts a cut by itself (`--cut-on`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,8 +103,12 @@ impl Pending {
     }
 }
 
-#[derive(Default)]
+/// One trigger's name, label and cut in waiting.
 struct TriggerState {
+    /// As given to `--cut-on`, and as a metric label: made once, not per
+    /// event of a storm.
+    name: String,
+    label: Labels,
     pending: Option<Pending>,
     /// The boot time of the last event that started a cut (or tried to):
     /// the cooldown runs in event time, so a backlog applied in a burst
@@ -127,7 +131,12 @@ impl Cuts {
             states: opts
                 .triggers
                 .iter()
-                .map(|_| TriggerState::default())
+                .map(|t| TriggerState {
+                    name: t.name(),
+                    label: Live::trigger(&t.name()),
+                    pending: None,
+                    last_ktime_ns: None,
+                })
                 .collect(),
             opts,
             capture: Dir::open(capture)?,
@@ -144,22 +153,22 @@ impl Cuts {
             if !t.matches(e) {
                 continue;
             }
-            let label = Live::trigger(&t.name());
-            self.live.cut_triggers.get_or_create(&label).inc();
+            let label = &state.label;
+            self.live.cut_triggers.get_or_create(label).inc();
             let cooldown = self.opts.cooldown.as_nanos() as u64;
             let cooling = state
                 .last_ktime_ns
                 .is_some_and(|at| e.ktime_ns < at.saturating_add(cooldown));
             if state.pending.is_some() || cooling {
-                self.live.cut_suppressed.get_or_create(&label).inc();
+                self.live.cut_suppressed.get_or_create(label).inc();
                 continue;
             }
             state.last_ktime_ns = Some(e.ktime_ns);
             let held = self.opts.plan.cuts_held();
             if held >= self.opts.max_cuts {
-                self.live.cut_suppressed.get_or_create(&label).inc();
+                self.live.cut_suppressed.get_or_create(label).inc();
                 tracing::error!(
-                    trigger = t.name(),
+                    trigger = state.name,
                     "no cut: {} already holds {held} cuts (--cut-max {}); ship them (credtrail-ship --follow --remove-local) or remove some",
                     self.opts.plan.root.display(),
                     self.opts.max_cuts
@@ -171,7 +180,7 @@ impl Cuts {
             match Pin::new(&self.capture, start) {
                 Ok(pin) => {
                     tracing::warn!(
-                        trigger = t.name(),
+                        trigger = state.name,
                         "cut triggered by {event}; the cut ends {} s after it",
                         self.opts.after.as_secs()
                     );
@@ -183,8 +192,8 @@ impl Cuts {
                     });
                 }
                 Err(err) => {
-                    self.live.cut_failures.get_or_create(&label).inc();
-                    tracing::error!(trigger = t.name(), "cut not started: {err}");
+                    self.live.cut_failures.get_or_create(label).inc();
+                    tracing::error!(trigger = state.name, "cut not started: {err}");
                 }
             }
         }
@@ -231,7 +240,7 @@ impl Cuts {
             let Some(p) = self.states[i].pending.take() else {
                 continue;
             };
-            let name = self.opts.triggers[i].name();
+            let name = self.states[i].name.clone();
             self.spawn(
                 capture,
                 &name,
@@ -303,14 +312,11 @@ impl Drop for Cuts {
     /// A recording that ends on an error leaves its pending cuts unmade:
     /// each is counted and said, never dropped in silence.
     fn drop(&mut self) {
-        for (t, state) in self.opts.triggers.iter().zip(&mut self.states) {
+        for state in &mut self.states {
             if let Some(p) = state.pending.take() {
-                self.live
-                    .cut_failures
-                    .get_or_create(&Live::trigger(&t.name()))
-                    .inc();
+                self.live.cut_failures.get_or_create(&state.label).inc();
                 tracing::error!(
-                    trigger = t.name(),
+                    trigger = state.name,
                     "cut not made: the recording ended before its window did (triggered by {})",
                     p.event
                 );

@@ -25,10 +25,10 @@ use crate::autocut::Cuts;
 use crate::decode::{DecodeContext, decode_record};
 use crate::drain::{Drain, SpoolLimits};
 use crate::manifest::{counters_from, settings};
-use crate::metrics::Snapshot;
+use crate::metrics::{Snapshot, Tally};
 pub use crate::options::RecordOptions;
 use crate::pods::NodePods;
-use crate::watch::{LogBudget, Tally, Watch};
+use crate::watch::{LogBudget, Watch};
 
 /// The longest the session waits for the drain's next batch: it still
 /// checkpoints, rotates and serves cuts while the system is quiet (the
@@ -528,18 +528,7 @@ impl<'t, 'o> Session<'t, 'o> {
         let (ring_used_bytes, ring_size_bytes) = self.drain.ring_fill();
         let mut s = Snapshot {
             counters: c.clone(),
-            by_call: self
-                .tally
-                .by_call
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
-            unexplained_by_check: self
-                .tally
-                .unexplained_by_check
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
+            tally: self.tally.clone(),
             spool_bytes: self.drain.backlog_bytes(),
             ring_used_bytes,
             ring_size_bytes,

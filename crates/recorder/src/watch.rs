@@ -3,54 +3,13 @@
 //! and the events that trigger a cut (`--cut-on`). A sink in front of the
 //! capture's, after the policy's: it sees exactly the rows written.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant as MonoInstant};
 
 use credtrail_core::enrich::{ProcInfo, Sink};
-use credtrail_core::model::event::{Outcome, errno_name};
-use credtrail_core::model::{ContainerRow, Event, ProcEvent, Syscall, UsernsRow};
+use credtrail_core::model::{ContainerRow, Event, ProcEvent, UsernsRow};
 
 use crate::autocut::Cuts;
-
-/// Label sets kept at most per count: the names come from fixed tables,
-/// so this is only a guard.
-const MAX_KEYS: usize = 512;
-
-/// Rows counted by label.
-#[derive(Debug, Default, Clone)]
-pub struct Tally {
-    pub by_call: BTreeMap<(String, String), u64>,
-    pub unexplained_by_check: BTreeMap<String, u64>,
-}
-
-fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, other: K) {
-    let key = if map.len() < MAX_KEYS || map.contains_key(&key) {
-        key
-    } else {
-        other
-    };
-    *map.entry(key).or_default() += 1;
-}
-
-impl Tally {
-    pub fn count(&mut self, e: &Event) {
-        let result = match e.outcome() {
-            Outcome::Ok => "ok".to_owned(),
-            Outcome::Refused => "refused".to_owned(),
-            Outcome::Query => "query".to_owned(),
-            Outcome::Failed(ret) => errno_name(ret).unwrap_or("failed").to_owned(),
-        };
-        bump(
-            &mut self.by_call,
-            (e.syscall.clone(), result),
-            ("other".into(), "other".into()),
-        );
-        if e.syscall == Syscall::Unexplained.name() {
-            let check = e.option.clone().unwrap_or_default();
-            bump(&mut self.unexplained_by_check, check, "other".into());
-        }
-    }
-}
+use crate::metrics::Tally;
 
 /// The sink that notes, in front of `inner`.
 pub struct Watch<'a> {

@@ -8,6 +8,9 @@
 //! HTTP side is in [`serve`].
 
 pub mod serve;
+mod tally;
+
+pub use tally::Tally;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -31,10 +34,8 @@ type Samples = Vec<(Labels, f64)>;
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub counters: Counters,
-    /// Event rows delivered, by (syscall, result).
-    pub by_call: Vec<((String, String), u64)>,
-    /// Unexplained rows delivered, by the check that found them.
-    pub unexplained_by_check: Vec<(String, u64)>,
+    /// Event rows delivered, by label.
+    pub tally: Tally,
     pub capture_bytes: u64,
     pub segments_sealed: u64,
     pub segments_evicted: u64,
@@ -435,16 +436,21 @@ impl Collector for Published {
         let s = lock(&self.0).clone();
         let c = &s.counters;
         let calls: Vec<(Labels, f64)> = s
+            .tally
             .by_call
             .iter()
             .map(|((call, result), n)| {
                 (
-                    vec![("syscall", call.clone()), ("result", result.clone())],
+                    vec![
+                        ("syscall", (*call).to_owned()),
+                        ("result", (*result).to_owned()),
+                    ],
                     *n as f64,
                 )
             })
             .collect();
         let checks: Vec<(Labels, f64)> = s
+            .tally
             .unexplained_by_check
             .iter()
             .map(|(check, n)| (vec![("check", check.clone())], *n as f64))
