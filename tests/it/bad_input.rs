@@ -1,9 +1,9 @@
 use std::path::{Path, PathBuf};
 
-use credtrail_core::capture::hash_open_file;
-use credtrail_core::capture::manifest::{FORMAT_VERSION, Manifest};
-use credtrail_core::fs::Dir;
-use credtrail_core::print::PrintFormat;
+use credtrail_capture::fs::Dir;
+use credtrail_capture::hash_open_file;
+use credtrail_capture::manifest::{FORMAT_VERSION, Manifest};
+use credtrail_pipeline::print::PrintFormat;
 use credtrail_replay::Cli;
 use credtrail_testkit::{copy_fixture, edit_manifest, fixture};
 
@@ -233,7 +233,7 @@ fn not_a_capture_at_all() {
 fn chained_capture(name: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join(name);
-    let cap = credtrail_core::capture::Capture::open(&fixture(name)).unwrap();
+    let cap = credtrail_capture::Capture::open(&fixture(name)).unwrap();
     credtrail_replay::replay(&cap, None, Some(&dir), None).unwrap();
     (tmp, dir)
 }
@@ -315,7 +315,7 @@ fn tampering_with_a_chained_capture_is_detected() {
 
 #[test]
 fn a_signed_capture_verifies_and_an_edited_one_does_not() {
-    use credtrail_core::capture::sign;
+    use credtrail_capture::sign;
     let tmp = tempfile::tempdir().unwrap();
     let (key, pubkey) = (tmp.path().join("k.pem"), tmp.path().join("p.pem"));
     let run = |args: &[&std::ffi::OsStr]| {
@@ -419,7 +419,7 @@ fn a_crafted_segment_is_one_error_line_in_replay_and_query() {
         "summary",
     ])
     .unwrap();
-    let e = credtrail_core::host::run_guarded(|| {
+    let e = credtrail_cli::run_guarded(|| {
         credtrail_query::cli::run(cli, &mut Vec::new(), &mut Vec::new()).map_err(Into::into)
     })
     .unwrap_err()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use credtrail_core::model::container::ContainerRow;
+use credtrail_capture::model::container::ContainerRow;
 use credtrail_cri::CriClient;
 use credtrail_cri::testpod::{TestPod, remove_pod, remove_pod_cgroups};
 use credtrail_testkit::{Recorder, bpf_available, free_port, http_get, sample, serial};

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use credtrail_core::capture::Capture;
+use credtrail_capture::Capture;
 use credtrail_testkit::{
     IMAGE, bpf_available, podman, podman_container, podman_ready, record_bin, replay_bin, serial,
     ship_bin,

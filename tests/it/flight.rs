@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use credtrail_core::capture::Capture;
-use credtrail_core::capture::manifest::{CaptureState, Manifest};
-use credtrail_core::model::event::Event;
+use credtrail_capture::Capture;
+use credtrail_capture::manifest::{CaptureState, Manifest};
+use credtrail_capture::model::event::Event;
 use credtrail_testkit::{Recorder, bpf_available, record_bin, replay_bin, serial, storm};
 
 fn record(args: &[&str]) -> Output {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use credtrail_core::print::PrintFormat;
+use credtrail_pipeline::print::PrintFormat;
 use credtrail_testkit::{Recorder, bpf_available, serial, storm};
 
 #[test]

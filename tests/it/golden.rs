@@ -1,7 +1,7 @@
 use std::path::Path;
 
-use credtrail_core::capture::Capture;
-use credtrail_core::print::PrintFormat;
+use credtrail_capture::Capture;
+use credtrail_pipeline::print::PrintFormat;
 
 pub const FORMATS: [(&str, PrintFormat); 4] = [
     ("json", PrintFormat::Json),
@@ -118,8 +118,10 @@ fn xwing_fixture_matches_the_tetragon_guide() {
     use serde_json::Value;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let guide: Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("../crates/core/tests/data/tetragon-guide-setgid.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            root.join("../crates/pipeline/tests/data/tetragon-guide-setgid.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let text = replay_to_string(

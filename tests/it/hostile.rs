@@ -9,9 +9,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use credtrail_core::capture::hash_open_file;
-use credtrail_core::capture::manifest::Manifest;
-use credtrail_core::fs::Dir;
+use credtrail_capture::fs::Dir;
+use credtrail_capture::hash_open_file;
+use credtrail_capture::manifest::Manifest;
 
 use credtrail_testkit::{
     Recorder, bpf_available, query_bin, record_bin, replay_bin, serial, workload_bin,
@@ -54,9 +54,8 @@ fn chained(fixture: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// A capture whose recorder died with an open, checkpointed events segment.
 fn crashed(root: &Path) -> PathBuf {
-    use credtrail_core::capture::{CaptureWriter, FLUSH_INTERVAL, Rotation};
-    let src =
-        credtrail_core::capture::Capture::open(&credtrail_testkit::fixture("su-like")).unwrap();
+    use credtrail_capture::{CaptureWriter, FLUSH_INTERVAL, Rotation};
+    let src = credtrail_capture::Capture::open(&credtrail_testkit::fixture("su-like")).unwrap();
     let dir = root.join("crashed");
     let mut w = CaptureWriter::create(&dir, src.manifest.clone(), Rotation::default()).unwrap();
     for e in src.events().unwrap() {
@@ -180,7 +179,7 @@ fn verification_cannot_be_downgraded() {
     // A signed capture verified without --pubkey says the signature was
     // not checked, on the OK line itself.
     let (_t2, dir) = chained("setgroups");
-    let key = credtrail_core::capture::manifest::SigningKey::from_bytes(&[7u8; 32]);
+    let key = credtrail_capture::manifest::SigningKey::from_bytes(&[7u8; 32]);
     let mut m = Manifest::read(&dir).unwrap();
     m.write(&Dir::open(&dir).unwrap(), Some(&key)).unwrap();
     let o = run(replay_bin(), &["--verify", dir.to_str().unwrap()]);

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use credtrail_core::capture::manifest::{CaptureState, Manifest};
-use credtrail_core::capture::{CaptureWriter, Rotation};
-use credtrail_core::fs::Dir;
-use credtrail_core::model::{Event, ProcEvent};
+use credtrail_capture::fs::Dir;
+use credtrail_capture::manifest::{CaptureState, Manifest};
+use credtrail_capture::model::{Event, ProcEvent};
+use credtrail_capture::{CaptureWriter, Rotation};
 use credtrail_testkit::samples::{end, event, manifest};
 use credtrail_testkit::{
     Recorder, bpf_available, edit_manifest, fixture, one_error_line, output_in_memory_cgroup,
@@ -73,7 +73,7 @@ fn plant(dir: &Path, table: &str, bytes: &[u8], rows: u64) {
     let mut m = Manifest::read(dir).unwrap();
     let seg = m.segments.iter_mut().find(|s| s.table == table).unwrap();
     std::fs::write(dir.join(&seg.file), bytes).unwrap();
-    let (len, sha) = credtrail_core::capture::hash_open_file(
+    let (len, sha) = credtrail_capture::hash_open_file(
         &dir.join(&seg.file),
         std::fs::File::open(dir.join(&seg.file)).unwrap(),
     )
@@ -135,7 +135,8 @@ fn a_reexec_loop_by_any_user_leaves_the_recorder_and_every_reader_standing() {
         .collect();
     assert!(execs.len() >= 25_000, "{} execs recorded", execs.len());
     let last = execs.last().unwrap();
-    let exec_id = credtrail_core::enrich::exec_id(&cap.manifest.node_name, last.ktime_ns, last.pid);
+    let exec_id =
+        credtrail_pipeline::enrich::exec_id(&cap.manifest.node_name, last.ktime_ns, last.pid);
     let d = cap.dir.to_str().unwrap();
     let tree = ok(&run(query_bin(), &[d, "tree", &exec_id, "--format", "csv"]));
     assert!(tree.contains("more ancestors, not kept"), "{tree}");
@@ -179,7 +180,7 @@ fn a_forged_lifecycle_of_500000_execs_is_read_in_bounded_memory() {
     w.finish(end()).unwrap();
     let d = dir.to_str().unwrap();
     let page = tmp.path().join("report.html");
-    let exec_id = credtrail_core::enrich::exec_id("node-a", 500_099, 4242);
+    let exec_id = credtrail_pipeline::enrich::exec_id("node-a", 500_099, 4242);
     for args in [
         vec![replay_bin(), d, "--print", "compact"],
         vec![replay_bin(), "--verify", d],
@@ -279,10 +280,10 @@ fn folders_another_user_made_are_refused_and_a_faked_recorder_is_not_running() {
     assert!(st.success());
     std::fs::set_permissions(&cap, std::fs::Permissions::from_mode(0o700)).unwrap();
     edit_manifest(&cap, |v| v["state"] = "recording".into());
-    let start = credtrail_core::host::process_start_ticks(1).unwrap();
+    let start = credtrail_capture::host::process_start_ticks(1).unwrap();
     std::fs::write(
         cap.join(".recorder"),
-        format!("1 {start} {}\n", credtrail_core::host::boot_id()),
+        format!("1 {start} {}\n", credtrail_capture::host::boot_id()),
     )
     .unwrap();
     let mut lock = Command::new("flock")
@@ -328,7 +329,7 @@ fn segments_that_claim_millions_of_rows_are_refused_before_decoding() {
     // match: --verify refuses it, and never prints OK.
     let dir = current("su-like", tmp.path());
     let m = Manifest::read(&dir).unwrap();
-    let row = credtrail_core::capture::status::CaptureRow::of(&m, 0, true);
+    let row = credtrail_capture::status::CaptureRow::of(&m, 0, true);
     let bomb = repeated(&row.to_batch(), 4, 1 << 20);
     assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
     plant(&dir, "captures", &bomb, 4 << 20);
@@ -420,7 +421,7 @@ fn assert_nothing_hidden(what: &str, bytes: &[u8]) {
     let text = String::from_utf8_lossy(bytes);
     let bad = text
         .chars()
-        .find(|c| *c == '\u{1b}' || *c == '\u{7}' || credtrail_core::term::hidden(*c));
+        .find(|c| *c == '\u{1b}' || *c == '\u{7}' || credtrail_cli::term::hidden(*c));
     assert_eq!(bad, None, "{what}: {text:?}");
 }
 
@@ -477,7 +478,7 @@ fn counters_no_recorder_could_write_are_reported_corrupt() {
 
 #[test]
 fn a_flight_captures_evictions_are_named_by_keep() {
-    use credtrail_core::capture::Retention;
+    use credtrail_capture::Retention;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("flight");
     let mut w = CaptureWriter::create_with(

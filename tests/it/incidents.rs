@@ -10,7 +10,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use credtrail_core::capture::Capture;
+use credtrail_capture::Capture;
 
 use credtrail_testkit::{
     MotoS3, Recorder, bpf_available, free_port, http_get, record_bin, replay_bin, sample,

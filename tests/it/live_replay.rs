@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use credtrail_core::capture::{Capture, Rotation};
-use credtrail_core::print::PrintFormat;
+use credtrail_capture::{Capture, Rotation};
+use credtrail_pipeline::print::PrintFormat;
 use credtrail_recorder::record::record;
 use credtrail_recorder::session::RecordOptions;
 

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use credtrail_core::capture::Capture;
-use credtrail_core::model::event::{Outcome, errno_name};
+use credtrail_capture::Capture;
+use credtrail_capture::model::event::{Outcome, errno_name};
 use credtrail_testkit::{
     Prometheus, bpf_available, free_port, http_get, one_error_line, record_bin, serial,
     workload_bin,
@@ -17,7 +17,7 @@ use credtrail_testkit::{
 
 /// The `result` label a row should be counted under, worked out here from
 /// the row (not with the recorder's code).
-fn result_label(e: &credtrail_core::model::Event) -> String {
+fn result_label(e: &credtrail_capture::model::Event) -> String {
     match e.outcome() {
         Outcome::Ok => "ok".into(),
         Outcome::Refused => "refused".into(),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use credtrail_core::policy::Rules;
+use credtrail_pipeline::policy::Rules;
 use credtrail_testkit::{fixture, query_bin, record_bin, replay_bin};
 
 fn tetragon_policy(name: &str) -> PathBuf {

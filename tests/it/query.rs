@@ -2,7 +2,7 @@ use std::path::Path;
 use std::process::Command;
 
 use clap::Parser;
-use credtrail_core::capture::manifest::FORMAT_VERSION;
+use credtrail_capture::manifest::FORMAT_VERSION;
 use credtrail_query::cli::{Cli, run};
 
 /// Runs credtrail-query with `args` after the program name; returns
@@ -213,7 +213,7 @@ fn hive_layouts_and_lossy_captures() {
 /// folder's name.
 #[test]
 fn node_and_time_filters_leave_captures_unread() {
-    use credtrail_core::capture::manifest::Manifest;
+    use credtrail_capture::manifest::Manifest;
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("node=kind-control-plane/k8s-xwing-su");
     let b = tmp.path().join("node=fixture-node/setuid-eperm");
@@ -333,12 +333,12 @@ fn a_closed_pipe_is_recognised_in_every_format() {
         ])
         .unwrap();
         let e = run(cli, &mut ClosedPipe, &mut Vec::new()).expect_err(format);
-        assert!(credtrail_core::host::is_broken_pipe(&e.into()), "{format}");
+        assert!(credtrail_cli::is_broken_pipe(&e.into()), "{format}");
     }
     // Other failures stay failures.
     let cli = Cli::try_parse_from(["credtrail-query", "/nonexistent", "summary"]).unwrap();
     let e = run(cli, &mut ClosedPipe, &mut Vec::new()).unwrap_err();
-    assert!(!credtrail_core::host::is_broken_pipe(&e.into()));
+    assert!(!credtrail_cli::is_broken_pipe(&e.into()));
 }
 
 #[test]
@@ -393,9 +393,9 @@ fn crafted_capture(dir: &Path, exit_euid: u32) {
 /// the setuid, as the recorder writes them: before the objective
 /// credentials (euid 1001), after the subjective ones.
 fn crafted_capture_with(dir: &Path, exit_euid: u32, subjective: &[(i64, u32)]) {
-    use credtrail_core::capture::{CaptureWriter, Rotation};
-    use credtrail_core::model::lifecycle::ProcEvent;
-    use credtrail_core::model::{Creds, Event};
+    use credtrail_capture::model::lifecycle::ProcEvent;
+    use credtrail_capture::model::{Creds, Event};
+    use credtrail_capture::{CaptureWriter, Rotation};
     use credtrail_testkit::samples;
     let creds = |euid| Creds {
         uid: 1000,
@@ -447,7 +447,7 @@ fn crafted_capture_with(dir: &Path, exit_euid: u32, subjective: &[(i64, u32)]) {
             ktime_ns: 21 + i as u64,
             seq: 3 + i as u64,
             syscall: "unexplained".into(),
-            option: Some(credtrail_core::model::options::subjective_option(check)),
+            option: Some(credtrail_capture::model::options::subjective_option(check)),
             arg0: check,
             arg1: 21 + i as i64,
             arg2: 2,
@@ -610,8 +610,8 @@ fn unexplained_changes_are_found_offline_in_any_capture() {
 /// what the manifest says.
 #[test]
 fn duckdb_and_pyarrow_read_every_table_with_no_option() {
-    use credtrail_core::capture::TABLES;
-    use credtrail_core::capture::manifest::Manifest;
+    use credtrail_capture::TABLES;
+    use credtrail_capture::manifest::Manifest;
     let probe = Command::new("python3")
         .args(["-c", "import duckdb, pyarrow"])
         .status();
@@ -659,7 +659,7 @@ fn duckdb_and_pyarrow_read_every_table_with_no_option() {
     }
     assert_eq!(v["captures"][0], 1, "one final row: {v}");
     let m = Manifest::read(&cap).unwrap();
-    let id = credtrail_core::capture::status::capture_id(&m);
+    let id = credtrail_capture::status::capture_id(&m);
     assert_eq!(
         v["last"],
         serde_json::json!([

@@ -9,10 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use credtrail_core::capture::manifest::{CaptureState, Manifest};
-use credtrail_core::capture::{Capture, TABLES};
-use credtrail_core::model::event::Event;
-use credtrail_core::print::PrintFormat;
+use credtrail_capture::manifest::{CaptureState, Manifest};
+use credtrail_capture::model::event::Event;
+use credtrail_capture::{Capture, TABLES};
+use credtrail_pipeline::print::PrintFormat;
 
 use credtrail_testkit::{
     IMAGE, Recorder, assert_whole, bpf_available, duckdb, podman_container, podman_ready,
@@ -20,7 +20,7 @@ use credtrail_testkit::{
 };
 
 fn boottime_ns() -> u64 {
-    credtrail_core::host::boottime_ns()
+    credtrail_capture::host::boottime_ns()
 }
 
 /// SIGKILL, then `credtrail-record recover`; returns recover's stderr.

@@ -236,8 +236,8 @@ fn xwing_report_in_a_browser() {
 /// A capture that lost events, made the way the recorder makes one: its
 /// writer told the kernel's drop counters.
 fn lossy_capture(dir: &Path) {
-    use credtrail_core::capture::manifest::{Counters, Manifest};
-    use credtrail_core::capture::{Capture, CaptureWriter, Rotation};
+    use credtrail_capture::manifest::{Counters, Manifest};
+    use credtrail_capture::{Capture, CaptureWriter, Rotation};
     let src = Capture::open(&credtrail_testkit::fixture("setuid-eperm")).unwrap();
     let m = &src.manifest;
     let mut manifest = Manifest::new("lossy-node", m.realtime_offset_ns, m.start.ktime_ns);
@@ -325,11 +325,12 @@ const IMG: &str = "\"><img src=x onerror=\"document.body.setAttribute('data-pwne
 /// A capture of one process whose binary, arguments, cwd and node name are
 /// markup, which becomes root: enriched as the recorder enriches.
 fn hostile_capture(dir: &Path) {
-    use credtrail_core::capture::manifest::{Instant as At, Manifest};
-    use credtrail_core::capture::{CaptureWriter, Rotation};
-    use credtrail_core::enrich::{Enricher, Record, StoredPods};
-    use credtrail_core::model::{Creds, Event, ProcEvent};
-    use credtrail_core::sink::CaptureSink;
+    use credtrail_capture::manifest::{Instant as At, Manifest};
+    use credtrail_capture::model::{Creds, Event, ProcEvent};
+    use credtrail_capture::{CaptureWriter, Rotation};
+    use credtrail_pipeline::enrich::{Enricher, StoredPods};
+    use credtrail_pipeline::sink::CaptureSink;
+    use credtrail_pipeline::sink::Record;
     let node = "node<img src=x onerror=\"document.title='NODE'\">";
     let offset = 1_700_000_000_000_000_000;
     let creds = |euid| Creds {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use credtrail_core::capture::manifest::Manifest;
+use credtrail_capture::manifest::Manifest;
 use credtrail_testkit::{MotoS3, fixture, query_bin, replay_bin, ship_bin};
 
 const BUCKET: &str = "evidence";
@@ -264,7 +264,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// bucket then holds exactly the sealed capture, and reads back whole.
 #[test]
 fn follow_ships_each_segment_as_it_is_sealed() {
-    use credtrail_core::capture::{CaptureWriter, Rotation};
+    use credtrail_capture::{CaptureWriter, Rotation};
     use credtrail_testkit::samples;
     if !moto_ready() {
         return;

@@ -104,7 +104,7 @@ fn spark_reads_a_fleet_with_default_settings_and_agrees_with_credtrail_query() {
         .args(["-c", SPARK, root.to_str().unwrap(), sql])
         .arg(spark_sql_dir())
         .arg(QUESTIONS.join(","))
-        .args(credtrail_core::capture::TABLES)
+        .args(credtrail_capture::TABLES)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -158,7 +158,7 @@ fn spark_reads_a_fleet_with_default_settings_and_agrees_with_credtrail_query() {
         ]);
         let n = n.lines().nth(1).unwrap().parse::<u64>().unwrap();
         assert_eq!(v["per_node"][i], serde_json::json!([node, n]));
-        let m = credtrail_core::capture::manifest::Manifest::read(&dir.join(FLEET[i].1)).unwrap();
+        let m = credtrail_capture::manifest::Manifest::read(&dir.join(FLEET[i].1)).unwrap();
         assert_eq!(
             v["status"][i],
             serde_json::json!([
@@ -216,12 +216,15 @@ fn spark_reads_a_fleet_with_default_settings_and_agrees_with_credtrail_query() {
 fn caps_sql_names_every_capability_as_credtrail_does() {
     let sql = std::fs::read_to_string(spark_sql_dir().join("caps.sql")).unwrap();
     let names: Vec<String> = (0..41)
-        .map(|b| format!("'{}'", credtrail_core::model::creds::cap_name(b)))
+        .map(|b| format!("'{}'", credtrail_capture::model::creds::cap_name(b)))
         .collect();
     let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
         flat.contains(&format!("array({})", names.join(", "))),
         "{flat}"
     );
-    assert!(!flat.contains(&format!("'{}'", credtrail_core::model::creds::cap_name(41))));
+    assert!(!flat.contains(&format!(
+        "'{}'",
+        credtrail_capture::model::creds::cap_name(41)
+    )));
 }

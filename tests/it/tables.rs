@@ -146,7 +146,7 @@ fn long_answers_are_cut_with_a_line_saying_how_to_see_all() {
         last,
         format!(
             "showing the first 50 of {} events: --limit N or --all shows more, -o csv every column",
-            credtrail_core::term::table::thousands(total)
+            credtrail_cli::term::table::thousands(total)
         )
     );
     let all = ok(&["../fixtures", "timeline", "--all", "--width", "160"]);

@@ -5,7 +5,7 @@
 //! only where credtrail adds them on purpose (a protobuf reader that
 //! discards unknown fields, as `tetra` does, skips them).
 
-use credtrail_core::print::PrintFormat;
+use credtrail_pipeline::print::PrintFormat;
 use serde_json::Value;
 
 use crate::golden::replay_to_string;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use credtrail_core::capture::Capture;
+use credtrail_capture::Capture;
 
 use crate::system::Tools;
 

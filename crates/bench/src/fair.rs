@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use credtrail_core::capture::Capture;
-use credtrail_core::model::event::Event;
+use credtrail_capture::Capture;
+use credtrail_capture::model::event::Event;
 
 use crate::system::{Running, Stopped, Tool, Tools};
 

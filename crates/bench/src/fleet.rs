@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use credtrail_core::capture::manifest::{FORMAT_VERSION, Manifest};
+use credtrail_capture::manifest::{FORMAT_VERSION, Manifest};
 use credtrail_testkit::MotoS3;
 
 use crate::measure::{proc_status, vm_hwm};

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use credtrail_core::capture::manifest::Manifest;
+use credtrail_capture::manifest::Manifest;
 
 use crate::measure::proc_status;
 use crate::system::{Tools, dir_bytes};

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use credtrail_core::capture::manifest::Manifest;
+use credtrail_capture::manifest::Manifest;
 use credtrail_testkit::{free_port, http_get, sealed_captures};
 
 use crate::flight::cpu_seconds;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use credtrail_core::capture::Capture;
+use credtrail_capture::Capture;
 
 use crate::measure::stats;
 use crate::system::{Running, Stopped, Tools};

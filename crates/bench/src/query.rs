@@ -6,9 +6,9 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-use credtrail_core::capture::manifest::{self, Manifest};
-use credtrail_core::capture::{CaptureWriter, Rotation};
-use credtrail_core::model::{ContainerRow, Event, Syscall};
+use credtrail_capture::manifest::{self, Manifest};
+use credtrail_capture::model::{ContainerRow, Event, Syscall};
+use credtrail_capture::{CaptureWriter, Rotation};
 
 use crate::measure::{measure, stats};
 

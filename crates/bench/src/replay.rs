@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use credtrail_core::capture::Capture;
+use credtrail_capture::Capture;
 
 use crate::measure::{measure, stats};
 

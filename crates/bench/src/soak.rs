@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use credtrail_core::capture::Capture;
+use credtrail_capture::Capture;
 
 use crate::measure::proc_status;
 use crate::system::Tools;

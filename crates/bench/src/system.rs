@@ -14,8 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use credtrail_core::capture::Capture;
-use credtrail_core::model::event::Event;
+use credtrail_capture::Capture;
+use credtrail_capture::model::event::Event;
 
 use crate::measure::{proc_status, vm_hwm};
 

@@ -3,12 +3,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use credtrail_core::policy::Rules;
-use credtrail_core::progress::Progress;
+use credtrail_cli::progress::Progress;
+use credtrail_pipeline::policy::Rules;
 
 use clap::{Parser, Subcommand};
-use credtrail_core::term::table::Layout;
-use credtrail_core::term::{ColorChoice, safe};
+use credtrail_cli::term::table::Layout;
+use credtrail_cli::term::{ColorChoice, safe};
 use polars::prelude::DataFrame;
 
 use crate::output::{Format, write, write_text};
@@ -39,7 +39,7 @@ pub struct Cli {
     /// Most memory to use (`512M`, `4G`); past it, stop with one line
     /// instead of being killed. Default: half the machine's memory, or 80%
     /// of its cgroup's limit.
-    #[arg(long, value_name = "SIZE", global = true, value_parser = credtrail_core::budget::parse_size)]
+    #[arg(long, value_name = "SIZE", global = true, value_parser = credtrail_cli::budget::parse_size)]
     pub memory_limit: Option<u64>,
     /// Run this SQL query (polars SQL) instead of a built-in question.
     #[arg(long)]

@@ -17,9 +17,9 @@ use arrow::array::{
     StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
-use credtrail_core::capture::manifest::Segment;
-use credtrail_core::capture::projected::{self, CheckedSegment};
-use credtrail_core::capture::storage;
+use credtrail_capture::manifest::Segment;
+use credtrail_capture::projected::{self, CheckedSegment};
+use credtrail_capture::storage;
 use polars::prelude::PlHashMap;
 
 use crate::filters::Filters;

@@ -53,7 +53,7 @@ pub(crate) fn summary(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, Qu
     columns.extend(f.columns());
     let counts = columns::fold(
         caps,
-        credtrail_core::capture::EVENTS,
+        credtrail_capture::EVENTS,
         &columns,
         None,
         || Counts {

@@ -19,12 +19,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use credtrail_core::capture::{EVENTS, LIFECYCLE};
-use credtrail_core::model::creds::{Creds, cap_bit};
-use credtrail_core::model::lifecycle::ProcEvent;
-use credtrail_core::model::{Event, Syscall};
-use credtrail_core::print::compact;
-use credtrail_core::term::safe;
+use credtrail_capture::model::creds::{Creds, cap_bit};
+use credtrail_capture::model::lifecycle::ProcEvent;
+use credtrail_capture::model::{Event, Syscall};
+use credtrail_capture::{EVENTS, LIFECYCLE};
+use credtrail_cli::term::safe;
+use credtrail_pipeline::print::compact;
 use serde::Deserialize;
 
 use crate::{CaptureInfo, QueryError};
@@ -392,7 +392,7 @@ fn exit_differences(
             if set != expected {
                 out.push(format!(
                     "{name} capabilities {} (against what was expected)",
-                    credtrail_core::model::creds::cap_diff(expected, set)
+                    credtrail_capture::model::creds::cap_diff(expected, set)
                 ));
             }
         }
@@ -404,7 +404,7 @@ fn exit_differences(
 /// the rows that broke it). Fails with one line naming how many broke.
 pub fn expect(caps: &[CaptureInfo], file: &Path, out: &mut dyn Write) -> Result<(), QueryError> {
     let name = file.display().to_string();
-    let text = credtrail_core::fs::read_bounded(file, MAX_FILE_BYTES)
+    let text = credtrail_capture::fs::read_bounded(file, MAX_FILE_BYTES)
         .map_err(|e| QueryError::Invalid(format!("cannot read {name}: {e}")))?;
     let text = String::from_utf8(text)
         .map_err(|_| QueryError::Invalid(format!("{name}: not UTF-8 text (YAML)")))?;

@@ -55,7 +55,7 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 
 /// `time` in nanoseconds (every capture has `time_ns` as queried).
 pub(crate) fn time_ns() -> Expr {
-    col(credtrail_core::capture::storage::TIME_NS)
+    col(credtrail_capture::storage::TIME_NS)
 }
 
 impl Filters {

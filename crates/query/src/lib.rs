@@ -12,6 +12,7 @@ mod columns;
 mod counts;
 mod expect;
 pub mod filters;
+pub mod kept;
 mod names;
 pub mod output;
 pub mod policy;
@@ -25,11 +26,11 @@ pub mod warnings;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use credtrail_core::CaptureError;
-use credtrail_core::capture::manifest::Counters;
-use credtrail_core::capture::manifest::{MANIFEST_FILE, Manifest, Segment};
-use credtrail_core::capture::{CAPTURES, Capture, CaptureFiles, EVENTS, TABLES};
-use credtrail_core::capture::{bounds, status, storage};
+use credtrail_capture::CaptureError;
+use credtrail_capture::manifest::Counters;
+use credtrail_capture::manifest::{MANIFEST_FILE, Manifest, Segment};
+use credtrail_capture::{CAPTURES, Capture, CaptureFiles, EVENTS, TABLES};
+use credtrail_capture::{bounds, status, storage};
 pub use credtrail_ship::fetch::Prune;
 use polars::chunked_array::cast::CastOptions;
 use polars::prelude::*;
@@ -75,7 +76,7 @@ pub struct CaptureInfo {
     /// through these handles, by a checked name.
     pub files: Arc<CaptureFiles>,
     /// `--policy`: the events kept (None: all).
-    pub policy: Option<Arc<policy::Kept>>,
+    pub policy: Option<Arc<kept::Kept>>,
     /// The `node` column: the `node=<node>` folder the capture is in (the
     /// fleet layout's partition, as Spark and DuckDB see it), else the
     /// manifest's node name.
@@ -168,8 +169,8 @@ pub fn discover_pruned(
     let mut pruned = Vec::new();
     // Checking every segment's sha256 is the long part over many captures.
     let progress = match dirs.len() {
-        1 => credtrail_core::progress::Progress::hidden(),
-        n => credtrail_core::progress::Progress::bar("checking captures", n as u64, false),
+        1 => credtrail_cli::progress::Progress::hidden(),
+        n => credtrail_cli::progress::Progress::bar("checking captures", n as u64, false),
     };
     for dir in dirs {
         progress.inc(1);

@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use credtrail_core::fs::Dir;
-use credtrail_core::term::{JsonEscape, safe};
+use credtrail_capture::fs::Dir;
+use credtrail_cli::term::{JsonEscape, safe};
 use polars::prelude::*;
 
 use crate::QueryError;

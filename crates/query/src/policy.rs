@@ -1,46 +1,18 @@
 //! `--policy`: the events a set of TracingPolicy files keeps, decided by
-//! core's policy pass over each capture replayed (the recorder's own
+//! the pipeline's policy pass over each capture replayed (the recorder's own
 //! decision), then applied to the events table as a row filter and the
 //! `policy` column.
 
 use std::sync::Arc;
 
-use credtrail_core::enrich::Sink;
-use credtrail_core::model::{ContainerRow, Event, ProcEvent, UsernsRow};
-use credtrail_core::policy::Rules;
-use credtrail_core::policy::decide::FilterCounts;
-use credtrail_core::replay;
-use polars::prelude::*;
+use credtrail_capture::model::{ContainerRow, Event, ProcEvent, UsernsRow};
+use credtrail_pipeline::playback;
+use credtrail_pipeline::policy::Rules;
+use credtrail_pipeline::policy::decide::FilterCounts;
+use credtrail_pipeline::sink::Sink;
 
+use crate::kept::Kept;
 use crate::{CaptureInfo, QueryError, invalid};
-
-/// The events one capture keeps: per policy (in the order given), the
-/// `seq` of each event it names.
-#[derive(Debug, Clone, Default)]
-pub struct Kept {
-    by_policy: Vec<(String, Vec<u64>)>,
-}
-
-impl Kept {
-    /// `events` narrowed to the kept rows, each named after its policy.
-    pub fn apply(&self, events: LazyFrame) -> LazyFrame {
-        let all: Vec<u64> = self
-            .by_policy
-            .iter()
-            .flat_map(|(_, s)| s.iter().copied())
-            .collect();
-        let seqs = |v: &[u64]| lit(Series::new("seq".into(), v)).implode(false);
-        let mut name = lit(NULL).cast(DataType::String);
-        for (policy, kept) in self.by_policy.iter().rev() {
-            name = when(col("seq").is_in(seqs(kept), false))
-                .then(lit(policy.as_str()))
-                .otherwise(name);
-        }
-        events
-            .filter(col("seq").is_in(seqs(&all), false))
-            .with_column(name.alias("policy"))
-    }
-}
 
 /// Gathers the `seq` of each event the policy pass passes on.
 struct Collect<'a>(&'a mut Kept);
@@ -85,8 +57,8 @@ pub fn apply(caps: &mut [CaptureInfo], rules: &Rules) -> Result<FilterCounts, Qu
         let mut kept = Kept {
             by_policy: rules.names().into_iter().map(|n| (n, Vec::new())).collect(),
         };
-        let inputs = replay::open(&cap).map_err(invalid)?;
-        let counts = replay::run_with_policy(&cap, inputs, Some(rules), &mut Collect(&mut kept))
+        let inputs = playback::open(&cap).map_err(invalid)?;
+        let counts = playback::run_with_policy(&cap, inputs, Some(rules), &mut Collect(&mut kept))
             .map_err(invalid)?;
         total.filtered += counts.filtered;
         total.rate_limited += counts.rate_limited;

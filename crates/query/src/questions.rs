@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-use credtrail_core::model::creds::cap_diff;
-use credtrail_core::model::event::errno_name;
-use credtrail_core::model::userns::{NsIds, root_scope};
-use credtrail_core::model::{Creds, Syscall, UsernsRow};
+use credtrail_capture::model::creds::cap_diff;
+use credtrail_capture::model::event::errno_name;
+use credtrail_capture::model::userns::{NsIds, root_scope};
+use credtrail_capture::model::{Creds, Syscall, UsernsRow};
 use polars::prelude::*;
 
 pub use crate::filters::Filters;
@@ -111,7 +111,7 @@ pub fn summary(caps: &[CaptureInfo], f: &Filters) -> Result<DataFrame, QueryErro
     if columns::supported(caps) {
         if caps.iter().all(|c| {
             c.manifest
-                .segments_of(credtrail_core::capture::EVENTS)
+                .segments_of(credtrail_capture::EVENTS)
                 .next()
                 .is_none()
         }) {

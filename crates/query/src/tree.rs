@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use polars::prelude::*;
 
-use credtrail_core::enrich::{Image, ProcInfo};
+use credtrail_pipeline::process::{Image, ProcInfo};
 
 use crate::{CaptureInfo, QueryError, invalid};
 
@@ -28,11 +28,11 @@ pub(crate) fn short_id(id: &str, n: usize) -> String {
 /// The ancestry of a process image as it was when it existed, rebuilt by
 /// replaying the capture through the recorder's own process cache.
 pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryError> {
-    use credtrail_core::enrich::Record;
+    use credtrail_pipeline::sink::Record;
     for c in crate::answered(caps_) {
         let cap = c.capture();
-        let mut inputs = credtrail_core::replay::open(&cap).map_err(invalid)?;
-        let mut enricher = credtrail_core::replay::enricher(&cap, &mut inputs);
+        let mut inputs = credtrail_pipeline::playback::open(&cap).map_err(invalid)?;
+        let mut enricher = credtrail_pipeline::playback::enricher(&cap, &mut inputs);
         let m = &c.manifest;
         let mut found = enricher.find(exec_id);
         // To the end: an ancestor's credentials may have changed
@@ -88,7 +88,7 @@ pub fn tree(caps_: &[CaptureInfo], exec_id: &str) -> Result<DataFrame, QueryErro
                     if p.exec_id.is_empty() {
                         return String::new();
                     }
-                    credtrail_core::host::rfc3339_ns(
+                    credtrail_capture::host::rfc3339_ns(
                         (p.ktime_ns as i64).saturating_add(m.realtime_offset_ns),
                     )
                 }),

@@ -1,17 +1,17 @@
 //! `unexplained`: credential changes no recorded call explains, both those
 //! the recorder found live (`unexplained` events) and those a replay of the
-//! capture finds offline (`credtrail_core::unexplained`), with the process
+//! capture finds offline (`credtrail_pipeline::unexplained`), with the process
 //! identity the replay's enrichment gives them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use credtrail_core::enrich::Sink;
-use credtrail_core::host::rfc3339_ns;
-use credtrail_core::model::creds::Creds;
-use credtrail_core::model::lifecycle::ProcEvent;
-use credtrail_core::model::{ContainerRow, Event, Syscall, UsernsRow};
-use credtrail_core::unexplained::{Checker, Finding, Subjective, describe, judge_subjective};
+use credtrail_capture::host::rfc3339_ns;
+use credtrail_capture::model::creds::Creds;
+use credtrail_capture::model::lifecycle::ProcEvent;
+use credtrail_capture::model::{ContainerRow, Event, Syscall, UsernsRow};
+use credtrail_pipeline::sink::Sink;
+use credtrail_pipeline::unexplained::{Checker, Finding, Subjective, describe, judge_subjective};
 use polars::prelude::*;
 
 use crate::filters::Filters;
@@ -274,8 +274,8 @@ fn noticed_by(ev: &Event) -> String {
 /// Replays `cap` through the recorder's enrichment into `sink`.
 pub(crate) fn replay_into(cap: &CaptureInfo, sink: &mut dyn Sink) -> Result<(), QueryError> {
     let c = cap.capture();
-    let mut inputs = credtrail_core::replay::open(&c).map_err(invalid)?;
-    let mut enricher = credtrail_core::replay::enricher(&c, &mut inputs);
+    let mut inputs = credtrail_pipeline::playback::open(&c).map_err(invalid)?;
+    let mut enricher = credtrail_pipeline::playback::enricher(&c, &mut inputs);
     for rec in inputs.records {
         enricher
             .apply(rec.map_err(invalid)?, sink)
@@ -304,7 +304,7 @@ fn filtered(rows: Vec<(Row, String)>, f: &Filters) -> Result<Vec<(Row, String)>,
         ),
         // What the filters compare (`time_ns`, as in every table).
         Column::new(
-            credtrail_core::capture::storage::TIME_NS.into(),
+            credtrail_capture::storage::TIME_NS.into(),
             rows.iter().map(|(r, _)| r.time).collect::<Vec<_>>(),
         ),
         Column::new("node_name".into(), opt(&|r| Some(r.node_name.clone()))),

@@ -5,8 +5,8 @@
 //! column as polars holds it (`output.rs`).
 
 use chrono::{DateTime, Local, Utc};
-use credtrail_core::model::{Event, Syscall, options};
-use credtrail_core::term::table::{Column, Layout, Mark, Shorten, Table, thousands};
+use credtrail_capture::model::{Event, Syscall, options};
+use credtrail_cli::term::table::{Column, Layout, Mark, Shorten, Table, thousands};
 use polars::prelude::{AnyValue, DataFrame, TimeUnit};
 
 use crate::QueryError;
@@ -518,7 +518,7 @@ impl Row<'_> {
             option,
             ..Event::default()
         };
-        credtrail_core::print::call(&ev)
+        credtrail_pipeline::print::call(&ev)
     }
 
     /// `euid 1000→0`, or where only a user namespace sees root:

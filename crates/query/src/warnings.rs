@@ -3,7 +3,7 @@
 //! early, a manifest whose hash chain does not hold. One text per fact,
 //! printed on stderr with every answer and shown at the top of the report.
 
-use credtrail_core::capture::manifest::{CaptureState, Manifest};
+use credtrail_capture::manifest::{CaptureState, Manifest};
 
 use crate::{CaptureInfo, Trust, answered, lossy};
 

@@ -13,10 +13,8 @@ use std::path::Path;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
 
-mod fair;
-mod ring;
-pub use fair::Folded;
-pub use ring::{poll_batch, ring_buffer_of, ring_fill};
+pub mod fair;
+pub mod ring;
 
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/credtrail.skel.rs"));

@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as MonoInstant};
 
-use credtrail_core::capture::control::Pin;
-use credtrail_core::capture::cut::CutWindow;
-use credtrail_core::fs::Dir;
-use credtrail_core::model::{Event, Syscall};
-use credtrail_core::term::safe;
+use credtrail_capture::control::Pin;
+use credtrail_capture::cut::CutWindow;
+use credtrail_capture::fs::Dir;
+use credtrail_capture::model::{Event, Syscall};
+use credtrail_cli::term::safe;
 
 use crate::flight::{CutPlan, cut_line};
 use crate::metrics::{Labels, Live};
@@ -176,7 +176,7 @@ impl Cuts {
                 continue;
             }
             let start = e.ktime_ns.saturating_sub(self.opts.last.as_nanos() as u64);
-            let event = safe(&credtrail_core::print::compact(e)).into_owned();
+            let event = safe(&credtrail_pipeline::print::compact(e)).into_owned();
             match Pin::new(&self.capture, start) {
                 Ok(pin) => {
                     tracing::warn!(

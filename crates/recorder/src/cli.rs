@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use credtrail_core::host::LogFormat;
-use credtrail_core::print::PrintFormat;
+use credtrail_cli::LogFormat;
+use credtrail_pipeline::print::PrintFormat;
 
 use crate::autocut::Trigger;
 

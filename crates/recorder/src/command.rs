@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use credtrail_core::model::ProcessRow;
+use credtrail_capture::model::ProcessRow;
 
 /// What the manifest says about a recorded command (`settings.command`,
 /// `settings.user`): the program, not its arguments (they may hold

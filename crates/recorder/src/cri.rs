@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::metrics::Live;
-use credtrail_core::model::container::PodInfo;
+use credtrail_capture::model::container::PodInfo;
 use credtrail_cri::{DEFAULT_SOCKETS, PodMeta, blocking::CriClient};
 
 /// Each request's bound: a runtime that hangs costs the recorder this

@@ -6,14 +6,14 @@ use credtrail_recorder_bpf::{
     ct_record, ct_syscall, ct_userns_event,
 };
 
-use credtrail_core::capture::storage::micros;
-use credtrail_core::enrich::Record;
-use credtrail_core::model::creds::{Creds, MAX_GROUPS};
-use credtrail_core::model::event::{Event, Syscall, abi, flags};
-use credtrail_core::model::lifecycle::{self, ProcEvent};
-use credtrail_core::model::options::{CHECKS, option_name, subjective_option};
-use credtrail_core::model::userns::{Extent, MAP_EXTENTS, UsernsRow};
-use credtrail_core::unexplained::SUBJECTIVE_SITES;
+use credtrail_capture::model::creds::{Creds, MAX_GROUPS};
+use credtrail_capture::model::event::{Event, Syscall, abi, flags};
+use credtrail_capture::model::lifecycle::{self, ProcEvent};
+use credtrail_capture::model::options::{CHECKS, option_name, subjective_option};
+use credtrail_capture::model::userns::{Extent, MAP_EXTENTS, UsernsRow};
+use credtrail_capture::storage::micros;
+use credtrail_pipeline::sink::Record;
+use credtrail_pipeline::unexplained::SUBJECTIVE_SITES;
 
 /// The C enum of each syscall credtrail models: the match is exhaustive,
 /// and the block below compares the numbers, so a syscall added to one side
@@ -561,7 +561,7 @@ mod tests {
     fn argv_bytes_kept_match_the_proc_snapshot() {
         assert_eq!(
             ct_proc_event::default().args.len(),
-            credtrail_core::model::process::ARGS_MAX
+            credtrail_capture::model::process::ARGS_MAX
         );
     }
 

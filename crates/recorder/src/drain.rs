@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use credtrail_core::host;
+use credtrail_capture::host;
 use credtrail_recorder_bpf::{self as bpf, MapHandle};
 
 /// Records taken from the ring per poll at most: a batch outgrows
@@ -370,7 +370,7 @@ fn drain(
 ) -> anyhow::Result<()> {
     let buf = RefCell::new(Vec::with_capacity(BATCH_BYTES + 4096));
     let count = Cell::new(0usize);
-    let ring = bpf::ring_buffer_of(map, |rec| {
+    let ring = bpf::ring::ring_buffer_of(map, |rec| {
         let mut b = buf.borrow_mut();
         b.extend_from_slice(&(rec.len() as u32).to_ne_bytes());
         b.extend_from_slice(rec);
@@ -388,10 +388,10 @@ fn drain(
             POLL_PERIOD
         };
         let start = host::boottime_ns();
-        let (used, size) = bpf::ring_fill(&ring);
+        let (used, size) = bpf::ring::ring_fill(&ring);
         fill[0].store(used, Ordering::Relaxed);
         fill[1].store(size, Ordering::Relaxed);
-        last = bpf::poll_batch(&ring, POLL_BATCH, wait)?;
+        last = bpf::ring::poll_batch(&ring, POLL_BATCH, wait)?;
         let caught_up = (last < POLL_BATCH).then_some(start);
         if caught_up.is_some() || buf.borrow().len() >= BATCH_BYTES {
             let bytes = hand_over(&mut buf.borrow_mut(), spool);

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use credtrail_core::capture::control::{Pin, request_seal};
-use credtrail_core::capture::cut::{CutReport, CutWindow, cut};
-use credtrail_core::capture::manifest::{CaptureState, MANIFEST_FILE, Manifest, SigningKey};
-use credtrail_core::capture::write::recorder_pid;
-use credtrail_core::fs::Dir;
+use credtrail_capture::control::{Pin, request_seal};
+use credtrail_capture::cut::{CutReport, CutWindow, cut};
+use credtrail_capture::fs::Dir;
+use credtrail_capture::manifest::{CaptureState, MANIFEST_FILE, Manifest, SigningKey};
+use credtrail_capture::write::recorder_pid;
 
 /// `dir` itself if it is a capture; else the newest capture under it (two
 /// levels at most: `ROOT/node=N/CAPTURE`), preferring one whose recorder is
@@ -52,7 +52,7 @@ pub fn find_capture(dir: &Path) -> anyhow::Result<PathBuf> {
         tracing::warn!(
             "passed over {} folder(s) not owned by uid {} or open to others: {}",
             skipped.len(),
-            credtrail_core::fs::euid(),
+            credtrail_capture::fs::euid(),
             skipped.join(", ")
         );
     }
@@ -147,8 +147,8 @@ impl CutPlan {
     ) -> anyhow::Result<std::thread::JoinHandle<()>> {
         // Refused if someone else made them.
         Dir::open_root(&self.root)?
-            .private_subdir(&credtrail_core::capture::layout::node_folder(&self.node)?)?;
-        let incident = credtrail_core::capture::layout::capture_dir(
+            .private_subdir(&credtrail_capture::layout::node_folder(&self.node)?)?;
+        let incident = credtrail_capture::layout::capture_dir(
             &self.root,
             &self.node,
             chrono::Utc::now().timestamp(),
@@ -191,8 +191,7 @@ impl CutPlan {
     /// The cuts this node's folder under the root holds now (hidden
     /// folders, cuts being made, count too).
     pub fn cuts_held(&self) -> usize {
-        let folder =
-            credtrail_core::capture::layout::node_folder(&self.node).map(|n| self.root.join(n));
+        let folder = credtrail_capture::layout::node_folder(&self.node).map(|n| self.root.join(n));
         folder
             .ok()
             .and_then(|f| std::fs::read_dir(f).ok())

@@ -1,6 +1,6 @@
 //! Fuzz entry points for what only the live recorder parses: raw ring
 //! buffer records, `--pods` JSON, OCI annotations and cgroup paths (the
-//! capture parsers are in `credtrail_core::fuzzing`). Any panic is a bug.
+//! capture parsers are in `credtrail_capture::fuzzing`). Any panic is a bug.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,9 +13,9 @@ pub fn pods(data: &[u8]) {
 /// An OCI bundle's `config.json` annotations and a task's cgroup path.
 pub fn container_metadata(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let _ = credtrail_core::enrich::containers::container_from_path(&text);
+    let _ = credtrail_pipeline::enrich::containers::container_from_path(&text);
     let comps: Vec<&str> = text.split('/').rev().collect();
-    let _ = credtrail_core::enrich::containers::container_from_components(&comps);
+    let _ = credtrail_pipeline::enrich::containers::container_from_components(&comps);
     if let Ok(annotations) = serde_json::from_slice::<BTreeMap<String, String>>(data) {
         let _ = crate::pods::pod_from_annotations(&annotations);
     }
@@ -28,14 +28,15 @@ pub fn raw_record(data: &[u8]) {
         realtime_offset_ns: 1_700_000_000_000_000_000,
     };
     // Whatever decodes must also print without panicking.
-    if let Ok(credtrail_core::enrich::Record::Cred(ev)) = crate::decode::decode_record(data, &ctx) {
+    if let Ok(credtrail_pipeline::sink::Record::Cred(ev)) = crate::decode::decode_record(data, &ctx)
+    {
         for format in [
-            credtrail_core::print::PrintFormat::Json,
-            credtrail_core::print::PrintFormat::Compact,
-            credtrail_core::print::PrintFormat::Tetragon,
-            credtrail_core::print::PrintFormat::TetragonCompact,
+            credtrail_pipeline::print::PrintFormat::Json,
+            credtrail_pipeline::print::PrintFormat::Compact,
+            credtrail_pipeline::print::PrintFormat::Tetragon,
+            credtrail_pipeline::print::PrintFormat::TetragonCompact,
         ] {
-            let _ = credtrail_core::print::print_event(&mut std::io::sink(), format, &ev);
+            let _ = credtrail_pipeline::print::print_event(&mut std::io::sink(), format, &ev);
         }
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! bpf (`credtrail-recorder-bpf`: programs, ring buffer) → [`drain`] (a
 //! thread copying records into a bounded spool) → [`decode`] (raw records
-//! to rows) → `credtrail_core::enrich` (who made each change) →
-//! `credtrail_core::sink` (capture writer and printer). [`record`] runs
+//! to rows) → `credtrail_pipeline::enrich` (who made each change) →
+//! `credtrail_pipeline::sink` (capture writer and printer). [`record`] runs
 //! that loop in a [`session`]; [`pods`] (with [`cri`]) and [`procfs`] are the live node's sources of pod
 //! metadata and of the process table at start; [`privileges`] drops what
 //! the recorder no longer needs once its hooks are attached; [`flight`]

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use credtrail_core::capture::manifest::Discarded;
-use credtrail_core::capture::sign::load_signing_key;
-use credtrail_core::capture::{Capture, Retention, Rotation};
-use credtrail_core::host::say;
-use credtrail_core::policy::Rules;
-use credtrail_core::print::{PrintFormat, print_event};
-use credtrail_core::term::safe;
-use credtrail_core::term::table::{Column, Layout, Mark, Table, thousands};
+use credtrail_capture::manifest::Discarded;
+use credtrail_capture::sign::load_signing_key;
+use credtrail_capture::{Capture, Retention, Rotation};
+use credtrail_cli::say;
+use credtrail_cli::term::safe;
+use credtrail_cli::term::table::{Column, Layout, Mark, Table, thousands};
+use credtrail_pipeline::policy::Rules;
+use credtrail_pipeline::print::{PrintFormat, print_event};
 use credtrail_recorder::autocut::{CutOptions, Trigger};
 use credtrail_recorder::cli::{Cli, Command, RecordArgs};
 use credtrail_recorder::command::{Launcher, Scope, User};
@@ -27,7 +27,7 @@ use credtrail_recorder::session::RecordOptions;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    credtrail_core::host::main_logged("credtrail-record", "info", cli.log_format, || run(cli))
+    credtrail_cli::main_logged("credtrail-record", "info", cli.log_format, || run(cli))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -86,11 +86,9 @@ fn record_args(mut a: RecordArgs) -> anyhow::Result<ExitCode> {
             let node = a
                 .node_name
                 .clone()
-                .unwrap_or_else(|| credtrail_core::host::uname().0);
+                .unwrap_or_else(|| credtrail_capture::host::uname().0);
             let now = chrono::Utc::now().timestamp();
-            Some(credtrail_core::capture::layout::capture_dir(
-                root, &node, now,
-            )?)
+            Some(credtrail_capture::layout::capture_dir(root, &node, now)?)
         }
         (None, None) => None,
     };
@@ -109,9 +107,9 @@ fn record_args(mut a: RecordArgs) -> anyhow::Result<ExitCode> {
         let node = a
             .node_name
             .clone()
-            .unwrap_or_else(|| credtrail_core::host::uname().0);
-        credtrail_core::fs::Dir::open_root(root)?
-            .private_subdir(&credtrail_core::capture::layout::node_folder(&node)?)?;
+            .unwrap_or_else(|| credtrail_capture::host::uname().0);
+        credtrail_capture::fs::Dir::open_root(root)?
+            .private_subdir(&credtrail_capture::layout::node_folder(&node)?)?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -121,7 +119,7 @@ fn record_args(mut a: RecordArgs) -> anyhow::Result<ExitCode> {
     let node = a
         .node_name
         .clone()
-        .unwrap_or_else(|| credtrail_core::host::uname().0);
+        .unwrap_or_else(|| credtrail_capture::host::uname().0);
     let signal = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&signal))
         .context("cannot install signal handlers")?;
@@ -219,7 +217,7 @@ fn record_args(mut a: RecordArgs) -> anyhow::Result<ExitCode> {
 
 fn recover(dir: &std::path::Path, key: Option<&std::path::Path>) -> anyhow::Result<()> {
     let key = key.map(load_signing_key).transpose()?;
-    let r = credtrail_core::capture::recover::recover(dir, key.as_ref())?;
+    let r = credtrail_capture::recover::recover(dir, key.as_ref())?;
     if !r.changed {
         eprintln!(
             "credtrail-record: {} is complete (state {:?}); nothing to recover",
@@ -289,7 +287,7 @@ fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
             head.push(format!(
                 "  {what} by process ({} processes): {}",
                 by_pid.len(),
-                credtrail_core::capture::manifest::Manifest::most_by_pid(by_pid, 10)
+                credtrail_capture::manifest::Manifest::most_by_pid(by_pid, 10)
             ));
         }
     }
@@ -343,7 +341,7 @@ fn inspect(dir: &std::path::Path, print: PrintFormat) -> anyhow::Result<()> {
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // Streamed: an inspected capture may hold millions of events.
-    for ev in cap.stream::<credtrail_core::model::Event>() {
+    for ev in cap.stream::<credtrail_capture::model::Event>() {
         let ev = ev?;
         match print_event(&mut out, print, &ev) {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use credtrail_core::capture::manifest::Counters;
-use credtrail_core::policy::HostNamespaces;
+use credtrail_capture::manifest::Counters;
+use credtrail_pipeline::policy::HostNamespaces;
 use credtrail_recorder_bpf::KernelCounters;
 
 use crate::options::RecordOptions;
@@ -22,7 +22,7 @@ pub fn settings(
     if !opts.policy.policies.is_empty() {
         s.insert(
             "policies".into(),
-            credtrail_core::policy::manifest_entry(&opts.policy),
+            credtrail_pipeline::policy::manifest_entry(&opts.policy),
         );
     }
     if !opts.policy.ignored.is_empty() {

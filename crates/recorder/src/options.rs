@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use credtrail_core::capture::manifest::SigningKey;
-use credtrail_core::capture::{Retention, Rotation};
-use credtrail_core::policy::Rules;
-use credtrail_core::print::PrintFormat;
+use credtrail_capture::manifest::SigningKey;
+use credtrail_capture::{Retention, Rotation};
+use credtrail_pipeline::policy::Rules;
+use credtrail_pipeline::print::PrintFormat;
 
 use crate::autocut::CutOptions;
 use crate::command::Scope;

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use credtrail_core::enrich::PodSource;
-use credtrail_core::model::container::{
+use credtrail_capture::model::container::{
     ContainerRow, PodInfo, is_container_id as is_id, parse_time,
 };
+use credtrail_pipeline::enrich::PodSource;
 use serde::Deserialize;
 
 /// Pod fields from OCI `config.json` annotations (containerd's
@@ -96,7 +96,7 @@ const MAX_META_BYTES: u64 = 4 << 20;
 const MAX_PODS_BYTES: u64 = 512 << 20;
 
 fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    credtrail_core::fs::read_bounded(path, MAX_META_BYTES)
+    credtrail_capture::fs::read_bounded(path, MAX_META_BYTES)
 }
 
 /// Pod metadata from the first OCI bundle found for `id` under `root`
@@ -264,7 +264,7 @@ pub fn parse_pods(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, PodInfo>
 
 /// Reads a `--pods` file.
 pub fn read_pods_file(path: &Path) -> Result<BTreeMap<String, PodInfo>, PodsFileError> {
-    let bytes = credtrail_core::fs::read_bounded(path, MAX_PODS_BYTES).map_err(|source| {
+    let bytes = credtrail_capture::fs::read_bounded(path, MAX_PODS_BYTES).map_err(|source| {
         PodsFileError::Io {
             path: path.to_owned(),
             source,

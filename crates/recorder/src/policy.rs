@@ -2,12 +2,12 @@
 //! members of their value sets), with `host_ns` resolved to this host's
 //! namespaces.
 
-use credtrail_core::policy::{ArgOp, HostNamespaces, NsValue, Rules, Selector, Set, limits};
+use credtrail_pipeline::policy::{ArgOp, HostNamespaces, NsValue, Rules, Selector, Set, limits};
 use credtrail_recorder_bpf::{
     Policy, ct_pol_arg, ct_pol_cap, ct_pol_field, ct_pol_value_key, ct_selector,
 };
 
-// The kernel's arrays are core's limits.
+// The kernel's arrays are the pipeline's policy limits.
 const _: () = {
     let s: ct_selector = unsafe { std::mem::zeroed() };
     assert!(std::mem::size_of_val(&s.args) / std::mem::size_of::<ct_pol_arg>() == limits::ARGS);

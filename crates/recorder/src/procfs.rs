@@ -1,6 +1,6 @@
 //! The process table at start, read from /proc.
 
-use credtrail_core::model::process::{ProcessRow, truncate_args};
+use credtrail_capture::model::process::{ProcessRow, truncate_args};
 
 /// Reads every process in /proc. Processes that vanish mid-scan are skipped;
 /// fields that cannot be read (kernel threads have no exe) are left empty.

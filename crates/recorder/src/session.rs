@@ -10,15 +10,17 @@ use std::io::Write;
 use std::time::{Duration, Instant as MonoInstant};
 
 use anyhow::Context as _;
-use credtrail_core::capture::manifest::{Counters, Instant, Manifest};
-use credtrail_core::capture::storage::micros;
-use credtrail_core::capture::{CaptureWriter, FLUSH_INTERVAL};
-use credtrail_core::enrich::{Enricher, Record};
-use credtrail_core::host;
-use credtrail_core::model::{Syscall, lifecycle};
-use credtrail_core::policy::HostNamespaces;
-use credtrail_core::policy::decide::{PolicyFilter, PolicySink};
-use credtrail_core::sink::{CaptureSink, Printer};
+use credtrail_capture::host;
+use credtrail_capture::manifest::{Counters, Instant, Manifest};
+use credtrail_capture::model::{Syscall, lifecycle};
+use credtrail_capture::storage::micros;
+use credtrail_capture::{CaptureWriter, FLUSH_INTERVAL};
+use credtrail_pipeline::enrich::Enricher;
+use credtrail_pipeline::policy::HostNamespaces;
+use credtrail_pipeline::policy::decide::PolicyFilter;
+use credtrail_pipeline::sink::Record;
+use credtrail_pipeline::sink::{CaptureSink, Printer};
+use credtrail_pipeline::sink::{Decorated, PolicySink};
 use credtrail_recorder_bpf::{self as bpf, Tracer};
 
 use crate::autocut::Cuts;
@@ -97,7 +99,7 @@ pub struct Session<'t, 'o> {
     /// Folded transitions taken from the kernel, each batch with the boot
     /// time it was taken at: applied once the ring is drained past it, so
     /// they follow every record sent before them.
-    pending_folds: Vec<(u64, Vec<bpf::Folded>)>,
+    pending_folds: Vec<(u64, Vec<bpf::fair::Folded>)>,
     last_fold: MonoInstant,
     /// Folded rows applied, and the calls they hold (the kernel's count
     /// runs ahead by what it has not handed over yet).
@@ -439,23 +441,22 @@ impl<'t, 'o> Session<'t, 'o> {
                 if e.syscall == Syscall::Unexplained.name() && self.unexplained_log.take() {
                     tracing::warn!(
                         "unexplained credential change: {}",
-                        credtrail_core::term::safe(&credtrail_core::print::compact(e))
+                        credtrail_cli::term::safe(&credtrail_pipeline::print::compact(e))
                     );
                 }
             }
             Record::Userns(u) => u.seq = self.seq,
         }
-        let mut watch = Watch {
-            inner: &mut self.sink,
-            tally: &mut self.tally,
-            cuts: self.cuts.as_mut(),
-        };
+        let mut watch = Decorated::new(
+            Watch {
+                tally: &mut self.tally,
+                cuts: self.cuts.as_mut(),
+            },
+            &mut self.sink,
+        );
         match self.policy.as_mut() {
             Some(filter) => {
-                let mut sink = PolicySink {
-                    filter,
-                    inner: &mut watch,
-                };
+                let mut sink = PolicySink::new(filter, &mut watch);
                 self.enricher.apply(rec, &mut sink)
             }
             None => self.enricher.apply(rec, &mut watch),

@@ -5,48 +5,25 @@
 
 use std::time::{Duration, Instant as MonoInstant};
 
-use credtrail_core::enrich::{ProcInfo, Sink};
-use credtrail_core::model::{ContainerRow, Event, ProcEvent, UsernsRow};
+use credtrail_capture::model::Event;
+use credtrail_pipeline::sink::Stage;
 
 use crate::autocut::Cuts;
 use crate::metrics::Tally;
 
-/// The sink that notes, in front of `inner`.
+/// The stage that notes, in front of the capture's sink.
 pub struct Watch<'a> {
-    pub inner: &'a mut dyn Sink,
     pub tally: &'a mut Tally,
     pub cuts: Option<&'a mut Cuts>,
 }
 
-impl Sink for Watch<'_> {
-    fn lifecycle(&mut self, p: &ProcEvent) -> anyhow::Result<()> {
-        self.inner.lifecycle(p)
-    }
-
-    fn event(&mut self, e: &Event) -> anyhow::Result<()> {
+impl Stage for Watch<'_> {
+    fn delivered(&mut self, e: &Event) {
         // Counted once delivered, as the manifest counts it.
-        self.inner.event(e)?;
         self.tally.count(e);
         if let Some(c) = self.cuts.as_deref_mut() {
             c.seen(e);
         }
-        Ok(())
-    }
-
-    fn event_of(&mut self, e: &Event, _process: Option<&ProcInfo>) -> anyhow::Result<()> {
-        self.event(e)
-    }
-
-    fn container(&mut self, c: &ContainerRow) -> anyhow::Result<()> {
-        self.inner.container(c)
-    }
-
-    fn user_namespace(&mut self, u: &UsernsRow) -> anyhow::Result<()> {
-        self.inner.user_namespace(u)
-    }
-
-    fn wants_more(&self) -> bool {
-        self.inner.wants_more()
     }
 }
 

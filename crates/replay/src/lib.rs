@@ -1,5 +1,5 @@
 //! credtrail-replay: a capture back through the recorder's own enrichment
-//! and printers (the engine is `credtrail_core::replay`), into a printer
+//! and printers (the engine is `credtrail_pipeline::playback`), into a printer
 //! or a re-enriched copy; or `--verify`.
 
 mod verify;
@@ -9,13 +9,14 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use clap::Parser;
-use credtrail_core::capture::sign;
-use credtrail_core::capture::{Capture, CaptureWriter, EVENTS, LIFECYCLE, Rotation};
-use credtrail_core::policy::Rules;
-use credtrail_core::print::PrintFormat;
-use credtrail_core::progress::{Counted, Progress};
-use credtrail_core::replay::{open, run_with_policy};
-use credtrail_core::sink::{CaptureSink, Counts, Printer};
+use credtrail_capture::sign;
+use credtrail_capture::{Capture, CaptureWriter, EVENTS, LIFECYCLE, Rotation};
+use credtrail_cli::progress::Progress;
+use credtrail_pipeline::playback::{open, run_with_policy};
+use credtrail_pipeline::policy::Rules;
+use credtrail_pipeline::print::PrintFormat;
+use credtrail_pipeline::sink::{CaptureSink, Counts, Printer};
+use credtrail_pipeline::sink::{Counted, Counting};
 
 pub use verify::{Expect, Verification, verify};
 
@@ -33,7 +34,7 @@ pub struct Cli {
     pub endpoint: Option<String>,
     /// Most memory to use (`512M`, `4G`); past it, stop with one line.
     /// Default: half the machine's memory, or 80% of its cgroup's limit.
-    #[arg(long, value_name = "SIZE", value_parser = credtrail_core::budget::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = credtrail_cli::budget::parse_size)]
     pub memory_limit: Option<u64>,
     /// How to print events (default json, unless --out is given).
     #[arg(long, value_enum)]
@@ -109,10 +110,7 @@ pub fn replay_to(
         None => Progress::hidden(),
     };
     let mut sink = CaptureSink::new(writer, printer);
-    let mut counted = Counted {
-        inner: &mut sink,
-        progress: &progress,
-    };
+    let mut counted = Counted::new(Counting(&progress), &mut sink);
     run_with_policy(cap, inputs, policy, &mut counted)?;
     drop(progress);
     sink.flush()?;

@@ -5,14 +5,14 @@
 use std::io::Write;
 use std::path::Path;
 
-use credtrail_core::capture::manifest::{self, CaptureState, VerifyingKey};
-use credtrail_core::capture::storage::{self, micros};
-use credtrail_core::capture::{self, Capture, sign, status};
-use credtrail_core::enrich::{Record, Sink};
-use credtrail_core::model::{ContainerRow, Event, ProcEvent, UsernsRow};
-use credtrail_core::progress::Progress;
-use credtrail_core::replay::{enricher, open};
-use credtrail_core::term::safe;
+use credtrail_capture::manifest::{self, CaptureState, VerifyingKey};
+use credtrail_capture::model::{ContainerRow, Event, ProcEvent, UsernsRow};
+use credtrail_capture::storage::{self, micros};
+use credtrail_capture::{self as capture, Capture, sign, status};
+use credtrail_cli::progress::Progress;
+use credtrail_cli::term::safe;
+use credtrail_pipeline::playback::{enricher, open};
+use credtrail_pipeline::sink::{Record, Sink};
 use credtrail_ship::fetch::Localized;
 
 /// Problems `--verify` prints at most, per capture.

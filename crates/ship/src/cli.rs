@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use credtrail_core::capture::sign;
-use credtrail_core::host::LogFormat;
-use credtrail_core::term::safe;
+use credtrail_capture::sign;
+use credtrail_cli::LogFormat;
+use credtrail_cli::term::safe;
 
 use crate::follow;
 use crate::store::Remote;

@@ -8,10 +8,8 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use credtrail_core::capture::file_location;
-use credtrail_core::capture::manifest::{
-    MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest, SIGNATURE_FILE,
-};
+use credtrail_capture::file_location;
+use credtrail_capture::manifest::{MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest, SIGNATURE_FILE};
 
 use crate::ShipError;
 use crate::store::{FETCHES, Remote};
@@ -94,7 +92,7 @@ fn layout_key(rel: &str) -> Option<(&str, &str)> {
             && !c.starts_with('.')
             && !c
                 .chars()
-                .any(|ch| ch.is_control() || credtrail_core::term::hidden(ch))
+                .any(|ch| ch.is_control() || credtrail_cli::term::hidden(ch))
     };
     if !rel.split('/').all(plain) || object_store::path::Path::parse(rel).is_err() {
         return None;
@@ -216,12 +214,13 @@ pub fn fetch(
             } else {
                 dest.join(rel)
             };
-            let text = credtrail_core::fs::read_bounded(path, MAX_MANIFEST_BYTES).map_err(|e| {
-                ShipError::Url {
-                    url: remote.url_of(&join(rel, MANIFEST_FILE)),
-                    message: format!("cannot read it back: {e}"),
-                }
-            })?;
+            let text =
+                credtrail_capture::fs::read_bounded(path, MAX_MANIFEST_BYTES).map_err(|e| {
+                    ShipError::Url {
+                        url: remote.url_of(&join(rel, MANIFEST_FILE)),
+                        message: format!("cannot read it back: {e}"),
+                    }
+                })?;
             let m = Manifest::parse(&local.join(MANIFEST_FILE), &text)?;
             let names = |m: &Manifest| -> Names {
                 let mut v: Names = m
@@ -500,7 +499,7 @@ pub fn localize(
                 .skipped_keys
                 .iter()
                 .take(KEYS_NAMED)
-                .map(|k| format!("{:?}", credtrail_core::term::safe(k)))
+                .map(|k| format!("{:?}", credtrail_cli::term::safe(k)))
                 .collect();
             out.notes.push(format!(
                 "{url}: passed over {} object(s) whose keys the fleet layout does not allow: {}{}",

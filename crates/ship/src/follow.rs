@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use credtrail_core::capture::manifest::{CaptureState, MANIFEST_FILE, Manifest};
-use credtrail_core::fs::Dir;
+use credtrail_capture::fs::Dir;
+use credtrail_capture::manifest::{CaptureState, MANIFEST_FILE, Manifest};
 
 use crate::store::Remote;
 use crate::upload::{Options, Report, ship};

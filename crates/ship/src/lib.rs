@@ -18,7 +18,7 @@ pub mod follow;
 pub mod store;
 pub mod upload;
 
-use credtrail_core::CaptureError;
+use credtrail_capture::CaptureError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShipError {

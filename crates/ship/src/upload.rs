@@ -8,13 +8,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use credtrail_core::CaptureError;
-use credtrail_core::capture::manifest::{
+use credtrail_capture::CaptureError;
+use credtrail_capture::manifest::{
     CaptureState, MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest, SIGNATURE_FILE, Segment,
     VerifyingKey,
 };
-use credtrail_core::capture::{CaptureFiles, layout, sign};
-use credtrail_core::progress::Progress;
+use credtrail_capture::{CaptureFiles, layout, sign};
+use credtrail_cli::progress::Progress;
 
 use crate::store::Remote;
 use crate::{ShipError, digests};

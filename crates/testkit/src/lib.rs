@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use credtrail_core::capture::{Capture, TABLES};
-use credtrail_core::model::{Event, ProcEvent, ProcessRow};
+use credtrail_capture::model::{Event, ProcEvent, ProcessRow};
+use credtrail_capture::{Capture, TABLES};
 
 /// `credtrail-record`, as [`bin`] finds it.
 pub fn record_bin() -> &'static str {
@@ -292,7 +292,7 @@ pub struct Recorder {
 /// The sealed captures under a fleet-layout root (`ROOT/node=*/NAME`),
 /// oldest name first; hidden folders (a cut being made) left out.
 pub fn sealed_captures(root: &Path) -> Vec<PathBuf> {
-    use credtrail_core::capture::manifest::{CaptureState, Manifest};
+    use credtrail_capture::manifest::{CaptureState, Manifest};
     let mut found: Vec<PathBuf> = std::fs::read_dir(root)
         .into_iter()
         .flatten()

@@ -1,7 +1,7 @@
 //! Sample rows and manifests with a distinctive value in every column.
 
-use credtrail_core::capture::manifest::{self, CaptureState, Counters, Manifest};
-use credtrail_core::model::Event;
+use credtrail_capture::manifest::{self, CaptureState, Counters, Manifest};
+use credtrail_capture::model::Event;
 
 /// A manifest of a capture being recorded on `node-a`.
 pub fn manifest() -> Manifest {

@@ -8,12 +8,13 @@
 //! independent of the BPF programs.
 
 pub mod cli;
+mod entry;
 pub mod paths;
 
 use serde::{Deserialize, Serialize};
 
-use credtrail_core::model::event::abi;
-use credtrail_core::model::{Creds, Syscall};
+use credtrail_capture::model::event::abi;
+use credtrail_capture::model::{Creds, Syscall};
 
 /// The calling thread's credentials, as /proc shows them, with the
 /// securebits /proc does not show (from `PR_GET_SECUREBITS`).
@@ -68,7 +69,7 @@ pub fn userns_of(pid: u32, tid: u32) -> std::io::Result<u32> {
 /// Level and owner are what a process cannot always see of its own user
 /// namespace (the ioctls stop at it): known here for the host's only.
 fn host_namespace_facts(mut c: Creds) -> Creds {
-    if c.userns == Some(credtrail_core::model::creds::HOST_USERNS) {
+    if c.userns == Some(credtrail_capture::model::creds::HOST_USERNS) {
         c.userns_level = Some(0);
         c.userns_owner = Some(0);
     }
@@ -442,13 +443,13 @@ fn make_call(call: Call, n: u64, uid: u32, caps: &[CapData; 2]) -> i64 {
         }
         // SAFETY: getpid has no preconditions.
         Call::Getpid => unsafe { libc::getpid() }.into(),
-        Call::Getpid32 => paths::getpid32(),
+        Call::Getpid32 => entry::getpid32(),
         Call::PrctlName => {
             let name = if away { c"credtrail-a" } else { c"credtrail-b" };
             // SAFETY: PR_SET_NAME reads a NUL-terminated string we own.
             unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) }.into()
         }
-        Call::IoUringNop => paths::io_uring_nop(),
+        Call::IoUringNop => entry::io_uring_nop(),
         // SAFETY: sched_yield has no preconditions.
         Call::Switch => unsafe { libc::sched_yield() }.into(),
     }
@@ -527,7 +528,7 @@ pub fn storm(
 /// to each other; nanoseconds per yield of this thread (two switches).
 fn time_switches(calls: u64) -> f64 {
     use std::sync::atomic::{AtomicBool, Ordering};
-    if paths::pin_to_this_cpu().is_err() {
+    if entry::pin_to_this_cpu().is_err() {
         return f64::NAN;
     }
     let stop = std::sync::Arc::new(AtomicBool::new(false));

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::{Child, Command, ExitCode, Stdio};
 
 use clap::Parser;
-use credtrail_core::budget::{self, Budgeted};
+use credtrail_cli::budget::{self, Budgeted};
 use credtrail_query::cli::{Cli, run_at};
 use credtrail_query::output::Format;
 
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     let pager = (is_terminal && table && !cli.no_pager && cli.out.is_none())
         .then(spawn_pager)
         .flatten();
-    credtrail_core::host::main("credtrail-query", "warn", || {
+    credtrail_cli::main("credtrail-query", "warn", || {
         match pager {
             Some(mut child) => {
                 let mut stdin = child.stdin.take().expect("piped");

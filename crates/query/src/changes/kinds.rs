@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use credtrail_core::model::userns::{NsIds, root_scope};
-use credtrail_core::model::{Creds, Syscall, UsernsRow};
+use credtrail_capture::model::userns::{NsIds, root_scope};
+use credtrail_capture::model::{Creds, Syscall, UsernsRow};
 use polars::prelude::*;
 
 use arrow::array::{Array, AsArray};

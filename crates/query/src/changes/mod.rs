@@ -30,7 +30,7 @@ use crate::{CaptureInfo, QueryError};
 const BASE: [&str; 4] = ["time", storage_time_ns(), "tid", crate::REPEAT_COUNT];
 
 const fn storage_time_ns() -> &'static str {
-    credtrail_core::capture::storage::TIME_NS
+    credtrail_capture::storage::TIME_NS
 }
 
 /// What a question adds to the common part: which rows are candidates,
@@ -204,7 +204,7 @@ pub(crate) fn run<Q: Question>(
     // holding up to all of them; the answer and the batches being read
     // need the rest. A change costs its entry, its first call and room for
     // the table and the list to double.
-    let budget = credtrail_core::budget::limit().unwrap_or(usize::MAX);
+    let budget = credtrail_cli::budget::limit().unwrap_or(usize::MAX);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let change_bytes =
         2 * (size_of::<(Key, Hot)>() * 8 / 7 + 1 + size_of::<Cold<Q::Extra>>() + size_of::<i64>());
@@ -218,7 +218,7 @@ pub(crate) fn run<Q: Question>(
         for share in 0..passes {
             let pass = columns::fold(
                 caps,
-                credtrail_core::capture::EVENTS,
+                credtrail_capture::EVENTS,
                 &columns,
                 Some(&select),
                 || Pass {

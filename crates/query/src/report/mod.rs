@@ -15,14 +15,14 @@ mod tree;
 
 use std::collections::{BTreeSet, HashMap};
 
-use credtrail_core::progress::Progress;
+use credtrail_cli::progress::Progress;
 use polars::prelude::DataFrame;
 
 use crate::filters::Filters;
 use crate::view::{self, Kind};
 use crate::warnings::Warning;
 use crate::{CaptureInfo, QueryError, Trust, answered, questions};
-use credtrail_core::term::table::Layout;
+use credtrail_cli::term::table::Layout;
 use data::{
     CaptureSummary, Cells, DROP, FindingRow, Findings, Header, MAX_ROWS, Mark, RAISE, REFUSED,
     Report, Timeline, Tree, UNEXPLAINED, times_ns,
@@ -226,7 +226,7 @@ pub fn build(
             ancestors_left_out: s.ancestors_left_out,
         })
         .collect();
-    let rfc = |t: i64| credtrail_core::host::rfc3339_ns(t);
+    let rfc = |t: i64| credtrail_capture::host::rfc3339_ns(t);
     Ok(Report {
         header: Header {
             nodes: nodes.into_iter().collect(),
@@ -353,7 +353,7 @@ fn marks_of(a: &Answer, c: &Cells) -> Result<Vec<RowMark>, QueryError> {
             c.get("container_id", i).as_deref(),
             c.get("binary", i).as_deref(),
         );
-        let time = time_ns.map(credtrail_core::host::rfc3339_ns);
+        let time = time_ns.map(credtrail_capture::host::rfc3339_ns);
         // The row says it all; the mark's label says what to look for.
         let what = shorten(&what, 120);
         let label = format!(
@@ -406,7 +406,7 @@ fn summary(c: &CaptureInfo, trust: Trust) -> CaptureSummary {
 
 /// The filters as they were typed.
 fn filter_args(f: &Filters) -> Vec<String> {
-    let rfc = |t: i64| credtrail_core::host::rfc3339_ns(t);
+    let rfc = |t: i64| credtrail_capture::host::rfc3339_ns(t);
     [
         ("--node", f.node.clone()),
         ("--pod", f.pod.clone()),

@@ -8,12 +8,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use credtrail_core::capture::storage::micros;
-use credtrail_core::enrich::{Image, ProcInfo, Record, Sink};
-use credtrail_core::host::rfc3339_ns;
-use credtrail_core::model::{ContainerRow, Creds, Event, ProcEvent, Syscall, UsernsRow};
-use credtrail_core::progress::Progress;
-use credtrail_core::unexplained::describe;
+use credtrail_capture::host::rfc3339_ns;
+use credtrail_capture::model::{ContainerRow, Creds, Event, ProcEvent, Syscall, UsernsRow};
+use credtrail_capture::storage::micros;
+use credtrail_cli::progress::Progress;
+use credtrail_pipeline::process::{Image, ProcInfo};
+use credtrail_pipeline::sink::{Record, Sink};
+use credtrail_pipeline::unexplained::describe;
 
 use super::data::{MAX_ROWS, TreeNode};
 use crate::filters::Filters;
@@ -63,12 +64,12 @@ pub fn collect(
     let progress = Progress::bar("replaying for process trees", total, false);
     for c in answered(caps) {
         let cap = c.capture();
-        let mut inputs = credtrail_core::replay::open(&cap).map_err(invalid)?;
+        let mut inputs = credtrail_pipeline::playback::open(&cap).map_err(invalid)?;
         let mut pods = HashMap::new();
         for (id, row) in &inputs.containers {
             pods.insert(id.clone(), pod_name(row));
         }
-        let mut enricher = credtrail_core::replay::enricher(&cap, &mut inputs);
+        let mut enricher = credtrail_pipeline::playback::enricher(&cap, &mut inputs);
         let mut sink = TreeSink {
             unexplained: Collector::bounded(&c.manifest.node_name, f, MAX_ROWS),
             offset_ns: c.manifest.realtime_offset_ns,
@@ -239,7 +240,7 @@ impl Sink for TreeSink<'_> {
                     .collect();
                 chain.reverse();
                 let snap = &mut self.snaps[t];
-                snap.raise = Some(credtrail_core::print::compact(e));
+                snap.raise = Some(credtrail_pipeline::print::compact(e));
                 snap.ancestry = chain;
                 snap.ancestors_left_out = left_out;
             }

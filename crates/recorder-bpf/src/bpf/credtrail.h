@@ -334,8 +334,8 @@ struct ct_userns_event {
 
 /*
  * --policy: TracingPolicy selectors, flattened by userspace
- * (crates/core/src/policy) into one array the kernel walks in order.
- * The limits are core's policy::limits; the loader checks they agree.
+ * (crates/pipeline/src/policy) into one array the kernel walks in order.
+ * The limits are the pipeline's policy::limits; the loader checks they agree.
  */
 #define CT_POL_SELECTORS 32
 #define CT_POL_VALUES 8
@@ -352,7 +352,7 @@ enum ct_pol_set_op {
 	CT_SET_NOT_IN = 2,
 };
 
-/* Values of ct_pol_arg.op: core's policy::ArgOp. */
+/* Values of ct_pol_arg.op: the pipeline's policy::ArgOp. */
 enum ct_pol_arg_op {
 	CT_ARG_EQUAL = 1,
 	CT_ARG_NOT_EQUAL = 2,

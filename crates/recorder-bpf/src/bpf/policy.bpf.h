@@ -4,7 +4,7 @@
  * event is decided here once it is complete and before it takes ring
  * buffer space: an excluded event costs the recorder nothing.
  *
- * The steps are those of crates/core/src/policy/decide.rs, which replays
+ * The steps are those of crates/pipeline/src/policy/decide.rs, which replays
  * them over recorded events; change both together.
  * Included once, by credtrail.bpf.c: one BPF object, several files.
  */

@@ -15,7 +15,7 @@ pub use tally::Tally;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use credtrail_core::capture::manifest::Counters;
+use credtrail_capture::manifest::Counters;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use credtrail_core::model::event::{Outcome, errno_name};
-use credtrail_core::model::{Event, Syscall};
+use credtrail_capture::model::event::{Outcome, errno_name};
+use credtrail_capture::model::{Event, Syscall};
 
 /// Label sets kept at most per count: the names come from fixed tables,
 /// so this is only a guard.

@@ -4,8 +4,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use credtrail_core::CaptureError;
-use credtrail_core::capture::{CaptureWriter, Rotation};
+use credtrail_capture::CaptureError;
+use credtrail_capture::{CaptureWriter, Rotation};
 use credtrail_testkit::samples::{end, event, manifest};
 use credtrail_testkit::{record_bin, shared_bin};
 

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use credtrail_core::capture::Capture;
+use credtrail_capture::Capture;
 use credtrail_testkit::{
     IMAGE, bpf_available, one_error_line, podman_ready, podman_run_argv, record_bin, replay_bin,
     serial, storm, workload_bin,

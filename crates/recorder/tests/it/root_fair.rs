@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use credtrail_core::capture::Capture;
-use credtrail_core::capture::storage::micros;
-use credtrail_core::model::Event;
+use credtrail_capture::Capture;
+use credtrail_capture::model::Event;
+use credtrail_capture::storage::micros;
 
 use credtrail_testkit::{Recorder, bpf_available, serial, storm};
 

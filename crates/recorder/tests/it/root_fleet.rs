@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use credtrail_core::capture::Capture;
+use credtrail_capture::Capture;
 use credtrail_testkit::{bpf_available, query_bin, record_bin, serial};
 
 fn mode(p: &Path) -> u32 {

@@ -5,10 +5,10 @@
 
 use std::process::{Command, Stdio};
 
-use credtrail_core::capture::Capture;
-use credtrail_core::model::creds::HOST_USERNS;
-use credtrail_core::model::userns::{Extent, UsernsRow};
-use credtrail_core::model::{Creds, Event};
+use credtrail_capture::Capture;
+use credtrail_capture::model::creds::HOST_USERNS;
+use credtrail_capture::model::userns::{Extent, UsernsRow};
+use credtrail_capture::model::{Creds, Event};
 use credtrail_workload::Report;
 
 use credtrail_testkit::{

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use credtrail_core::capture::Capture;
-use credtrail_core::model::Event;
+use credtrail_capture::Capture;
+use credtrail_capture::model::Event;
 use credtrail_testkit::{
     IMAGE, Recorder, bpf_available, podman, podman_container, podman_ready, replay_bin, serial,
     workload_bin,

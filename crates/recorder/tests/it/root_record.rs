@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use credtrail_core::capture::Capture;
-use credtrail_core::capture::storage::micros;
-use credtrail_core::model::{Creds, Event};
+use credtrail_capture::Capture;
+use credtrail_capture::model::{Creds, Event};
+use credtrail_capture::storage::micros;
 use credtrail_workload::{Report, Step};
 
 use crate::workload::{assert_step, run_workload};
@@ -185,7 +185,7 @@ fn check_identity(
     assert_eq!(c.kernel_events, c.events_written, "{c:?}");
     assert_eq!(
         cap.manifest.state,
-        credtrail_core::capture::manifest::CaptureState::Sealed
+        credtrail_capture::manifest::CaptureState::Sealed
     );
     // 10 syscalls and 4 filtered ones at enter and exit, exec, fork,
     // exit, prepare_exec, io_uring requests, the switch-out check and the
@@ -449,7 +449,7 @@ fn short_lived_process_is_identified() {
     assert_eq!(c.kernel_lifecycle, c.lifecycle_written, "{c:?}");
 
     // Tetragon output of the same event.
-    let v = credtrail_core::print::tetragon(ev);
+    let v = credtrail_pipeline::print::tetragon(ev);
     let k = &v["process_kprobe"];
     assert_eq!(k["function_name"], "__x64_sys_setresuid");
     assert_eq!(k["process"]["binary"], workload_bin());
@@ -605,7 +605,7 @@ fn su_in_a_real_container_carries_container_and_pod_identity() {
     );
 
     // The Tetragon view names the container as Tetragon does.
-    let v = credtrail_core::print::tetragon(setuid);
+    let v = credtrail_pipeline::print::tetragon(setuid);
     let p = &v["process_kprobe"]["process"];
     assert_eq!(p["pod"]["container"]["id"], format!("cri-o://{inspect_id}"));
     assert_eq!(p["pod"]["container"]["name"], "spaceship");

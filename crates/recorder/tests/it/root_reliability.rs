@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use credtrail_core::capture::manifest::CaptureState;
-use credtrail_core::model::event::Event;
+use credtrail_capture::manifest::CaptureState;
+use credtrail_capture::model::event::Event;
 
 use credtrail_testkit::{
     Recorder, assert_whole, bpf_available, record_bin, serial, storm, workload_bin,

@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use credtrail_core::model::Event;
+use credtrail_capture::model::Event;
 use credtrail_testkit::{Recorder, bpf_available, rootless_userns_argv, serial, workload_bin};
 use credtrail_workload::Step;
 

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use credtrail_core::model::Event;
+use credtrail_capture::model::Event;
 use credtrail_testkit::workload_bin;
 use credtrail_workload::{Report, Step};
 
@@ -39,7 +39,7 @@ pub fn assert_step(ev: &Event, step: &Step) {
 /// What a recording of one workload run holds.
 pub struct Recorded {
     pub report: Report,
-    pub cap: credtrail_core::capture::Capture,
+    pub cap: credtrail_capture::Capture,
     /// The rows of the workload's process, in kernel order.
     pub rows: Vec<Event>,
     /// Keeps the capture on disk: bind it (`guard: _guard`), never `..`.
@@ -80,7 +80,7 @@ pub fn assert_steps(rows: &[Event], steps: &[Step]) {
 }
 
 /// The capture's rows of `pid`, in kernel order.
-pub fn rows_of(cap: &credtrail_core::capture::Capture, pid: u32) -> Vec<Event> {
+pub fn rows_of(cap: &credtrail_capture::Capture, pid: u32) -> Vec<Event> {
     let mut rows: Vec<Event> = cap
         .events()
         .unwrap()

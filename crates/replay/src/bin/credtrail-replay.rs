@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use credtrail_core::budget::{self, Budgeted};
+use credtrail_cli::budget::{self, Budgeted};
 use credtrail_replay::{Cli, run};
 use mimalloc::MiMalloc;
 
@@ -17,7 +17,7 @@ use mimalloc::MiMalloc;
 static ALLOC: Budgeted<MiMalloc> = Budgeted(MiMalloc);
 
 fn main() -> ExitCode {
-    credtrail_core::host::main("credtrail-replay", "warn", || {
+    credtrail_cli::main("credtrail-replay", "warn", || {
         let cli = Cli::parse();
         budget::set_limit(
             "credtrail-replay",

@@ -8,7 +8,7 @@ use credtrail_ship::cli::{Cli, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    credtrail_core::host::main_logged("credtrail-ship", "warn", cli.log_format, || {
+    credtrail_cli::main_logged("credtrail-ship", "warn", cli.log_format, || {
         let mut out = std::io::stdout().lock();
         run(cli, &mut out)?;
         out.flush()?;

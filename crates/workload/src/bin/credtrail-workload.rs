@@ -10,7 +10,7 @@ use credtrail_workload as workload;
 use credtrail_workload::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    credtrail_core::host::main("credtrail-workload", "warn", || {
+    credtrail_cli::main("credtrail-workload", "warn", || {
         run(Cli::parse())?;
         Ok(ExitCode::SUCCESS)
     })
