@@ -16,7 +16,7 @@ use credtrail_capture::manifest::Manifest;
 use credtrail_testkit::{
     Recorder, bpf_available, query_bin, record_bin, replay_bin, serial, workload_bin,
 };
-use credtrail_testkit::{copy_fixture, edit_manifest, one_error_line};
+use credtrail_testkit::{copy_fixture, crashed_capture, edit_manifest, one_error_line};
 
 fn run(bin: &str, args: &[&str]) -> Output {
     Command::new(bin).args(args).output().unwrap()
@@ -52,22 +52,6 @@ fn chained(fixture: &str) -> (tempfile::TempDir, PathBuf) {
     (tmp, out)
 }
 
-/// A capture whose recorder died with an open, checkpointed events segment.
-fn crashed(root: &Path) -> PathBuf {
-    use credtrail_capture::{CaptureWriter, FLUSH_INTERVAL, Rotation};
-    let src = credtrail_capture::Capture::open(&credtrail_testkit::fixture("su-like")).unwrap();
-    let dir = root.join("crashed");
-    let mut w = CaptureWriter::create(&dir, src.manifest.clone(), Rotation::default()).unwrap();
-    for e in src.events().unwrap() {
-        w.push(&e).unwrap();
-    }
-    std::thread::sleep(FLUSH_INTERVAL);
-    w.tick().unwrap();
-    drop(w); // the crash
-    assert!(dir.join("events/part-00000.parquet.open.ckpt").exists());
-    dir
-}
-
 #[test]
 fn recover_touches_nothing_a_manifest_or_a_link_points_outside() {
     let outside = tempfile::tempdir().unwrap();
@@ -98,7 +82,7 @@ fn recover_touches_nothing_a_manifest_or_a_link_points_outside() {
 
     // An open segment that is a hard link to a file outside.
     let tmp = tempfile::tempdir_in(outside.path()).unwrap();
-    let dir = crashed(tmp.path());
+    let dir = crashed_capture(tmp.path());
     let open = dir.join("events/part-00000.parquet.open");
     let linked = outside.path().join("linked-victim");
     std::fs::copy(&open, &linked).unwrap();
@@ -111,7 +95,7 @@ fn recover_touches_nothing_a_manifest_or_a_link_points_outside() {
     assert!(open.exists(), "left in place");
 
     // A table folder that is a symlink to another directory.
-    let dir = crashed(&tmp.path().join("second"));
+    let dir = crashed_capture(&tmp.path().join("second"));
     let elsewhere = outside.path().join("elsewhere");
     std::fs::rename(dir.join("events"), &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, dir.join("events")).unwrap();

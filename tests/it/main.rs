@@ -40,6 +40,8 @@ mod cri;
 mod deploy;
 // Root: recorders killed with SIGKILL, recovered, read by every reader.
 mod recovery;
+// An analyst without root: replay --inspect / --recover = record inspect / recover.
+mod analyst;
 // Hostile captures and processes against the real binaries.
 mod hostile;
 // A hostile user on the node, hostile captures: issue 33's attacks.

@@ -56,20 +56,48 @@ pub fn say(program: &str, line: &str) {
     }
 }
 
-/// The `main` of every credtrail binary: logs to stderr at `log_level`
-/// (`RUST_LOG` wins), runs `run` with panics turned into errors, treats a
-/// closed stdout (`| head`) as success, and prints any other error as one
-/// line, exit status 1.
-pub fn main(
-    program: &str,
-    log_level: &str,
-    run: impl FnOnce() -> anyhow::Result<std::process::ExitCode>,
-) -> std::process::ExitCode {
-    main_logged(program, log_level, LogFormat::Human, run)
+/// One credtrail binary: its command line, and what it does with it. The
+/// library of each tool implements it; its bin is [`tool_main`] (and, where
+/// it has one, the allocator), so every binary starts, logs and fails alike,
+/// and tests run a tool's `run` with their own output.
+pub trait Tool: clap::Parser {
+    /// The binary's name, which starts its lines on stderr.
+    const PROGRAM: &'static str;
+    /// What is logged unless `RUST_LOG` says otherwise.
+    const LOG_LEVEL: &'static str = "warn";
+
+    /// How its log lines look (`--log-format`, where it has one).
+    fn log_format(&self) -> LogFormat {
+        LogFormat::Human
+    }
+
+    /// Runs the command line: answers to `out`, messages to `err`.
+    fn run(
+        self,
+        out: &mut dyn std::io::Write,
+        err: &mut dyn std::io::Write,
+    ) -> anyhow::Result<std::process::ExitCode>;
 }
 
-/// [`main`] with the log lines in `format`; under JSON the error line is a
-/// log record too.
+/// The `main` of every credtrail binary: parses `T`'s command line, logs
+/// to stderr at its level (`RUST_LOG` wins), runs it with panics turned
+/// into errors, treats a closed stdout (`| head`) as success, and prints
+/// any other error as one line, exit status 1.
+pub fn tool_main<T: Tool>() -> std::process::ExitCode {
+    let cli = T::parse();
+    let format = cli.log_format();
+    main_logged(T::PROGRAM, T::LOG_LEVEL, format, || {
+        let mut out = std::io::stdout();
+        let code = cli.run(&mut out, &mut std::io::stderr())?;
+        std::io::Write::flush(&mut out)?;
+        Ok(code)
+    })
+}
+
+/// [`tool_main`] for a closure: logs to stderr at `log_level` in `format`
+/// (under JSON the error line is a log record too), runs `run` with panics
+/// turned into errors, a closed stdout taken as success, any other error
+/// one line, exit status 1.
 pub fn main_logged(
     program: &str,
     log_level: &str,

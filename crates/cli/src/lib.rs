@@ -1,5 +1,5 @@
 //! What every credtrail binary shares at the terminal: the `main` harness
-//! ([`main`], [`main_logged`]: logging, one error line, panics caught),
+//! ([`Tool`] and [`tool_main`]: logging, one error line, panics caught),
 //! text that is safe to show ([`term`]), tables ([`term::table`]),
 //! progress bars ([`progress`]) and the memory budget ([`budget`]).
 
@@ -8,4 +8,4 @@ mod harness;
 pub mod progress;
 pub mod term;
 
-pub use harness::{LogFormat, is_broken_pipe, main, main_logged, run_guarded, say};
+pub use harness::{LogFormat, Tool, is_broken_pipe, main_logged, run_guarded, say, tool_main};

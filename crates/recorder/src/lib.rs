@@ -15,6 +15,7 @@
 pub mod autocut;
 pub mod cli;
 pub mod command;
+pub mod commands;
 pub mod cri;
 pub mod decode;
 pub mod drain;

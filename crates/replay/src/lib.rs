@@ -6,15 +6,17 @@ mod verify;
 
 use std::io::Write;
 use std::path::Path;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
 use credtrail_capture::sign;
 use credtrail_capture::{Capture, CaptureWriter, EVENTS, LIFECYCLE, Rotation};
+use credtrail_cli::Tool;
 use credtrail_cli::progress::Progress;
 use credtrail_pipeline::playback::{open, run_with_policy};
 use credtrail_pipeline::policy::Rules;
-use credtrail_pipeline::print::PrintFormat;
+use credtrail_pipeline::print::{PrintFormat, inspect};
 use credtrail_pipeline::sink::{CaptureSink, Counts, Printer};
 use credtrail_pipeline::sink::{Counted, Counting};
 
@@ -69,6 +71,22 @@ pub struct Cli {
     /// directories left out or normalized (docs/ci.md).
     #[arg(long, conflicts_with_all = ["verify", "out"])]
     pub stable: bool,
+    /// Print each capture's manifest summary (counters, losses, recovery,
+    /// chain head, segments) on stderr and its events as stored, without
+    /// enrichment, on stdout (`--print`, default compact); as
+    /// `credtrail-record inspect`, with no root needed.
+    #[arg(long, conflicts_with_all = ["verify", "out", "stable", "policy", "recover"])]
+    pub inspect: bool,
+    /// Seal captures whose recorder died (kill -9, OOM, power loss), in
+    /// place: each open segment cut back to its last checkpoint and listed
+    /// in the manifest; as `credtrail-record recover`, with no root
+    /// needed. Local capture folders only.
+    #[arg(long, conflicts_with_all = ["verify", "out", "stable", "policy", "print"])]
+    pub recover: bool,
+    /// With --recover: re-sign the manifest with this ed25519 key
+    /// (PKCS#8 PEM).
+    #[arg(long, value_name = "KEY_PEM", requires = "recover")]
+    pub sign_key: Option<std::path::PathBuf>,
 }
 
 /// Replays one capture: prints events in `format` to `out`, and/or writes a
@@ -129,8 +147,45 @@ pub fn replay_to(
     Ok(sink.counts)
 }
 
+/// The binary: the memory budget, buffered output, exit status 1 when
+/// something did not verify.
+impl Tool for Cli {
+    const PROGRAM: &'static str = "credtrail-replay";
+
+    fn run(self, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        credtrail_cli::budget::set_limit(
+            Self::PROGRAM,
+            self.memory_limit
+                .unwrap_or_else(credtrail_cli::budget::default_limit),
+            "replay fewer captures at once",
+        );
+        let mut out = std::io::BufWriter::new(out);
+        let ok = run(self, &mut out, err)?;
+        out.flush()?;
+        Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+}
+
 /// The `credtrail-replay` command: returns whether everything verified.
 pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::Result<bool> {
+    if cli.recover {
+        for dir in &cli.captures {
+            if dir.to_str().is_some_and(|d| d.starts_with("s3://")) {
+                anyhow::bail!(
+                    "--recover seals a capture folder on this machine in place; {} is in object storage (credtrail-ship ships only sealed captures): give the folder the recorder wrote",
+                    dir.display()
+                );
+            }
+        }
+        for dir in &cli.captures {
+            inspect::recover(<Cli as Tool>::PROGRAM, dir, cli.sign_key.as_deref(), stderr)?;
+        }
+        return Ok(true);
+    }
     // --verify fetches every object under a capture's folder, listed or
     // not, so that it can say which ones the manifest does not list.
     let prune = credtrail_ship::fetch::Prune {
@@ -149,6 +204,13 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::
             head: cli.expect_head.as_deref(),
         };
         return verify::verify_all(&local, expect, stdout, stderr);
+    }
+    if cli.inspect {
+        for dir in &local.paths {
+            let print = cli.print.unwrap_or(PrintFormat::Compact);
+            inspect::inspect(dir, print, stdout, stderr)?;
+        }
+        return Ok(true);
     }
     let policy = if cli.policy.is_empty() {
         None

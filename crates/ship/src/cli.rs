@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -64,6 +65,19 @@ pub struct Cli {
     /// How log lines on stderr look: `human`, or `json` (one object per line).
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormat,
+}
+
+impl credtrail_cli::Tool for Cli {
+    const PROGRAM: &'static str = "credtrail-ship";
+
+    fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
+    fn run(self, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        run(self, out)?;
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// Ships the capture; one line on `out`.

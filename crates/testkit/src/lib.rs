@@ -455,6 +455,22 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A capture whose recorder died with an open, checkpointed events segment.
+pub fn crashed_capture(root: &Path) -> PathBuf {
+    use credtrail_capture::{CaptureWriter, FLUSH_INTERVAL, Rotation};
+    let src = credtrail_capture::Capture::open(&fixture("su-like")).unwrap();
+    let dir = root.join("crashed");
+    let mut w = CaptureWriter::create(&dir, src.manifest.clone(), Rotation::default()).unwrap();
+    for e in src.events().unwrap() {
+        w.push(&e).unwrap();
+    }
+    std::thread::sleep(FLUSH_INTERVAL);
+    w.tick().unwrap();
+    drop(w); // the crash
+    assert!(dir.join("events/part-00000.parquet.open.ckpt").exists());
+    dir
+}
+
 /// A private copy of a fixture to damage.
 pub fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! JSON of the columns, a compact line for people, Tetragon's JSON.
 
 mod compact;
+pub mod inspect;
 mod json;
 mod json_writer;
 mod stable;

@@ -1,11 +1,6 @@
 //! credtrail-replay: captures back through the recorder's enrichment and printers.
 
-use std::io::Write;
-use std::process::ExitCode;
-
-use clap::Parser;
-use credtrail_cli::budget::{self, Budgeted};
-use credtrail_replay::{Cli, run};
+use credtrail_cli::budget::Budgeted;
 use mimalloc::MiMalloc;
 
 /// mimalloc under the budget: replay makes and frees a dozen strings per
@@ -16,21 +11,6 @@ use mimalloc::MiMalloc;
 #[global_allocator]
 static ALLOC: Budgeted<MiMalloc> = Budgeted(MiMalloc);
 
-fn main() -> ExitCode {
-    credtrail_cli::main("credtrail-replay", "warn", || {
-        let cli = Cli::parse();
-        budget::set_limit(
-            "credtrail-replay",
-            cli.memory_limit.unwrap_or_else(budget::default_limit),
-            "replay fewer captures at once",
-        );
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        let ok = run(cli, &mut out, &mut std::io::stderr())?;
-        out.flush()?;
-        Ok(if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        })
-    })
+fn main() -> std::process::ExitCode {
+    credtrail_cli::tool_main::<credtrail_replay::Cli>()
 }
