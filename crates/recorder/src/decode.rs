@@ -296,27 +296,53 @@ fn kept(n: u32) -> usize {
     (n as usize).min(MAX_GROUPS)
 }
 
+/// The kernel's credential set as a [`Creds`]. Both sides are named whole
+/// (the C struct destructured, `Creds` built field by field): a member
+/// added to `struct ct_creds` or to the credential columns
+/// (`with_cred_columns`) without the other does not compile.
 fn creds(c: &ct_creds, groups: &[u32]) -> Creds {
+    let ct_creds {
+        uid,
+        euid,
+        suid,
+        fsuid,
+        gid,
+        egid,
+        sgid,
+        fsgid,
+        cap_effective,
+        cap_permitted,
+        cap_inheritable,
+        cap_bounding,
+        cap_ambient,
+        securebits,
+        // The true count; `groups` holds the entries kept.
+        ngroups: _,
+        userns_inum,
+        userns_level,
+        userns_owner,
+        no_new_privs,
+    } = *c;
     Creds {
-        uid: c.uid,
-        euid: c.euid,
-        suid: c.suid,
-        fsuid: c.fsuid,
-        gid: c.gid,
-        egid: c.egid,
-        sgid: c.sgid,
-        fsgid: c.fsgid,
-        cap_effective: c.cap_effective,
-        cap_permitted: c.cap_permitted,
-        cap_inheritable: c.cap_inheritable,
-        cap_bounding: c.cap_bounding,
-        cap_ambient: c.cap_ambient,
-        securebits: c.securebits,
+        uid,
+        euid,
+        suid,
+        fsuid,
+        gid,
+        egid,
+        sgid,
+        fsgid,
+        cap_effective,
+        cap_permitted,
+        cap_inheritable,
+        cap_bounding,
+        cap_ambient,
+        securebits,
         groups: groups.to_vec(),
-        userns: Some(c.userns_inum),
-        userns_level: Some(c.userns_level),
-        userns_owner: Some(c.userns_owner),
-        no_new_privs: Some(c.no_new_privs != 0),
+        userns: Some(userns_inum),
+        userns_level: Some(userns_level),
+        userns_owner: Some(userns_owner),
+        no_new_privs: Some(no_new_privs != 0),
     }
 }
 

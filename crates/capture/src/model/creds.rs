@@ -1,34 +1,56 @@
 //! A task's credential set, and the capability names.
 
-/// A task's full credential set at one instant.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Creds {
-    pub uid: u32,
-    pub euid: u32,
-    pub suid: u32,
-    pub fsuid: u32,
-    pub gid: u32,
-    pub egid: u32,
-    pub sgid: u32,
-    pub fsgid: u32,
-    pub cap_effective: u64,
-    pub cap_permitted: u64,
-    pub cap_inheritable: u64,
-    pub cap_bounding: u64,
-    pub cap_ambient: u64,
-    pub securebits: u32,
-    /// Supplementary groups (at most [`MAX_GROUPS`]; see `event_flags`).
-    pub groups: Vec<u32>,
-    /// The user namespace the ids and capabilities belong to: its inode
-    /// (`/proc/PID/ns/user`), its depth (0 = the host's) and its creator's
-    /// host uid. Null in captures older than format 3.
-    pub userns: Option<u32>,
-    pub userns_level: Option<u32>,
-    pub userns_owner: Option<u32>,
-    /// The task's no_new_privs flag: exec grants no privilege once set.
-    /// Null in captures older than format 3.
-    pub no_new_privs: Option<bool>,
+/// The credential columns, once: each member of a credential set, its
+/// type, its column kind (how `columnar.rs` reads and writes it) and the
+/// columns that hold it before and after a call. [`Creds`], the lifecycle
+/// row's credentials, `Event`'s `old_*` and `new_*` columns with their
+/// accessors, and columnar.rs's event columns are all made from this list:
+/// `with_cred_columns!(then!(ARGS))` calls `then! { (ARGS) [LIST] }`. The
+/// recorder's decoder destructures the C `struct ct_creds` into a
+/// [`Creds`] field by field, so neither side can gain a member unnoticed.
+macro_rules! with_cred_columns {
+    ($then:ident ! ( $($args:tt)* )) => {
+        $then! { ($($args)*) [
+            uid: u32, U32, old_uid, new_uid;
+            euid: u32, U32, old_euid, new_euid;
+            suid: u32, U32, old_suid, new_suid;
+            fsuid: u32, U32, old_fsuid, new_fsuid;
+            gid: u32, U32, old_gid, new_gid;
+            egid: u32, U32, old_egid, new_egid;
+            sgid: u32, U32, old_sgid, new_sgid;
+            fsgid: u32, U32, old_fsgid, new_fsgid;
+            cap_effective: u64, U64, old_cap_effective, new_cap_effective;
+            cap_permitted: u64, U64, old_cap_permitted, new_cap_permitted;
+            cap_inheritable: u64, U64, old_cap_inheritable, new_cap_inheritable;
+            cap_bounding: u64, U64, old_cap_bounding, new_cap_bounding;
+            cap_ambient: u64, U64, old_cap_ambient, new_cap_ambient;
+            securebits: u32, U32, old_securebits, new_securebits;
+            /// Supplementary groups (at most [`MAX_GROUPS`]; see `event_flags`).
+            groups: Vec<u32>, ListU32, old_groups, new_groups;
+            /// The user namespace the ids and capabilities belong to: its inode
+            /// (`/proc/PID/ns/user`), its depth (0 = the host's) and its creator's
+            /// host uid. Null in captures older than format 3.
+            userns: Option<u32>, OptU32, old_userns, new_userns;
+            userns_level: Option<u32>, OptU32, old_userns_level, new_userns_level;
+            userns_owner: Option<u32>, OptU32, old_userns_owner, new_userns_owner;
+            /// The task's no_new_privs flag: exec grants no privilege once set.
+            /// Null in captures older than format 3.
+            no_new_privs: Option<bool>, OptBool, old_no_new_privs, new_no_new_privs;
+        ] }
+    };
 }
+pub(crate) use with_cred_columns;
+
+macro_rules! creds_struct {
+    (() [$($(#[$doc:meta])* $field:ident: $ty:ty, $kind:ident, $old:ident, $new:ident;)*]) => {
+        /// A task's full credential set at one instant.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        pub struct Creds {
+            $($(#[$doc])* pub $field: $ty,)*
+        }
+    };
+}
+with_cred_columns!(creds_struct!());
 
 /// Inode of the host's (initial) user namespace (`PROC_USER_INIT_INO`).
 pub const HOST_USERNS: u32 = 0xEFFF_FFFD;
@@ -111,14 +133,25 @@ pub fn cap_diff(old: u64, new: u64) -> String {
 /// Groups kept per list; equals `CT_MAX_GROUPS` in `credtrail.h`.
 pub const MAX_GROUPS: usize = 32;
 
-/// Getter and setter between a row's flat credential columns and [`Creds`].
+/// Getters and setters between a row's flat credential columns and
+/// [`Creds`], made from [`with_cred_columns`]: `old` and `new` pick
+/// `Event`'s columns, `plain` the members' own names (the lifecycle row).
 macro_rules! creds_accessors {
-    ($get:ident, $set:ident, $($field:ident => $col:ident),* $(,)?) => {
+    (($get:ident, $set:ident, old) [$($(#[$doc:meta])* $field:ident: $ty:ty, $kind:ident, $old:ident, $new:ident;)*]) => {
+        $crate::model::creds::creds_accessors!(@of $get, $set; $($field => $old),*);
+    };
+    (($get:ident, $set:ident, new) [$($(#[$doc:meta])* $field:ident: $ty:ty, $kind:ident, $old:ident, $new:ident;)*]) => {
+        $crate::model::creds::creds_accessors!(@of $get, $set; $($field => $new),*);
+    };
+    (($get:ident, $set:ident, plain) [$($(#[$doc:meta])* $field:ident: $ty:ty, $kind:ident, $old:ident, $new:ident;)*]) => {
+        $crate::model::creds::creds_accessors!(@of $get, $set; $($field => $field),*);
+    };
+    (@of $get:ident, $set:ident; $($field:ident => $col:ident),*) => {
         /// The credential set these columns hold.
-        pub fn $get(&self) -> Creds {
-            Creds { $($field: self.$col.clone(),)* }
+        pub fn $get(&self) -> $crate::model::creds::Creds {
+            $crate::model::creds::Creds { $($field: self.$col.clone(),)* }
         }
-        pub fn $set(&mut self, c: Creds) {
+        pub fn $set(&mut self, c: $crate::model::creds::Creds) {
             $(self.$col = c.$field;)*
         }
     };

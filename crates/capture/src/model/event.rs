@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::creds::{Creds, creds_accessors};
+use super::creds::{creds_accessors, with_cred_columns};
 
 /// The credential-changing syscalls credtrail hooks, in ABI order
 /// (the discriminants equal `enum ct_syscall` in `credtrail.h`).
@@ -169,345 +169,269 @@ fn x64() -> String {
     abi::X64.to_owned()
 }
 
-/// One credential-changing syscall as the kernel saw it.
-///
-/// `time` is the wall clock in ns since the Unix epoch, computed from
-/// `ktime_ns` (CLOCK_BOOTTIME) with the capture's recorded clock offset.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
-    pub time: i64,
-    pub ktime_ns: u64,
-    /// Arrival order of kernel records (events and lifecycle share one
-    /// sequence): replay applies records in this order, exactly as live.
-    pub seq: u64,
-    pub node_name: String,
-    pub pid: u32,
-    pub tid: u32,
-    pub ppid: u32,
-    pub comm: String,
-    pub syscall: String,
-    /// `x64` or `ia32`: the syscall entry the call came through.
-    #[serde(default = "x64")]
-    pub abi: String,
-    /// The option or flags asked for, by name, where the arguments are not
-    /// ids: `PR_CAP_AMBIENT_RAISE`, `CLONE_NEWUSER`,
-    /// `IORING_REGISTER_PERSONALITY`, `IORING_OP_READ`.
-    pub option: Option<String>,
-    pub arg0: i64,
-    pub arg1: i64,
-    pub arg2: i64,
-    /// setgroups only: the requested groups.
-    pub groups: Option<Vec<u32>>,
-    pub ret: i64,
-    pub changed: bool,
-    pub old_uid: u32,
-    pub old_euid: u32,
-    pub old_suid: u32,
-    pub old_fsuid: u32,
-    pub old_gid: u32,
-    pub old_egid: u32,
-    pub old_sgid: u32,
-    pub old_fsgid: u32,
-    pub old_cap_effective: u64,
-    pub old_cap_permitted: u64,
-    pub old_cap_inheritable: u64,
-    pub old_cap_bounding: u64,
-    pub old_cap_ambient: u64,
-    pub old_securebits: u32,
-    pub old_groups: Vec<u32>,
-    pub old_userns: Option<u32>,
-    pub old_userns_level: Option<u32>,
-    pub old_userns_owner: Option<u32>,
-    pub old_no_new_privs: Option<bool>,
-    pub new_uid: u32,
-    pub new_euid: u32,
-    pub new_suid: u32,
-    pub new_fsuid: u32,
-    pub new_gid: u32,
-    pub new_egid: u32,
-    pub new_sgid: u32,
-    pub new_fsgid: u32,
-    pub new_cap_effective: u64,
-    pub new_cap_permitted: u64,
-    pub new_cap_inheritable: u64,
-    pub new_cap_bounding: u64,
-    pub new_cap_ambient: u64,
-    pub new_securebits: u32,
-    pub new_groups: Vec<u32>,
-    pub new_userns: Option<u32>,
-    pub new_userns_level: Option<u32>,
-    pub new_userns_owner: Option<u32>,
-    pub new_no_new_privs: Option<bool>,
-    pub auid: u32,
-    pub sessionid: u32,
-    pub cgroup_id: u64,
-    pub pid_ns: u32,
-    pub ns_pid: u32,
-    pub event_flags: Vec<String>,
-    /// `unexplained` only: when the credentials before the change were
-    /// last confirmed (wall clock, ns); the change happened between this
-    /// and `time`.
-    pub last_seen: Option<i64>,
-    /// A row of folded calls: while the ring buffer filled, this process
-    /// was over its share, and the kernel counted its repeats of this exact
-    /// transition (the same thread, call, arguments, result and credentials
-    /// before and after) instead of sending each one: `repeat_count` calls
-    /// from `time` to `last_time`. Null for a row of one call.
-    #[serde(default)]
-    pub repeat_count: Option<u64>,
-    #[serde(default)]
-    pub last_time: Option<i64>,
+/// `Event`, its credential accessors and the split of its columns into the
+/// kernel's and the enrichment's, made with the credential columns of
+/// [`with_cred_columns`].
+macro_rules! event_row {
+    (() [$($(#[$doc:meta])* $field:ident: $ty:ty, $kind:ident, $old:ident, $new:ident;)*]) => {
+        /// One credential-changing syscall as the kernel saw it.
+        ///
+        /// `time` is the wall clock in ns since the Unix epoch, computed from
+        /// `ktime_ns` (CLOCK_BOOTTIME) with the capture's recorded clock offset.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct Event {
+            pub time: i64,
+            pub ktime_ns: u64,
+            /// Arrival order of kernel records (events and lifecycle share one
+            /// sequence): replay applies records in this order, exactly as live.
+            pub seq: u64,
+            pub node_name: String,
+            pub pid: u32,
+            pub tid: u32,
+            pub ppid: u32,
+            pub comm: String,
+            pub syscall: String,
+            /// `x64` or `ia32`: the syscall entry the call came through.
+            #[serde(default = "x64")]
+            pub abi: String,
+            /// The option or flags asked for, by name, where the arguments are not
+            /// ids: `PR_CAP_AMBIENT_RAISE`, `CLONE_NEWUSER`,
+            /// `IORING_REGISTER_PERSONALITY`, `IORING_OP_READ`.
+            pub option: Option<String>,
+            pub arg0: i64,
+            pub arg1: i64,
+            pub arg2: i64,
+            /// setgroups only: the requested groups.
+            pub groups: Option<Vec<u32>>,
+            pub ret: i64,
+            pub changed: bool,
+            $(pub $old: $ty,)*
+            $(pub $new: $ty,)*
+            pub auid: u32,
+            pub sessionid: u32,
+            pub cgroup_id: u64,
+            pub pid_ns: u32,
+            pub ns_pid: u32,
+            pub event_flags: Vec<String>,
+            /// `unexplained` only: when the credentials before the change were
+            /// last confirmed (wall clock, ns); the change happened between this
+            /// and `time`.
+            pub last_seen: Option<i64>,
+            /// A row of folded calls: while the ring buffer filled, this process
+            /// was over its share, and the kernel counted its repeats of this exact
+            /// transition (the same thread, call, arguments, result and credentials
+            /// before and after) instead of sending each one: `repeat_count` calls
+            /// from `time` to `last_time`. Null for a row of one call.
+            #[serde(default)]
+            pub repeat_count: Option<u64>,
+            #[serde(default)]
+            pub last_time: Option<i64>,
 
-    // Enrichment: the process, its parent and its container as they were at
-    // the time of the event (from the process cache). Null when unknown.
-    /// Tetragon-style process id: base64 of `node:ktime:pid`.
-    pub exec_id: Option<String>,
-    pub parent_exec_id: Option<String>,
-    /// Path passed to exec (made absolute with the cwd when relative).
-    pub binary: Option<String>,
-    /// The executed file, relative to the process's root (`/bin/busybox`
-    /// for an applet re-exec'd as `/proc/self/exe`; a script's
-    /// interpreter), as /proc/PID/exe reads; what `matchBinaries` matches.
-    pub exe: Option<String>,
-    /// argv[1..] joined by spaces.
-    pub arguments: Option<String>,
-    pub cwd: Option<String>,
-    /// Tetragon process flags, e.g. `execve rootcwd clone`.
-    pub flags: Option<String>,
-    /// When the process image started (exec, clone or /proc start time).
-    pub start_time: Option<i64>,
-    /// Effective uid when the image started (Tetragon's `process.uid`).
-    pub process_uid: Option<u32>,
-    pub parent_pid: Option<u32>,
-    pub parent_binary: Option<String>,
-    pub parent_arguments: Option<String>,
-    pub parent_cwd: Option<String>,
-    pub parent_flags: Option<String>,
-    pub parent_start_time: Option<i64>,
-    pub parent_parent_exec_id: Option<String>,
-    pub parent_uid: Option<u32>,
-    pub parent_auid: Option<u32>,
-    /// 64 hex characters.
-    pub container_id: Option<String>,
-    pub container_runtime: Option<String>,
-    /// The pid inside the container's pid namespace.
-    pub container_pid: Option<u32>,
-    pub parent_container_pid: Option<u32>,
-    pub pod_namespace: Option<String>,
-    pub pod_name: Option<String>,
-    pub pod_uid: Option<String>,
-    pub container_name: Option<String>,
-    pub image_name: Option<String>,
-    pub image_id: Option<String>,
-    /// `key=value`, sorted.
-    pub pod_labels: Vec<String>,
-    /// When the container started (from the pods file or runtime annotations).
-    pub container_start_time: Option<i64>,
-    // The ids as the task's own user namespace numbers them, where that is
-    // not the host's and its maps are known (`user_namespaces`): before in
-    // the old credentials' namespace, after in the new ones'. Null for an
-    // id the namespace does not map.
-    pub old_ns_uid: Option<u32>,
-    pub old_ns_euid: Option<u32>,
-    pub old_ns_suid: Option<u32>,
-    pub old_ns_fsuid: Option<u32>,
-    pub old_ns_gid: Option<u32>,
-    pub old_ns_egid: Option<u32>,
-    pub old_ns_sgid: Option<u32>,
-    pub old_ns_fsgid: Option<u32>,
-    pub new_ns_uid: Option<u32>,
-    pub new_ns_euid: Option<u32>,
-    pub new_ns_suid: Option<u32>,
-    pub new_ns_fsuid: Option<u32>,
-    pub new_ns_gid: Option<u32>,
-    pub new_ns_egid: Option<u32>,
-    pub new_ns_sgid: Option<u32>,
-    pub new_ns_fsgid: Option<u32>,
-    /// The call made the euid or fsuid 0: `host` when the host uid became
-    /// 0, `namespace` when only the id inside a user namespace did.
-    pub root_scope: Option<String>,
-    /// The `--policy` that kept the event (its `metadata.name`); null when
-    /// recorded without one (Tetragon output then names credtrail's
-    /// built-in policy).
-    pub policy: Option<String>,
+            // Enrichment: the process, its parent and its container as they were at
+            // the time of the event (from the process cache). Null when unknown.
+            /// Tetragon-style process id: base64 of `node:ktime:pid`.
+            pub exec_id: Option<String>,
+            pub parent_exec_id: Option<String>,
+            /// Path passed to exec (made absolute with the cwd when relative).
+            pub binary: Option<String>,
+            /// The executed file, relative to the process's root (`/bin/busybox`
+            /// for an applet re-exec'd as `/proc/self/exe`; a script's
+            /// interpreter), as /proc/PID/exe reads; what `matchBinaries` matches.
+            pub exe: Option<String>,
+            /// argv[1..] joined by spaces.
+            pub arguments: Option<String>,
+            pub cwd: Option<String>,
+            /// Tetragon process flags, e.g. `execve rootcwd clone`.
+            pub flags: Option<String>,
+            /// When the process image started (exec, clone or /proc start time).
+            pub start_time: Option<i64>,
+            /// Effective uid when the image started (Tetragon's `process.uid`).
+            pub process_uid: Option<u32>,
+            pub parent_pid: Option<u32>,
+            pub parent_binary: Option<String>,
+            pub parent_arguments: Option<String>,
+            pub parent_cwd: Option<String>,
+            pub parent_flags: Option<String>,
+            pub parent_start_time: Option<i64>,
+            pub parent_parent_exec_id: Option<String>,
+            pub parent_uid: Option<u32>,
+            pub parent_auid: Option<u32>,
+            /// 64 hex characters.
+            pub container_id: Option<String>,
+            pub container_runtime: Option<String>,
+            /// The pid inside the container's pid namespace.
+            pub container_pid: Option<u32>,
+            pub parent_container_pid: Option<u32>,
+            pub pod_namespace: Option<String>,
+            pub pod_name: Option<String>,
+            pub pod_uid: Option<String>,
+            pub container_name: Option<String>,
+            pub image_name: Option<String>,
+            pub image_id: Option<String>,
+            /// `key=value`, sorted.
+            pub pod_labels: Vec<String>,
+            /// When the container started (from the pods file or runtime annotations).
+            pub container_start_time: Option<i64>,
+            // The ids as the task's own user namespace numbers them, where that is
+            // not the host's and its maps are known (`user_namespaces`): before in
+            // the old credentials' namespace, after in the new ones'. Null for an
+            // id the namespace does not map.
+            pub old_ns_uid: Option<u32>,
+            pub old_ns_euid: Option<u32>,
+            pub old_ns_suid: Option<u32>,
+            pub old_ns_fsuid: Option<u32>,
+            pub old_ns_gid: Option<u32>,
+            pub old_ns_egid: Option<u32>,
+            pub old_ns_sgid: Option<u32>,
+            pub old_ns_fsgid: Option<u32>,
+            pub new_ns_uid: Option<u32>,
+            pub new_ns_euid: Option<u32>,
+            pub new_ns_suid: Option<u32>,
+            pub new_ns_fsuid: Option<u32>,
+            pub new_ns_gid: Option<u32>,
+            pub new_ns_egid: Option<u32>,
+            pub new_ns_sgid: Option<u32>,
+            pub new_ns_fsgid: Option<u32>,
+            /// The call made the euid or fsuid 0: `host` when the host uid became
+            /// 0, `namespace` when only the id inside a user namespace did.
+            pub root_scope: Option<String>,
+            /// The `--policy` that kept the event (its `metadata.name`); null when
+            /// recorded without one (Tetragon output then names credtrail's
+            /// built-in policy).
+            pub policy: Option<String>,
+        }
+
+        impl Event {
+            with_cred_columns!(creds_accessors!(old_creds, set_old_creds, old));
+            with_cred_columns!(creds_accessors!(new_creds, set_new_creds, new));
+
+            /// Resets the enriched columns: what remains is what the kernel reported.
+            pub fn clear_enrichment(&mut self) {
+                // Every column is named: one added later must be sorted here as the
+                // kernel's (kept) or the enrichment's (cleared), or this does not
+                // compile.
+                let Event {
+                    time: _,
+                    ktime_ns: _,
+                    seq: _,
+                    node_name: _,
+                    pid: _,
+                    tid: _,
+                    ppid: _,
+                    comm: _,
+                    syscall: _,
+                    abi: _,
+                    option: _,
+                    arg0: _,
+                    arg1: _,
+                    arg2: _,
+                    groups: _,
+                    ret: _,
+                    changed: _,
+                    $($old: _,)*
+                    $($new: _,)*
+                    auid: _,
+                    sessionid: _,
+                    cgroup_id: _,
+                    pid_ns: _,
+                    ns_pid: _,
+                    event_flags: _,
+                    last_seen: _,
+                    repeat_count: _,
+                    last_time: _,
+                    exec_id,
+                    parent_exec_id,
+                    binary,
+                    exe,
+                    arguments,
+                    cwd,
+                    flags,
+                    start_time,
+                    process_uid,
+                    parent_pid,
+                    parent_binary,
+                    parent_arguments,
+                    parent_cwd,
+                    parent_flags,
+                    parent_start_time,
+                    parent_parent_exec_id,
+                    parent_uid,
+                    parent_auid,
+                    container_id,
+                    container_runtime,
+                    container_pid,
+                    parent_container_pid,
+                    pod_namespace,
+                    pod_name,
+                    pod_uid,
+                    container_name,
+                    image_name,
+                    image_id,
+                    pod_labels,
+                    container_start_time,
+                    // Cleared below, through their NsIds accessors.
+                    old_ns_uid: _,
+                    old_ns_euid: _,
+                    old_ns_suid: _,
+                    old_ns_fsuid: _,
+                    old_ns_gid: _,
+                    old_ns_egid: _,
+                    old_ns_sgid: _,
+                    old_ns_fsgid: _,
+                    new_ns_uid: _,
+                    new_ns_euid: _,
+                    new_ns_suid: _,
+                    new_ns_fsuid: _,
+                    new_ns_gid: _,
+                    new_ns_egid: _,
+                    new_ns_sgid: _,
+                    new_ns_fsgid: _,
+                    root_scope,
+                    policy: _,
+                } = self;
+                *exec_id = None;
+                *parent_exec_id = None;
+                *binary = None;
+                *exe = None;
+                *arguments = None;
+                *cwd = None;
+                *flags = None;
+                *start_time = None;
+                *process_uid = None;
+                *parent_pid = None;
+                *parent_binary = None;
+                *parent_arguments = None;
+                *parent_cwd = None;
+                *parent_flags = None;
+                *parent_start_time = None;
+                *parent_parent_exec_id = None;
+                *parent_uid = None;
+                *parent_auid = None;
+                *container_id = None;
+                *container_runtime = None;
+                *container_pid = None;
+                *parent_container_pid = None;
+                *pod_namespace = None;
+                *pod_name = None;
+                *pod_uid = None;
+                *container_name = None;
+                *image_name = None;
+                *image_id = None;
+                pod_labels.clear();
+                *container_start_time = None;
+                *root_scope = None;
+                self.set_old_ns_ids(Default::default());
+                self.set_new_ns_ids(Default::default());
+            }
+        }
+    };
 }
+with_cred_columns!(event_row!());
 
 impl Event {
-    creds_accessors!(old_creds, set_old_creds,
-        uid => old_uid, euid => old_euid, suid => old_suid, fsuid => old_fsuid,
-        gid => old_gid, egid => old_egid, sgid => old_sgid, fsgid => old_fsgid,
-        cap_effective => old_cap_effective, cap_permitted => old_cap_permitted,
-        cap_inheritable => old_cap_inheritable, cap_bounding => old_cap_bounding,
-        cap_ambient => old_cap_ambient, securebits => old_securebits, groups => old_groups,
-        userns => old_userns, userns_level => old_userns_level,
-        userns_owner => old_userns_owner, no_new_privs => old_no_new_privs);
-    creds_accessors!(new_creds, set_new_creds,
-        uid => new_uid, euid => new_euid, suid => new_suid, fsuid => new_fsuid,
-        gid => new_gid, egid => new_egid, sgid => new_sgid, fsgid => new_fsgid,
-        cap_effective => new_cap_effective, cap_permitted => new_cap_permitted,
-        cap_inheritable => new_cap_inheritable, cap_bounding => new_cap_bounding,
-        cap_ambient => new_cap_ambient, securebits => new_securebits, groups => new_groups,
-        userns => new_userns, userns_level => new_userns_level,
-        userns_owner => new_userns_owner, no_new_privs => new_no_new_privs);
-
     /// Calls this row stands for: 1, or a folded row's `repeat_count`.
     pub fn calls(&self) -> u64 {
         self.repeat_count.unwrap_or(1)
-    }
-
-    /// Resets the enriched columns: what remains is what the kernel reported.
-    pub fn clear_enrichment(&mut self) {
-        // Every column is named: one added later must be sorted here as the
-        // kernel's (kept) or the enrichment's (cleared), or this does not
-        // compile.
-        let Event {
-            time: _,
-            ktime_ns: _,
-            seq: _,
-            node_name: _,
-            pid: _,
-            tid: _,
-            ppid: _,
-            comm: _,
-            syscall: _,
-            abi: _,
-            option: _,
-            arg0: _,
-            arg1: _,
-            arg2: _,
-            groups: _,
-            ret: _,
-            changed: _,
-            old_uid: _,
-            old_euid: _,
-            old_suid: _,
-            old_fsuid: _,
-            old_gid: _,
-            old_egid: _,
-            old_sgid: _,
-            old_fsgid: _,
-            old_cap_effective: _,
-            old_cap_permitted: _,
-            old_cap_inheritable: _,
-            old_cap_bounding: _,
-            old_cap_ambient: _,
-            old_securebits: _,
-            old_groups: _,
-            old_userns: _,
-            old_userns_level: _,
-            old_userns_owner: _,
-            old_no_new_privs: _,
-            new_uid: _,
-            new_euid: _,
-            new_suid: _,
-            new_fsuid: _,
-            new_gid: _,
-            new_egid: _,
-            new_sgid: _,
-            new_fsgid: _,
-            new_cap_effective: _,
-            new_cap_permitted: _,
-            new_cap_inheritable: _,
-            new_cap_bounding: _,
-            new_cap_ambient: _,
-            new_securebits: _,
-            new_groups: _,
-            new_userns: _,
-            new_userns_level: _,
-            new_userns_owner: _,
-            new_no_new_privs: _,
-            auid: _,
-            sessionid: _,
-            cgroup_id: _,
-            pid_ns: _,
-            ns_pid: _,
-            event_flags: _,
-            last_seen: _,
-            repeat_count: _,
-            last_time: _,
-            exec_id,
-            parent_exec_id,
-            binary,
-            exe,
-            arguments,
-            cwd,
-            flags,
-            start_time,
-            process_uid,
-            parent_pid,
-            parent_binary,
-            parent_arguments,
-            parent_cwd,
-            parent_flags,
-            parent_start_time,
-            parent_parent_exec_id,
-            parent_uid,
-            parent_auid,
-            container_id,
-            container_runtime,
-            container_pid,
-            parent_container_pid,
-            pod_namespace,
-            pod_name,
-            pod_uid,
-            container_name,
-            image_name,
-            image_id,
-            pod_labels,
-            container_start_time,
-            // Cleared below, through their NsIds accessors.
-            old_ns_uid: _,
-            old_ns_euid: _,
-            old_ns_suid: _,
-            old_ns_fsuid: _,
-            old_ns_gid: _,
-            old_ns_egid: _,
-            old_ns_sgid: _,
-            old_ns_fsgid: _,
-            new_ns_uid: _,
-            new_ns_euid: _,
-            new_ns_suid: _,
-            new_ns_fsuid: _,
-            new_ns_gid: _,
-            new_ns_egid: _,
-            new_ns_sgid: _,
-            new_ns_fsgid: _,
-            root_scope,
-            policy: _,
-        } = self;
-        *exec_id = None;
-        *parent_exec_id = None;
-        *binary = None;
-        *exe = None;
-        *arguments = None;
-        *cwd = None;
-        *flags = None;
-        *start_time = None;
-        *process_uid = None;
-        *parent_pid = None;
-        *parent_binary = None;
-        *parent_arguments = None;
-        *parent_cwd = None;
-        *parent_flags = None;
-        *parent_start_time = None;
-        *parent_parent_exec_id = None;
-        *parent_uid = None;
-        *parent_auid = None;
-        *container_id = None;
-        *container_runtime = None;
-        *container_pid = None;
-        *parent_container_pid = None;
-        *pod_namespace = None;
-        *pod_name = None;
-        *pod_uid = None;
-        *container_name = None;
-        *image_name = None;
-        *image_id = None;
-        pod_labels.clear();
-        *container_start_time = None;
-        *root_scope = None;
-        self.set_old_ns_ids(Default::default());
-        self.set_new_ns_ids(Default::default());
     }
 
     /// Whether any credential differs between before and after.

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::creds::{Creds, creds_accessors};
+use super::creds::{creds_accessors, with_cred_columns};
 
 /// Lifecycle record flags, as stored in `proc_flags`.
 pub mod flags {
@@ -21,77 +21,56 @@ pub mod flags {
     pub const FOLDED: &str = "folded";
 }
 
-/// One exec, fork or exit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcEvent {
-    pub time: i64,
-    pub ktime_ns: u64,
-    /// Arrival order, shared with the events table.
-    pub seq: u64,
-    pub node_name: String,
-    /// `exec`, `fork` or `exit`.
-    pub kind: String,
-    /// tgid (fork: the new process).
-    pub pid: u32,
-    pub tid: u32,
-    /// Real parent's tgid (fork: the forking process).
-    pub ppid: u32,
-    /// exec: the thread id before exec.
-    pub old_tid: u32,
-    pub comm: String,
-    /// exec: the path passed to exec, as given.
-    pub filename: String,
-    /// exec: argv.
-    pub args: Vec<String>,
-    /// exec: working directory relative to the process's root.
-    pub cwd: String,
-    /// The executed file, relative to the process's root, as
-    /// /proc/PID/exe reads (a script's interpreter; `/proc/self/exe`
-    /// resolved): exec, from the kernel; fork, the parent's; exit, the
-    /// process's. Null when unknown, and in captures written before it.
-    pub exe: Option<String>,
-    pub proc_flags: Vec<String>,
-    /// exit: `status << 8 | signal`.
-    pub exit_code: i32,
-    pub uid: u32,
-    pub euid: u32,
-    pub suid: u32,
-    pub fsuid: u32,
-    pub gid: u32,
-    pub egid: u32,
-    pub sgid: u32,
-    pub fsgid: u32,
-    pub cap_effective: u64,
-    pub cap_permitted: u64,
-    pub cap_inheritable: u64,
-    pub cap_bounding: u64,
-    pub cap_ambient: u64,
-    pub securebits: u32,
-    pub groups: Vec<u32>,
-    /// The credentials' user namespace (see the events table's
-    /// `new_userns`); null in captures older than format 3.
-    pub userns: Option<u32>,
-    pub userns_level: Option<u32>,
-    pub userns_owner: Option<u32>,
-    pub no_new_privs: Option<bool>,
-    pub auid: u32,
-    pub sessionid: u32,
-    pub cgroup_id: u64,
-    pub pid_ns: u32,
-    pub ns_pid: u32,
-    /// Cgroup path components, leaf first (at most 4).
-    pub cgroup: Vec<String>,
+/// `ProcEvent` with the credential columns of [`with_cred_columns`].
+macro_rules! proc_event_row {
+    (() [$($(#[$doc:meta])* $field:ident: $ty:ty, $kind:ident, $old:ident, $new:ident;)*]) => {
+        /// One exec, fork or exit.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct ProcEvent {
+            pub time: i64,
+            pub ktime_ns: u64,
+            /// Arrival order, shared with the events table.
+            pub seq: u64,
+            pub node_name: String,
+            /// `exec`, `fork` or `exit`.
+            pub kind: String,
+            /// tgid (fork: the new process).
+            pub pid: u32,
+            pub tid: u32,
+            /// Real parent's tgid (fork: the forking process).
+            pub ppid: u32,
+            /// exec: the thread id before exec.
+            pub old_tid: u32,
+            pub comm: String,
+            /// exec: the path passed to exec, as given.
+            pub filename: String,
+            /// exec: argv.
+            pub args: Vec<String>,
+            /// exec: working directory relative to the process's root.
+            pub cwd: String,
+            /// The executed file, relative to the process's root, as
+            /// /proc/PID/exe reads (a script's interpreter; `/proc/self/exe`
+            /// resolved): exec, from the kernel; fork, the parent's; exit, the
+            /// process's. Null when unknown, and in captures written before it.
+            pub exe: Option<String>,
+            pub proc_flags: Vec<String>,
+            /// exit: `status << 8 | signal`.
+            pub exit_code: i32,
+            $($(#[$doc])* pub $field: $ty,)*
+            pub auid: u32,
+            pub sessionid: u32,
+            pub cgroup_id: u64,
+            pub pid_ns: u32,
+            pub ns_pid: u32,
+            /// Cgroup path components, leaf first (at most 4).
+            pub cgroup: Vec<String>,
+        }
+    };
 }
+with_cred_columns!(proc_event_row!());
 
 impl ProcEvent {
-    creds_accessors!(creds, set_creds,
-        uid => uid, euid => euid, suid => suid, fsuid => fsuid,
-        gid => gid, egid => egid, sgid => sgid, fsgid => fsgid,
-        cap_effective => cap_effective, cap_permitted => cap_permitted,
-        cap_inheritable => cap_inheritable, cap_bounding => cap_bounding,
-        cap_ambient => cap_ambient, securebits => securebits, groups => groups,
-        userns => userns, userns_level => userns_level, userns_owner => userns_owner,
-        no_new_privs => no_new_privs);
+    with_cred_columns!(creds_accessors!(creds, set_creds, plain));
 
     pub fn has_flag(&self, f: &str) -> bool {
         self.proc_flags.iter().any(|x| x == f)
