@@ -11,6 +11,7 @@
 //! read, so its recorder evicts none of them until the cut is complete.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use crate::checkpoint::remove_checkpoints;
@@ -128,6 +129,17 @@ fn clear(out: &Dir) -> Result<(), CaptureError> {
     Ok(())
 }
 
+/// One attempt at a cut: what its steps share.
+struct Attempt<'a> {
+    files: &'a CaptureFiles,
+    /// The source's manifest as this attempt read it.
+    m: &'a Manifest,
+    out: &'a Dir,
+    window: CutWindow,
+}
+
+/// One attempt at the cut of `window` into `out`, of the source as `m`
+/// lists it.
 fn cut_from(
     files: &CaptureFiles,
     m: &Manifest,
@@ -135,22 +147,35 @@ fn cut_from(
     window: CutWindow,
     key: Option<&SigningKey>,
 ) -> Result<CutReport, CaptureError> {
-    let manifest_path = files.root().child(crate::manifest::MANIFEST_FILE);
-    let refuse = |message: String| CaptureError::Cut {
-        path: manifest_path.clone(),
-        message,
+    let at = Attempt {
+        files,
+        m,
+        out,
+        window,
     };
-    if m.format_version != FORMAT_VERSION {
-        return Err(refuse(format!(
-            "format {}: cuts are made of captures this build writes (format {FORMAT_VERSION}); copy older captures whole",
-            m.format_version
-        )));
-    }
-    if let Some(p) = m.check_chain().first() {
-        return Err(refuse(format!("{p}; run credtrail-replay --verify on it")));
-    }
-    let timed = |s: &&&Segment| (s.table == EVENTS || s.table == LIFECYCLE) && s.rows > 0;
+    at.check_source()?;
     let live: Vec<&Segment> = m.segments.iter().filter(|s| !s.evicted).collect();
+    let sets = window_sets(&live, window);
+    let clipped = window_clipped(m, window);
+    let plan = plan_segments(&live, &sets, window);
+
+    let mut report = CutReport {
+        manifest: Manifest::new(&m.node_name, m.realtime_offset_ns, window.start_ktime_ns),
+        linked: 0,
+        copied: 0,
+        rewritten: 0,
+        clipped,
+    };
+    let segments = at.take_segments(plan, &mut report)?;
+    at.describe(&mut report.manifest, *sets.start(), clipped, segments)?;
+    at.seal_tables(&mut report.manifest)?;
+    report.manifest.write(out, key)?;
+    Ok(report)
+}
+
+/// The segment sets (epochs) holding the window's rows.
+fn window_sets(live: &[&Segment], window: CutWindow) -> RangeInclusive<u32> {
+    let timed = |s: &&&Segment| (s.table == EVENTS || s.table == LIFECYCLE) && s.rows > 0;
     let first = live
         .iter()
         .filter(timed)
@@ -163,7 +188,7 @@ fn cut_from(
         .filter(|s| s.first_ktime_ns <= window.end_ktime_ns)
         .filter_map(|s| epoch_of(&s.file))
         .max();
-    let sets = match (first, last) {
+    match (first, last) {
         (Some(f), Some(l)) if f <= l => f..=l,
         // No row in the window: the newest snapshot before its end alone.
         _ => {
@@ -175,8 +200,12 @@ fn cut_from(
                 .unwrap_or(0);
             e..=e
         }
-    };
-    let clipped = m.segments.iter().any(|s| {
+    }
+}
+
+/// Whether the source evicted events at or after the window's start.
+fn window_clipped(m: &Manifest, window: CutWindow) -> bool {
+    m.segments.iter().any(|s| {
         let events = s
             .folded
             .as_ref()
@@ -184,10 +213,17 @@ fn cut_from(
                 f.rows.get(EVENTS).copied().unwrap_or(0)
             });
         s.evicted && events > 0 && s.last_ktime_ns >= window.start_ktime_ns
-    });
+    })
+}
 
+/// The live segments the cut takes, in the source's order, and how.
+fn plan_segments<'s>(
+    live: &[&'s Segment],
+    sets: &RangeInclusive<u32>,
+    window: CutWindow,
+) -> Vec<(&'s Segment, Take)> {
     let mut plan: Vec<(&Segment, Take)> = Vec::new();
-    for seg in &live {
+    for &seg in live {
         let Some(e) = epoch_of(&seg.file) else {
             continue;
         };
@@ -209,91 +245,178 @@ fn cut_from(
             _ => {}
         }
     }
+    plan
+}
 
-    let mut report = CutReport {
-        manifest: Manifest::new(&m.node_name, m.realtime_offset_ns, window.start_ktime_ns),
-        linked: 0,
-        copied: 0,
-        rewritten: 0,
-        clipped,
-    };
-    let mut segments = Vec::new();
-    let mut events = None::<TableWriter<Event>>;
-    for (seg, take) in plan {
-        let (table, name) = segment_location(seg).map_err(refuse)?;
-        match take {
-            Take::Whole => {
-                let (from, _) = files.locate(seg)?;
-                let to = out.create_subdir(table)?;
-                if from.link_or_copy(name, &to)? {
-                    report.linked += 1;
-                } else {
-                    report.copied += 1;
-                }
-                // The bytes the cut holds are the bytes the source listed.
-                let (bytes, sha256) = crate::integrity::hash_file(&to, name)?;
-                if bytes != seg.bytes || sha256 != seg.sha256 {
-                    return Err(CaptureError::Integrity {
-                        path: from.child(name),
-                        message: format!(
-                            "is {bytes} bytes with sha256 {sha256}; the manifest lists {} bytes, {}",
-                            seg.bytes, seg.sha256
-                        ),
-                    });
-                }
-                segments.push(Segment {
-                    chain: None,
-                    evicted: false,
-                    ..(*seg).clone()
-                });
-            }
-            Take::Filter => {
-                let (path, file) = files.open_checked(seg)?;
-                let rows: Vec<Event> = crate::read::decode_segment(&path, file)?;
-                let epoch = epoch_of(&seg.file).unwrap_or(0);
-                let w = match events.as_mut() {
-                    Some(w) => w,
-                    None => events.insert(TableWriter::new(out)?),
-                };
-                let mut kept = 0;
-                for ev in rows
-                    .iter()
-                    .filter(|e| (window.start_ktime_ns..=window.end_ktime_ns).contains(&e.ktime_ns))
-                {
-                    w.push(epoch, ev)?;
-                    kept += 1;
-                }
-                if kept > 0 {
-                    let mut job = Job::default();
-                    segments.extend(w.seal(&mut job)?);
-                    job.run(out, true)?;
-                    // Listed below: its checkpoints have no use.
-                    let name = format!("part-{epoch:05}.parquet.open");
-                    remove_checkpoints(&w.dir, &name)?;
-                    report.rewritten += 1;
-                }
-            }
+impl Attempt<'_> {
+    /// A `Cut` error about the source's manifest.
+    fn refuse(&self, message: String) -> CaptureError {
+        CaptureError::Cut {
+            path: self.files.root().child(crate::manifest::MANIFEST_FILE),
+            message,
         }
     }
 
-    let cm = &mut report.manifest;
-    cm.kernel_release.clone_from(&m.kernel_release);
-    cm.boot_id.clone_from(&m.boot_id);
-    cm.hooks.clone_from(&m.hooks);
-    cm.settings.clone_from(&m.settings);
-    let (base, since) = counters_before(files, m, *sets.start())?;
-    cm.settings.insert(
-        "cut".into(),
-        serde_json::json!({
-            "source_capture_id": capture_id(m),
-            "source_chain_head": m.chain_head,
-            "window_start": Instant::at(window.start_ktime_ns, m.realtime_offset_ns).time,
-            "window_end": Instant::at(window.end_ktime_ns, m.realtime_offset_ns).time,
-            "counters_since": since,
-            "clipped": clipped,
-        }),
-    );
-    let mut counters = m.counters.since(&base);
+    /// Refuses a source this build cannot cut faithfully.
+    fn check_source(&self) -> Result<(), CaptureError> {
+        let m = self.m;
+        if m.format_version != FORMAT_VERSION {
+            return Err(self.refuse(format!(
+                "format {}: cuts are made of captures this build writes (format {FORMAT_VERSION}); copy older captures whole",
+                m.format_version
+            )));
+        }
+        if let Some(p) = m.check_chain().first() {
+            return Err(self.refuse(format!("{p}; run credtrail-replay --verify on it")));
+        }
+        Ok(())
+    }
+
+    /// Puts the planned segments into the cut, in plan order, counting
+    /// them in `report`; returns the cut's segment records.
+    fn take_segments(
+        &self,
+        plan: Vec<(&Segment, Take)>,
+        report: &mut CutReport,
+    ) -> Result<Vec<Segment>, CaptureError> {
+        let mut segments = Vec::new();
+        // Made at the first rewritten segment, reused for the rest.
+        let mut events = None::<TableWriter<Event>>;
+        for (seg, take) in plan {
+            let (table, name) = segment_location(seg).map_err(|m| self.refuse(m))?;
+            match take {
+                Take::Whole => {
+                    if self.take_whole(seg, table, name)? {
+                        report.linked += 1;
+                    } else {
+                        report.copied += 1;
+                    }
+                    segments.push(Segment {
+                        chain: None,
+                        evicted: false,
+                        ..(*seg).clone()
+                    });
+                }
+                Take::Filter => {
+                    if self.take_filtered(seg, &mut events, &mut segments)? {
+                        report.rewritten += 1;
+                    }
+                }
+            }
+        }
+        Ok(segments)
+    }
+
+    /// Links (true) or copies (false) `seg` into the cut's `table` folder
+    /// and checks the result against its record.
+    fn take_whole(&self, seg: &Segment, table: &str, name: &str) -> Result<bool, CaptureError> {
+        let (from, _) = self.files.locate(seg)?;
+        let to = self.out.create_subdir(table)?;
+        let linked = from.link_or_copy(name, &to)?;
+        // The bytes the cut holds are the bytes the source listed.
+        let (bytes, sha256) = crate::integrity::hash_file(&to, name)?;
+        if bytes != seg.bytes || sha256 != seg.sha256 {
+            return Err(CaptureError::Integrity {
+                path: from.child(name),
+                message: format!(
+                    "is {bytes} bytes with sha256 {sha256}; the manifest lists {} bytes, {}",
+                    seg.bytes, seg.sha256
+                ),
+            });
+        }
+        Ok(linked)
+    }
+
+    /// Rewrites the events segment `seg` keeping the window's events,
+    /// adding its record to `segments`; false when none is kept.
+    fn take_filtered(
+        &self,
+        seg: &Segment,
+        events: &mut Option<TableWriter<Event>>,
+        segments: &mut Vec<Segment>,
+    ) -> Result<bool, CaptureError> {
+        let window = self.window;
+        let (path, file) = self.files.open_checked(seg)?;
+        let rows: Vec<Event> = crate::read::decode_segment(&path, file)?;
+        let epoch = epoch_of(&seg.file).unwrap_or(0);
+        let w = match events.as_mut() {
+            Some(w) => w,
+            None => events.insert(TableWriter::new(self.out)?),
+        };
+        let mut kept = 0;
+        for ev in rows
+            .iter()
+            .filter(|e| (window.start_ktime_ns..=window.end_ktime_ns).contains(&e.ktime_ns))
+        {
+            w.push(epoch, ev)?;
+            kept += 1;
+        }
+        if kept == 0 {
+            return Ok(false);
+        }
+        let mut job = Job::default();
+        segments.extend(w.seal(&mut job)?);
+        job.run(self.out, true)?;
+        // Listed below: its checkpoints have no use.
+        let name = format!("part-{epoch:05}.parquet.open");
+        remove_checkpoints(&w.dir, &name)?;
+        Ok(true)
+    }
+
+    /// Fills the cut's manifest from the source's: host facts, settings
+    /// (with the cut's own), counters since set `first_set`, `segments`.
+    fn describe(
+        &self,
+        cm: &mut Manifest,
+        first_set: u32,
+        clipped: bool,
+        segments: Vec<Segment>,
+    ) -> Result<(), CaptureError> {
+        let (m, window) = (self.m, self.window);
+        cm.kernel_release.clone_from(&m.kernel_release);
+        cm.boot_id.clone_from(&m.boot_id);
+        cm.hooks.clone_from(&m.hooks);
+        cm.settings.clone_from(&m.settings);
+        let (base, since) = counters_before(self.files, m, first_set)?;
+        cm.settings.insert(
+            "cut".into(),
+            serde_json::json!({
+                "source_capture_id": capture_id(m),
+                "source_chain_head": m.chain_head,
+                "window_start": Instant::at(window.start_ktime_ns, m.realtime_offset_ns).time,
+                "window_end": Instant::at(window.end_ktime_ns, m.realtime_offset_ns).time,
+                "counters_since": since,
+                "clipped": clipped,
+            }),
+        );
+        cm.counters = cut_counters(m, &base, &segments);
+        cm.segments = segments;
+        Ok(())
+    }
+
+    /// Seals every table the cut has no segment of and writes its final
+    /// `captures` row, listing both in `cm`, which it marks sealed.
+    fn seal_tables(&self, cm: &mut Manifest) -> Result<(), CaptureError> {
+        let (m, out, window) = (self.m, self.out, self.window);
+        let tables: Vec<Dir> = TABLES
+            .iter()
+            .map(|t| out.create_subdir(t))
+            .collect::<Result<_, _>>()?;
+        let epoch = next_free_epoch(&tables);
+        let empty = seal_missing_tables(out, cm, epoch)?;
+        cm.segments.extend(empty);
+        cm.end = Some(Instant::at(window.end_ktime_ns, m.realtime_offset_ns));
+        cm.state = CaptureState::Sealed;
+        let status = write_status(&out.create_subdir(CAPTURES)?, cm, epoch + 1, true, None)?;
+        cm.segments.push(status);
+        Ok(())
+    }
+}
+
+/// The cut's counters: the source's since `base`, with the rows written
+/// those the cut holds and nothing evicted.
+fn cut_counters(m: &Manifest, base: &Counters, segments: &[Segment]) -> Counters {
+    let mut counters = m.counters.since(base);
     counters.events_written = segments
         .iter()
         .filter(|s| s.table == EVENTS)
@@ -305,21 +428,7 @@ fn cut_from(
         .map(|s| s.rows)
         .sum();
     (counters.events_evicted, counters.lifecycle_evicted) = (0, 0);
-    cm.counters = counters;
-    cm.segments = segments;
-    let tables: Vec<Dir> = TABLES
-        .iter()
-        .map(|t| out.create_subdir(t))
-        .collect::<Result<_, _>>()?;
-    let epoch = next_free_epoch(&tables);
-    let empty = seal_missing_tables(out, cm, epoch)?;
-    cm.segments.extend(empty);
-    cm.end = Some(Instant::at(window.end_ktime_ns, m.realtime_offset_ns));
-    cm.state = CaptureState::Sealed;
-    let status = write_status(&out.create_subdir(CAPTURES)?, cm, epoch + 1, true, None)?;
-    cm.segments.push(status);
-    cm.write(out, key)?;
-    Ok(report)
+    counters
 }
 
 /// The source's counters as the set before `set` was sealed (its

@@ -15,7 +15,7 @@ use polars::prelude::DataFrame;
 use crate::output::{Format, write, write_text};
 use crate::questions::{self, Filters, TimelineArgs};
 use crate::view::{self, Kind};
-use crate::{QueryError, Trust, discover_pruned, refuse_file_functions, sql};
+use crate::{CaptureInfo, QueryError, Trust, discover_pruned, refuse_file_functions, sql};
 
 /// Ask questions of credtrail captures: SQL over the tables `events`,
 /// `lifecycle`, `processes`, `containers`, `user_namespaces` and `captures`
@@ -166,6 +166,43 @@ pub fn run_at(
     {
         refuse_file_functions(q)?;
     }
+    // `local` holds the fetched copies: kept until the answer is written.
+    let (caps, _local) = gather(&cli, trust, err)?;
+    // Every answer says when it rests on a capture that lost events, was
+    // recovered or cut short, or whose manifest does not verify.
+    let warnings = crate::warnings::warnings(&caps, trust);
+    for w in warnings.iter().filter(|w| w.kind != "unverified") {
+        let _ = writeln!(err, "credtrail-query: warning: {}", safe(&w.text));
+    }
+    match (&cli.sql, &cli.question) {
+        (Some(_), Some(_)) => {
+            return Err(QueryError::Invalid(
+                "give either --sql or a built-in question, not both".into(),
+            ));
+        }
+        (None, Some(Question::Report)) => return report(&cli, &caps, trust, warnings, err),
+        (None, Some(Question::Expect { file })) => return crate::expect::expect(&caps, file, out),
+        _ => {}
+    }
+    let table = matches!(cli.format, Format::Table | Format::Wide) || cli.wide;
+    // Cleared before the answer is written (a terminal table follows it).
+    let progress = Progress::spinner("answering");
+    let answers = match &cli.sql {
+        Some(q) => vec![(Kind::Sql, sql(&caps, q)?, None)],
+        None => builtin(&cli, &caps, table)?,
+    };
+    drop(progress);
+    show(&cli, &caps, answers, is_terminal, out)
+}
+
+/// The captures the paths name, fetched, discovered, pruned by the
+/// filters, named by their URL when fetched, and narrowed by `--policy`;
+/// and the fetched copies, removed when that is dropped.
+fn gather(
+    cli: &Cli,
+    trust: Trust,
+    err: &mut dyn Write,
+) -> Result<(Vec<CaptureInfo>, credtrail_ship::fetch::Localized), QueryError> {
     let prune = credtrail_ship::fetch::Prune {
         node: cli.filters.node.clone(),
         since_ns: cli.filters.since,
@@ -203,97 +240,95 @@ pub fn run_at(
             "--policy-warn needs --policy FILE".into(),
         ));
     }
-    // Every answer says when it rests on a capture that lost events, was
-    // recovered or cut short, or whose manifest does not verify.
-    let warnings = crate::warnings::warnings(&caps, trust);
-    for w in warnings.iter().filter(|w| w.kind != "unverified") {
-        let _ = writeln!(err, "credtrail-query: warning: {}", safe(&w.text));
-    }
-    // (kind, frame, rows in the whole answer when the frame holds fewer)
-    let mut answers: Vec<(Kind, DataFrame, Option<usize>)> = Vec::new();
-    let table = matches!(cli.format, Format::Table | Format::Wide) || cli.wide;
+    Ok((caps, local))
+}
+
+/// One answer: what it is, its rows, and how many rows the whole answer
+/// has when the frame holds fewer.
+type Answer = (Kind, DataFrame, Option<usize>);
+
+/// The answers to a built-in question (`summary` when none is asked).
+fn builtin(cli: &Cli, caps: &[CaptureInfo], table: bool) -> Result<Vec<Answer>, QueryError> {
     // A table shows `--limit` rows: the logical-change questions keep no
     // more (and count the rest), so their memory is the rows shown.
     let keep = if table && !cli.all { cli.limit } else { None };
     let cut = |(df, total): (DataFrame, usize)| (df, Some(total));
-    // Cleared before the answer is written (a terminal table follows it).
-    let progress = match &cli.question {
-        Some(Question::Report) => Progress::hidden(),
-        _ => Progress::spinner("answering"),
-    };
-    match (&cli.sql, &cli.question) {
-        (Some(_), Some(_)) => {
-            return Err(QueryError::Invalid(
-                "give either --sql or a built-in question, not both".into(),
-            ));
-        }
-        (Some(q), None) => answers.push((Kind::Sql, sql(&caps, q)?, None)),
-        (None, None) | (None, Some(Question::Summary)) => {
-            answers.push((
-                Kind::Summary,
-                questions::summary(&caps, &cli.filters)?,
-                None,
-            ));
+    let f = &cli.filters;
+    let mut answers: Vec<Answer> = Vec::new();
+    match &cli.question {
+        None | Some(Question::Summary) => {
+            answers.push((Kind::Summary, questions::summary(caps, f)?, None));
             if table {
-                answers.push((Kind::Counters, questions::capture_counters(&caps)?, None));
+                answers.push((Kind::Counters, questions::capture_counters(caps)?, None));
             }
         }
-        (
-            None,
-            Some(q @ (Question::BecameRoot | Question::Caps | Question::Failed | Question::Groups)),
-        ) => {
-            let f = &cli.filters;
+        Some(q @ (Question::BecameRoot | Question::Caps | Question::Failed | Question::Groups)) => {
             let (kind, (df, total)) = match q {
                 Question::BecameRoot => (
                     Kind::BecameRoot,
-                    cut(questions::became_root(&caps, f, keep)?),
+                    cut(questions::became_root(caps, f, keep)?),
                 ),
-                Question::Caps => (Kind::Caps, cut(questions::caps(&caps, f, keep)?)),
-                Question::Failed => (Kind::Failed, cut(questions::failed(&caps, f, keep)?)),
-                _ => (Kind::Groups, cut(questions::groups(&caps, f, keep)?)),
+                Question::Caps => (Kind::Caps, cut(questions::caps(caps, f, keep)?)),
+                Question::Failed => (Kind::Failed, cut(questions::failed(caps, f, keep)?)),
+                _ => (Kind::Groups, cut(questions::groups(caps, f, keep)?)),
             };
             answers.push((kind, df, total));
         }
-        (None, Some(Question::Timeline(t))) => answers.push((
-            Kind::Timeline,
-            questions::timeline(&caps, &cli.filters, t)?,
-            None,
-        )),
-        (None, Some(Question::Unexplained)) => {
-            let (df, total) = cut(crate::unexplained::unexplained(&caps, &cli.filters, keep)?);
+        Some(Question::Timeline(t)) => {
+            answers.push((Kind::Timeline, questions::timeline(caps, f, t)?, None))
+        }
+        Some(Question::Unexplained) => {
+            let (df, total) = cut(crate::unexplained::unexplained(caps, f, keep)?);
             answers.push((Kind::Unexplained, df, total))
         }
-        (None, Some(Question::Tree { exec_id })) => {
-            answers.push((Kind::Tree, crate::tree::tree(&caps, exec_id)?, None))
+        Some(Question::Tree { exec_id }) => {
+            answers.push((Kind::Tree, crate::tree::tree(caps, exec_id)?, None))
         }
-        (None, Some(Question::Expect { file })) => {
-            drop(progress);
-            return crate::expect::expect(&caps, file, out);
-        }
-        (None, Some(Question::Report)) => {
-            let Some(path) = cli.out.as_deref() else {
-                return Err(QueryError::Invalid(
-                    "report writes an HTML page: add --out FILE (e.g. --out incident.html)".into(),
-                ));
-            };
-            if cli.format != Format::Table || cli.wide {
-                return Err(QueryError::Invalid(
-                    "--format does not apply to report, which writes HTML".into(),
-                ));
-            }
-            let data = crate::report::build(&caps, &cli.filters, trust, warnings)?;
-            let page = crate::report::html::render(&data)?;
-            crate::output::write_file(path, page.as_bytes())?;
-            let _ = writeln!(
-                err,
-                "credtrail-query: report written to {} ({} bytes); open it in a browser",
-                safe(&path.display().to_string()),
-                page.len()
-            );
-            return Ok(());
-        }
+        // Written by run_at itself, not answers to show.
+        Some(Question::Report | Question::Expect { .. }) => {}
     }
-    drop(progress);
+    Ok(answers)
+}
+
+/// `report`: the HTML page, written to `--out`.
+fn report(
+    cli: &Cli,
+    caps: &[CaptureInfo],
+    trust: Trust,
+    warnings: Vec<crate::warnings::Warning>,
+    err: &mut dyn Write,
+) -> Result<(), QueryError> {
+    let Some(path) = cli.out.as_deref() else {
+        return Err(QueryError::Invalid(
+            "report writes an HTML page: add --out FILE (e.g. --out incident.html)".into(),
+        ));
+    };
+    if cli.format != Format::Table || cli.wide {
+        return Err(QueryError::Invalid(
+            "--format does not apply to report, which writes HTML".into(),
+        ));
+    }
+    let data = crate::report::build(caps, &cli.filters, trust, warnings)?;
+    let page = crate::report::html::render(&data)?;
+    crate::output::write_file(path, page.as_bytes())?;
+    let _ = writeln!(
+        err,
+        "credtrail-query: report written to {} ({} bytes); open it in a browser",
+        safe(&path.display().to_string()),
+        page.len()
+    );
+    Ok(())
+}
+
+/// The answers written: as tables for people (at most `--limit` rows of
+/// an answer with a row per event), or in `--format`, to `--out` or `out`.
+fn show(
+    cli: &Cli,
+    caps: &[CaptureInfo],
+    answers: Vec<Answer>,
+    is_terminal: bool,
+    out: &mut dyn Write,
+) -> Result<(), QueryError> {
     let format = if cli.wide { Format::Wide } else { cli.format };
     let to_file = cli.out.is_some();
     let sql_limited = cli.sql.as_deref().is_some_and(has_limit);
@@ -320,7 +355,7 @@ pub fn run_at(
             wide: format == Format::Wide,
             limit,
             local: cli.local,
-            captures: crate::answered(&caps).count(),
+            captures: crate::answered(caps).count(),
             total,
         };
         if !text.is_empty() {

@@ -85,19 +85,11 @@ fn record_args(mut a: RecordArgs, stdout: &mut dyn Write) -> anyhow::Result<Exit
     let mut launcher = (!a.command.is_empty())
         .then(|| Launcher::fork(&a.command, user.as_ref()))
         .transpose()?;
-    let rotate_seconds = a.rotate_seconds();
-    let out = match (a.out.take(), &a.out_root) {
-        (Some(dir), _) => Some(dir),
-        (None, Some(root)) => {
-            let node = a
-                .node_name
-                .clone()
-                .unwrap_or_else(|| credtrail_capture::host::uname().0);
-            let now = chrono::Utc::now().timestamp();
-            Some(credtrail_capture::layout::capture_dir(root, &node, now)?)
-        }
-        (None, None) => None,
-    };
+    let node = a
+        .node_name
+        .clone()
+        .unwrap_or_else(|| credtrail_capture::host::uname().0);
+    let out = capture_dir(&mut a, &node)?;
     let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
     let redactor = Redactor::new(&a.redact).map_err(anyhow::Error::msg)?;
     // Before anything touches the kernel or the disk: a bad policy
@@ -110,10 +102,6 @@ fn record_args(mut a: RecordArgs, stdout: &mut dyn Write) -> anyhow::Result<Exit
     // in it: made once every option has been checked, and refused
     // if someone else made it.
     if let Some(root) = &a.out_root {
-        let node = a
-            .node_name
-            .clone()
-            .unwrap_or_else(|| credtrail_capture::host::uname().0);
         credtrail_capture::fs::Dir::open_root(root)?
             .private_subdir(&credtrail_capture::layout::node_folder(&node)?)?;
     }
@@ -122,13 +110,78 @@ fn record_args(mut a: RecordArgs, stdout: &mut dyn Write) -> anyhow::Result<Exit
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("cannot install signal handlers")?;
     }
-    let node = a
-        .node_name
-        .clone()
-        .unwrap_or_else(|| credtrail_capture::host::uname().0);
     let signal = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&signal))
         .context("cannot install signal handlers")?;
+    check_cut_triggers(&a, out.as_deref(), &policy)?;
+    let cuts = out.as_deref().map(|dir| CutOptions {
+        plan: flight::CutPlan {
+            root: a.cut_root.clone().unwrap_or_else(|| {
+                // Next to the capture's folder, or to --out-root.
+                let base = a.out_root.as_deref().unwrap_or(dir);
+                base.parent().unwrap_or(Path::new("/")).join("incidents")
+            }),
+            node: node.clone(),
+            key: sign_key.clone(),
+        },
+        triggers: a.cut_on.clone(),
+        last: a.cut_last,
+        after: a.cut_after,
+        cooldown: a.cut_cooldown,
+        max_cuts: a.cut_max as usize,
+        signal: Arc::clone(&signal),
+    });
+    let metrics = a.metrics_addr.map(Metrics::listen).transpose()?;
+    let scope = launcher.as_ref().map(|l| Scope {
+        program: a.command[0].clone(),
+        user: a.user.clone(),
+        pid: l.pid(),
+    });
+    let opts = RecordOptions {
+        out,
+        command: scope,
+        sign_key,
+        redactor,
+        policy,
+        cuts,
+        metrics,
+        ..session_options(a)
+    };
+    let summary = match launcher.as_mut() {
+        Some(l) => record_command(&opts, &stop, stdout, l)?,
+        None => record(&opts, &stop, stdout)?,
+    };
+    if let Some(m) = summary.manifest {
+        say(
+            "credtrail-record",
+            &format!(
+                "sealed {} segment(s), {} events, {} lost; chain head {} (note it: `credtrail-replay --verify --expect-head` checks it)",
+                m.segments.len(),
+                m.counters.events_written,
+                m.counters.lost(),
+                m.chain_head.as_deref().unwrap_or("-")
+            ),
+        );
+    }
+    Ok(summary.exit_code.unwrap_or(ExitCode::SUCCESS))
+}
+
+/// The capture's folder: `--out`, or a new one under `--out-root` in the
+/// fleet layout (named, not made: it is made with the capture).
+fn capture_dir(a: &mut RecordArgs, node: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+    Ok(match (a.out.take(), &a.out_root) {
+        (Some(dir), _) => Some(dir),
+        (None, Some(root)) => {
+            let now = chrono::Utc::now().timestamp();
+            Some(credtrail_capture::layout::capture_dir(root, node, now)?)
+        }
+        (None, None) => None,
+    })
+}
+
+/// `--cut-on` needs a capture to cut, and a `policy:NAME` trigger a
+/// `--policy` of that name.
+fn check_cut_triggers(a: &RecordArgs, out: Option<&Path>, policy: &Rules) -> anyhow::Result<()> {
     if !a.cut_on.is_empty() && out.is_none() {
         anyhow::bail!("--cut-on cuts a capture: pass --out DIR or --out-root ROOT too");
     }
@@ -148,35 +201,20 @@ fn record_args(mut a: RecordArgs, stdout: &mut dyn Write) -> anyhow::Result<Exit
             );
         }
     }
-    let cuts = out.as_deref().map(|dir| CutOptions {
-        plan: flight::CutPlan {
-            root: a.cut_root.clone().unwrap_or_else(|| {
-                // Next to the capture's folder, or to --out-root.
-                let base = a.out_root.as_deref().unwrap_or(dir);
-                base.parent().unwrap_or(Path::new("/")).join("incidents")
-            }),
-            node: node.clone(),
-            key: sign_key.clone(),
-        },
-        triggers: a.cut_on.clone(),
-        last: a.cut_last,
-        after: a.cut_after,
-        cooldown: a.cut_cooldown,
-        max_cuts: a.cut_max as usize,
-        signal: Arc::clone(&signal),
-    });
-    let metrics = a.metrics_addr.map(Metrics::listen).transpose()?;
-    let opts = RecordOptions {
-        out,
-        command: launcher.as_ref().map(|l| Scope {
-            program: a.command[0].clone(),
-            user: a.user.clone(),
-            pid: l.pid(),
-        }),
+    Ok(())
+}
+
+/// The session's options that are the command line's as given (the
+/// capture, the command, keys, policy, cuts and metrics are set by
+/// `record_args`).
+fn session_options(a: RecordArgs) -> RecordOptions {
+    RecordOptions {
+        out: None,
+        command: None,
         duration: a.duration.map(Duration::from_secs),
         print: a.print,
         rotation: Rotation {
-            max_age: Duration::from_secs(rotate_seconds),
+            max_age: Duration::from_secs(a.rotate_seconds()),
             max_bytes: a.rotate_bytes,
         },
         nice: a.nice,
@@ -196,27 +234,10 @@ fn record_args(mut a: RecordArgs, stdout: &mut dyn Write) -> anyhow::Result<Exit
             no_fsync: a.no_fsync,
             keep: a.keep,
         },
-        sign_key,
-        redactor,
-        policy,
-        cuts,
-        metrics,
-    };
-    let summary = match launcher.as_mut() {
-        Some(l) => record_command(&opts, &stop, stdout, l)?,
-        None => record(&opts, &stop, stdout)?,
-    };
-    if let Some(m) = summary.manifest {
-        say(
-            "credtrail-record",
-            &format!(
-                "sealed {} segment(s), {} events, {} lost; chain head {} (note it: `credtrail-replay --verify --expect-head` checks it)",
-                m.segments.len(),
-                m.counters.events_written,
-                m.counters.lost(),
-                m.chain_head.as_deref().unwrap_or("-")
-            ),
-        );
+        sign_key: None,
+        redactor: Redactor::default(),
+        policy: Rules::default(),
+        cuts: None,
+        metrics: None,
     }
-    Ok(summary.exit_code.unwrap_or(ExitCode::SUCCESS))
 }

@@ -4,6 +4,7 @@
 //! does not meet the time range, costs one listing entry (and one small
 //! manifest for the time range), never its segments.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use credtrail_capture::file_location;
 use credtrail_capture::manifest::{MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest, SIGNATURE_FILE};
 
 use crate::ShipError;
-use crate::store::{FETCHES, Remote};
+use crate::store::{FETCHES, Listed, Remote};
 
 /// Bytes fetched into memory at once (a larger object is fetched alone).
 const BATCH_BYTES: u64 = 256 << 20;
@@ -129,173 +130,354 @@ pub fn fetch(
     prune: &Prune,
 ) -> Result<(Vec<Fetched>, Stats), ShipError> {
     let listed = remote.list("")?;
-    let mut stats = Stats {
-        objects_listed: listed.len(),
-        ..Stats::default()
-    };
-    // Key -> (listed size); only keys of the layout.
-    let mut sizes: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
-    let mut captures: Vec<&str> = Vec::new();
-    for o in &listed {
-        match layout_key(&o.rel) {
-            Some((folder, MANIFEST_FILE)) => {
-                captures.push(folder);
-                sizes.insert(&o.rel, o.size);
-            }
-            Some(_) => {
-                sizes.insert(&o.rel, o.size);
-            }
-            None => stats.skipped_keys.push(o.rel.clone()),
-        }
-    }
-    captures.sort_unstable();
-    let mut wanted = Vec::new();
-    for &rel in &captures {
-        if prune.keeps_folder(folder_node(rel)) {
-            wanted.push(rel);
-        } else {
-            stats.pruned += 1;
-        }
-    }
-    // Everything left out: the first capture is fetched all the same, so
-    // that a query can answer with an empty table (it prunes it again and
-    // reads only its columns).
-    if wanted.is_empty()
-        && let Some(first) = captures.first()
-    {
-        wanted.push(first);
-    }
-    let size_of = |rel: &str, name: &str| sizes.get(join(rel, name).as_str()).copied();
-    // A manifest larger than any reader accepts is not fetched at all.
-    if let Some(big) = wanted
-        .iter()
-        .find(|rel| size_of(rel, MANIFEST_FILE).unwrap_or(0) > MAX_MANIFEST_BYTES)
-    {
-        return Err(ShipError::Url {
-            url: remote.url_of(&join(big, MANIFEST_FILE)),
-            message: format!(
-                "larger than {MAX_MANIFEST_BYTES} bytes: not a manifest credtrail writes"
-            ),
-        });
-    }
-    make_dir(dest, true).map_err(|message| ShipError::Url {
-        url: remote.url().to_owned(),
-        message,
-    })?;
+    let mut run = Run::new(remote, dest, prune, &listed);
+    let wanted = run.wanted();
+    run.refuse_big_manifests(&wanted)?;
+    run.make_private_dir(dest, true)?;
     // Manifests, a batch at a time, each to disk and parsed from there;
     // what is kept of each is the names it lists and their sizes.
-    let mut kept: Vec<(&str, PathBuf, Names)> = Vec::new();
-    let mut first = None;
     let staged = dest.join(".manifests");
-    make_dir(&staged, false).map_err(|message| ShipError::Url {
-        url: remote.url().to_owned(),
-        message,
-    })?;
-    let mut n = 0usize;
-    for batch in batches(&wanted, |rel| size_of(rel, MANIFEST_FILE).unwrap_or(0)) {
-        let jobs: Vec<(String, PathBuf, u64)> = batch
-            .iter()
-            .map(|rel| {
-                n += 1;
-                (
-                    join(rel, MANIFEST_FILE),
-                    staged.join(format!("{n}.json")),
-                    MAX_MANIFEST_BYTES,
-                )
-            })
-            .collect();
-        let got = remote.get_to_files(&jobs)?;
-        for ((rel, (_, path, _)), size) in batch.iter().zip(&jobs).zip(got) {
-            let Some(size) = size else { continue };
-            stats.objects_fetched += 1;
-            stats.bytes += size;
-            let local = if rel.is_empty() {
-                dest.to_owned()
-            } else {
-                dest.join(rel)
-            };
-            let text =
-                credtrail_capture::fs::read_bounded(path, MAX_MANIFEST_BYTES).map_err(|e| {
-                    ShipError::Url {
-                        url: remote.url_of(&join(rel, MANIFEST_FILE)),
-                        message: format!("cannot read it back: {e}"),
-                    }
-                })?;
-            let m = Manifest::parse(&local.join(MANIFEST_FILE), &text)?;
-            let names = |m: &Manifest| -> Names {
-                let mut v: Names = m
-                    .segments
-                    .iter()
-                    .filter(|s| !s.evicted)
-                    .map(|s| (s.file.clone(), s.bytes))
-                    .collect();
-                v.push((SIGNATURE_FILE.to_owned(), MAX_SIGNATURE_BYTES));
-                v
-            };
-            if prune.keeps(folder_node(rel), &m) {
-                kept.push((rel, path.clone(), names(&m)));
-            } else if first.is_none() {
-                first = Some((*rel, path.clone(), names(&m)));
-            } else {
-                stats.pruned += 1;
-                let _ = std::fs::remove_file(path);
+    run.make_private_dir(&staged, false)?;
+    let kept = run.fetch_manifests(&wanted, &staged)?;
+    let (out, jobs) = run.place_captures(kept)?;
+    let _ = std::fs::remove_dir(&staged);
+    run.fetch_files(&jobs)?;
+    Ok((out, run.stats))
+}
+
+/// The listing, read by the fleet layout.
+struct Layout<'a> {
+    listed: &'a [Listed],
+    /// Key -> (listed size); only keys of the layout.
+    sizes: HashMap<&'a str, u64>,
+    /// The folder of every manifest listed, sorted.
+    captures: Vec<&'a str>,
+}
+
+impl<'a> Layout<'a> {
+    /// The layout of `listed`, and the keys it does not allow (as listed).
+    fn of(listed: &'a [Listed]) -> (Self, Vec<String>) {
+        let mut sizes = HashMap::new();
+        let mut captures = Vec::new();
+        let mut skipped = Vec::new();
+        for o in listed {
+            match layout_key(&o.rel) {
+                Some((folder, MANIFEST_FILE)) => {
+                    captures.push(folder);
+                    sizes.insert(o.rel.as_str(), o.size);
+                }
+                Some(_) => {
+                    sizes.insert(o.rel.as_str(), o.size);
+                }
+                None => skipped.push(o.rel.clone()),
             }
         }
+        captures.sort_unstable();
+        let layout = Layout {
+            listed,
+            sizes,
+            captures,
+        };
+        (layout, skipped)
     }
-    match first {
-        // As above: one capture for its columns when nothing is kept.
-        Some(f) if kept.is_empty() => kept.push(f),
-        Some((_, path, _)) => {
-            stats.pruned += 1;
-            let _ = std::fs::remove_file(path);
+
+    /// The listed size of the file `name` of the capture folder `rel`.
+    fn size_of(&self, rel: &str, name: &str) -> Option<u64> {
+        self.sizes.get(join(rel, name).as_str()).copied()
+    }
+}
+
+/// A capture kept once its manifest is read.
+struct Kept<'a> {
+    rel: &'a str,
+    /// Its manifest, staged until moved into the capture's folder.
+    manifest: PathBuf,
+    /// The names the manifest lists and their sizes.
+    names: Names,
+}
+
+impl<'a> Kept<'a> {
+    fn new(rel: &'a str, manifest: &Path, m: &Manifest) -> Self {
+        Kept {
+            rel,
+            manifest: manifest.to_owned(),
+            names: listed_names(m),
         }
-        None => {}
     }
-    let mut out = Vec::new();
-    // (capture folder, its local copy, file name, the size expected) of
-    // every object to fetch.
-    let mut jobs: Vec<(&str, PathBuf, String, u64)> = Vec::new();
-    for (rel, staged_manifest, listed_names) in kept {
-        let bad = |message: String| ShipError::Url {
-            url: remote.url_of(rel),
+}
+
+/// The files `m` lists (those not evicted) with their sizes, and its
+/// signature with the most it may hold.
+fn listed_names(m: &Manifest) -> Names {
+    let mut v: Names = m
+        .segments
+        .iter()
+        .filter(|s| !s.evicted)
+        .map(|s| (s.file.clone(), s.bytes))
+        .collect();
+    v.push((SIGNATURE_FILE.to_owned(), MAX_SIGNATURE_BYTES));
+    v
+}
+
+/// An object to fetch.
+struct Job<'a> {
+    /// The capture folder.
+    rel: &'a str,
+    /// Its local copy.
+    local: PathBuf,
+    /// The file's name in it.
+    name: String,
+    /// The size expected.
+    size: u64,
+}
+
+/// One [`fetch`]: where from and to, what to leave, the listing, and what
+/// was read so far.
+struct Run<'a> {
+    remote: &'a Remote,
+    dest: &'a Path,
+    prune: &'a Prune,
+    layout: Layout<'a>,
+    stats: Stats,
+}
+
+impl<'a> Run<'a> {
+    fn new(remote: &'a Remote, dest: &'a Path, prune: &'a Prune, listed: &'a [Listed]) -> Self {
+        let (layout, skipped_keys) = Layout::of(listed);
+        let stats = Stats {
+            objects_listed: listed.len(),
+            skipped_keys,
+            ..Stats::default()
+        };
+        Run {
+            remote,
+            dest,
+            prune,
+            layout,
+            stats,
+        }
+    }
+
+    /// The capture folders whose `node=` folder the prune keeps.
+    fn wanted(&mut self) -> Vec<&'a str> {
+        let mut wanted = Vec::new();
+        for &rel in &self.layout.captures {
+            if self.prune.keeps_folder(folder_node(rel)) {
+                wanted.push(rel);
+            } else {
+                self.stats.pruned += 1;
+            }
+        }
+        // Everything left out: the first capture is fetched all the same, so
+        // that a query can answer with an empty table (it prunes it again and
+        // reads only its columns).
+        if wanted.is_empty()
+            && let Some(first) = self.layout.captures.first()
+        {
+            wanted.push(*first);
+        }
+        wanted
+    }
+
+    /// A manifest larger than any reader accepts is not fetched at all.
+    fn refuse_big_manifests(&self, wanted: &[&str]) -> Result<(), ShipError> {
+        if let Some(big) = wanted
+            .iter()
+            .find(|rel| self.layout.size_of(rel, MANIFEST_FILE).unwrap_or(0) > MAX_MANIFEST_BYTES)
+        {
+            return Err(ShipError::Url {
+                url: self.remote.url_of(&join(big, MANIFEST_FILE)),
+                message: format!(
+                    "larger than {MAX_MANIFEST_BYTES} bytes: not a manifest credtrail writes"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// [`make_dir`], an error naming the remote.
+    fn make_private_dir(&self, dir: &Path, recursive: bool) -> Result<(), ShipError> {
+        make_dir(dir, recursive).map_err(|message| ShipError::Url {
+            url: self.remote.url().to_owned(),
             message,
-        };
-        let local = if rel.is_empty() {
-            dest.to_owned()
+        })
+    }
+
+    /// An error about the capture folder `rel`.
+    fn capture_error(&self, rel: &str, message: String) -> ShipError {
+        ShipError::Url {
+            url: self.remote.url_of(rel),
+            message,
+        }
+    }
+
+    /// The local copy of the capture folder `rel`.
+    fn local_dir(&self, rel: &str) -> PathBuf {
+        if rel.is_empty() {
+            self.dest.to_owned()
         } else {
-            dest.join(rel)
-        };
-        make_dir(&local, true).map_err(&bad)?;
-        std::fs::rename(&staged_manifest, local.join(MANIFEST_FILE))
-            .map_err(|e| bad(format!("cannot move its manifest into place: {e}")))?;
-        let mut problems = Vec::new();
-        let mut names = listed_names;
-        if prune.everything {
-            // --verify names what the manifest does not list: a file of
-            // that name stands for it (its bytes are not needed, and not
-            // trusted to be small).
-            let under = join(rel, "");
-            for o in &listed {
-                let Some(name) = o.rel.strip_prefix(&under) else {
-                    continue;
-                };
-                let listed_here = names.iter().any(|(n, _)| n == name);
-                if name != MANIFEST_FILE
-                    && !listed_here
-                    && name.matches('/').count() <= 1
-                    && layout_key(&o.rel).is_some()
-                {
-                    if let Some((table, _)) = name.split_once('/') {
-                        make_dir(&local.join(table), false).map_err(&bad)?;
-                    }
-                    write_new(&local, name, b"").map_err(&bad)?;
+            self.dest.join(rel)
+        }
+    }
+
+    /// Fetches the manifests of `wanted` into `staged`, a batch at a time,
+    /// and reads each back: returns the captures the prune keeps (the first
+    /// one read if it keeps none); the others' staged manifests are removed.
+    fn fetch_manifests(
+        &mut self,
+        wanted: &[&'a str],
+        staged: &Path,
+    ) -> Result<Vec<Kept<'a>>, ShipError> {
+        let mut kept = Vec::new();
+        let mut first = None;
+        let mut n = 0usize;
+        for batch in batches(wanted, |rel| {
+            self.layout.size_of(rel, MANIFEST_FILE).unwrap_or(0)
+        }) {
+            let jobs: Vec<(String, PathBuf, u64)> = batch
+                .iter()
+                .map(|rel| {
+                    n += 1;
+                    (
+                        join(rel, MANIFEST_FILE),
+                        staged.join(format!("{n}.json")),
+                        MAX_MANIFEST_BYTES,
+                    )
+                })
+                .collect();
+            let got = self.remote.get_to_files(&jobs)?;
+            for ((&rel, (_, path, _)), size) in batch.iter().zip(&jobs).zip(got) {
+                let Some(size) = size else { continue };
+                self.stats.objects_fetched += 1;
+                self.stats.bytes += size;
+                let m = self.read_manifest(rel, path)?;
+                if self.prune.keeps(folder_node(rel), &m) {
+                    kept.push(Kept::new(rel, path, &m));
+                } else if first.is_none() {
+                    first = Some(Kept::new(rel, path, &m));
+                } else {
+                    self.stats.pruned += 1;
+                    let _ = std::fs::remove_file(path);
                 }
             }
         }
+        match first {
+            // As in `wanted`: one capture for its columns when nothing is kept.
+            Some(f) if kept.is_empty() => kept.push(f),
+            Some(Kept { manifest, .. }) => {
+                self.stats.pruned += 1;
+                let _ = std::fs::remove_file(manifest);
+            }
+            None => {}
+        }
+        Ok(kept)
+    }
+
+    /// Reads back and parses the manifest of `rel`, fetched to `path`.
+    fn read_manifest(&self, rel: &str, path: &Path) -> Result<Manifest, ShipError> {
+        let local = self.local_dir(rel);
+        let text = credtrail_capture::fs::read_bounded(path, MAX_MANIFEST_BYTES).map_err(|e| {
+            ShipError::Url {
+                url: self.remote.url_of(&join(rel, MANIFEST_FILE)),
+                message: format!("cannot read it back: {e}"),
+            }
+        })?;
+        Ok(Manifest::parse(&local.join(MANIFEST_FILE), &text)?)
+    }
+
+    /// Places each kept capture (see [`Run::place_capture`]): returns them,
+    /// and the objects to fetch.
+    fn place_captures(
+        &mut self,
+        kept: Vec<Kept<'a>>,
+    ) -> Result<(Vec<Fetched>, Vec<Job<'a>>), ShipError> {
+        let mut out = Vec::new();
+        let mut jobs = Vec::new();
+        for capture in kept {
+            out.push(self.place_capture(capture, &mut jobs)?);
+        }
+        Ok((out, jobs))
+    }
+
+    /// Makes the capture's local folder, moves its manifest into it, and
+    /// queues in `jobs` the files to fetch (see [`Run::queue_files`]).
+    fn place_capture(
+        &mut self,
+        capture: Kept<'a>,
+        jobs: &mut Vec<Job<'a>>,
+    ) -> Result<Fetched, ShipError> {
+        let Kept {
+            rel,
+            manifest,
+            mut names,
+        } = capture;
+        let local = self.local_dir(rel);
+        make_dir(&local, true).map_err(|m| self.capture_error(rel, m))?;
+        std::fs::rename(&manifest, local.join(MANIFEST_FILE)).map_err(|e| {
+            self.capture_error(rel, format!("cannot move its manifest into place: {e}"))
+        })?;
+        if self.prune.everything {
+            self.stand_in_for_unlisted(rel, &local, &names)?;
+        }
         names.sort_unstable();
         names.dedup();
+        let problems = self.queue_files(rel, &local, names, jobs)?;
+        if !self.prune.everything
+            && let Some(p) = problems.first()
+        {
+            // A query does not answer from a capture that is not what its
+            // manifest says.
+            return Err(ShipError::Integrity {
+                url: self.remote.url_of(rel),
+                message: p.clone(),
+            });
+        }
+        self.stats.captures += 1;
+        Ok(Fetched {
+            dir: local,
+            url: self.remote.url_of(rel),
+            problems,
+        })
+    }
+
+    /// --verify names what the manifest does not list: a file of that name
+    /// stands for it (its bytes are not needed, and not trusted to be small).
+    fn stand_in_for_unlisted(
+        &self,
+        rel: &str,
+        local: &Path,
+        names: &[(String, u64)],
+    ) -> Result<(), ShipError> {
+        let under = join(rel, "");
+        for o in self.layout.listed {
+            let Some(name) = o.rel.strip_prefix(&under) else {
+                continue;
+            };
+            let listed_here = names.iter().any(|(n, _)| n == name);
+            if name != MANIFEST_FILE
+                && !listed_here
+                && name.matches('/').count() <= 1
+                && layout_key(&o.rel).is_some()
+            {
+                self.make_table_dir(rel, local, name)?;
+                write_new(local, name, b"").map_err(|m| self.capture_error(rel, m))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues in `jobs` each of `names` the bucket holds at the size the
+    /// manifest says; returns a line for each it holds at another size.
+    fn queue_files(
+        &self,
+        rel: &'a str,
+        local: &Path,
+        names: Names,
+        jobs: &mut Vec<Job<'a>>,
+    ) -> Result<Vec<String>, ShipError> {
+        let mut problems = Vec::new();
         for (name, expected) in names {
-            let Some(there) = size_of(rel, &name) else {
+            let Some(there) = self.layout.size_of(rel, &name) else {
                 // Listed by the manifest, not in the bucket: left missing,
                 // readers say which.
                 continue;
@@ -304,7 +486,7 @@ pub fn fetch(
             if (exact && there != expected) || there > expected {
                 problems.push(format!(
                     "{}: {there} bytes in the bucket, the manifest says {}: altered or truncated; not fetched",
-                    remote.url_of(&join(rel, &name)),
+                    self.remote.url_of(&join(rel, &name)),
                     if exact {
                         expected.to_string()
                     } else {
@@ -313,44 +495,49 @@ pub fn fetch(
                 ));
                 continue;
             }
-            if let Some((table, _)) = name.split_once('/') {
-                make_dir(&local.join(table), false).map_err(&bad)?;
-            }
-            jobs.push((rel, local.clone(), name, there));
-        }
-        if !prune.everything
-            && let Some(p) = problems.first()
-        {
-            // A query does not answer from a capture that is not what its
-            // manifest says.
-            return Err(ShipError::Integrity {
-                url: remote.url_of(rel),
-                message: p.clone(),
+            self.make_table_dir(rel, local, &name)?;
+            jobs.push(Job {
+                rel,
+                local: local.to_owned(),
+                name,
+                size: there,
             });
         }
-        stats.captures += 1;
-        out.push(Fetched {
-            dir: local,
-            url: remote.url_of(rel),
-            problems,
-        });
+        Ok(problems)
     }
-    let _ = std::fs::remove_dir(&staged);
-    // In batches of at most FETCHES objects and BATCH_BYTES (by their
-    // listed sizes), each streamed to disk.
-    for batch in batches(&jobs, |(_, _, _, size)| *size) {
-        let files: Vec<(String, PathBuf, u64)> = batch
-            .iter()
-            .map(|(rel, local, name, size)| (join(rel, name), local.join(name), *size))
-            .collect();
-        for size in remote.get_to_files(&files)?.into_iter().flatten() {
-            // A listed object missing is left missing: readers then say
-            // which one (`--verify` among its problems).
-            stats.objects_fetched += 1;
-            stats.bytes += size;
+
+    /// Makes the folder of `name`'s table (`TABLE/part-N.parquet`) in
+    /// `local`, if it is in one.
+    fn make_table_dir(&self, rel: &str, local: &Path, name: &str) -> Result<(), ShipError> {
+        if let Some((table, _)) = name.split_once('/') {
+            make_dir(&local.join(table), false).map_err(|m| self.capture_error(rel, m))?;
         }
+        Ok(())
     }
-    Ok((out, stats))
+
+    /// Fetches `jobs` in batches of at most FETCHES objects and BATCH_BYTES
+    /// (by their listed sizes), each streamed to disk.
+    fn fetch_files(&mut self, jobs: &[Job]) -> Result<(), ShipError> {
+        for batch in batches(jobs, |job| job.size) {
+            let files: Vec<(String, PathBuf, u64)> = batch
+                .iter()
+                .map(|job| {
+                    (
+                        join(job.rel, &job.name),
+                        job.local.join(&job.name),
+                        job.size,
+                    )
+                })
+                .collect();
+            for size in self.remote.get_to_files(&files)?.into_iter().flatten() {
+                // A listed object missing is left missing: readers then say
+                // which one (`--verify` among its problems).
+                self.stats.objects_fetched += 1;
+                self.stats.bytes += size;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `items` in batches of at most [`FETCHES`] and [`BATCH_BYTES`] by

@@ -13,7 +13,7 @@ pub mod html;
 mod timeline;
 mod tree;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use credtrail_cli::progress::Progress;
 use polars::prelude::DataFrame;
@@ -24,8 +24,8 @@ use crate::warnings::Warning;
 use crate::{CaptureInfo, QueryError, Trust, answered, questions};
 use credtrail_cli::term::table::Layout;
 use data::{
-    CaptureSummary, Cells, DROP, FindingRow, Findings, Header, MAX_ROWS, Mark, RAISE, REFUSED,
-    Report, Timeline, Tree, UNEXPLAINED, times_ns,
+    CaptureSummary, Cells, DROP, FindingRow, Findings, Header, Lane, MAX_ROWS, Mark, RAISE,
+    REFUSED, Report, Timeline, Tree, UNEXPLAINED, times_ns,
 };
 use timeline::{Placed, lane_of};
 
@@ -42,6 +42,14 @@ struct Answer {
     total: usize,
 }
 
+/// A row shown: which answer (its place in the page's order) and which of
+/// that answer's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct RowOf {
+    answer: usize,
+    row: usize,
+}
+
 /// The report's data for `caps` as the filters keep it.
 pub fn build(
     caps: &[CaptureInfo],
@@ -49,77 +57,61 @@ pub fn build(
     trust: Trust,
     warnings: Vec<Warning>,
 ) -> Result<Report, QueryError> {
-    let answers = {
-        let _p = Progress::spinner("answering became-root, caps, groups and failed");
-        let cut = Some(MAX_ROWS);
-        [
-            (
-                "became-root",
-                "Became root",
-                questions::became_root_rows(caps, f, cut)?,
-            ),
-            (
-                "caps",
-                "Capabilities gained (+) and lost (-)",
-                questions::caps_rows(caps, f, cut)?,
-            ),
-            (
-                "groups",
-                "Supplementary groups gained (+) and lost (-)",
-                questions::groups_rows(caps, f, cut)?,
-            ),
-            (
-                "failed",
-                "Refused attempts",
-                questions::failed_rows(caps, f, cut)?,
-            ),
-        ]
-        .into_iter()
-        .map(|(question, title, (frame, total))| Answer {
-            question,
-            title,
-            frame,
-            total,
-        })
-        .collect::<Vec<_>>()
+    let (answers, rows, snaps) = answers_marked(caps, f)?;
+
+    let _p = Progress::spinner("counting events per pod and process");
+    let Counted {
+        span,
+        events,
+        lanes,
+    } = count_events(caps, f, &rows.placed)?;
+    let nodes: BTreeSet<String> = answered(caps).map(|c| c.node.clone()).collect();
+    let (placed, mark_of) = number_marks(rows.placed, span.start_ns());
+    let (lanes, marks, mut notes) = timeline::layout(lanes, placed, nodes.len() > 1);
+    let links = Links {
+        marks: mark_of,
+        trees: rows.trees.of_row,
     };
+    let findings = findings_tables(&answers, answered(caps).count(), &links, &mut notes)?;
+    let trees = trees_of(rows.trees.targets, snaps, rows.trees.first_rows);
+    let rfc = |t: i64| credtrail_capture::host::rfc3339_ns(t);
+    Ok(Report {
+        header: Header {
+            nodes: nodes.into_iter().collect(),
+            start: span.lo.map(rfc),
+            end: span.hi.map(rfc),
+            events,
+            filters: filter_args(f),
+            captures: answered(caps).map(|c| summary(c, trust)).collect(),
+            warnings,
+        },
+        timeline: Timeline {
+            start_ms: span.start_ns().div_euclid(1_000_000),
+            start: span.lo.map(rfc),
+            span_us: ((span.end_ns() - span.start_ns()) / 1_000).max(1),
+            buckets: timeline::BUCKETS,
+            lanes,
+            marks,
+            notes,
+        },
+        findings,
+        trees,
+    })
+}
+
+/// Every answer, in the page's order, with its rows shown marked; and what
+/// the replay found for the trees the raises picked.
+fn answers_marked(
+    caps: &[CaptureInfo],
+    f: &Filters,
+) -> Result<(Vec<Answer>, Rows, Vec<tree::Snapshot>), QueryError> {
+    let answers = event_answers(caps, f)?;
     // Every row shown is a mark; raises get a tree.
-    let mut placed: Vec<(usize, usize, Placed)> = Vec::new();
-    let mut targets: Vec<tree::Target> = Vec::new();
-    let mut tree_of: HashMap<(String, String), usize> = HashMap::new();
-    let mut tree_rows: Vec<String> = Vec::new();
-    let mut row_trees: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut rows = Rows::default();
     for (q, a) in answers.iter().enumerate() {
-        let c = Cells::of(&a.frame)?;
-        for (i, (kind, t, key, label)) in marks_of(a, &c)?.into_iter().enumerate() {
-            if let (RAISE, Some(capture), Some(exec_id), Some(t)) =
-                (kind, c.get("capture", i), c.get("exec_id", i), t)
-            {
-                let k = (capture.clone(), exec_id.clone());
-                let next = targets.len();
-                let tree = match tree_of.get(&k) {
-                    Some(n) => Some(*n),
-                    None if next < MAX_TREES => {
-                        tree_of.insert(k, next);
-                        targets.push(tree::Target {
-                            capture,
-                            exec_id,
-                            syscall: c.text("syscall", i),
-                            time_ns: t,
-                        });
-                        tree_rows.push(row_id(a.question, i));
-                        Some(next)
-                    }
-                    None => None,
-                };
-                if let Some(n) = tree {
-                    row_trees.insert((q, i), n);
-                }
-            }
-            placed.push((q, i, placed_mark(kind, t, key, label, a.question, i)));
-        }
+        rows.add(q, a, true)?;
     }
-    let (snaps, found) = tree::collect(caps, &targets, f)?;
+    let (snaps, found) = tree::collect(caps, &rows.trees.targets, f)?;
     let (frame, total) = found.frame(f)?;
     let unexplained = Answer {
         question: "unexplained",
@@ -127,92 +119,278 @@ pub fn build(
         total,
         frame,
     };
-    let uq = answers.len();
-    let c = Cells::of(&unexplained.frame)?;
-    for (i, (kind, t, key, label)) in marks_of(&unexplained, &c)?.into_iter().enumerate() {
-        placed.push((
-            uq,
-            i,
-            placed_mark(kind, t, key, label, unexplained.question, i),
-        ));
-    }
-    let answers: Vec<Answer> = answers.into_iter().chain([unexplained]).collect();
+    // No trees: the replay that picks them has run (and found these rows).
+    rows.add(answers.len(), &unexplained, false)?;
+    let answers = answers.into_iter().chain([unexplained]).collect();
+    Ok((answers, rows, snaps))
+}
 
-    let _p = Progress::spinner("counting events per pod and process");
+/// The event questions' answers, in the page's order.
+fn event_answers(caps: &[CaptureInfo], f: &Filters) -> Result<Vec<Answer>, QueryError> {
+    let _p = Progress::spinner("answering became-root, caps, groups and failed");
+    let cut = Some(MAX_ROWS);
+    Ok([
+        (
+            "became-root",
+            "Became root",
+            questions::became_root_rows(caps, f, cut)?,
+        ),
+        (
+            "caps",
+            "Capabilities gained (+) and lost (-)",
+            questions::caps_rows(caps, f, cut)?,
+        ),
+        (
+            "groups",
+            "Supplementary groups gained (+) and lost (-)",
+            questions::groups_rows(caps, f, cut)?,
+        ),
+        (
+            "failed",
+            "Refused attempts",
+            questions::failed_rows(caps, f, cut)?,
+        ),
+    ]
+    .into_iter()
+    .map(|(question, title, (frame, total))| Answer {
+        question,
+        title,
+        frame,
+        total,
+    })
+    .collect())
+}
+
+/// Every row shown as a mark, in the page's order, and the trees its
+/// raises pick.
+#[derive(Default)]
+struct Rows {
+    placed: Vec<(RowOf, Placed)>,
+    trees: TreePicks,
+}
+
+impl Rows {
+    /// Marks the rows shown of `a`, answer `q` of the page; with
+    /// `pick_trees`, its raises also pick trees.
+    fn add(&mut self, q: usize, a: &Answer, pick_trees: bool) -> Result<(), QueryError> {
+        let c = Cells::of(&a.frame)?;
+        for (i, (kind, t, key, label)) in marks_of(a, &c)?.into_iter().enumerate() {
+            let at = RowOf { answer: q, row: i };
+            if pick_trees && kind == RAISE {
+                self.trees.pick(at, a.question, &c, t);
+            }
+            self.placed
+                .push((at, placed_mark(kind, t, key, label, a.question, i)));
+        }
+        Ok(())
+    }
+}
+
+/// The process images whose trees are drawn (the first [`MAX_TREES`] to
+/// raise, in row order) and the raising rows that link to them.
+#[derive(Default)]
+struct TreePicks {
+    targets: Vec<tree::Target>,
+    /// Index in `targets` of each (capture, exec_id) picked.
+    by_image: HashMap<(String, String), usize>,
+    /// Anchor of the first row of each target.
+    first_rows: Vec<String>,
+    /// The tree of each raising row whose image has one.
+    of_row: HashMap<RowOf, usize>,
+}
+
+impl TreePicks {
+    /// Links raise row `at` to its process image's tree, picking the image
+    /// while there is room; rows with no capture, exec id or time get none.
+    fn pick(&mut self, at: RowOf, question: &str, c: &Cells, time_ns: Option<i64>) {
+        let i = at.row;
+        let (Some(capture), Some(exec_id), Some(time_ns)) =
+            (c.get("capture", i), c.get("exec_id", i), time_ns)
+        else {
+            return;
+        };
+        let image = (capture.clone(), exec_id.clone());
+        let next = self.targets.len();
+        let tree = match self.by_image.get(&image) {
+            Some(n) => *n,
+            None if next < MAX_TREES => {
+                self.by_image.insert(image, next);
+                self.targets.push(tree::Target {
+                    capture,
+                    exec_id,
+                    syscall: c.text("syscall", i),
+                    time_ns,
+                });
+                self.first_rows.push(row_id(question, i));
+                next
+            }
+            None => return,
+        };
+        self.of_row.insert(at, tree);
+    }
+}
+
+/// The instants the timeline covers, in ns: the first and last of the
+/// filtered events and the marks (None when there are neither).
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    lo: Option<i64>,
+    hi: Option<i64>,
+}
+
+impl Span {
+    fn start_ns(self) -> i64 {
+        self.lo.unwrap_or(0)
+    }
+
+    fn end_ns(self) -> i64 {
+        self.hi.unwrap_or(0)
+    }
+}
+
+/// The filtered events over the span: counted, and per lane.
+struct Counted {
+    span: Span,
+    events: u64,
+    lanes: BTreeMap<(String, String), Lane>,
+}
+
+/// The filtered events, counted over the span of both them and the marks
+/// `placed`.
+fn count_events(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    placed: &[(RowOf, Placed)],
+) -> Result<Counted, QueryError> {
     let (range, events) = timeline::extent(caps, f)?;
-    let times = placed.iter().filter_map(|(_, _, p)| p.time_ns);
-    let lo = range.map(|r| r.0).into_iter().chain(times.clone()).min();
-    let hi = range.map(|r| r.1).into_iter().chain(times).max();
-    let (start_ns, end_ns) = (lo.unwrap_or(0), hi.unwrap_or(0));
-    let counted = if range.is_some() {
-        timeline::counts(caps, f, start_ns, end_ns)?
+    let times = placed.iter().filter_map(|(_, p)| p.time_ns);
+    let span = Span {
+        lo: range.map(|r| r.0).into_iter().chain(times.clone()).min(),
+        hi: range.map(|r| r.1).into_iter().chain(times).max(),
+    };
+    let lanes = if range.is_some() {
+        timeline::counts(caps, f, span.start_ns(), span.end_ns())?
     } else {
         Default::default()
     };
-    let nodes: BTreeSet<String> = answered(caps).map(|c| c.node.clone()).collect();
+    Ok(Counted {
+        span,
+        events,
+        lanes,
+    })
+}
+
+/// The marks numbered in the page's order, their times made offsets from
+/// `start_ns`; and each row's mark anchor.
+fn number_marks(
+    placed: Vec<(RowOf, Placed)>,
+    start_ns: i64,
+) -> (Vec<Placed>, HashMap<RowOf, String>) {
     let mut marks_placed = Vec::new();
-    let mut mark_of: HashMap<(usize, usize), String> = HashMap::new();
-    for (n, (q, i, mut p)) in placed.into_iter().enumerate() {
+    let mut mark_of = HashMap::new();
+    for (n, (at, mut p)) in placed.into_iter().enumerate() {
         p.mark.id = format!("m-{n}");
         p.mark.t_us = p.time_ns.map_or(0, |t| (t - start_ns) / 1_000);
-        mark_of.insert((q, i), p.mark.id.clone());
+        mark_of.insert(at, p.mark.id.clone());
         marks_placed.push(p);
     }
-    let (lanes, marks, mut notes) = timeline::layout(counted, marks_placed, nodes.len() > 1);
+    (marks_placed, mark_of)
+}
+
+/// Where each row shown links to: its mark, and its tree if it has one.
+struct Links {
+    marks: HashMap<RowOf, String>,
+    trees: HashMap<RowOf, usize>,
+}
+
+impl Links {
+    fn row(&self, at: RowOf, question: &str, cells: Vec<Option<String>>) -> FindingRow {
+        FindingRow {
+            id: row_id(question, at.row),
+            cells,
+            mark: self.marks[&at].clone(),
+            tree: self.trees.get(&at).map(|n| format!("tree-{n}")),
+        }
+    }
+}
+
+/// The findings tables, in the page's order, from `captures` captures.
+fn findings_tables(
+    answers: &[Answer],
+    captures: usize,
+    links: &Links,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Findings>, QueryError> {
     let mut findings = Vec::new();
     for (q, a) in answers.iter().enumerate() {
-        // The terminal's table for the question, its cells whole.
-        let kind = Kind::of_question(a.question).ok_or_else(|| {
-            QueryError::Invalid(format!("report: {} is not a question", a.question))
-        })?;
-        let opts = view::Options {
-            layout: Layout::default(),
-            wide: false,
-            limit: None,
-            local: false,
-            captures: answered(caps).count(),
-            total: None,
-        };
-        let shown = a.frame.head(Some(a.frame.height().min(MAX_ROWS)));
-        let table = view::table(&shown, kind, &opts);
-        let headers: Vec<String> = table.columns.iter().map(|c| c.header.clone()).collect();
-        let order = answer_first(&headers);
-        let columns: Vec<String> = order.iter().map(|&c| headers[c].clone()).collect();
-        let rows: Vec<Vec<Option<String>>> = table
-            .rows
-            .into_iter()
-            .map(|(_, mut r)| order.iter().map(|&c| r[c].take()).collect())
-            .collect();
-        if a.total > rows.len() {
-            notes.push(format!(
-                "{}: the first {} of {} rows are marked; `credtrail-query CAPTURES {}` lists them all",
-                a.question,
-                rows.len(),
-                a.total,
-                a.question
-            ));
-        }
-        findings.push(Findings {
-            question: a.question,
-            title: a.title,
-            columns,
-            total: a.total,
-            rows: rows
-                .into_iter()
-                .enumerate()
-                .map(|(i, cells)| FindingRow {
-                    id: row_id(a.question, i),
-                    cells,
-                    mark: mark_of[&(q, i)].clone(),
-                    tree: row_trees.get(&(q, i)).map(|n| format!("tree-{n}")),
-                })
-                .collect(),
-        });
+        findings.push(findings_of(q, a, captures, links, notes)?);
     }
-    let trees = targets
+    Ok(findings)
+}
+
+/// The findings table of `a`, answer `q` of the page, from `captures`
+/// captures; a note when it shows only the answer's first rows.
+fn findings_of(
+    q: usize,
+    a: &Answer,
+    captures: usize,
+    links: &Links,
+    notes: &mut Vec<String>,
+) -> Result<Findings, QueryError> {
+    // The terminal's table for the question, its cells whole.
+    let kind = Kind::of_question(a.question)
+        .ok_or_else(|| QueryError::Invalid(format!("report: {} is not a question", a.question)))?;
+    let opts = view::Options {
+        layout: Layout::default(),
+        wide: false,
+        limit: None,
+        local: false,
+        captures,
+        total: None,
+    };
+    let shown = a.frame.head(Some(a.frame.height().min(MAX_ROWS)));
+    let table = view::table(&shown, kind, &opts);
+    let headers: Vec<String> = table.columns.iter().map(|c| c.header.clone()).collect();
+    let order = answer_first(&headers);
+    let columns: Vec<String> = order.iter().map(|&c| headers[c].clone()).collect();
+    let rows: Vec<Vec<Option<String>>> = table
+        .rows
+        .into_iter()
+        .map(|(_, mut r)| order.iter().map(|&c| r[c].take()).collect())
+        .collect();
+    if a.total > rows.len() {
+        notes.push(format!(
+            "{}: the first {} of {} rows are marked; `credtrail-query CAPTURES {}` lists them all",
+            a.question,
+            rows.len(),
+            a.total,
+            a.question
+        ));
+    }
+    Ok(Findings {
+        question: a.question,
+        title: a.title,
+        columns,
+        total: a.total,
+        rows: rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, cells)| links.row(RowOf { answer: q, row: i }, a.question, cells))
+            .collect(),
+    })
+}
+
+/// The trees drawn: each target with what the replay found of it and the
+/// first row that raised there.
+fn trees_of(
+    targets: Vec<tree::Target>,
+    snaps: Vec<tree::Snapshot>,
+    first_rows: Vec<String>,
+) -> Vec<Tree> {
+    targets
         .into_iter()
         .zip(snaps)
-        .zip(tree_rows)
+        .zip(first_rows)
         .enumerate()
         .map(|(n, ((t, s), finding))| Tree {
             id: format!("tree-{n}"),
@@ -225,30 +403,7 @@ pub fn build(
             children_left_out: s.children_left_out,
             ancestors_left_out: s.ancestors_left_out,
         })
-        .collect();
-    let rfc = |t: i64| credtrail_capture::host::rfc3339_ns(t);
-    Ok(Report {
-        header: Header {
-            nodes: nodes.into_iter().collect(),
-            start: lo.map(rfc),
-            end: hi.map(rfc),
-            events,
-            filters: filter_args(f),
-            captures: answered(caps).map(|c| summary(c, trust)).collect(),
-            warnings,
-        },
-        timeline: Timeline {
-            start_ms: start_ns.div_euclid(1_000_000),
-            start: lo.map(rfc),
-            span_us: ((end_ns - start_ns) / 1_000).max(1),
-            buckets: timeline::BUCKETS,
-            lanes,
-            marks,
-            notes,
-        },
-        findings,
-        trees,
-    })
+        .collect()
 }
 
 /// The terminal's columns with the answer (`CHANGE`, or a refusal's
