@@ -13,10 +13,10 @@
 //! enricher and sinks from the kernel; `credtrail-replay` and
 //! `credtrail-query` read captures through [`playback`].
 
+pub mod continuity;
 pub mod enrich;
 pub mod playback;
 pub mod policy;
 pub mod print;
 pub mod process;
 pub mod sink;
-pub mod unexplained;

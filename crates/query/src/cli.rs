@@ -12,7 +12,7 @@ use credtrail_cli::term::table::Layout;
 use credtrail_cli::term::{ColorChoice, safe};
 use polars::prelude::DataFrame;
 
-use crate::output::{Format, write, write_text};
+use crate::formats::{Format, write, write_text};
 use crate::questions::{self, Filters, TimelineArgs};
 use crate::view::{self, Kind};
 use crate::{CaptureInfo, QueryError, Trust, discover_pruned, refuse_file_functions, sql};
@@ -234,7 +234,7 @@ fn gather(
         for line in &rules.ignored {
             let _ = writeln!(err, "credtrail-query: policy: {}", safe(line));
         }
-        crate::policy::apply(&mut caps, &rules)?;
+        crate::policy_pass::apply(&mut caps, &rules)?;
     } else if cli.policy_warn {
         return Err(QueryError::Invalid(
             "--policy-warn needs --policy FILE".into(),
@@ -310,7 +310,7 @@ fn report(
     }
     let data = crate::report::build(caps, &cli.filters, trust, warnings)?;
     let page = crate::report::html::render(&data)?;
-    crate::output::write_file(path, page.as_bytes())?;
+    crate::formats::write_file(path, page.as_bytes())?;
     let _ = writeln!(
         err,
         "credtrail-query: report written to {} ({} bytes); open it in a browser",
@@ -349,7 +349,7 @@ fn show(
             layout: Layout {
                 width: cli
                     .width
-                    .or_else(|| crate::output::terminal_width(terminal)),
+                    .or_else(|| crate::formats::terminal_width(terminal)),
                 color: cli.color.enabled(terminal),
             },
             wide: format == Format::Wide,

@@ -1,5 +1,5 @@
 //! What `--policy` kept of one capture's events, as a filter on its
-//! `events` table (decided in `policy.rs`).
+//! `events` table (decided in `policy_pass.rs`).
 
 use polars::prelude::*;
 

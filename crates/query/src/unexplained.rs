@@ -1,6 +1,6 @@
 //! `unexplained`: credential changes no recorded call explains, both those
 //! the recorder found live (`unexplained` events) and those a replay of the
-//! capture finds offline (`credtrail_pipeline::unexplained`), with the process
+//! capture finds offline (`credtrail_pipeline::continuity`), with the process
 //! identity the replay's enrichment gives them.
 
 use std::collections::{HashMap, HashSet};
@@ -10,8 +10,8 @@ use credtrail_capture::host::rfc3339_ns;
 use credtrail_capture::model::creds::Creds;
 use credtrail_capture::model::lifecycle::ProcEvent;
 use credtrail_capture::model::{ContainerRow, Event, Syscall, UsernsRow};
+use credtrail_pipeline::continuity::{Checker, Finding, Subjective, describe, judge_subjective};
 use credtrail_pipeline::sink::Sink;
-use credtrail_pipeline::unexplained::{Checker, Finding, Subjective, describe, judge_subjective};
 use polars::prelude::*;
 
 use crate::filters::Filters;

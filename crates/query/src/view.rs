@@ -2,7 +2,7 @@
 //! built-in question picks its columns, their order and which go first
 //! when the terminal is narrow; cells say what happened (`setuid(0)`,
 //! `euid 1000→0`) with human times and counts. Other formats keep every
-//! column as polars holds it (`output.rs`).
+//! column as polars holds it (`formats.rs`).
 
 use chrono::{DateTime, Local, Utc};
 use credtrail_capture::model::{Event, Syscall, options};

@@ -12,8 +12,8 @@ use credtrail_capture::model::lifecycle::{self, ProcEvent};
 use credtrail_capture::model::options::{CHECKS, option_name, subjective_option};
 use credtrail_capture::model::userns::{Extent, MAP_EXTENTS, UsernsRow};
 use credtrail_capture::storage::micros;
+use credtrail_pipeline::continuity::SUBJECTIVE_SITES;
 use credtrail_pipeline::sink::Record;
-use credtrail_pipeline::unexplained::SUBJECTIVE_SITES;
 
 /// The C enum of each syscall credtrail models: the match is exhaustive,
 /// and the block below compares the numbers, so a syscall added to one side

@@ -26,7 +26,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod options;
 pub mod pods;
-pub mod policy;
+pub mod policy_map;
 pub mod privileges;
 pub mod procfs;
 pub mod record;

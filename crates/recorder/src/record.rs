@@ -60,7 +60,7 @@ fn run(
             switch_check: opts.switch_check,
             subjective_check: opts.subjective_check,
             scope: launcher.is_some(),
-            policy: crate::policy::kernel_policy(&opts.policy, host_ns),
+            policy: crate::policy_map::kernel_policy(&opts.policy, host_ns),
         },
     )?;
     let mut session = Session::start(&tracer, opts, host_ns, out)?;

@@ -10,6 +10,7 @@
 pub mod cli;
 mod entry;
 pub mod paths;
+mod run;
 
 use serde::{Deserialize, Serialize};
 

@@ -10,8 +10,8 @@
 
 pub mod data;
 pub mod html;
+mod replayed;
 mod timeline;
-mod tree;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -104,14 +104,14 @@ pub fn build(
 fn answers_marked(
     caps: &[CaptureInfo],
     f: &Filters,
-) -> Result<(Vec<Answer>, Rows, Vec<tree::Snapshot>), QueryError> {
+) -> Result<(Vec<Answer>, Rows, Vec<replayed::Snapshot>), QueryError> {
     let answers = event_answers(caps, f)?;
     // Every row shown is a mark; raises get a tree.
     let mut rows = Rows::default();
     for (q, a) in answers.iter().enumerate() {
         rows.add(q, a, true)?;
     }
-    let (snaps, found) = tree::collect(caps, &rows.trees.targets, f)?;
+    let (snaps, found) = replayed::collect(caps, &rows.trees.targets, f)?;
     let (frame, total) = found.frame(f)?;
     let unexplained = Answer {
         question: "unexplained",
@@ -190,7 +190,7 @@ impl Rows {
 /// raise, in row order) and the raising rows that link to them.
 #[derive(Default)]
 struct TreePicks {
-    targets: Vec<tree::Target>,
+    targets: Vec<replayed::Target>,
     /// Index in `targets` of each (capture, exec_id) picked.
     by_image: HashMap<(String, String), usize>,
     /// Anchor of the first row of each target.
@@ -215,7 +215,7 @@ impl TreePicks {
             Some(n) => *n,
             None if next < MAX_TREES => {
                 self.by_image.insert(image, next);
-                self.targets.push(tree::Target {
+                self.targets.push(replayed::Target {
                     capture,
                     exec_id,
                     syscall: c.text("syscall", i),
@@ -383,8 +383,8 @@ fn findings_of(
 /// The trees drawn: each target with what the replay found of it and the
 /// first row that raised there.
 fn trees_of(
-    targets: Vec<tree::Target>,
-    snaps: Vec<tree::Snapshot>,
+    targets: Vec<replayed::Target>,
+    snaps: Vec<replayed::Snapshot>,
     first_rows: Vec<String>,
 ) -> Vec<Tree> {
     targets

@@ -1,4 +1,4 @@
-//! Unexplained credential changes found offline: a thread whose credentials,
+//! Continuity: unexplained credential changes found offline, a thread whose credentials,
 //! as one record shows them, are not those the previous record of the same
 //! thread left it with, and no recorded call in between explains it.
 //!

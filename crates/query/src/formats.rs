@@ -1,4 +1,6 @@
-//! Answers as a terminal table, or in formats other tools read.
+//! Answers in formats other tools read (CSV, JSON, NDJSON, Parquet), and
+//! where any answer goes: `--out FILE` or stdout. Tables for people are
+//! `view.rs`.
 
 use std::io::Write;
 use std::path::Path;

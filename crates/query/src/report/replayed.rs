@@ -12,9 +12,9 @@ use credtrail_capture::host::rfc3339_ns;
 use credtrail_capture::model::{ContainerRow, Creds, Event, ProcEvent, Syscall, UsernsRow};
 use credtrail_capture::storage::micros;
 use credtrail_cli::progress::Progress;
+use credtrail_pipeline::continuity::describe;
 use credtrail_pipeline::process::{Image, ProcInfo};
 use credtrail_pipeline::sink::{Record, Sink};
-use credtrail_pipeline::unexplained::describe;
 
 use super::data::{MAX_ROWS, TreeNode};
 use crate::filters::Filters;
