@@ -18,6 +18,7 @@ use crate::checkpoint::remove_checkpoints;
 use crate::control::Pin;
 use crate::durable::Job;
 use crate::error::CaptureError;
+use crate::folder::create_capture_dir;
 use crate::fs::Dir;
 use crate::manifest::{
     CaptureState, Counters, FORMAT_VERSION, Instant, Manifest, Segment, SigningKey,
@@ -30,7 +31,7 @@ use crate::table::{
     CAPTURES, CONTAINERS, EVENTS, LIFECYCLE, PROCESSES, TABLES, USER_NAMESPACES, epoch_of,
     segment_location,
 };
-use crate::write::{create_capture_dir, next_free_epoch, seal_missing_tables};
+use crate::write::{next_free_epoch, seal_missing_tables};
 
 /// The boot-clock window a cut keeps the events of, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

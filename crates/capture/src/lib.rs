@@ -12,6 +12,7 @@
 //! ever matches complete files, whatever happened to the recorder.
 
 pub mod bounds;
+mod chain;
 pub mod checkpoint;
 pub mod columnar;
 pub mod control;
@@ -19,6 +20,7 @@ mod counters;
 pub mod cut;
 mod durable;
 pub mod error;
+pub mod folder;
 pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -31,6 +33,7 @@ mod positional;
 pub mod projected;
 pub mod read;
 pub mod recover;
+pub mod retention;
 pub mod segment;
 pub mod sign;
 pub mod status;
@@ -41,9 +44,10 @@ pub mod write;
 pub use error::CaptureError;
 pub use integrity::{hash_file, hash_open_file};
 pub use read::{Capture, CaptureFiles, Prefetched, TableStream, decode_segment};
+pub use retention::Retention;
 pub use segment::{FLUSH_INTERVAL, Rotation};
 pub use table::{
     CAPTURES, CONTAINERS, EVENTS, LIFECYCLE, PROCESSES, TABLES, Table, USER_NAMESPACES,
     file_location, segment_location,
 };
-pub use write::{CaptureWriter, Retention};
+pub use write::CaptureWriter;

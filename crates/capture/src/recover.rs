@@ -9,17 +9,17 @@ use crate::checkpoint::{
     adopt_sealed, checkpoint_name, checkpoint_of, live_checkpoint_name, salvage_open,
 };
 use crate::error::CaptureError;
+use crate::folder::RECORDER_FILE;
 use crate::fs::Dir;
 use crate::manifest::{
     CaptureState, Discarded, DiscardedSegment, Instant, MANIFEST_FILE, Manifest, Recovery, Segment,
     SigningKey,
 };
 use crate::read::{batch_reader, next_batch};
+use crate::retention::remove_evicted;
 use crate::status::write_status;
 use crate::table::{CAPTURES, EVENTS, LIFECYCLE, TABLES, segment_location};
-use crate::write::{
-    RECORDER_FILE, RESERVE_FILE, next_free_epoch, remove_evicted, seal_missing_tables,
-};
+use crate::write::{RESERVE_FILE, next_free_epoch, seal_missing_tables};
 
 /// What `recover` did.
 #[derive(Debug, Clone)]

@@ -1,54 +1,31 @@
 //! Writing a capture: the writer of all five tables, rotation, the disk
-//! budget, sealing, and stopping cleanly after a write error.
+//! budget (what it gives up is `retention`'s), sealing, and stopping
+//! cleanly after a write error. The folder it writes into is `folder`'s.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::checkpoint::{checkpoint_name, live_checkpoint_name};
-use crate::control::{answer_seal, oldest_pin, pending_seal};
+use crate::control::{answer_seal, pending_seal};
 use crate::durable::{Job, Syncer};
 use crate::error::CaptureError;
+use crate::folder::{RECORDER_FILE, create_capture_dir, write_recorder_file};
 use crate::fs::{self, Dir};
-use crate::manifest::{
-    CaptureState, Counters, FORMAT_VERSION, MANIFEST_FILE, Manifest, Segment, SigningKey,
-};
+use crate::manifest::{CaptureState, Counters, FORMAT_VERSION, Manifest, Segment, SigningKey};
 use crate::model::{ContainerRow, Event, ProcEvent, ProcessRow, UsernsRow};
+use crate::retention::{Retention, mark_evicted};
 use crate::segment::{Rotation, TableWriter};
 use crate::status::write_status;
 use crate::table::{
-    CAPTURES, CONTAINERS, EVENTS, LIFECYCLE, Table, USER_NAMESPACES, epoch_of, missing_tables,
+    CAPTURES, CONTAINERS, EVENTS, LIFECYCLE, Table, USER_NAMESPACES, missing_tables,
 };
 
 /// Room kept free from the start so that a full disk still leaves space
 /// for the final manifest that says what was lost.
 pub(crate) const RESERVE_FILE: &str = ".reserve";
-/// Who writes the capture while it is open: `PID START_TICKS BOOT_ID`,
-/// for `credtrail-record status` to prove the writer alive (see
-/// [`recorder_pid`]).
-pub const RECORDER_FILE: &str = ".recorder";
 const RESERVE_BYTES: usize = 256 << 10;
-/// Evicted records kept one by one before runs of them are folded (see
-/// `Manifest::fold_evicted`): the manifest of a flight recorder stays
-/// within its live segments, its metadata and this.
-const FOLD_AFTER: usize = 64;
 /// What a `captures` row's file takes at most (≈ 5.5 KB measured).
 const STATUS_ROOM: u64 = 8 << 10;
-
-/// How the capture may use the disk.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Retention {
-    /// Keep the newest segments within this many bytes, deleting the oldest
-    /// (a ring), instead of growing without bound.
-    pub max_capture_bytes: Option<u64>,
-    /// Checkpoints are written without fsync. A killed recorder still
-    /// loses at most the last half second; a power cut or kernel crash can
-    /// lose back to the last sealed segment. For storage where fsync is
-    /// slow (measured here: 0.2 ms each, ~8 per checkpoint).
-    pub no_fsync: bool,
-    /// Flight recorder: delete the segment sets whose newest row is older
-    /// than this (the newest set always stays).
-    pub keep: Option<std::time::Duration>,
-}
 
 /// Writes a capture directory.
 pub struct CaptureWriter {
@@ -112,30 +89,8 @@ impl CaptureWriter {
         (c.events_written, c.lifecycle_written) = (0, 0);
         (c.events_evicted, c.lifecycle_evicted) = (0, 0);
         (c.events_lost_io, c.lifecycle_lost_io) = (0, 0);
-        if let Some(max) = retention.max_capture_bytes {
-            manifest
-                .settings
-                .insert("max_capture_bytes".into(), max.into());
-        }
-        if retention.no_fsync {
-            manifest.settings.insert("no_fsync".into(), true.into());
-        }
-        if let Some(keep) = retention.keep {
-            manifest
-                .settings
-                .insert("keep_seconds".into(), keep.as_secs().into());
-        }
-        {
-            let pid = std::process::id();
-            let line = format!(
-                "{pid} {} {}\n",
-                crate::host::process_start_ticks(pid).unwrap_or(0),
-                crate::host::boot_id()
-            );
-            let mut f = root.create_new(RECORDER_FILE)?;
-            std::io::Write::write_all(&mut f, line.as_bytes())
-                .map_err(CaptureError::io(&root.child(RECORDER_FILE), "write"))?;
-        }
+        retention.note_in(&mut manifest.settings);
+        write_recorder_file(&root)?;
         {
             let mut f = root.create_new(RESERVE_FILE)?;
             std::io::Write::write_all(&mut f, &vec![0u8; RESERVE_BYTES]).map_err(|source| {
@@ -296,76 +251,33 @@ impl CaptureWriter {
 
     /// Bytes the capture's segments take now (sealed and open).
     fn disk_bytes(&self) -> u64 {
-        self.manifest.kept_bytes()
-            + self.events.open_bytes()
+        self.manifest.kept_bytes() + self.open_bytes()
+    }
+
+    /// Bytes the open segments take now.
+    fn open_bytes(&self) -> u64 {
+        self.events.open_bytes()
             + self.lifecycle.open_bytes()
             + self.containers.open_bytes()
             + self.user_namespaces.open_bytes()
     }
 
-    /// Deletes the oldest whole segment sets before set `keep` (all tables
-    /// but container and namespace metadata, which later events still
-    /// need) while the capture is over `max` bytes or, with `--keep`, while
-    /// the oldest set's newest row is older than that. Sets a cut has
-    /// pinned (see `control`) stay, over budget if need be, until the cut
-    /// is complete. The manifest lists them as evicted before the files go,
-    /// so a crash in between leaves files `recover` deletes, never a listed
-    /// file missing.
+    /// Deletes the oldest segment sets before set `keep` that the budget
+    /// `max` or `--keep` give up (see `retention::mark_evicted`). The
+    /// manifest lists them as evicted before the files go, so a crash in
+    /// between leaves files `recover` deletes, never a listed file missing.
     fn evict_before(&mut self, max: Option<u64>, keep: u32) -> Result<(), CaptureError> {
-        if max.is_none() && self.retention.keep.is_none() {
-            return Ok(());
-        }
-        let expired = self
-            .retention
-            .keep
-            .map(|k| crate::host::boottime_ns().saturating_sub(k.as_nanos() as u64));
-        // Each set's newest row, oldest set first.
-        let mut sets = std::collections::BTreeMap::<u32, u64>::new();
-        for s in self.manifest.segments.iter() {
-            if s.evicted || is_metadata(&s.table) {
-                continue;
-            }
-            if let Some(e) = epoch_of(&s.file).filter(|e| *e < keep) {
-                let newest = sets.entry(e).or_default();
-                *newest = (*newest).max(s.last_ktime_ns);
-            }
-        }
-        let mut pinned = None;
-        let mut victims = Vec::new();
-        for (&set, &newest) in &sets {
-            let over = max.is_some_and(|max| self.disk_bytes() > max);
-            if !over && expired.is_none_or(|t| newest >= t) {
-                break;
-            }
-            let pin = *pinned.get_or_insert_with(|| oldest_pin(&self.root));
-            if pin.is_some_and(|p| newest >= p) {
-                break;
-            }
-            for seg in &mut self.manifest.segments {
-                if seg.evicted || is_metadata(&seg.table) || epoch_of(&seg.file) != Some(set) {
-                    continue;
-                }
-                seg.evicted = true;
-                match seg.table.as_str() {
-                    EVENTS => self.manifest.counters.events_evicted += seg.rows,
-                    LIFECYCLE => self.manifest.counters.lifecycle_evicted += seg.rows,
-                    _ => {}
-                }
-                tracing::debug!("evicted {} ({} rows)", seg.file, seg.rows);
-                victims.push(seg.file.clone());
-            }
-        }
+        let open_bytes = self.open_bytes();
+        let victims = mark_evicted(
+            &mut self.manifest,
+            &self.retention,
+            &self.root,
+            open_bytes,
+            max,
+            keep,
+        );
         if victims.is_empty() {
             return Ok(());
-        }
-        let unfolded = self
-            .manifest
-            .segments
-            .iter()
-            .filter(|s| s.evicted && s.folded.is_none())
-            .count();
-        if unfolded >= FOLD_AFTER {
-            self.manifest.fold_evicted(2);
         }
         // The files go once the manifest that lists them evicted is on disk.
         let mut job = Job {
@@ -576,57 +488,6 @@ impl CaptureWriter {
     }
 }
 
-/// The pid of the process writing the capture `root`, when it can be
-/// proved alive: the folder is ours and writable by nobody else, its lock is
-/// held, its `.recorder` file (ours, one link) names a process that runs
-/// now (same boot, same start time, so not a reused pid), and that process
-/// holds the folder's lock (`/proc/locks`). None otherwise: a manifest in
-/// state `recording` or a lock alone proves nothing, since anyone who could
-/// write them could fake them.
-pub fn recorder_pid(root: &Dir) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    root.check_private().ok()?;
-    if root.lock().is_ok() {
-        return None;
-    }
-    let f = root.open_file(RECORDER_FILE).ok()?;
-    let meta = f.metadata().ok()?;
-    if meta.uid() != fs::euid() || meta.nlink() != 1 {
-        return None;
-    }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(f, 256), &mut text).ok()?;
-    let mut it = text.split_whitespace();
-    let pid: u32 = it.next()?.parse().ok()?;
-    let start: u64 = it.next()?.parse().ok()?;
-    let boot = it.next()?;
-    if boot != crate::host::boot_id() || crate::host::process_start_ticks(pid)? != start {
-        return None;
-    }
-    let inode = root.inode().ok()?;
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    locks
-        .lines()
-        .any(|l| holds_flock(l, pid, inode))
-        .then_some(pid)
-}
-
-/// Whether a `/proc/locks` line is a held write `flock` of `pid` on `inode`
-/// (`1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`; waiters read `->`).
-fn holds_flock(line: &str, pid: u32, inode: u64) -> bool {
-    let f: Vec<&str> = line.split_whitespace().collect();
-    matches!(&f[..], [_, "FLOCK", _, "WRITE", p, dev_ino, ..]
-        if p.parse::<u32>() == Ok(pid)
-            && dev_ino.rsplit(':').next().and_then(|i| i.parse::<u64>().ok()) == Some(inode))
-}
-
-/// Tables of metadata that later rows rest on, whatever their age: never
-/// evicted. (A set's `captures` row goes with its set: the newest row
-/// carries every counter so far.)
-fn is_metadata(table: &str) -> bool {
-    table == CONTAINERS || table == USER_NAMESPACES
-}
-
 /// Seals an empty segment `part-{epoch}` of every table the manifest lists
 /// no readable segment of (after a crash or a write error; `finish` does
 /// the same with its own writers).
@@ -674,114 +535,4 @@ pub(crate) fn next_free_epoch<'a>(tables: impl IntoIterator<Item = &'a Dir>) -> 
         })
         .max()
         .map_or(0, |e| e + 1)
-}
-
-/// Deletes the file of an evicted segment; one that cannot go is logged
-/// and left for `recover` (the manifest already says it is evicted).
-pub(crate) fn remove_evicted(dir: &Dir, name: &str) {
-    if let Err(e) = dir.remove(name) {
-        tracing::error!("cannot evict: {e}");
-    }
-}
-
-/// Takes `dir` as a new capture directory, or creates it (0700): absent,
-/// or an empty directory that is not a symlink, owned by us and writable by
-/// nobody else (a directory someone else prepared could be renamed or
-/// relinked under the recorder), in a folder the root rules of
-/// `fs::Dir::open_root` allow. Refuses files, foreign non-empty directories
-/// and existing captures, touching none of them. Returns the handle every
-/// file of the capture is then created through.
-pub(crate) fn create_capture_dir(dir: &Path) -> Result<Dir, CaptureError> {
-    let (parent, name) = split_capture_path(dir)?;
-    let parent = Dir::open_root(parent)?;
-    check_capture_entry(&parent, name, dir)?;
-    let d = parent.create_subdir(name)?;
-    let (owner, me) = (d.owner()?, fs::euid());
-    if owner != me {
-        return Err(CaptureError::Unsafe {
-            path: dir.to_owned(),
-            message: format!(
-                "is owned by uid {owner}, not by the recorder's uid {me}; its owner could rename or relink the capture while it records (remove it, or let credtrail-record create it)"
-            ),
-        });
-    }
-    if !d.names()?.is_empty() {
-        return Err(CaptureError::ForeignDirectory {
-            path: dir.to_owned(),
-        });
-    }
-    d.make_private()?;
-    Ok(d)
-}
-
-/// A capture path's folder and its own name (a plain one).
-fn split_capture_path(dir: &Path) -> Result<(&Path, &str), CaptureError> {
-    let name = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| *n != "." && *n != "..")
-        .ok_or_else(|| CaptureError::Unsafe {
-            path: dir.to_owned(),
-            message: "does not end in a plain folder name; name the capture's own folder".into(),
-        })?;
-    Ok((dir.parent().unwrap_or(Path::new(".")), name))
-}
-
-/// Checks that `dir` can become a new capture without touching anything:
-/// its folder, if it exists, is one a capture may be made in, and `dir` is
-/// absent or an empty directory (not a symlink) owned by us and not writable
-/// by group or others. Returns whether it exists.
-pub fn check_capture_dir(dir: &Path) -> Result<bool, CaptureError> {
-    let (parent, name) = split_capture_path(dir)?;
-    let parent_path = if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    };
-    if !parent_path.exists() {
-        return Ok(false);
-    }
-    check_capture_entry(&Dir::open_root(parent_path)?, name, dir)
-}
-
-/// [`check_capture_dir`] of the entry `name` in the folder `parent`, by
-/// handle: what is checked is what is then used.
-fn check_capture_entry(parent: &Dir, name: &str, dir: &Path) -> Result<bool, CaptureError> {
-    match parent.kind(name)? {
-        None => return Ok(false),
-        Some(rustix::fs::FileType::Symlink) => {
-            return Err(CaptureError::Symlink {
-                path: dir.to_owned(),
-            });
-        }
-        Some(rustix::fs::FileType::Directory) => {}
-        Some(_) => {
-            return Err(CaptureError::NotADirectory {
-                path: dir.to_owned(),
-            });
-        }
-    }
-    let d = parent.subdir(name)?;
-    if !d.names()?.is_empty() {
-        return Err(if d.exists(MANIFEST_FILE) {
-            CaptureError::ExistingCapture {
-                path: dir.to_owned(),
-            }
-        } else {
-            CaptureError::ForeignDirectory {
-                path: dir.to_owned(),
-            }
-        });
-    }
-    d.check_private().map_err(|_| {
-        let (owner, mode) = d.owner_and_mode().unwrap_or_default();
-        CaptureError::Unsafe {
-            path: dir.to_owned(),
-            message: format!(
-                "was made by uid {owner} with mode {mode:o}: only an empty directory owned by the recorder's uid {} and writable by nobody else is taken (its owner could rename or relink the capture while it records); remove it, or let credtrail-record create it",
-                fs::euid()
-            ),
-        }
-    })?;
-    Ok(true)
 }

@@ -18,7 +18,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use credtrail_capture::manifest::Segment;
-use credtrail_capture::projected::{self, CheckedSegment};
+use credtrail_capture::projected::{self, CheckedSegment, SegmentPart};
 use credtrail_capture::storage;
 use polars::prelude::PlHashMap;
 
@@ -155,78 +155,155 @@ pub(crate) fn fold<S: Send>(
     each: impl Fn(&mut S, &Batch) -> Result<(), QueryError> + Sync,
     merge: impl Fn(&mut S, S),
 ) -> Result<S, QueryError> {
-    let work = parts(caps, table);
-    // Each segment opened and checked once, by the first worker to reach
-    // one of its parts (the others wait for it).
-    let segments: Vec<OnceLock<Result<CheckedSegment, String>>> =
-        (0..work.last().map_or(0, |p| p.slot + 1))
-            .map(|_| OnceLock::new())
-            .collect();
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
+    let work = Work::new(parts(caps, table));
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(work.len().max(1));
+        .min(work.parts.len().max(1));
     let run = || -> Result<S, QueryError> {
         let mut state = init();
-        while !stop.load(Ordering::Relaxed) {
-            let Some(p) = work.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                break;
-            };
-            let part = segments[p.slot]
-                .get_or_init(|| projected::open(&p.info.files, p.seg).map_err(|e| e.to_string()))
-                .as_ref()
-                .map_err(|e| QueryError::Invalid(e.clone()))?
-                .part(p.part, p.parts);
-            let base = ((p.cap as u128) << 96) | ((p.seg_index as u128) << 64);
-            let batch = |rb, row: u128| Batch {
-                cap: p.cap,
-                info: p.info,
-                rb,
-                first: base | (u128::from(part.first_row) + row),
-            };
-            let keep = match select {
-                None => None,
-                Some(sel) => {
-                    let mut keep = Vec::with_capacity(usize::try_from(part.rows).unwrap_or(0));
-                    for rb in part.read(&sel.columns, None)? {
-                        let b = batch(rb?, keep.len() as u128);
-                        keep.extend((sel.test)(&b)?);
-                    }
-                    if !keep.contains(&true) {
-                        continue;
-                    }
-                    Some(keep)
-                }
-            };
-            // Skipping rows pays per run of kept rows: a scattered few are
-            // cheaper decoded with the rest and filtered out.
-            let runs = keep
-                .as_ref()
-                .map_or(0, |k| k.windows(2).filter(|w| w[1] && !w[0]).count());
-            let (skip, mut filter) = match &keep {
-                Some(k) if runs.saturating_mul(SCATTERED) > k.len() => (None, Some(&k[..])),
-                _ => (keep.as_deref(), None),
-            };
-            // With a selection, rows are numbered among those kept: still
-            // in input order, which is all the number is for.
-            let mut row = 0u128;
-            for rb in part.read(columns, skip)? {
-                let mut rb = rb?;
-                if let Some(flags) = &mut filter {
-                    let (now, rest) = flags.split_at(rb.num_rows().min(flags.len()));
-                    *flags = rest;
-                    rb =
-                        arrow::compute::filter_record_batch(&rb, &BooleanArray::from(now.to_vec()))
-                            .map_err(|e| QueryError::Invalid(format!("{}: {e}", p.info.name)))?;
-                }
-                let n = rb.num_rows() as u128;
-                each(&mut state, &batch(rb, row))?;
-                row += n;
-            }
+        while let Some(p) = work.take() {
+            fold_part(&work, p, columns, select, &mut |b| each(&mut state, b))?;
         }
         Ok(state)
     };
+    let mut states = on_workers(workers, &work.stop, run)?.into_iter();
+    let mut out = states.next().unwrap_or_else(&init);
+    for s in states {
+        merge(&mut out, s);
+    }
+    Ok(out)
+}
+
+/// The parts one `fold` hands out, shared by its workers.
+struct Work<'a> {
+    parts: Vec<Part<'a>>,
+    /// Each segment opened and checked once, by the first worker to reach
+    /// one of its parts (the others wait for it).
+    segments: Vec<OnceLock<Result<CheckedSegment, String>>>,
+    next: AtomicUsize,
+    /// Set when a worker failed: the others take no more parts.
+    stop: AtomicBool,
+}
+
+impl<'a> Work<'a> {
+    fn new(parts: Vec<Part<'a>>) -> Self {
+        let segments = (0..parts.last().map_or(0, |p| p.slot + 1))
+            .map(|_| OnceLock::new())
+            .collect();
+        Work {
+            parts,
+            segments,
+            next: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// The next part no worker took yet (None: none left, or one failed).
+    fn take(&self) -> Option<&Part<'a>> {
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.parts.get(self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Part `p` of its segment, opened and checked.
+    fn open(&self, p: &Part) -> Result<SegmentPart, QueryError> {
+        Ok(self.segments[p.slot]
+            .get_or_init(|| projected::open(&p.info.files, p.seg).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| QueryError::Invalid(e.clone()))?
+            .part(p.part, p.parts))
+    }
+}
+
+impl<'a> Part<'a> {
+    /// A batch of this part: `rb`, whose first row is row `row` of `part`.
+    fn batch(&self, part: &SegmentPart, rb: RecordBatch, row: u128) -> Batch<'a> {
+        let base = ((self.cap as u128) << 96) | ((self.seg_index as u128) << 64);
+        Batch {
+            cap: self.cap,
+            info: self.info,
+            rb,
+            first: base | (u128::from(part.first_row) + row),
+        }
+    }
+}
+
+/// Passes every batch of part `p` (only `columns`, only the rows `select`
+/// keeps) to `each`.
+fn fold_part(
+    work: &Work,
+    p: &Part,
+    columns: &[&str],
+    select: Option<&Select>,
+    each: &mut dyn FnMut(&Batch) -> Result<(), QueryError>,
+) -> Result<(), QueryError> {
+    let part = work.open(p)?;
+    let keep = match select {
+        None => None,
+        Some(sel) => {
+            let keep = selected(p, &part, sel)?;
+            if !keep.contains(&true) {
+                return Ok(());
+            }
+            Some(keep)
+        }
+    };
+    let (skip, mut filter) = skip_or_filter(keep.as_deref());
+    // With a selection, rows are numbered among those kept: still
+    // in input order, which is all the number is for.
+    let mut row = 0u128;
+    for rb in part.read(columns, skip)? {
+        let mut rb = rb?;
+        if let Some(flags) = &mut filter {
+            rb = filter_batch(p, rb, flags)?;
+        }
+        let n = rb.num_rows() as u128;
+        each(&p.batch(&part, rb, row))?;
+        row += n;
+    }
+    Ok(())
+}
+
+/// Per row of `part`: whether `sel` keeps it.
+fn selected(p: &Part, part: &SegmentPart, sel: &Select) -> Result<Vec<bool>, QueryError> {
+    let mut keep = Vec::with_capacity(usize::try_from(part.rows).unwrap_or(0));
+    for rb in part.read(&sel.columns, None)? {
+        let b = p.batch(part, rb?, keep.len() as u128);
+        keep.extend((sel.test)(&b)?);
+    }
+    Ok(keep)
+}
+
+/// The rows to skip undecoded, or (when the kept rows are scattered) to
+/// filter out after decoding: one of the two, or neither without a selection.
+fn skip_or_filter(keep: Option<&[bool]>) -> (Option<&[bool]>, Option<&[bool]>) {
+    // Skipping rows pays per run of kept rows: a scattered few are
+    // cheaper decoded with the rest and filtered out.
+    let runs = keep.map_or(0, |k| k.windows(2).filter(|w| w[1] && !w[0]).count());
+    match keep {
+        Some(k) if runs.saturating_mul(SCATTERED) > k.len() => (None, Some(k)),
+        _ => (keep, None),
+    }
+}
+
+/// The rows of `rb` that the first of `flags` keep; `flags` is left with
+/// the rest.
+fn filter_batch(p: &Part, rb: RecordBatch, flags: &mut &[bool]) -> Result<RecordBatch, QueryError> {
+    let (now, rest) = flags.split_at(rb.num_rows().min(flags.len()));
+    *flags = rest;
+    arrow::compute::filter_record_batch(&rb, &BooleanArray::from(now.to_vec()))
+        .map_err(|e| QueryError::Invalid(format!("{}: {e}", p.info.name)))
+}
+
+/// Runs `run` on `workers` threads: their states in worker order, or the
+/// first error in that order. A worker that fails sets `stop`, so the
+/// others take no more parts.
+fn on_workers<S: Send>(
+    workers: usize,
+    stop: &AtomicBool,
+    run: impl Fn() -> Result<S, QueryError> + Sync,
+) -> Result<Vec<S>, QueryError> {
     let results: Vec<Result<S, QueryError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -250,15 +327,7 @@ pub(crate) fn fold<S: Send>(
             })
             .collect()
     });
-    let mut states = results
-        .into_iter()
-        .collect::<Result<Vec<S>, _>>()?
-        .into_iter();
-    let mut out = states.next().unwrap_or_else(&init);
-    for s in states {
-        merge(&mut out, s);
-    }
-    Ok(out)
+    results.into_iter().collect()
 }
 
 /// Every distinct string the questions keep, as a number: rows hold

@@ -184,7 +184,25 @@ fn caps_of(file: &str, rule: &str, names: &OneOrMany, none_ok: bool) -> Result<u
 }
 
 fn compile(file: &str, text: &str) -> Result<Vec<(String, Check)>, QueryError> {
-    let doc: File = serde_saphyr::from_str(text).map_err(|e| {
+    let doc = parse(file, text)?;
+    if doc.expect.is_empty() {
+        return Err(QueryError::Invalid(format!(
+            "{file}: no expectations under `expect:`"
+        )));
+    }
+    // The first bad rule, in file order, is the one reported.
+    doc.expect
+        .into_iter()
+        .map(|r| {
+            let check = check_of(file, &r.name, r.never, r.at_exit)?;
+            Ok((r.name, check))
+        })
+        .collect()
+}
+
+/// The YAML, its error as `FILE:LINE:COLUMN: first line of the reason`.
+fn parse(file: &str, text: &str) -> Result<File, QueryError> {
+    serde_saphyr::from_str(text).map_err(|e| {
         let at = e
             .location()
             .map_or_else(String::new, |l| format!(":{}:{}", l.line(), l.column()));
@@ -195,130 +213,155 @@ fn compile(file: &str, text: &str) -> Result<Vec<(String, Check)>, QueryError> {
                 .next()
                 .unwrap_or("not an expectations file")
         ))
-    })?;
-    if doc.expect.is_empty() {
-        return Err(QueryError::Invalid(format!(
-            "{file}: no expectations under `expect:`"
-        )));
+    })
+}
+
+/// One rule's check: exactly one of `never` and `at_exit`.
+fn check_of(
+    file: &str,
+    rule: &str,
+    never: Option<Never>,
+    at_exit: Option<AtExit>,
+) -> Result<Check, QueryError> {
+    match (never, at_exit) {
+        (Some(n), None) => Ok(Check::Never(never_rule(file, rule, n)?)),
+        (None, Some(i)) => at_exit_check(file, rule, i),
+        _ => Err(bad(
+            file,
+            rule,
+            "give exactly one of `never:` and `at_exit:`".into(),
+        )),
     }
-    let mut out = Vec::new();
-    for r in doc.expect {
-        let check = match (r.never, r.at_exit) {
-            (Some(n), None) => {
-                let syscalls: Vec<String> = n
-                    .syscall
-                    .as_ref()
-                    .map(|s| s.list().into_iter().map(str::to_owned).collect())
-                    .unwrap_or_default();
-                if let Some(s) = syscalls.iter().find(|s| Syscall::from_name(s).is_none()) {
-                    return Err(bad(file, &r.name, format!("unknown syscall {s:?}")));
-                }
-                let failed = match n.result.as_deref() {
-                    None => None,
-                    Some("ok") => Some(false),
-                    Some("failed") => Some(true),
-                    Some(o) => {
-                        return Err(bad(
-                            file,
-                            &r.name,
-                            format!("result is ok or failed, not {o:?}"),
-                        ));
-                    }
-                };
-                if failed == Some(true)
-                    && let Some(s) = syscalls
-                        .iter()
-                        .find(|s| matches!(s.as_str(), "execve" | "unexplained"))
-                {
-                    return Err(bad(
-                        file,
-                        &r.name,
-                        format!("{s} rows are changes that happened: none has a failed result"),
-                    ));
-                }
-                if n.gains_capability
-                    .as_ref()
-                    .is_some_and(|c| c.list().is_empty())
-                {
-                    return Err(bad(file, &r.name, "gains_capability lists nothing".into()));
-                }
-                if n.becomes.as_ref().is_some_and(|b| {
-                    b.pairs(&Creds::default())
-                        .iter()
-                        .all(|(_, w, _)| w.is_none())
-                }) {
-                    return Err(bad(file, &r.name, "becomes names no id".into()));
-                }
-                if syscalls.is_empty()
-                    && failed.is_none()
-                    && n.binary.is_none()
-                    && n.gains_capability.is_none()
-                    && n.becomes.is_none()
-                    && n.in_group.is_none()
-                {
-                    return Err(bad(
-                        file,
-                        &r.name,
-                        "`never:` has no condition, so every row would break it".into(),
-                    ));
-                }
-                let gains = n
-                    .gains_capability
-                    .as_ref()
-                    .map(|c| caps_of(file, &r.name, c, false))
-                    .transpose()?;
-                Check::Never(NeverRule {
-                    syscalls,
-                    failed,
-                    binary: n.binary,
-                    gains,
-                    becomes: n.becomes,
-                    in_group: n.in_group,
-                })
-            }
-            (None, Some(i)) => {
-                if [
-                    i.uid, i.euid, i.suid, i.fsuid, i.gid, i.egid, i.sgid, i.fsgid,
-                ]
-                .iter()
-                .all(Option::is_none)
-                    && i.groups.is_none()
-                    && i.capabilities.is_none()
-                {
-                    return Err(bad(file, &r.name, "`at_exit:` checks nothing".into()));
-                }
-                let a_binary = i.binary.clone();
-                Check::AtExit {
-                    binary: a_binary,
-                    ids: Ids {
-                        uid: i.uid,
-                        euid: i.euid,
-                        suid: i.suid,
-                        fsuid: i.fsuid,
-                        gid: i.gid,
-                        egid: i.egid,
-                        sgid: i.sgid,
-                        fsgid: i.fsgid,
-                    },
-                    groups: i.groups,
-                    caps: i
-                        .capabilities
-                        .as_ref()
-                        .map(|c| caps_of(file, &r.name, c, true))
-                        .transpose()?,
-                }
-            }
-            _ => {
-                return Err(bad(
-                    file,
-                    &r.name,
-                    "give exactly one of `never:` and `at_exit:`".into(),
-                ));
-            }
-        };
-        out.push((r.name, check));
+}
+
+/// A `never` rule's conditions, checked and their names resolved.
+fn never_rule(file: &str, rule: &str, n: Never) -> Result<NeverRule, QueryError> {
+    let syscalls = syscalls_of(file, rule, n.syscall.as_ref())?;
+    let failed = result_of(file, rule, n.result.as_deref())?;
+    if failed == Some(true)
+        && let Some(s) = syscalls
+            .iter()
+            .find(|s| matches!(s.as_str(), "execve" | "unexplained"))
+    {
+        return Err(bad(
+            file,
+            rule,
+            format!("{s} rows are changes that happened: none has a failed result"),
+        ));
     }
-    Ok(out)
+    check_never_conditions(file, rule, &n, &syscalls, failed)?;
+    let gains = n
+        .gains_capability
+        .as_ref()
+        .map(|c| caps_of(file, rule, c, false))
+        .transpose()?;
+    Ok(NeverRule {
+        syscalls,
+        failed,
+        binary: n.binary,
+        gains,
+        becomes: n.becomes,
+        in_group: n.in_group,
+    })
+}
+
+/// The syscalls named, each one credtrail records.
+fn syscalls_of(
+    file: &str,
+    rule: &str,
+    names: Option<&OneOrMany>,
+) -> Result<Vec<String>, QueryError> {
+    let syscalls: Vec<String> = names
+        .map(|s| s.list().into_iter().map(str::to_owned).collect())
+        .unwrap_or_default();
+    if let Some(s) = syscalls.iter().find(|s| Syscall::from_name(s).is_none()) {
+        return Err(bad(file, rule, format!("unknown syscall {s:?}")));
+    }
+    Ok(syscalls)
+}
+
+/// `result:` as whether the row failed (None: either).
+fn result_of(file: &str, rule: &str, result: Option<&str>) -> Result<Option<bool>, QueryError> {
+    match result {
+        None => Ok(None),
+        Some("ok") => Ok(Some(false)),
+        Some("failed") => Ok(Some(true)),
+        Some(o) => Err(bad(
+            file,
+            rule,
+            format!("result is ok or failed, not {o:?}"),
+        )),
+    }
+}
+
+/// Every condition given names something, and at least one is given.
+fn check_never_conditions(
+    file: &str,
+    rule: &str,
+    n: &Never,
+    syscalls: &[String],
+    failed: Option<bool>,
+) -> Result<(), QueryError> {
+    if n.gains_capability
+        .as_ref()
+        .is_some_and(|c| c.list().is_empty())
+    {
+        return Err(bad(file, rule, "gains_capability lists nothing".into()));
+    }
+    if n.becomes.as_ref().is_some_and(|b| {
+        b.pairs(&Creds::default())
+            .iter()
+            .all(|(_, w, _)| w.is_none())
+    }) {
+        return Err(bad(file, rule, "becomes names no id".into()));
+    }
+    if syscalls.is_empty()
+        && failed.is_none()
+        && n.binary.is_none()
+        && n.gains_capability.is_none()
+        && n.becomes.is_none()
+        && n.in_group.is_none()
+    {
+        return Err(bad(
+            file,
+            rule,
+            "`never:` has no condition, so every row would break it".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// An `at_exit` rule's check, once it checks something.
+fn at_exit_check(file: &str, rule: &str, i: AtExit) -> Result<Check, QueryError> {
+    if [
+        i.uid, i.euid, i.suid, i.fsuid, i.gid, i.egid, i.sgid, i.fsgid,
+    ]
+    .iter()
+    .all(Option::is_none)
+        && i.groups.is_none()
+        && i.capabilities.is_none()
+    {
+        return Err(bad(file, rule, "`at_exit:` checks nothing".into()));
+    }
+    Ok(Check::AtExit {
+        binary: i.binary,
+        ids: Ids {
+            uid: i.uid,
+            euid: i.euid,
+            suid: i.suid,
+            fsuid: i.fsuid,
+            gid: i.gid,
+            egid: i.egid,
+            sgid: i.sgid,
+            fsgid: i.fsgid,
+        },
+        groups: i.groups,
+        caps: i
+            .capabilities
+            .as_ref()
+            .map(|c| caps_of(file, rule, c, true))
+            .transpose()?,
+    })
 }
 
 fn binary_is(binary: Option<&str>, want: &str) -> bool {

@@ -561,7 +561,32 @@ pub fn timeline(
     f: &Filters,
     t: &TimelineArgs,
 ) -> Result<DataFrame, QueryError> {
-    let mut ev = events(caps_, f)?;
+    let (ev, pid, since_ktime) = selected_events(caps_, f, t)?;
+    let mut frames = vec![event_rows(ev)];
+    // Lifecycle rows carry no pod columns: take the processes the filtered
+    // events name, or the pid asked for.
+    if let Some(life) = table(caps_, "lifecycle")? {
+        let life = filtered_lifecycle(life, f, since_ktime);
+        let pids: Vec<u32> = match pid {
+            Some(p) => vec![p],
+            None => pids_of(&frames[0])?,
+        };
+        frames.push(lifecycle_rows(life, pids));
+    }
+    let lf = concat(frames, UnionArgs::default())?
+        .sort(["capture", "time", "seq"], SortMultipleOptions::default());
+    Ok(lf.drop(cols(["seq"])).collect_streaming()?)
+}
+
+/// The events `t` selects, with the pid whose lifecycle rows go with them
+/// (`--exec-id`'s, else `--pid`) and, for an exec id, the ktime its
+/// process image began at.
+fn selected_events(
+    caps: &[CaptureInfo],
+    f: &Filters,
+    t: &TimelineArgs,
+) -> Result<(LazyFrame, Option<u32>, Option<u64>), QueryError> {
+    let mut ev = events(caps, f)?;
     let mut pid = t.pid;
     let mut since_ktime = None;
     if let Some(id) = &t.exec_id {
@@ -577,6 +602,11 @@ pub fn timeline(
     if let Some(p) = t.pid {
         ev = ev.filter(col("pid").eq(lit(p)));
     }
+    Ok((ev, pid, since_ktime))
+}
+
+/// Credential events as timeline rows.
+fn event_rows(ev: LazyFrame) -> LazyFrame {
     let detail = concat_str(
         [
             lit("ret="),
@@ -593,7 +623,7 @@ pub fn timeline(
         "",
         true,
     );
-    let ev = ev.select([
+    ev.select([
         col("time"),
         col("seq"),
         col("capture"),
@@ -613,66 +643,64 @@ pub fn timeline(
         )
         .alias("args"),
         detail.alias("detail"),
-    ]);
-    let mut frames = vec![ev];
-    // Lifecycle rows carry no pod columns: take the processes the filtered
-    // events name, or the pid asked for.
-    if let Some(life) = table(caps_, "lifecycle")? {
-        let mut life = life;
-        if let Some(n) = &f.node {
-            life = life.filter(col("node_name").eq(lit(n.as_str())));
-        }
-        if let Some(s) = f.since {
-            life = life.filter(time_ns().gt_eq(lit(s)));
-        }
-        if let Some(u) = f.until {
-            life = life.filter(time_ns().lt(lit(u)));
-        }
-        if let Some(k) = since_ktime {
-            life = life.filter(col("ktime_ns").gt_eq(lit(k)));
-        }
-        let pids: Vec<u32> = match pid {
-            Some(p) => vec![p],
-            None => {
-                let df = frames[0]
-                    .clone()
-                    .select([col("pid")])
-                    .unique(None, UniqueKeepStrategy::First)
-                    .collect_streaming()?;
-                let pid = df.column("pid")?.cast(&DataType::UInt32)?;
-                pid.u32()?.iter().flatten().collect()
-            }
-        };
-        let pids = Series::new("pids".into(), pids);
-        let life = life
-            .filter(col("pid").is_in(lit(pids).implode(false), false))
-            .select([
-                col("time"),
-                col("seq"),
-                col("capture"),
-                col("node_name"),
-                col("kind"),
-                col("pid"),
-                col("tid"),
-                col("filename").alias("binary"),
-                lit(NULL).cast(DataType::String).alias("args"),
-                concat_str(
-                    [
-                        lit("ppid="),
-                        col("ppid").cast(DataType::String),
-                        lit(" cwd="),
-                        col("cwd"),
-                        lit(" exit="),
-                        col("exit_code").cast(DataType::String),
-                    ],
-                    "",
-                    true,
-                )
-                .alias("detail"),
-            ]);
-        frames.push(life);
+    ])
+}
+
+/// Lifecycle rows within the filters' node and times (and, for an exec id,
+/// from its process image on).
+fn filtered_lifecycle(mut life: LazyFrame, f: &Filters, since_ktime: Option<u64>) -> LazyFrame {
+    if let Some(n) = &f.node {
+        life = life.filter(col("node_name").eq(lit(n.as_str())));
     }
-    let lf = concat(frames, UnionArgs::default())?
-        .sort(["capture", "time", "seq"], SortMultipleOptions::default());
-    Ok(lf.drop(cols(["seq"])).collect_streaming()?)
+    if let Some(s) = f.since {
+        life = life.filter(time_ns().gt_eq(lit(s)));
+    }
+    if let Some(u) = f.until {
+        life = life.filter(time_ns().lt(lit(u)));
+    }
+    if let Some(k) = since_ktime {
+        life = life.filter(col("ktime_ns").gt_eq(lit(k)));
+    }
+    life
+}
+
+/// The distinct pids of timeline rows.
+fn pids_of(rows: &LazyFrame) -> Result<Vec<u32>, QueryError> {
+    let df = rows
+        .clone()
+        .select([col("pid")])
+        .unique(None, UniqueKeepStrategy::First)
+        .collect_streaming()?;
+    let pid = df.column("pid")?.cast(&DataType::UInt32)?;
+    Ok(pid.u32()?.iter().flatten().collect())
+}
+
+/// Lifecycle rows of `pids` as timeline rows.
+fn lifecycle_rows(life: LazyFrame, pids: Vec<u32>) -> LazyFrame {
+    let pids = Series::new("pids".into(), pids);
+    life.filter(col("pid").is_in(lit(pids).implode(false), false))
+        .select([
+            col("time"),
+            col("seq"),
+            col("capture"),
+            col("node_name"),
+            col("kind"),
+            col("pid"),
+            col("tid"),
+            col("filename").alias("binary"),
+            lit(NULL).cast(DataType::String).alias("args"),
+            concat_str(
+                [
+                    lit("ppid="),
+                    col("ppid").cast(DataType::String),
+                    lit(" cwd="),
+                    col("cwd"),
+                    lit(" exit="),
+                    col("exit_code").cast(DataType::String),
+                ],
+                "",
+                true,
+            )
+            .alias("detail"),
+        ])
 }

@@ -163,6 +163,55 @@ fn bytes_of(raw: &[i8]) -> &[u8] {
 
 /// Decodes a lifecycle record (fork/exit records are the short prefix).
 fn decode_proc(bytes: &[u8], ctx: &DecodeContext) -> Result<ProcEvent, DecodeError> {
+    let raw = copy_proc(bytes)?;
+    let kind = proc_kind(raw.kind)?;
+    let proc_flags = proc_flag_names(raw.flags);
+    let exec = kind == "exec";
+    let args = if exec { exec_args(&raw) } else { Vec::new() };
+    let fault = |f: &str| proc_flags.iter().any(|x| x == f);
+    let cwd = if exec && !fault(lifecycle::flags::CWD_FAULT) {
+        right_aligned_path(&raw.cwd, raw.cwd_off)
+    } else {
+        String::new()
+    };
+    let exe = (exec && !fault(lifecycle::flags::EXE_FAULT))
+        .then(|| right_aligned_path(&raw.exe, raw.exe_off));
+    let filename = if exec {
+        exec_filename(&raw)
+    } else {
+        String::new()
+    };
+    let mut ev = ProcEvent {
+        time: ctx.realtime_offset_ns.saturating_add(raw.ktime_ns as i64),
+        ktime_ns: raw.ktime_ns,
+        node_name: ctx.node_name.clone(),
+        kind: kind.to_owned(),
+        pid: raw.pid,
+        tid: raw.tid,
+        ppid: raw.ppid,
+        old_tid: raw.old_tid,
+        comm: c_str(&raw.comm),
+        filename,
+        args,
+        cwd,
+        exe,
+        proc_flags,
+        exit_code: raw.exit_code,
+        auid: raw.auid,
+        sessionid: raw.sessionid,
+        cgroup_id: raw.cgroup_id,
+        pid_ns: raw.pidns_inum,
+        ns_pid: raw.ns_pid,
+        cgroup: cgroup_path(&raw),
+        ..ProcEvent::default()
+    };
+    ev.set_creds(creds(&raw.creds, &raw.groups[..kept(raw.creds.ngroups)]));
+    Ok(ev)
+}
+
+/// A lifecycle record's bytes as the C struct, refused unless they are
+/// exactly the short or the full record.
+fn copy_proc(bytes: &[u8]) -> Result<ct_proc_event, DecodeError> {
     if bytes.len() != PROC_SHORT_SIZE && bytes.len() != PROC_EVENT_SIZE {
         return Err(DecodeError::Size(bytes.len()));
     }
@@ -171,13 +220,21 @@ fn decode_proc(bytes: &[u8], ctx: &DecodeContext) -> Result<ProcEvent, DecodeErr
     // SAFETY: ct_proc_event is plain data (credtrail-recorder-bpf).
     let dst = unsafe { plain::as_mut_bytes(&mut raw) };
     dst[..bytes.len()].copy_from_slice(bytes);
-    let kind = match ct_proc_kind(raw.kind) {
+    Ok(raw)
+}
+
+fn proc_kind(kind: u32) -> Result<&'static str, DecodeError> {
+    Ok(match ct_proc_kind(kind) {
         ct_proc_kind::CT_PROC_EXEC => "exec",
         ct_proc_kind::CT_PROC_FORK => "fork",
         ct_proc_kind::CT_PROC_EXIT => "exit",
-        _ => return Err(DecodeError::Kind(raw.kind)),
-    };
-    let has = |f: ct_proc_flag| raw.flags & f.0 != 0;
+        _ => return Err(DecodeError::Kind(kind)),
+    })
+}
+
+/// The names of the lifecycle flags set in `flags`, in a fixed order.
+fn proc_flag_names(flags: u32) -> Vec<String> {
+    let has = |f: ct_proc_flag| flags & f.0 != 0;
     let mut proc_flags = Vec::new();
     for (f, name) in [
         (
@@ -209,66 +266,36 @@ fn decode_proc(bytes: &[u8], ctx: &DecodeContext) -> Result<ProcEvent, DecodeErr
             proc_flags.push(name.to_owned());
         }
     }
-    let exec = kind == "exec";
-    let args = if exec {
-        let n = (raw.args_len as usize).min(raw.args.len());
-        let mut parts: Vec<String> = bytes_of(&raw.args[..n])
-            .split(|&b| b == 0)
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect();
-        // argv ends with a NUL; a truncated one may not.
-        if parts.last().is_some_and(String::is_empty) {
-            parts.pop();
-        }
-        parts
-    } else {
-        Vec::new()
-    };
-    let fault = |f: &str| proc_flags.iter().any(|x| x == f);
-    let cwd = if exec && !fault(lifecycle::flags::CWD_FAULT) {
-        right_aligned_path(&raw.cwd, raw.cwd_off)
-    } else {
-        String::new()
-    };
-    let exe = (exec && !fault(lifecycle::flags::EXE_FAULT))
-        .then(|| right_aligned_path(&raw.exe, raw.exe_off));
-    let filename = if exec {
-        let n = (raw.filename_len as usize).min(raw.filename.len());
-        String::from_utf8_lossy(bytes_of(&raw.filename[..n])).into_owned()
-    } else {
-        String::new()
-    };
-    let mut ev = ProcEvent {
-        time: ctx.realtime_offset_ns.saturating_add(raw.ktime_ns as i64),
-        ktime_ns: raw.ktime_ns,
-        node_name: ctx.node_name.clone(),
-        kind: kind.to_owned(),
-        pid: raw.pid,
-        tid: raw.tid,
-        ppid: raw.ppid,
-        old_tid: raw.old_tid,
-        comm: c_str(&raw.comm),
-        filename,
-        args,
-        cwd,
-        exe,
-        proc_flags,
-        exit_code: raw.exit_code,
-        auid: raw.auid,
-        sessionid: raw.sessionid,
-        cgroup_id: raw.cgroup_id,
-        pid_ns: raw.pidns_inum,
-        ns_pid: raw.ns_pid,
-        cgroup: raw
-            .cgroup
-            .iter()
-            .map(|c| c_str(c))
-            .take_while(|c| !c.is_empty())
-            .collect(),
-        ..ProcEvent::default()
-    };
-    ev.set_creds(creds(&raw.creds, &raw.groups[..kept(raw.creds.ngroups)]));
-    Ok(ev)
+    proc_flags
+}
+
+/// An exec's argv: the NUL-separated bytes kept, at most the buffer.
+fn exec_args(raw: &ct_proc_event) -> Vec<String> {
+    let n = (raw.args_len as usize).min(raw.args.len());
+    let mut parts: Vec<String> = bytes_of(&raw.args[..n])
+        .split(|&b| b == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    // argv ends with a NUL; a truncated one may not.
+    if parts.last().is_some_and(String::is_empty) {
+        parts.pop();
+    }
+    parts
+}
+
+/// An exec's filename: the bytes kept, at most the buffer.
+fn exec_filename(raw: &ct_proc_event) -> String {
+    let n = (raw.filename_len as usize).min(raw.filename.len());
+    String::from_utf8_lossy(bytes_of(&raw.filename[..n])).into_owned()
+}
+
+/// The cgroup path's components, up to the first empty one.
+fn cgroup_path(raw: &ct_proc_event) -> Vec<String> {
+    raw.cgroup
+        .iter()
+        .map(|c| c_str(c))
+        .take_while(|c| !c.is_empty())
+        .collect()
 }
 
 /// A path the kernel wrote right to left, ending at `CWD_MAX`, from `off`

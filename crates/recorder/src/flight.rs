@@ -9,9 +9,9 @@ use anyhow::Context as _;
 
 use credtrail_capture::control::{Pin, request_seal};
 use credtrail_capture::cut::{CutReport, CutWindow, cut};
+use credtrail_capture::folder::recorder_pid;
 use credtrail_capture::fs::Dir;
 use credtrail_capture::manifest::{CaptureState, MANIFEST_FILE, Manifest, SigningKey};
-use credtrail_capture::write::recorder_pid;
 
 /// `dir` itself if it is a capture; else the newest capture under it (two
 /// levels at most: `ROOT/node=N/CAPTURE`), preferring one whose recorder is

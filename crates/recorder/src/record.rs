@@ -7,8 +7,8 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant as MonoInstant};
 
+use credtrail_capture::folder::check_capture_dir;
 use credtrail_capture::host;
-use credtrail_capture::write::check_capture_dir;
 use credtrail_recorder_bpf::{self as bpf, Tracer};
 
 use crate::command::Launcher;

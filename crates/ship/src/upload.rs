@@ -45,131 +45,231 @@ pub struct Report {
 
 /// Ships the capture `dir` under `remote` (see the crate docs).
 pub fn ship(dir: &Path, remote: &Remote, opts: Options) -> Result<Report, ShipError> {
-    let refused = |message: String| ShipError::Refused {
-        path: dir.display().to_string(),
-        message,
-    };
-    let name = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| !n.starts_with('.'))
-        .ok_or_else(|| refused("the capture folder has no plain name to ship it under".into()))?;
-    let files = CaptureFiles::open(dir)?;
-    let mut report = Report::default();
-    let mut rel = None;
-    let mut there: HashMap<String, (u64, Option<String>)> = HashMap::new();
-    let mut shipped: HashSet<String> = HashSet::new();
-    let mut last_manifest: Option<Vec<u8>> = None;
-    // Files found missing once while following (see below).
-    let mut gone: HashSet<String> = HashSet::new();
+    let name = capture_name(dir)?;
+    let mut run = Shipment::new(dir, remote, opts, CaptureFiles::open(dir)?);
     loop {
-        let (text, signature) = read_pair(&files)?;
-        let m = Manifest::parse(&files.root().child(MANIFEST_FILE), &text)?;
-        let rel = match &rel {
-            Some(r) => r,
-            None => {
-                let r = format!("{}/{name}", layout::node_folder(&m.node_name)?);
-                there = remote
-                    .list(&r)?
-                    .into_iter()
-                    .map(|o| (o.rel, (o.size, o.e_tag)))
-                    .collect();
-                report.url = remote.url_of(&r);
-                rel.insert(r)
-            }
-        };
-        if m.state == CaptureState::Recording && opts.follow.is_none() {
-            return Err(refused(format!(
-                "is still recording (or its recorder died): ship it with --follow while it records, or run `credtrail-record recover {}` first",
-                dir.display()
-            )));
-        }
-        if let Some(p) = m.check_chain().first() {
-            return Err(refused(format!("hash chain: {p}")));
-        }
-        if let Some(key) = opts.key {
-            let sig = signature.as_deref().ok_or_else(|| {
-                refused(format!(
-                    "{SIGNATURE_FILE} is missing (was the capture recorded with --sign-key?)"
-                ))
-            })?;
-            let path = files.root().child(SIGNATURE_FILE);
-            sign::verify_signature_bytes(&path, &text, sig, key).map_err(refused)?;
-        }
-        let pending: Vec<&Segment> = m
-            .segments
-            .iter()
-            .filter(|s| !s.evicted && !shipped.contains(&s.file))
-            .collect();
-        // Every file checked before the first is sent: a capture altered
-        // on the node is refused whole, not half shipped.
-        let mut vanished = false;
-        for seg in &pending {
-            match files.check_segment(seg) {
-                Ok(()) => {}
-                // Following a recorder with --max-capture-bytes: a segment
-                // evicted since the manifest was read is marked so in the
-                // next one (once; a file that stays missing is refused).
-                Err(CaptureError::Io { source, .. })
-                    if opts.follow.is_some()
-                        && source.kind() == std::io::ErrorKind::NotFound
-                        && gone.insert(seg.file.clone()) =>
-                {
-                    vanished = true;
-                }
-                Err(e) => return Err(refused(format!("{e}: altered or truncated"))),
-            }
-        }
-        if vanished {
+        let (text, signature) = read_pair(&run.files)?;
+        let m = Manifest::parse(&run.files.root().child(MANIFEST_FILE), &text)?;
+        let rel = run.destination(&m, name)?;
+        run.check_manifest(&m, &text, signature.as_deref())?;
+        let pending = run.pending(&m);
+        if run.check_pending(&pending)? {
+            // A file vanished while following: read the manifest again.
             continue;
         }
-        let progress = Progress::bar(
-            &format!("shipping {}", dir.display()),
-            pending.iter().map(|s| s.bytes).sum(),
-            true,
-        );
-        for seg in pending {
-            // Checked again as sent: the bytes uploaded are the bytes hashed.
-            let bytes = read_checked(&files, seg).map_err(refused)?;
-            let key = format!("{rel}/{}", seg.file);
-            send(remote, &key, bytes, &there, &mut report)?;
-            shipped.insert(seg.file.clone());
-            progress.inc(seg.bytes);
-        }
-        drop(progress);
-        if last_manifest.as_deref() != Some(&text[..]) {
-            // Segments the recorder evicted (--max-capture-bytes) leave the
-            // bucket too, as the manifest about to be uploaded says.
-            for seg in m
-                .segments
-                .iter()
-                .filter(|s| s.evicted && s.folded.is_none())
-            {
-                let key = format!("{rel}/{}", seg.file);
-                if shipped.remove(&seg.file) || there.contains_key(&key) {
-                    remote.delete(&key)?;
-                }
-            }
-            let key = format!("{rel}/{MANIFEST_FILE}");
-            send(remote, &key, Bytes::from(text.clone()), &there, &mut report)?;
-            if let Some(sig) = signature {
-                let key = format!("{rel}/{SIGNATURE_FILE}");
-                send(remote, &key, Bytes::from(sig), &there, &mut report)?;
-            }
-            last_manifest = Some(text);
-        }
-        report.state = Some(m.state);
+        run.upload_segments(&rel, pending)?;
+        run.publish_manifest(&rel, &m, text, signature)?;
+        run.report.state = Some(m.state);
         match opts.follow {
             Some(every) if m.state == CaptureState::Recording => std::thread::sleep(every),
             _ => break,
         }
     }
     if opts.remove_local {
-        std::fs::remove_dir_all(dir)
-            .map_err(|e| refused(format!("shipped, but removing the local copy failed: {e}")))?;
-        report.removed_local = true;
+        std::fs::remove_dir_all(dir).map_err(|e| {
+            run.refused(format!("shipped, but removing the local copy failed: {e}"))
+        })?;
+        run.report.removed_local = true;
     }
-    Ok(report)
+    Ok(run.report)
+}
+
+fn refusal(dir: &Path, message: String) -> ShipError {
+    ShipError::Refused {
+        path: dir.display().to_string(),
+        message,
+    }
+}
+
+/// The folder's name, which the capture is shipped under.
+fn capture_name(dir: &Path) -> Result<&str, ShipError> {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.starts_with('.'))
+        .ok_or_else(|| {
+            refusal(
+                dir,
+                "the capture folder has no plain name to ship it under".into(),
+            )
+        })
+}
+
+/// One [`ship`]: what it has learned and done across the manifests it
+/// reads (one, or each one while following).
+struct Shipment<'a> {
+    dir: &'a Path,
+    remote: &'a Remote,
+    opts: Options<'a>,
+    files: CaptureFiles,
+    /// The capture's folder in the store, once the first manifest names
+    /// its node.
+    rel: Option<String>,
+    /// What the store held under `rel` before this run.
+    there: HashMap<String, (u64, Option<String>)>,
+    shipped: HashSet<String>,
+    last_manifest: Option<Vec<u8>>,
+    /// Files found missing once while following (see `check_pending`).
+    gone: HashSet<String>,
+    report: Report,
+}
+
+impl<'a> Shipment<'a> {
+    fn new(dir: &'a Path, remote: &'a Remote, opts: Options<'a>, files: CaptureFiles) -> Self {
+        Shipment {
+            dir,
+            remote,
+            opts,
+            files,
+            rel: None,
+            there: HashMap::new(),
+            shipped: HashSet::new(),
+            last_manifest: None,
+            gone: HashSet::new(),
+            report: Report::default(),
+        }
+    }
+
+    fn refused(&self, message: String) -> ShipError {
+        refusal(self.dir, message)
+    }
+
+    /// The capture's folder in the store: fixed by the first manifest,
+    /// when what the store already holds there is listed.
+    fn destination(&mut self, m: &Manifest, name: &str) -> Result<String, ShipError> {
+        if let Some(r) = &self.rel {
+            return Ok(r.clone());
+        }
+        let r = format!("{}/{name}", layout::node_folder(&m.node_name)?);
+        self.there = self
+            .remote
+            .list(&r)?
+            .into_iter()
+            .map(|o| (o.rel, (o.size, o.e_tag)))
+            .collect();
+        self.report.url = self.remote.url_of(&r);
+        Ok(self.rel.insert(r).clone())
+    }
+
+    /// The manifest may be shipped: ended (unless following), its hash
+    /// chain whole, and signed under the key when one is given.
+    fn check_manifest(
+        &self,
+        m: &Manifest,
+        text: &[u8],
+        signature: Option<&[u8]>,
+    ) -> Result<(), ShipError> {
+        if m.state == CaptureState::Recording && self.opts.follow.is_none() {
+            return Err(self.refused(format!(
+                "is still recording (or its recorder died): ship it with --follow while it records, or run `credtrail-record recover {}` first",
+                self.dir.display()
+            )));
+        }
+        if let Some(p) = m.check_chain().first() {
+            return Err(self.refused(format!("hash chain: {p}")));
+        }
+        if let Some(key) = self.opts.key {
+            let sig = signature.ok_or_else(|| {
+                self.refused(format!(
+                    "{SIGNATURE_FILE} is missing (was the capture recorded with --sign-key?)"
+                ))
+            })?;
+            let path = self.files.root().child(SIGNATURE_FILE);
+            sign::verify_signature_bytes(&path, text, sig, key).map_err(|e| self.refused(e))?;
+        }
+        Ok(())
+    }
+
+    /// The listed segments not yet shipped.
+    fn pending<'m>(&self, m: &'m Manifest) -> Vec<&'m Segment> {
+        m.segments
+            .iter()
+            .filter(|s| !s.evicted && !self.shipped.contains(&s.file))
+            .collect()
+    }
+
+    /// Checks every pending file; true when one vanished while following,
+    /// so the manifest is to be read again.
+    fn check_pending(&mut self, pending: &[&Segment]) -> Result<bool, ShipError> {
+        // Every file checked before the first is sent: a capture altered
+        // on the node is refused whole, not half shipped.
+        let mut vanished = false;
+        for seg in pending {
+            match self.files.check_segment(seg) {
+                Ok(()) => {}
+                // Following a recorder with --max-capture-bytes: a segment
+                // evicted since the manifest was read is marked so in the
+                // next one (once; a file that stays missing is refused).
+                Err(CaptureError::Io { source, .. })
+                    if self.opts.follow.is_some()
+                        && source.kind() == std::io::ErrorKind::NotFound
+                        && self.gone.insert(seg.file.clone()) =>
+                {
+                    vanished = true;
+                }
+                Err(e) => return Err(self.refused(format!("{e}: altered or truncated"))),
+            }
+        }
+        Ok(vanished)
+    }
+
+    fn upload_segments(&mut self, rel: &str, pending: Vec<&Segment>) -> Result<(), ShipError> {
+        let progress = Progress::bar(
+            &format!("shipping {}", self.dir.display()),
+            pending.iter().map(|s| s.bytes).sum(),
+            true,
+        );
+        for seg in pending {
+            // Checked again as sent: the bytes uploaded are the bytes hashed.
+            let bytes = read_checked(&self.files, seg).map_err(|e| self.refused(e))?;
+            let key = format!("{rel}/{}", seg.file);
+            send(self.remote, &key, bytes, &self.there, &mut self.report)?;
+            self.shipped.insert(seg.file.clone());
+            progress.inc(seg.bytes);
+        }
+        drop(progress);
+        Ok(())
+    }
+
+    /// Uploads the manifest and its signature unless they are the ones
+    /// last uploaded, after deleting the segments it marks evicted.
+    fn publish_manifest(
+        &mut self,
+        rel: &str,
+        m: &Manifest,
+        text: Vec<u8>,
+        signature: Option<Vec<u8>>,
+    ) -> Result<(), ShipError> {
+        if self.last_manifest.as_deref() == Some(&text[..]) {
+            return Ok(());
+        }
+        // Segments the recorder evicted (--max-capture-bytes) leave the
+        // bucket too, as the manifest about to be uploaded says.
+        for seg in m
+            .segments
+            .iter()
+            .filter(|s| s.evicted && s.folded.is_none())
+        {
+            let key = format!("{rel}/{}", seg.file);
+            if self.shipped.remove(&seg.file) || self.there.contains_key(&key) {
+                self.remote.delete(&key)?;
+            }
+        }
+        let key = format!("{rel}/{MANIFEST_FILE}");
+        let manifest = Bytes::from(text.clone());
+        send(self.remote, &key, manifest, &self.there, &mut self.report)?;
+        if let Some(sig) = signature {
+            let key = format!("{rel}/{SIGNATURE_FILE}");
+            send(
+                self.remote,
+                &key,
+                Bytes::from(sig),
+                &self.there,
+                &mut self.report,
+            )?;
+        }
+        self.last_manifest = Some(text);
+        Ok(())
+    }
 }
 
 /// The manifest and its signature as one pair: the recorder replaces the

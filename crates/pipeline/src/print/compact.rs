@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 
 use credtrail_capture::model::creds::{cap_diff, cap_name};
 use credtrail_capture::model::options;
-use credtrail_capture::model::{Event, Syscall};
+use credtrail_capture::model::userns::NsIds;
+use credtrail_capture::model::{Creds, Event, Syscall};
 
 fn hex(v: i64) -> String {
     format!("{:#x}", v as u64)
@@ -147,6 +148,17 @@ pub fn compact(ev: &Event) -> String {
 /// line ([`credtrail_cli::term::safe`]).
 pub(crate) fn write_compact(s: &mut String, ev: &Event) {
     write_time_of_day(s, ev.time);
+    write_who(s, ev);
+    s.push_str("  ");
+    write_call(s, ev);
+    write_repeats(s, ev);
+    write_changes(s, ev);
+    write_outcome(s, ev);
+}
+
+/// The call's name, then who made it: `setresuid  pid 4242/4242 (su)`,
+/// its binary, and its pod or container when known.
+fn write_who(s: &mut String, ev: &Event) {
     let _ = write!(s, " {:<9}  pid {}", ev.syscall, ev.pid);
     if ev.tid != ev.pid {
         let _ = write!(s, "/{}", ev.tid);
@@ -167,9 +179,10 @@ pub(crate) fn write_compact(s: &mut String, ev: &Event) {
         }
         _ => {}
     }
-    s.push_str("  ");
-    write_call(s, ev);
-    // A folded row: the kernel counted this exact transition's repeats.
+}
+
+/// A folded row: the kernel counted this exact transition's repeats.
+fn write_repeats(s: &mut String, ev: &Event) {
     if let Some(n) = ev.repeat_count {
         let _ = write!(s, " ×{}", thousands(n));
         if let Some(t) = ev.last_time {
@@ -177,13 +190,26 @@ pub(crate) fn write_compact(s: &mut String, ev: &Event) {
             write_time_of_day(s, t);
         }
     }
+}
+
+/// What the call changed in the credentials, or ` (no change)`.
+fn write_changes(s: &mut String, ev: &Event) {
     let old = ev.old_creds();
     let new = ev.new_creds();
     // Each change starts with a space, after the one that opens them.
     s.push(' ');
     let before_diffs = s.len();
-    let diffs = s;
-    let (o, n) = (ev.old_ns_ids(), ev.new_ns_ids());
+    write_id_changes(s, &old, &new, &ev.old_ns_ids(), &ev.new_ns_ids());
+    write_cap_changes(s, &old, &new);
+    write_other_changes(s, &old, &new);
+    if s.len() == before_diffs {
+        s.push_str(" (no change)");
+    }
+}
+
+/// The eight ids that changed, as the task's namespace numbers them
+/// (`o`, `n`: none on the host), the host's beside them when they differ.
+fn write_id_changes(s: &mut String, old: &Creds, new: &Creds, o: &NsIds, n: &NsIds) {
     for (name, a, b, la, lb) in [
         ("uid", old.uid, new.uid, o.uid, n.uid),
         ("euid", old.euid, new.euid, o.euid, n.euid),
@@ -200,15 +226,19 @@ pub(crate) fn write_compact(s: &mut String, ev: &Event) {
         if a == b && ua == ub {
             continue;
         }
-        let _ = write!(diffs, " {name} {ua}→{ub}");
+        let _ = write!(s, " {name} {ua}→{ub}");
         if (ua, ub) != (a, b) {
             if a == b {
-                let _ = write!(diffs, " ({a} on the host)");
+                let _ = write!(s, " ({a} on the host)");
             } else {
-                let _ = write!(diffs, " ({a}→{b} on the host)");
+                let _ = write!(s, " ({a}→{b} on the host)");
             }
         }
     }
+}
+
+/// The five capability sets that changed.
+fn write_cap_changes(s: &mut String, old: &Creds, new: &Creds) {
     for (name, a, b) in [
         ("capeff", old.cap_effective, new.cap_effective),
         ("capprm", old.cap_permitted, new.cap_permitted),
@@ -219,26 +249,26 @@ pub(crate) fn write_compact(s: &mut String, ev: &Event) {
         if a != b {
             // Name a few changed capabilities; show masks for sweeping changes.
             if (a ^ b).count_ones() <= 3 {
-                let _ = write!(diffs, " {name} {}", cap_diff(a, b));
+                let _ = write!(s, " {name} {}", cap_diff(a, b));
             } else {
-                let _ = write!(diffs, " {name} {a:#x}→{b:#x}");
+                let _ = write!(s, " {name} {a:#x}→{b:#x}");
             }
         }
     }
+}
+
+/// Securebits, groups, no_new_privs and the user namespace, if changed.
+fn write_other_changes(s: &mut String, old: &Creds, new: &Creds) {
     if old.securebits != new.securebits {
-        let _ = write!(
-            diffs,
-            " securebits {:#x}→{:#x}",
-            old.securebits, new.securebits
-        );
+        let _ = write!(s, " securebits {:#x}→{:#x}", old.securebits, new.securebits);
     }
     if old.groups != new.groups {
-        let _ = write!(diffs, " groups {:?}→{:?}", old.groups, new.groups);
+        let _ = write!(s, " groups {:?}→{:?}", old.groups, new.groups);
     }
     if old.no_new_privs != new.no_new_privs {
         let flag = |v: Option<bool>| v.map_or("?", |v| if v { "1" } else { "0" });
         let _ = write!(
-            diffs,
+            s,
             " no_new_privs {}→{}",
             flag(old.no_new_privs),
             flag(new.no_new_privs)
@@ -246,15 +276,16 @@ pub(crate) fn write_compact(s: &mut String, ev: &Event) {
     }
     if old.userns != new.userns {
         let ns = |v: Option<u32>| v.map_or("?".to_owned(), |v| v.to_string());
-        let _ = write!(diffs, " userns {}→{}", ns(old.userns), ns(new.userns));
+        let _ = write!(s, " userns {}→{}", ns(old.userns), ns(new.userns));
         if let Some(level) = new.userns_level {
-            let _ = write!(diffs, " (level {level})");
+            let _ = write!(s, " (level {level})");
         }
     }
-    if diffs.len() == before_diffs {
-        diffs.push_str(" (no change)");
-    }
-    let s = diffs;
+}
+
+/// How the call ended, what it returned worth naming, and the event's
+/// root scope, ABI (when not x86-64) and flags.
+fn write_outcome(s: &mut String, ev: &Event) {
     let _ = write!(s, "  {}", ev.outcome());
     match ev.syscall_kind() {
         Some(Syscall::Clone | Syscall::Clone3) if ev.ret > 0 => {

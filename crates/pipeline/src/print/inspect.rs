@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use credtrail_capture::Capture;
-use credtrail_capture::manifest::Discarded;
+use credtrail_capture::manifest::{Counters, Discarded, Manifest, Recovery};
 use credtrail_capture::sign::load_signing_key;
 use credtrail_cli::term::safe;
 use credtrail_cli::term::table::{Column, Layout, Mark, Table, thousands};
@@ -64,9 +64,17 @@ pub fn inspect(
     err: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let cap = Capture::open(dir)?;
-    let m = &cap.manifest;
-    let c = &m.counters;
     // Every field here came from a file someone handed us: through safe().
+    for line in summary(dir, &cap.manifest) {
+        writeln!(err, "{}", safe(&line))?;
+    }
+    write_segments(err, &cap.manifest)?;
+    stream_events(&cap, print, out)
+}
+
+/// The manifest in a few lines, not yet escaped: what and when, the
+/// counters, then what only some captures have.
+fn summary(dir: &Path, m: &Manifest) -> Vec<String> {
     let mut head = vec![
         format!(
             "capture {} (format v{}, {:?}) node {} kernel {}",
@@ -81,17 +89,41 @@ pub fn inspect(
             m.start.time,
             m.end.as_ref().map_or("(not sealed)", |e| e.time.as_str())
         ),
-        format!(
-            "  events {} | kernel {} | lost {} (ringbuf_full {}, enter_store_failures {}, decode_errors {}) | exit_without_enter {}",
-            c.events_written,
-            c.kernel_events,
-            c.lost(),
-            c.ringbuf_full,
-            c.enter_store_failures,
-            c.decode_errors,
-            c.exit_without_enter,
-        ),
+        counters_line(&m.counters),
     ];
+    push_folds_and_losses(&mut head, m);
+    if let Some(why) = m.counters.implausible() {
+        head.push(format!("  CORRUPT: {why}"));
+    }
+    if let Some(e) = &m.error {
+        head.push(format!("  stopped early: {e}"));
+    }
+    if let Some(r) = &m.recovery {
+        push_recovery(&mut head, r);
+    }
+    if let Some(h) = &m.chain_head {
+        head.push(format!("  chain head {h}"));
+    }
+    head
+}
+
+/// Events written, seen by the kernel and lost, and why lost.
+fn counters_line(c: &Counters) -> String {
+    format!(
+        "  events {} | kernel {} | lost {} (ringbuf_full {}, enter_store_failures {}, decode_errors {}) | exit_without_enter {}",
+        c.events_written,
+        c.kernel_events,
+        c.lost(),
+        c.ringbuf_full,
+        c.enter_store_failures,
+        c.decode_errors,
+        c.exit_without_enter,
+    )
+}
+
+/// Folding's counts, and who was folded and who lost events, if anyone.
+fn push_folds_and_losses(head: &mut Vec<String>, m: &Manifest) {
+    let c = &m.counters;
     if c.folded_calls + c.fold_full > 0 {
         head.push(format!(
             "  folded {} calls into {} rows (repeat_count) | fold_full {} (lost)",
@@ -103,37 +135,31 @@ pub fn inspect(
             head.push(format!(
                 "  {what} by process ({} processes): {}",
                 by_pid.len(),
-                credtrail_capture::manifest::Manifest::most_by_pid(by_pid, 10)
+                Manifest::most_by_pid(by_pid, 10)
             ));
         }
     }
-    if let Some(why) = c.implausible() {
-        head.push(format!("  CORRUPT: {why}"));
-    }
-    if let Some(e) = &m.error {
-        head.push(format!("  stopped early: {e}"));
-    }
-    if let Some(r) = &m.recovery {
-        head.push(format!(
-            "  recovered {}: {} segment(s), {} rows sealed from checkpoints; {} set aside; at least {} events lost in the crash",
-            r.recovered_at,
-            r.segments.len(),
-            r.rows,
-            r.discarded.len(),
-            r.events_lost_at_least
-        ));
-        head.extend(
-            r.discarded
-                .iter()
-                .map(|d| format!("    {}", discarded_line(d))),
-        );
-    }
-    if let Some(h) = &m.chain_head {
-        head.push(format!("  chain head {h}"));
-    }
-    for line in head {
-        writeln!(err, "{}", safe(&line))?;
-    }
+}
+
+/// What `recover` did, then a line per segment it set aside.
+fn push_recovery(head: &mut Vec<String>, r: &Recovery) {
+    head.push(format!(
+        "  recovered {}: {} segment(s), {} rows sealed from checkpoints; {} set aside; at least {} events lost in the crash",
+        r.recovered_at,
+        r.segments.len(),
+        r.rows,
+        r.discarded.len(),
+        r.events_lost_at_least
+    ));
+    head.extend(
+        r.discarded
+            .iter()
+            .map(|d| format!("    {}", discarded_line(d))),
+    );
+}
+
+/// The segments still held (not evicted) as a table on `err`, if any.
+fn write_segments(err: &mut dyn Write, m: &Manifest) -> anyhow::Result<()> {
     // The segments as the query tables show things: counts with separators.
     let mut segments = Table::new(vec![
         Column::new("  SEGMENT"),
@@ -155,6 +181,12 @@ pub fn inspect(
     if !segments.rows.is_empty() {
         write!(err, "{}", segments.render(Layout::default()))?;
     }
+    Ok(())
+}
+
+/// The capture's events in `print` on `out`; a reader that stops early
+/// (a closed pipe) ends it quietly.
+fn stream_events(cap: &Capture, print: PrintFormat, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(out);
     // Streamed: an inspected capture may hold millions of events.
     for ev in cap.stream::<credtrail_capture::model::Event>() {
