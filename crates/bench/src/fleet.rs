@@ -150,71 +150,133 @@ print(f"rows {n} query_s {time.time() - t0:.2f}")
 s.stop()
 "#;
 
+/// What every measurement of one fleet needs.
+struct Fleet<'a> {
+    root: &'a Path,
+    nodes: usize,
+    /// Segments and manifests in the whole fleet.
+    files: usize,
+    query: PathBuf,
+}
+
+/// One line of the results table.
+struct Row<'a> {
+    question: &'a str,
+    engine: &'a str,
+    source: &'a str,
+    wall: Duration,
+    rss: u64,
+    rows: usize,
+    captures: String,
+    files: String,
+}
+
+impl Row<'_> {
+    fn markdown(&self) -> String {
+        format!(
+            "| {} | {} | {} | {:.2} | {:.0} | {} | {} | {} |\n",
+            self.question,
+            self.engine,
+            self.source,
+            self.wall.as_secs_f64(),
+            mib(self.rss),
+            self.rows,
+            self.captures,
+            self.files
+        )
+    }
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1 << 20) as f64
+}
+
 pub(crate) fn bench_fleet(root: &Path, nodes: usize, events: u64) -> anyhow::Result<String> {
     ensure_fleet(root, nodes, events)?;
     let here = std::env::current_exe()?;
-    let query = here.with_file_name("credtrail-query");
+    let fleet = Fleet {
+        root,
+        nodes,
+        files: fleet_files(root, nodes),
+        query: here.with_file_name("credtrail-query"),
+    };
+    let mut md = summary(&fleet, events);
+    let (line, local_rows) = local_all(&fleet)?;
+    md += &line;
+    let (since_s, until_s) = middle_hour();
+    md += &local_hour(&fleet, &since_s, &until_s)?;
     let ship = here.with_file_name("credtrail-ship");
-    let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    let files: usize = (0..nodes)
+    md += &s3_section(&fleet, &ship, &since_s, &until_s)?;
+    let (line, n) = spark(&fleet)?;
+    md += &line;
+    if n != local_rows {
+        bail!("Spark found {n} privilege raises, credtrail-query {local_rows}");
+    }
+    Ok(md)
+}
+
+/// Segments and manifests of every node.
+fn fleet_files(root: &Path, nodes: usize) -> usize {
+    (0..nodes)
         .map(|i| Manifest::read(&node_dir(root, i)).map_or(0, |m| m.segments.len() + 1))
-        .sum();
+        .sum()
+}
+
+/// The section's opening sentence and the table head.
+fn summary(f: &Fleet, events: u64) -> String {
+    let (nodes, files) = (f.nodes, f.files);
     let bytes: u64 = (0..nodes)
-        .map(|i| Manifest::read(&node_dir(root, i)).map_or(0, |m| m.kept_bytes()))
+        .map(|i| Manifest::read(&node_dir(f.root, i)).map_or(0, |m| m.kept_bytes()))
         .sum();
-    let mut md = format!(
+    format!(
         "Fleet: {nodes} simulated nodes, one generated capture each of {events} events (an hour long; starts spread evenly over 24 hours), {} events, {files} files (segments and manifests), {:.0} MiB. One run each.\n\n{TABLE_HEAD}",
         nodes as u64 * events,
         mib(bytes)
-    );
-    let mut row = |q: &str,
-                   engine: &str,
-                   source: &str,
-                   t: Duration,
-                   rss: u64,
-                   n: usize,
-                   caps: String,
-                   f: String| {
-        md += &format!(
-            "| {q} | {engine} | {source} | {:.2} | {:.0} | {n} | {caps} | {f} |\n",
-            t.as_secs_f64(),
-            mib(rss)
-        );
-    };
+    )
+}
 
-    // Local folder.
-    let mut c = Command::new(&query);
-    c.arg(root).args(["became-root", "--format", "csv"]);
+/// Local folder: the row and the rows found (Spark must find as many).
+fn local_all(f: &Fleet) -> anyhow::Result<(String, usize)> {
+    let mut c = Command::new(&f.query);
+    c.arg(f.root).args(["became-root", "--format", "csv"]);
     let (t, rss, out) = measure_tree(&mut c)?;
     let local_rows = rows(&out);
-    row(
-        "became-root",
-        "credtrail-query",
-        "local folder",
-        t,
+    let row = Row {
+        question: "became-root",
+        engine: "credtrail-query",
+        source: "local folder",
+        wall: t,
         rss,
-        local_rows,
-        nodes.to_string(),
-        files.to_string(),
-    );
+        rows: local_rows,
+        captures: f.nodes.to_string(),
+        files: f.files.to_string(),
+    };
+    Ok((row.markdown(), local_rows))
+}
 
-    // One hour in the middle of the day: only overlapping captures are read.
+/// One hour in the middle of the day, as RFC 3339 bounds.
+fn middle_hour() -> (String, String) {
     let since = DAY_START_NS + 12 * HOUR_NS;
     let rfc = |ns: i64| {
         chrono::DateTime::from_timestamp_nanos(ns)
             .format("%Y-%m-%dT%H:%M:%SZ")
             .to_string()
     };
-    let (since_s, until_s) = (rfc(since), rfc(since + HOUR_NS));
-    let mut c = Command::new(&query);
-    c.arg(root).args([
+    (rfc(since), rfc(since + HOUR_NS))
+}
+
+/// One hour in the middle of the day: only overlapping captures are read.
+fn local_hour(f: &Fleet, since_s: &str, until_s: &str) -> anyhow::Result<String> {
+    let (nodes, files) = (f.nodes, f.files);
+    let mut c = Command::new(&f.query);
+    c.arg(f.root).args([
         "became-root",
         "--format",
         "csv",
         "--since",
-        &since_s,
+        since_s,
         "--until",
-        &until_s,
+        until_s,
     ]);
     let (t, rss, out) = measure_tree(&mut c)?;
     let left_out: usize = out
@@ -229,23 +291,56 @@ pub(crate) fn bench_fleet(root: &Path, nodes: usize, events: u64) -> anyhow::Res
         .unwrap_or(0);
     let read = nodes - left_out;
     let per = files / nodes.max(1);
-    row(
-        &format!("became-root {since_s}..{until_s}"),
-        "credtrail-query",
-        "local folder",
-        t,
+    let row = Row {
+        question: &format!("became-root {since_s}..{until_s}"),
+        engine: "credtrail-query",
+        source: "local folder",
+        wall: t,
         rss,
-        rows(&out),
-        format!("{read} of {nodes}"),
-        format!("{} of {files}", read * per),
-    );
+        rows: rows(&out),
+        captures: format!("{read} of {nodes}"),
+        files: format!("{} of {files}", read * per),
+    };
+    Ok(row.markdown())
+}
 
-    // The same fleet in a local S3 server.
+/// The same fleet in a local S3 server: shipping it, then both questions.
+fn s3_section(f: &Fleet, ship: &Path, since_s: &str, until_s: &str) -> anyhow::Result<String> {
+    let nodes = f.nodes;
     let s3 = MotoS3::start("fleet");
+    let shipped = ship_fleet(f, ship, &s3)?;
+    let mut md = format!(
+        "\nShipping: {nodes} `credtrail-ship` runs (one per node, each checking its capture, uploading and checking every object) into moto on 127.0.0.1 took {:.1} s ({:.0} ms a node).\n\n",
+        shipped.as_secs_f64(),
+        shipped.as_secs_f64() * 1000.0 / nodes.max(1) as f64
+    );
+    md += TABLE_HEAD;
+    md += &s3_row(f, &s3, &["became-root", "--format", "csv"], "became-root")?;
+    md += &s3_row(
+        f,
+        &s3,
+        &[
+            "became-root",
+            "--format",
+            "csv",
+            "--since",
+            since_s,
+            "--until",
+            until_s,
+        ],
+        &format!("became-root {since_s}..{until_s}"),
+    )?;
+    // The S3 server stops here, before Spark runs.
+    drop(s3);
+    Ok(md)
+}
+
+/// Ships every node's capture into `s3`, one run each; the time it took.
+fn ship_fleet(f: &Fleet, ship: &Path, s3: &MotoS3) -> anyhow::Result<Duration> {
     let t0 = Instant::now();
-    for i in 0..nodes {
-        let mut c = Command::new(&ship);
-        c.arg(node_dir(root, i)).arg("s3://fleet/fleet");
+    for i in 0..f.nodes {
+        let mut c = Command::new(ship);
+        c.arg(node_dir(f.root, i)).arg("s3://fleet/fleet");
         let o = s3.env(&mut c).output()?;
         if !o.status.success() {
             bail!(
@@ -254,58 +349,44 @@ pub(crate) fn bench_fleet(root: &Path, nodes: usize, events: u64) -> anyhow::Res
             );
         }
     }
-    let shipped = t0.elapsed();
-    md += &format!(
-        "\nShipping: {nodes} `credtrail-ship` runs (one per node, each checking its capture, uploading and checking every object) into moto on 127.0.0.1 took {:.1} s ({:.0} ms a node).\n\n",
-        shipped.as_secs_f64(),
-        shipped.as_secs_f64() * 1000.0 / nodes.max(1) as f64
-    );
-    md += TABLE_HEAD;
-    let mut s3row = |args: &[&str], label: &str| -> anyhow::Result<()> {
-        let mut c = Command::new(&query);
-        c.arg("s3://fleet/fleet").args(args);
-        let (t, rss, out) = measure_tree(s3.env(&mut c))?;
-        // "s3://…: read N captures (K objects, B bytes); M left out …"
-        let note = out
-            .lines()
-            .find(|l| l.contains(": read "))
-            .unwrap_or_default();
-        let num = |after: &str| -> usize {
-            note.split(after)
-                .nth(1)
-                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-                .and_then(|d| d.parse().ok())
-                .unwrap_or(0)
-        };
-        md += &format!(
-            "| {label} | credtrail-query | S3 (moto) | {:.2} | {:.0} | {} | {} of {nodes} | {} of {files} |\n",
-            t.as_secs_f64(),
-            mib(rss),
-            rows(&out),
-            num(": read "),
-            num("captures (")
-        );
-        Ok(())
-    };
-    s3row(&["became-root", "--format", "csv"], "became-root")?;
-    s3row(
-        &[
-            "became-root",
-            "--format",
-            "csv",
-            "--since",
-            &since_s,
-            "--until",
-            &until_s,
-        ],
-        &format!("became-root {since_s}..{until_s}"),
-    )?;
-    drop(s3);
+    Ok(t0.elapsed())
+}
 
-    // Spark over the local folder, docs/spark/became-root.sql.
+/// One credtrail-query question over the shipped fleet, as a table row.
+fn s3_row(f: &Fleet, s3: &MotoS3, args: &[&str], label: &str) -> anyhow::Result<String> {
+    let (nodes, files) = (f.nodes, f.files);
+    let mut c = Command::new(&f.query);
+    c.arg("s3://fleet/fleet").args(args);
+    let (t, rss, out) = measure_tree(s3.env(&mut c))?;
+    // "s3://…: read N captures (K objects, B bytes); M left out …"
+    let note = out
+        .lines()
+        .find(|l| l.contains(": read "))
+        .unwrap_or_default();
+    let num = |after: &str| -> usize {
+        note.split(after)
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(format!(
+        "| {label} | credtrail-query | S3 (moto) | {:.2} | {:.0} | {} | {} of {nodes} | {} of {files} |\n",
+        t.as_secs_f64(),
+        mib(rss),
+        rows(&out),
+        num(": read "),
+        num("captures (")
+    ))
+}
+
+/// Spark over the local folder, docs/spark/became-root.sql: the row and
+/// the rows it found.
+fn spark(f: &Fleet) -> anyhow::Result<(String, usize)> {
+    let nodes = f.nodes;
     let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/spark/became-root.sql");
     let mut c = Command::new("python3");
-    c.args(["-c", SPARK]).arg(root).arg(&sql);
+    c.args(["-c", SPARK]).arg(f.root).arg(&sql);
     let (t, rss, out) = measure_tree(&mut c)?;
     let line = out
         .lines()
@@ -321,13 +402,10 @@ pub(crate) fn bench_fleet(root: &Path, nodes: usize, events: u64) -> anyhow::Res
         .nth(3)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    md += &format!(
+    let md = format!(
         "| became-root | Spark 4 local-cluster[2,1,1024] | local folder | {:.2} (query alone {q:.2}) | {:.0} (driver and executors) | {n} | {nodes} | all |\n",
         t.as_secs_f64(),
         mib(rss)
     );
-    if n != local_rows {
-        bail!("Spark found {n} privilege raises, credtrail-query {local_rows}");
-    }
-    Ok(md)
+    Ok((md, n))
 }

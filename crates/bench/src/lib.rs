@@ -256,39 +256,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runs,
             dir,
             markdown,
-        } => {
-            ensure_capture(&dir, events)?;
-            let section = bench_query(&dir, runs)?;
-            println!("{section}");
-            replace_section(&markdown, "query", &section)
-        }
+        } => query(events, runs, &dir, &markdown),
         Bench::Generate { events, dir } => ensure_capture(&dir, events),
         Bench::Replay {
             capture,
             baseline,
             runs,
             markdown,
-        } => {
-            let here = std::env::current_exe()?;
-            let section = replay::bench_replay(
-                &here.with_file_name("credtrail-replay"),
-                baseline.as_deref(),
-                &capture,
-                runs,
-            )?;
-            println!("{section}");
-            replace_section(&markdown, "replay", &section)
-        }
+        } => replay(&capture, baseline.as_deref(), runs, &markdown),
         Bench::Fleet {
             nodes,
             events,
             dir,
             markdown,
-        } => {
-            let section = fleet::bench_fleet(&dir, nodes, events)?;
-            println!("{section}");
-            replace_section(&markdown, "fleet", &section)
-        }
+        } => fleet(nodes, events, &dir, &markdown),
         Bench::System {
             runs,
             seconds,
@@ -299,46 +280,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runs,
             work,
             markdown,
-        } => {
-            let t = system::Tools::new(&work)?;
-            replace_section(&markdown, "machine", &system::machine())?;
-            let md = overhead::overhead(&t, runs)?;
-            println!("{md}");
-            replace_section(&markdown, "overhead", &md)
-        }
+        } => overhead(runs, &work, &markdown),
         Bench::Command {
             runs,
             work,
             markdown,
-        } => {
-            let md = command::command(&system::Tools::new(&work)?, runs)?;
-            println!("{md}");
-            replace_section(&markdown, "command", &md)
-        }
-        Bench::Sweep { work, markdown } => {
-            let md = detect::sweep(&system::Tools::new(&work)?)?;
-            println!("{md}");
-            replace_section(&markdown, "sweep", &md)
-        }
+        } => on_tools(&work, &markdown, "command", |t| command::command(t, runs)),
+        Bench::Sweep { work, markdown } => on_tools(&work, &markdown, "sweep", detect::sweep),
         Bench::Policy {
             runs,
             seconds,
             work,
             markdown,
-        } => {
-            let md = policy::policy(&system::Tools::new(&work)?, runs, seconds)?;
-            println!("{md}");
-            replace_section(&markdown, "policy", &md)
-        }
+        } => on_tools(&work, &markdown, "policy", |t| {
+            policy::policy(t, runs, seconds)
+        }),
         Bench::Fair {
             seconds,
             work,
             markdown,
-        } => {
-            let md = fair::fair(&system::Tools::new(&work)?, seconds)?;
-            println!("{md}");
-            replace_section(&markdown, "fair", &md)
-        }
+        } => on_tools(&work, &markdown, "fair", |t| fair::fair(t, seconds)),
         Bench::Soak {
             minutes,
             rate,
@@ -351,46 +312,88 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rate,
             work,
             markdown,
-        } => {
-            let md = flight::flight(
-                &system::Tools::new(&work)?,
-                idle_seconds,
-                window_seconds,
-                rate,
-            )?;
-            println!("{md}");
-            replace_section(&markdown, "flight", &md)
-        }
+        } => on_tools(&work, &markdown, "flight", |t| {
+            flight::flight(t, idle_seconds, window_seconds, rate)
+        }),
         Bench::Incidents {
             scrapes,
             rounds,
             work,
             markdown,
-        } => {
-            let md = incidents::incidents(&system::Tools::new(&work)?, scrapes, rounds)?;
-            println!("{md}");
-            replace_section(&markdown, "incidents", &md)
-        }
+        } => on_tools(&work, &markdown, "incidents", |t| {
+            incidents::incidents(t, scrapes, rounds)
+        }),
         Bench::All {
             soak_minutes,
             work,
             markdown,
-        } => {
-            system(5, 30, &work, &markdown)?;
-            let dir = PathBuf::from("/var/tmp/credtrail-bench/query-capture");
-            ensure_capture(&dir, 10_000_000)?;
-            let section = bench_query(&dir, 3)?;
-            replace_section(&markdown, "query", &section)?;
-            let md = flight::flight(&system::Tools::new(&work)?, 300, 600, 1000)?;
-            replace_section(&markdown, "flight", &md)?;
-            let md = incidents::incidents(&system::Tools::new(&work)?, 5000, 5)?;
-            replace_section(&markdown, "incidents", &md)?;
-            if soak_minutes > 0 {
-                soak(soak_minutes, 5000, &work, &markdown)?;
-            }
-            Ok(())
-        }
+        } => all(soak_minutes, &work, &markdown),
     }
+}
+
+/// A benchmark on this machine's tools (under `work`), published as `name`.
+fn on_tools(
+    work: &Path,
+    markdown: &Path,
+    name: &str,
+    bench: impl FnOnce(&system::Tools) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    let md = bench(&system::Tools::new(work)?)?;
+    publish(markdown, name, &md)
+}
+
+fn fleet(nodes: usize, events: u64, dir: &Path, markdown: &Path) -> anyhow::Result<()> {
+    publish(markdown, "fleet", &fleet::bench_fleet(dir, nodes, events)?)
+}
+
+/// Prints a section on stdout and writes it into the markdown file.
+fn publish(markdown: &Path, name: &str, md: &str) -> anyhow::Result<()> {
+    println!("{md}");
+    replace_section(markdown, name, md)
+}
+
+fn query(events: u64, runs: usize, dir: &Path, markdown: &Path) -> anyhow::Result<()> {
+    ensure_capture(dir, events)?;
+    publish(markdown, "query", &bench_query(dir, runs)?)
+}
+
+fn replay(
+    capture: &Path,
+    baseline: Option<&Path>,
+    runs: usize,
+    markdown: &Path,
+) -> anyhow::Result<()> {
+    let here = std::env::current_exe()?;
+    let section = replay::bench_replay(
+        &here.with_file_name("credtrail-replay"),
+        baseline,
+        capture,
+        runs,
+    )?;
+    publish(markdown, "replay", &section)
+}
+
+fn overhead(runs: usize, work: &Path, markdown: &Path) -> anyhow::Result<()> {
+    let t = system::Tools::new(work)?;
+    replace_section(markdown, "machine", &system::machine())?;
+    publish(markdown, "overhead", &overhead::overhead(&t, runs)?)
+}
+
+/// `all`: system, query, the flight recorder, incidents, then the soak.
+fn all(soak_minutes: u64, work: &Path, markdown: &Path) -> anyhow::Result<()> {
+    system(5, 30, work, markdown)?;
+    let dir = PathBuf::from("/var/tmp/credtrail-bench/query-capture");
+    ensure_capture(&dir, 10_000_000)?;
+    let section = bench_query(&dir, 3)?;
+    replace_section(markdown, "query", &section)?;
+    let md = flight::flight(&system::Tools::new(work)?, 300, 600, 1000)?;
+    replace_section(markdown, "flight", &md)?;
+    let md = incidents::incidents(&system::Tools::new(work)?, 5000, 5)?;
+    replace_section(markdown, "incidents", &md)?;
+    if soak_minutes > 0 {
+        soak(soak_minutes, 5000, work, markdown)?;
+    }
+    Ok(())
 }
 
 /// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->`.

@@ -15,32 +15,28 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
-pub fn soak(t: &Tools, minutes: u64, rate: u64) -> anyhow::Result<String> {
-    let dir = t.work.join("soak-capture");
-    let mut rec = t.start_recorder(&dir, &["--rotate-seconds", "120"])?;
-    let pid = rec.id();
-    let secs = minutes * 60;
-    let storm = Command::new(&t.workload)
-        .args(["storm", "--threads", "2", "--seconds", &secs.to_string()])
-        .args(["--rate", &rate.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    // Fork/exec churn: short-lived processes that each change credentials.
-    let stop = Arc::new(AtomicBool::new(false));
-    let spawned = Arc::new(AtomicU64::new(0));
-    let churn = {
-        let (stop, spawned, workload) = (stop.clone(), spawned.clone(), t.workload.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let _ = Command::new(&workload)
-                    .args(["su-like", "--uid", "4242"])
-                    .stdout(Stdio::null())
-                    .status();
-                spawned.fetch_add(1, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(40));
-            }
-        })
-    };
+/// Fork/exec churn: short-lived processes that each change credentials,
+/// counted in `spawned`, until `stop`.
+fn start_churn(
+    t: &Tools,
+    stop: Arc<AtomicBool>,
+    spawned: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
+    let workload = t.workload.clone();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let _ = Command::new(&workload)
+                .args(["su-like", "--uid", "4242"])
+                .stdout(Stdio::null())
+                .status();
+            spawned.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    })
+}
+
+/// (seconds in, RSS KiB, open fds) of the recorder every 30 s for `secs`.
+fn sample(pid: u32, secs: u64) -> Vec<(u64, u64, usize)> {
     let start = Instant::now();
     let mut samples = Vec::new();
     while start.elapsed() < Duration::from_secs(secs) {
@@ -54,6 +50,23 @@ pub fn soak(t: &Tools, minutes: u64, rate: u64) -> anyhow::Result<String> {
         ));
         eprintln!("soak: {:?}", samples.last());
     }
+    samples
+}
+
+pub fn soak(t: &Tools, minutes: u64, rate: u64) -> anyhow::Result<String> {
+    let dir = t.work.join("soak-capture");
+    let mut rec = t.start_recorder(&dir, &["--rotate-seconds", "120"])?;
+    let pid = rec.id();
+    let secs = minutes * 60;
+    let storm = Command::new(&t.workload)
+        .args(["storm", "--threads", "2", "--seconds", &secs.to_string()])
+        .args(["--rate", &rate.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let spawned = Arc::new(AtomicU64::new(0));
+    let churn = start_churn(t, stop.clone(), spawned.clone());
+    let samples = sample(pid, secs);
     stop.store(true, Ordering::Relaxed);
     let _ = churn.join();
     let out = storm.wait_with_output()?;

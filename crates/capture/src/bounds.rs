@@ -30,7 +30,7 @@
 use parquet::file::reader::ChunkReader;
 use polars_parquet_format::thrift::protocol::TCompactInputProtocol;
 use polars_parquet_format::{
-    ColumnMetaData, CompressionCodec, Encoding, FileMetaData, PageHeader, PageType, Type,
+    ColumnMetaData, CompressionCodec, Encoding, FileMetaData, PageHeader, PageType, RowGroup, Type,
 };
 
 /// The largest Parquet footer read (the writer's are ≈ 9 KB per row group,
@@ -93,6 +93,19 @@ pub fn check<R: ChunkReader>(file: &R) -> Check {
 
 /// [`check`] against `limits`; returns the file's rows.
 pub fn check_with<R: ChunkReader>(file: &R, limits: &Limits) -> Check<u64> {
+    let (meta, data_end) = read_footer(file)?;
+    check_columns(&meta)?;
+    let rows = check_rows(&meta, limits)?;
+    let mut decoded = 0u64;
+    for (i, rg) in meta.row_groups.iter().enumerate() {
+        check_row_group(file, i, rg, data_end, limits, &mut decoded)?;
+    }
+    Ok(rows)
+}
+
+/// The file's footer, parsed with a bounded budget, and where its data
+/// ends.
+fn read_footer<R: ChunkReader>(file: &R) -> Check<(FileMetaData, u64)> {
     let len = file.len();
     if len < 12 {
         return Err(format!("{len} bytes is too short for a Parquet file"));
@@ -115,6 +128,11 @@ pub fn check_with<R: ChunkReader>(file: &R, limits: &Limits) -> Check<u64> {
         footer.len().saturating_mul(8),
     ))
     .map_err(|e| format!("unreadable footer: {e}"))?;
+    Ok((meta, data_end))
+}
+
+/// The schema's width.
+fn check_columns(meta: &FileMetaData) -> Check {
     let leaves = meta
         .schema
         .iter()
@@ -123,6 +141,12 @@ pub fn check_with<R: ChunkReader>(file: &R, limits: &Limits) -> Check<u64> {
     if meta.schema.len() > 4 * MAX_COLUMNS || leaves > MAX_COLUMNS {
         return Err(format!("{leaves} columns (at most {MAX_COLUMNS})"));
     }
+    Ok(())
+}
+
+/// The row groups and rows in all, against `limits`; the footer's total
+/// must be the row groups' sum. Returns the rows.
+fn check_rows(meta: &FileMetaData, limits: &Limits) -> Check<u64> {
     if meta.row_groups.len() > limits.row_groups {
         return Err(format!(
             "{} row groups (at most {})",
@@ -144,43 +168,53 @@ pub fn check_with<R: ChunkReader>(file: &R, limits: &Limits) -> Check<u64> {
     if rows > limits.rows {
         return Err(format!("{rows} rows (at most {})", limits.rows));
     }
-    let mut decoded = 0u64;
-    for (i, rg) in meta.row_groups.iter().enumerate() {
-        if !(0..=MAX_ROWS_PER_GROUP).contains(&rg.num_rows) {
+    Ok(rows)
+}
+
+/// Row group `i` and each of its column chunks, adding what they decode to
+/// to `decoded` (the whole file's, checked after every chunk).
+fn check_row_group<R: ChunkReader>(
+    file: &R,
+    i: usize,
+    rg: &RowGroup,
+    data_end: u64,
+    limits: &Limits,
+    decoded: &mut u64,
+) -> Check {
+    if !(0..=MAX_ROWS_PER_GROUP).contains(&rg.num_rows) {
+        return Err(format!(
+            "row group {i} holds {} rows (at most {MAX_ROWS_PER_GROUP})",
+            rg.num_rows
+        ));
+    }
+    if rg.columns.len() > MAX_COLUMNS {
+        return Err(format!("row group {i} has {} columns", rg.columns.len()));
+    }
+    for chunk in &rg.columns {
+        if chunk.file_path.is_some() {
             return Err(format!(
-                "row group {i} holds {} rows (at most {MAX_ROWS_PER_GROUP})",
-                rg.num_rows
+                "row group {i} keeps column data in another file ({:?})",
+                chunk.file_path
             ));
         }
-        if rg.columns.len() > MAX_COLUMNS {
-            return Err(format!("row group {i} has {} columns", rg.columns.len()));
-        }
-        for chunk in &rg.columns {
-            if chunk.file_path.is_some() {
-                return Err(format!(
-                    "row group {i} keeps column data in another file ({:?})",
-                    chunk.file_path
-                ));
-            }
-            let col = chunk
-                .meta_data
-                .as_ref()
-                .ok_or_else(|| format!("row group {i}: a column chunk without metadata"))?;
-            decoded += check_chunk(file, col, data_end).map_err(|e| {
-                format!(
-                    "row group {i}, column {}: {e}",
-                    col.path_in_schema.join(".")
-                )
-            })?;
-            if decoded > limits.decoded {
-                return Err(format!(
-                    "decodes to more than {} bytes in all",
-                    limits.decoded
-                ));
-            }
+        let col = chunk
+            .meta_data
+            .as_ref()
+            .ok_or_else(|| format!("row group {i}: a column chunk without metadata"))?;
+        *decoded += check_chunk(file, col, data_end).map_err(|e| {
+            format!(
+                "row group {i}, column {}: {e}",
+                col.path_in_schema.join(".")
+            )
+        })?;
+        if *decoded > limits.decoded {
+            return Err(format!(
+                "decodes to more than {} bytes in all",
+                limits.decoded
+            ));
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
 fn get<R: ChunkReader>(file: &R, start: u64, len: usize) -> Check<bytes::Bytes> {

@@ -107,20 +107,12 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     let _lock = root.lock()?;
     let mut manifest = Manifest::read_in(&root)?;
     let tables = table_dirs(&root, &manifest)?;
-    let listed: BTreeSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
-    let found = tables
-        .iter()
-        .map(|(table, tdir)| survey(tdir, table, &listed))
-        .collect::<Result<Vec<_>, _>>()?;
+    let found = survey_all(&tables, &manifest)?;
     let nothing_open = found
         .iter()
         .all(|f| f.open.is_empty() && f.adopt.is_empty());
     if nothing_open && manifest.state != CaptureState::Recording {
-        for ((_, tdir), f) in tables.iter().zip(&found) {
-            for n in &f.stale {
-                let _ = tdir.remove(n);
-            }
-        }
+        remove_stale(&tables, &found);
         return Ok(RecoverReport {
             changed: false,
             manifest,
@@ -140,24 +132,70 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
     manifest.counters.folded_rows = rows;
     manifest.counters.folded_calls = calls;
     let recovery = work.account(&mut manifest);
-    // A status row written (or half written) but not listed when the
-    // recorder died: the final row below says more.
-    if let Some((_, tdir)) = tables.iter().find(|(t, _)| *t == CAPTURES) {
-        for n in tdir.names()? {
-            let file = format!("{CAPTURES}/{n}");
-            let unlisted =
-                n.ends_with(".parquet") && !manifest.segments.iter().any(|s| s.file == file);
-            let temporary = n.starts_with('.') && n.ends_with(".parquet.tmp");
-            if unlisted || temporary {
-                tdir.remove(&n)?;
-            }
-        }
-    }
+    remove_unlisted_status(&tables, &manifest)?;
     // A table that had no row before the crash reads as empty, as after a
     // clean stop.
     let epoch = next_free_epoch(tables.iter().map(|(_, d)| d));
     let empty = seal_missing_tables(&root, &manifest, epoch)?;
     manifest.segments.extend(empty);
+    close_manifest(&mut manifest, recovery);
+    let _ = root.remove(RESERVE_FILE);
+    let _ = root.remove(RECORDER_FILE);
+    let status = write_status(&root.create_subdir(CAPTURES)?, &manifest, epoch, true, None)?;
+    manifest.segments.push(status);
+    manifest.write(&root, key)?;
+    remove_pending_evictions(&tables, &manifest);
+    Ok(RecoverReport {
+        changed: true,
+        manifest,
+        problems: work.problems,
+    })
+}
+
+/// Surveys every table folder, before anything is changed in any of them.
+fn survey_all(
+    tables: &[(&'static str, Dir)],
+    manifest: &Manifest,
+) -> Result<Vec<Found>, CaptureError> {
+    let listed: BTreeSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
+    tables
+        .iter()
+        .map(|(table, tdir)| survey(tdir, table, &listed))
+        .collect()
+}
+
+/// Drops the checkpoints of segments already listed (best effort).
+fn remove_stale(tables: &[(&'static str, Dir)], found: &[Found]) {
+    for ((_, tdir), f) in tables.iter().zip(found) {
+        for n in &f.stale {
+            let _ = tdir.remove(n);
+        }
+    }
+}
+
+/// A status row written (or half written) but not listed when the
+/// recorder died: the final row written by `recover` says more.
+fn remove_unlisted_status(
+    tables: &[(&'static str, Dir)],
+    manifest: &Manifest,
+) -> Result<(), CaptureError> {
+    let Some((_, tdir)) = tables.iter().find(|(t, _)| *t == CAPTURES) else {
+        return Ok(());
+    };
+    for n in tdir.names()? {
+        let file = format!("{CAPTURES}/{n}");
+        let unlisted = n.ends_with(".parquet") && !manifest.segments.iter().any(|s| s.file == file);
+        let temporary = n.starts_with('.') && n.ends_with(".parquet.tmp");
+        if unlisted || temporary {
+            tdir.remove(&n)?;
+        }
+    }
+    Ok(())
+}
+
+/// Ends the capture at its last known instant, marks it recovered and
+/// records what recovery did.
+fn close_manifest(manifest: &mut Manifest, recovery: Recovery) {
     let last = manifest
         .segments
         .iter()
@@ -172,13 +210,11 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
         manifest.state = CaptureState::Recovered;
     }
     manifest.recovery = Some(recovery);
-    let _ = root.remove(RESERVE_FILE);
-    let _ = root.remove(RECORDER_FILE);
-    let status = write_status(&root.create_subdir(CAPTURES)?, &manifest, epoch, true, None)?;
-    manifest.segments.push(status);
-    manifest.write(&root, key)?;
-    // Evictions the recorder had listed but not carried out when it died
-    // (names checked above: only files in the table folders).
+}
+
+/// Evictions the recorder had listed but not carried out when it died
+/// (names checked by `table_dirs`: only files in the table folders).
+fn remove_pending_evictions(tables: &[(&'static str, Dir)], manifest: &Manifest) {
     for seg in manifest.segments.iter().filter(|s| s.evicted) {
         if let Ok((table, name)) = segment_location(seg)
             && let Some((_, tdir)) = tables.iter().find(|(t, _)| *t == table)
@@ -186,11 +222,6 @@ pub fn recover(dir: &Path, key: Option<&SigningKey>) -> Result<RecoverReport, Ca
             remove_evicted(tdir, name);
         }
     }
-    Ok(RecoverReport {
-        changed: true,
-        manifest,
-        problems: work.problems,
-    })
 }
 
 /// Rows with a `repeat_count` in the readable events segments, and the

@@ -87,9 +87,11 @@ pub fn tool_main<T: Tool>() -> std::process::ExitCode {
     let cli = T::parse();
     let format = cli.log_format();
     main_logged(T::PROGRAM, T::LOG_LEVEL, format, || {
-        let mut out = std::io::stdout();
-        let code = cli.run(&mut out, &mut std::io::stderr())?;
-        std::io::Write::flush(&mut out)?;
+        let code = cli.run(&mut std::io::stdout(), &mut std::io::stderr())?;
+        // What is left in stdout's line buffer goes at exit, whose errors
+        // are not the tool's: its own status stands (a recorded command's
+        // exit code through `| head`). A tool that must know its output
+        // arrived flushes in its `run`.
         Ok(code)
     })
 }

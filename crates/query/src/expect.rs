@@ -447,84 +447,122 @@ fn exit_differences(
 /// the rows that broke it). Fails with one line naming how many broke.
 pub fn expect(caps: &[CaptureInfo], file: &Path, out: &mut dyn Write) -> Result<(), QueryError> {
     let name = file.display().to_string();
-    let text = credtrail_capture::fs::read_bounded(file, MAX_FILE_BYTES)
-        .map_err(|e| QueryError::Invalid(format!("cannot read {name}: {e}")))?;
-    let text = String::from_utf8(text)
-        .map_err(|_| QueryError::Invalid(format!("{name}: not UTF-8 text (YAML)")))?;
+    let text = read_text(file, &name)?;
     let checks = compile(&name, &text)?;
     let mut broken = 0;
     for info in caps {
-        let rows = info.manifest.rows_in(EVENTS) + info.manifest.rows_in(LIFECYCLE);
-        if rows > MAX_ROWS {
-            return Err(QueryError::Invalid(format!(
-                "{}: {rows} rows; expect checks one command's recording (`credtrail-record -- COMMAND`), at most {MAX_ROWS}",
-                info.name
-            )));
-        }
-        let cap = info.capture();
-        let events = cap.events()?;
-        let life = cap.lifecycle()?;
-        // A row that was never recorded cannot break a rule: an incomplete
-        // recording fails on its own.
-        let c = &info.manifest.counters;
-        if c.lost() > 0 || c.scope_full > 0 {
-            broken += 1;
-            writeln!(
-                out,
-                "FAIL  the recording is complete ({} events lost, {} processes of the command's tree not followed)",
-                c.lost(),
-                c.scope_full
-            )
-            .map_err(io_err)?;
-        }
-        for (rule, check) in &checks {
-            let failures: Vec<String> = match check {
-                Check::Never(rule) => never_rows(&events, rule).into_iter().map(compact).collect(),
-                Check::AtExit {
-                    binary,
-                    ids,
-                    groups,
-                    caps,
-                } => {
-                    // The command's first process: the first exec'd one.
-                    let pid = match binary {
-                        Some(b) => life
-                            .iter()
-                            .rev()
-                            .find(|p| p.kind == "exec" && binary_is(Some(&p.filename), b))
-                            .map(|p| p.pid),
-                        None => life.iter().find(|p| p.kind == "exec").map(|p| p.pid),
-                    };
-                    match pid.and_then(|pid| {
-                        life.iter().rev().find(|p| p.kind == "exit" && p.pid == pid)
-                    }) {
-                        None => vec![format!(
-                            "no exit of {} in the capture",
-                            binary.as_deref().unwrap_or("the command's first process")
-                        )],
-                        Some(p) => exit_differences(p, ids, groups.as_deref(), *caps),
-                    }
-                }
-            };
-            if failures.is_empty() {
-                writeln!(out, "ok    {}", safe(rule)).map_err(io_err)?;
-                continue;
-            }
-            broken += 1;
-            writeln!(out, "FAIL  {} ({})", safe(rule), failures.len()).map_err(io_err)?;
-            for f in failures.iter().take(SHOWN) {
-                writeln!(out, "      {}", safe(f)).map_err(io_err)?;
-            }
-            if failures.len() > SHOWN {
-                writeln!(out, "      … and {} more", failures.len() - SHOWN).map_err(io_err)?;
-            }
-        }
+        broken += check_capture(info, &checks, out)?;
     }
     if broken > 0 {
         return Err(QueryError::Invalid(format!(
             "{broken} of {} expectation(s) broken ({name}); the rows that broke each are listed above",
             checks.len() * caps.len()
         )));
+    }
+    Ok(())
+}
+
+/// The expectations file's text; `name` is how messages name it.
+fn read_text(file: &Path, name: &str) -> Result<String, QueryError> {
+    let text = credtrail_capture::fs::read_bounded(file, MAX_FILE_BYTES)
+        .map_err(|e| QueryError::Invalid(format!("cannot read {name}: {e}")))?;
+    String::from_utf8(text)
+        .map_err(|_| QueryError::Invalid(format!("{name}: not UTF-8 text (YAML)")))
+}
+
+/// Checks one capture, writing its lines; returns how many expectations
+/// it broke.
+fn check_capture(
+    info: &CaptureInfo,
+    checks: &[(String, Check)],
+    out: &mut dyn Write,
+) -> Result<usize, QueryError> {
+    let rows = info.manifest.rows_in(EVENTS) + info.manifest.rows_in(LIFECYCLE);
+    if rows > MAX_ROWS {
+        return Err(QueryError::Invalid(format!(
+            "{}: {rows} rows; expect checks one command's recording (`credtrail-record -- COMMAND`), at most {MAX_ROWS}",
+            info.name
+        )));
+    }
+    let cap = info.capture();
+    let events = cap.events()?;
+    let life = cap.lifecycle()?;
+    let mut broken = 0;
+    // A row that was never recorded cannot break a rule: an incomplete
+    // recording fails on its own.
+    let c = &info.manifest.counters;
+    if c.lost() > 0 || c.scope_full > 0 {
+        broken += 1;
+        writeln!(
+            out,
+            "FAIL  the recording is complete ({} events lost, {} processes of the command's tree not followed)",
+            c.lost(),
+            c.scope_full
+        )
+        .map_err(io_err)?;
+    }
+    for (rule, check) in checks {
+        let failures = failures(check, &events, &life);
+        if !failures.is_empty() {
+            broken += 1;
+        }
+        report(out, rule, &failures)?;
+    }
+    Ok(broken)
+}
+
+/// What broke `check` in a capture's events and lifecycle (none: it held).
+fn failures(check: &Check, events: &[Event], life: &[ProcEvent]) -> Vec<String> {
+    match check {
+        Check::Never(rule) => never_rows(events, rule).into_iter().map(compact).collect(),
+        Check::AtExit {
+            binary,
+            ids,
+            groups,
+            caps,
+        } => at_exit_failures(life, binary.as_deref(), ids, groups.as_deref(), *caps),
+    }
+}
+
+/// What differs at the exit of `binary` (None: the command's first
+/// process) from the credentials expected.
+fn at_exit_failures(
+    life: &[ProcEvent],
+    binary: Option<&str>,
+    ids: &Ids,
+    groups: Option<&[u32]>,
+    caps: Option<u64>,
+) -> Vec<String> {
+    // The command's first process: the first exec'd one.
+    let pid = match binary {
+        Some(b) => life
+            .iter()
+            .rev()
+            .find(|p| p.kind == "exec" && binary_is(Some(&p.filename), b))
+            .map(|p| p.pid),
+        None => life.iter().find(|p| p.kind == "exec").map(|p| p.pid),
+    };
+    match pid.and_then(|pid| life.iter().rev().find(|p| p.kind == "exit" && p.pid == pid)) {
+        None => vec![format!(
+            "no exit of {} in the capture",
+            binary.unwrap_or("the command's first process")
+        )],
+        Some(p) => exit_differences(p, ids, groups, caps),
+    }
+}
+
+/// Writes a rule's line: ok, or FAIL with the first [`SHOWN`] failures.
+fn report(out: &mut dyn Write, rule: &str, failures: &[String]) -> Result<(), QueryError> {
+    if failures.is_empty() {
+        writeln!(out, "ok    {}", safe(rule)).map_err(io_err)?;
+        return Ok(());
+    }
+    writeln!(out, "FAIL  {} ({})", safe(rule), failures.len()).map_err(io_err)?;
+    for f in failures.iter().take(SHOWN) {
+        writeln!(out, "      {}", safe(f)).map_err(io_err)?;
+    }
+    if failures.len() > SHOWN {
+        writeln!(out, "      … and {} more", failures.len() - SHOWN).map_err(io_err)?;
     }
     Ok(())
 }

@@ -420,8 +420,7 @@ const FILE_COLUMN: &str = "__credtrail_file";
 /// stored types) and policy-filtered ones are scans of their own.
 fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, QueryError> {
     let mut frames = Vec::new();
-    let (mut paths, mut files, mut captures, mut nodes) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut shared = SharedScan::default();
     for (c, seg) in segments {
         let policy = c.policy.as_ref().filter(|_| seg.table == EVENTS);
         // Through the table folder's handle, by the name checked when the
@@ -430,39 +429,90 @@ fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, Quer
         let path = dir.fd_path(name).to_string_lossy().into_owned();
         if policy.is_none() && !c.schema_only && c.manifest.format_version >= storage::SINCE_FORMAT
         {
-            paths.push(PlRefPath::new(path.as_str()));
-            files.push(path);
-            captures.push(c.name.clone());
-            nodes.push(c.node.clone());
+            shared.push(c, path);
             continue;
         }
-        let mut lf = LazyFrame::scan_parquet(PlRefPath::new(path.as_str()), scan_args())?;
-        if c.manifest.format_version < storage::SINCE_FORMAT {
-            lf = as_stored(lf)?;
-        }
-        if c.schema_only {
-            lf = lf.limit(0);
-        }
-        let lf = lf.with_columns([
-            lit(c.name.as_str()).alias("capture"),
-            lit(c.node.as_str()).alias("node"),
-        ]);
-        frames.push(match policy {
-            Some(kept) => kept.apply(lf),
-            None => lf,
-        });
+        frames.push(own_scan(c, &path, policy)?);
     }
-    if !paths.is_empty() {
+    if let Some(joined) = shared.scan()? {
+        frames.insert(0, joined);
+    }
+    if frames.is_empty() {
+        return Ok(None);
+    }
+    let events = segments.first().is_some_and(|(_, s)| s.table == EVENTS);
+    let lf = if frames.len() == 1 {
+        frames.pop().expect("one frame")
+    } else {
+        // Diagonal: captures of older formats lack the newer columns, which
+        // read as null, so a fleet of mixed versions is one table.
+        let union = UnionArgs {
+            diagonal: true,
+            ..UnionArgs::default()
+        };
+        concat(frames, union)?
+    };
+    Ok(Some(if events { with_folded(lf)? } else { lf }))
+}
+
+/// A segment scanned on its own (older format, capture read for its
+/// schema only, or a policy to apply), with its `capture` and `node`.
+fn own_scan(
+    c: &CaptureInfo,
+    path: &str,
+    policy: Option<&Arc<kept::Kept>>,
+) -> Result<LazyFrame, QueryError> {
+    let mut lf = LazyFrame::scan_parquet(PlRefPath::new(path), scan_args())?;
+    if c.manifest.format_version < storage::SINCE_FORMAT {
+        lf = as_stored(lf)?;
+    }
+    if c.schema_only {
+        lf = lf.limit(0);
+    }
+    let lf = lf.with_columns([
+        lit(c.name.as_str()).alias("capture"),
+        lit(c.node.as_str()).alias("node"),
+    ]);
+    Ok(match policy {
+        Some(kept) => kept.apply(lf),
+        None => lf,
+    })
+}
+
+/// The segments read as one multi-file scan, and each file's capture and
+/// node.
+#[derive(Default)]
+struct SharedScan {
+    paths: Vec<PlRefPath>,
+    files: Vec<String>,
+    captures: Vec<String>,
+    nodes: Vec<String>,
+}
+
+impl SharedScan {
+    fn push(&mut self, c: &CaptureInfo, path: String) {
+        self.paths.push(PlRefPath::new(path.as_str()));
+        self.files.push(path);
+        self.captures.push(c.name.clone());
+        self.nodes.push(c.node.clone());
+    }
+
+    /// The scan, its rows given their capture and node by a join on the
+    /// file; None when no segment is in it.
+    fn scan(self) -> Result<Option<LazyFrame>, QueryError> {
+        if self.paths.is_empty() {
+            return Ok(None);
+        }
         let args = ScanArgsParquet {
             include_file_paths: Some(FILE_COLUMN.into()),
             allow_missing_columns: true,
             ..scan_args()
         };
-        let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?;
+        let lf = LazyFrame::scan_parquet_files(self.paths.into_iter().collect(), args)?;
         let which = DataFrame::new_infer_height(vec![
-            Column::new(FILE_COLUMN.into(), files),
-            Column::new("capture".into(), captures),
-            Column::new("node".into(), nodes),
+            Column::new(FILE_COLUMN.into(), self.files),
+            Column::new("capture".into(), self.captures),
+            Column::new("node".into(), self.nodes),
         ])?;
         let joined = lf
             .join(
@@ -475,25 +525,14 @@ fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, Quer
                 },
             )
             .drop(cols([FILE_COLUMN]));
-        frames.insert(0, joined);
+        Ok(Some(joined))
     }
-    if frames.is_empty() {
-        return Ok(None);
-    }
-    let events = segments.first().is_some_and(|(_, s)| s.table == EVENTS);
-    let mut lf = if frames.len() == 1 {
-        frames.pop().expect("one frame")
-    } else {
-        // Diagonal: captures of older formats lack the newer columns, which
-        // read as null, so a fleet of mixed versions is one table.
-        let union = UnionArgs {
-            diagonal: true,
-            ..UnionArgs::default()
-        };
-        concat(frames, union)?
-    };
+}
+
+/// `events` with the folded calls' columns, null where no capture has them.
+fn with_folded(mut lf: LazyFrame) -> Result<LazyFrame, QueryError> {
     // Rows of folded calls came with format 9: before, every row was one call.
-    if events && !lf.collect_schema()?.contains(REPEAT_COUNT) {
+    if !lf.collect_schema()?.contains(REPEAT_COUNT) {
         lf = lf.with_columns([
             lit(NULL).cast(DataType::UInt64).alias(REPEAT_COUNT),
             lit(NULL)
@@ -504,7 +543,7 @@ fn scan(segments: &[(&CaptureInfo, &Segment)]) -> Result<Option<LazyFrame>, Quer
                 .alias("last_time"),
         ]);
     }
-    Ok(Some(lf))
+    Ok(lf)
 }
 
 /// The column of a folded row's call count (null: one call).

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use credtrail_capture::manifest::SigningKey;
 use credtrail_capture::sign::load_signing_key;
 use credtrail_capture::{Retention, Rotation};
 use credtrail_cli::term::safe;
@@ -114,23 +115,9 @@ fn record_args(mut a: RecordArgs, stdout: &mut dyn Write) -> anyhow::Result<Exit
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&signal))
         .context("cannot install signal handlers")?;
     check_cut_triggers(&a, out.as_deref(), &policy)?;
-    let cuts = out.as_deref().map(|dir| CutOptions {
-        plan: flight::CutPlan {
-            root: a.cut_root.clone().unwrap_or_else(|| {
-                // Next to the capture's folder, or to --out-root.
-                let base = a.out_root.as_deref().unwrap_or(dir);
-                base.parent().unwrap_or(Path::new("/")).join("incidents")
-            }),
-            node: node.clone(),
-            key: sign_key.clone(),
-        },
-        triggers: a.cut_on.clone(),
-        last: a.cut_last,
-        after: a.cut_after,
-        cooldown: a.cut_cooldown,
-        max_cuts: a.cut_max as usize,
-        signal: Arc::clone(&signal),
-    });
+    let cuts = out
+        .as_deref()
+        .map(|dir| cut_options(&a, dir, &node, sign_key.as_ref(), &signal));
     let metrics = a.metrics_addr.map(Metrics::listen).transpose()?;
     let scope = launcher.as_ref().map(|l| Scope {
         program: a.command[0].clone(),
@@ -177,6 +164,33 @@ fn capture_dir(a: &mut RecordArgs, node: &str) -> anyhow::Result<Option<std::pat
         }
         (None, None) => None,
     })
+}
+
+/// Where and when the recorder cuts its own capture (`--cut-*`, SIGUSR1).
+fn cut_options(
+    a: &RecordArgs,
+    dir: &Path,
+    node: &str,
+    key: Option<&SigningKey>,
+    signal: &Arc<AtomicBool>,
+) -> CutOptions {
+    CutOptions {
+        plan: flight::CutPlan {
+            root: a.cut_root.clone().unwrap_or_else(|| {
+                // Next to the capture's folder, or to --out-root.
+                let base = a.out_root.as_deref().unwrap_or(dir);
+                base.parent().unwrap_or(Path::new("/")).join("incidents")
+            }),
+            node: node.to_owned(),
+            key: key.cloned(),
+        },
+        triggers: a.cut_on.clone(),
+        last: a.cut_last,
+        after: a.cut_after,
+        cooldown: a.cut_cooldown,
+        max_cuts: a.cut_max as usize,
+        signal: Arc::clone(signal),
+    }
 }
 
 /// `--cut-on` needs a capture to cut, and a `policy:NAME` trigger a

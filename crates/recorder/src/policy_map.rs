@@ -2,7 +2,9 @@
 //! members of their value sets), with `host_ns` resolved to this host's
 //! namespaces.
 
-use credtrail_pipeline::policy::{ArgOp, HostNamespaces, NsValue, Rules, Selector, Set, limits};
+use credtrail_pipeline::policy::{
+    ArgMatch, ArgOp, CapMatch, HostNamespaces, NsValue, Rules, Selector, Set, limits,
+};
 use credtrail_recorder_bpf::{
     Policy, ct_pol_arg, ct_pol_cap, ct_pol_field, ct_pol_value_key, ct_selector,
 };
@@ -42,11 +44,7 @@ fn selector(
     host: HostNamespaces,
     values: &mut Vec<ct_pol_value_key>,
 ) -> ct_selector {
-    // followForks looks at the ancestry: userspace decides the pids then.
-    let pids = s.pids.as_ref().filter(|p| !p.follow_forks).map(|p| Set {
-        negate: p.negate,
-        values: p.values.clone(),
-    });
+    let pids = kernel_pids(s);
     let mut out = ct_selector {
         calls: s.calls,
         abis: s.abis,
@@ -83,38 +81,58 @@ fn selector(
         ..Default::default()
     };
     for (slot, (k, a)) in out.args.iter_mut().zip(s.args.iter().enumerate()) {
-        // GT, LT and Mask against any of the values are one comparison.
-        let value = match a.op {
-            ArgOp::GreaterThan => a.values.iter().copied().min().unwrap_or(i64::MAX),
-            ArgOp::LessThan => a.values.iter().copied().max().unwrap_or(i64::MIN),
-            ArgOp::Mask => a.values.iter().fold(0, |m, v| m | v),
-            ArgOp::Equal | ArgOp::NotEqual => {
-                for v in &a.values {
-                    values.push(ct_pol_value_key {
-                        selector: i,
-                        field: ct_pol_field::CT_FIELD_ARG.0 + k as u32,
-                        value: *v,
-                    });
-                }
-                0
-            }
-        };
-        *slot = ct_pol_arg {
-            index: a.index,
-            op: a.op as u32,
-            value,
-        };
+        *slot = arg(i, k as u32, a, values);
     }
     for (slot, c) in out.caps.iter_mut().zip(&s.caps) {
-        *slot = ct_pol_cap {
-            set: c.set as u32,
-            negate: u32::from(c.negate),
-            change: u32::from(c.change),
-            ns_cap: u32::from(c.namespace_capability),
-            mask: c.mask,
-        };
+        *slot = cap(c);
     }
     out
+}
+
+/// The pids the kernel matches itself.
+fn kernel_pids(s: &Selector) -> Option<Set<u32>> {
+    // followForks looks at the ancestry: userspace decides the pids then.
+    s.pids.as_ref().filter(|p| !p.follow_forks).map(|p| Set {
+        negate: p.negate,
+        values: p.values.clone(),
+    })
+}
+
+/// Argument `k` of selector `i`, its values for Equal and NotEqual added
+/// to `values`.
+fn arg(i: u32, k: u32, a: &ArgMatch, values: &mut Vec<ct_pol_value_key>) -> ct_pol_arg {
+    // GT, LT and Mask against any of the values are one comparison.
+    let value = match a.op {
+        ArgOp::GreaterThan => a.values.iter().copied().min().unwrap_or(i64::MAX),
+        ArgOp::LessThan => a.values.iter().copied().max().unwrap_or(i64::MIN),
+        ArgOp::Mask => a.values.iter().fold(0, |m, v| m | v),
+        ArgOp::Equal | ArgOp::NotEqual => {
+            for v in &a.values {
+                values.push(ct_pol_value_key {
+                    selector: i,
+                    field: ct_pol_field::CT_FIELD_ARG.0 + k,
+                    value: *v,
+                });
+            }
+            0
+        }
+    };
+    ct_pol_arg {
+        index: a.index,
+        op: a.op as u32,
+        value,
+    }
+}
+
+/// One capability match in the kernel's layout.
+fn cap(c: &CapMatch) -> ct_pol_cap {
+    ct_pol_cap {
+        set: c.set as u32,
+        negate: u32::from(c.negate),
+        change: u32::from(c.change),
+        ns_cap: u32::from(c.namespace_capability),
+        mask: c.mask,
+    }
 }
 
 /// The policy as the kernel's maps hold it.

@@ -175,7 +175,24 @@ pub fn verify(dir: &Path, expect: Expect) -> anyhow::Result<Verification> {
 fn check_manifest(cap: &Capture, expect: Expect, v: &mut Verification) {
     let m = &cap.manifest;
     let mpath = cap.dir.join(manifest::MANIFEST_FILE);
-    let root = cap.files.root();
+    check_chain_and_counters(m, &mpath, v);
+    if let Some(want) = expect.head {
+        check_head(m, &mpath, want, v);
+    }
+    let signed = check_signature(cap, &mpath, expect.key, v);
+    if m.state == CaptureState::Recording {
+        v.problems.push(format!(
+            "{}: the capture is not sealed (recorder running or killed); run `credtrail-record recover {}`",
+            mpath.display(),
+            cap.dir.display()
+        ));
+    }
+    list_proved(m, expect, signed, v);
+}
+
+/// The manifest's hash chain and the plausibility of its counters, with
+/// notes on what they say about folded and lost events.
+fn check_chain_and_counters(m: &manifest::Manifest, mpath: &Path, v: &mut Verification) {
     if m.format_version < 2 {
         v.notes.push(format!(
             "{}: format 1 has no hash chain; only segment checksums are checked",
@@ -204,24 +221,38 @@ fn check_manifest(cap: &Capture, expect: Expect, v: &mut Verification) {
             manifest::Manifest::most_by_pid(&m.lost_by_pid, 5)
         ));
     }
-    if let Some(want) = expect.head {
-        // Recomputed, never the stored string: a manifest rewritten with
-        // its old head, or lowered to format 1, does not pass.
-        match m.recomputed_head() {
-            Some(head) if head == want => {}
-            Some(head) => v.problems.push(format!(
-                "{}: chain head {head} is not the expected {want}",
-                mpath.display()
-            )),
-            None => v.problems.push(format!(
-                "{}: --expect-head cannot be checked: the manifest has no intact hash chain (format {}); this capture is not the one that head was printed for",
-                mpath.display(),
-                m.format_version
-            )),
-        }
+}
+
+/// The chain ends at the head the recorder printed (`--expect-head`).
+fn check_head(m: &manifest::Manifest, mpath: &Path, want: &str, v: &mut Verification) {
+    // Recomputed, never the stored string: a manifest rewritten with
+    // its old head, or lowered to format 1, does not pass.
+    match m.recomputed_head() {
+        Some(head) if head == want => {}
+        Some(head) => v.problems.push(format!(
+            "{}: chain head {head} is not the expected {want}",
+            mpath.display()
+        )),
+        None => v.problems.push(format!(
+            "{}: --expect-head cannot be checked: the manifest has no intact hash chain (format {}); this capture is not the one that head was printed for",
+            mpath.display(),
+            m.format_version
+        )),
     }
+}
+
+/// The manifest's signature under `key`, or a note that a signed capture's
+/// was not checked. Returns whether the capture is signed.
+fn check_signature(
+    cap: &Capture,
+    mpath: &Path,
+    key: Option<&VerifyingKey>,
+    v: &mut Verification,
+) -> bool {
+    let m = &cap.manifest;
+    let root = cap.files.root();
     let signed = root.exists(manifest::SIGNATURE_FILE) || m.settings.contains_key("signed");
-    match expect.key {
+    match key {
         Some(key) => {
             if let Err(e) = sign::verify_manifest_signature(root, key) {
                 v.problems.push(e);
@@ -233,13 +264,11 @@ fn check_manifest(cap: &Capture, expect: Expect, v: &mut Verification) {
         )),
         None => {}
     }
-    if m.state == CaptureState::Recording {
-        v.problems.push(format!(
-            "{}: the capture is not sealed (recorder running or killed); run `credtrail-record recover {}`",
-            mpath.display(),
-            cap.dir.display()
-        ));
-    }
+    signed
+}
+
+/// What the manifest checks proved, for the report.
+fn list_proved(m: &manifest::Manifest, expect: Expect, signed: bool, v: &mut Verification) {
     v.proved.push("every listed file, by size and sha256");
     if m.format_version >= 2 {
         v.proved.push("hash chain");

@@ -76,6 +76,7 @@ impl credtrail_cli::Tool for Cli {
 
     fn run(self, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Result<ExitCode> {
         run(self, out)?;
+        out.flush()?;
         Ok(ExitCode::SUCCESS)
     }
 }

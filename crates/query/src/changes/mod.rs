@@ -182,24 +182,67 @@ pub(crate) fn run<Q: Question>(
     q: &Q,
     limit: Option<usize>,
 ) -> Result<Answer<Q::Extra>, QueryError> {
+    let columns = read_columns(q);
+    let mut test_columns = q.test_columns();
+    test_columns.extend(f.columns());
+    let test = |b: &Batch| candidates(f, q, b);
+    let strings = Arc::new(Strings::default());
+    let reading = Reading {
+        caps,
+        q,
+        columns,
+        select: columns::Select {
+            columns: test_columns,
+            test: &test,
+        },
+        strings: &strings,
+        max_changes: max_changes::<Q::Extra>(),
+        hasher: PlRandomState::default(),
+        limit,
+    };
+    let mut shares: u64 = 1;
+    let (rows, total) = loop {
+        if let Some(read) = reading.in_shares(shares)? {
+            break read;
+        }
+        if shares >= 4096 {
+            return Err(QueryError::Invalid(format!(
+                "more logical changes than the memory budget holds even in 4096 passes ({} per pass): narrow the question (--since/--until, --node, --pod) or raise --memory-limit",
+                reading.max_changes
+            )));
+        }
+        shares *= 8;
+        tracing::debug!(shares, "logical changes exceed a pass; reading in shares");
+    };
+    Ok(Answer {
+        rows,
+        total,
+        strings,
+        names: caps.iter().map(|c| c.name.clone()).collect(),
+    })
+}
+
+/// The columns a question's changes read: [`BASE`], the key, the text
+/// kept and the question's own.
+fn read_columns<Q: Question>(q: &Q) -> Vec<&'static str> {
     let mut columns: Vec<&str> = BASE.to_vec();
     columns.extend(CHANGE_KEY);
     columns.extend(TEXT);
     columns.extend(q.columns());
-    let mut test_columns = q.test_columns();
-    test_columns.extend(f.columns());
-    let test = |b: &Batch| -> Result<Vec<bool>, QueryError> {
-        let keep = f.keep(b)?;
-        let candidate = q.prepare(b)?;
-        Ok((0..b.len())
-            .map(|i| keep.as_ref().is_none_or(|k| k[i]) && candidate(i).is_some())
-            .collect())
-    };
-    let select = columns::Select {
-        columns: test_columns,
-        test: &test,
-    };
-    let strings = Arc::new(Strings::default());
+    columns
+}
+
+/// Per row of a batch: whether the filters keep it and it is a candidate.
+fn candidates<Q: Question>(f: &Filters, q: &Q, b: &Batch) -> Result<Vec<bool>, QueryError> {
+    let keep = f.keep(b)?;
+    let candidate = q.prepare(b)?;
+    Ok((0..b.len())
+        .map(|i| keep.as_ref().is_none_or(|k| k[i]) && candidate(i).is_some())
+        .collect())
+}
+
+/// How many changes one pass may hold.
+fn max_changes<E>() -> usize {
     // Half the budget for the changes of one pass, each worker
     // holding up to all of them; the answer and the batches being read
     // need the rest. A change costs its entry, its first call and room for
@@ -207,70 +250,72 @@ pub(crate) fn run<Q: Question>(
     let budget = credtrail_cli::budget::limit().unwrap_or(usize::MAX);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let change_bytes =
-        2 * (size_of::<(Key, Hot)>() * 8 / 7 + 1 + size_of::<Cold<Q::Extra>>() + size_of::<i64>());
-    let max_changes = (budget / 2 / workers / change_bytes).max(1_000);
-    let hasher = PlRandomState::default();
-    let mut shares: u64 = 1;
-    'again: loop {
+        2 * (size_of::<(Key, Hot)>() * 8 / 7 + 1 + size_of::<Cold<E>>() + size_of::<i64>());
+    (budget / 2 / workers / change_bytes).max(1_000)
+}
+
+/// What every pass over the events for one question shares.
+struct Reading<'a, Q: Question> {
+    caps: &'a [CaptureInfo],
+    q: &'a Q,
+    columns: Vec<&'static str>,
+    select: columns::Select<'a>,
+    strings: &'a Strings,
+    max_changes: usize,
+    hasher: PlRandomState,
+    limit: Option<usize>,
+}
+
+impl<Q: Question> Reading<'_, Q> {
+    /// Reads the events once per share of the keys (`passes` shares): the
+    /// rows kept and how many changes there were; None when a share's
+    /// changes outgrow a pass.
+    #[allow(clippy::type_complexity)]
+    fn in_shares(&self, passes: u64) -> Result<Option<(Vec<Change<Q::Extra>>, usize)>, QueryError> {
         let mut kept: Vec<Change<Q::Extra>> = Vec::new();
         let mut total = 0usize;
-        let passes = shares;
         for share in 0..passes {
-            let pass = columns::fold(
-                caps,
-                credtrail_capture::EVENTS,
-                &columns,
-                Some(&select),
-                || Pass {
-                    index: PlHashMap::default(),
-                    cold: Vec::new(),
-                    tids: Vec::new(),
-                    ids: Default::default(),
-                    overflowed: false,
-                },
-                |p, b| {
-                    if p.overflowed {
-                        return Ok(());
-                    }
-                    read(p, b, q, &strings, |k| {
-                        passes == 1 || hasher.hash_one(k) % passes == share
-                    })?;
-                    if p.index.len() > max_changes {
-                        p.overflowed = true;
-                    }
-                    Ok(())
-                },
-                |a, b| a.merge(b),
-            )?;
-            if pass.overflowed || pass.index.len() > max_changes {
-                if shares >= 4096 {
-                    return Err(QueryError::Invalid(format!(
-                        "more logical changes than the memory budget holds even in 4096 passes ({} per pass): narrow the question (--since/--until, --node, --pod) or raise --memory-limit",
-                        max_changes
-                    )));
-                }
-                shares *= 8;
-                tracing::debug!(shares, "logical changes exceed a pass; reading in shares");
-                continue 'again;
+            let pass = self.pass(share, passes)?;
+            if pass.overflowed || pass.index.len() > self.max_changes {
+                return Ok(None);
             }
             total += pass.index.len();
-            kept.extend(pass.into_changes(limit));
-            if let Some(n) = limit
+            kept.extend(pass.into_changes(self.limit));
+            if let Some(n) = self.limit
                 && kept.len() > n.saturating_mul(2).max(1024)
             {
                 trim(&mut kept, n);
             }
         }
-        match limit {
+        match self.limit {
             Some(n) => trim(&mut kept, n),
             None => kept.sort_unstable_by_key(Change::order),
         }
-        return Ok(Answer {
-            rows: kept,
-            total,
-            strings,
-            names: caps.iter().map(|c| c.name.clone()).collect(),
-        });
+        Ok(Some((kept, total)))
+    }
+
+    /// One read of the events, keeping the changes of share `share`.
+    fn pass(&self, share: u64, passes: u64) -> Result<Pass<Q::Extra>, QueryError> {
+        columns::fold(
+            self.caps,
+            credtrail_capture::EVENTS,
+            &self.columns,
+            Some(&self.select),
+            Pass::new,
+            |p, b| {
+                if p.overflowed {
+                    return Ok(());
+                }
+                read(p, b, self.q, self.strings, |k| {
+                    passes == 1 || self.hasher.hash_one(k) % passes == share
+                })?;
+                if p.index.len() > self.max_changes {
+                    p.overflowed = true;
+                }
+                Ok(())
+            },
+            |a, b| a.merge(b),
+        )
     }
 }
 
@@ -294,80 +339,132 @@ fn read<Q: Question>(
     strings: &Strings,
     mine: impl Fn(&Key) -> bool,
 ) -> Result<(), QueryError> {
-    let time = b.times("time")?;
-    let time_ns = b.need_ints(storage_time_ns())?;
-    let (pid, tid) = (b.need_ints("pid")?, b.need_ints("tid")?);
-    let args = [
-        b.need_ints("arg0")?,
-        b.need_ints("arg1")?,
-        b.need_ints("arg2")?,
-    ];
-    let ret = b.need_ints("ret")?;
-    let repeat = b.ints(crate::REPEAT_COUNT);
-    let [node_ids, exec_ids, syscall_ids, rest @ ..] = &mut p.ids;
-    let node = node_ids.of(strings, b, "node_name");
-    let exec = exec_ids.of(strings, b, "exec_id");
-    let syscall = syscall_ids.of(strings, b, "syscall");
-    let text: Vec<Ids> = rest
-        .iter_mut()
-        .zip(TEXT)
-        .map(|(ids, name)| ids.of(strings, b, name))
-        .collect();
-    let value = |a: &arrow::array::Int64Array, i: usize| columns::int(a, i).unwrap_or(0);
+    let rows = Rows::new(b, &mut p.ids, strings)?;
     let extra_of = q.prepare(b)?;
     for i in 0..b.len() {
         let Some(extra) = extra_of(i) else {
             continue;
         };
-        let key = Key {
-            cap: b.cap as u32,
-            node: node.id(i),
-            exec: exec.id(i),
-            syscall: syscall.id(i),
-            pid: value(pid, i),
-            args: [value(args[0], i), value(args[1], i), value(args[2], i)],
-            ret: value(ret, i),
-        };
+        let key = rows.key(i);
         if !mine(&key) {
             continue;
         }
-        let calls = columns::opt_int(repeat, i).map_or(1, |n| n.max(1) as u64);
-        let time_us = if time.is_null(i) {
-            i64::MAX
-        } else {
-            time.value(i)
-        };
-        let time_ns = columns::int(time_ns, i).unwrap_or(i64::MAX);
-        let (tid, order) = (value(tid, i), b.order(i));
+        let call = rows.call(i);
         if let Some(hot) = p.index.get_mut(&key) {
-            hot.time_us = hot.time_us.min(time_us);
-            hot.time_ns = hot.time_ns.min(time_ns);
-            hot.calls = hot.calls.saturating_add(calls);
-            if tid != hot.tid {
-                add_tid(&mut p.tids, hot, tid);
+            hot.time_us = hot.time_us.min(call.time_us);
+            hot.time_ns = hot.time_ns.min(call.time_ns);
+            hot.calls = hot.calls.saturating_add(call.calls);
+            if call.tid != hot.tid {
+                add_tid(&mut p.tids, hot, call.tid);
             }
             // A worker reads its parts in input order, so a later row is
             // never a first call: the cold part is not touched.
             continue;
         }
-        p.add(
-            key,
-            Hot {
-                time_us,
-                time_ns,
-                calls,
-                tid,
-                more: NONE,
-                at: 0,
-            },
-            Cold {
-                first: order,
-                strings: std::array::from_fn(|s| text[s].id(i)),
-                extra,
-            },
-        );
+        let cold = Cold {
+            first: b.order(i),
+            strings: std::array::from_fn(|s| rows.text[s].id(i)),
+            extra,
+        };
+        p.add(key, call, cold);
     }
     Ok(())
+}
+
+/// A batch's columns that make its rows' keys and calls.
+struct Rows<'b> {
+    cap: u32,
+    time: &'b arrow::array::TimestampMicrosecondArray,
+    time_ns: &'b arrow::array::Int64Array,
+    pid: &'b arrow::array::Int64Array,
+    tid: &'b arrow::array::Int64Array,
+    args: [&'b arrow::array::Int64Array; 3],
+    ret: &'b arrow::array::Int64Array,
+    repeat: Option<&'b arrow::array::Int64Array>,
+    node: Ids,
+    exec: Ids,
+    syscall: Ids,
+    /// The kept strings' ids, as [`TEXT`].
+    text: Vec<Ids>,
+}
+
+impl<'b> Rows<'b> {
+    fn new(b: &'b Batch, ids: &mut [TextIds; 10], strings: &Strings) -> Result<Self, QueryError> {
+        let time = b.times("time")?;
+        let time_ns = b.need_ints(storage_time_ns())?;
+        let (pid, tid) = (b.need_ints("pid")?, b.need_ints("tid")?);
+        let args = [
+            b.need_ints("arg0")?,
+            b.need_ints("arg1")?,
+            b.need_ints("arg2")?,
+        ];
+        let ret = b.need_ints("ret")?;
+        let repeat = b.ints(crate::REPEAT_COUNT);
+        let [node_ids, exec_ids, syscall_ids, rest @ ..] = ids;
+        let node = node_ids.of(strings, b, "node_name");
+        let exec = exec_ids.of(strings, b, "exec_id");
+        let syscall = syscall_ids.of(strings, b, "syscall");
+        let text: Vec<Ids> = rest
+            .iter_mut()
+            .zip(TEXT)
+            .map(|(ids, name)| ids.of(strings, b, name))
+            .collect();
+        Ok(Rows {
+            cap: b.cap as u32,
+            time,
+            time_ns,
+            pid,
+            tid,
+            args,
+            ret,
+            repeat,
+            node,
+            exec,
+            syscall,
+            text,
+        })
+    }
+
+    /// Row `i`'s change.
+    fn key(&self, i: usize) -> Key {
+        Key {
+            cap: self.cap,
+            node: self.node.id(i),
+            exec: self.exec.id(i),
+            syscall: self.syscall.id(i),
+            pid: value(self.pid, i),
+            args: [
+                value(self.args[0], i),
+                value(self.args[1], i),
+                value(self.args[2], i),
+            ],
+            ret: value(self.ret, i),
+        }
+    }
+
+    /// Row `i` as a change's one call (no other threads, not yet placed).
+    fn call(&self, i: usize) -> Hot {
+        let calls = columns::opt_int(self.repeat, i).map_or(1, |n| n.max(1) as u64);
+        let time_us = if self.time.is_null(i) {
+            i64::MAX
+        } else {
+            self.time.value(i)
+        };
+        let time_ns = columns::int(self.time_ns, i).unwrap_or(i64::MAX);
+        Hot {
+            time_us,
+            time_ns,
+            calls,
+            tid: value(self.tid, i),
+            more: NONE,
+            at: 0,
+        }
+    }
+}
+
+/// An integer column's value, 0 when null.
+fn value(a: &arrow::array::Int64Array, i: usize) -> i64 {
+    columns::int(a, i).unwrap_or(0)
 }
 
 /// Adds a thread to a change other threads made.
@@ -384,6 +481,16 @@ fn add_tid(lists: &mut Vec<Vec<i64>>, hot: &mut Hot, tid: i64) {
 }
 
 impl<E> Pass<E> {
+    fn new() -> Self {
+        Pass {
+            index: PlHashMap::default(),
+            cold: Vec::new(),
+            tids: Vec::new(),
+            ids: Default::default(),
+            overflowed: false,
+        }
+    }
+
     fn add(&mut self, key: Key, mut hot: Hot, cold: Cold<E>) {
         hot.at = u32::try_from(self.cold.len()).unwrap_or(NONE);
         self.cold.push(cold);

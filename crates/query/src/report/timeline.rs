@@ -153,8 +153,57 @@ pub fn layout(
             cells: Vec::new(),
         });
     }
+    let order = lane_order(&counted, &placed);
+    let keep = if order.len() > MAX_LANES {
+        MAX_LANES - 1
+    } else {
+        order.len()
+    };
+    let index: HashMap<(String, String), usize> = order
+        .iter()
+        .take(keep)
+        .enumerate()
+        .map(|(i, k)| ((*k).clone(), i))
+        .collect();
+    let rest = &order[keep..];
+    let mut lanes: Vec<Lane> = order
+        .iter()
+        .take(keep)
+        .map(|k| counted[*k].clone())
+        .collect();
+    let mut notes = Vec::new();
+    if !rest.is_empty() {
+        let other = merged_lane(&counted, rest);
+        notes.push(format!(
+            "{} pods and processes with the fewest events are drawn as one lane ({} events)",
+            rest.len(),
+            other.events
+        ));
+        lanes.push(other);
+    }
+    if several_nodes {
+        name_nodes(&mut lanes);
+    }
+    let other = lanes.len().saturating_sub(1);
+    let marks = placed
+        .into_iter()
+        .map(|p| {
+            let mut m = p.mark;
+            m.lane = index.get(&p.key).copied().unwrap_or(other);
+            m
+        })
+        .collect();
+    (lanes, marks, notes)
+}
+
+/// Every lane's key in drawing order: lanes with marks first (by their
+/// first mark), then the busiest, then by key.
+fn lane_order<'c>(
+    counted: &'c BTreeMap<(String, String), Lane>,
+    placed: &[Placed],
+) -> Vec<&'c (String, String)> {
     let mut first_mark: HashMap<&(String, String), i64> = HashMap::new();
-    for p in &placed {
+    for p in placed {
         let t = first_mark.entry(&p.key).or_insert(p.mark.t_us);
         *t = (*t).min(p.mark.t_us);
     }
@@ -168,64 +217,36 @@ pub fn layout(
         };
         rank(a).cmp(&rank(b)).then(a.cmp(b))
     });
-    let keep = if order.len() > MAX_LANES {
-        MAX_LANES - 1
-    } else {
-        order.len()
+    order
+}
+
+/// The lanes `rest` of `counted` drawn as one.
+fn merged_lane(counted: &BTreeMap<(String, String), Lane>, rest: &[&(String, String)]) -> Lane {
+    let mut other = Lane {
+        node: String::new(),
+        label: format!("{} other lanes", rest.len()),
+        events: 0,
+        cells: Vec::new(),
     };
-    let index: HashMap<(String, String), usize> = order
-        .iter()
-        .take(keep)
-        .enumerate()
-        .map(|(i, k)| ((*k).clone(), i))
-        .collect();
-    let rest: Vec<(String, String)> = order.iter().skip(keep).map(|k| (*k).clone()).collect();
-    let mut lanes: Vec<Lane> = order
-        .iter()
-        .take(keep)
-        .map(|k| counted[*k].clone())
-        .collect();
-    let mut notes = Vec::new();
-    if !rest.is_empty() {
-        let mut other = Lane {
-            node: String::new(),
-            label: format!("{} other lanes", rest.len()),
-            events: 0,
-            cells: Vec::new(),
-        };
-        let mut merged: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-        for k in &rest {
-            let lane = &counted[k];
-            other.events += lane.events;
-            for (b, n, r) in &lane.cells {
-                let e = merged.entry(*b).or_default();
-                e.0 += n;
-                e.1 += r;
-            }
-        }
-        other.cells = merged.into_iter().map(|(b, (n, r))| (b, n, r)).collect();
-        notes.push(format!(
-            "{} pods and processes with the fewest events are drawn as one lane ({} events)",
-            rest.len(),
-            other.events
-        ));
-        lanes.push(other);
-    }
-    if several_nodes {
-        for lane in &mut lanes {
-            if !lane.node.is_empty() {
-                lane.label = format!("{}: {}", lane.node, lane.label);
-            }
+    let mut merged: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for k in rest {
+        let lane = &counted[*k];
+        other.events += lane.events;
+        for (b, n, r) in &lane.cells {
+            let e = merged.entry(*b).or_default();
+            e.0 += n;
+            e.1 += r;
         }
     }
-    let other = lanes.len().saturating_sub(1);
-    let marks = placed
-        .into_iter()
-        .map(|p| {
-            let mut m = p.mark;
-            m.lane = index.get(&p.key).copied().unwrap_or(other);
-            m
-        })
-        .collect();
-    (lanes, marks, notes)
+    other.cells = merged.into_iter().map(|(b, (n, r))| (b, n, r)).collect();
+    other
+}
+
+/// Names each lane's node in its label (when the lane has one).
+fn name_nodes(lanes: &mut [Lane]) {
+    for lane in lanes {
+        if !lane.node.is_empty() {
+            lane.label = format!("{}: {}", lane.node, lane.label);
+        }
+    }
 }
