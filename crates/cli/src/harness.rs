@@ -100,7 +100,7 @@ pub fn tool_main<T: Tool>() -> std::process::ExitCode {
 /// (under JSON the error line is a log record too), runs `run` with panics
 /// turned into errors, a closed stdout taken as success, any other error
 /// one line, exit status 1.
-pub fn main_logged(
+fn main_logged(
     program: &str,
     log_level: &str,
     format: LogFormat,

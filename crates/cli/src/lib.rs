@@ -8,4 +8,4 @@ mod harness;
 pub mod progress;
 pub mod term;
 
-pub use harness::{LogFormat, Tool, is_broken_pipe, main_logged, run_guarded, say, tool_main};
+pub use harness::{LogFormat, Tool, is_broken_pipe, run_guarded, say, tool_main};

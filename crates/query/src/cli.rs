@@ -202,14 +202,14 @@ fn gather(
     cli: &Cli,
     trust: Trust,
     err: &mut dyn Write,
-) -> Result<(Vec<CaptureInfo>, credtrail_ship::fetch::Localized), QueryError> {
+) -> Result<(Vec<CaptureInfo>, credtrail_ship::localize::Localized), QueryError> {
     let prune = credtrail_ship::fetch::Prune {
         node: cli.filters.node.clone(),
         since_ns: cli.filters.since,
         until_ns: cli.filters.until,
         everything: false,
     };
-    let local = credtrail_ship::fetch::localize(&cli.paths, cli.endpoint.as_deref(), &prune)?;
+    let local = credtrail_ship::localize::localize(&cli.paths, cli.endpoint.as_deref(), &prune)?;
     for note in &local.notes {
         let _ = writeln!(err, "credtrail-query: {}", safe(note));
     }

@@ -192,7 +192,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::
         everything: cli.verify,
         ..Default::default()
     };
-    let local = credtrail_ship::fetch::localize(&cli.captures, cli.endpoint.as_deref(), &prune)?;
+    let local = credtrail_ship::localize::localize(&cli.captures, cli.endpoint.as_deref(), &prune)?;
     if cli.verify {
         let key = cli
             .pubkey

@@ -13,7 +13,7 @@ use credtrail_cli::progress::Progress;
 use credtrail_cli::term::safe;
 use credtrail_pipeline::playback::{enricher, open};
 use credtrail_pipeline::sink::{Record, Sink};
-use credtrail_ship::fetch::Localized;
+use credtrail_ship::localize::Localized;
 
 /// Problems `--verify` prints at most, per capture.
 const MAX_PROBLEM_LINES: usize = 20;

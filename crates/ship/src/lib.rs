@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod fetch;
 pub mod follow;
+pub mod localize;
 pub mod store;
 pub mod upload;
 
